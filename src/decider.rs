@@ -1,0 +1,263 @@
+//! The pure core: `decide(state, command) -> events` and `apply(views, event)`. No I/O, no clock.
+//!
+//! Every rule of the API about state lives here. The state is read through [`State`] so the same
+//! code runs against the in-memory fold ([`crate::views::MemViews`]) and against a commit batch
+//! layered over the store.
+
+use crate::domain::{email_key, ApiAccess, Caller, NewUser, User, UserChanges, UserId, UserStatus, UserType};
+use crate::error::{Error, Result};
+use crate::event::Event;
+
+/// A validated request that may change state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// CreateUser; the id is chosen by the caller of `decide` so that `decide` stays pure.
+    CreateUser {
+        /// The id the new user gets.
+        user_id: UserId,
+        /// Its profile.
+        user: NewUser,
+    },
+    /// UpdateUser.
+    UpdateUser {
+        /// The user.
+        user_id: UserId,
+        /// The fields to set.
+        changes: UserChanges,
+    },
+    /// EnableUser.
+    EnableUser {
+        /// The user.
+        user_id: UserId,
+    },
+    /// DisableUser.
+    DisableUser {
+        /// The user.
+        user_id: UserId,
+    },
+}
+
+/// Configured quotas that decisions respect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// The most users that may be ENABLED at once; `None` for no limit.
+    pub max_enabled_users: Option<u64>,
+}
+
+/// Read access to the views a decision needs.
+pub trait State {
+    /// The user with this id.
+    fn user(&self, user_id: &str) -> Result<Option<User>>;
+    /// The id of the user holding this email key (see [`email_key`]).
+    fn email_owner(&self, email_key: &str) -> Result<Option<UserId>>;
+    /// How many users are ENABLED.
+    fn enabled_users(&self) -> Result<u64>;
+}
+
+/// Write access to the views, used by [`apply`].
+pub trait Views: State {
+    /// Stores a user record.
+    fn put_user(&mut self, user: User);
+    /// Points an email key at a user.
+    fn put_email(&mut self, email_key: String, user_id: UserId);
+    /// Sets the count of ENABLED users.
+    fn set_enabled_users(&mut self, count: u64);
+}
+
+/// What a caller asks to do, for [`authorize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read users.
+    Read,
+    /// Create, change, enable or disable users.
+    Manage,
+}
+
+/// Checks that `caller` may make a request of kind `access`.
+///
+/// `System` may do anything. A user caller must exist, be ENABLED and have apiAccess ENABLED;
+/// only a SUPER_USER may manage.
+pub fn authorize(state: &impl State, caller: &Caller, access: Access) -> Result<()> {
+    let Caller::User(id) = caller else { return Ok(()) };
+    let denied = |why: &str| {
+        Err(Error::AccessDenied {
+            message: format!("Caller {id} {why}"),
+        })
+    };
+    let Some(user) = state.user(id)? else {
+        return denied("is not a user of this ledger");
+    };
+    if user.status != UserStatus::Enabled {
+        return denied("is not ENABLED");
+    }
+    if user.api_access != Some(ApiAccess::Enabled) {
+        return denied("does not have apiAccess ENABLED");
+    }
+    if access == Access::Manage && user.user_type != UserType::SuperUser {
+        return denied("is not a SUPER_USER");
+    }
+    Ok(())
+}
+
+/// Decides what events `command` by `caller` causes in `state`, or why it is refused.
+///
+/// An empty list means the request succeeds and changes nothing (a no-op).
+pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Command) -> Result<Vec<Event>> {
+    authorize(state, caller, Access::Manage)?;
+    match command {
+        Command::CreateUser { user_id, user } => {
+            if let Some(owner) = state.email_owner(&email_key(&user.email_address))? {
+                return Err(Error::Conflict {
+                    message: format!(
+                        "A user with email address {} already exists (userId {owner})",
+                        user.email_address
+                    ),
+                    reason: Some("EMAIL_ALREADY_EXISTS".into()),
+                });
+            }
+            if state.user(user_id)?.is_some() {
+                return Err(Error::Conflict {
+                    message: format!("A user with userId {user_id} already exists"),
+                    reason: Some("USER_ID_ALREADY_EXISTS".into()),
+                });
+            }
+            check_enabled_quota(state, limits)?;
+            Ok(vec![Event::Created {
+                user_id: user_id.clone(),
+                user: user.clone(),
+            }])
+        }
+        Command::UpdateUser { user_id, changes } => {
+            let current = existing(state, user_id)?;
+            let changes = changed_fields(&current, changes);
+            Ok(if changes.is_empty() {
+                vec![]
+            } else {
+                vec![Event::Updated {
+                    user_id: user_id.clone(),
+                    changes,
+                }]
+            })
+        }
+        Command::EnableUser { user_id } => match existing(state, user_id)?.status {
+            UserStatus::Enabled => Ok(vec![]),
+            UserStatus::Disabled | UserStatus::Creating => {
+                check_enabled_quota(state, limits)?;
+                Ok(vec![Event::Enabled {
+                    user_id: user_id.clone(),
+                }])
+            }
+        },
+        Command::DisableUser { user_id } => match existing(state, user_id)?.status {
+            UserStatus::Disabled => Ok(vec![]),
+            UserStatus::Enabled | UserStatus::Creating => Ok(vec![Event::Disabled {
+                user_id: user_id.clone(),
+            }]),
+        },
+    }
+}
+
+fn existing(state: &impl State, user_id: &str) -> Result<User> {
+    state.user(user_id)?.ok_or_else(|| Error::ResourceNotFound {
+        message: format!("User {user_id} does not exist"),
+    })
+}
+
+fn check_enabled_quota(state: &impl State, limits: &Limits) -> Result<()> {
+    match limits.max_enabled_users {
+        Some(max) if state.enabled_users()? >= max => Err(Error::LimitExceeded {
+            message: format!("The limit of {max} enabled users is reached"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Keeps only the fields of `requested` that differ from `current`.
+fn changed_fields(current: &User, requested: &UserChanges) -> UserChanges {
+    fn differs<T: PartialEq + Clone>(new: &Option<T>, old: Option<&T>) -> Option<T> {
+        new.as_ref().filter(|n| Some(*n) != old).cloned()
+    }
+    UserChanges {
+        user_type: differs(&requested.user_type, Some(&current.user_type)),
+        first_name: differs(&requested.first_name, current.first_name.as_ref()),
+        last_name: differs(&requested.last_name, current.last_name.as_ref()),
+        api_access: differs(&requested.api_access, current.api_access.as_ref()),
+        api_access_principal_arn: differs(
+            &requested.api_access_principal_arn,
+            current.api_access_principal_arn.as_ref(),
+        ),
+    }
+}
+
+/// Folds one event, which happened at `time_ms`, into the views.
+///
+/// Errors only if the views cannot be read, or if the event contradicts them (a corrupt log).
+pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> {
+    let user_id = event.user_id();
+    let before = views.user(user_id)?;
+    let was_enabled = before.as_ref().is_some_and(|u| u.status == UserStatus::Enabled);
+    let user = match (before, event) {
+        (None, Event::Created { user_id, user }) => {
+            views.put_email(email_key(&user.email_address), user_id.clone());
+            User {
+                user_id: user_id.clone(),
+                status: UserStatus::Enabled,
+                first_name: user.first_name.clone(),
+                last_name: user.last_name.clone(),
+                email_address: user.email_address.clone(),
+                user_type: user.user_type,
+                api_access: user.api_access,
+                api_access_principal_arn: user.api_access_principal_arn.clone(),
+                create_time: time_ms,
+                last_enabled_time: Some(time_ms),
+                last_disabled_time: None,
+                last_modified_time: time_ms,
+                last_login_time: None,
+            }
+        }
+        (Some(mut user), Event::Updated { changes, .. }) => {
+            let c = changes.clone();
+            user.user_type = c.user_type.unwrap_or(user.user_type);
+            user.first_name = c.first_name.or(user.first_name);
+            user.last_name = c.last_name.or(user.last_name);
+            user.api_access = c.api_access.or(user.api_access);
+            user.api_access_principal_arn = c.api_access_principal_arn.or(user.api_access_principal_arn);
+            user.last_modified_time = time_ms;
+            user
+        }
+        (Some(mut user), Event::Enabled { .. }) => {
+            user.status = UserStatus::Enabled;
+            user.last_enabled_time = Some(time_ms);
+            user.last_modified_time = time_ms;
+            user
+        }
+        (Some(mut user), Event::Disabled { .. }) => {
+            user.status = UserStatus::Disabled;
+            user.last_disabled_time = Some(time_ms);
+            user.last_modified_time = time_ms;
+            user
+        }
+        (before, event) => {
+            return Err(Error::internal(format_args!(
+                "corrupt log: {} event for user {user_id}, which {}",
+                event.kind(),
+                if before.is_some() {
+                    "exists already"
+                } else {
+                    "does not exist"
+                }
+            )))
+        }
+    };
+    let is_enabled = user.status == UserStatus::Enabled;
+    if was_enabled != is_enabled {
+        let enabled = views.enabled_users()?;
+        views.set_enabled_users(if is_enabled {
+            enabled + 1
+        } else {
+            enabled.saturating_sub(1)
+        });
+    }
+    views.put_user(user);
+    Ok(())
+}

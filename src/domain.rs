@@ -1,0 +1,163 @@
+//! Domain types: the user record, its enums, and who makes a request.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, Rule};
+
+/// A FinSpace user id: a ULID string of 26 characters.
+pub type UserId = String;
+
+/// Defines a wire enum whose values are the model's SCREAMING_CASE strings.
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            /// Every wire value, in model order.
+            pub const VALUES: &'static [&'static str] = &[$($wire),+];
+
+            /// The value as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            /// Parses a wire value; a ValidationException names `field` otherwise.
+            pub fn parse(field: &str, value: &str) -> Result<Self> {
+                match value {
+                    $($wire => Ok($name::$variant),)+
+                    _ => Err(Error::validation(field, Rule::Enum(Self::VALUES))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// What a user may do in FinSpace.
+    UserType {
+        /// Full access, including managing users.
+        SuperUser = "SUPER_USER",
+        /// Access through permission groups only.
+        AppUser = "APP_USER",
+    }
+);
+
+wire_enum!(
+    /// Whether a user is active.
+    UserStatus {
+        /// Never observed here: creation is synchronous (see DESIGN.md).
+        Creating = "CREATING",
+        /// The user can act.
+        Enabled = "ENABLED",
+        /// The user cannot act.
+        Disabled = "DISABLED",
+    }
+);
+
+wire_enum!(
+    /// Whether a user may obtain programmatic credentials.
+    ApiAccess {
+        /// Programmatic access allowed.
+        Enabled = "ENABLED",
+        /// Programmatic access refused.
+        Disabled = "DISABLED",
+    }
+);
+
+/// Who makes a request; recorded in every event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Caller {
+    /// The host service itself.
+    System,
+    /// A ledger user acting through the host.
+    User(UserId),
+}
+
+/// The profile a user is created with (the members of CreateUser, validated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewUser {
+    /// Email address as given; unique case-insensitively.
+    pub email_address: String,
+    /// SUPER_USER or APP_USER.
+    pub user_type: UserType,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Programmatic access.
+    pub api_access: Option<ApiAccess>,
+    /// IAM role allowed to obtain credentials for the user.
+    pub api_access_principal_arn: Option<String>,
+}
+
+/// Fields an UpdateUser sets; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserChanges {
+    /// New type.
+    pub user_type: Option<UserType>,
+    /// New given name.
+    pub first_name: Option<String>,
+    /// New family name.
+    pub last_name: Option<String>,
+    /// New programmatic access.
+    pub api_access: Option<ApiAccess>,
+    /// New IAM role.
+    pub api_access_principal_arn: Option<String>,
+}
+
+impl UserChanges {
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == UserChanges::default()
+    }
+}
+
+/// A user as GetUser returns it; also the record kept in the users view.
+///
+/// Optional members serialize as `null`; the JSON shells (CLI, host) omit them, as the API does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// The user's id.
+    pub user_id: UserId,
+    /// ENABLED or DISABLED.
+    pub status: UserStatus,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Email address as given at creation.
+    pub email_address: String,
+    /// SUPER_USER or APP_USER.
+    #[serde(rename = "type")]
+    pub user_type: UserType,
+    /// Programmatic access.
+    pub api_access: Option<ApiAccess>,
+    /// IAM role allowed to obtain credentials for the user.
+    pub api_access_principal_arn: Option<String>,
+    /// Epoch ms of the Created event.
+    pub create_time: i64,
+    /// Epoch ms of the latest Created or Enabled event.
+    pub last_enabled_time: Option<i64>,
+    /// Epoch ms of the latest Disabled event.
+    pub last_disabled_time: Option<i64>,
+    /// Epoch ms of the latest event about the user.
+    pub last_modified_time: i64,
+    /// Epoch ms of the latest login; absent until the host records logins.
+    pub last_login_time: Option<i64>,
+}
+
+/// The key of the email index: emails are unique case-insensitively.
+pub fn email_key(email: &str) -> String {
+    email.to_lowercase()
+}

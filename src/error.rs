@@ -1,0 +1,168 @@
+//! The one error type of the engine: its variants are the AWS error kinds of the FinSpace API.
+
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error as the FinSpace API would return it; `status()` and `wire_name()` give its HTTP form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A request member broke a rule of the API model (400).
+    #[error("1 validation error detected: Value at '{field}' failed to satisfy constraint: {rule}")]
+    Validation {
+        /// The member's wire name, e.g. `emailAddress`.
+        field: String,
+        /// The rule it broke.
+        rule: Rule,
+    },
+    /// The request conflicts with the current state (409).
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+        /// A machine-readable cause, where there is one.
+        reason: Option<String>,
+    },
+    /// The named resource does not exist (404).
+    #[error("{message}")]
+    ResourceNotFound {
+        /// What was not found.
+        message: String,
+    },
+    /// A resource with that identity exists already (409).
+    #[error("{message}")]
+    ResourceAlreadyExists {
+        /// What exists already.
+        message: String,
+    },
+    /// The caller may not do this (403).
+    #[error("{message}")]
+    AccessDenied {
+        /// Why the caller was refused.
+        message: String,
+    },
+    /// A configured quota would be passed (400).
+    #[error("{message}")]
+    LimitExceeded {
+        /// Which quota.
+        message: String,
+    },
+    /// The write queue is full; try again (429).
+    #[error("{message}")]
+    Throttling {
+        /// Why the request was refused.
+        message: String,
+    },
+    /// Storage failed or holds corrupt bytes (500).
+    #[error("{message}")]
+    InternalServer {
+        /// What failed, and where.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The HTTP status the FinSpace API answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Validation { .. } | Error::LimitExceeded { .. } => 400,
+            Error::AccessDenied { .. } => 403,
+            Error::ResourceNotFound { .. } => 404,
+            Error::Conflict { .. } | Error::ResourceAlreadyExists { .. } => 409,
+            Error::Throttling { .. } => 429,
+            Error::InternalServer { .. } => 500,
+        }
+    }
+
+    /// The error's name on the wire (`__type`), e.g. `ValidationException`.
+    pub fn wire_name(&self) -> &'static str {
+        match self {
+            Error::Validation { .. } => "ValidationException",
+            Error::Conflict { .. } => "ConflictException",
+            Error::ResourceNotFound { .. } => "ResourceNotFoundException",
+            Error::ResourceAlreadyExists { .. } => "ResourceAlreadyExistsException",
+            Error::AccessDenied { .. } => "AccessDeniedException",
+            Error::LimitExceeded { .. } => "LimitExceededException",
+            Error::Throttling { .. } => "ThrottlingException",
+            Error::InternalServer { .. } => "InternalServerException",
+        }
+    }
+
+    /// The `reason` member of the wire error, where the kind has one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Error::Conflict { reason, .. } => reason.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A validation error naming `field` and the `rule` it broke.
+    pub fn validation(field: impl Into<String>, rule: Rule) -> Self {
+        Error::Validation {
+            field: field.into(),
+            rule,
+        }
+    }
+
+    /// A storage or corruption failure; `what` says what failed and where.
+    pub fn internal(what: impl fmt::Display) -> Self {
+        Error::InternalServer {
+            message: what.to_string(),
+        }
+    }
+}
+
+/// A rule of the API model that a request member can break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// The member is required but absent.
+    Required,
+    /// The string (or map) is shorter than this many characters (entries).
+    MinLength(usize),
+    /// The string (or map) is longer than this many characters (entries).
+    MaxLength(usize),
+    /// The string does not match this regular expression.
+    Pattern(&'static str),
+    /// The string must not start with this prefix.
+    ForbiddenPrefix(&'static str),
+    /// The string is not one of these values.
+    Enum(&'static [&'static str]),
+    /// The number is below this minimum.
+    MinValue(i64),
+    /// The number is above this maximum.
+    MaxValue(i64),
+    /// The pagination token was not issued by this ledger for this listing.
+    InvalidToken,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Required => write!(f, "Member must not be null"),
+            Rule::MinLength(n) => write!(f, "Member must have length greater than or equal to {n}"),
+            Rule::MaxLength(n) => write!(f, "Member must have length less than or equal to {n}"),
+            Rule::Pattern(p) => write!(f, "Member must satisfy regular expression pattern: {p}"),
+            Rule::ForbiddenPrefix(p) => write!(f, "Member must not start with '{p}'"),
+            Rule::Enum(values) => write!(f, "Member must satisfy enum value set: [{}]", values.join(", ")),
+            Rule::MinValue(n) => write!(f, "Member must have value greater than or equal to {n}"),
+            Rule::MaxValue(n) => write!(f, "Member must have value less than or equal to {n}"),
+            Rule::InvalidToken => write!(
+                f,
+                "Member must be a token returned by a previous call of this operation"
+            ),
+        }
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Error::internal(format_args!("storage error: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::internal(format_args!("I/O error: {e}"))
+    }
+}

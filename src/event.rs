@@ -1,0 +1,86 @@
+//! Events: the facts appended to the log, and the envelope that records who, when and in what order.
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use crate::domain::{Caller, NewUser, UserChanges, UserId};
+
+/// One state change. New variants go at the end: the codec numbers variants by position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A user was created, ENABLED.
+    Created {
+        /// The new user's id.
+        user_id: UserId,
+        /// The profile it was created with.
+        user: NewUser,
+    },
+    /// Some fields of a user changed; only the changed ones are set.
+    Updated {
+        /// The user.
+        user_id: UserId,
+        /// The fields that changed, to their new values.
+        changes: UserChanges,
+    },
+    /// A DISABLED user was enabled.
+    Enabled {
+        /// The user.
+        user_id: UserId,
+    },
+    /// An ENABLED user was disabled.
+    Disabled {
+        /// The user.
+        user_id: UserId,
+    },
+}
+
+impl Event {
+    /// The user the event is about.
+    pub fn user_id(&self) -> &str {
+        match self {
+            Event::Created { user_id, .. }
+            | Event::Updated { user_id, .. }
+            | Event::Enabled { user_id }
+            | Event::Disabled { user_id } => user_id,
+        }
+    }
+
+    /// The event's name, as the audit log shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Created { .. } => "Created",
+            Event::Updated { .. } => "Updated",
+            Event::Enabled { .. } => "Enabled",
+            Event::Disabled { .. } => "Disabled",
+        }
+    }
+}
+
+/// An event with its position and provenance, as stored in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Position in the log: dense, from 1.
+    pub seq: u64,
+    /// Globally unique id of the event.
+    #[serde(with = "ulid::serde::ulid_as_u128")]
+    pub event_id: Ulid,
+    /// Epoch ms; never decreases along the log.
+    pub time_ms: i64,
+    /// Who made the request.
+    pub caller: Caller,
+    /// The request's clientToken, if it had one.
+    pub client_token: Option<String>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// A stored envelope with the links of the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// Hash of the previous envelope (all zeros for seq 1).
+    pub prev_hash: [u8; 32],
+    /// `blake3(prev_hash ‖ encoded envelope)`.
+    pub hash: [u8; 32],
+}

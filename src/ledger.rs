@@ -1,0 +1,350 @@
+//! The public handle: validates requests, commits them through the writer, serves reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use ulid::Ulid;
+
+use crate::clock::{Clock, SystemClock};
+use crate::decider::{self, Access, Command, Limits, State};
+use crate::domain::{Caller, User};
+use crate::error::{Error, Result};
+use crate::event::{Event, Sealed};
+use crate::page::PageTokens;
+use crate::request::{
+    validate_client_token, validate_user_id, CreateUserRequest, ListUsersResponse, UpdateUserRequest,
+    UserIdResponse,
+};
+use crate::store::{Head, Store};
+use crate::validate;
+use crate::views::Rows;
+use crate::writer::{WriteRequest, Writer};
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After it is on disk: sled's flush plus an fdatasync of the data file.
+    Immediate,
+    /// At once; a background thread makes writes durable every period.
+    Periodic(Duration),
+}
+
+/// How to open a ledger.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The database directory.
+    pub path: PathBuf,
+    /// When writes are acknowledged.
+    pub durability: Durability,
+    /// sled's page cache, in bytes.
+    pub cache_capacity: u64,
+    /// Quotas.
+    pub limits: Limits,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The default page cache: 64 MiB, not sled's 1 GiB, since the ledger is embedded in a host.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+impl Config {
+    /// Defaults for the database at `path`: Immediate durability, 64 MiB cache, no quota, system clock.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Config {
+            path: path.as_ref().to_owned(),
+            durability: Durability::Immediate,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Sets the durability.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets sled's cache size in bytes.
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// Limits how many users may be ENABLED at once.
+    pub fn max_enabled_users(mut self, max: u64) -> Self {
+        self.limits.max_enabled_users = Some(max);
+        self
+    }
+
+    /// Sets the clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+}
+
+/// A ledger of users: `Send + Sync`, cheap to clone; clones share one database.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    writer: Mutex<Writer>,
+    config: Config,
+    pages: PageTokens,
+    /// Set when making writes durable failed: the disk state is unknown, so writes stop.
+    poisoned: Arc<AtomicBool>,
+    /// The periodic flusher, stopped (after a last sync) when the ledger is dropped.
+    _flusher: Option<Flusher>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("path", &self.config.path)
+            .finish_non_exhaustive()
+    }
+}
+
+const USERS_SCOPE: &str = "users";
+
+impl Ledger {
+    /// Opens (or creates) the ledger `config` describes.
+    pub fn open(config: Config) -> Result<Ledger> {
+        let (store, head, secret) = Store::open(&config.path, config.cache_capacity)?;
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let flusher = match config.durability {
+            Durability::Immediate => None,
+            Durability::Periodic(period) => Some(Flusher::spawn(store.clone(), period, poisoned.clone())),
+        };
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                store,
+                writer: Mutex::new(Writer::new(head)),
+                config,
+                pages: PageTokens::new(secret),
+                poisoned,
+                _flusher: flusher,
+            }),
+        })
+    }
+
+    /// Opens the ledger at `path` with default configuration.
+    pub fn open_path(path: impl AsRef<Path>) -> Result<Ledger> {
+        Ledger::open(Config::new(path))
+    }
+
+    /// CreateUser: a new ENABLED user; returns its id.
+    pub fn create_user(&self, caller: &Caller, request: &CreateUserRequest) -> Result<UserIdResponse> {
+        let user = request.validate()?;
+        let user_id = Ulid::generate().to_string();
+        let command = Command::CreateUser {
+            user_id: user_id.clone(),
+            user,
+        };
+        self.write(caller, request.client_token.as_deref(), command)?;
+        Ok(UserIdResponse { user_id })
+    }
+
+    /// UpdateUser: sets the given fields; a request that changes nothing appends nothing.
+    pub fn update_user(&self, caller: &Caller, request: &UpdateUserRequest) -> Result<UserIdResponse> {
+        let (user_id, changes) = request.validate()?;
+        let command = Command::UpdateUser {
+            user_id: user_id.clone(),
+            changes,
+        };
+        self.write(caller, request.client_token.as_deref(), command)?;
+        Ok(UserIdResponse { user_id })
+    }
+
+    /// EnableUser; enabling an ENABLED user appends nothing.
+    pub fn enable_user(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        client_token: Option<&str>,
+    ) -> Result<UserIdResponse> {
+        let user_id = validate_user_id(Some(user_id))?;
+        validate_client_token(client_token)?;
+        self.write(
+            caller,
+            client_token,
+            Command::EnableUser {
+                user_id: user_id.clone(),
+            },
+        )?;
+        Ok(UserIdResponse { user_id })
+    }
+
+    /// DisableUser; disabling a DISABLED user appends nothing.
+    pub fn disable_user(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        client_token: Option<&str>,
+    ) -> Result<UserIdResponse> {
+        let user_id = validate_user_id(Some(user_id))?;
+        validate_client_token(client_token)?;
+        self.write(
+            caller,
+            client_token,
+            Command::DisableUser {
+                user_id: user_id.clone(),
+            },
+        )?;
+        Ok(UserIdResponse { user_id })
+    }
+
+    /// GetUser.
+    pub fn get_user(&self, caller: &Caller, user_id: &str) -> Result<User> {
+        let user_id = validate_user_id(Some(user_id))?;
+        let store = &self.inner.store;
+        decider::authorize(store, caller, Access::Read)?;
+        store.user(&user_id)?.ok_or_else(|| Error::ResourceNotFound {
+            message: format!("User {user_id} does not exist"),
+        })
+    }
+
+    /// ListUsers: up to `max_results` (required, 1..100) users in userId order, resuming after
+    /// `next_token`. Tokens stay valid while users are added: a page never repeats or skips one.
+    pub fn list_users(
+        &self,
+        caller: &Caller,
+        max_results: Option<i64>,
+        next_token: Option<&str>,
+    ) -> Result<ListUsersResponse> {
+        let max = validate::in_range(
+            "maxResults",
+            1,
+            100,
+            validate::present("maxResults", max_results)?,
+        )?;
+        let pages = &self.inner.pages;
+        let after = next_token
+            .map(|t| pages.open(USERS_SCOPE, "nextToken", t))
+            .transpose()?;
+        let store = &self.inner.store;
+        decider::authorize(store, caller, Access::Read)?;
+        let (users, more) = store.users_after(after.as_deref(), max as usize)?;
+        let next_token = match users.last() {
+            Some(last) if more => Some(pages.issue(USERS_SCOPE, last.user_id.as_bytes())),
+            _ => None,
+        };
+        Ok(ListUsersResponse { users, next_token })
+    }
+
+    /// The log from `from_seq` on, decoded.
+    pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
+        self.inner.store.log(from_seq)
+    }
+
+    /// The committed head of the log: (seq, hash).
+    pub fn head(&self) -> Result<(u64, [u8; 32])> {
+        let head: Head = self.lock_writer()?.head();
+        Ok((head.seq, head.hash))
+    }
+
+    /// Every stored view row, as bytes: what a fold of the log must reproduce.
+    pub fn view_rows(&self) -> Result<Rows> {
+        self.inner.store.view_rows()
+    }
+
+    /// Bytes the database uses on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.inner.store.size_on_disk()
+    }
+
+    /// Makes every acknowledged write durable now (useful with Periodic durability).
+    pub fn sync(&self) -> Result<()> {
+        self.sync_or_poison()
+    }
+
+    fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>> {
+        // A panic while holding the lock leaves the writer's head as last committed: still valid.
+        Ok(self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Commits one command and makes it as durable as configured; returns its events.
+    fn write(&self, caller: &Caller, client_token: Option<&str>, command: Command) -> Result<Vec<Event>> {
+        let inner = &self.inner;
+        let request = WriteRequest {
+            caller: caller.clone(),
+            client_token: client_token.map(str::to_owned),
+            command,
+        };
+        let mut writer = self.lock_writer()?;
+        if inner.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::internal(
+                "the ledger refuses writes after a failed flush; reopen it to recover",
+            ));
+        }
+        let now = inner.config.clock.now_ms();
+        let mut results = writer.commit(
+            &inner.store,
+            &inner.config.limits,
+            now,
+            std::slice::from_ref(&request),
+        )?;
+        let result = results
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal("writer returned no result")));
+        if matches!(result.as_deref(), Ok([_, ..])) && inner.config.durability == Durability::Immediate {
+            self.sync_or_poison()?;
+        }
+        result
+    }
+
+    fn sync_or_poison(&self) -> Result<()> {
+        sync_or_poison(&self.inner.store, &self.inner.poisoned)
+    }
+}
+
+fn sync_or_poison(store: &Store, poisoned: &AtomicBool) -> Result<()> {
+    store
+        .sync()
+        .inspect_err(|_| poisoned.store(true, Ordering::SeqCst))
+}
+
+/// A thread that syncs the store every period, and once more when dropped.
+struct Flusher {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn spawn(store: Store, period: Duration, poisoned: Arc<AtomicBool>) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || loop {
+            let last = matches!(stopped.recv_timeout(period), Err(RecvTimeoutError::Disconnected));
+            // A failure poisons the ledger; there is no caller here to tell.
+            let _ = sync_or_poison(&store, &poisoned);
+            if last {
+                break;
+            }
+        });
+        Flusher {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

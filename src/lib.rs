@@ -1,0 +1,31 @@
+//! user-ledger: an embedded, event-sourced ledger of users with the semantics of the Amazon
+//! FinSpace user API, stored in sled.
+//!
+//! Every change is one event appended to a hash-chained log; the user views are folds of that log
+//! and can be rebuilt from it byte for byte. See `README.md` and `DESIGN.md`.
+//!
+//! Layout: [`domain`] types, [`validate`] field rules, [`request`] wire shapes, [`event`] facts,
+//! [`codec`] bytes, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
+//! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens.
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod codec;
+pub mod decider;
+pub mod domain;
+pub mod error;
+pub mod event;
+pub mod ledger;
+pub mod page;
+pub mod request;
+pub mod store;
+pub mod validate;
+pub mod views;
+pub mod writer;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use domain::{ApiAccess, Caller, User, UserStatus, UserType};
+pub use error::{Error, Result, Rule};
+pub use event::{Envelope, Event};
+pub use ledger::{Config, Durability, Ledger};
+pub use request::{CreateUserRequest, ListUsersResponse, UpdateUserRequest, UserIdResponse};

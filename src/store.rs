@@ -1,0 +1,242 @@
+//! The sled store: the log, the views and meta, one transaction per commit. Knows no API rule.
+
+use std::fs::File;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+
+use crate::codec::{self, FORMAT_VERSION};
+use crate::decider::State;
+use crate::domain::{User, UserId};
+use crate::error::{Error, Result};
+use crate::event::Sealed;
+use crate::views::{Rows, ViewTree, ENABLED_USERS};
+
+const META_FORMAT: &[u8] = b"format";
+const META_HEAD: &[u8] = b"head";
+const META_PAGE_SECRET: &[u8] = b"page_secret";
+
+/// The end of the log: what the next envelope chains onto.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Seq of the last envelope; 0 for an empty log.
+    pub seq: u64,
+    /// Hash of the last envelope; all zeros for an empty log.
+    pub hash: [u8; 32],
+    /// Time of the last envelope, so times never go backwards.
+    pub time_ms: i64,
+}
+
+/// Everything one commit writes: appended log entries, the new head, changed view rows.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// (seq, sealed bytes), in seq order.
+    pub log: Vec<(u64, Vec<u8>)>,
+    /// The head after these entries.
+    pub head: Head,
+    /// View rows to write.
+    pub rows: Rows,
+}
+
+/// The sled database of one ledger.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// Indexed by [`TreeId::index`]; a slice so one transaction can span them all.
+    trees: Vec<Tree>,
+    /// sled's data file, kept open to fdatasync it: sled 0.34's flush stops at sync_file_range.
+    data_file: Arc<File>,
+    path: PathBuf,
+}
+
+#[derive(Clone, Copy)]
+enum TreeId {
+    Log,
+    Meta,
+    View(ViewTree),
+}
+
+impl TreeId {
+    fn index(self) -> usize {
+        match self {
+            TreeId::Log => 0,
+            TreeId::Meta => 1,
+            TreeId::View(v) => 2 + v as usize,
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<(Store, Head, [u8; 32])> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| Error::internal(format_args!("cannot open database at {}: {e}", path.display())))?;
+        let mut trees = vec![db.open_tree("log")?, db.open_tree("meta")?];
+        for view in ViewTree::ALL {
+            trees.push(db.open_tree(view.name())?);
+        }
+        let data_file = File::open(path.join("db"))
+            .map_err(|e| Error::internal(format_args!("cannot open {}/db: {e}", path.display())))?;
+        let store = Store {
+            db,
+            trees,
+            data_file: Arc::new(data_file),
+            path: path.to_owned(),
+        };
+        let (head, secret) = store.init_meta()?;
+        Ok((store, head, secret))
+    }
+
+    /// Checks the format of an existing database, or stamps a new one; returns head and page secret.
+    fn init_meta(&self) -> Result<(Head, [u8; 32])> {
+        let meta = self.tree(TreeId::Meta);
+        match meta.get(META_FORMAT)?.as_deref() {
+            Some([FORMAT_VERSION]) => {}
+            Some(other) => {
+                return Err(Error::internal(format_args!(
+                    "database at {} is in format version {}, this build reads version {FORMAT_VERSION}",
+                    self.path.display(),
+                    other.first().map_or("(empty)".to_owned(), u8::to_string),
+                )))
+            }
+            None if !self.tree(TreeId::Log).is_empty() => {
+                return Err(Error::internal(format_args!(
+                    "database at {} has a log but no format version in meta",
+                    self.path.display()
+                )))
+            }
+            None => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret)
+                    .map_err(|e| Error::internal(format_args!("no randomness for the page secret: {e}")))?;
+                meta.insert(META_PAGE_SECRET, codec::encode(&secret))?;
+                meta.insert(META_FORMAT, &[FORMAT_VERSION])?;
+                self.sync()?;
+            }
+        }
+        let head = match meta.get(META_HEAD)? {
+            Some(bytes) => codec::decode("meta head", &bytes)?,
+            None => Head::default(),
+        };
+        let secret = match meta.get(META_PAGE_SECRET)? {
+            Some(bytes) => codec::decode("meta page_secret", &bytes)?,
+            None => return Err(Error::internal("corrupt meta: page_secret is missing")),
+        };
+        Ok((head, secret))
+    }
+
+    fn tree(&self, id: TreeId) -> &Tree {
+        &self.trees[id.index()]
+    }
+
+    /// Writes `changes` in ONE sled transaction over the log, meta and every view.
+    pub fn commit(&self, changes: &Changes) -> Result<()> {
+        let head = codec::encode(&changes.head);
+        self.trees
+            .as_slice()
+            .transaction(|tx| {
+                let log = &tx[TreeId::Log.index()];
+                for (seq, bytes) in &changes.log {
+                    log.insert(&codec::seq_key(*seq), bytes.as_slice())?;
+                }
+                tx[TreeId::Meta.index()].insert(META_HEAD, head.as_slice())?;
+                for ((view, key), value) in &changes.rows {
+                    tx[TreeId::View(*view).index()].insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e: TransactionError<()>| Error::internal(format_args!("commit failed: {e:?}")))
+    }
+
+    /// Makes every committed write durable: sled's flush, then an fdatasync of its data file.
+    pub fn sync(&self) -> Result<()> {
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        Ok(())
+    }
+
+    /// Users with ids after `after` (from the start if `None`), at most `limit`; and whether more follow.
+    pub fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<(Vec<User>, bool)> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut users = Vec::with_capacity(limit);
+        for entry in self
+            .tree(TreeId::View(ViewTree::Users))
+            .range::<&[u8], _>((lower, Bound::Unbounded))
+        {
+            let (key, value) = entry?;
+            if users.len() == limit {
+                return Ok((users, true));
+            }
+            users.push(decode_user(&key, &value)?);
+        }
+        Ok((users, false))
+    }
+
+    /// The log from `from_seq` on, decoded; a corrupt entry is an error naming its seq.
+    pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
+        self.tree(TreeId::Log)
+            .range(codec::seq_key(from_seq)..)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let seq = codec::seq_of(&key).ok_or_else(|| {
+                    Error::internal(format_args!("corrupt log: key of {} bytes", key.len()))
+                })?;
+                codec::unseal(seq, &value)
+            })
+    }
+
+    /// Every stored view row, for comparison with a fold of the log.
+    pub fn view_rows(&self) -> Result<Rows> {
+        let mut rows = Rows::new();
+        for view in ViewTree::ALL {
+            for entry in self.tree(TreeId::View(view)).iter() {
+                let (key, value) = entry?;
+                rows.insert((view, key.to_vec()), value.to_vec());
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Bytes sled uses on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+fn decode_user(key: &[u8], value: &[u8]) -> Result<User> {
+    codec::decode(format_args!("users[{}]", String::from_utf8_lossy(key)), value)
+}
+
+impl State for Store {
+    fn user(&self, user_id: &str) -> Result<Option<User>> {
+        let users = self.tree(TreeId::View(ViewTree::Users));
+        users
+            .get(user_id)?
+            .map(|v| decode_user(user_id.as_bytes(), &v))
+            .transpose()
+    }
+
+    fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
+        let emails = self.tree(TreeId::View(ViewTree::Emails));
+        emails
+            .get(email_key)?
+            .map(|v| codec::decode(format_args!("emails[{email_key}]"), &v))
+            .transpose()
+    }
+
+    fn enabled_users(&self) -> Result<u64> {
+        let counters = self.tree(TreeId::View(ViewTree::Counters));
+        Ok(counters
+            .get(ENABLED_USERS)?
+            .map(|v| codec::decode("counters[enabled_users]", &v))
+            .transpose()?
+            .unwrap_or(0))
+    }
+}

@@ -1,0 +1,181 @@
+//! Field rules of the API model (`shared/finspace/api-constraints.json`): lengths, patterns, ranges.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::error::{Error, Result, Rule};
+
+/// A regular expression of the model, compiled on first use.
+pub struct Pattern {
+    source: &'static str,
+    regex: LazyLock<Regex>,
+}
+
+/// Declares a model pattern; the source is a literal, so it compiles or the tests fail.
+macro_rules! pattern {
+    ($name:ident = $src:literal) => {
+        static $name: Pattern = Pattern {
+            source: $src,
+            regex: LazyLock::new(|| Regex::new($src).expect("model pattern is a valid regex")),
+        };
+    };
+}
+
+// Unanchored where the model leaves them unanchored: `is_match` finds the pattern anywhere.
+pattern!(EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,4}");
+pattern!(NON_BLANK = r".*\S.*");
+pattern!(ROLE_ARN_PATTERN = r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$");
+
+/// The constraints of one string shape of the model.
+pub struct Shape {
+    min: usize,
+    max: usize,
+    pattern: &'static Pattern,
+}
+
+/// `Email`: 4..320, the model's email pattern.
+pub static EMAIL: Shape = Shape {
+    min: 4,
+    max: 320,
+    pattern: &EMAIL_PATTERN,
+};
+/// `FirstName` and `LastName`: 1..50, not blank.
+pub static NAME: Shape = Shape {
+    min: 1,
+    max: 50,
+    pattern: &NON_BLANK,
+};
+/// `UserId`: 1..26, not blank.
+pub static USER_ID: Shape = Shape {
+    min: 1,
+    max: 26,
+    pattern: &NON_BLANK,
+};
+/// `RoleArn`: 20..2048, an IAM role ARN.
+pub static ROLE_ARN: Shape = Shape {
+    min: 20,
+    max: 2048,
+    pattern: &ROLE_ARN_PATTERN,
+};
+/// `ClientToken` of finspace-data: 1..128, not blank.
+pub static CLIENT_TOKEN: Shape = Shape {
+    min: 1,
+    max: 128,
+    pattern: &NON_BLANK,
+};
+
+/// Checks `value` of member `field` against `shape`: length in characters, then pattern.
+pub fn check(field: &str, shape: &Shape, value: &str) -> Result<()> {
+    let len = value.chars().count();
+    if len < shape.min {
+        return Err(Error::validation(field, Rule::MinLength(shape.min)));
+    }
+    if len > shape.max {
+        return Err(Error::validation(field, Rule::MaxLength(shape.max)));
+    }
+    if !shape.pattern.regex.is_match(value) {
+        return Err(Error::validation(field, Rule::Pattern(shape.pattern.source)));
+    }
+    Ok(())
+}
+
+/// A required member: present, and obeying `shape`.
+pub fn required<'a>(field: &str, shape: &Shape, value: Option<&'a str>) -> Result<&'a str> {
+    let value = present(field, value)?;
+    check(field, shape, value)?;
+    Ok(value)
+}
+
+/// An optional member: absent, or obeying `shape`.
+pub fn optional(field: &str, shape: &Shape, value: Option<&str>) -> Result<Option<String>> {
+    value
+        .map(|v| check(field, shape, v).map(|()| v.to_owned()))
+        .transpose()
+}
+
+/// A required member of any type: present.
+pub fn present<T>(field: &str, value: Option<T>) -> Result<T> {
+    value.ok_or_else(|| Error::validation(field, Rule::Required))
+}
+
+/// An integer member within `min..=max`.
+pub fn in_range(field: &str, min: i64, max: i64, value: i64) -> Result<i64> {
+    if value < min {
+        Err(Error::validation(field, Rule::MinValue(min)))
+    } else if value > max {
+        Err(Error::validation(field, Rule::MaxValue(max)))
+    } else {
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule_of(r: Result<()>) -> Option<Rule> {
+        r.err().map(|e| match e {
+            Error::Validation { rule, .. } => rule,
+            other => panic!("not a validation error: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        // 50 two-byte characters are 100 bytes but 50 characters: accepted.
+        assert_eq!(rule_of(check("firstName", &NAME, &"é".repeat(50))), None);
+        assert_eq!(
+            rule_of(check("firstName", &NAME, &"é".repeat(51))),
+            Some(Rule::MaxLength(50))
+        );
+    }
+
+    #[test]
+    fn unanchored_patterns_match_anywhere() {
+        assert_eq!(rule_of(check("firstName", &NAME, " x ")), None);
+        assert_eq!(
+            rule_of(check("firstName", &NAME, "   ")),
+            Some(Rule::Pattern(r".*\S.*"))
+        );
+        assert_eq!(rule_of(check("emailAddress", &EMAIL, "see a@b.io now")), None);
+        assert!(matches!(
+            rule_of(check("emailAddress", &EMAIL, "a@b.c")),
+            Some(Rule::Pattern(_))
+        ));
+    }
+
+    #[test]
+    fn anchored_role_arn() {
+        let ok = "arn:aws:iam::123456789012:role/Admin";
+        assert_eq!(rule_of(check("iamRole", &ROLE_ARN, ok)), None);
+        let trailing = format!("{ok} x");
+        assert!(matches!(
+            rule_of(check("iamRole", &ROLE_ARN, &trailing)),
+            Some(Rule::Pattern(_))
+        ));
+        let short_account = "arn:aws:iam::12345678901:role/Admin";
+        assert!(matches!(
+            rule_of(check("iamRole", &ROLE_ARN, short_account)),
+            Some(Rule::Pattern(_))
+        ));
+    }
+
+    #[test]
+    fn ranges_and_presence() {
+        assert_eq!(in_range("maxResults", 1, 100, 1), Ok(1));
+        assert_eq!(in_range("maxResults", 1, 100, 100), Ok(100));
+        assert_eq!(
+            in_range("maxResults", 1, 100, 0),
+            Err(Error::validation("maxResults", Rule::MinValue(1)))
+        );
+        assert_eq!(
+            in_range("maxResults", 1, 100, 101),
+            Err(Error::validation("maxResults", Rule::MaxValue(100)))
+        );
+        assert_eq!(
+            present::<i64>("maxResults", None),
+            Err(Error::validation("maxResults", Rule::Required))
+        );
+    }
+}
