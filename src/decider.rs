@@ -261,3 +261,363 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
     views.put_user(user);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Given events, when a command, then events or an error.
+    use super::*;
+    use crate::views::MemViews;
+
+    const ADMIN: &str = "01ADMIN0000000000000000000";
+    const ALICE: &str = "01ALICE0000000000000000000";
+    const BOB: &str = "01BOB000000000000000000000";
+
+    fn new_user(email: &str, user_type: UserType, api: Option<ApiAccess>) -> NewUser {
+        NewUser {
+            email_address: email.into(),
+            user_type,
+            first_name: Some("First".into()),
+            last_name: None,
+            api_access: api,
+            api_access_principal_arn: None,
+        }
+    }
+
+    fn created(id: &str, email: &str) -> Event {
+        Event::Created {
+            user_id: id.into(),
+            user: new_user(email, UserType::AppUser, None),
+        }
+    }
+
+    fn admin_created() -> Event {
+        Event::Created {
+            user_id: ADMIN.into(),
+            user: new_user("admin@example.com", UserType::SuperUser, Some(ApiAccess::Enabled)),
+        }
+    }
+
+    /// Folds `events` at times 1000, 2000, …
+    fn given(events: &[Event]) -> MemViews {
+        let mut views = MemViews::default();
+        for (i, e) in events.iter().enumerate() {
+            apply(&mut views, e, 1000 * (i as i64 + 1)).unwrap();
+        }
+        views
+    }
+
+    fn when(state: &MemViews, command: Command) -> Result<Vec<Event>> {
+        decide(state, &Limits::default(), &Caller::System, &command)
+    }
+
+    fn create(id: &str, email: &str) -> Command {
+        Command::CreateUser {
+            user_id: id.into(),
+            user: new_user(email, UserType::AppUser, None),
+        }
+    }
+
+    fn kind(r: Result<Vec<Event>>) -> &'static str {
+        r.map_or_else(|e| e.wire_name(), |_| "ok")
+    }
+
+    #[test]
+    fn create_on_empty_ledger_emits_created() {
+        let then = when(&given(&[]), create(ALICE, "alice@example.com"));
+        assert_eq!(then, Ok(vec![created(ALICE, "alice@example.com")]));
+    }
+
+    #[test]
+    fn create_with_an_email_taken_in_any_case_is_a_conflict() {
+        let state = given(&[created(ALICE, "alice@example.com")]);
+        let then = when(&state, create(BOB, "ALICE@Example.COM"));
+        assert_eq!(
+            then,
+            Err(Error::Conflict {
+                message: format!(
+                    "A user with email address ALICE@Example.COM already exists (userId {ALICE})"
+                ),
+                reason: Some("EMAIL_ALREADY_EXISTS".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn create_with_a_taken_id_is_a_conflict() {
+        let state = given(&[created(ALICE, "alice@example.com")]);
+        let then = when(&state, create(ALICE, "other@example.com"));
+        assert!(
+            matches!(then, Err(Error::Conflict { reason: Some(r), .. }) if r == "USER_ID_ALREADY_EXISTS")
+        );
+    }
+
+    #[test]
+    fn enabled_users_quota_limits_create_and_enable_but_not_noops() {
+        let limits = Limits {
+            max_enabled_users: Some(1),
+        };
+        let state = given(&[created(ALICE, "a@example.com"), created(BOB, "b@example.com")]);
+        // Two enabled already (the quota binds decisions, not history).
+        let err = decide(&state, &limits, &Caller::System, &create("01C", "c@example.com"));
+        assert_eq!(
+            err,
+            Err(Error::LimitExceeded {
+                message: "The limit of 1 enabled users is reached".into()
+            })
+        );
+        let enable_enabled = Command::EnableUser {
+            user_id: ALICE.into(),
+        };
+        assert_eq!(
+            decide(&state, &limits, &Caller::System, &enable_enabled),
+            Ok(vec![])
+        );
+
+        let state = given(&[
+            created(ALICE, "a@example.com"),
+            Event::Disabled {
+                user_id: ALICE.into(),
+            },
+            created(BOB, "b@example.com"),
+        ]);
+        let enable_alice = Command::EnableUser {
+            user_id: ALICE.into(),
+        };
+        assert_eq!(
+            kind(decide(&state, &limits, &Caller::System, &enable_alice)),
+            "LimitExceededException"
+        );
+        let state = given(&[
+            created(ALICE, "a@example.com"),
+            Event::Disabled {
+                user_id: ALICE.into(),
+            },
+            created(BOB, "b@example.com"),
+            Event::Disabled { user_id: BOB.into() },
+        ]);
+        assert_eq!(
+            decide(&state, &limits, &Caller::System, &enable_alice),
+            Ok(vec![Event::Enabled {
+                user_id: ALICE.into()
+            }])
+        );
+    }
+
+    #[test]
+    fn commands_on_a_missing_user_are_not_found() {
+        let state = given(&[]);
+        for command in [
+            Command::UpdateUser {
+                user_id: ALICE.into(),
+                changes: UserChanges::default(),
+            },
+            Command::EnableUser {
+                user_id: ALICE.into(),
+            },
+            Command::DisableUser {
+                user_id: ALICE.into(),
+            },
+        ] {
+            assert_eq!(
+                when(&state, command),
+                Err(Error::ResourceNotFound {
+                    message: format!("User {ALICE} does not exist")
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn update_emits_only_the_fields_that_change() {
+        let state = given(&[created(ALICE, "alice@example.com")]);
+        let changes = UserChanges {
+            user_type: Some(UserType::AppUser), // unchanged
+            first_name: Some("First".into()),   // unchanged
+            last_name: Some("Liddell".into()),
+            api_access: Some(ApiAccess::Enabled),
+            api_access_principal_arn: None,
+        };
+        let then = when(
+            &state,
+            Command::UpdateUser {
+                user_id: ALICE.into(),
+                changes,
+            },
+        );
+        let expected = UserChanges {
+            last_name: Some("Liddell".into()),
+            api_access: Some(ApiAccess::Enabled),
+            ..UserChanges::default()
+        };
+        assert_eq!(
+            then,
+            Ok(vec![Event::Updated {
+                user_id: ALICE.into(),
+                changes: expected
+            }])
+        );
+    }
+
+    #[test]
+    fn update_to_identical_values_or_to_nothing_is_a_noop() {
+        let state = given(&[created(ALICE, "alice@example.com")]);
+        let same = UserChanges {
+            user_type: Some(UserType::AppUser),
+            first_name: Some("First".into()),
+            ..UserChanges::default()
+        };
+        assert_eq!(
+            when(
+                &state,
+                Command::UpdateUser {
+                    user_id: ALICE.into(),
+                    changes: same
+                }
+            ),
+            Ok(vec![])
+        );
+        let nothing = UserChanges::default();
+        assert_eq!(
+            when(
+                &state,
+                Command::UpdateUser {
+                    user_id: ALICE.into(),
+                    changes: nothing
+                }
+            ),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn enable_and_disable_emit_only_on_a_change_of_status() {
+        let enabled = given(&[created(ALICE, "a@example.com")]);
+        let disabled = given(&[
+            created(ALICE, "a@example.com"),
+            Event::Disabled {
+                user_id: ALICE.into(),
+            },
+        ]);
+        let enable = || Command::EnableUser {
+            user_id: ALICE.into(),
+        };
+        let disable = || Command::DisableUser {
+            user_id: ALICE.into(),
+        };
+        assert_eq!(when(&enabled, enable()), Ok(vec![]));
+        assert_eq!(
+            when(&enabled, disable()),
+            Ok(vec![Event::Disabled {
+                user_id: ALICE.into()
+            }])
+        );
+        assert_eq!(when(&disabled, disable()), Ok(vec![]));
+        assert_eq!(
+            when(&disabled, enable()),
+            Ok(vec![Event::Enabled {
+                user_id: ALICE.into()
+            }])
+        );
+    }
+
+    #[test]
+    fn callers_are_authorized_by_status_api_access_and_type() {
+        let app_with_api = Event::Created {
+            user_id: BOB.into(),
+            user: new_user("bob@example.com", UserType::AppUser, Some(ApiAccess::Enabled)),
+        };
+        let state = given(&[admin_created(), created(ALICE, "alice@example.com"), app_with_api]);
+        let as_caller = |id: &str, access| authorize(&state, &Caller::User(id.into()), access);
+        fn denied<T>(why: &str, id: &str) -> Result<T> {
+            Err(Error::AccessDenied {
+                message: format!("Caller {id} {why}"),
+            })
+        }
+
+        assert_eq!(authorize(&state, &Caller::System, Access::Manage), Ok(()));
+        assert_eq!(as_caller(ADMIN, Access::Manage), Ok(()));
+        assert_eq!(as_caller(BOB, Access::Read), Ok(()));
+        assert_eq!(as_caller(BOB, Access::Manage), denied("is not a SUPER_USER", BOB));
+        assert_eq!(
+            as_caller(ALICE, Access::Read),
+            denied("does not have apiAccess ENABLED", ALICE)
+        );
+        assert_eq!(
+            as_caller("01NOBODY", Access::Read),
+            denied("is not a user of this ledger", "01NOBODY")
+        );
+
+        let state = given(&[
+            admin_created(),
+            Event::Disabled {
+                user_id: ADMIN.into(),
+            },
+        ]);
+        let admin = Caller::User(ADMIN.into());
+        assert_eq!(
+            decide(
+                &state,
+                &Limits::default(),
+                &admin,
+                &create(ALICE, "alice@example.com")
+            ),
+            denied("is not ENABLED", ADMIN)
+        );
+    }
+
+    #[test]
+    fn apply_keeps_the_timestamps_and_the_enabled_count() {
+        let state = given(&[
+            created(ALICE, "Alice@Example.com"), // t=1000
+            Event::Disabled {
+                user_id: ALICE.into(),
+            }, // t=2000
+            Event::Updated {
+                user_id: ALICE.into(),
+                changes: UserChanges {
+                    last_name: Some("L".into()),
+                    ..UserChanges::default()
+                },
+            }, // t=3000
+            Event::Enabled {
+                user_id: ALICE.into(),
+            }, // t=4000
+            created(BOB, "bob@example.com"),     // t=5000
+            Event::Disabled { user_id: BOB.into() }, // t=6000
+        ]);
+        let alice = &state.users[ALICE];
+        assert_eq!(alice.status, UserStatus::Enabled);
+        assert_eq!(alice.create_time, 1000);
+        assert_eq!(alice.last_disabled_time, Some(2000));
+        assert_eq!(alice.last_enabled_time, Some(4000));
+        assert_eq!(alice.last_modified_time, 4000);
+        assert_eq!(alice.last_name.as_deref(), Some("L"));
+        assert_eq!(alice.first_name.as_deref(), Some("First"));
+        assert_eq!(alice.last_login_time, None);
+        let bob = &state.users[BOB];
+        assert_eq!(
+            (bob.create_time, bob.last_enabled_time, bob.last_modified_time),
+            (5000, Some(5000), 6000)
+        );
+        assert_eq!(
+            state.emails.get("alice@example.com").map(String::as_str),
+            Some(ALICE)
+        );
+        assert_eq!(state.enabled_users, 1);
+    }
+
+    #[test]
+    fn apply_refuses_events_that_contradict_the_views() {
+        let mut state = given(&[created(ALICE, "a@example.com")]);
+        let err = apply(&mut state, &created(ALICE, "a@example.com"), 9).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("corrupt log: Created event for user {ALICE}, which exists already")
+        );
+        let err = apply(&mut state, &Event::Enabled { user_id: BOB.into() }, 9).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("corrupt log: Enabled event for user {BOB}, which does not exist")
+        );
+    }
+}

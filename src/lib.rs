@@ -21,6 +21,7 @@ pub mod request;
 pub mod store;
 pub mod validate;
 pub mod views;
+pub mod wire;
 pub mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,1 +1,152 @@
-fn main() {}
+//! The operator CLI, shaped like `aws finspace-data`: JSON responses on stdout, AWS errors on stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use user_ledger::{wire, Caller, CreateUserRequest, Ledger, UpdateUserRequest};
+
+/// Operate a user-ledger database.
+#[derive(Parser)]
+#[command(name = "user-ledger", version, about)]
+struct Cli {
+    /// The database directory.
+    #[arg(
+        long,
+        global = true,
+        env = "USER_LEDGER_DB",
+        default_value = "./user-ledger.db"
+    )]
+    db: PathBuf,
+    /// Act as this ledger user (a userId) instead of as the system.
+    #[arg(long, global = true)]
+    caller: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a user (CreateUser).
+    CreateUser {
+        #[arg(long)]
+        email_address: String,
+        #[arg(long = "type")]
+        user_type: String,
+        #[command(flatten)]
+        profile: Profile,
+    },
+    /// Show a user (GetUser).
+    GetUser {
+        #[arg(long)]
+        user_id: String,
+    },
+    /// Change a user's type, names or API access (UpdateUser).
+    UpdateUser {
+        #[arg(long)]
+        user_id: String,
+        #[arg(long = "type")]
+        user_type: Option<String>,
+        #[command(flatten)]
+        profile: Profile,
+    },
+    /// Enable a user (EnableUser).
+    EnableUser(UserIdArgs),
+    /// Disable a user (DisableUser).
+    DisableUser(UserIdArgs),
+    /// List users, a page at a time (ListUsers).
+    ListUsers {
+        #[arg(long)]
+        max_results: Option<i64>,
+        #[arg(long)]
+        next_token: Option<String>,
+    },
+}
+
+/// The optional members CreateUser and UpdateUser share.
+#[derive(Args)]
+struct Profile {
+    #[arg(long)]
+    first_name: Option<String>,
+    #[arg(long)]
+    last_name: Option<String>,
+    #[arg(long)]
+    api_access: Option<String>,
+    #[arg(long)]
+    api_access_principal_arn: Option<String>,
+    #[arg(long)]
+    client_token: Option<String>,
+}
+
+#[derive(Args)]
+struct UserIdArgs {
+    #[arg(long)]
+    user_id: String,
+    #[arg(long)]
+    client_token: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(json) => {
+            println!("{json:#}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{:#}", wire::error_body(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
+    let ledger = Ledger::open_path(&cli.db)?;
+    let caller = cli.caller.map_or(Caller::System, Caller::User);
+    match cli.command {
+        Command::CreateUser {
+            email_address,
+            user_type,
+            profile,
+        } => {
+            let request = CreateUserRequest {
+                email_address: Some(email_address),
+                user_type: Some(user_type),
+                first_name: profile.first_name,
+                last_name: profile.last_name,
+                api_access: profile.api_access,
+                api_access_principal_arn: profile.api_access_principal_arn,
+                client_token: profile.client_token,
+            };
+            json(ledger.create_user(&caller, &request))
+        }
+        Command::GetUser { user_id } => json(ledger.get_user(&caller, &user_id)),
+        Command::UpdateUser {
+            user_id,
+            user_type,
+            profile,
+        } => {
+            let request = UpdateUserRequest {
+                user_id: Some(user_id),
+                user_type,
+                first_name: profile.first_name,
+                last_name: profile.last_name,
+                api_access: profile.api_access,
+                api_access_principal_arn: profile.api_access_principal_arn,
+                client_token: profile.client_token,
+            };
+            json(ledger.update_user(&caller, &request))
+        }
+        Command::EnableUser(a) => json(ledger.enable_user(&caller, &a.user_id, a.client_token.as_deref())),
+        Command::DisableUser(a) => json(ledger.disable_user(&caller, &a.user_id, a.client_token.as_deref())),
+        Command::ListUsers {
+            max_results,
+            next_token,
+        } => json(ledger.list_users(&caller, max_results, next_token.as_deref())),
+    }
+}
+
+fn json(response: user_ledger::Result<impl Serialize>) -> user_ledger::Result<serde_json::Value> {
+    response.map(|r| wire::to_json(&r))
+}

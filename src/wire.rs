@@ -1,0 +1,63 @@
+//! The JSON wire form shared by the CLI and the REST host: absent members omitted, AWS error bodies.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::Error;
+
+/// `value` as the API's JSON: members that are `null` (absent) are left out, at any depth.
+pub fn to_json(value: &impl Serialize) -> Value {
+    strip_nulls(serde_json::to_value(value).unwrap_or(Value::Null))
+}
+
+fn strip_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(members) => Value::Object(
+            members
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+/// The body of an error response: `{"__type": ..., "message": ..., "reason": ...}`.
+pub fn error_body(error: &Error) -> Value {
+    let mut body = json!({ "__type": error.wire_name(), "message": error.to_string() });
+    if let Some(reason) = error.reason() {
+        body["reason"] = json!(reason);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Rule;
+
+    #[test]
+    fn nulls_are_omitted_at_any_depth() {
+        let v = json!({"a": null, "b": [{"c": null, "d": 1}], "e": {"f": null}});
+        assert_eq!(strip_nulls(v), json!({"b": [{"d": 1}], "e": {}}));
+    }
+
+    #[test]
+    fn error_bodies() {
+        let e = Error::validation("emailAddress", Rule::MaxLength(320));
+        assert_eq!(
+            error_body(&e),
+            json!({"__type": "ValidationException", "message": "1 validation error detected: Value at 'emailAddress' failed to satisfy constraint: Member must have length less than or equal to 320"})
+        );
+        let c = Error::Conflict {
+            message: "m".into(),
+            reason: Some("R".into()),
+        };
+        assert_eq!(
+            error_body(&c),
+            json!({"__type": "ConflictException", "message": "m", "reason": "R"})
+        );
+    }
+}
