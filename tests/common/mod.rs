@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use tempfile::TempDir;
+use user_ledger::{Caller, Config, CreateUserRequest, Error, Ledger, ManualClock, Rule};
+
+/// The time the manual clock starts at: 2026-01-01T00:00:00Z.
+pub const T0: i64 = 1_767_225_600_000;
+
+/// A ledger in a fresh temporary directory, on a manual clock at [`T0`].
+pub struct TestLedger {
+    pub ledger: Ledger,
+    pub clock: ManualClock,
+    pub dir: TempDir,
+}
+
+impl TestLedger {
+    pub fn new() -> Self {
+        Self::with(|c| c)
+    }
+
+    pub fn with(configure: impl FnOnce(Config) -> Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let ledger =
+            Ledger::open(configure(Config::new(dir.path().join("db")).clock(clock.clone()))).unwrap();
+        TestLedger { ledger, clock, dir }
+    }
+
+    /// Closes and reopens the same database.
+    pub fn reopen(self) -> Self {
+        let TestLedger { ledger, clock, dir } = self;
+        drop(ledger);
+        let ledger = Ledger::open(Config::new(dir.path().join("db")).clock(clock.clone())).unwrap();
+        TestLedger { ledger, clock, dir }
+    }
+
+    /// How many events the log holds (the log is dense, so the head's seq).
+    pub fn events(&self) -> u64 {
+        self.ledger.head().unwrap().0
+    }
+
+    /// Creates an APP_USER as the system; returns its id.
+    pub fn create(&self, email: &str) -> String {
+        self.ledger
+            .create_user(&SYSTEM, &CreateUserRequest::new(email, "APP_USER"))
+            .unwrap()
+            .user_id
+    }
+}
+
+pub const SYSTEM: Caller = Caller::System;
+
+/// The (field, rule) of a validation error, or None for any other outcome.
+pub fn validation<T: std::fmt::Debug>(r: &Result<T, Error>) -> Option<(String, Rule)> {
+    match r {
+        Err(Error::Validation { field, rule }) => Some((field.clone(), rule.clone())),
+        _ => None,
+    }
+}

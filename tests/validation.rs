@@ -1,0 +1,381 @@
+//! Every rule of every request member: the edge accepted, one past it rejected with a
+//! ValidationException naming the member and the rule, and nothing written.
+
+mod common;
+
+use common::{validation, TestLedger, SYSTEM};
+use user_ledger::{CreateUserRequest, Error, Rule, UpdateUserRequest};
+
+const EMAIL_PATTERN: &str = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,4}";
+const NON_BLANK: &str = r".*\S.*";
+const ROLE_ARN_PATTERN: &str = r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$";
+const ROLE_PREFIX: &str = "arn:aws:iam::123456789012:role/";
+
+/// A case: the member's value (None = absent) and the rule it breaks (None = accepted).
+type Case = (Option<String>, Option<Rule>);
+
+fn ok(v: impl Into<String>) -> Case {
+    (Some(v.into()), None)
+}
+
+fn bad(v: impl Into<String>, rule: Rule) -> Case {
+    (Some(v.into()), Some(rule))
+}
+
+fn x(n: usize) -> String {
+    "x".repeat(n)
+}
+
+/// firstName, lastName: 1..50, not blank.
+fn name_cases() -> Vec<Case> {
+    vec![
+        bad("", Rule::MinLength(1)),
+        ok("x"),
+        ok(x(50)),
+        bad(x(51), Rule::MaxLength(50)),
+        bad("   ", Rule::Pattern(NON_BLANK)),
+        ok(" a "),
+    ]
+}
+
+/// clientToken of finspace-data: 1..128, not blank.
+fn token_cases() -> Vec<Case> {
+    vec![
+        bad("", Rule::MinLength(1)),
+        ok("t"),
+        ok(x(128)),
+        bad(x(129), Rule::MaxLength(128)),
+        bad("\t ", Rule::Pattern(NON_BLANK)),
+    ]
+}
+
+/// userId: 1..26, not blank (a valid id that names no user is ResourceNotFound, checked apart).
+fn user_id_cases() -> Vec<Case> {
+    vec![
+        bad("", Rule::MinLength(1)),
+        ok("u"),
+        ok(x(26)),
+        bad(x(27), Rule::MaxLength(26)),
+        bad("  ", Rule::Pattern(NON_BLANK)),
+    ]
+}
+
+fn api_access_cases() -> Vec<Case> {
+    let values = &["ENABLED", "DISABLED"][..];
+    vec![
+        ok("ENABLED"),
+        ok("DISABLED"),
+        bad("enabled", Rule::Enum(values)),
+        bad("", Rule::Enum(values)),
+    ]
+}
+
+/// apiAccessPrincipalArn: 20..2048, an IAM role ARN.
+fn role_arn_cases() -> Vec<Case> {
+    vec![
+        bad(x(19), Rule::MinLength(20)),
+        bad(x(20), Rule::Pattern(ROLE_ARN_PATTERN)), // the length rule accepts 20
+        ok(format!("{ROLE_PREFIX}r")),
+        ok(format!("arn:aws-cn:iam::123456789012:role/path/to/R+=,.@-_")),
+        ok(format!("{ROLE_PREFIX}{}", x(2048 - ROLE_PREFIX.len()))),
+        bad(
+            format!("{ROLE_PREFIX}{}", x(2049 - ROLE_PREFIX.len())),
+            Rule::MaxLength(2048),
+        ),
+        bad(
+            "arn:aws:iam::123456789012:user/alice",
+            Rule::Pattern(ROLE_ARN_PATTERN),
+        ),
+        bad(format!("{ROLE_PREFIX}r "), Rule::Pattern(ROLE_ARN_PATTERN)),
+    ]
+}
+
+/// Runs every case of `member` through `op` on a fresh ledger and checks the outcome.
+///
+/// `op` gets the value and the case number (to keep emails unique). An accepted value may still
+/// fail for a reason that is not validation (e.g. ResourceNotFound); a rejected one must fail
+/// naming `member` and the rule, and append nothing.
+fn check<T: std::fmt::Debug>(
+    member: &str,
+    cases: Vec<Case>,
+    op: impl Fn(&TestLedger, Option<String>, usize) -> Result<T, Error>,
+) {
+    check_on(member, cases, |_, _| String::new(), |t, v, i, _| op(t, v, i));
+}
+
+/// As [`check`], on a target `setup` makes for each case (before the event count is taken).
+fn check_on<T: std::fmt::Debug>(
+    member: &str,
+    cases: Vec<Case>,
+    setup: impl Fn(&TestLedger, usize) -> String,
+    op: impl Fn(&TestLedger, Option<String>, usize, String) -> Result<T, Error>,
+) {
+    let t = TestLedger::new();
+    for (i, (value, rule)) in cases.into_iter().enumerate() {
+        let target = setup(&t, i);
+        let events = t.events();
+        let shown = value.as_ref().map(|v| v.chars().take(40).collect::<String>());
+        let result = op(&t, value, i, target);
+        match rule {
+            None => assert_eq!(
+                validation(&result),
+                None,
+                "{member}={shown:?} should be accepted: {result:?}"
+            ),
+            Some(rule) => {
+                assert_eq!(
+                    validation(&result),
+                    Some((member.to_string(), rule)),
+                    "{member}={shown:?}"
+                );
+                assert_eq!(t.events(), events, "a rejected request wrote nothing");
+            }
+        }
+    }
+}
+
+fn email(i: usize) -> String {
+    format!("user{i}@example.com")
+}
+
+fn create(t: &TestLedger, request: CreateUserRequest) -> Result<String, Error> {
+    t.ledger.create_user(&SYSTEM, &request).map(|r| r.user_id)
+}
+
+#[test]
+fn create_user_email_address() {
+    let local_320 = x(320 - "@example.com".len());
+    let cases = vec![
+        (None, Some(Rule::Required)),
+        bad("a@b", Rule::MinLength(4)),
+        bad("a@bc", Rule::Pattern(EMAIL_PATTERN)), // the length rule accepts 4
+        ok("a@b.io"),
+        ok(format!("{local_320}@example.com")),
+        bad(format!("{local_320}x@example.com"), Rule::MaxLength(320)),
+        bad("not-an-email", Rule::Pattern(EMAIL_PATTERN)),
+        bad("a@b.c", Rule::Pattern(EMAIL_PATTERN)),
+        ok("Name <first.last+tag%x@sub-1.example.org>"), // unanchored, as the model
+    ];
+    check("emailAddress", cases, |t, v, _| {
+        create(
+            t,
+            CreateUserRequest {
+                email_address: v,
+                ..CreateUserRequest::new("", "APP_USER")
+            },
+        )
+    });
+}
+
+#[test]
+fn create_user_type() {
+    let values = &["SUPER_USER", "APP_USER"][..];
+    let cases = vec![
+        (None, Some(Rule::Required)),
+        ok("SUPER_USER"),
+        ok("APP_USER"),
+        bad("app_user", Rule::Enum(values)),
+        bad("ADMIN", Rule::Enum(values)),
+    ];
+    check("type", cases, |t, v, i| {
+        create(
+            t,
+            CreateUserRequest {
+                user_type: v,
+                ..CreateUserRequest::new(email(i), "")
+            },
+        )
+    });
+}
+
+#[test]
+fn create_user_first_and_last_name() {
+    check("firstName", name_cases(), |t, v, i| {
+        create(
+            t,
+            CreateUserRequest {
+                first_name: v,
+                ..CreateUserRequest::new(email(i), "APP_USER")
+            },
+        )
+    });
+    check("lastName", name_cases(), |t, v, i| {
+        create(
+            t,
+            CreateUserRequest {
+                last_name: v,
+                ..CreateUserRequest::new(email(i), "APP_USER")
+            },
+        )
+    });
+}
+
+#[test]
+fn create_user_api_access_and_principal() {
+    check("apiAccess", api_access_cases(), |t, v, i| {
+        create(
+            t,
+            CreateUserRequest {
+                api_access: v,
+                ..CreateUserRequest::new(email(i), "APP_USER")
+            },
+        )
+    });
+    check("apiAccessPrincipalArn", role_arn_cases(), |t, v, i| {
+        create(
+            t,
+            CreateUserRequest {
+                api_access_principal_arn: v,
+                ..CreateUserRequest::new(email(i), "APP_USER")
+            },
+        )
+    });
+}
+
+#[test]
+fn create_user_client_token() {
+    check("clientToken", token_cases(), |t, v, i| {
+        create(
+            t,
+            CreateUserRequest {
+                client_token: v,
+                ..CreateUserRequest::new(email(i), "APP_USER")
+            },
+        )
+    });
+}
+
+#[test]
+fn update_user_members() {
+    let update = |t: &TestLedger, r: UpdateUserRequest| t.ledger.update_user(&SYSTEM, &r);
+    let mut id_cases = user_id_cases();
+    id_cases.insert(0, (None, Some(Rule::Required)));
+    check("userId", id_cases, |t, v, _| {
+        update(
+            t,
+            UpdateUserRequest {
+                user_id: v,
+                ..Default::default()
+            },
+        )
+    });
+
+    // Each case updates its own user, made before the event count is taken.
+    let existing = |t: &TestLedger, i: usize| t.create(&email(i));
+    let on = |id: String| UpdateUserRequest::new(id);
+    let values = &["SUPER_USER", "APP_USER"][..];
+    let type_cases = vec![
+        ok("SUPER_USER"),
+        ok("APP_USER"),
+        bad("super_user", Rule::Enum(values)),
+    ];
+    check_on("type", type_cases, existing, |t, v, _, id| {
+        update(
+            t,
+            UpdateUserRequest {
+                user_type: v,
+                ..on(id)
+            },
+        )
+    });
+    check_on("firstName", name_cases(), existing, |t, v, _, id| {
+        update(
+            t,
+            UpdateUserRequest {
+                first_name: v,
+                ..on(id)
+            },
+        )
+    });
+    check_on("lastName", name_cases(), existing, |t, v, _, id| {
+        update(
+            t,
+            UpdateUserRequest {
+                last_name: v,
+                ..on(id)
+            },
+        )
+    });
+    check_on("apiAccess", api_access_cases(), existing, |t, v, _, id| {
+        update(
+            t,
+            UpdateUserRequest {
+                api_access: v,
+                ..on(id)
+            },
+        )
+    });
+    check_on(
+        "apiAccessPrincipalArn",
+        role_arn_cases(),
+        existing,
+        |t, v, _, id| {
+            update(
+                t,
+                UpdateUserRequest {
+                    api_access_principal_arn: v,
+                    ..on(id)
+                },
+            )
+        },
+    );
+    check_on("clientToken", token_cases(), existing, |t, v, _, id| {
+        update(
+            t,
+            UpdateUserRequest {
+                client_token: v,
+                ..on(id)
+            },
+        )
+    });
+}
+
+#[test]
+fn get_enable_disable_user_id_and_token() {
+    let id = |v: Option<String>| v.unwrap_or_default();
+    check("userId", user_id_cases(), |t, v, _| {
+        t.ledger.get_user(&SYSTEM, &id(v))
+    });
+    check("userId", user_id_cases(), |t, v, _| {
+        t.ledger.enable_user(&SYSTEM, &id(v), None)
+    });
+    check("userId", user_id_cases(), |t, v, _| {
+        t.ledger.disable_user(&SYSTEM, &id(v), None)
+    });
+    let existing = |t: &TestLedger, i: usize| t.create(&email(i));
+    check_on("clientToken", token_cases(), existing, |t, v, _, id| {
+        t.ledger.enable_user(&SYSTEM, &id, v.as_deref())
+    });
+    check_on("clientToken", token_cases(), existing, |t, v, _, id| {
+        t.ledger.disable_user(&SYSTEM, &id, v.as_deref())
+    });
+}
+
+#[test]
+fn list_users_max_results() {
+    let t = TestLedger::new();
+    let list = |n: Option<i64>| t.ledger.list_users(&SYSTEM, n, None);
+    let field = |rule| Some(("maxResults".to_string(), rule));
+    assert_eq!(validation(&list(None)), field(Rule::Required));
+    assert_eq!(validation(&list(Some(0))), field(Rule::MinValue(1)));
+    assert_eq!(validation(&list(Some(-7))), field(Rule::MinValue(1)));
+    assert_eq!(validation(&list(Some(101))), field(Rule::MaxValue(100)));
+    assert!(list(Some(1)).is_ok());
+    assert!(list(Some(100)).is_ok());
+}
+
+#[test]
+fn the_message_names_the_member_and_the_rule() {
+    let t = TestLedger::new();
+    let err = t
+        .ledger
+        .create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "ROOT"))
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(err.wire_name(), "ValidationException");
+    assert_eq!(
+        err.to_string(),
+        "1 validation error detected: Value at 'type' failed to satisfy constraint: \
+         Member must satisfy enum value set: [SUPER_USER, APP_USER]"
+    );
+}
