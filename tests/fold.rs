@@ -1,0 +1,119 @@
+//! Laws: after any sequence of operations the live views equal a fold of the log, byte for byte,
+//! before and after a reopen; each request appends at most one event, and a refused one none.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestLedger, SYSTEM};
+use proptest::prelude::*;
+use user_ledger::views::MemViews;
+use user_ledger::{CreateUserRequest, Durability, UpdateUserRequest};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create {
+        email: usize,
+        upper: bool,
+        super_user: bool,
+        first: Option<String>,
+    },
+    Update {
+        user: usize,
+        first: Option<String>,
+        api: Option<bool>,
+        super_user: Option<bool>,
+    },
+    Enable {
+        user: usize,
+    },
+    Disable {
+        user: usize,
+    },
+    Clock {
+        ms: i64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let name = proptest::option::of("[a-z ]{1,6}");
+    prop_oneof![
+        3 => (0..12usize, any::<bool>(), any::<bool>(), name.clone())
+            .prop_map(|(email, upper, super_user, first)| Op::Create { email, upper, super_user, first }),
+        2 => (0..14usize, name, proptest::option::of(any::<bool>()), proptest::option::of(any::<bool>()))
+            .prop_map(|(user, first, api, super_user)| Op::Update { user, first, api, super_user }),
+        2 => (0..14usize).prop_map(|user| Op::Enable { user }),
+        2 => (0..14usize).prop_map(|user| Op::Disable { user }),
+        1 => (-5_000i64..60_000).prop_map(|ms| Op::Clock { ms }),
+    ]
+}
+
+fn assert_views_equal_fold(t: &TestLedger) {
+    let log: Vec<_> = t.ledger.log(1).map(|s| s.unwrap().envelope).collect();
+    assert_eq!(log.len() as u64, t.events(), "the log is dense");
+    for (i, e) in log.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+    }
+    assert!(
+        log.windows(2).all(|w| w[0].time_ms <= w[1].time_ms),
+        "times never decrease"
+    );
+    let folded = MemViews::fold(&log).unwrap();
+    assert_eq!(
+        t.ledger.view_rows().unwrap(),
+        folded.rows(),
+        "views == fold(log), byte for byte"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn views_equal_the_fold_of_the_log(ops in proptest::collection::vec(op(), 1..60)) {
+        // Periodic durability: the law is about the views, not the disk; keeps the test fast.
+        let t = TestLedger::with(|c| c.durability(Durability::Periodic(Duration::from_secs(60))));
+        let mut ids: Vec<String> = Vec::new();
+        let pick = |ids: &[String], i: usize| ids.get(i).cloned().unwrap_or_else(|| format!("missing{i}"));
+        for op in ops {
+            let before = t.events();
+            let result = match op {
+                Op::Create { email, upper, super_user, first } => {
+                    let email = format!("user{email}@example.com");
+                    let email = if upper { email.to_uppercase() } else { email };
+                    let request = CreateUserRequest {
+                        first_name: first,
+                        ..CreateUserRequest::new(email, if super_user { "SUPER_USER" } else { "APP_USER" })
+                    };
+                    t.ledger.create_user(&SYSTEM, &request).map(|r| ids.push(r.user_id))
+                }
+                Op::Update { user, first, api, super_user } => {
+                    let request = UpdateUserRequest {
+                        first_name: first,
+                        api_access: api.map(|a| if a { "ENABLED" } else { "DISABLED" }.to_string()),
+                        user_type: super_user.map(|s| if s { "SUPER_USER" } else { "APP_USER" }.to_string()),
+                        ..UpdateUserRequest::new(pick(&ids, user))
+                    };
+                    t.ledger.update_user(&SYSTEM, &request).map(drop)
+                }
+                Op::Enable { user } => t.ledger.enable_user(&SYSTEM, &pick(&ids, user), None).map(drop),
+                Op::Disable { user } => t.ledger.disable_user(&SYSTEM, &pick(&ids, user), None).map(drop),
+                Op::Clock { ms } => {
+                    t.clock.advance(ms);
+                    Ok(())
+                }
+            };
+            let appended = t.events() - before;
+            prop_assert!(appended <= 1, "one request, at most one event");
+            if let Err(e) = &result {
+                prop_assert_eq!(appended, 0, "a refused request ({}) appends nothing", e.wire_name());
+                prop_assert!(matches!(e.wire_name(), "ConflictException" | "ResourceNotFoundException" | "ValidationException"), "{:?}", e);
+            }
+        }
+        assert_views_equal_fold(&t);
+        let rows = t.ledger.view_rows().unwrap();
+        let t = t.reopen();
+        prop_assert_eq!(t.ledger.view_rows().unwrap(), rows, "nothing acknowledged is lost on reopen");
+        assert_views_equal_fold(&t);
+    }
+}
