@@ -30,3 +30,8 @@ pub use error::{Error, Result, Rule};
 pub use event::{Envelope, Event};
 pub use ledger::{Config, Durability, Ledger};
 pub use request::{CreateUserRequest, ListUsersResponse, UpdateUserRequest, UserIdResponse};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,229 @@
+//! The CLI as an operator uses it: JSON on stdout and exit 0, AWS errors on stderr and exit 1,
+//! usage errors exit 2.
+#![cfg(feature = "cli")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn cli(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(db: &Path, args: &[&str]) -> Value {
+    let out = cli(db, args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn api_error(db: &Path, args: &[&str]) -> Value {
+    let out = cli(db, args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    assert!(out.stdout.is_empty());
+    serde_json::from_slice(&out.stderr).unwrap()
+}
+
+#[test]
+fn create_get_update_disable_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let created = ok(
+        &db,
+        &[
+            "create-user",
+            "--email-address",
+            "alice@example.com",
+            "--type",
+            "APP_USER",
+            "--first-name",
+            "Alice",
+        ],
+    );
+    let id = created["userId"].as_str().unwrap().to_owned();
+    assert_eq!(created, json!({ "userId": id }));
+
+    let user = ok(&db, &["get-user", "--user-id", &id]);
+    let t = user["createTime"].as_i64().unwrap();
+    assert_eq!(
+        user,
+        json!({
+            "userId": id, "status": "ENABLED", "firstName": "Alice", "emailAddress": "alice@example.com",
+            "type": "APP_USER", "createTime": t, "lastEnabledTime": t, "lastModifiedTime": t
+        }),
+        "absent members are omitted"
+    );
+
+    let args = [
+        "update-user",
+        "--user-id",
+        &id,
+        "--type",
+        "SUPER_USER",
+        "--api-access",
+        "ENABLED",
+    ];
+    assert_eq!(ok(&db, &args), json!({ "userId": id }));
+    assert_eq!(
+        ok(&db, &["disable-user", "--user-id", &id]),
+        json!({ "userId": id })
+    );
+    let user = ok(&db, &["get-user", "--user-id", &id]);
+    assert_eq!(
+        (
+            user["status"].clone(),
+            user["type"].clone(),
+            user["apiAccess"].clone()
+        ),
+        (json!("DISABLED"), json!("SUPER_USER"), json!("ENABLED"))
+    );
+    assert_eq!(
+        ok(&db, &["enable-user", "--user-id", &id, "--client-token", "t1"]),
+        json!({ "userId": id })
+    );
+
+    ok(
+        &db,
+        &[
+            "create-user",
+            "--email-address",
+            "bob@example.com",
+            "--type",
+            "APP_USER",
+        ],
+    );
+    let page = ok(&db, &["list-users", "--max-results", "1"]);
+    assert_eq!(page["users"].as_array().unwrap().len(), 1);
+    let token = page["nextToken"].as_str().unwrap();
+    let rest = ok(&db, &["list-users", "--max-results", "1", "--next-token", token]);
+    assert_eq!(rest["users"].as_array().unwrap().len(), 1);
+    assert_eq!(rest.get("nextToken"), None);
+}
+
+#[test]
+fn api_errors_are_aws_shaped_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    ok(
+        &db,
+        &[
+            "create-user",
+            "--email-address",
+            "a@example.com",
+            "--type",
+            "APP_USER",
+        ],
+    );
+    let conflict = api_error(
+        &db,
+        &[
+            "create-user",
+            "--email-address",
+            "A@EXAMPLE.COM",
+            "--type",
+            "APP_USER",
+        ],
+    );
+    assert_eq!(conflict["__type"], "ConflictException");
+    assert_eq!(conflict["reason"], "EMAIL_ALREADY_EXISTS");
+    assert_eq!(
+        api_error(
+            &db,
+            &[
+                "create-user",
+                "--email-address",
+                "a@example.com",
+                "--type",
+                "ROOT"
+            ]
+        ),
+        json!({
+            "__type": "ValidationException",
+            "message": "1 validation error detected: Value at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SUPER_USER, APP_USER]"
+        })
+    );
+    let missing = api_error(&db, &["get-user", "--user-id", "01HZZZZZZZZZZZZZZZZZZZZZZZ"]);
+    assert_eq!(
+        missing,
+        json!({ "__type": "ResourceNotFoundException", "message": "User 01HZZZZZZZZZZZZZZZZZZZZZZZ does not exist" })
+    );
+    let required = api_error(&db, &["list-users"]);
+    assert_eq!(required["message"], "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must not be null");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&dir.path().join("db"), &["get-user", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli(&dir.path().join("db"), &["create-user", "--type", "APP_USER"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing required flag is a usage error"
+    );
+}
+
+#[test]
+fn the_database_defaults_to_the_working_directory_or_user_ledger_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_user-ledger"));
+        cmd.current_dir(dir.path()).env_remove("USER_LEDGER_DB");
+        if let Some(path) = env {
+            cmd.env("USER_LEDGER_DB", path);
+        }
+        cmd.args([
+            "create-user",
+            "--email-address",
+            "a@example.com",
+            "--type",
+            "APP_USER",
+        ])
+        .output()
+        .unwrap()
+    };
+    assert_eq!(run(None).status.code(), Some(0));
+    assert!(dir.path().join("user-ledger.db").join("db").exists());
+    let other = dir.path().join("other.db");
+    assert_eq!(
+        run(Some(other.to_str().unwrap())).status.code(),
+        Some(0),
+        "a fresh database: no conflict"
+    );
+    assert!(other.join("db").exists());
+}
+
+#[test]
+fn acting_as_a_user_without_rights_is_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let id = ok(
+        &db,
+        &[
+            "create-user",
+            "--email-address",
+            "a@example.com",
+            "--type",
+            "APP_USER",
+        ],
+    )["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let denied = api_error(&db, &["--caller", &id, "disable-user", "--user-id", &id]);
+    assert_eq!(
+        denied,
+        json!({ "__type": "AccessDeniedException", "message": format!("Caller {id} does not have apiAccess ENABLED") })
+    );
+}
