@@ -73,10 +73,7 @@ pub fn unseal(seq: u64, bytes: &[u8]) -> Result<Sealed> {
     let what = format_args!("log entry at seq {seq}");
     let rest = strip_version(&what, bytes)?;
     if rest.len() < 2 * HASH_LEN {
-        return Err(Error::internal(format_args!(
-            "corrupt {what}: truncated to {} bytes",
-            bytes.len()
-        )));
+        return Err(Error::internal(format_args!("corrupt {what}: truncated to {} bytes", bytes.len())));
     }
     let (prev_hash, rest) = rest.split_at(HASH_LEN);
     let (hash, body) = rest.split_at(HASH_LEN);
@@ -151,18 +148,12 @@ mod tests {
         let (bytes, _) = seal(&envelope(), [0; 32]);
         for cut in [0, 1, 40, 65, bytes.len() - 1] {
             let err = unseal(7, &bytes[..cut]).unwrap_err();
-            assert!(
-                err.to_string().starts_with("corrupt log entry at seq 7"),
-                "{cut}: {err}"
-            );
+            assert!(err.to_string().starts_with("corrupt log entry at seq 7"), "{cut}: {err}");
             assert_eq!(err.status(), 500);
         }
         let mut extra = bytes.clone();
         extra.push(0);
-        assert!(unseal(7, &extra)
-            .unwrap_err()
-            .to_string()
-            .contains("trailing bytes"));
+        assert!(unseal(7, &extra).unwrap_err().to_string().contains("trailing bytes"));
     }
 
     #[test]

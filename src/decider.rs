@@ -79,11 +79,7 @@ pub enum Access {
 /// only a SUPER_USER may manage.
 pub fn authorize(state: &impl State, caller: &Caller, access: Access) -> Result<()> {
     let Caller::User(id) = caller else { return Ok(()) };
-    let denied = |why: &str| {
-        Err(Error::AccessDenied {
-            message: format!("Caller {id} {why}"),
-        })
-    };
+    let denied = |why: &str| Err(Error::AccessDenied { message: format!("Caller {id} {why}") });
     let Some(user) = state.user(id)? else {
         return denied("is not a user of this ledger");
     };
@@ -122,10 +118,7 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
                 });
             }
             check_enabled_quota(state, limits)?;
-            Ok(vec![Event::Created {
-                user_id: user_id.clone(),
-                user: user.clone(),
-            }])
+            Ok(vec![Event::Created { user_id: user_id.clone(), user: user.clone() }])
         }
         Command::UpdateUser { user_id, changes } => {
             let current = existing(state, user_id)?;
@@ -133,41 +126,36 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
             Ok(if changes.is_empty() {
                 vec![]
             } else {
-                vec![Event::Updated {
-                    user_id: user_id.clone(),
-                    changes,
-                }]
+                vec![Event::Updated { user_id: user_id.clone(), changes }]
             })
         }
         Command::EnableUser { user_id } => match existing(state, user_id)?.status {
             UserStatus::Enabled => Ok(vec![]),
             UserStatus::Disabled | UserStatus::Creating => {
                 check_enabled_quota(state, limits)?;
-                Ok(vec![Event::Enabled {
-                    user_id: user_id.clone(),
-                }])
+                Ok(vec![Event::Enabled { user_id: user_id.clone() }])
             }
         },
         Command::DisableUser { user_id } => match existing(state, user_id)?.status {
             UserStatus::Disabled => Ok(vec![]),
-            UserStatus::Enabled | UserStatus::Creating => Ok(vec![Event::Disabled {
-                user_id: user_id.clone(),
-            }]),
+            UserStatus::Enabled | UserStatus::Creating => {
+                Ok(vec![Event::Disabled { user_id: user_id.clone() }])
+            }
         },
     }
 }
 
 fn existing(state: &impl State, user_id: &str) -> Result<User> {
-    state.user(user_id)?.ok_or_else(|| Error::ResourceNotFound {
-        message: format!("User {user_id} does not exist"),
-    })
+    state
+        .user(user_id)?
+        .ok_or_else(|| Error::ResourceNotFound { message: format!("User {user_id} does not exist") })
 }
 
 fn check_enabled_quota(state: &impl State, limits: &Limits) -> Result<()> {
     match limits.max_enabled_users {
-        Some(max) if state.enabled_users()? >= max => Err(Error::LimitExceeded {
-            message: format!("The limit of {max} enabled users is reached"),
-        }),
+        Some(max) if state.enabled_users()? >= max => {
+            Err(Error::LimitExceeded { message: format!("The limit of {max} enabled users is reached") })
+        }
         _ => Ok(()),
     }
 }
@@ -241,22 +229,14 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
             return Err(Error::internal(format_args!(
                 "corrupt log: {} event for user {user_id}, which {}",
                 event.kind(),
-                if before.is_some() {
-                    "exists already"
-                } else {
-                    "does not exist"
-                }
+                if before.is_some() { "exists already" } else { "does not exist" }
             )))
         }
     };
     let is_enabled = user.status == UserStatus::Enabled;
     if was_enabled != is_enabled {
         let enabled = views.enabled_users()?;
-        views.set_enabled_users(if is_enabled {
-            enabled + 1
-        } else {
-            enabled.saturating_sub(1)
-        });
+        views.set_enabled_users(if is_enabled { enabled + 1 } else { enabled.saturating_sub(1) });
     }
     views.put_user(user);
     Ok(())
@@ -284,10 +264,7 @@ mod tests {
     }
 
     fn created(id: &str, email: &str) -> Event {
-        Event::Created {
-            user_id: id.into(),
-            user: new_user(email, UserType::AppUser, None),
-        }
+        Event::Created { user_id: id.into(), user: new_user(email, UserType::AppUser, None) }
     }
 
     fn admin_created() -> Event {
@@ -311,10 +288,7 @@ mod tests {
     }
 
     fn create(id: &str, email: &str) -> Command {
-        Command::CreateUser {
-            user_id: id.into(),
-            user: new_user(email, UserType::AppUser, None),
-        }
+        Command::CreateUser { user_id: id.into(), user: new_user(email, UserType::AppUser, None) }
     }
 
     fn kind(r: Result<Vec<Event>>) -> &'static str {
@@ -353,53 +327,33 @@ mod tests {
 
     #[test]
     fn enabled_users_quota_limits_create_and_enable_but_not_noops() {
-        let limits = Limits {
-            max_enabled_users: Some(1),
-        };
+        let limits = Limits { max_enabled_users: Some(1) };
         let state = given(&[created(ALICE, "a@example.com"), created(BOB, "b@example.com")]);
         // Two enabled already (the quota binds decisions, not history).
         let err = decide(&state, &limits, &Caller::System, &create("01C", "c@example.com"));
         assert_eq!(
             err,
-            Err(Error::LimitExceeded {
-                message: "The limit of 1 enabled users is reached".into()
-            })
+            Err(Error::LimitExceeded { message: "The limit of 1 enabled users is reached".into() })
         );
-        let enable_enabled = Command::EnableUser {
-            user_id: ALICE.into(),
-        };
-        assert_eq!(
-            decide(&state, &limits, &Caller::System, &enable_enabled),
-            Ok(vec![])
-        );
+        let enable_enabled = Command::EnableUser { user_id: ALICE.into() };
+        assert_eq!(decide(&state, &limits, &Caller::System, &enable_enabled), Ok(vec![]));
 
         let state = given(&[
             created(ALICE, "a@example.com"),
-            Event::Disabled {
-                user_id: ALICE.into(),
-            },
+            Event::Disabled { user_id: ALICE.into() },
             created(BOB, "b@example.com"),
         ]);
-        let enable_alice = Command::EnableUser {
-            user_id: ALICE.into(),
-        };
-        assert_eq!(
-            kind(decide(&state, &limits, &Caller::System, &enable_alice)),
-            "LimitExceededException"
-        );
+        let enable_alice = Command::EnableUser { user_id: ALICE.into() };
+        assert_eq!(kind(decide(&state, &limits, &Caller::System, &enable_alice)), "LimitExceededException");
         let state = given(&[
             created(ALICE, "a@example.com"),
-            Event::Disabled {
-                user_id: ALICE.into(),
-            },
+            Event::Disabled { user_id: ALICE.into() },
             created(BOB, "b@example.com"),
             Event::Disabled { user_id: BOB.into() },
         ]);
         assert_eq!(
             decide(&state, &limits, &Caller::System, &enable_alice),
-            Ok(vec![Event::Enabled {
-                user_id: ALICE.into()
-            }])
+            Ok(vec![Event::Enabled { user_id: ALICE.into() }])
         );
     }
 
@@ -407,22 +361,13 @@ mod tests {
     fn commands_on_a_missing_user_are_not_found() {
         let state = given(&[]);
         for command in [
-            Command::UpdateUser {
-                user_id: ALICE.into(),
-                changes: UserChanges::default(),
-            },
-            Command::EnableUser {
-                user_id: ALICE.into(),
-            },
-            Command::DisableUser {
-                user_id: ALICE.into(),
-            },
+            Command::UpdateUser { user_id: ALICE.into(), changes: UserChanges::default() },
+            Command::EnableUser { user_id: ALICE.into() },
+            Command::DisableUser { user_id: ALICE.into() },
         ] {
             assert_eq!(
                 when(&state, command),
-                Err(Error::ResourceNotFound {
-                    message: format!("User {ALICE} does not exist")
-                })
+                Err(Error::ResourceNotFound { message: format!("User {ALICE} does not exist") })
             );
         }
     }
@@ -437,25 +382,13 @@ mod tests {
             api_access: Some(ApiAccess::Enabled),
             api_access_principal_arn: None,
         };
-        let then = when(
-            &state,
-            Command::UpdateUser {
-                user_id: ALICE.into(),
-                changes,
-            },
-        );
+        let then = when(&state, Command::UpdateUser { user_id: ALICE.into(), changes });
         let expected = UserChanges {
             last_name: Some("Liddell".into()),
             api_access: Some(ApiAccess::Enabled),
             ..UserChanges::default()
         };
-        assert_eq!(
-            then,
-            Ok(vec![Event::Updated {
-                user_id: ALICE.into(),
-                changes: expected
-            }])
-        );
+        assert_eq!(then, Ok(vec![Event::Updated { user_id: ALICE.into(), changes: expected }]));
     }
 
     #[test]
@@ -466,58 +399,21 @@ mod tests {
             first_name: Some("First".into()),
             ..UserChanges::default()
         };
-        assert_eq!(
-            when(
-                &state,
-                Command::UpdateUser {
-                    user_id: ALICE.into(),
-                    changes: same
-                }
-            ),
-            Ok(vec![])
-        );
+        assert_eq!(when(&state, Command::UpdateUser { user_id: ALICE.into(), changes: same }), Ok(vec![]));
         let nothing = UserChanges::default();
-        assert_eq!(
-            when(
-                &state,
-                Command::UpdateUser {
-                    user_id: ALICE.into(),
-                    changes: nothing
-                }
-            ),
-            Ok(vec![])
-        );
+        assert_eq!(when(&state, Command::UpdateUser { user_id: ALICE.into(), changes: nothing }), Ok(vec![]));
     }
 
     #[test]
     fn enable_and_disable_emit_only_on_a_change_of_status() {
         let enabled = given(&[created(ALICE, "a@example.com")]);
-        let disabled = given(&[
-            created(ALICE, "a@example.com"),
-            Event::Disabled {
-                user_id: ALICE.into(),
-            },
-        ]);
-        let enable = || Command::EnableUser {
-            user_id: ALICE.into(),
-        };
-        let disable = || Command::DisableUser {
-            user_id: ALICE.into(),
-        };
+        let disabled = given(&[created(ALICE, "a@example.com"), Event::Disabled { user_id: ALICE.into() }]);
+        let enable = || Command::EnableUser { user_id: ALICE.into() };
+        let disable = || Command::DisableUser { user_id: ALICE.into() };
         assert_eq!(when(&enabled, enable()), Ok(vec![]));
-        assert_eq!(
-            when(&enabled, disable()),
-            Ok(vec![Event::Disabled {
-                user_id: ALICE.into()
-            }])
-        );
+        assert_eq!(when(&enabled, disable()), Ok(vec![Event::Disabled { user_id: ALICE.into() }]));
         assert_eq!(when(&disabled, disable()), Ok(vec![]));
-        assert_eq!(
-            when(&disabled, enable()),
-            Ok(vec![Event::Enabled {
-                user_id: ALICE.into()
-            }])
-        );
+        assert_eq!(when(&disabled, enable()), Ok(vec![Event::Enabled { user_id: ALICE.into() }]));
     }
 
     #[test]
@@ -529,38 +425,20 @@ mod tests {
         let state = given(&[admin_created(), created(ALICE, "alice@example.com"), app_with_api]);
         let as_caller = |id: &str, access| authorize(&state, &Caller::User(id.into()), access);
         fn denied<T>(why: &str, id: &str) -> Result<T> {
-            Err(Error::AccessDenied {
-                message: format!("Caller {id} {why}"),
-            })
+            Err(Error::AccessDenied { message: format!("Caller {id} {why}") })
         }
 
         assert_eq!(authorize(&state, &Caller::System, Access::Manage), Ok(()));
         assert_eq!(as_caller(ADMIN, Access::Manage), Ok(()));
         assert_eq!(as_caller(BOB, Access::Read), Ok(()));
         assert_eq!(as_caller(BOB, Access::Manage), denied("is not a SUPER_USER", BOB));
-        assert_eq!(
-            as_caller(ALICE, Access::Read),
-            denied("does not have apiAccess ENABLED", ALICE)
-        );
-        assert_eq!(
-            as_caller("01NOBODY", Access::Read),
-            denied("is not a user of this ledger", "01NOBODY")
-        );
+        assert_eq!(as_caller(ALICE, Access::Read), denied("does not have apiAccess ENABLED", ALICE));
+        assert_eq!(as_caller("01NOBODY", Access::Read), denied("is not a user of this ledger", "01NOBODY"));
 
-        let state = given(&[
-            admin_created(),
-            Event::Disabled {
-                user_id: ADMIN.into(),
-            },
-        ]);
+        let state = given(&[admin_created(), Event::Disabled { user_id: ADMIN.into() }]);
         let admin = Caller::User(ADMIN.into());
         assert_eq!(
-            decide(
-                &state,
-                &Limits::default(),
-                &admin,
-                &create(ALICE, "alice@example.com")
-            ),
+            decide(&state, &Limits::default(), &admin, &create(ALICE, "alice@example.com")),
             denied("is not ENABLED", ADMIN)
         );
     }
@@ -568,22 +446,15 @@ mod tests {
     #[test]
     fn apply_keeps_the_timestamps_and_the_enabled_count() {
         let state = given(&[
-            created(ALICE, "Alice@Example.com"), // t=1000
-            Event::Disabled {
-                user_id: ALICE.into(),
-            }, // t=2000
+            created(ALICE, "Alice@Example.com"),       // t=1000
+            Event::Disabled { user_id: ALICE.into() }, // t=2000
             Event::Updated {
                 user_id: ALICE.into(),
-                changes: UserChanges {
-                    last_name: Some("L".into()),
-                    ..UserChanges::default()
-                },
+                changes: UserChanges { last_name: Some("L".into()), ..UserChanges::default() },
             }, // t=3000
-            Event::Enabled {
-                user_id: ALICE.into(),
-            }, // t=4000
-            created(BOB, "bob@example.com"),     // t=5000
-            Event::Disabled { user_id: BOB.into() }, // t=6000
+            Event::Enabled { user_id: ALICE.into() },  // t=4000
+            created(BOB, "bob@example.com"),           // t=5000
+            Event::Disabled { user_id: BOB.into() },   // t=6000
         ]);
         let alice = &state.users[ALICE];
         assert_eq!(alice.status, UserStatus::Enabled);
@@ -599,10 +470,7 @@ mod tests {
             (bob.create_time, bob.last_enabled_time, bob.last_modified_time),
             (5000, Some(5000), 6000)
         );
-        assert_eq!(
-            state.emails.get("alice@example.com").map(String::as_str),
-            Some(ALICE)
-        );
+        assert_eq!(state.emails.get("alice@example.com").map(String::as_str), Some(ALICE));
         assert_eq!(state.enabled_users, 1);
     }
 

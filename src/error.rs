@@ -99,17 +99,12 @@ impl Error {
 
     /// A validation error naming `field` and the `rule` it broke.
     pub fn validation(field: impl Into<String>, rule: Rule) -> Self {
-        Error::Validation {
-            field: field.into(),
-            rule,
-        }
+        Error::Validation { field: field.into(), rule }
     }
 
     /// A storage or corruption failure; `what` says what failed and where.
     pub fn internal(what: impl fmt::Display) -> Self {
-        Error::InternalServer {
-            message: what.to_string(),
-        }
+        Error::InternalServer { message: what.to_string() }
     }
 }
 
@@ -147,10 +142,9 @@ impl fmt::Display for Rule {
             Rule::Enum(values) => write!(f, "Member must satisfy enum value set: [{}]", values.join(", ")),
             Rule::MinValue(n) => write!(f, "Member must have value greater than or equal to {n}"),
             Rule::MaxValue(n) => write!(f, "Member must have value less than or equal to {n}"),
-            Rule::InvalidToken => write!(
-                f,
-                "Member must be a token returned by a previous call of this operation"
-            ),
+            Rule::InvalidToken => {
+                write!(f, "Member must be a token returned by a previous call of this operation")
+            }
         }
     }
 }

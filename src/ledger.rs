@@ -107,9 +107,7 @@ struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger")
-            .field("path", &self.config.path)
-            .finish_non_exhaustive()
+        f.debug_struct("Ledger").field("path", &self.config.path).finish_non_exhaustive()
     }
 }
 
@@ -145,10 +143,7 @@ impl Ledger {
     pub fn create_user(&self, caller: &Caller, request: &CreateUserRequest) -> Result<UserIdResponse> {
         let user = request.validate()?;
         let user_id = Ulid::generate().to_string();
-        let command = Command::CreateUser {
-            user_id: user_id.clone(),
-            user,
-        };
+        let command = Command::CreateUser { user_id: user_id.clone(), user };
         self.write(caller, request.client_token.as_deref(), command)?;
         Ok(UserIdResponse { user_id })
     }
@@ -156,10 +151,7 @@ impl Ledger {
     /// UpdateUser: sets the given fields; a request that changes nothing appends nothing.
     pub fn update_user(&self, caller: &Caller, request: &UpdateUserRequest) -> Result<UserIdResponse> {
         let (user_id, changes) = request.validate()?;
-        let command = Command::UpdateUser {
-            user_id: user_id.clone(),
-            changes,
-        };
+        let command = Command::UpdateUser { user_id: user_id.clone(), changes };
         self.write(caller, request.client_token.as_deref(), command)?;
         Ok(UserIdResponse { user_id })
     }
@@ -173,13 +165,7 @@ impl Ledger {
     ) -> Result<UserIdResponse> {
         let user_id = validate_user_id(Some(user_id))?;
         validate_client_token(client_token)?;
-        self.write(
-            caller,
-            client_token,
-            Command::EnableUser {
-                user_id: user_id.clone(),
-            },
-        )?;
+        self.write(caller, client_token, Command::EnableUser { user_id: user_id.clone() })?;
         Ok(UserIdResponse { user_id })
     }
 
@@ -192,13 +178,7 @@ impl Ledger {
     ) -> Result<UserIdResponse> {
         let user_id = validate_user_id(Some(user_id))?;
         validate_client_token(client_token)?;
-        self.write(
-            caller,
-            client_token,
-            Command::DisableUser {
-                user_id: user_id.clone(),
-            },
-        )?;
+        self.write(caller, client_token, Command::DisableUser { user_id: user_id.clone() })?;
         Ok(UserIdResponse { user_id })
     }
 
@@ -207,9 +187,9 @@ impl Ledger {
         let user_id = validate_user_id(Some(user_id))?;
         let store = &self.inner.store;
         decider::authorize(store, caller, Access::Read)?;
-        store.user(&user_id)?.ok_or_else(|| Error::ResourceNotFound {
-            message: format!("User {user_id} does not exist"),
-        })
+        store
+            .user(&user_id)?
+            .ok_or_else(|| Error::ResourceNotFound { message: format!("User {user_id} does not exist") })
     }
 
     /// ListUsers: up to `max_results` (required, 1..100) users in userId order, resuming after
@@ -220,16 +200,9 @@ impl Ledger {
         max_results: Option<i64>,
         next_token: Option<&str>,
     ) -> Result<ListUsersResponse> {
-        let max = validate::in_range(
-            "maxResults",
-            1,
-            100,
-            validate::present("maxResults", max_results)?,
-        )?;
+        let max = validate::in_range("maxResults", 1, 100, validate::present("maxResults", max_results)?)?;
         let pages = &self.inner.pages;
-        let after = next_token
-            .map(|t| pages.open(USERS_SCOPE, "nextToken", t))
-            .transpose()?;
+        let after = next_token.map(|t| pages.open(USERS_SCOPE, "nextToken", t)).transpose()?;
         let store = &self.inner.store;
         decider::authorize(store, caller, Access::Read)?;
         let (users, more) = store.users_after(after.as_deref(), max as usize)?;
@@ -268,21 +241,14 @@ impl Ledger {
 
     fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>> {
         // A panic while holding the lock leaves the writer's head as last committed: still valid.
-        Ok(self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+        Ok(self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Commits one command and makes it as durable as configured; returns its events.
     fn write(&self, caller: &Caller, client_token: Option<&str>, command: Command) -> Result<Vec<Event>> {
         let inner = &self.inner;
-        let request = WriteRequest {
-            caller: caller.clone(),
-            client_token: client_token.map(str::to_owned),
-            command,
-        };
+        let request =
+            WriteRequest { caller: caller.clone(), client_token: client_token.map(str::to_owned), command };
         let mut writer = self.lock_writer()?;
         if inner.poisoned.load(Ordering::SeqCst) {
             return Err(Error::internal(
@@ -290,15 +256,9 @@ impl Ledger {
             ));
         }
         let now = inner.config.clock.now_ms();
-        let mut results = writer.commit(
-            &inner.store,
-            &inner.config.limits,
-            now,
-            std::slice::from_ref(&request),
-        )?;
-        let result = results
-            .pop()
-            .unwrap_or_else(|| Err(Error::internal("writer returned no result")));
+        let mut results =
+            writer.commit(&inner.store, &inner.config.limits, now, std::slice::from_ref(&request))?;
+        let result = results.pop().unwrap_or_else(|| Err(Error::internal("writer returned no result")));
         if matches!(result.as_deref(), Ok([_, ..])) && inner.config.durability == Durability::Immediate {
             self.sync_or_poison()?;
         }
@@ -311,9 +271,7 @@ impl Ledger {
 }
 
 fn sync_or_poison(store: &Store, poisoned: &AtomicBool) -> Result<()> {
-    store
-        .sync()
-        .inspect_err(|_| poisoned.store(true, Ordering::SeqCst))
+    store.sync().inspect_err(|_| poisoned.store(true, Ordering::SeqCst))
 }
 
 /// A thread that syncs the store every period, and once more when dropped.
@@ -333,10 +291,7 @@ impl Flusher {
                 break;
             }
         });
-        Flusher {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        Flusher { stop: Some(stop), thread: Some(thread) }
     }
 }
 

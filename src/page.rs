@@ -63,18 +63,11 @@ mod tests {
         assert_eq!(tokens.open("users", "nextToken", &t).unwrap(), b"01ABC");
         let invalid = Err(Error::validation("nextToken", Rule::InvalidToken));
         assert_eq!(tokens.open("kx/env1", "nextToken", &t), invalid, "other scope");
-        assert_eq!(
-            PageTokens::new([8; 32]).open("users", "nextToken", &t),
-            invalid,
-            "other secret"
-        );
+        assert_eq!(PageTokens::new([8; 32]).open("users", "nextToken", &t), invalid, "other secret");
         assert_eq!(tokens.open("users", "nextToken", "not base64!"), invalid);
         assert_eq!(tokens.open("users", "nextToken", ""), invalid);
         let mut forged = URL_SAFE_NO_PAD.decode(&t).unwrap();
         *forged.last_mut().unwrap() ^= 1;
-        assert_eq!(
-            tokens.open("users", "nextToken", &URL_SAFE_NO_PAD.encode(forged)),
-            invalid
-        );
+        assert_eq!(tokens.open("users", "nextToken", &URL_SAFE_NO_PAD.encode(forged)), invalid);
     }
 }

@@ -89,10 +89,7 @@ pub struct UpdateUserRequest {
 impl UpdateUserRequest {
     /// A request for `user_id` that changes nothing yet.
     pub fn new(user_id: impl Into<String>) -> Self {
-        UpdateUserRequest {
-            user_id: Some(user_id.into()),
-            ..Default::default()
-        }
+        UpdateUserRequest { user_id: Some(user_id.into()), ..Default::default() }
     }
 
     /// Checks every member and returns the user id and the fields to set.
@@ -105,11 +102,7 @@ impl UpdateUserRequest {
             &self.api_access_principal_arn,
             &self.client_token,
         )?;
-        changes.user_type = self
-            .user_type
-            .as_deref()
-            .map(|t| UserType::parse("type", t))
-            .transpose()?;
+        changes.user_type = self.user_type.as_deref().map(|t| UserType::parse("type", t)).transpose()?;
         Ok((user_id, changes))
     }
 }
@@ -127,10 +120,7 @@ fn validate_profile(
         user_type: None,
         first_name: validate::optional("firstName", &NAME, first_name.as_deref())?,
         last_name: validate::optional("lastName", &NAME, last_name.as_deref())?,
-        api_access: api_access
-            .as_deref()
-            .map(|a| ApiAccess::parse("apiAccess", a))
-            .transpose()?,
+        api_access: api_access.as_deref().map(|a| ApiAccess::parse("apiAccess", a)).transpose()?,
         api_access_principal_arn: validate::optional(
             "apiAccessPrincipalArn",
             &ROLE_ARN,

@@ -73,23 +73,17 @@ impl TreeId {
 impl Store {
     /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<(Store, Head, [u8; 32])> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|e| Error::internal(format_args!("cannot open database at {}: {e}", path.display())))?;
+        let db =
+            sled::Config::new().path(path).cache_capacity(cache_bytes).open().map_err(|e| {
+                Error::internal(format_args!("cannot open database at {}: {e}", path.display()))
+            })?;
         let mut trees = vec![db.open_tree("log")?, db.open_tree("meta")?];
         for view in ViewTree::ALL {
             trees.push(db.open_tree(view.name())?);
         }
         let data_file = File::open(path.join("db"))
             .map_err(|e| Error::internal(format_args!("cannot open {}/db: {e}", path.display())))?;
-        let store = Store {
-            db,
-            trees,
-            data_file: Arc::new(data_file),
-            path: path.to_owned(),
-        };
+        let store = Store { db, trees, data_file: Arc::new(data_file), path: path.to_owned() };
         let (head, secret) = store.init_meta()?;
         Ok((store, head, secret))
     }
@@ -166,10 +160,7 @@ impl Store {
     pub fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<(Vec<User>, bool)> {
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut users = Vec::with_capacity(limit);
-        for entry in self
-            .tree(TreeId::View(ViewTree::Users))
-            .range::<&[u8], _>((lower, Bound::Unbounded))
-        {
+        for entry in self.tree(TreeId::View(ViewTree::Users)).range::<&[u8], _>((lower, Bound::Unbounded)) {
             let (key, value) = entry?;
             if users.len() == limit {
                 return Ok((users, true));
@@ -181,15 +172,12 @@ impl Store {
 
     /// The log from `from_seq` on, decoded; a corrupt entry is an error naming its seq.
     pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
-        self.tree(TreeId::Log)
-            .range(codec::seq_key(from_seq)..)
-            .map(|entry| {
-                let (key, value) = entry?;
-                let seq = codec::seq_of(&key).ok_or_else(|| {
-                    Error::internal(format_args!("corrupt log: key of {} bytes", key.len()))
-                })?;
-                codec::unseal(seq, &value)
-            })
+        self.tree(TreeId::Log).range(codec::seq_key(from_seq)..).map(|entry| {
+            let (key, value) = entry?;
+            let seq = codec::seq_of(&key)
+                .ok_or_else(|| Error::internal(format_args!("corrupt log: key of {} bytes", key.len())))?;
+            codec::unseal(seq, &value)
+        })
     }
 
     /// Every stored view row, for comparison with a fold of the log.
@@ -217,18 +205,12 @@ fn decode_user(key: &[u8], value: &[u8]) -> Result<User> {
 impl State for Store {
     fn user(&self, user_id: &str) -> Result<Option<User>> {
         let users = self.tree(TreeId::View(ViewTree::Users));
-        users
-            .get(user_id)?
-            .map(|v| decode_user(user_id.as_bytes(), &v))
-            .transpose()
+        users.get(user_id)?.map(|v| decode_user(user_id.as_bytes(), &v)).transpose()
     }
 
     fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
         let emails = self.tree(TreeId::View(ViewTree::Emails));
-        emails
-            .get(email_key)?
-            .map(|v| codec::decode(format_args!("emails[{email_key}]"), &v))
-            .transpose()
+        emails.get(email_key)?.map(|v| codec::decode(format_args!("emails[{email_key}]"), &v)).transpose()
     }
 
     fn enabled_users(&self) -> Result<u64> {

@@ -35,35 +35,15 @@ pub struct Shape {
 }
 
 /// `Email`: 4..320, the model's email pattern.
-pub static EMAIL: Shape = Shape {
-    min: 4,
-    max: 320,
-    pattern: &EMAIL_PATTERN,
-};
+pub static EMAIL: Shape = Shape { min: 4, max: 320, pattern: &EMAIL_PATTERN };
 /// `FirstName` and `LastName`: 1..50, not blank.
-pub static NAME: Shape = Shape {
-    min: 1,
-    max: 50,
-    pattern: &NON_BLANK,
-};
+pub static NAME: Shape = Shape { min: 1, max: 50, pattern: &NON_BLANK };
 /// `UserId`: 1..26, not blank.
-pub static USER_ID: Shape = Shape {
-    min: 1,
-    max: 26,
-    pattern: &NON_BLANK,
-};
+pub static USER_ID: Shape = Shape { min: 1, max: 26, pattern: &NON_BLANK };
 /// `RoleArn`: 20..2048, an IAM role ARN.
-pub static ROLE_ARN: Shape = Shape {
-    min: 20,
-    max: 2048,
-    pattern: &ROLE_ARN_PATTERN,
-};
+pub static ROLE_ARN: Shape = Shape { min: 20, max: 2048, pattern: &ROLE_ARN_PATTERN };
 /// `ClientToken` of finspace-data: 1..128, not blank.
-pub static CLIENT_TOKEN: Shape = Shape {
-    min: 1,
-    max: 128,
-    pattern: &NON_BLANK,
-};
+pub static CLIENT_TOKEN: Shape = Shape { min: 1, max: 128, pattern: &NON_BLANK };
 
 /// Checks `value` of member `field` against `shape`: length in characters, then pattern.
 pub fn check(field: &str, shape: &Shape, value: &str) -> Result<()> {
@@ -89,9 +69,7 @@ pub fn required<'a>(field: &str, shape: &Shape, value: Option<&'a str>) -> Resul
 
 /// An optional member: absent, or obeying `shape`.
 pub fn optional(field: &str, shape: &Shape, value: Option<&str>) -> Result<Option<String>> {
-    value
-        .map(|v| check(field, shape, v).map(|()| v.to_owned()))
-        .transpose()
+    value.map(|v| check(field, shape, v).map(|()| v.to_owned())).transpose()
 }
 
 /// A required member of any type: present.
@@ -125,24 +103,15 @@ mod tests {
     fn lengths_count_characters_not_bytes() {
         // 50 two-byte characters are 100 bytes but 50 characters: accepted.
         assert_eq!(rule_of(check("firstName", &NAME, &"é".repeat(50))), None);
-        assert_eq!(
-            rule_of(check("firstName", &NAME, &"é".repeat(51))),
-            Some(Rule::MaxLength(50))
-        );
+        assert_eq!(rule_of(check("firstName", &NAME, &"é".repeat(51))), Some(Rule::MaxLength(50)));
     }
 
     #[test]
     fn unanchored_patterns_match_anywhere() {
         assert_eq!(rule_of(check("firstName", &NAME, " x ")), None);
-        assert_eq!(
-            rule_of(check("firstName", &NAME, "   ")),
-            Some(Rule::Pattern(r".*\S.*"))
-        );
+        assert_eq!(rule_of(check("firstName", &NAME, "   ")), Some(Rule::Pattern(r".*\S.*")));
         assert_eq!(rule_of(check("emailAddress", &EMAIL, "see a@b.io now")), None);
-        assert!(matches!(
-            rule_of(check("emailAddress", &EMAIL, "a@b.c")),
-            Some(Rule::Pattern(_))
-        ));
+        assert!(matches!(rule_of(check("emailAddress", &EMAIL, "a@b.c")), Some(Rule::Pattern(_))));
     }
 
     #[test]
@@ -150,15 +119,9 @@ mod tests {
         let ok = "arn:aws:iam::123456789012:role/Admin";
         assert_eq!(rule_of(check("iamRole", &ROLE_ARN, ok)), None);
         let trailing = format!("{ok} x");
-        assert!(matches!(
-            rule_of(check("iamRole", &ROLE_ARN, &trailing)),
-            Some(Rule::Pattern(_))
-        ));
+        assert!(matches!(rule_of(check("iamRole", &ROLE_ARN, &trailing)), Some(Rule::Pattern(_))));
         let short_account = "arn:aws:iam::12345678901:role/Admin";
-        assert!(matches!(
-            rule_of(check("iamRole", &ROLE_ARN, short_account)),
-            Some(Rule::Pattern(_))
-        ));
+        assert!(matches!(rule_of(check("iamRole", &ROLE_ARN, short_account)), Some(Rule::Pattern(_))));
     }
 
     #[test]
@@ -173,9 +136,6 @@ mod tests {
             in_range("maxResults", 1, 100, 101),
             Err(Error::validation("maxResults", Rule::MaxValue(100)))
         );
-        assert_eq!(
-            present::<i64>("maxResults", None),
-            Err(Error::validation("maxResults", Rule::Required))
-        );
+        assert_eq!(present::<i64>("maxResults", None), Err(Error::validation("maxResults", Rule::Required)));
     }
 }

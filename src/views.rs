@@ -44,26 +44,17 @@ pub type Row = ((ViewTree, Vec<u8>), Vec<u8>);
 
 /// The row of a user record.
 pub fn user_row(user: &User) -> Row {
-    (
-        (ViewTree::Users, user.user_id.as_bytes().to_vec()),
-        codec::encode(user),
-    )
+    ((ViewTree::Users, user.user_id.as_bytes().to_vec()), codec::encode(user))
 }
 
 /// The row of an email index entry.
 pub fn email_row(email_key: &str, user_id: &UserId) -> Row {
-    (
-        (ViewTree::Emails, email_key.as_bytes().to_vec()),
-        codec::encode(user_id),
-    )
+    ((ViewTree::Emails, email_key.as_bytes().to_vec()), codec::encode(user_id))
 }
 
 /// The row of the enabled-users counter.
 pub fn enabled_users_row(count: u64) -> Row {
-    (
-        (ViewTree::Counters, ENABLED_USERS.to_vec()),
-        codec::encode(&count),
-    )
+    ((ViewTree::Counters, ENABLED_USERS.to_vec()), codec::encode(&count))
 }
 
 /// The views folded in memory: what the store's view trees must equal.

@@ -51,13 +51,7 @@ mod tests {
             error_body(&e),
             json!({"__type": "ValidationException", "message": "1 validation error detected: Value at 'emailAddress' failed to satisfy constraint: Member must have length less than or equal to 320"})
         );
-        let c = Error::Conflict {
-            message: "m".into(),
-            reason: Some("R".into()),
-        };
-        assert_eq!(
-            error_body(&c),
-            json!({"__type": "ConflictException", "message": "m", "reason": "R"})
-        );
+        let c = Error::Conflict { message: "m".into(), reason: Some("R".into()) };
+        assert_eq!(error_body(&c), json!({"__type": "ConflictException", "message": "m", "reason": "R"}));
     }
 }

@@ -91,10 +91,7 @@ impl<'s> Batch<'s> {
             users: BTreeMap::new(),
             emails: BTreeMap::new(),
             enabled_users: None,
-            changes: Changes {
-                head,
-                ..Changes::default()
-            },
+            changes: Changes { head, ..Changes::default() },
         }
     }
 
@@ -112,11 +109,7 @@ impl<'s> Batch<'s> {
         };
         let (bytes, hash) = codec::seal(&envelope, head.hash);
         self.changes.log.push((envelope.seq, bytes));
-        self.changes.head = Head {
-            seq: envelope.seq,
-            hash,
-            time_ms,
-        };
+        self.changes.head = Head { seq: envelope.seq, hash, time_ms };
         Ok(())
     }
 }

@@ -8,23 +8,19 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 
 fn cli(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_user-ledger"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_user-ledger")).arg("--db").arg(db).args(args).output().unwrap()
 }
 
 fn ok(db: &Path, args: &[&str]) -> Value {
     let out = cli(db, args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Creates an APP_USER through the CLI; returns its id.
+fn create(db: &Path, email: &str) -> String {
+    let created = ok(db, &["create-user", "--email-address", email, "--type", "APP_USER"]);
+    created["userId"].as_str().unwrap().to_owned()
 }
 
 fn api_error(db: &Path, args: &[&str]) -> Value {
@@ -64,44 +60,17 @@ fn create_get_update_disable_list() {
         "absent members are omitted"
     );
 
-    let args = [
-        "update-user",
-        "--user-id",
-        &id,
-        "--type",
-        "SUPER_USER",
-        "--api-access",
-        "ENABLED",
-    ];
+    let args = ["update-user", "--user-id", &id, "--type", "SUPER_USER", "--api-access", "ENABLED"];
     assert_eq!(ok(&db, &args), json!({ "userId": id }));
-    assert_eq!(
-        ok(&db, &["disable-user", "--user-id", &id]),
-        json!({ "userId": id })
-    );
+    assert_eq!(ok(&db, &["disable-user", "--user-id", &id]), json!({ "userId": id }));
     let user = ok(&db, &["get-user", "--user-id", &id]);
     assert_eq!(
-        (
-            user["status"].clone(),
-            user["type"].clone(),
-            user["apiAccess"].clone()
-        ),
+        (user["status"].clone(), user["type"].clone(), user["apiAccess"].clone()),
         (json!("DISABLED"), json!("SUPER_USER"), json!("ENABLED"))
     );
-    assert_eq!(
-        ok(&db, &["enable-user", "--user-id", &id, "--client-token", "t1"]),
-        json!({ "userId": id })
-    );
+    assert_eq!(ok(&db, &["enable-user", "--user-id", &id, "--client-token", "t1"]), json!({ "userId": id }));
 
-    ok(
-        &db,
-        &[
-            "create-user",
-            "--email-address",
-            "bob@example.com",
-            "--type",
-            "APP_USER",
-        ],
-    );
+    create(&db, "bob@example.com");
     let page = ok(&db, &["list-users", "--max-results", "1"]);
     assert_eq!(page["users"].as_array().unwrap().len(), 1);
     let token = page["nextToken"].as_str().unwrap();
@@ -114,39 +83,12 @@ fn create_get_update_disable_list() {
 fn api_errors_are_aws_shaped_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
-    ok(
-        &db,
-        &[
-            "create-user",
-            "--email-address",
-            "a@example.com",
-            "--type",
-            "APP_USER",
-        ],
-    );
-    let conflict = api_error(
-        &db,
-        &[
-            "create-user",
-            "--email-address",
-            "A@EXAMPLE.COM",
-            "--type",
-            "APP_USER",
-        ],
-    );
+    create(&db, "a@example.com");
+    let conflict = api_error(&db, &["create-user", "--email-address", "A@EXAMPLE.COM", "--type", "APP_USER"]);
     assert_eq!(conflict["__type"], "ConflictException");
     assert_eq!(conflict["reason"], "EMAIL_ALREADY_EXISTS");
     assert_eq!(
-        api_error(
-            &db,
-            &[
-                "create-user",
-                "--email-address",
-                "a@example.com",
-                "--type",
-                "ROOT"
-            ]
-        ),
+        api_error(&db, &["create-user", "--email-address", "a@example.com", "--type", "ROOT"]),
         json!({
             "__type": "ValidationException",
             "message": "1 validation error detected: Value at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SUPER_USER, APP_USER]"
@@ -167,11 +109,7 @@ fn usage_errors_exit_2() {
     let out = cli(&dir.path().join("db"), &["get-user", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2));
     let out = cli(&dir.path().join("db"), &["create-user", "--type", "APP_USER"]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "a missing required flag is a usage error"
-    );
+    assert_eq!(out.status.code(), Some(2), "a missing required flag is a usage error");
 }
 
 #[test]
@@ -183,24 +121,12 @@ fn the_database_defaults_to_the_working_directory_or_user_ledger_db() {
         if let Some(path) = env {
             cmd.env("USER_LEDGER_DB", path);
         }
-        cmd.args([
-            "create-user",
-            "--email-address",
-            "a@example.com",
-            "--type",
-            "APP_USER",
-        ])
-        .output()
-        .unwrap()
+        cmd.args(["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]).output().unwrap()
     };
     assert_eq!(run(None).status.code(), Some(0));
     assert!(dir.path().join("user-ledger.db").join("db").exists());
     let other = dir.path().join("other.db");
-    assert_eq!(
-        run(Some(other.to_str().unwrap())).status.code(),
-        Some(0),
-        "a fresh database: no conflict"
-    );
+    assert_eq!(run(Some(other.to_str().unwrap())).status.code(), Some(0), "a fresh database: no conflict");
     assert!(other.join("db").exists());
 }
 
@@ -208,19 +134,7 @@ fn the_database_defaults_to_the_working_directory_or_user_ledger_db() {
 fn acting_as_a_user_without_rights_is_denied() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ledger.db");
-    let id = ok(
-        &db,
-        &[
-            "create-user",
-            "--email-address",
-            "a@example.com",
-            "--type",
-            "APP_USER",
-        ],
-    )["userId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = create(&db, "a@example.com");
     let denied = api_error(&db, &["--caller", &id, "disable-user", "--user-id", &id]);
     assert_eq!(
         denied,

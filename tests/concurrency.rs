@@ -34,17 +34,12 @@ fn eight_threads_creating_the_same_email_make_exactly_one_user() {
             .map(|h| h.join().unwrap())
             .collect();
         let created = outcomes.iter().filter(|r| r.is_ok()).count();
-        let conflicts = outcomes
-            .iter()
-            .filter(|r| matches!(r, Err(e) if e.wire_name() == "ConflictException"))
-            .count();
+        let conflicts =
+            outcomes.iter().filter(|r| matches!(r, Err(e) if e.wire_name() == "ConflictException")).count();
         assert_eq!((created, conflicts), (1, 7), "round {round}: {outcomes:?}");
     }
     assert_eq!(t.events(), 10);
-    assert_eq!(
-        t.ledger.list_users(&SYSTEM, Some(100), None).unwrap().users.len(),
-        10
-    );
+    assert_eq!(t.ledger.list_users(&SYSTEM, Some(100), None).unwrap().users.len(), 10);
 }
 
 #[test]
@@ -75,8 +70,5 @@ fn concurrent_mixed_writes_keep_views_equal_to_the_fold() {
     }
     assert_eq!(t.events(), 4 * (25 + 9));
     let log: Vec<_> = t.ledger.log(1).map(|s| s.unwrap().envelope).collect();
-    assert_eq!(
-        t.ledger.view_rows().unwrap(),
-        MemViews::fold(&log).unwrap().rows()
-    );
+    assert_eq!(t.ledger.view_rows().unwrap(), MemViews::fold(&log).unwrap().rows());
 }

@@ -12,27 +12,11 @@ use user_ledger::{CreateUserRequest, Durability, UpdateUserRequest};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create {
-        email: usize,
-        upper: bool,
-        super_user: bool,
-        first: Option<String>,
-    },
-    Update {
-        user: usize,
-        first: Option<String>,
-        api: Option<bool>,
-        super_user: Option<bool>,
-    },
-    Enable {
-        user: usize,
-    },
-    Disable {
-        user: usize,
-    },
-    Clock {
-        ms: i64,
-    },
+    Create { email: usize, upper: bool, super_user: bool, first: Option<String> },
+    Update { user: usize, first: Option<String>, api: Option<bool>, super_user: Option<bool> },
+    Enable { user: usize },
+    Disable { user: usize },
+    Clock { ms: i64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -54,16 +38,9 @@ fn assert_views_equal_fold(t: &TestLedger) {
     for (i, e) in log.iter().enumerate() {
         assert_eq!(e.seq, i as u64 + 1);
     }
-    assert!(
-        log.windows(2).all(|w| w[0].time_ms <= w[1].time_ms),
-        "times never decrease"
-    );
+    assert!(log.windows(2).all(|w| w[0].time_ms <= w[1].time_ms), "times never decrease");
     let folded = MemViews::fold(&log).unwrap();
-    assert_eq!(
-        t.ledger.view_rows().unwrap(),
-        folded.rows(),
-        "views == fold(log), byte for byte"
-    );
+    assert_eq!(t.ledger.view_rows().unwrap(), folded.rows(), "views == fold(log), byte for byte");
 }
 
 proptest! {

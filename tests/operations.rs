@@ -28,11 +28,7 @@ fn full_request(email: &str) -> CreateUserRequest {
 #[test]
 fn create_then_get_returns_the_whole_record() {
     let t = TestLedger::new();
-    let id = t
-        .ledger
-        .create_user(&SYSTEM, &full_request("alice@example.com"))
-        .unwrap()
-        .user_id;
+    let id = t.create_with(full_request("alice@example.com"));
     assert_eq!(id.len(), 26, "userId is a ULID");
     assert_eq!(
         t.ledger.get_user(&SYSTEM, &id).unwrap(),
@@ -58,18 +54,11 @@ fn create_then_get_returns_the_whole_record() {
 #[test]
 fn the_event_records_caller_token_and_time() {
     let t = TestLedger::new();
-    let admin = t
-        .ledger
-        .create_user(&SYSTEM, &full_request("admin@example.com"))
-        .unwrap()
-        .user_id;
+    let admin = t.create_with(full_request("admin@example.com"));
     t.clock.advance(5);
     let bob = t
         .ledger
-        .create_user(
-            &Caller::User(admin.clone()),
-            &CreateUserRequest::new("bob@example.com", "APP_USER"),
-        )
+        .create_user(&Caller::User(admin.clone()), &CreateUserRequest::new("bob@example.com", "APP_USER"))
         .unwrap()
         .user_id;
     let log: Vec<_> = t.ledger.log(1).map(Result::unwrap).collect();
@@ -128,24 +117,11 @@ fn noops_succeed_and_append_nothing() {
     assert_eq!(t.events(), 1);
     t.clock.advance(10);
     assert_eq!(t.ledger.enable_user(&SYSTEM, &id, None).unwrap().user_id, id);
-    let same = UpdateUserRequest {
-        user_type: Some("APP_USER".into()),
-        ..UpdateUserRequest::new(&id)
-    };
+    let same = UpdateUserRequest { user_type: Some("APP_USER".into()), ..UpdateUserRequest::new(&id) };
     assert_eq!(t.ledger.update_user(&SYSTEM, &same).unwrap().user_id, id);
-    assert_eq!(
-        t.ledger
-            .update_user(&SYSTEM, &UpdateUserRequest::new(&id))
-            .unwrap()
-            .user_id,
-        id
-    );
+    assert_eq!(t.ledger.update_user(&SYSTEM, &UpdateUserRequest::new(&id)).unwrap().user_id, id);
     assert_eq!(t.events(), 1);
-    assert_eq!(
-        t.ledger.get_user(&SYSTEM, &id).unwrap().last_modified_time,
-        T0,
-        "no-ops change no time"
-    );
+    assert_eq!(t.ledger.get_user(&SYSTEM, &id).unwrap().last_modified_time, T0, "no-ops change no time");
 
     t.ledger.disable_user(&SYSTEM, &id, None).unwrap();
     t.ledger.disable_user(&SYSTEM, &id, None).unwrap();
@@ -161,11 +137,7 @@ fn enable_and_disable_keep_their_times() {
     let user = t.ledger.get_user(&SYSTEM, &id).unwrap();
     assert_eq!(user.status, UserStatus::Disabled);
     assert_eq!(
-        (
-            user.last_enabled_time,
-            user.last_disabled_time,
-            user.last_modified_time
-        ),
+        (user.last_enabled_time, user.last_disabled_time, user.last_modified_time),
         (Some(T0), Some(T0 + 100), T0 + 100)
     );
     t.clock.set(T0 + 250);
@@ -173,12 +145,7 @@ fn enable_and_disable_keep_their_times() {
     let user = t.ledger.get_user(&SYSTEM, &id).unwrap();
     assert_eq!(user.status, UserStatus::Enabled);
     assert_eq!(
-        (
-            user.create_time,
-            user.last_enabled_time,
-            user.last_disabled_time,
-            user.last_modified_time
-        ),
+        (user.create_time, user.last_enabled_time, user.last_disabled_time, user.last_modified_time),
         (T0, Some(T0 + 250), Some(T0 + 100), T0 + 250)
     );
     assert_eq!(t.events(), 3);
@@ -200,22 +167,11 @@ fn event_times_never_go_backwards_even_if_the_clock_does() {
 fn a_valid_id_that_names_no_user_is_not_found() {
     let t = TestLedger::new();
     let missing = "01HZZZZZZZZZZZZZZZZZZZZZZZ";
-    let not_found = Error::ResourceNotFound {
-        message: format!("User {missing} does not exist"),
-    };
+    let not_found = Error::ResourceNotFound { message: format!("User {missing} does not exist") };
     assert_eq!(t.ledger.get_user(&SYSTEM, missing), Err(not_found.clone()));
-    assert_eq!(
-        t.ledger.enable_user(&SYSTEM, missing, None),
-        Err(not_found.clone())
-    );
-    assert_eq!(
-        t.ledger.disable_user(&SYSTEM, missing, None),
-        Err(not_found.clone())
-    );
-    assert_eq!(
-        t.ledger.update_user(&SYSTEM, &UpdateUserRequest::new(missing)),
-        Err(not_found.clone())
-    );
+    assert_eq!(t.ledger.enable_user(&SYSTEM, missing, None), Err(not_found.clone()));
+    assert_eq!(t.ledger.disable_user(&SYSTEM, missing, None), Err(not_found.clone()));
+    assert_eq!(t.ledger.update_user(&SYSTEM, &UpdateUserRequest::new(missing)), Err(not_found.clone()));
     assert_eq!(not_found.status(), 404);
     assert_eq!(t.events(), 0);
 }
@@ -224,10 +180,8 @@ fn a_valid_id_that_names_no_user_is_not_found() {
 fn emails_are_unique_case_insensitively() {
     let t = TestLedger::new();
     let id = t.create("Alice@Example.com");
-    let err = t
-        .ledger
-        .create_user(&SYSTEM, &CreateUserRequest::new("aLiCe@example.COM", "APP_USER"))
-        .unwrap_err();
+    let err =
+        t.ledger.create_user(&SYSTEM, &CreateUserRequest::new("aLiCe@example.COM", "APP_USER")).unwrap_err();
     assert_eq!(err.wire_name(), "ConflictException");
     assert_eq!(err.status(), 409);
     assert_eq!(err.reason(), Some("EMAIL_ALREADY_EXISTS"));
@@ -240,20 +194,13 @@ fn the_enabled_users_quota_gives_limit_exceeded_and_writes_nothing() {
     let t = TestLedger::with(|c| c.max_enabled_users(2));
     let a = t.create("a@example.com");
     t.create("b@example.com");
-    let err = t
-        .ledger
-        .create_user(&SYSTEM, &CreateUserRequest::new("c@example.com", "APP_USER"))
-        .unwrap_err();
+    let err =
+        t.ledger.create_user(&SYSTEM, &CreateUserRequest::new("c@example.com", "APP_USER")).unwrap_err();
     assert_eq!((err.wire_name(), err.status()), ("LimitExceededException", 400));
     t.ledger.disable_user(&SYSTEM, &a, None).unwrap();
     let c = t.create("c@example.com");
     let err = t.ledger.enable_user(&SYSTEM, &a, None).unwrap_err();
-    assert_eq!(
-        err,
-        Error::LimitExceeded {
-            message: "The limit of 2 enabled users is reached".into()
-        }
-    );
+    assert_eq!(err, Error::LimitExceeded { message: "The limit of 2 enabled users is reached".into() });
     t.ledger.disable_user(&SYSTEM, &c, None).unwrap();
     t.ledger.enable_user(&SYSTEM, &a, None).unwrap();
     assert_eq!(t.events(), 6);
@@ -262,11 +209,7 @@ fn the_enabled_users_quota_gives_limit_exceeded_and_writes_nothing() {
 #[test]
 fn callers_other_than_a_super_user_with_api_access_are_denied() {
     let t = TestLedger::new();
-    let admin = t
-        .ledger
-        .create_user(&SYSTEM, &full_request("admin@example.com"))
-        .unwrap()
-        .user_id;
+    let admin = t.create_with(full_request("admin@example.com"));
     let reader = t
         .ledger
         .create_user(
@@ -284,44 +227,19 @@ fn callers_other_than_a_super_user_with_api_access_are_denied() {
 
     // A SUPER_USER with apiAccess manages; an APP_USER with apiAccess only reads.
     t.ledger.disable_user(&as_admin, &plain, None).unwrap();
-    assert_eq!(
-        t.ledger.get_user(&as_reader, &plain).unwrap().status,
-        UserStatus::Disabled
-    );
-    assert_eq!(
-        t.ledger
-            .list_users(&as_reader, Some(10), None)
-            .unwrap()
-            .users
-            .len(),
-        3
-    );
+    assert_eq!(t.ledger.get_user(&as_reader, &plain).unwrap().status, UserStatus::Disabled);
+    assert_eq!(t.ledger.list_users(&as_reader, Some(10), None).unwrap().users.len(), 3);
     let events = t.events();
     let err = t.ledger.enable_user(&as_reader, &plain, None).unwrap_err();
-    assert_eq!(
-        err,
-        Error::AccessDenied {
-            message: format!("Caller {reader} is not a SUPER_USER")
-        }
-    );
+    assert_eq!(err, Error::AccessDenied { message: format!("Caller {reader} is not a SUPER_USER") });
     assert_eq!(err.status(), 403);
-    let err = t
-        .ledger
-        .get_user(&Caller::User(plain.clone()), &admin)
-        .unwrap_err();
+    let err = t.ledger.get_user(&Caller::User(plain.clone()), &admin).unwrap_err();
     assert_eq!(err.wire_name(), "AccessDeniedException");
     // A disabled SUPER_USER can do nothing.
     t.ledger.disable_user(&SYSTEM, &admin, None).unwrap();
-    let err = t
-        .ledger
-        .create_user(&as_admin, &CreateUserRequest::new("x@example.com", "APP_USER"))
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::AccessDenied {
-            message: format!("Caller {admin} is not ENABLED")
-        }
-    );
+    let err =
+        t.ledger.create_user(&as_admin, &CreateUserRequest::new("x@example.com", "APP_USER")).unwrap_err();
+    assert_eq!(err, Error::AccessDenied { message: format!("Caller {admin} is not ENABLED") });
     assert_eq!(t.events(), events + 1);
 }
 
@@ -387,12 +305,7 @@ fn forged_or_foreign_next_tokens_are_validation_errors() {
     for i in 0..3 {
         t.create(&format!("u{i}@example.com"));
     }
-    let token = t
-        .ledger
-        .list_users(&SYSTEM, Some(1), None)
-        .unwrap()
-        .next_token
-        .unwrap();
+    let token = t.ledger.list_users(&SYSTEM, Some(1), None).unwrap().next_token.unwrap();
     let other = TestLedger::new();
     let invalid = Some(("nextToken".to_string(), Rule::InvalidToken));
     assert_eq!(
@@ -403,18 +316,9 @@ fn forged_or_foreign_next_tokens_are_validation_errors() {
     let mut forged = token.clone().into_bytes();
     forged[0] = if forged[0] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();
-    assert_eq!(
-        validation(&t.ledger.list_users(&SYSTEM, Some(1), Some(&forged))),
-        invalid
-    );
-    assert_eq!(
-        validation(&t.ledger.list_users(&SYSTEM, Some(1), Some("%%%"))),
-        invalid
-    );
-    assert_eq!(
-        validation(&t.ledger.list_users(&SYSTEM, Some(1), Some(""))),
-        invalid
-    );
+    assert_eq!(validation(&t.ledger.list_users(&SYSTEM, Some(1), Some(&forged))), invalid);
+    assert_eq!(validation(&t.ledger.list_users(&SYSTEM, Some(1), Some("%%%"))), invalid);
+    assert_eq!(validation(&t.ledger.list_users(&SYSTEM, Some(1), Some(""))), invalid);
 }
 
 #[test]
@@ -430,10 +334,8 @@ fn everything_persists_across_close_and_reopen() {
     assert_eq!(t.ledger.head().unwrap(), head);
     assert_eq!(t.ledger.view_rows().unwrap(), rows);
     // The email index survived too, and the log continues densely.
-    let err = t
-        .ledger
-        .create_user(&SYSTEM, &CreateUserRequest::new("A@example.com", "APP_USER"))
-        .unwrap_err();
+    let err =
+        t.ledger.create_user(&SYSTEM, &CreateUserRequest::new("A@example.com", "APP_USER")).unwrap_err();
     assert_eq!(err.wire_name(), "ConflictException");
     t.create("b@example.com");
     assert_eq!(t.events(), 3);
@@ -446,10 +348,7 @@ fn periodic_durability_acknowledges_and_persists() {
     let id = t.create("a@example.com");
     t.ledger.sync().unwrap();
     let t = t.reopen();
-    assert_eq!(
-        t.ledger.get_user(&SYSTEM, &id).unwrap().email_address,
-        "a@example.com"
-    );
+    assert_eq!(t.ledger.get_user(&SYSTEM, &id).unwrap().email_address, "a@example.com");
 }
 
 #[test]
@@ -472,10 +371,7 @@ fn an_unknown_format_version_is_a_clear_error_on_open() {
     assert_eq!(err.wire_name(), "InternalServerException");
     assert_eq!(
         err.to_string(),
-        format!(
-            "database at {} is in format version 9, this build reads version 1",
-            path.display()
-        )
+        format!("database at {} is in format version 9, this build reads version 1", path.display())
     );
 }
 
@@ -484,26 +380,18 @@ fn corrupt_view_bytes_are_an_error_naming_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let ledger = Ledger::open(Config::new(&path)).unwrap();
-    let id = ledger
-        .create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER"))
-        .unwrap()
-        .user_id;
+    let id =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
     drop(ledger);
     {
         let db = sled::open(&path).unwrap();
-        db.open_tree("users")
-            .unwrap()
-            .insert(id.as_bytes(), &[1u8, 0xff, 0xff])
-            .unwrap();
+        db.open_tree("users").unwrap().insert(id.as_bytes(), &[1u8, 0xff, 0xff]).unwrap();
         db.flush().unwrap();
     }
     let ledger = Ledger::open_path(&path).unwrap();
     let err = ledger.get_user(&SYSTEM, &id).unwrap_err();
     assert_eq!(err.status(), 500);
-    assert!(
-        err.to_string().starts_with(&format!("corrupt users[{id}]: ")),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("corrupt users[{id}]: ")), "{err}");
     // The writer reads the same view, and refuses rather than writing on top of it.
     assert_eq!(ledger.enable_user(&SYSTEM, &id, None).unwrap_err().status(), 500);
 }
@@ -514,9 +402,6 @@ fn api_access_accepts_the_older_wire_spelling() {
     let request: CreateUserRequest = serde_json::from_str(json).unwrap();
     assert_eq!(request.api_access.as_deref(), Some("ENABLED"));
     let t = TestLedger::new();
-    let id = t.ledger.create_user(&SYSTEM, &request).unwrap().user_id;
-    assert_eq!(
-        t.ledger.get_user(&SYSTEM, &id).unwrap().api_access,
-        Some(ApiAccess::Enabled)
-    );
+    let id = t.create_with(request);
+    assert_eq!(t.ledger.get_user(&SYSTEM, &id).unwrap().api_access, Some(ApiAccess::Enabled));
 }

@@ -62,12 +62,7 @@ fn user_id_cases() -> Vec<Case> {
 
 fn api_access_cases() -> Vec<Case> {
     let values = &["ENABLED", "DISABLED"][..];
-    vec![
-        ok("ENABLED"),
-        ok("DISABLED"),
-        bad("enabled", Rule::Enum(values)),
-        bad("", Rule::Enum(values)),
-    ]
+    vec![ok("ENABLED"), ok("DISABLED"), bad("enabled", Rule::Enum(values)), bad("", Rule::Enum(values))]
 }
 
 /// apiAccessPrincipalArn: 20..2048, an IAM role ARN.
@@ -78,14 +73,8 @@ fn role_arn_cases() -> Vec<Case> {
         ok(format!("{ROLE_PREFIX}r")),
         ok("arn:aws-cn:iam::123456789012:role/path/to/R+=,.@-_"),
         ok(format!("{ROLE_PREFIX}{}", x(2048 - ROLE_PREFIX.len()))),
-        bad(
-            format!("{ROLE_PREFIX}{}", x(2049 - ROLE_PREFIX.len())),
-            Rule::MaxLength(2048),
-        ),
-        bad(
-            "arn:aws:iam::123456789012:user/alice",
-            Rule::Pattern(ROLE_ARN_PATTERN),
-        ),
+        bad(format!("{ROLE_PREFIX}{}", x(2049 - ROLE_PREFIX.len())), Rule::MaxLength(2048)),
+        bad("arn:aws:iam::123456789012:user/alice", Rule::Pattern(ROLE_ARN_PATTERN)),
         bad(format!("{ROLE_PREFIX}r "), Rule::Pattern(ROLE_ARN_PATTERN)),
     ]
 }
@@ -117,17 +106,11 @@ fn check_on<T: std::fmt::Debug>(
         let shown = value.as_ref().map(|v| v.chars().take(40).collect::<String>());
         let result = op(&t, value, i, target);
         match rule {
-            None => assert_eq!(
-                validation(&result),
-                None,
-                "{member}={shown:?} should be accepted: {result:?}"
-            ),
+            None => {
+                assert_eq!(validation(&result), None, "{member}={shown:?} should be accepted: {result:?}")
+            }
             Some(rule) => {
-                assert_eq!(
-                    validation(&result),
-                    Some((member.to_string(), rule)),
-                    "{member}={shown:?}"
-                );
+                assert_eq!(validation(&result), Some((member.to_string(), rule)), "{member}={shown:?}");
                 assert_eq!(t.events(), events, "a rejected request wrote nothing");
             }
         }
@@ -157,13 +140,7 @@ fn create_user_email_address() {
         ok("Name <first.last+tag%x@sub-1.example.org>"), // unanchored, as the model
     ];
     check("emailAddress", cases, |t, v, _| {
-        create(
-            t,
-            CreateUserRequest {
-                email_address: v,
-                ..CreateUserRequest::new("", "APP_USER")
-            },
-        )
+        create(t, CreateUserRequest { email_address: v, ..CreateUserRequest::new("", "APP_USER") })
     });
 }
 
@@ -178,56 +155,29 @@ fn create_user_type() {
         bad("ADMIN", Rule::Enum(values)),
     ];
     check("type", cases, |t, v, i| {
-        create(
-            t,
-            CreateUserRequest {
-                user_type: v,
-                ..CreateUserRequest::new(email(i), "")
-            },
-        )
+        create(t, CreateUserRequest { user_type: v, ..CreateUserRequest::new(email(i), "") })
     });
 }
 
 #[test]
 fn create_user_first_and_last_name() {
     check("firstName", name_cases(), |t, v, i| {
-        create(
-            t,
-            CreateUserRequest {
-                first_name: v,
-                ..CreateUserRequest::new(email(i), "APP_USER")
-            },
-        )
+        create(t, CreateUserRequest { first_name: v, ..CreateUserRequest::new(email(i), "APP_USER") })
     });
     check("lastName", name_cases(), |t, v, i| {
-        create(
-            t,
-            CreateUserRequest {
-                last_name: v,
-                ..CreateUserRequest::new(email(i), "APP_USER")
-            },
-        )
+        create(t, CreateUserRequest { last_name: v, ..CreateUserRequest::new(email(i), "APP_USER") })
     });
 }
 
 #[test]
 fn create_user_api_access_and_principal() {
     check("apiAccess", api_access_cases(), |t, v, i| {
-        create(
-            t,
-            CreateUserRequest {
-                api_access: v,
-                ..CreateUserRequest::new(email(i), "APP_USER")
-            },
-        )
+        create(t, CreateUserRequest { api_access: v, ..CreateUserRequest::new(email(i), "APP_USER") })
     });
     check("apiAccessPrincipalArn", role_arn_cases(), |t, v, i| {
         create(
             t,
-            CreateUserRequest {
-                api_access_principal_arn: v,
-                ..CreateUserRequest::new(email(i), "APP_USER")
-            },
+            CreateUserRequest { api_access_principal_arn: v, ..CreateUserRequest::new(email(i), "APP_USER") },
         )
     });
 }
@@ -235,13 +185,7 @@ fn create_user_api_access_and_principal() {
 #[test]
 fn create_user_client_token() {
     check("clientToken", token_cases(), |t, v, i| {
-        create(
-            t,
-            CreateUserRequest {
-                client_token: v,
-                ..CreateUserRequest::new(email(i), "APP_USER")
-            },
-        )
+        create(t, CreateUserRequest { client_token: v, ..CreateUserRequest::new(email(i), "APP_USER") })
     });
 }
 
@@ -250,98 +194,39 @@ fn update_user_members() {
     let update = |t: &TestLedger, r: UpdateUserRequest| t.ledger.update_user(&SYSTEM, &r);
     let mut id_cases = user_id_cases();
     id_cases.insert(0, (None, Some(Rule::Required)));
-    check("userId", id_cases, |t, v, _| {
-        update(
-            t,
-            UpdateUserRequest {
-                user_id: v,
-                ..Default::default()
-            },
-        )
-    });
+    check("userId", id_cases, |t, v, _| update(t, UpdateUserRequest { user_id: v, ..Default::default() }));
 
     // Each case updates its own user, made before the event count is taken.
     let existing = |t: &TestLedger, i: usize| t.create(&email(i));
     let on = |id: String| UpdateUserRequest::new(id);
     let values = &["SUPER_USER", "APP_USER"][..];
-    let type_cases = vec![
-        ok("SUPER_USER"),
-        ok("APP_USER"),
-        bad("super_user", Rule::Enum(values)),
-    ];
+    let type_cases = vec![ok("SUPER_USER"), ok("APP_USER"), bad("super_user", Rule::Enum(values))];
     check_on("type", type_cases, existing, |t, v, _, id| {
-        update(
-            t,
-            UpdateUserRequest {
-                user_type: v,
-                ..on(id)
-            },
-        )
+        update(t, UpdateUserRequest { user_type: v, ..on(id) })
     });
     check_on("firstName", name_cases(), existing, |t, v, _, id| {
-        update(
-            t,
-            UpdateUserRequest {
-                first_name: v,
-                ..on(id)
-            },
-        )
+        update(t, UpdateUserRequest { first_name: v, ..on(id) })
     });
     check_on("lastName", name_cases(), existing, |t, v, _, id| {
-        update(
-            t,
-            UpdateUserRequest {
-                last_name: v,
-                ..on(id)
-            },
-        )
+        update(t, UpdateUserRequest { last_name: v, ..on(id) })
     });
     check_on("apiAccess", api_access_cases(), existing, |t, v, _, id| {
-        update(
-            t,
-            UpdateUserRequest {
-                api_access: v,
-                ..on(id)
-            },
-        )
+        update(t, UpdateUserRequest { api_access: v, ..on(id) })
     });
-    check_on(
-        "apiAccessPrincipalArn",
-        role_arn_cases(),
-        existing,
-        |t, v, _, id| {
-            update(
-                t,
-                UpdateUserRequest {
-                    api_access_principal_arn: v,
-                    ..on(id)
-                },
-            )
-        },
-    );
+    check_on("apiAccessPrincipalArn", role_arn_cases(), existing, |t, v, _, id| {
+        update(t, UpdateUserRequest { api_access_principal_arn: v, ..on(id) })
+    });
     check_on("clientToken", token_cases(), existing, |t, v, _, id| {
-        update(
-            t,
-            UpdateUserRequest {
-                client_token: v,
-                ..on(id)
-            },
-        )
+        update(t, UpdateUserRequest { client_token: v, ..on(id) })
     });
 }
 
 #[test]
 fn get_enable_disable_user_id_and_token() {
     let id = |v: Option<String>| v.unwrap_or_default();
-    check("userId", user_id_cases(), |t, v, _| {
-        t.ledger.get_user(&SYSTEM, &id(v))
-    });
-    check("userId", user_id_cases(), |t, v, _| {
-        t.ledger.enable_user(&SYSTEM, &id(v), None)
-    });
-    check("userId", user_id_cases(), |t, v, _| {
-        t.ledger.disable_user(&SYSTEM, &id(v), None)
-    });
+    check("userId", user_id_cases(), |t, v, _| t.ledger.get_user(&SYSTEM, &id(v)));
+    check("userId", user_id_cases(), |t, v, _| t.ledger.enable_user(&SYSTEM, &id(v), None));
+    check("userId", user_id_cases(), |t, v, _| t.ledger.disable_user(&SYSTEM, &id(v), None));
     let existing = |t: &TestLedger, i: usize| t.create(&email(i));
     check_on("clientToken", token_cases(), existing, |t, v, _, id| {
         t.ledger.enable_user(&SYSTEM, &id, v.as_deref())
@@ -367,10 +252,7 @@ fn list_users_max_results() {
 #[test]
 fn the_message_names_the_member_and_the_rule() {
     let t = TestLedger::new();
-    let err = t
-        .ledger
-        .create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "ROOT"))
-        .unwrap_err();
+    let err = t.ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "ROOT")).unwrap_err();
     assert_eq!(err.status(), 400);
     assert_eq!(err.wire_name(), "ValidationException");
     assert_eq!(

@@ -12,12 +12,7 @@ use user_ledger::{wire, Caller, CreateUserRequest, Ledger, UpdateUserRequest};
 #[command(name = "user-ledger", version, about)]
 struct Cli {
     /// The database directory.
-    #[arg(
-        long,
-        global = true,
-        env = "USER_LEDGER_DB",
-        default_value = "./user-ledger.db"
-    )]
+    #[arg(long, global = true, env = "USER_LEDGER_DB", default_value = "./user-ledger.db")]
     db: PathBuf,
     /// Act as this ledger user (a userId) instead of as the system.
     #[arg(long, global = true)]
@@ -105,11 +100,7 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
     let ledger = Ledger::open_path(&cli.db)?;
     let caller = cli.caller.map_or(Caller::System, Caller::User);
     match cli.command {
-        Command::CreateUser {
-            email_address,
-            user_type,
-            profile,
-        } => {
+        Command::CreateUser { email_address, user_type, profile } => {
             let request = CreateUserRequest {
                 email_address: Some(email_address),
                 user_type: Some(user_type),
@@ -122,11 +113,7 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
             json(ledger.create_user(&caller, &request))
         }
         Command::GetUser { user_id } => json(ledger.get_user(&caller, &user_id)),
-        Command::UpdateUser {
-            user_id,
-            user_type,
-            profile,
-        } => {
+        Command::UpdateUser { user_id, user_type, profile } => {
             let request = UpdateUserRequest {
                 user_id: Some(user_id),
                 user_type,
@@ -140,10 +127,9 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
         }
         Command::EnableUser(a) => json(ledger.enable_user(&caller, &a.user_id, a.client_token.as_deref())),
         Command::DisableUser(a) => json(ledger.disable_user(&caller, &a.user_id, a.client_token.as_deref())),
-        Command::ListUsers {
-            max_results,
-            next_token,
-        } => json(ledger.list_users(&caller, max_results, next_token.as_deref())),
+        Command::ListUsers { max_results, next_token } => {
+            json(ledger.list_users(&caller, max_results, next_token.as_deref()))
+        }
     }
 }
 

@@ -42,10 +42,12 @@ impl TestLedger {
 
     /// Creates an APP_USER as the system; returns its id.
     pub fn create(&self, email: &str) -> String {
-        self.ledger
-            .create_user(&SYSTEM, &CreateUserRequest::new(email, "APP_USER"))
-            .unwrap()
-            .user_id
+        self.create_with(CreateUserRequest::new(email, "APP_USER"))
+    }
+
+    /// Makes `request` as the system, which must succeed; returns the new id.
+    pub fn create_with(&self, request: CreateUserRequest) -> String {
+        self.ledger.create_user(&SYSTEM, &request).unwrap().user_id
     }
 }
 
