@@ -37,6 +37,18 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The API operation's name, e.g. `CreateUser`.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Command::CreateUser { .. } => "CreateUser",
+            Command::UpdateUser { .. } => "UpdateUser",
+            Command::EnableUser { .. } => "EnableUser",
+            Command::DisableUser { .. } => "DisableUser",
+        }
+    }
+}
+
 /// Configured quotas that decisions respect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {

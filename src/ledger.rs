@@ -13,7 +13,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::decider::{self, Access, Command, Limits, State};
 use crate::domain::{Caller, User};
 use crate::error::{Error, Result};
-use crate::event::{Event, Sealed};
+use crate::event::Sealed;
+use crate::idempotency::{self, Response};
 use crate::page::PageTokens;
 use crate::request::{
     validate_client_token, validate_user_id, CreateUserRequest, ListUsersResponse, UpdateUserRequest,
@@ -22,7 +23,7 @@ use crate::request::{
 use crate::store::{Head, Store};
 use crate::validate;
 use crate::views::Rows;
-use crate::writer::{WriteRequest, Writer};
+use crate::writer::{WriteRequest, Writer, PURGE_PER_COMMIT};
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +47,16 @@ pub struct Config {
     pub limits: Limits,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
+    /// How long a clientToken is remembered, in ms.
+    pub token_ttl_ms: i64,
 }
 
 /// The default page cache: 64 MiB, not sled's 1 GiB, since the ledger is embedded in a host.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
 impl Config {
-    /// Defaults for the database at `path`: Immediate durability, 64 MiB cache, no quota, system clock.
+    /// Defaults for the database at `path`: Immediate durability, 64 MiB cache, no quota, system
+    /// clock, tokens remembered 10 minutes.
     pub fn new(path: impl AsRef<Path>) -> Self {
         Config {
             path: path.as_ref().to_owned(),
@@ -60,7 +64,14 @@ impl Config {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
+            token_ttl_ms: idempotency::DEFAULT_TTL_MS,
         }
+    }
+
+    /// Sets how long clientTokens are remembered (default 10 minutes).
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.token_ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// Sets the durability.
@@ -125,7 +136,7 @@ impl Ledger {
         Ok(Ledger {
             inner: Arc::new(Inner {
                 store,
-                writer: Mutex::new(Writer::new(head)),
+                writer: Mutex::new(Writer::new(head, config.token_ttl_ms)),
                 config,
                 pages: PageTokens::new(secret),
                 poisoned,
@@ -142,18 +153,15 @@ impl Ledger {
     /// CreateUser: a new ENABLED user; returns its id.
     pub fn create_user(&self, caller: &Caller, request: &CreateUserRequest) -> Result<UserIdResponse> {
         let user = request.validate()?;
-        let user_id = Ulid::generate().to_string();
-        let command = Command::CreateUser { user_id: user_id.clone(), user };
-        self.write(caller, request.client_token.as_deref(), command)?;
-        Ok(UserIdResponse { user_id })
+        let command = Command::CreateUser { user_id: Ulid::generate().to_string(), user };
+        self.write(caller, request.client_token.as_deref(), command).map(user_id_response)
     }
 
     /// UpdateUser: sets the given fields; a request that changes nothing appends nothing.
     pub fn update_user(&self, caller: &Caller, request: &UpdateUserRequest) -> Result<UserIdResponse> {
         let (user_id, changes) = request.validate()?;
-        let command = Command::UpdateUser { user_id: user_id.clone(), changes };
-        self.write(caller, request.client_token.as_deref(), command)?;
-        Ok(UserIdResponse { user_id })
+        let command = Command::UpdateUser { user_id, changes };
+        self.write(caller, request.client_token.as_deref(), command).map(user_id_response)
     }
 
     /// EnableUser; enabling an ENABLED user appends nothing.
@@ -165,8 +173,7 @@ impl Ledger {
     ) -> Result<UserIdResponse> {
         let user_id = validate_user_id(Some(user_id))?;
         validate_client_token(client_token)?;
-        self.write(caller, client_token, Command::EnableUser { user_id: user_id.clone() })?;
-        Ok(UserIdResponse { user_id })
+        self.write(caller, client_token, Command::EnableUser { user_id }).map(user_id_response)
     }
 
     /// DisableUser; disabling a DISABLED user appends nothing.
@@ -178,8 +185,7 @@ impl Ledger {
     ) -> Result<UserIdResponse> {
         let user_id = validate_user_id(Some(user_id))?;
         validate_client_token(client_token)?;
-        self.write(caller, client_token, Command::DisableUser { user_id: user_id.clone() })?;
-        Ok(UserIdResponse { user_id })
+        self.write(caller, client_token, Command::DisableUser { user_id }).map(user_id_response)
     }
 
     /// GetUser.
@@ -244,29 +250,65 @@ impl Ledger {
         Ok(self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
-    /// Commits one command and makes it as durable as configured; returns its events.
-    fn write(&self, caller: &Caller, client_token: Option<&str>, command: Command) -> Result<Vec<Event>> {
+    /// Purges every expired clientToken record; returns how many were removed.
+    pub fn purge_expired_tokens(&self) -> Result<usize> {
         let inner = &self.inner;
-        let request =
-            WriteRequest { caller: caller.clone(), client_token: client_token.map(str::to_owned), command };
         let mut writer = self.lock_writer()?;
-        if inner.poisoned.load(Ordering::SeqCst) {
+        self.refuse_if_poisoned()?;
+        let now = inner.config.clock.now_ms();
+        let mut total = 0;
+        loop {
+            let purged = writer.purge_expired_tokens(&inner.store, now, 64 * PURGE_PER_COMMIT)?;
+            total += purged;
+            if purged == 0 {
+                break;
+            }
+        }
+        if total > 0 && inner.config.durability == Durability::Immediate {
+            self.sync_or_poison()?;
+        }
+        Ok(total)
+    }
+
+    /// How many clientToken records are stored, live or expired but not yet purged.
+    pub fn token_count(&self) -> usize {
+        self.inner.store.token_count()
+    }
+
+    fn refuse_if_poisoned(&self) -> Result<()> {
+        if self.inner.poisoned.load(Ordering::SeqCst) {
             return Err(Error::internal(
                 "the ledger refuses writes after a failed flush; reopen it to recover",
             ));
         }
+        Ok(())
+    }
+
+    /// Commits one command and makes it as durable as configured; returns its response.
+    fn write(&self, caller: &Caller, client_token: Option<&str>, command: Command) -> Result<Response> {
+        let inner = &self.inner;
+        let request =
+            WriteRequest { caller: caller.clone(), client_token: client_token.map(str::to_owned), command };
+        let mut writer = self.lock_writer()?;
+        self.refuse_if_poisoned()?;
         let now = inner.config.clock.now_ms();
-        let mut results =
+        let committed =
             writer.commit(&inner.store, &inner.config.limits, now, std::slice::from_ref(&request))?;
-        let result = results.pop().unwrap_or_else(|| Err(Error::internal("writer returned no result")));
-        if matches!(result.as_deref(), Ok([_, ..])) && inner.config.durability == Durability::Immediate {
+        if committed.wrote && inner.config.durability == Durability::Immediate {
             self.sync_or_poison()?;
         }
-        result
+        let result = committed.results.into_iter().next();
+        result.unwrap_or_else(|| Err(Error::internal("writer returned no result"))).map(|o| o.response)
     }
 
     fn sync_or_poison(&self) -> Result<()> {
         sync_or_poison(&self.inner.store, &self.inner.poisoned)
+    }
+}
+
+fn user_id_response(response: Response) -> UserIdResponse {
+    match response {
+        Response::UserId(user_id) => UserIdResponse { user_id },
     }
 }
 

@@ -5,7 +5,7 @@
 //! and can be rebuilt from it byte for byte. See `README.md` and `DESIGN.md`.
 //!
 //! Layout: [`domain`] types, [`validate`] field rules, [`request`] wire shapes, [`event`] facts,
-//! [`codec`] bytes, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
+//! [`codec`] bytes, [`idempotency`] clientTokens, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
 //! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens.
 #![warn(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod decider;
 pub mod domain;
 pub mod error;
 pub mod event;
+pub mod idempotency;
 pub mod ledger;
 pub mod page;
 pub mod request;

@@ -1,5 +1,6 @@
 //! The sled store: the log, the views and meta, one transaction per commit. Knows no API rule.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::decider::State;
 use crate::domain::{User, UserId};
 use crate::error::{Error, Result};
 use crate::event::Sealed;
+use crate::idempotency::{self, TokenRecord};
 use crate::views::{Rows, ViewTree, ENABLED_USERS};
 
 const META_FORMAT: &[u8] = b"format";
@@ -31,15 +33,22 @@ pub struct Head {
     pub time_ms: i64,
 }
 
-/// Everything one commit writes: appended log entries, the new head, changed view rows.
+/// Everything one commit writes: appended log entries, the new head, other writes and deletes.
 #[derive(Debug, Default)]
 pub struct Changes {
     /// (seq, sealed bytes), in seq order.
     pub log: Vec<(u64, Vec<u8>)>,
     /// The head after these entries.
     pub head: Head,
-    /// View rows to write.
-    pub rows: Rows,
+    /// Values to set (`Some`) or remove (`None`) in the other trees.
+    pub writes: BTreeMap<(TreeId, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl Changes {
+    /// True when committing would write nothing.
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty() && self.writes.is_empty()
+    }
 }
 
 /// The sled database of one ledger.
@@ -53,19 +62,36 @@ pub struct Store {
     path: PathBuf,
 }
 
-#[derive(Clone, Copy)]
-enum TreeId {
+/// A sled tree of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TreeId {
+    /// seq → sealed envelope.
     Log,
+    /// head, format version, page secret.
     Meta,
+    /// (operation, clientToken) → token record.
+    Tokens,
+    /// (expiry, token key) → nothing: the token records in order of expiry.
+    TokenExpiry,
+    /// A view derived from the log.
     View(ViewTree),
 }
 
 impl TreeId {
+    const FIXED: [(TreeId, &'static str); 4] = [
+        (TreeId::Log, "log"),
+        (TreeId::Meta, "meta"),
+        (TreeId::Tokens, "tokens"),
+        (TreeId::TokenExpiry, "token_expiry"),
+    ];
+
     fn index(self) -> usize {
         match self {
             TreeId::Log => 0,
             TreeId::Meta => 1,
-            TreeId::View(v) => 2 + v as usize,
+            TreeId::Tokens => 2,
+            TreeId::TokenExpiry => 3,
+            TreeId::View(v) => Self::FIXED.len() + v as usize,
         }
     }
 }
@@ -77,10 +103,8 @@ impl Store {
             sled::Config::new().path(path).cache_capacity(cache_bytes).open().map_err(|e| {
                 Error::internal(format_args!("cannot open database at {}: {e}", path.display()))
             })?;
-        let mut trees = vec![db.open_tree("log")?, db.open_tree("meta")?];
-        for view in ViewTree::ALL {
-            trees.push(db.open_tree(view.name())?);
-        }
+        let names = TreeId::FIXED.iter().map(|(_, name)| *name).chain(ViewTree::ALL.map(ViewTree::name));
+        let trees = names.map(|name| db.open_tree(name)).collect::<sled::Result<Vec<_>>>()?;
         let data_file = File::open(path.join("db"))
             .map_err(|e| Error::internal(format_args!("cannot open {}/db: {e}", path.display())))?;
         let store = Store { db, trees, data_file: Arc::new(data_file), path: path.to_owned() };
@@ -130,19 +154,25 @@ impl Store {
         &self.trees[id.index()]
     }
 
-    /// Writes `changes` in ONE sled transaction over the log, meta and every view.
+    /// Writes `changes` in ONE sled transaction over every tree.
     pub fn commit(&self, changes: &Changes) -> Result<()> {
         let head = codec::encode(&changes.head);
         self.trees
             .as_slice()
             .transaction(|tx| {
-                let log = &tx[TreeId::Log.index()];
-                for (seq, bytes) in &changes.log {
-                    log.insert(&codec::seq_key(*seq), bytes.as_slice())?;
+                if !changes.log.is_empty() {
+                    let log = &tx[TreeId::Log.index()];
+                    for (seq, bytes) in &changes.log {
+                        log.insert(&codec::seq_key(*seq), bytes.as_slice())?;
+                    }
+                    tx[TreeId::Meta.index()].insert(META_HEAD, head.as_slice())?;
                 }
-                tx[TreeId::Meta.index()].insert(META_HEAD, head.as_slice())?;
-                for ((view, key), value) in &changes.rows {
-                    tx[TreeId::View(*view).index()].insert(key.as_slice(), value.as_slice())?;
+                for ((tree, key), value) in &changes.writes {
+                    let tree = &tx[tree.index()];
+                    match value {
+                        Some(value) => tree.insert(key.as_slice(), value.as_slice())?,
+                        None => tree.remove(key.as_slice())?,
+                    };
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
@@ -190,6 +220,26 @@ impl Store {
             }
         }
         Ok(rows)
+    }
+
+    /// The record of a token key (see [`crate::idempotency::token_key`]), expired or not.
+    pub fn token(&self, token_key: &[u8]) -> Result<Option<TokenRecord>> {
+        self.tree(TreeId::Tokens)
+            .get(token_key)?
+            .map(|v| codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(token_key)), &v))
+            .transpose()
+    }
+
+    /// Up to `limit` keys of the expiry index whose expiry is at or before `now_ms`, oldest first.
+    pub fn expired_tokens(&self, now_ms: i64, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let end = idempotency::expiry_key(now_ms.saturating_add(1), &[]);
+        let index = self.tree(TreeId::TokenExpiry);
+        index.range(..end).keys().take(limit).map(|k| Ok(k?.to_vec())).collect()
+    }
+
+    /// How many token records the store holds, live or expired.
+    pub fn token_count(&self) -> usize {
+        self.tree(TreeId::Tokens).len()
     }
 
     /// Bytes sled uses on disk.

@@ -1,8 +1,9 @@
 //! The write path: decide a batch of requests in order, seal their events, commit them at once.
 //!
 //! Each request is decided against the state the ones before it in the batch left, through a
-//! [`Batch`] overlay on the store; the batch is then written in ONE store transaction. A request
-//! that is refused fails alone; the rest of its batch commits.
+//! [`Batch`] overlay on the store; the batch is then written in ONE store transaction, with the
+//! token records of the requests that carried a clientToken. A request that is refused fails
+//! alone; the rest of its batch commits.
 
 use std::collections::BTreeMap;
 
@@ -13,30 +14,53 @@ use crate::decider::{self, Command, Limits, State, Views};
 use crate::domain::{Caller, User, UserId};
 use crate::error::Result;
 use crate::event::{Envelope, Event};
-use crate::store::{Changes, Head, Store};
-use crate::views::{email_row, enabled_users_row, user_row};
+use crate::idempotency::{self, Response, TokenRecord};
+use crate::store::{Changes, Head, Store, TreeId};
+use crate::views::{email_row, enabled_users_row, user_row, Row};
+
+/// How many expired token records a commit purges on the side, at most.
+pub const PURGE_PER_COMMIT: usize = 16;
 
 /// One request for the writer.
 #[derive(Debug, Clone)]
 pub struct WriteRequest {
     /// Who asks.
     pub caller: Caller,
-    /// The request's clientToken, recorded in its events.
+    /// The request's clientToken, recorded in its events and its token record.
     pub client_token: Option<String>,
     /// What is asked.
     pub command: Command,
+}
+
+/// What a request that succeeded did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Its response (the stored one, for a retry).
+    pub response: Response,
+    /// The events it appended: none for a no-op or a retry.
+    pub events: Vec<Event>,
+}
+
+/// The result of a committed batch.
+#[derive(Debug)]
+pub struct Committed {
+    /// One result per request, in order.
+    pub results: Vec<Result<Outcome>>,
+    /// Whether the batch wrote anything (events, tokens, purges) that must be made durable.
+    pub wrote: bool,
 }
 
 /// The single writer's state: the head of the log as committed.
 #[derive(Debug)]
 pub struct Writer {
     head: Head,
+    token_ttl_ms: i64,
 }
 
 impl Writer {
-    /// A writer continuing the log at `head`.
-    pub fn new(head: Head) -> Self {
-        Writer { head }
+    /// A writer continuing the log at `head`, remembering tokens for `token_ttl_ms`.
+    pub fn new(head: Head, token_ttl_ms: i64) -> Self {
+        Writer { head, token_ttl_ms }
     }
 
     /// The head as last committed.
@@ -44,34 +68,38 @@ impl Writer {
         self.head
     }
 
-    /// Decides and commits `requests` in one transaction; one result (the events) per request.
+    /// Decides and commits `requests` in one transaction.
     ///
-    /// The outer error means nothing of the batch was written (storage failure).
+    /// The error means nothing of the batch was written (storage failure or corrupt state).
     pub fn commit(
         &mut self,
         store: &Store,
         limits: &Limits,
         now_ms: i64,
         requests: &[WriteRequest],
-    ) -> Result<Vec<Result<Vec<Event>>>> {
+    ) -> Result<Committed> {
         let mut batch = Batch::new(store, self.head);
         // Event times never go backwards, even if the clock does.
         let time_ms = now_ms.max(self.head.time_ms);
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
-            let decided = decider::decide(&batch, limits, &request.caller, &request.command);
-            if let Ok(events) = &decided {
-                for event in events {
-                    batch.append(request, event.clone(), time_ms)?;
-                }
-            }
-            results.push(decided);
+            results.push(batch.execute(request, limits, time_ms, self.token_ttl_ms)?);
         }
-        if !batch.changes.log.is_empty() {
+        let wrote = !batch.changes.is_empty();
+        if wrote {
+            batch.purge_expired_tokens(time_ms, PURGE_PER_COMMIT)?;
             store.commit(&batch.changes)?;
             self.head = batch.changes.head;
         }
-        Ok(results)
+        Ok(Committed { results, wrote })
+    }
+
+    /// Purges up to `limit` expired token records in one transaction; returns how many.
+    pub fn purge_expired_tokens(&mut self, store: &Store, now_ms: i64, limit: usize) -> Result<usize> {
+        let mut batch = Batch::new(store, self.head);
+        let purged = batch.purge_expired_tokens(now_ms.max(self.head.time_ms), limit)?;
+        store.commit(&batch.changes)?;
+        Ok(purged)
     }
 }
 
@@ -81,6 +109,7 @@ struct Batch<'s> {
     users: BTreeMap<UserId, User>,
     emails: BTreeMap<String, UserId>,
     enabled_users: Option<u64>,
+    tokens: BTreeMap<Vec<u8>, Option<TokenRecord>>,
     changes: Changes,
 }
 
@@ -91,8 +120,46 @@ impl<'s> Batch<'s> {
             users: BTreeMap::new(),
             emails: BTreeMap::new(),
             enabled_users: None,
+            tokens: BTreeMap::new(),
             changes: Changes { head, ..Changes::default() },
         }
+    }
+
+    /// Runs one request against the batch. The outer error aborts the whole batch; the inner
+    /// one is this request's answer.
+    fn execute(
+        &mut self,
+        request: &WriteRequest,
+        limits: &Limits,
+        time_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<Result<Outcome>> {
+        let token = request.client_token.as_deref().map(|t| {
+            let key = idempotency::token_key(request.command.operation(), t);
+            (key, idempotency::fingerprint(&request.caller, &request.command))
+        });
+        if let Some((key, fingerprint)) = &token {
+            match self.token(key).and_then(|r| idempotency::check(r.as_ref(), fingerprint, time_ms)) {
+                Ok(Some(response)) => return Ok(Ok(Outcome { response, events: vec![] })),
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let events = match decider::decide(self, limits, &request.caller, &request.command) {
+            Ok(events) => events,
+            Err(e) => return Ok(Err(e)),
+        };
+        for event in &events {
+            self.append(request, event.clone(), time_ms)?;
+        }
+        let response = Response::of(&request.command);
+        if let Some((key, fingerprint)) = token {
+            let seq = (!events.is_empty()).then_some(self.changes.head.seq);
+            let record =
+                TokenRecord { fingerprint, response: response.clone(), seq, expires_ms: time_ms + ttl_ms };
+            self.put_token(key, record)?;
+        }
+        Ok(Ok(Outcome { response, events }))
     }
 
     /// Seals `event` as the next log entry and folds it into the pending views.
@@ -111,6 +178,50 @@ impl<'s> Batch<'s> {
         self.changes.log.push((envelope.seq, bytes));
         self.changes.head = Head { seq: envelope.seq, hash, time_ms };
         Ok(())
+    }
+
+    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+        match self.tokens.get(key) {
+            Some(record) => Ok(record.clone()),
+            None => self.store.token(key),
+        }
+    }
+
+    /// Stores a token record, dropping the expiry entry of the expired record it replaces.
+    fn put_token(&mut self, key: Vec<u8>, record: TokenRecord) -> Result<()> {
+        if let Some(old) = self.token(&key)? {
+            self.write(TreeId::TokenExpiry, idempotency::expiry_key(old.expires_ms, &key), None);
+        }
+        self.write(TreeId::TokenExpiry, idempotency::expiry_key(record.expires_ms, &key), Some(vec![]));
+        self.write(TreeId::Tokens, key.clone(), Some(codec::encode(&record)));
+        self.tokens.insert(key, Some(record));
+        Ok(())
+    }
+
+    /// Removes up to `limit` token records that expired at or before `now_ms`; returns how many.
+    fn purge_expired_tokens(&mut self, now_ms: i64, limit: usize) -> Result<usize> {
+        let mut purged = 0;
+        for index_key in self.store.expired_tokens(now_ms, limit)? {
+            let Some((expires_ms, key)) = idempotency::split_expiry_key(&index_key) else {
+                return Err(crate::Error::internal("corrupt token_expiry: key shorter than 8 bytes"));
+            };
+            // The record may have been replaced since (a token reused after expiry): keep that one.
+            if self.token(key)?.is_some_and(|r| r.expires_ms == expires_ms) {
+                self.write(TreeId::Tokens, key.to_vec(), None);
+                self.tokens.insert(key.to_vec(), None);
+                purged += 1;
+            }
+            self.write(TreeId::TokenExpiry, index_key, None);
+        }
+        Ok(purged)
+    }
+
+    fn write(&mut self, tree: TreeId, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.changes.writes.insert((tree, key), value);
+    }
+
+    fn write_row(&mut self, ((view, key), value): Row) {
+        self.write(TreeId::View(view), key, Some(value));
     }
 }
 
@@ -139,17 +250,17 @@ impl State for Batch<'_> {
 
 impl Views for Batch<'_> {
     fn put_user(&mut self, user: User) {
-        self.changes.rows.extend([user_row(&user)]);
+        self.write_row(user_row(&user));
         self.users.insert(user.user_id.clone(), user);
     }
 
     fn put_email(&mut self, email_key: String, user_id: UserId) {
-        self.changes.rows.extend([email_row(&email_key, &user_id)]);
+        self.write_row(email_row(&email_key, &user_id));
         self.emails.insert(email_key, user_id);
     }
 
     fn set_enabled_users(&mut self, count: u64) {
-        self.changes.rows.extend([enabled_users_row(count)]);
+        self.write_row(enabled_users_row(count));
         self.enabled_users = Some(count);
     }
 }

@@ -1,0 +1,166 @@
+//! clientToken idempotency: a request repeated with the same token within the TTL has its effect once.
+//!
+//! Records live in the `tokens` tree under (operation, token) and in the `token_expiry` index
+//! ordered by expiry; the writer reads and writes them in the same transaction as the events.
+//! Everything here is pure: keys, fingerprints and the decision to replay, refuse or proceed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::decider::Command;
+use crate::domain::Caller;
+use crate::error::{Error, Result};
+
+/// The default time a token is remembered: 10 minutes, as FinSpace promises.
+pub const DEFAULT_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// The stored response of a request, replayed to its retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// `{"userId": ...}`: CreateUser, UpdateUser, EnableUser, DisableUser.
+    UserId(String),
+}
+
+impl Response {
+    /// The response a successful `command` gets.
+    pub fn of(command: &Command) -> Response {
+        match command {
+            Command::CreateUser { user_id, .. }
+            | Command::UpdateUser { user_id, .. }
+            | Command::EnableUser { user_id }
+            | Command::DisableUser { user_id } => Response::UserId(user_id.clone()),
+        }
+    }
+}
+
+/// What the `tokens` tree holds for one (operation, clientToken).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Fingerprint of the whole validated request and its caller.
+    pub fingerprint: [u8; 32],
+    /// The response the first request got.
+    pub response: Response,
+    /// Seq of the event the request appended; `None` for a no-op.
+    pub seq: Option<u64>,
+    /// Epoch ms after which the token is free again.
+    pub expires_ms: i64,
+}
+
+/// The key of a token record: operation, a zero byte, the token.
+pub fn token_key(operation: &str, token: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(operation.len() + 1 + token.len());
+    key.extend_from_slice(operation.as_bytes());
+    key.push(0);
+    key.extend_from_slice(token.as_bytes());
+    key
+}
+
+/// The key of the expiry index entry of a record: expiry (big-endian, so sled orders by it), key.
+pub fn expiry_key(expires_ms: i64, token_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + token_key.len());
+    // Times before 1970 sort first; the index only needs order among real expiries.
+    key.extend_from_slice(&(expires_ms.max(0) as u64).to_be_bytes());
+    key.extend_from_slice(token_key);
+    key
+}
+
+/// Splits an expiry index key into (expiry, token key); `None` if it is too short to be one.
+pub fn split_expiry_key(key: &[u8]) -> Option<(i64, &[u8])> {
+    let (expiry, token_key) = key.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*expiry) as i64, token_key))
+}
+
+/// Fingerprint of a request: its caller and every validated member, path parameters included.
+///
+/// The id CreateUser generates is not part of the request, so it is left out.
+pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
+    let operation = command.operation();
+    let bytes = match command {
+        Command::CreateUser { user, .. } => codec::encode(&(caller, operation, user)),
+        Command::UpdateUser { user_id, changes } => codec::encode(&(caller, operation, user_id, changes)),
+        Command::EnableUser { user_id } | Command::DisableUser { user_id } => {
+            codec::encode(&(caller, operation, user_id))
+        }
+    };
+    *blake3::hash(&bytes).as_bytes()
+}
+
+/// What to do with a request whose token has `record` (if any) at `now_ms`.
+///
+/// `Ok(Some(response))`: a retry, answer the stored response. `Ok(None)`: a new request (no
+/// record, or an expired one). A live record with another fingerprint is a ConflictException.
+pub fn check(record: Option<&TokenRecord>, fingerprint: &[u8; 32], now_ms: i64) -> Result<Option<Response>> {
+    match record {
+        Some(r) if r.expires_ms > now_ms && r.fingerprint == *fingerprint => Ok(Some(r.response.clone())),
+        Some(r) if r.expires_ms > now_ms => Err(Error::Conflict {
+            message: "The clientToken was already used with different parameters".into(),
+            reason: Some("CLIENT_TOKEN_MISMATCH".into()),
+        }),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fp: u8, expires_ms: i64) -> TokenRecord {
+        TokenRecord {
+            fingerprint: [fp; 32],
+            response: Response::UserId("u".into()),
+            seq: Some(1),
+            expires_ms,
+        }
+    }
+
+    #[test]
+    fn live_same_request_replays() {
+        assert_eq!(check(Some(&record(1, 100)), &[1; 32], 99), Ok(Some(Response::UserId("u".into()))));
+    }
+
+    #[test]
+    fn live_other_request_conflicts() {
+        let err = check(Some(&record(1, 100)), &[2; 32], 99).unwrap_err();
+        assert_eq!(err.wire_name(), "ConflictException");
+        assert_eq!(err.reason(), Some("CLIENT_TOKEN_MISMATCH"));
+        assert_eq!(err.to_string(), "The clientToken was already used with different parameters");
+    }
+
+    #[test]
+    fn expired_or_absent_is_new_even_before_purge() {
+        assert_eq!(check(Some(&record(1, 100)), &[1; 32], 100), Ok(None));
+        assert_eq!(check(Some(&record(1, 100)), &[2; 32], 100), Ok(None));
+        assert_eq!(check(None, &[1; 32], 0), Ok(None));
+    }
+
+    #[test]
+    fn keys_separate_operations_and_order_by_expiry() {
+        assert_ne!(token_key("EnableUser", "t"), token_key("DisableUser", "t"));
+        let k = token_key("EnableUser", "t");
+        assert!(expiry_key(99, &k) < expiry_key(100, b"\0"));
+        assert_eq!(split_expiry_key(&expiry_key(1234, &k)), Some((1234, &k[..])));
+        assert_eq!(split_expiry_key(b"short"), None);
+    }
+
+    #[test]
+    fn fingerprints_cover_caller_and_members_but_not_the_generated_id() {
+        use crate::domain::{NewUser, UserType};
+        let user = NewUser {
+            email_address: "a@example.com".into(),
+            user_type: UserType::AppUser,
+            first_name: None,
+            last_name: None,
+            api_access: None,
+            api_access_principal_arn: None,
+        };
+        let create = |id: &str, user: NewUser| Command::CreateUser { user_id: id.into(), user };
+        let fp = fingerprint(&Caller::System, &create("id1", user.clone()));
+        assert_eq!(fp, fingerprint(&Caller::System, &create("id2", user.clone())));
+        assert_ne!(fp, fingerprint(&Caller::User("x".into()), &create("id1", user.clone())));
+        let other = NewUser { first_name: Some("A".into()), ..user };
+        assert_ne!(fp, fingerprint(&Caller::System, &create("id1", other)));
+        let enable = fingerprint(&Caller::System, &Command::EnableUser { user_id: "u".into() });
+        assert_ne!(enable, fingerprint(&Caller::System, &Command::DisableUser { user_id: "u".into() }));
+        assert_ne!(enable, fingerprint(&Caller::System, &Command::EnableUser { user_id: "v".into() }));
+    }
+}
