@@ -14,7 +14,7 @@ use crate::decider::{self, Access, Command, Limits, State};
 use crate::domain::{Caller, User};
 use crate::error::{Error, Result};
 use crate::event::Sealed;
-use crate::idempotency::{self, Response};
+use crate::idempotency::{self, Response, TokenRecord};
 use crate::page::PageTokens;
 use crate::request::{
     validate_client_token, validate_user_id, CreateUserRequest, ListUsersResponse, UpdateUserRequest,
@@ -268,6 +268,11 @@ impl Ledger {
             self.sync_or_poison()?;
         }
         Ok(total)
+    }
+
+    /// The stored record of `client_token` for `operation` (e.g. `CreateUser`), live or expired.
+    pub fn token(&self, operation: &str, client_token: &str) -> Result<Option<TokenRecord>> {
+        self.inner.store.token(&idempotency::token_key(operation, client_token))
     }
 
     /// How many clientToken records are stored, live or expired but not yet purged.

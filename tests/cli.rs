@@ -141,3 +141,17 @@ fn acting_as_a_user_without_rights_is_denied() {
         json!({ "__type": "AccessDeniedException", "message": format!("Caller {id} does not have apiAccess ENABLED") })
     );
 }
+
+#[test]
+fn retrying_with_the_same_client_token_prints_the_same_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let args =
+        ["create-user", "--email-address", "a@example.com", "--type", "APP_USER", "--client-token", "t-1"];
+    let first = ok(&db, &args);
+    assert_eq!(ok(&db, &args), first);
+    let other =
+        ["create-user", "--email-address", "b@example.com", "--type", "APP_USER", "--client-token", "t-1"];
+    assert_eq!(api_error(&db, &other)["reason"], "CLIENT_TOKEN_MISMATCH");
+    assert_eq!(ok(&db, &["purge-tokens"]), json!({ "purged": 0 }), "the token is still live");
+}

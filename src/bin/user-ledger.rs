@@ -57,6 +57,8 @@ enum Command {
         #[arg(long)]
         next_token: Option<String>,
     },
+    /// Remove every expired clientToken record; prints how many.
+    PurgeTokens,
 }
 
 /// The optional members CreateUser and UpdateUser share.
@@ -129,6 +131,9 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
         Command::DisableUser(a) => json(ledger.disable_user(&caller, &a.user_id, a.client_token.as_deref())),
         Command::ListUsers { max_results, next_token } => {
             json(ledger.list_users(&caller, max_results, next_token.as_deref()))
+        }
+        Command::PurgeTokens => {
+            ledger.purge_expired_tokens().map(|purged| serde_json::json!({ "purged": purged }))
         }
     }
 }
