@@ -4,9 +4,11 @@
 //! code runs against the in-memory fold ([`crate::views::MemViews`]) and against a commit batch
 //! layered over the store.
 
-use crate::domain::{email_key, ApiAccess, Caller, NewUser, User, UserChanges, UserId, UserStatus, UserType};
+use crate::domain::{
+    email_key, ApiAccess, Caller, KxUser, NewUser, Tags, User, UserChanges, UserId, UserStatus, UserType,
+};
 use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::event::{Event, Subject};
 
 /// A validated request that may change state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,33 @@ pub enum Command {
         /// The user.
         user_id: UserId,
     },
+    /// CreateKxUser.
+    CreateKxUser {
+        /// The environment.
+        environment_id: String,
+        /// The new user's name.
+        user_name: String,
+        /// Its IAM role.
+        iam_role: String,
+        /// Its tags.
+        tags: Tags,
+    },
+    /// UpdateKxUser: only the IAM role changes.
+    UpdateKxUser {
+        /// The environment.
+        environment_id: String,
+        /// The user's name.
+        user_name: String,
+        /// The new IAM role.
+        iam_role: String,
+    },
+    /// DeleteKxUser.
+    DeleteKxUser {
+        /// The environment.
+        environment_id: String,
+        /// The user's name.
+        user_name: String,
+    },
 }
 
 impl Command {
@@ -45,6 +74,9 @@ impl Command {
             Command::UpdateUser { .. } => "UpdateUser",
             Command::EnableUser { .. } => "EnableUser",
             Command::DisableUser { .. } => "DisableUser",
+            Command::CreateKxUser { .. } => "CreateKxUser",
+            Command::UpdateKxUser { .. } => "UpdateKxUser",
+            Command::DeleteKxUser { .. } => "DeleteKxUser",
         }
     }
 }
@@ -54,6 +86,8 @@ impl Command {
 pub struct Limits {
     /// The most users that may be ENABLED at once; `None` for no limit.
     pub max_enabled_users: Option<u64>,
+    /// The most kdb users one environment may have; `None` for no limit.
+    pub max_kx_users_per_environment: Option<u64>,
 }
 
 /// Read access to the views a decision needs.
@@ -64,6 +98,10 @@ pub trait State {
     fn email_owner(&self, email_key: &str) -> Result<Option<UserId>>;
     /// How many users are ENABLED.
     fn enabled_users(&self) -> Result<u64>;
+    /// The kdb user `user_name` of environment `environment_id`.
+    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>>;
+    /// How many kdb users environment `environment_id` has.
+    fn kx_users_in(&self, environment_id: &str) -> Result<u64>;
 }
 
 /// Write access to the views, used by [`apply`].
@@ -74,6 +112,12 @@ pub trait Views: State {
     fn put_email(&mut self, email_key: String, user_id: UserId);
     /// Sets the count of ENABLED users.
     fn set_enabled_users(&mut self, count: u64);
+    /// Stores a kdb user record.
+    fn put_kx_user(&mut self, user: KxUser);
+    /// Removes a kdb user record.
+    fn remove_kx_user(&mut self, environment_id: &str, user_name: &str);
+    /// Sets the count of kdb users of an environment.
+    fn set_kx_users_in(&mut self, environment_id: &str, count: u64);
 }
 
 /// What a caller asks to do, for [`authorize`].
@@ -154,7 +198,53 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
                 Ok(vec![Event::Disabled { user_id: user_id.clone() }])
             }
         },
+        Command::CreateKxUser { environment_id, user_name, iam_role, tags } => {
+            if state.kx_user(environment_id, user_name)?.is_some() {
+                return Err(Error::ResourceAlreadyExists {
+                    message: format!("kdb user {user_name} already exists in environment {environment_id}"),
+                });
+            }
+            match limits.max_kx_users_per_environment {
+                Some(max) if state.kx_users_in(environment_id)? >= max => Err(Error::LimitExceeded {
+                    message: format!(
+                        "The limit of {max} kdb users in environment {environment_id} is reached"
+                    ),
+                }),
+                _ => Ok(vec![Event::KxUserCreated {
+                    environment_id: environment_id.clone(),
+                    user_name: user_name.clone(),
+                    iam_role: iam_role.clone(),
+                    tags: tags.clone(),
+                }]),
+            }
+        }
+        Command::UpdateKxUser { environment_id, user_name, iam_role } => {
+            let current = existing_kx(state, environment_id, user_name)?;
+            Ok(if current.iam_role == *iam_role {
+                vec![]
+            } else {
+                vec![Event::KxRoleChanged {
+                    environment_id: environment_id.clone(),
+                    user_name: user_name.clone(),
+                    old_role: current.iam_role,
+                    new_role: iam_role.clone(),
+                }]
+            })
+        }
+        Command::DeleteKxUser { environment_id, user_name } => {
+            existing_kx(state, environment_id, user_name)?;
+            Ok(vec![Event::KxUserDeleted {
+                environment_id: environment_id.clone(),
+                user_name: user_name.clone(),
+            }])
+        }
     }
+}
+
+fn existing_kx(state: &impl State, environment_id: &str, user_name: &str) -> Result<KxUser> {
+    state.kx_user(environment_id, user_name)?.ok_or_else(|| Error::ResourceNotFound {
+        message: format!("kdb user {user_name} does not exist in environment {environment_id}"),
+    })
 }
 
 fn existing(state: &impl State, user_id: &str) -> Result<User> {
@@ -193,7 +283,20 @@ fn changed_fields(current: &User, requested: &UserChanges) -> UserChanges {
 ///
 /// Errors only if the views cannot be read, or if the event contradicts them (a corrupt log).
 pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> {
-    let user_id = event.user_id();
+    match event.subject() {
+        Subject::User(user_id) => apply_user(views, user_id, event, time_ms),
+        Subject::KxUser(environment_id, user_name) => {
+            apply_kx(views, environment_id, user_name, event, time_ms)
+        }
+    }
+}
+
+fn contradiction(event: &Event, who: impl std::fmt::Display, exists: bool) -> Error {
+    let state = if exists { "exists already" } else { "does not exist" };
+    Error::internal(format_args!("corrupt log: {} event for {who}, which {state}", event.kind()))
+}
+
+fn apply_user(views: &mut impl Views, user_id: &str, event: &Event, time_ms: i64) -> Result<()> {
     let before = views.user(user_id)?;
     let was_enabled = before.as_ref().is_some_and(|u| u.status == UserStatus::Enabled);
     let user = match (before, event) {
@@ -238,11 +341,7 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
             user
         }
         (before, event) => {
-            return Err(Error::internal(format_args!(
-                "corrupt log: {} event for user {user_id}, which {}",
-                event.kind(),
-                if before.is_some() { "exists already" } else { "does not exist" }
-            )))
+            return Err(contradiction(event, format_args!("user {user_id}"), before.is_some()))
         }
     };
     let is_enabled = user.status == UserStatus::Enabled;
@@ -251,6 +350,44 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
         views.set_enabled_users(if is_enabled { enabled + 1 } else { enabled.saturating_sub(1) });
     }
     views.put_user(user);
+    Ok(())
+}
+
+fn apply_kx(
+    views: &mut impl Views,
+    environment_id: &str,
+    user_name: &str,
+    event: &Event,
+    time_ms: i64,
+) -> Result<()> {
+    let before = views.kx_user(environment_id, user_name)?;
+    let count = views.kx_users_in(environment_id)?;
+    match (before, event) {
+        (None, Event::KxUserCreated { iam_role, tags, .. }) => {
+            views.put_kx_user(KxUser {
+                environment_id: environment_id.to_owned(),
+                user_name: user_name.to_owned(),
+                iam_role: iam_role.clone(),
+                tags: tags.clone(),
+                create_time: time_ms,
+                update_time: time_ms,
+            });
+            views.set_kx_users_in(environment_id, count + 1);
+        }
+        (Some(mut user), Event::KxRoleChanged { new_role, .. }) => {
+            user.iam_role = new_role.clone();
+            user.update_time = time_ms;
+            views.put_kx_user(user);
+        }
+        (Some(_), Event::KxUserDeleted { .. }) => {
+            views.remove_kx_user(environment_id, user_name);
+            views.set_kx_users_in(environment_id, count.saturating_sub(1));
+        }
+        (before, event) => {
+            let who = format_args!("kdb user {user_name} of environment {environment_id}");
+            return Err(contradiction(event, who, before.is_some()));
+        }
+    }
     Ok(())
 }
 
@@ -339,7 +476,7 @@ mod tests {
 
     #[test]
     fn enabled_users_quota_limits_create_and_enable_but_not_noops() {
-        let limits = Limits { max_enabled_users: Some(1) };
+        let limits = Limits { max_enabled_users: Some(1), ..Limits::default() };
         let state = given(&[created(ALICE, "a@example.com"), created(BOB, "b@example.com")]);
         // Two enabled already (the quota binds decisions, not history).
         let err = decide(&state, &limits, &Caller::System, &create("01C", "c@example.com"));

@@ -1,5 +1,7 @@
 //! Domain types: the user record, its enums, and who makes a request.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, Rule};
@@ -160,4 +162,49 @@ pub struct User {
 /// The key of the email index: emails are unique case-insensitively.
 pub fn email_key(email: &str) -> String {
     email.to_lowercase()
+}
+
+/// The tags of a kdb user: key → value, in key order.
+pub type Tags = BTreeMap<String, String>;
+
+/// A user of a kdb environment, as kept in the kx_users view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KxUser {
+    /// The environment the user belongs to.
+    pub environment_id: String,
+    /// The user's name, unique within the environment.
+    pub user_name: String,
+    /// The IAM role the user assumes.
+    pub iam_role: String,
+    /// Tags given at creation.
+    pub tags: Tags,
+    /// Epoch ms of the KxUserCreated event.
+    pub create_time: i64,
+    /// Epoch ms of the latest event about the user.
+    pub update_time: i64,
+}
+
+/// The region and account a database serves; fixed when it is created (they are in every userArn).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// AWS region, e.g. `us-east-1`.
+    pub region: String,
+    /// AWS account, 12 digits.
+    pub account: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity { region: "us-east-1".into(), account: "000000000000".into() }
+    }
+}
+
+impl Identity {
+    /// The ARN of kdb user `user_name` of environment `environment_id`.
+    pub fn kx_user_arn(&self, environment_id: &str, user_name: &str) -> String {
+        format!(
+            "arn:aws:finspace:{}:{}:kxEnvironment/{environment_id}/kxUser/{user_name}",
+            self.region, self.account
+        )
+    }
 }

@@ -129,6 +129,10 @@ pub enum Rule {
     MaxValue(i64),
     /// The pagination token was not issued by this ledger for this listing.
     InvalidToken,
+    /// A key of the map breaks the rule.
+    MapKey(Box<Rule>),
+    /// A value of the map breaks the rule.
+    MapValue(Box<Rule>),
 }
 
 impl fmt::Display for Rule {
@@ -145,6 +149,8 @@ impl fmt::Display for Rule {
             Rule::InvalidToken => {
                 write!(f, "Member must be a token returned by a previous call of this operation")
             }
+            Rule::MapKey(rule) => write!(f, "Map keys must satisfy constraint: [{rule}]"),
+            Rule::MapValue(rule) => write!(f, "Map values must satisfy constraint: [{rule}]"),
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::domain::{Caller, NewUser, UserChanges, UserId};
+use crate::domain::{Caller, NewUser, Tags, UserChanges, UserId};
 
 /// One state change. New variants go at the end: the codec numbers variants by position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,16 +32,59 @@ pub enum Event {
         /// The user.
         user_id: UserId,
     },
+    /// A user of a kdb environment was created.
+    KxUserCreated {
+        /// The environment.
+        environment_id: String,
+        /// The user's name in it.
+        user_name: String,
+        /// The IAM role it assumes.
+        iam_role: String,
+        /// Its tags (empty if none were given).
+        tags: Tags,
+    },
+    /// A kdb user's IAM role changed.
+    KxRoleChanged {
+        /// The environment.
+        environment_id: String,
+        /// The user's name in it.
+        user_name: String,
+        /// The role before.
+        old_role: String,
+        /// The role after.
+        new_role: String,
+    },
+    /// A kdb user was deleted; its history stays in the log.
+    KxUserDeleted {
+        /// The environment.
+        environment_id: String,
+        /// The user's name in it.
+        user_name: String,
+    },
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subject<'a> {
+    /// A FinSpace user, by id.
+    User(&'a str),
+    /// A kdb user, by (environmentId, userName).
+    KxUser(&'a str, &'a str),
 }
 
 impl Event {
-    /// The user the event is about.
-    pub fn user_id(&self) -> &str {
+    /// What the event is about.
+    pub fn subject(&self) -> Subject<'_> {
         match self {
             Event::Created { user_id, .. }
             | Event::Updated { user_id, .. }
             | Event::Enabled { user_id }
-            | Event::Disabled { user_id } => user_id,
+            | Event::Disabled { user_id } => Subject::User(user_id),
+            Event::KxUserCreated { environment_id, user_name, .. }
+            | Event::KxRoleChanged { environment_id, user_name, .. }
+            | Event::KxUserDeleted { environment_id, user_name } => {
+                Subject::KxUser(environment_id, user_name)
+            }
         }
     }
 
@@ -52,6 +95,9 @@ impl Event {
             Event::Updated { .. } => "Updated",
             Event::Enabled { .. } => "Enabled",
             Event::Disabled { .. } => "Disabled",
+            Event::KxUserCreated { .. } => "KxUserCreated",
+            Event::KxRoleChanged { .. } => "KxRoleChanged",
+            Event::KxUserDeleted { .. } => "KxUserDeleted",
         }
     }
 }

@@ -19,6 +19,18 @@ pub const DEFAULT_TTL_MS: i64 = 10 * 60 * 1000;
 pub enum Response {
     /// `{"userId": ...}`: CreateUser, UpdateUser, EnableUser, DisableUser.
     UserId(String),
+    /// A kdb user (its userArn follows from the database's region and account): CreateKxUser,
+    /// UpdateKxUser.
+    KxUser {
+        /// The environment.
+        environment_id: String,
+        /// The user's name.
+        user_name: String,
+        /// The user's IAM role after the request.
+        iam_role: String,
+    },
+    /// `{}`: DeleteKxUser.
+    Empty,
 }
 
 impl Response {
@@ -29,6 +41,13 @@ impl Response {
             | Command::UpdateUser { user_id, .. }
             | Command::EnableUser { user_id }
             | Command::DisableUser { user_id } => Response::UserId(user_id.clone()),
+            Command::CreateKxUser { environment_id, user_name, iam_role, .. }
+            | Command::UpdateKxUser { environment_id, user_name, iam_role } => Response::KxUser {
+                environment_id: environment_id.clone(),
+                user_name: user_name.clone(),
+                iam_role: iam_role.clone(),
+            },
+            Command::DeleteKxUser { .. } => Response::Empty,
         }
     }
 }
@@ -80,6 +99,16 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         Command::UpdateUser { user_id, changes } => codec::encode(&(caller, operation, user_id, changes)),
         Command::EnableUser { user_id } | Command::DisableUser { user_id } => {
             codec::encode(&(caller, operation, user_id))
+        }
+        // Every kdb command holds only request members: all of it is the request.
+        Command::CreateKxUser { environment_id, user_name, iam_role, tags } => {
+            codec::encode(&(caller, operation, environment_id, user_name, iam_role, tags))
+        }
+        Command::UpdateKxUser { environment_id, user_name, iam_role } => {
+            codec::encode(&(caller, operation, environment_id, user_name, iam_role))
+        }
+        Command::DeleteKxUser { environment_id, user_name } => {
+            codec::encode(&(caller, operation, environment_id, user_name))
         }
     };
     *blake3::hash(&bytes).as_bytes()

@@ -11,16 +11,18 @@ use ulid::Ulid;
 
 use crate::clock::{Clock, SystemClock};
 use crate::decider::{self, Access, Command, Limits, State};
-use crate::domain::{Caller, User};
-use crate::error::{Error, Result};
+use crate::domain::{Caller, Identity, KxUser, User};
+use crate::error::{Error, Result, Rule};
 use crate::event::Sealed;
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::page::PageTokens;
 use crate::request::{
-    validate_client_token, validate_user_id, CreateUserRequest, ListUsersResponse, UpdateUserRequest,
+    validate_client_token, validate_environment_id, validate_kx_client_token, validate_kx_user_path,
+    validate_user_id, CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, KxUserResponse,
+    KxUserSummary, ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest,
     UserIdResponse,
 };
-use crate::store::{Head, Store};
+use crate::store::{Head, Opened, Store};
 use crate::validate;
 use crate::views::Rows;
 use crate::writer::{WriteRequest, Writer, PURGE_PER_COMMIT};
@@ -49,6 +51,10 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// How long a clientToken is remembered, in ms.
     pub token_ttl_ms: i64,
+    /// Region of a new database (default `us-east-1`); an existing one must match.
+    pub region: Option<String>,
+    /// Account of a new database (default `000000000000`); an existing one must match.
+    pub account: Option<String>,
 }
 
 /// The default page cache: 64 MiB, not sled's 1 GiB, since the ledger is embedded in a host.
@@ -65,7 +71,27 @@ impl Config {
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             token_ttl_ms: idempotency::DEFAULT_TTL_MS,
+            region: None,
+            account: None,
         }
+    }
+
+    /// Sets the region kdb user ARNs name (fixed when the database is created).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets the account kdb user ARNs name (fixed when the database is created).
+    pub fn account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
+    }
+
+    /// Limits how many kdb users one environment may have.
+    pub fn max_kx_users_per_environment(mut self, max: u64) -> Self {
+        self.limits.max_kx_users_per_environment = Some(max);
+        self
     }
 
     /// Sets how long clientTokens are remembered (default 10 minutes).
@@ -107,6 +133,7 @@ pub struct Ledger {
 
 struct Inner {
     store: Store,
+    identity: Identity,
     writer: Mutex<Writer>,
     config: Config,
     pages: PageTokens,
@@ -127,7 +154,10 @@ const USERS_SCOPE: &str = "users";
 impl Ledger {
     /// Opens (or creates) the ledger `config` describes.
     pub fn open(config: Config) -> Result<Ledger> {
-        let (store, head, secret) = Store::open(&config.path, config.cache_capacity)?;
+        let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
+        let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
+        let opened = Store::open(&config.path, config.cache_capacity, region.as_deref(), account.as_deref())?;
+        let Opened { store, head, page_secret, identity } = opened;
         let poisoned = Arc::new(AtomicBool::new(false));
         let flusher = match config.durability {
             Durability::Immediate => None,
@@ -136,9 +166,10 @@ impl Ledger {
         Ok(Ledger {
             inner: Arc::new(Inner {
                 store,
+                identity,
                 writer: Mutex::new(Writer::new(head, config.token_ttl_ms)),
                 config,
-                pages: PageTokens::new(secret),
+                pages: PageTokens::new(page_secret),
                 poisoned,
                 _flusher: flusher,
             }),
@@ -154,14 +185,14 @@ impl Ledger {
     pub fn create_user(&self, caller: &Caller, request: &CreateUserRequest) -> Result<UserIdResponse> {
         let user = request.validate()?;
         let command = Command::CreateUser { user_id: Ulid::generate().to_string(), user };
-        self.write(caller, request.client_token.as_deref(), command).map(user_id_response)
+        self.write(caller, request.client_token.as_deref(), command).and_then(user_id_response)
     }
 
     /// UpdateUser: sets the given fields; a request that changes nothing appends nothing.
     pub fn update_user(&self, caller: &Caller, request: &UpdateUserRequest) -> Result<UserIdResponse> {
         let (user_id, changes) = request.validate()?;
         let command = Command::UpdateUser { user_id, changes };
-        self.write(caller, request.client_token.as_deref(), command).map(user_id_response)
+        self.write(caller, request.client_token.as_deref(), command).and_then(user_id_response)
     }
 
     /// EnableUser; enabling an ENABLED user appends nothing.
@@ -173,7 +204,7 @@ impl Ledger {
     ) -> Result<UserIdResponse> {
         let user_id = validate_user_id(Some(user_id))?;
         validate_client_token(client_token)?;
-        self.write(caller, client_token, Command::EnableUser { user_id }).map(user_id_response)
+        self.write(caller, client_token, Command::EnableUser { user_id }).and_then(user_id_response)
     }
 
     /// DisableUser; disabling a DISABLED user appends nothing.
@@ -185,7 +216,7 @@ impl Ledger {
     ) -> Result<UserIdResponse> {
         let user_id = validate_user_id(Some(user_id))?;
         validate_client_token(client_token)?;
-        self.write(caller, client_token, Command::DisableUser { user_id }).map(user_id_response)
+        self.write(caller, client_token, Command::DisableUser { user_id }).and_then(user_id_response)
     }
 
     /// GetUser.
@@ -217,6 +248,115 @@ impl Ledger {
             _ => None,
         };
         Ok(ListUsersResponse { users, next_token })
+    }
+
+    /// CreateKxUser: a new user of a kdb environment.
+    pub fn create_kx_user(&self, caller: &Caller, request: &CreateKxUserRequest) -> Result<KxUserResponse> {
+        let (environment_id, user_name, iam_role, tags) = request.validate()?;
+        let command = Command::CreateKxUser { environment_id, user_name, iam_role, tags };
+        self.write(caller, request.client_token.as_deref(), command).and_then(|r| self.kx_user_response(r))
+    }
+
+    /// GetKxUser.
+    pub fn get_kx_user(
+        &self,
+        caller: &Caller,
+        environment_id: &str,
+        user_name: &str,
+    ) -> Result<KxUserResponse> {
+        let (environment_id, user_name) = validate_kx_user_path(Some(environment_id), Some(user_name))?;
+        let store = &self.inner.store;
+        decider::authorize(store, caller, Access::Read)?;
+        let user = store.kx_user(&environment_id, &user_name)?.ok_or_else(|| Error::ResourceNotFound {
+            message: format!("kdb user {user_name} does not exist in environment {environment_id}"),
+        })?;
+        let KxUser { environment_id, user_name, iam_role, .. } = user;
+        self.kx_user_response(Response::KxUser { environment_id, user_name, iam_role })
+    }
+
+    /// UpdateKxUser: changes the IAM role; the same role appends nothing.
+    pub fn update_kx_user(&self, caller: &Caller, request: &UpdateKxUserRequest) -> Result<KxUserResponse> {
+        let (environment_id, user_name, iam_role) = request.validate()?;
+        let command = Command::UpdateKxUser { environment_id, user_name, iam_role };
+        self.write(caller, request.client_token.as_deref(), command).and_then(|r| self.kx_user_response(r))
+    }
+
+    /// DeleteKxUser: the user's history stays in the log, and the name is free again.
+    pub fn delete_kx_user(
+        &self,
+        caller: &Caller,
+        environment_id: &str,
+        user_name: &str,
+        client_token: Option<&str>,
+    ) -> Result<DeleteKxUserResponse> {
+        let (environment_id, user_name) = validate_kx_user_path(Some(environment_id), Some(user_name))?;
+        validate_kx_client_token(client_token)?;
+        match self.write(caller, client_token, Command::DeleteKxUser { environment_id, user_name })? {
+            Response::Empty => Ok(DeleteKxUserResponse {}),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// ListKxUsers: users of one environment in userName order; `max_results` 0..100, where
+    /// absent or 0 means the most, 100.
+    pub fn list_kx_users(
+        &self,
+        caller: &Caller,
+        environment_id: &str,
+        max_results: Option<i64>,
+        next_token: Option<&str>,
+    ) -> Result<ListKxUsersResponse> {
+        let environment_id = validate_environment_id(Some(environment_id))?;
+        let max = match max_results.map(|n| validate::in_range("maxResults", 0, 100, n)).transpose()? {
+            None | Some(0) => 100,
+            Some(n) => n as usize,
+        };
+        let scope = format!("kx/{environment_id}");
+        let pages = &self.inner.pages;
+        let after = match next_token {
+            Some(token) => {
+                validate::check("nextToken", &validate::KX_NEXT_TOKEN, token)?;
+                let name = pages.open(&scope, "nextToken", token)?;
+                Some(
+                    String::from_utf8(name)
+                        .map_err(|_| Error::validation("nextToken", Rule::InvalidToken))?,
+                )
+            }
+            None => None,
+        };
+        let store = &self.inner.store;
+        decider::authorize(store, caller, Access::Read)?;
+        let (users, more) = store.kx_users_after(&environment_id, after.as_deref(), max)?;
+        let next_token = match users.last() {
+            Some(last) if more => Some(pages.issue(&scope, last.user_name.as_bytes())),
+            _ => None,
+        };
+        let identity = &self.inner.identity;
+        let users = users
+            .into_iter()
+            .map(|u| {
+                let arn = identity.kx_user_arn(&u.environment_id, &u.user_name);
+                KxUserSummary::new(u, arn)
+            })
+            .collect();
+        Ok(ListKxUsersResponse { users, next_token })
+    }
+
+    /// The region and account this database serves.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    fn kx_user_response(&self, response: Response) -> Result<KxUserResponse> {
+        match response {
+            Response::KxUser { environment_id, user_name, iam_role } => Ok(KxUserResponse {
+                user_arn: self.inner.identity.kx_user_arn(&environment_id, &user_name),
+                environment_id,
+                user_name,
+                iam_role,
+            }),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// The log from `from_seq` on, decoded.
@@ -311,10 +451,16 @@ impl Ledger {
     }
 }
 
-fn user_id_response(response: Response) -> UserIdResponse {
+fn user_id_response(response: Response) -> Result<UserIdResponse> {
     match response {
-        Response::UserId(user_id) => UserIdResponse { user_id },
+        Response::UserId(user_id) => Ok(UserIdResponse { user_id }),
+        other => Err(unexpected(other)),
     }
+}
+
+/// A stored response of another operation's shape: only a corrupt token record can cause it.
+fn unexpected(response: Response) -> Error {
+    Error::internal(format_args!("corrupt tokens: a stored response {response:?} does not fit the operation"))
 }
 
 fn sync_or_poison(store: &Store, poisoned: &AtomicBool) -> Result<()> {

@@ -26,11 +26,14 @@ pub mod wire;
 pub mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use domain::{ApiAccess, Caller, User, UserStatus, UserType};
+pub use domain::{ApiAccess, Caller, Identity, KxUser, User, UserStatus, UserType};
 pub use error::{Error, Result, Rule};
 pub use event::{Envelope, Event};
 pub use ledger::{Config, Durability, Ledger};
-pub use request::{CreateUserRequest, ListUsersResponse, UpdateUserRequest, UserIdResponse};
+pub use request::{
+    CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, KxUserResponse, KxUserSummary,
+    ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,
+};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -12,15 +12,16 @@ use sled::{Transactional, Tree};
 
 use crate::codec::{self, FORMAT_VERSION};
 use crate::decider::State;
-use crate::domain::{User, UserId};
+use crate::domain::{Identity, KxUser, User, UserId};
 use crate::error::{Error, Result};
 use crate::event::Sealed;
 use crate::idempotency::{self, TokenRecord};
-use crate::views::{Rows, ViewTree, ENABLED_USERS};
+use crate::views::{kx_count_key, kx_key, Rows, ViewTree, ENABLED_USERS};
 
 const META_FORMAT: &[u8] = b"format";
 const META_HEAD: &[u8] = b"head";
 const META_PAGE_SECRET: &[u8] = b"page_secret";
+const META_IDENTITY: &[u8] = b"identity";
 
 /// The end of the log: what the next envelope chains onto.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,18 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.log.is_empty() && self.writes.is_empty()
     }
+}
+
+/// What opening a store found (or made).
+pub struct Opened {
+    /// The store.
+    pub store: Store,
+    /// The end of its log.
+    pub head: Head,
+    /// The secret that keys its pagination tokens.
+    pub page_secret: [u8; 32],
+    /// The region and account it serves.
+    pub identity: Identity,
 }
 
 /// The sled database of one ledger.
@@ -98,7 +111,15 @@ impl TreeId {
 
 impl Store {
     /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<(Store, Head, [u8; 32])> {
+    ///
+    /// A new database takes `region` and `account` (or the defaults); an existing one keeps
+    /// its own, and refuses to open if given different ones.
+    pub fn open(
+        path: &Path,
+        cache_bytes: u64,
+        region: Option<&str>,
+        account: Option<&str>,
+    ) -> Result<Opened> {
         let db =
             sled::Config::new().path(path).cache_capacity(cache_bytes).open().map_err(|e| {
                 Error::internal(format_args!("cannot open database at {}: {e}", path.display()))
@@ -108,8 +129,35 @@ impl Store {
         let data_file = File::open(path.join("db"))
             .map_err(|e| Error::internal(format_args!("cannot open {}/db: {e}", path.display())))?;
         let store = Store { db, trees, data_file: Arc::new(data_file), path: path.to_owned() };
-        let (head, secret) = store.init_meta()?;
-        Ok((store, head, secret))
+        let (head, page_secret) = store.init_meta()?;
+        let identity = store.init_identity(region, account)?;
+        Ok(Opened { store, head, page_secret, identity })
+    }
+
+    fn init_identity(&self, region: Option<&str>, account: Option<&str>) -> Result<Identity> {
+        let meta = self.tree(TreeId::Meta);
+        let Some(bytes) = meta.get(META_IDENTITY)? else {
+            let default = Identity::default();
+            let identity = Identity {
+                region: region.map_or(default.region, str::to_owned),
+                account: account.map_or(default.account, str::to_owned),
+            };
+            meta.insert(META_IDENTITY, codec::encode(&identity))?;
+            self.sync()?;
+            return Ok(identity);
+        };
+        let identity: Identity = codec::decode("meta identity", &bytes)?;
+        for (what, stored, given) in
+            [("region", &identity.region, region), ("account", &identity.account, account)]
+        {
+            if let Some(given) = given.filter(|g| g != stored) {
+                return Err(Error::internal(format_args!(
+                    "database at {} was created for {what} {stored}; it cannot be reopened for {what} {given}",
+                    self.path.display()
+                )));
+            }
+        }
+        Ok(identity)
     }
 
     /// Checks the format of an existing database, or stamps a new one; returns head and page secret.
@@ -188,16 +236,43 @@ impl Store {
 
     /// Users with ids after `after` (from the start if `None`), at most `limit`; and whether more follow.
     pub fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<(Vec<User>, bool)> {
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut users = Vec::with_capacity(limit);
-        for entry in self.tree(TreeId::View(ViewTree::Users)).range::<&[u8], _>((lower, Bound::Unbounded)) {
+        self.page(ViewTree::Users, &[], after, limit, decode_user)
+    }
+
+    /// Kdb users of `environment_id` named after `after`, at most `limit`; and whether more follow.
+    pub fn kx_users_after(
+        &self,
+        environment_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<KxUser>, bool)> {
+        let prefix = kx_key(environment_id, "");
+        let after = after.map(|name| kx_key(environment_id, name));
+        self.page(ViewTree::KxUsers, &prefix, after.as_deref(), limit, decode_kx_user)
+    }
+
+    /// A keyset page of `view`: keys under `prefix`, after `after`, at most `limit`.
+    fn page<T>(
+        &self,
+        view: ViewTree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+        decode: fn(&[u8], &[u8]) -> Result<T>,
+    ) -> Result<(Vec<T>, bool)> {
+        let lower = after.map_or(Bound::Included(prefix), Bound::Excluded);
+        let mut items = Vec::with_capacity(limit);
+        for entry in self.tree(TreeId::View(view)).range::<&[u8], _>((lower, Bound::Unbounded)) {
             let (key, value) = entry?;
-            if users.len() == limit {
-                return Ok((users, true));
+            if !key.starts_with(prefix) {
+                break;
             }
-            users.push(decode_user(&key, &value)?);
+            if items.len() == limit {
+                return Ok((items, true));
+            }
+            items.push(decode(&key, &value)?);
         }
-        Ok((users, false))
+        Ok((items, false))
     }
 
     /// The log from `from_seq` on, decoded; a corrupt entry is an error naming its seq.
@@ -252,6 +327,11 @@ fn decode_user(key: &[u8], value: &[u8]) -> Result<User> {
     codec::decode(format_args!("users[{}]", String::from_utf8_lossy(key)), value)
 }
 
+fn decode_kx_user(key: &[u8], value: &[u8]) -> Result<KxUser> {
+    let shown = String::from_utf8_lossy(key).replace('\0', "/");
+    codec::decode(format_args!("kx_users[{shown}]"), value)
+}
+
 impl State for Store {
     fn user(&self, user_id: &str) -> Result<Option<User>> {
         let users = self.tree(TreeId::View(ViewTree::Users));
@@ -264,11 +344,24 @@ impl State for Store {
     }
 
     fn enabled_users(&self) -> Result<u64> {
+        self.counter(ENABLED_USERS)
+    }
+
+    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
+        let key = kx_key(environment_id, user_name);
+        let users = self.tree(TreeId::View(ViewTree::KxUsers));
+        users.get(&key)?.map(|v| decode_kx_user(&key, &v)).transpose()
+    }
+
+    fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
+        self.counter(&kx_count_key(environment_id))
+    }
+}
+
+impl Store {
+    fn counter(&self, key: &[u8]) -> Result<u64> {
         let counters = self.tree(TreeId::View(ViewTree::Counters));
-        Ok(counters
-            .get(ENABLED_USERS)?
-            .map(|v| codec::decode("counters[enabled_users]", &v))
-            .transpose()?
-            .unwrap_or(0))
+        let what = || format!("counters[{}]", String::from_utf8_lossy(key));
+        Ok(counters.get(key)?.map(|v| codec::decode(what(), &v)).transpose()?.unwrap_or(0))
     }
 }

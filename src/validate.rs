@@ -26,6 +26,15 @@ macro_rules! pattern {
 pattern!(EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,4}");
 pattern!(NON_BLANK = r".*\S.*");
 pattern!(ROLE_ARN_PATTERN = r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$");
+pattern!(ENVIRONMENT_ID_PATTERN = r"^[a-zA-Z0-9]{1,26}$");
+pattern!(KX_USER_NAME_PATTERN = r"^[0-9A-Za-z_-]{1,50}$");
+// The model's `^(?!aws:)[a-zA-Z+-=._:/]+$`: the regex crate has no look-ahead, so the `aws:`
+// prefix is a rule of its own (TAG_KEY_FORBIDDEN_PREFIX).
+pattern!(TAG_KEY_PATTERN = r"^[a-zA-Z+-=._:/]+$");
+pattern!(TAG_VALUE_PATTERN = r"^[a-zA-Z0-9+-=._:@ ]+$");
+pattern!(ANY = r".*");
+pattern!(REGION_PATTERN = r"^[A-Za-z0-9_/.-]{1,63}$");
+pattern!(ACCOUNT_PATTERN = r"^\d{12}$");
 
 /// The constraints of one string shape of the model.
 pub struct Shape {
@@ -44,6 +53,24 @@ pub static USER_ID: Shape = Shape { min: 1, max: 26, pattern: &NON_BLANK };
 pub static ROLE_ARN: Shape = Shape { min: 20, max: 2048, pattern: &ROLE_ARN_PATTERN };
 /// `ClientToken` of finspace-data: 1..128, not blank.
 pub static CLIENT_TOKEN: Shape = Shape { min: 1, max: 128, pattern: &NON_BLANK };
+/// `ClientToken` of finspace (kdb): 1..36, not blank.
+pub static KX_CLIENT_TOKEN: Shape = Shape { min: 1, max: 36, pattern: &NON_BLANK };
+/// `IdType` (environmentId): 1..26 letters and digits.
+pub static ENVIRONMENT_ID: Shape = Shape { min: 1, max: 26, pattern: &ENVIRONMENT_ID_PATTERN };
+/// `KxUserNameString`: 1..50 letters, digits, `_` and `-`.
+pub static KX_USER_NAME: Shape = Shape { min: 1, max: 50, pattern: &KX_USER_NAME_PATTERN };
+/// A `TagMap` key: 1..128; must also not start with [`TAG_KEY_FORBIDDEN_PREFIX`].
+pub static TAG_KEY: Shape = Shape { min: 1, max: 128, pattern: &TAG_KEY_PATTERN };
+/// A `TagMap` value: 1..256.
+pub static TAG_VALUE: Shape = Shape { min: 1, max: 256, pattern: &TAG_VALUE_PATTERN };
+/// The prefix tag keys must not have.
+pub const TAG_KEY_FORBIDDEN_PREFIX: &str = "aws:";
+/// The region in kdb user ARNs (the ARN pattern's region part, not empty).
+pub static REGION: Shape = Shape { min: 1, max: 63, pattern: &REGION_PATTERN };
+/// The AWS account in kdb user ARNs: 12 digits.
+pub static ACCOUNT: Shape = Shape { min: 12, max: 12, pattern: &ACCOUNT_PATTERN };
+/// `PaginationToken` of finspace (kdb): 1..1000.
+pub static KX_NEXT_TOKEN: Shape = Shape { min: 1, max: 1000, pattern: &ANY };
 
 /// Checks `value` of member `field` against `shape`: length in characters, then pattern.
 pub fn check(field: &str, shape: &Shape, value: &str) -> Result<()> {
@@ -56,6 +83,30 @@ pub fn check(field: &str, shape: &Shape, value: &str) -> Result<()> {
     }
     if !shape.pattern.regex.is_match(value) {
         return Err(Error::validation(field, Rule::Pattern(shape.pattern.source)));
+    }
+    Ok(())
+}
+
+/// The `tags` member: 1..50 entries, each key and value obeying its shape.
+pub fn tags(field: &str, tags: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    if tags.is_empty() {
+        return Err(Error::validation(field, Rule::MinLength(1)));
+    }
+    if tags.len() > 50 {
+        return Err(Error::validation(field, Rule::MaxLength(50)));
+    }
+    let in_map = |wrap: fn(Box<Rule>) -> Rule| {
+        move |e: Error| match e {
+            Error::Validation { rule, .. } => Error::validation(field, wrap(Box::new(rule))),
+            other => other,
+        }
+    };
+    for (key, value) in tags {
+        check(field, &TAG_KEY, key).map_err(in_map(Rule::MapKey))?;
+        if key.starts_with(TAG_KEY_FORBIDDEN_PREFIX) {
+            return Err(Error::validation(field, Rule::MapKey(Box::new(Rule::ForbiddenPrefix("aws:")))));
+        }
+        check(field, &TAG_VALUE, value).map_err(in_map(Rule::MapValue))?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::codec;
 use crate::decider::{self, State, Views};
-use crate::domain::{User, UserId};
+use crate::domain::{KxUser, User, UserId};
 use crate::error::Result;
 use crate::event::Envelope;
 
@@ -17,11 +17,13 @@ pub enum ViewTree {
     Emails,
     /// counter name → count.
     Counters,
+    /// (environmentId, userName) → kdb user record.
+    KxUsers,
 }
 
 impl ViewTree {
     /// Every view tree.
-    pub const ALL: [ViewTree; 3] = [ViewTree::Users, ViewTree::Emails, ViewTree::Counters];
+    pub const ALL: [ViewTree; 4] = [ViewTree::Users, ViewTree::Emails, ViewTree::Counters, ViewTree::KxUsers];
 
     /// The sled tree's name.
     pub fn name(self) -> &'static str {
@@ -29,6 +31,7 @@ impl ViewTree {
             ViewTree::Users => "users",
             ViewTree::Emails => "emails",
             ViewTree::Counters => "counters",
+            ViewTree::KxUsers => "kx_users",
         }
     }
 }
@@ -38,6 +41,16 @@ pub const ENABLED_USERS: &[u8] = b"enabled_users";
 
 /// Every stored row of the views, keyed by (tree, key): what byte-for-byte comparisons compare.
 pub type Rows = BTreeMap<(ViewTree, Vec<u8>), Vec<u8>>;
+
+/// The key of a kdb user: environmentId, a zero byte, userName (neither can hold a zero byte).
+pub fn kx_key(environment_id: &str, user_name: &str) -> Vec<u8> {
+    [environment_id.as_bytes(), &[0], user_name.as_bytes()].concat()
+}
+
+/// The key of the kdb-user counter of an environment in [`ViewTree::Counters`].
+pub fn kx_count_key(environment_id: &str) -> Vec<u8> {
+    [b"kx_users/", environment_id.as_bytes()].concat()
+}
 
 /// One stored row: ((tree, key), value).
 pub type Row = ((ViewTree, Vec<u8>), Vec<u8>);
@@ -57,6 +70,16 @@ pub fn enabled_users_row(count: u64) -> Row {
     ((ViewTree::Counters, ENABLED_USERS.to_vec()), codec::encode(&count))
 }
 
+/// The row of a kdb user record.
+pub fn kx_user_row(user: &KxUser) -> Row {
+    ((ViewTree::KxUsers, kx_key(&user.environment_id, &user.user_name)), codec::encode(user))
+}
+
+/// The row of the kdb-user counter of an environment.
+pub fn kx_count_row(environment_id: &str, count: u64) -> Row {
+    ((ViewTree::Counters, kx_count_key(environment_id)), codec::encode(&count))
+}
+
 /// The views folded in memory: what the store's view trees must equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemViews {
@@ -66,6 +89,10 @@ pub struct MemViews {
     pub emails: BTreeMap<String, UserId>,
     /// Count of ENABLED users.
     pub enabled_users: u64,
+    /// kdb users by (environmentId, userName).
+    pub kx_users: BTreeMap<(String, String), KxUser>,
+    /// Count of kdb users by environment; kept at zero once an environment had users.
+    pub kx_counts: BTreeMap<String, u64>,
 }
 
 impl MemViews {
@@ -92,6 +119,8 @@ impl MemViews {
         if !self.users.is_empty() {
             rows.extend([enabled_users_row(self.enabled_users)]);
         }
+        rows.extend(self.kx_users.values().map(kx_user_row));
+        rows.extend(self.kx_counts.iter().map(|(env, count)| kx_count_row(env, *count)));
         rows
     }
 }
@@ -108,6 +137,14 @@ impl State for MemViews {
     fn enabled_users(&self) -> Result<u64> {
         Ok(self.enabled_users)
     }
+
+    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
+        Ok(self.kx_users.get(&(environment_id.to_owned(), user_name.to_owned())).cloned())
+    }
+
+    fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
+        Ok(self.kx_counts.get(environment_id).copied().unwrap_or(0))
+    }
 }
 
 impl Views for MemViews {
@@ -121,5 +158,17 @@ impl Views for MemViews {
 
     fn set_enabled_users(&mut self, count: u64) {
         self.enabled_users = count;
+    }
+
+    fn put_kx_user(&mut self, user: KxUser) {
+        self.kx_users.insert((user.environment_id.clone(), user.user_name.clone()), user);
+    }
+
+    fn remove_kx_user(&mut self, environment_id: &str, user_name: &str) {
+        self.kx_users.remove(&(environment_id.to_owned(), user_name.to_owned()));
+    }
+
+    fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
+        self.kx_counts.insert(environment_id.to_owned(), count);
     }
 }

@@ -11,12 +11,14 @@ use ulid::Ulid;
 
 use crate::codec;
 use crate::decider::{self, Command, Limits, State, Views};
-use crate::domain::{Caller, User, UserId};
+use crate::domain::{Caller, KxUser, User, UserId};
 use crate::error::Result;
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::store::{Changes, Head, Store, TreeId};
-use crate::views::{email_row, enabled_users_row, user_row, Row};
+use crate::views::{
+    email_row, enabled_users_row, kx_count_row, kx_key, kx_user_row, user_row, Row, ViewTree,
+};
 
 /// How many expired token records a commit purges on the side, at most.
 pub const PURGE_PER_COMMIT: usize = 16;
@@ -109,6 +111,9 @@ struct Batch<'s> {
     users: BTreeMap<UserId, User>,
     emails: BTreeMap<String, UserId>,
     enabled_users: Option<u64>,
+    /// `None` marks a kdb user deleted in this batch.
+    kx_users: BTreeMap<Vec<u8>, Option<KxUser>>,
+    kx_counts: BTreeMap<String, u64>,
     tokens: BTreeMap<Vec<u8>, Option<TokenRecord>>,
     changes: Changes,
 }
@@ -120,6 +125,8 @@ impl<'s> Batch<'s> {
             users: BTreeMap::new(),
             emails: BTreeMap::new(),
             enabled_users: None,
+            kx_users: BTreeMap::new(),
+            kx_counts: BTreeMap::new(),
             tokens: BTreeMap::new(),
             changes: Changes { head, ..Changes::default() },
         }
@@ -246,6 +253,20 @@ impl State for Batch<'_> {
             None => self.store.enabled_users(),
         }
     }
+
+    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
+        match self.kx_users.get(&kx_key(environment_id, user_name)) {
+            Some(user) => Ok(user.clone()),
+            None => self.store.kx_user(environment_id, user_name),
+        }
+    }
+
+    fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
+        match self.kx_counts.get(environment_id) {
+            Some(count) => Ok(*count),
+            None => self.store.kx_users_in(environment_id),
+        }
+    }
 }
 
 impl Views for Batch<'_> {
@@ -262,5 +283,22 @@ impl Views for Batch<'_> {
     fn set_enabled_users(&mut self, count: u64) {
         self.write_row(enabled_users_row(count));
         self.enabled_users = Some(count);
+    }
+
+    fn put_kx_user(&mut self, user: KxUser) {
+        let row = kx_user_row(&user);
+        self.kx_users.insert(row.0 .1.clone(), Some(user));
+        self.write_row(row);
+    }
+
+    fn remove_kx_user(&mut self, environment_id: &str, user_name: &str) {
+        let key = kx_key(environment_id, user_name);
+        self.write(TreeId::View(ViewTree::KxUsers), key.clone(), None);
+        self.kx_users.insert(key, None);
+    }
+
+    fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
+        self.write_row(kx_count_row(environment_id, count));
+        self.kx_counts.insert(environment_id.to_owned(), count);
     }
 }
