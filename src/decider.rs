@@ -637,4 +637,137 @@ mod tests {
             format!("corrupt log: Enabled event for user {BOB}, which does not exist")
         );
     }
+
+    const ROLE_A: &str = "arn:aws:iam::123456789012:role/A";
+    const ROLE_B: &str = "arn:aws:iam::123456789012:role/B";
+
+    fn kx_created(env: &str, name: &str) -> Event {
+        Event::KxUserCreated {
+            environment_id: env.into(),
+            user_name: name.into(),
+            iam_role: ROLE_A.into(),
+            tags: Tags::new(),
+        }
+    }
+
+    fn kx_create(env: &str, name: &str) -> Command {
+        Command::CreateKxUser {
+            environment_id: env.into(),
+            user_name: name.into(),
+            iam_role: ROLE_A.into(),
+            tags: Tags::new(),
+        }
+    }
+
+    #[test]
+    fn kx_create_then_duplicate_is_already_exists_per_environment() {
+        assert_eq!(when(&given(&[]), kx_create("env1", "bob")), Ok(vec![kx_created("env1", "bob")]));
+        let state = given(&[kx_created("env1", "bob")]);
+        let err = when(&state, kx_create("env1", "bob")).unwrap_err();
+        assert_eq!(
+            err,
+            Error::ResourceAlreadyExists {
+                message: "kdb user bob already exists in environment env1".into()
+            }
+        );
+        assert_eq!(err.status(), 409);
+        assert_eq!(when(&state, kx_create("env2", "bob")), Ok(vec![kx_created("env2", "bob")]));
+    }
+
+    #[test]
+    fn kx_update_records_old_and_new_role_and_same_role_is_a_noop() {
+        let state = given(&[kx_created("env1", "bob")]);
+        let update = |role: &str| Command::UpdateKxUser {
+            environment_id: "env1".into(),
+            user_name: "bob".into(),
+            iam_role: role.into(),
+        };
+        assert_eq!(when(&state, update(ROLE_A)), Ok(vec![]));
+        assert_eq!(
+            when(&state, update(ROLE_B)),
+            Ok(vec![Event::KxRoleChanged {
+                environment_id: "env1".into(),
+                user_name: "bob".into(),
+                old_role: ROLE_A.into(),
+                new_role: ROLE_B.into(),
+            }])
+        );
+    }
+
+    #[test]
+    fn kx_commands_on_a_missing_user_are_not_found() {
+        let state = given(&[kx_created("env1", "bob")]);
+        let not_found = Err(Error::ResourceNotFound {
+            message: "kdb user bob does not exist in environment env2".into(),
+        });
+        let update = Command::UpdateKxUser {
+            environment_id: "env2".into(),
+            user_name: "bob".into(),
+            iam_role: ROLE_B.into(),
+        };
+        assert_eq!(when(&state, update), not_found);
+        let delete = Command::DeleteKxUser { environment_id: "env2".into(), user_name: "bob".into() };
+        assert_eq!(when(&state, delete), not_found);
+    }
+
+    #[test]
+    fn kx_delete_frees_the_name_and_the_quota() {
+        let limits = Limits { max_kx_users_per_environment: Some(1), ..Limits::default() };
+        let deleted = Event::KxUserDeleted { environment_id: "env1".into(), user_name: "bob".into() };
+        let state = given(&[kx_created("env1", "bob")]);
+        let err = decide(&state, &limits, &Caller::System, &kx_create("env1", "carol")).unwrap_err();
+        assert_eq!(
+            err,
+            Error::LimitExceeded {
+                message: "The limit of 1 kdb users in environment env1 is reached".into()
+            }
+        );
+        assert_eq!(
+            decide(&state, &limits, &Caller::System, &kx_create("env2", "carol")).map(|e| e.len()),
+            Ok(1)
+        );
+        let state = given(&[kx_created("env1", "bob"), deleted.clone()]);
+        assert_eq!(
+            decide(&state, &limits, &Caller::System, &kx_create("env1", "bob")),
+            Ok(vec![kx_created("env1", "bob")])
+        );
+        assert_eq!(state.kx_counts.get("env1"), Some(&0));
+        assert!(state.kx_users.is_empty());
+    }
+
+    #[test]
+    fn kx_apply_keeps_times_and_refuses_contradictions() {
+        let mut state = given(&[
+            kx_created("env1", "bob"), // t=1000
+            Event::KxRoleChanged {
+                environment_id: "env1".into(),
+                user_name: "bob".into(),
+                old_role: ROLE_A.into(),
+                new_role: ROLE_B.into(),
+            }, // t=2000
+        ]);
+        let bob = state.kx_user("env1", "bob").unwrap().unwrap();
+        assert_eq!((bob.iam_role.as_str(), bob.create_time, bob.update_time), (ROLE_B, 1000, 2000));
+        let err = apply(&mut state, &kx_created("env1", "bob"), 9).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "corrupt log: KxUserCreated event for kdb user bob of environment env1, which exists already"
+        );
+    }
+
+    #[test]
+    fn only_a_super_user_manages_kdb_users() {
+        let app = Event::Created {
+            user_id: BOB.into(),
+            user: new_user("bob@example.com", UserType::AppUser, Some(ApiAccess::Enabled)),
+        };
+        let state = given(&[admin_created(), app]);
+        let by =
+            |id: &str| decide(&state, &Limits::default(), &Caller::User(id.into()), &kx_create("env1", "x"));
+        assert_eq!(by(ADMIN).map(|e| e.len()), Ok(1));
+        assert_eq!(
+            by(BOB),
+            Err(Error::AccessDenied { message: format!("Caller {BOB} is not a SUPER_USER") })
+        );
+    }
 }

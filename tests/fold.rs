@@ -8,7 +8,9 @@ use std::time::Duration;
 use common::{TestLedger, SYSTEM};
 use proptest::prelude::*;
 use user_ledger::views::MemViews;
-use user_ledger::{CreateUserRequest, Durability, UpdateUserRequest};
+use user_ledger::{
+    CreateKxUserRequest, CreateUserRequest, Durability, UpdateKxUserRequest, UpdateUserRequest,
+};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -17,6 +19,13 @@ enum Op {
     Enable { user: usize },
     Disable { user: usize },
     Clock { ms: i64 },
+    KxCreate { env: u8, name: u8, tagged: bool },
+    KxUpdate { env: u8, name: u8, role: u8 },
+    KxDelete { env: u8, name: u8 },
+}
+
+fn kx_role(n: u8) -> String {
+    format!("arn:aws:iam::123456789012:role/R{n}")
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -29,6 +38,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..14usize).prop_map(|user| Op::Enable { user }),
         2 => (0..14usize).prop_map(|user| Op::Disable { user }),
         1 => (-5_000i64..60_000).prop_map(|ms| Op::Clock { ms }),
+        2 => (0..3u8, 0..4u8, any::<bool>()).prop_map(|(env, name, tagged)| Op::KxCreate { env, name, tagged }),
+        2 => (0..3u8, 0..4u8, 0..3u8).prop_map(|(env, name, role)| Op::KxUpdate { env, name, role }),
+        1 => (0..3u8, 0..4u8).prop_map(|(env, name)| Op::KxDelete { env, name }),
     ]
 }
 
@@ -79,12 +91,22 @@ proptest! {
                     t.clock.advance(ms);
                     Ok(())
                 }
+                Op::KxCreate { env, name, tagged } => {
+                    let tags = tagged.then(|| [("desk".to_string(), format!("d{name}"))].into());
+                    let request = CreateKxUserRequest { tags, ..CreateKxUserRequest::new(format!("env{env}"), format!("u{name}"), kx_role(0)) };
+                    t.ledger.create_kx_user(&SYSTEM, &request).map(drop)
+                }
+                Op::KxUpdate { env, name, role } => {
+                    let request = UpdateKxUserRequest::new(format!("env{env}"), format!("u{name}"), kx_role(role));
+                    t.ledger.update_kx_user(&SYSTEM, &request).map(drop)
+                }
+                Op::KxDelete { env, name } => t.ledger.delete_kx_user(&SYSTEM, &format!("env{env}"), &format!("u{name}"), None).map(drop),
             };
             let appended = t.events() - before;
             prop_assert!(appended <= 1, "one request, at most one event");
             if let Err(e) = &result {
                 prop_assert_eq!(appended, 0, "a refused request ({}) appends nothing", e.wire_name());
-                prop_assert!(matches!(e.wire_name(), "ConflictException" | "ResourceNotFoundException" | "ValidationException"), "{:?}", e);
+                prop_assert!(matches!(e.wire_name(), "ConflictException" | "ResourceNotFoundException" | "ResourceAlreadyExistsException" | "ValidationException"), "{:?}", e);
             }
         }
         assert_views_equal_fold(&t);

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{validation, TestLedger, SYSTEM};
-use user_ledger::{CreateUserRequest, Error, Rule, UpdateUserRequest};
+use user_ledger::{
+    CreateKxUserRequest, CreateUserRequest, Error, Rule, UpdateKxUserRequest, UpdateUserRequest,
+};
 
 const EMAIL_PATTERN: &str = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,4}";
 const NON_BLANK: &str = r".*\S.*";
@@ -260,4 +262,158 @@ fn the_message_names_the_member_and_the_rule() {
         "1 validation error detected: Value at 'type' failed to satisfy constraint: \
          Member must satisfy enum value set: [SUPER_USER, APP_USER]"
     );
+}
+
+// --- The kdb user operations (service `finspace`).
+
+const ENV_PATTERN: &str = r"^[a-zA-Z0-9]{1,26}$";
+const KX_NAME_PATTERN: &str = r"^[0-9A-Za-z_-]{1,50}$";
+const ROLE: &str = "arn:aws:iam::123456789012:role/R";
+
+fn environment_id_cases() -> Vec<Case> {
+    vec![
+        bad("", Rule::MinLength(1)),
+        ok("e"),
+        ok("aZ9".repeat(8) + "xy"),
+        bad(x(27), Rule::MaxLength(26)),
+        bad("env-1", Rule::Pattern(ENV_PATTERN)),
+        bad("env 1", Rule::Pattern(ENV_PATTERN)),
+    ]
+}
+
+fn kx_user_name_cases() -> Vec<Case> {
+    vec![
+        bad("", Rule::MinLength(1)),
+        ok("a"),
+        ok("a_-9".repeat(12) + "Zz"),
+        bad(x(51), Rule::MaxLength(50)),
+        bad("a b", Rule::Pattern(KX_NAME_PATTERN)),
+        bad("bob!", Rule::Pattern(KX_NAME_PATTERN)),
+    ]
+}
+
+fn kx_token_cases() -> Vec<Case> {
+    vec![
+        bad("", Rule::MinLength(1)),
+        ok(x(36)),
+        bad(x(37), Rule::MaxLength(36)),
+        bad(" ", Rule::Pattern(NON_BLANK)),
+    ]
+}
+
+fn required(mut cases: Vec<Case>) -> Vec<Case> {
+    cases.insert(0, (None, Some(Rule::Required)));
+    cases
+}
+
+fn name(i: usize) -> String {
+    format!("user{i}")
+}
+
+#[test]
+fn create_kx_user_members() {
+    let create = |t: &TestLedger, r: CreateKxUserRequest| t.ledger.create_kx_user(&SYSTEM, &r);
+    check("environmentId", required(environment_id_cases()), |t, v, i| {
+        create(t, CreateKxUserRequest { environment_id: v, ..CreateKxUserRequest::new("", name(i), ROLE) })
+    });
+    check("userName", required(kx_user_name_cases()), |t, v, _| {
+        create(t, CreateKxUserRequest { user_name: v, ..CreateKxUserRequest::new("env1", "", ROLE) })
+    });
+    check("iamRole", required(role_arn_cases()), |t, v, i| {
+        create(t, CreateKxUserRequest { iam_role: v, ..CreateKxUserRequest::new("env1", name(i), "") })
+    });
+    check("clientToken", kx_token_cases(), |t, v, i| {
+        create(t, CreateKxUserRequest { client_token: v, ..CreateKxUserRequest::new("env1", name(i), ROLE) })
+    });
+}
+
+#[test]
+fn create_kx_user_tags() {
+    let key_rule = |r| Some(Rule::MapKey(Box::new(r)));
+    let value_rule = |r| Some(Rule::MapValue(Box::new(r)));
+    let tags = |pairs: &[(String, String)]| pairs.iter().cloned().collect();
+    let one = |k: &str, v: &str| tags(&[(k.to_string(), v.to_string())]);
+    let many = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_string())).collect();
+    let cases: Vec<(std::collections::BTreeMap<String, String>, Option<Rule>)> = vec![
+        (tags(&[]), Some(Rule::MinLength(1))),
+        (many(50), None),
+        (many(51), Some(Rule::MaxLength(50))),
+        (one(&"k".repeat(128), "v"), None),
+        (one(&"k".repeat(129), "v"), key_rule(Rule::MaxLength(128))),
+        (one("", "v"), key_rule(Rule::MinLength(1))),
+        (one("aws:team", "v"), key_rule(Rule::ForbiddenPrefix("aws:"))),
+        (one("awsx:team", "v"), None),
+        (one("team/desk.1:x_y", "v"), None),
+        (one("bad key", "v"), key_rule(Rule::Pattern(r"^[a-zA-Z+-=._:/]+$"))),
+        (one("k", &"v".repeat(256)), None),
+        (one("k", &"v".repeat(257)), value_rule(Rule::MaxLength(256))),
+        (one("k", ""), value_rule(Rule::MinLength(1))),
+        (one("k", "quant desk@x:1"), None),
+        (one("k", "a#b"), value_rule(Rule::Pattern(r"^[a-zA-Z0-9+-=._:@ ]+$"))),
+    ];
+    let t = TestLedger::new();
+    for (i, (tags, rule)) in cases.into_iter().enumerate() {
+        let request =
+            CreateKxUserRequest { tags: Some(tags), ..CreateKxUserRequest::new("env1", name(i), ROLE) };
+        let result = t.ledger.create_kx_user(&SYSTEM, &request);
+        assert_eq!(validation(&result), rule.map(|r| ("tags".to_string(), r)), "case {i}");
+    }
+    assert_eq!(t.events(), 6, "only the accepted cases wrote");
+}
+
+#[test]
+fn update_kx_user_members() {
+    // Each case updates its own user, made before the event count is taken.
+    let existing = |t: &TestLedger, i: usize| {
+        t.ledger.create_kx_user(&SYSTEM, &CreateKxUserRequest::new("env1", name(i), ROLE)).unwrap().user_name
+    };
+    let update = |t: &TestLedger, r: UpdateKxUserRequest| t.ledger.update_kx_user(&SYSTEM, &r);
+    check("environmentId", required(environment_id_cases()), |t, v, i| {
+        update(t, UpdateKxUserRequest { environment_id: v, ..UpdateKxUserRequest::new("", name(i), ROLE) })
+    });
+    check("userName", required(kx_user_name_cases()), |t, v, _| {
+        update(t, UpdateKxUserRequest { user_name: v, ..UpdateKxUserRequest::new("env1", "", ROLE) })
+    });
+    check_on("iamRole", required(role_arn_cases()), existing, |t, v, _, n| {
+        update(t, UpdateKxUserRequest { iam_role: v, ..UpdateKxUserRequest::new("env1", n, "") })
+    });
+    check_on("clientToken", kx_token_cases(), existing, |t, v, _, n| {
+        update(t, UpdateKxUserRequest { client_token: v, ..UpdateKxUserRequest::new("env1", n, ROLE) })
+    });
+}
+
+#[test]
+fn get_delete_list_kx_user_members() {
+    let s = |v: Option<String>| v.unwrap_or_default();
+    check("environmentId", environment_id_cases(), |t, v, _| t.ledger.get_kx_user(&SYSTEM, &s(v), "bob"));
+    check("userName", kx_user_name_cases(), |t, v, _| t.ledger.get_kx_user(&SYSTEM, "env1", &s(v)));
+    check("environmentId", environment_id_cases(), |t, v, _| {
+        t.ledger.delete_kx_user(&SYSTEM, &s(v), "bob", None)
+    });
+    check("userName", kx_user_name_cases(), |t, v, _| t.ledger.delete_kx_user(&SYSTEM, "env1", &s(v), None));
+    let existing = |t: &TestLedger, i: usize| {
+        t.ledger.create_kx_user(&SYSTEM, &CreateKxUserRequest::new("env1", name(i), ROLE)).unwrap().user_name
+    };
+    check_on("clientToken", kx_token_cases(), existing, |t, v, _, n| {
+        t.ledger.delete_kx_user(&SYSTEM, "env1", &n, v.as_deref())
+    });
+    check("environmentId", environment_id_cases(), |t, v, _| {
+        t.ledger.list_kx_users(&SYSTEM, &s(v), None, None)
+    });
+}
+
+#[test]
+fn list_kx_users_max_results_and_next_token() {
+    let t = TestLedger::new();
+    let list = |n: Option<i64>, token: Option<&str>| t.ledger.list_kx_users(&SYSTEM, "env1", n, token);
+    let field = |f: &str, rule| Some((f.to_string(), rule));
+    assert_eq!(validation(&list(Some(-1), None)), field("maxResults", Rule::MinValue(0)));
+    assert_eq!(validation(&list(Some(101), None)), field("maxResults", Rule::MaxValue(100)));
+    for n in [None, Some(0), Some(1), Some(100)] {
+        assert!(list(n, None).is_ok(), "{n:?}");
+    }
+    assert_eq!(validation(&list(None, Some(""))), field("nextToken", Rule::MinLength(1)));
+    assert_eq!(validation(&list(None, Some(&x(1001)))), field("nextToken", Rule::MaxLength(1000)));
+    assert_eq!(validation(&list(None, Some(&x(1000)))), field("nextToken", Rule::InvalidToken));
+    assert_eq!(validation(&list(None, Some("garbled!"))), field("nextToken", Rule::InvalidToken));
 }
