@@ -155,3 +155,68 @@ fn retrying_with_the_same_client_token_prints_the_same_response() {
     assert_eq!(api_error(&db, &other)["reason"], "CLIENT_TOKEN_MISMATCH");
     assert_eq!(ok(&db, &["purge-tokens"]), json!({ "purged": 0 }), "the token is still live");
 }
+
+#[test]
+fn kdb_users_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let role = "arn:aws:iam::123456789012:role/A";
+    let created = ok(
+        &db,
+        &[
+            "--region",
+            "eu-west-1",
+            "--account",
+            "111122223333",
+            "create-kx-user",
+            "--environment-id",
+            "env1",
+            "--user-name",
+            "bob",
+            "--iam-role",
+            role,
+            "--tags",
+            "team=quant,desk=a b",
+        ],
+    );
+    let arn = "arn:aws:finspace:eu-west-1:111122223333:kxEnvironment/env1/kxUser/bob";
+    let expected = json!({ "environmentId": "env1", "userName": "bob", "userArn": arn, "iamRole": role });
+    assert_eq!(created, expected);
+    // Later runs need not repeat the region and account: the database keeps them.
+    assert_eq!(ok(&db, &["get-kx-user", "--environment-id", "env1", "--user-name", "bob"]), expected);
+    let role_b = "arn:aws:iam::123456789012:role/B";
+    let updated =
+        ok(&db, &["update-kx-user", "--environment-id", "env1", "--user-name", "bob", "--iam-role", role_b]);
+    assert_eq!(updated["iamRole"], role_b);
+    let listed = ok(&db, &["list-kx-users", "--environment-id", "env1"]);
+    assert_eq!(listed["users"][0]["userArn"], arn);
+    assert!(listed["users"][0]["createTimestamp"].is_f64());
+    assert_eq!(listed.get("nextToken"), None);
+    assert_eq!(ok(&db, &["delete-kx-user", "--environment-id", "env1", "--user-name", "bob"]), json!({}));
+    let missing = api_error(&db, &["get-kx-user", "--environment-id", "env1", "--user-name", "bob"]);
+    assert_eq!(missing["__type"], "ResourceNotFoundException");
+    let mismatch = api_error(
+        &db,
+        &["--region", "us-east-1", "get-kx-user", "--environment-id", "env1", "--user-name", "bob"],
+    );
+    assert_eq!(mismatch["__type"], "InternalServerException");
+}
+
+#[test]
+fn cli_tags_accept_json_and_name_bad_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let role = "arn:aws:iam::123456789012:role/A";
+    let create = |name: &str, tags: &str| {
+        let args = ["create-kx-user", "--environment-id", "env1", "--iam-role", role];
+        cli(&db, &[&args[..], &["--user-name", name, "--tags", tags]].concat())
+    };
+    assert_eq!(create("a", r#"{"team": "x,y"}"#).status.code(), Some(0));
+    let out = create("b", "team");
+    assert_eq!(out.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(
+        err["message"],
+        "1 validation error detected: Value at 'tags' failed to satisfy constraint: Map values must satisfy constraint: [Member must have length greater than or equal to 1]"
+    );
+}

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use user_ledger::{wire, Caller, CreateUserRequest, Ledger, UpdateUserRequest};
+use user_ledger::domain::Tags;
+use user_ledger::{
+    wire, Caller, Config, CreateKxUserRequest, CreateUserRequest, Error, Ledger, Rule, UpdateKxUserRequest,
+    UpdateUserRequest,
+};
 
 /// Operate a user-ledger database.
 #[derive(Parser)]
@@ -17,6 +21,12 @@ struct Cli {
     /// Act as this ledger user (a userId) instead of as the system.
     #[arg(long, global = true)]
     caller: Option<String>,
+    /// Region in kdb user ARNs; fixed when the database is created (default us-east-1).
+    #[arg(long, global = true, env = "USER_LEDGER_REGION")]
+    region: Option<String>,
+    /// Account in kdb user ARNs; fixed when the database is created (default 000000000000).
+    #[arg(long, global = true, env = "USER_LEDGER_ACCOUNT")]
+    account: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,6 +69,53 @@ enum Command {
     },
     /// Remove every expired clientToken record; prints how many.
     PurgeTokens,
+    /// Create a user of a kdb environment (CreateKxUser).
+    CreateKxUser {
+        #[command(flatten)]
+        user: KxUserArgs,
+        #[arg(long)]
+        iam_role: String,
+        /// `key=value,key2=value2`, or a JSON object.
+        #[arg(long)]
+        tags: Option<String>,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Show a kdb user (GetKxUser).
+    GetKxUser(KxUserArgs),
+    /// Change a kdb user's IAM role (UpdateKxUser).
+    UpdateKxUser {
+        #[command(flatten)]
+        user: KxUserArgs,
+        #[arg(long)]
+        iam_role: String,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Delete a kdb user; its history stays in the log (DeleteKxUser).
+    DeleteKxUser {
+        #[command(flatten)]
+        user: KxUserArgs,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// List the users of a kdb environment (ListKxUsers).
+    ListKxUsers {
+        #[arg(long)]
+        environment_id: String,
+        #[arg(long)]
+        max_results: Option<i64>,
+        #[arg(long)]
+        next_token: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct KxUserArgs {
+    #[arg(long)]
+    environment_id: String,
+    #[arg(long)]
+    user_name: String,
 }
 
 /// The optional members CreateUser and UpdateUser share.
@@ -99,7 +156,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
-    let ledger = Ledger::open_path(&cli.db)?;
+    let mut config = Config::new(&cli.db);
+    config.region = cli.region;
+    config.account = cli.account;
+    let ledger = Ledger::open(config)?;
     let caller = cli.caller.map_or(Caller::System, Caller::User);
     match cli.command {
         Command::CreateUser { email_address, user_type, profile } => {
@@ -135,7 +195,46 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
         Command::PurgeTokens => {
             ledger.purge_expired_tokens().map(|purged| serde_json::json!({ "purged": purged }))
         }
+        Command::CreateKxUser { user, iam_role, tags, client_token } => {
+            let request = CreateKxUserRequest {
+                tags: tags.as_deref().map(parse_tags).transpose()?,
+                client_token,
+                ..CreateKxUserRequest::new(user.environment_id, user.user_name, iam_role)
+            };
+            json(ledger.create_kx_user(&caller, &request))
+        }
+        Command::GetKxUser(user) => json(ledger.get_kx_user(&caller, &user.environment_id, &user.user_name)),
+        Command::UpdateKxUser { user, iam_role, client_token } => {
+            let request = UpdateKxUserRequest {
+                client_token,
+                ..UpdateKxUserRequest::new(user.environment_id, user.user_name, iam_role)
+            };
+            json(ledger.update_kx_user(&caller, &request))
+        }
+        Command::DeleteKxUser { user, client_token } => json(ledger.delete_kx_user(
+            &caller,
+            &user.environment_id,
+            &user.user_name,
+            client_token.as_deref(),
+        )),
+        Command::ListKxUsers { environment_id, max_results, next_token } => {
+            json(ledger.list_kx_users(&caller, &environment_id, max_results, next_token.as_deref()))
+        }
     }
+}
+
+/// Parses `--tags`: a JSON object, or aws-cli shorthand `k=v,k2=v2`. A pair without `=` gets an
+/// empty value, which validation then names.
+fn parse_tags(text: &str) -> user_ledger::Result<Tags> {
+    if text.trim_start().starts_with('{') {
+        return serde_json::from_str(text)
+            .map_err(|_| Error::validation("tags", Rule::Pattern("a JSON object of strings")));
+    }
+    Ok(text
+        .split(',')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
 }
 
 fn json(response: user_ledger::Result<impl Serialize>) -> user_ledger::Result<serde_json::Value> {
