@@ -118,6 +118,8 @@ pub trait Views: State {
     fn remove_kx_user(&mut self, environment_id: &str, user_name: &str);
     /// Sets the count of kdb users of an environment.
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64);
+    /// Adds an entry to the per-subject history index (see [`crate::views::history_key`]).
+    fn add_history(&mut self, key: Vec<u8>);
 }
 
 /// What a caller asks to do, for [`authorize`].

@@ -1,12 +1,12 @@
 //! Materialized views: their trees, their stored rows, and an in-memory fold of the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec;
 use crate::decider::{self, State, Views};
 use crate::domain::{KxUser, User, UserId};
 use crate::error::Result;
-use crate::event::Envelope;
+use crate::event::{Envelope, Subject};
 
 /// A sled tree holding a view derived from the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,11 +19,14 @@ pub enum ViewTree {
     Counters,
     /// (environmentId, userName) → kdb user record.
     KxUsers,
+    /// (subject, seq) → nothing: every event of one user or kdb user, in log order.
+    History,
 }
 
 impl ViewTree {
     /// Every view tree.
-    pub const ALL: [ViewTree; 4] = [ViewTree::Users, ViewTree::Emails, ViewTree::Counters, ViewTree::KxUsers];
+    pub const ALL: [ViewTree; 5] =
+        [ViewTree::Users, ViewTree::Emails, ViewTree::Counters, ViewTree::KxUsers, ViewTree::History];
 
     /// The sled tree's name.
     pub fn name(self) -> &'static str {
@@ -32,6 +35,7 @@ impl ViewTree {
             ViewTree::Emails => "emails",
             ViewTree::Counters => "counters",
             ViewTree::KxUsers => "kx_users",
+            ViewTree::History => "history",
         }
     }
 }
@@ -50,6 +54,29 @@ pub fn kx_key(environment_id: &str, user_name: &str) -> Vec<u8> {
 /// The key of the kdb-user counter of an environment in [`ViewTree::Counters`].
 pub fn kx_count_key(environment_id: &str) -> Vec<u8> {
     [b"kx_users/", environment_id.as_bytes()].concat()
+}
+
+/// The prefix of a subject's entries in [`ViewTree::History`]. Ids and names hold no zero byte,
+/// so the zero-terminated parts cannot run into each other.
+pub fn subject_prefix(subject: Subject) -> Vec<u8> {
+    match subject {
+        Subject::User(user_id) => [b"u\0", user_id.as_bytes(), b"\0"].concat(),
+        Subject::KxUser(env, name) => [b"k\0", env.as_bytes(), b"\0", name.as_bytes(), b"\0"].concat(),
+    }
+}
+
+/// The history index key of event `seq` about `subject`.
+pub fn history_key(subject: Subject, seq: u64) -> Vec<u8> {
+    [subject_prefix(subject), codec::seq_key(seq).to_vec()].concat()
+}
+
+/// Folds one logged envelope into the views: the event's effect, and its history entry.
+///
+/// The live writer, the in-memory fold and rebuild all go through here, so they cannot differ.
+pub fn fold(views: &mut impl Views, envelope: &Envelope) -> Result<()> {
+    decider::apply(views, &envelope.event, envelope.time_ms)?;
+    views.add_history(history_key(envelope.event.subject(), envelope.seq));
+    Ok(())
 }
 
 /// One stored row: ((tree, key), value).
@@ -80,6 +107,11 @@ pub fn kx_count_row(environment_id: &str, count: u64) -> Row {
     ((ViewTree::Counters, kx_count_key(environment_id)), codec::encode(&count))
 }
 
+/// The row of a history index entry.
+pub fn history_row(key: Vec<u8>) -> Row {
+    ((ViewTree::History, key), Vec::new())
+}
+
 /// The views folded in memory: what the store's view trees must equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemViews {
@@ -93,6 +125,8 @@ pub struct MemViews {
     pub kx_users: BTreeMap<(String, String), KxUser>,
     /// Count of kdb users by environment; kept at zero once an environment had users.
     pub kx_counts: BTreeMap<String, u64>,
+    /// History index keys.
+    pub history: BTreeSet<Vec<u8>>,
 }
 
 impl MemViews {
@@ -107,7 +141,7 @@ impl MemViews {
 
     /// Folds one envelope in.
     pub fn apply(&mut self, envelope: &Envelope) -> Result<()> {
-        decider::apply(self, &envelope.event, envelope.time_ms)
+        fold(self, envelope)
     }
 
     /// The rows the store would hold for these views.
@@ -121,6 +155,7 @@ impl MemViews {
         }
         rows.extend(self.kx_users.values().map(kx_user_row));
         rows.extend(self.kx_counts.iter().map(|(env, count)| kx_count_row(env, *count)));
+        rows.extend(self.history.iter().map(|key| history_row(key.clone())));
         rows
     }
 }
@@ -170,5 +205,9 @@ impl Views for MemViews {
 
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
         self.kx_counts.insert(environment_id.to_owned(), count);
+    }
+
+    fn add_history(&mut self, key: Vec<u8>) {
+        self.history.insert(key);
     }
 }

@@ -17,7 +17,8 @@ use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::store::{Changes, Head, Store, TreeId};
 use crate::views::{
-    email_row, enabled_users_row, kx_count_row, kx_key, kx_user_row, user_row, Row, ViewTree,
+    self, email_row, enabled_users_row, history_row, kx_count_row, kx_key, kx_user_row, user_row, Row,
+    ViewTree,
 };
 
 /// How many expired token records a commit purges on the side, at most.
@@ -171,7 +172,6 @@ impl<'s> Batch<'s> {
 
     /// Seals `event` as the next log entry and folds it into the pending views.
     fn append(&mut self, request: &WriteRequest, event: Event, time_ms: i64) -> Result<()> {
-        decider::apply(self, &event, time_ms)?;
         let head = self.changes.head;
         let envelope = Envelope {
             seq: head.seq + 1,
@@ -181,6 +181,7 @@ impl<'s> Batch<'s> {
             client_token: request.client_token.clone(),
             event,
         };
+        views::fold(self, &envelope)?;
         let (bytes, hash) = codec::seal(&envelope, head.hash);
         self.changes.log.push((envelope.seq, bytes));
         self.changes.head = Head { seq: envelope.seq, hash, time_ms };
@@ -300,5 +301,9 @@ impl Views for Batch<'_> {
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
         self.write_row(kx_count_row(environment_id, count));
         self.kx_counts.insert(environment_id.to_owned(), count);
+    }
+
+    fn add_history(&mut self, key: Vec<u8>) {
+        self.write_row(history_row(key));
     }
 }
