@@ -85,6 +85,15 @@ pub fn unseal(seq: u64, bytes: &[u8]) -> Result<Sealed> {
     })
 }
 
+/// The hash a log entry's bytes should carry: `blake3(prev_hash ‖ body)` over its stored prev_hash
+/// and body; `None` if the bytes are too short to be an entry.
+pub fn recompute_hash(bytes: &[u8]) -> Option<[u8; 32]> {
+    let rest = bytes.get(1..)?;
+    let prev_hash: &[u8; HASH_LEN] = rest.get(..HASH_LEN)?.try_into().ok()?;
+    let body = rest.get(2 * HASH_LEN..)?;
+    Some(chain_hash(prev_hash, body))
+}
+
 /// The chain link: `blake3(prev_hash ‖ body)`.
 pub fn chain_hash(prev_hash: &[u8; 32], body: &[u8]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use ulid::Ulid;
 
+use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
 use crate::clock::{Clock, SystemClock};
 use crate::decider::{self, Access, Command, Limits, State};
 use crate::domain::{Caller, Identity, KxUser, User};
 use crate::error::{Error, Result, Rule};
-use crate::event::Sealed;
+use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::page::PageTokens;
 use crate::request::{
@@ -24,7 +25,7 @@ use crate::request::{
 };
 use crate::store::{Head, Opened, Store};
 use crate::validate;
-use crate::views::Rows;
+use crate::views::{MemViews, Rows, ViewTree};
 use crate::writer::{WriteRequest, Writer, PURGE_PER_COMMIT};
 
 /// When a write is acknowledged.
@@ -125,6 +126,22 @@ impl Config {
     }
 }
 
+/// Counts an operator wants to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Events in the log.
+    pub events: u64,
+    /// FinSpace users.
+    pub users: u64,
+    /// kdb users.
+    pub kx_users: u64,
+    /// clientToken records, live or expired but not yet purged.
+    pub tokens: u64,
+    /// Bytes sled uses on disk.
+    pub bytes_on_disk: u64,
+}
+
 /// A ledger of users: `Send + Sync`, cheap to clone; clones share one database.
 #[derive(Clone, Debug)]
 pub struct Ledger {
@@ -139,6 +156,8 @@ struct Inner {
     pages: PageTokens,
     /// Set when making writes durable failed: the disk state is unknown, so writes stop.
     poisoned: Arc<AtomicBool>,
+    /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
+    stale: Mutex<Option<String>>,
     /// The periodic flusher, stopped (after a last sync) when the ledger is dropped.
     _flusher: Option<Flusher>,
 }
@@ -157,7 +176,7 @@ impl Ledger {
         let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
         let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
         let opened = Store::open(&config.path, config.cache_capacity, region.as_deref(), account.as_deref())?;
-        let Opened { store, head, page_secret, identity } = opened;
+        let Opened { store, head, page_secret, identity, stale } = opened;
         let poisoned = Arc::new(AtomicBool::new(false));
         let flusher = match config.durability {
             Durability::Immediate => None,
@@ -171,6 +190,7 @@ impl Ledger {
                 config,
                 pages: PageTokens::new(page_secret),
                 poisoned,
+                stale: Mutex::new(stale),
                 _flusher: flusher,
             }),
         })
@@ -240,9 +260,7 @@ impl Ledger {
         let max = validate::in_range("maxResults", 1, 100, validate::present("maxResults", max_results)?)?;
         let pages = &self.inner.pages;
         let after = next_token.map(|t| pages.open(USERS_SCOPE, "nextToken", t)).transpose()?;
-        let store = &self.inner.store;
-        decider::authorize(store, caller, Access::Read)?;
-        let (users, more) = store.users_after(after.as_deref(), max as usize)?;
+        let (users, more) = self.reader(caller)?.users_after(after.as_deref(), max as usize)?;
         let next_token = match users.last() {
             Some(last) if more => Some(pages.issue(USERS_SCOPE, last.user_id.as_bytes())),
             _ => None,
@@ -265,10 +283,10 @@ impl Ledger {
         user_name: &str,
     ) -> Result<KxUserResponse> {
         let (environment_id, user_name) = validate_kx_user_path(Some(environment_id), Some(user_name))?;
-        let store = &self.inner.store;
-        decider::authorize(store, caller, Access::Read)?;
-        let user = store.kx_user(&environment_id, &user_name)?.ok_or_else(|| Error::ResourceNotFound {
-            message: format!("kdb user {user_name} does not exist in environment {environment_id}"),
+        let user = self.reader(caller)?.kx_user(&environment_id, &user_name)?.ok_or_else(|| {
+            Error::ResourceNotFound {
+                message: format!("kdb user {user_name} does not exist in environment {environment_id}"),
+            }
         })?;
         let KxUser { environment_id, user_name, iam_role, .. } = user;
         self.kx_user_response(Response::KxUser { environment_id, user_name, iam_role })
@@ -324,9 +342,7 @@ impl Ledger {
             }
             None => None,
         };
-        let store = &self.inner.store;
-        decider::authorize(store, caller, Access::Read)?;
-        let (users, more) = store.kx_users_after(&environment_id, after.as_deref(), max)?;
+        let (users, more) = self.reader(caller)?.kx_users_after(&environment_id, after.as_deref(), max)?;
         let next_token = match users.last() {
             Some(last) if more => Some(pages.issue(&scope, last.user_name.as_bytes())),
             _ => None,
@@ -340,6 +356,94 @@ impl Ledger {
             })
             .collect();
         Ok(ListKxUsersResponse { users, next_token })
+    }
+
+    /// Why the views cannot be trusted (they lag or lead the log), or `None` if they can.
+    pub fn views_status(&self) -> Option<String> {
+        self.inner.stale.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Drops every view and index and refolds them from the log; returns the events folded.
+    /// `progress` is told the seq reached now and then. Repairs views that lag or lead the log.
+    pub fn rebuild_views(&self, progress: &mut dyn FnMut(u64)) -> Result<u64> {
+        let mut writer = self.lock_writer()?;
+        let head = writer.rebuild(&self.inner.store, progress)?;
+        self.sync_or_poison()?;
+        *self.inner.stale.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(head.seq)
+    }
+
+    /// Verifies every link of the hash chain, that the log is dense and its times never
+    /// decrease, that meta's head names its end, that it extends `digest` (if given), and that
+    /// the views equal a fresh fold of the log. Writes wait meanwhile; reads do not.
+    pub fn verify(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
+        let writer = self.lock_writer()?;
+        let store = &self.inner.store;
+        let (mut report, folded) = audit::verify_entries(store.raw_log(1), digest, progress)?;
+        if report.problem.is_none() {
+            let head = writer.head();
+            if report.head != (Digest { seq: head.seq, hash: head.hash }) {
+                let seq = report.head.seq.max(head.seq);
+                report.problem = Some(Problem { seq, fault: Fault::HeadMismatch { head_seq: head.seq } });
+            } else if let Some(fault) = audit::compare_rows(&store.view_rows()?, &folded.rows()) {
+                report.problem = Some(Problem { seq: head.seq, fault });
+            }
+        }
+        Ok(report)
+    }
+
+    /// The digest of the log as it is now, for an auditor to keep.
+    pub fn digest(&self) -> Result<Digest> {
+        let head = self.lock_writer()?.head();
+        Ok(Digest { seq: head.seq, hash: head.hash })
+    }
+
+    /// Every event about `subject`, in log order, through the history index.
+    pub fn history(&self, subject: Subject) -> Result<Vec<Sealed>> {
+        self.refuse_if_stale()?;
+        let store = &self.inner.store;
+        store.history(subject)?.into_iter().map(|seq| self.entry(seq)).collect()
+    }
+
+    /// The user `user_id` as it was at `as_of`; `None` if it did not exist yet.
+    pub fn user_as_of(&self, user_id: &str, as_of: AsOf) -> Result<Option<User>> {
+        let views = self.subject_as_of(Subject::User(user_id), as_of)?;
+        Ok(views.users.get(user_id).cloned())
+    }
+
+    /// The kdb user as it was at `as_of`; `None` if it did not exist then.
+    pub fn kx_user_as_of(
+        &self,
+        environment_id: &str,
+        user_name: &str,
+        as_of: AsOf,
+    ) -> Result<Option<KxUser>> {
+        let views = self.subject_as_of(Subject::KxUser(environment_id, user_name), as_of)?;
+        Ok(views.kx_users.get(&(environment_id.to_owned(), user_name.to_owned())).cloned())
+    }
+
+    fn subject_as_of(&self, subject: Subject, as_of: AsOf) -> Result<MemViews> {
+        self.refuse_if_stale()?;
+        let seqs = self.inner.store.history(subject)?;
+        audit::fold_subject_as_of(seqs.into_iter().map(|seq| self.entry(seq)), as_of)
+    }
+
+    fn entry(&self, seq: u64) -> Result<Sealed> {
+        self.inner.store.log_entry(seq)?.ok_or_else(|| {
+            Error::internal(format_args!("corrupt history: it names seq {seq}, which the log does not hold"))
+        })
+    }
+
+    /// Counts for operators: events, users, kdb users, token records, bytes on disk.
+    pub fn stats(&self) -> Result<Stats> {
+        let store = &self.inner.store;
+        Ok(Stats {
+            events: self.lock_writer()?.head().seq,
+            users: store.view_len(ViewTree::Users) as u64,
+            kx_users: store.view_len(ViewTree::KxUsers) as u64,
+            tokens: store.token_count() as u64,
+            bytes_on_disk: store.size_on_disk()?,
+        })
     }
 
     /// The region and account this database serves.
@@ -426,7 +530,21 @@ impl Ledger {
                 "the ledger refuses writes after a failed flush; reopen it to recover",
             ));
         }
-        Ok(())
+        self.refuse_if_stale()
+    }
+
+    fn refuse_if_stale(&self) -> Result<()> {
+        match &*self.inner.stale.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(why) => Err(Error::internal(format_args!("{why}; rebuild the views to repair"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The store, for a read by `caller`: the views must be trusted and the caller allowed.
+    fn reader(&self, caller: &Caller) -> Result<&Store> {
+        self.refuse_if_stale()?;
+        decider::authorize(&self.inner.store, caller, Access::Read)?;
+        Ok(&self.inner.store)
     }
 
     /// Commits one command and makes it as durable as configured; returns its response.

@@ -5,10 +5,11 @@
 //! and can be rebuilt from it byte for byte. See `README.md` and `DESIGN.md`.
 //!
 //! Layout: [`domain`] types, [`validate`] field rules, [`request`] wire shapes, [`event`] facts,
-//! [`codec`] bytes, [`idempotency`] clientTokens, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
+//! [`codec`] bytes, [`idempotency`] clientTokens, [`audit`] verification, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
 //! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod clock;
 pub mod codec;
 pub mod decider;
@@ -25,11 +26,12 @@ pub mod views;
 pub mod wire;
 pub mod writer;
 
+pub use audit::{AsOf, Digest, Fault, Problem, Report};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::{ApiAccess, Caller, Identity, KxUser, User, UserStatus, UserType};
 pub use error::{Error, Result, Rule};
-pub use event::{Envelope, Event};
-pub use ledger::{Config, Durability, Ledger};
+pub use event::{Envelope, Event, Sealed, Subject};
+pub use ledger::{Config, Durability, Ledger, Stats};
 pub use request::{
     CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, KxUserResponse, KxUserSummary,
     ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,

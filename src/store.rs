@@ -5,6 +5,7 @@ use std::fs::File;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -14,14 +15,16 @@ use crate::codec::{self, FORMAT_VERSION};
 use crate::decider::State;
 use crate::domain::{Identity, KxUser, User, UserId};
 use crate::error::{Error, Result};
-use crate::event::Sealed;
+use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, TokenRecord};
-use crate::views::{kx_count_key, kx_key, Rows, ViewTree, ENABLED_USERS};
+use crate::views::{kx_count_key, kx_key, subject_prefix, Rows, ViewTree, ENABLED_USERS};
 
 const META_FORMAT: &[u8] = b"format";
 const META_HEAD: &[u8] = b"head";
 const META_PAGE_SECRET: &[u8] = b"page_secret";
 const META_IDENTITY: &[u8] = b"identity";
+/// The seq the views are folded up to; equal to the head's seq except during a rebuild.
+const META_VIEWS_SEQ: &[u8] = b"views_seq";
 
 /// The end of the log: what the next envelope chains onto.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,12 +46,14 @@ pub struct Changes {
     pub head: Head,
     /// Values to set (`Some`) or remove (`None`) in the other trees.
     pub writes: BTreeMap<(TreeId, Vec<u8>), Option<Vec<u8>>>,
+    /// The seq the views are folded up to after this commit, when it moves.
+    pub views_seq: Option<u64>,
 }
 
 impl Changes {
     /// True when committing would write nothing.
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.writes.is_empty()
+        self.log.is_empty() && self.writes.is_empty() && self.views_seq.is_none()
     }
 }
 
@@ -62,6 +67,8 @@ pub struct Opened {
     pub page_secret: [u8; 32],
     /// The region and account it serves.
     pub identity: Identity,
+    /// Why the views cannot be trusted (they lag or lead the log), if they cannot.
+    pub stale: Option<String>,
 }
 
 /// The sled database of one ledger.
@@ -131,7 +138,36 @@ impl Store {
         let store = Store { db, trees, data_file: Arc::new(data_file), path: path.to_owned() };
         let (head, page_secret) = store.init_meta()?;
         let identity = store.init_identity(region, account)?;
-        Ok(Opened { store, head, page_secret, identity })
+        let stale = store.consistency(&head)?;
+        Ok(Opened { store, head, page_secret, identity, stale })
+    }
+
+    /// Compares the head in meta, the last log entry and the seq the views are folded up to.
+    fn consistency(&self, head: &Head) -> Result<Option<String>> {
+        let last = self.last_seq()?;
+        let views = self.views_seq()?;
+        Ok(if last != head.seq {
+            Some(format!("the log ends at seq {last} but meta's head is at seq {}", head.seq))
+        } else if views != head.seq {
+            let how = if views < head.seq { "lag" } else { "lead" };
+            Some(format!("the views {how} the log: folded up to seq {views}, the log ends at seq {last}"))
+        } else {
+            None
+        })
+    }
+
+    /// The seq of the last log entry (0 for an empty log).
+    pub fn last_seq(&self) -> Result<u64> {
+        match self.tree(TreeId::Log).last()? {
+            None => Ok(0),
+            Some((key, _)) => codec::seq_of(&key)
+                .ok_or_else(|| Error::internal(format_args!("corrupt log: key of {} bytes", key.len()))),
+        }
+    }
+
+    fn views_seq(&self) -> Result<u64> {
+        let meta = self.tree(TreeId::Meta);
+        Ok(meta.get(META_VIEWS_SEQ)?.map(|v| codec::decode("meta views_seq", &v)).transpose()?.unwrap_or(0))
     }
 
     fn init_identity(&self, region: Option<&str>, account: Option<&str>) -> Result<Identity> {
@@ -205,15 +241,18 @@ impl Store {
     /// Writes `changes` in ONE sled transaction over every tree.
     pub fn commit(&self, changes: &Changes) -> Result<()> {
         let head = codec::encode(&changes.head);
+        let views_seq = changes.views_seq.map(|seq| codec::encode(&seq));
         self.trees
             .as_slice()
             .transaction(|tx| {
-                if !changes.log.is_empty() {
-                    let log = &tx[TreeId::Log.index()];
-                    for (seq, bytes) in &changes.log {
-                        log.insert(&codec::seq_key(*seq), bytes.as_slice())?;
-                    }
+                let log = &tx[TreeId::Log.index()];
+                for (seq, bytes) in &changes.log {
+                    log.insert(&codec::seq_key(*seq), bytes.as_slice())?;
+                }
+                // The head and the views' seq move together: appends and rebuilds set both.
+                if let Some(views_seq) = &views_seq {
                     tx[TreeId::Meta.index()].insert(META_HEAD, head.as_slice())?;
+                    tx[TreeId::Meta.index()].insert(META_VIEWS_SEQ, views_seq.as_slice())?;
                 }
                 for ((tree, key), value) in &changes.writes {
                     let tree = &tx[tree.index()];
@@ -285,6 +324,46 @@ impl Store {
         })
     }
 
+    /// The log entry at `seq`, decoded.
+    pub fn log_entry(&self, seq: u64) -> Result<Option<Sealed>> {
+        self.tree(TreeId::Log).get(codec::seq_key(seq))?.map(|v| codec::unseal(seq, &v)).transpose()
+    }
+
+    /// The log as stored: (key, bytes) from `from_seq` on, undecoded, for verification.
+    pub fn raw_log(&self, from_seq: u64) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+        let entries = self.tree(TreeId::Log).range(codec::seq_key(from_seq)..);
+        entries.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Error::from))
+    }
+
+    /// The seqs of the events about `subject`, in order, from the history index.
+    pub fn history(&self, subject: Subject) -> Result<Vec<u64>> {
+        let prefix = subject_prefix(subject);
+        let index = self.tree(TreeId::View(ViewTree::History));
+        index
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|key| {
+                let key = key?;
+                codec::seq_of(&key[prefix.len()..])
+                    .ok_or_else(|| Error::internal("corrupt history: key without a seq"))
+            })
+            .collect()
+    }
+
+    /// Empties every view tree and marks the views as folded up to seq 0, before a rebuild.
+    pub fn clear_views(&self) -> Result<()> {
+        self.tree(TreeId::Meta).insert(META_VIEWS_SEQ, codec::encode(&0u64))?;
+        for view in ViewTree::ALL {
+            self.tree(TreeId::View(view)).clear()?;
+        }
+        Ok(())
+    }
+
+    /// How many records `view` holds.
+    pub fn view_len(&self, view: ViewTree) -> usize {
+        self.tree(TreeId::View(view)).len()
+    }
+
     /// Every stored view row, for comparison with a fold of the log.
     pub fn view_rows(&self) -> Result<Rows> {
         let mut rows = Rows::new();
@@ -320,6 +399,39 @@ impl Store {
     /// Bytes sled uses on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// How long opening waits for the database's file lock to be released.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] for its file lock.
+///
+/// sled's background I/O threads can hold the lock for a moment after the last handle of a
+/// database is dropped, so a close followed by a reopen in the same process would otherwise fail
+/// at random. A lock still held after the wait belongs to another process.
+pub fn open_sled(config: sled::Config) -> Result<sled::Db> {
+    let started = Instant::now();
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock only as an io::Error of kind Other with this message.
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() > LOCK_WAIT {
+                    return Err(Error::internal(format_args!(
+                        "database at {} is in use by another process",
+                        config.path.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => {
+                return Err(Error::internal(format_args!(
+                    "cannot open database at {}: {e}",
+                    config.path.display()
+                )))
+            }
+        }
     }
 }
 

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 
 use ulid::Ulid;
 
+use crate::audit::Chain;
 use crate::codec;
 use crate::decider::{self, Command, Limits, State, Views};
 use crate::domain::{Caller, KxUser, User, UserId};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::store::{Changes, Head, Store, TreeId};
@@ -20,6 +21,9 @@ use crate::views::{
     self, email_row, enabled_users_row, history_row, kx_count_row, kx_key, kx_user_row, user_row, Row,
     ViewTree,
 };
+
+/// How many events a rebuild folds per transaction.
+pub const REBUILD_CHUNK: u64 = 10_000;
 
 /// How many expired token records a commit purges on the side, at most.
 pub const PURGE_PER_COMMIT: usize = 16;
@@ -95,6 +99,37 @@ impl Writer {
             self.head = batch.changes.head;
         }
         Ok(Committed { results, wrote })
+    }
+
+    /// Drops every view and refolds it from the log, `REBUILD_CHUNK` events per transaction;
+    /// returns the head of the log. A crash midway leaves the views marked as lagging.
+    pub fn rebuild(&mut self, store: &Store, progress: &mut dyn FnMut(u64)) -> Result<Head> {
+        store.clear_views()?;
+        let mut chain = Chain::default();
+        let mut batch = Batch::new(store, self.head);
+        for entry in store.raw_log(1) {
+            let (key, bytes) = entry?;
+            let sealed = chain.check(&key, &bytes).map_err(|problem| {
+                Error::internal(format_args!("cannot rebuild the views: the log is corrupt at {problem}"))
+            })?;
+            views::fold(&mut batch, &sealed.envelope)?;
+            let head = Head { seq: sealed.envelope.seq, hash: sealed.hash, time_ms: sealed.envelope.time_ms };
+            batch.changes.head = head;
+            batch.changes.views_seq = Some(head.seq);
+            if head.seq % REBUILD_CHUNK == 0 {
+                store.commit(&batch.changes)?;
+                progress(head.seq);
+                batch = Batch::new(store, head);
+            }
+        }
+        // An empty log has the empty head, whatever meta said.
+        let head = if chain.head().seq == 0 { Head::default() } else { batch.changes.head };
+        batch.changes.head = head;
+        batch.changes.views_seq = Some(head.seq);
+        store.commit(&batch.changes)?;
+        progress(head.seq);
+        self.head = head;
+        Ok(head)
     }
 
     /// Purges up to `limit` expired token records in one transaction; returns how many.
@@ -185,6 +220,7 @@ impl<'s> Batch<'s> {
         let (bytes, hash) = codec::seal(&envelope, head.hash);
         self.changes.log.push((envelope.seq, bytes));
         self.changes.head = Head { seq: envelope.seq, hash, time_ms };
+        self.changes.views_seq = Some(envelope.seq);
         Ok(())
     }
 
@@ -211,7 +247,7 @@ impl<'s> Batch<'s> {
         let mut purged = 0;
         for index_key in self.store.expired_tokens(now_ms, limit)? {
             let Some((expires_ms, key)) = idempotency::split_expiry_key(&index_key) else {
-                return Err(crate::Error::internal("corrupt token_expiry: key shorter than 8 bytes"));
+                return Err(Error::internal("corrupt token_expiry: key shorter than 8 bytes"));
             };
             // The record may have been replaced since (a token reused after expiry): keep that one.
             if self.token(key)?.is_some_and(|r| r.expires_ms == expires_ms) {

@@ -363,7 +363,7 @@ fn an_unknown_format_version_is_a_clear_error_on_open() {
     let path = dir.path().join("db");
     drop(Ledger::open_path(&path).unwrap());
     {
-        let db = sled::open(&path).unwrap();
+        let db = common::raw_sled(&path);
         db.open_tree("meta").unwrap().insert("format", &[9u8]).unwrap();
         db.flush().unwrap();
     }
@@ -384,7 +384,7 @@ fn corrupt_view_bytes_are_an_error_naming_the_record() {
         ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
     drop(ledger);
     {
-        let db = sled::open(&path).unwrap();
+        let db = common::raw_sled(&path);
         db.open_tree("users").unwrap().insert(id.as_bytes(), &[1u8, 0xff, 0xff]).unwrap();
         db.flush().unwrap();
     }

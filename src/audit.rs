@@ -1,0 +1,295 @@
+//! Audit: verify the hash chain and the views, digests an auditor keeps, states as of a point.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::event::Sealed;
+use crate::views::{MemViews, Rows};
+
+/// A point of the log an auditor keeps outside: the seq and the hash of the entry there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest {
+    /// The seq.
+    pub seq: u64,
+    /// The hash of the entry at `seq` (all zeros for seq 0, the empty log).
+    pub hash: [u8; 32],
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, blake3::Hash::from(self.hash).to_hex())
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+
+    /// Parses `SEQ:HASH` (the hash as 64 hex digits).
+    fn from_str(s: &str) -> Result<Self> {
+        let invalid = || Error::validation("digest", crate::Rule::Pattern("^[0-9]+:[0-9a-f]{64}$"));
+        let (seq, hash) = s.split_once(':').ok_or_else(invalid)?;
+        let seq = seq.parse().map_err(|_| invalid())?;
+        let hash = blake3::Hash::from_hex(hash).map_err(|_| invalid())?;
+        Ok(Digest { seq, hash: *hash.as_bytes() })
+    }
+}
+
+/// What is wrong at a seq of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The entry's bytes do not decode.
+    Undecodable(String),
+    /// The entry is stored under another seq than the one it holds.
+    Misplaced {
+        /// The seq the envelope holds.
+        holds: u64,
+    },
+    /// The log skips seqs: the entry expected here is missing.
+    Missing {
+        /// The seq of the next entry present.
+        next: u64,
+    },
+    /// The entry's prev_hash is not the previous entry's hash.
+    BrokenLink,
+    /// The entry's hash is not `blake3(prev_hash ‖ body)`.
+    BadHash,
+    /// The entry's time is before the previous entry's.
+    TimeWentBack {
+        /// The previous entry's time.
+        previous_ms: i64,
+        /// This entry's time.
+        time_ms: i64,
+    },
+    /// The events contradict each other (e.g. a user created twice).
+    Contradiction(String),
+    /// Meta's head does not name the log's last entry.
+    HeadMismatch {
+        /// The head's seq in meta.
+        head_seq: u64,
+    },
+    /// The live views differ from a fresh fold of the log.
+    ViewsDiffer {
+        /// The first differing view tree.
+        tree: &'static str,
+        /// The first differing key, shown lossily.
+        key: String,
+    },
+    /// The hash at the digest's seq is not the digest's: the log was rewritten.
+    DigestMismatch,
+    /// The log ends before the digest's seq: the log was truncated.
+    DigestBeyondLog {
+        /// Where the log ends.
+        last: u64,
+    },
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Undecodable(why) => write!(f, "undecodable entry: {why}"),
+            Fault::Misplaced { holds } => write!(f, "the entry holds seq {holds}"),
+            Fault::Missing { next } => write!(f, "missing entry; the next one present is seq {next}"),
+            Fault::BrokenLink => write!(f, "prev_hash does not match the previous entry's hash"),
+            Fault::BadHash => write!(f, "hash does not match the entry's bytes"),
+            Fault::TimeWentBack { previous_ms, time_ms } => {
+                write!(f, "time {time_ms} is before the previous entry's {previous_ms}")
+            }
+            Fault::Contradiction(why) => write!(f, "{why}"),
+            Fault::HeadMismatch { head_seq } => write!(f, "meta's head names seq {head_seq} or another hash"),
+            Fault::ViewsDiffer { tree, key } => {
+                write!(f, "view {tree}[{key}] differs from the fold of the log")
+            }
+            Fault::DigestMismatch => write!(f, "the hash differs from the digest's: the log was rewritten"),
+            Fault::DigestBeyondLog { last } => write!(f, "the log ends at seq {last}, before the digest"),
+        }
+    }
+}
+
+/// A fault and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The first bad seq.
+    pub seq: u64,
+    /// What is wrong there.
+    pub fault: Fault,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "seq {}: {}", self.seq, self.fault)
+    }
+}
+
+/// The outcome of [`crate::Ledger::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Entries checked.
+    pub events: u64,
+    /// The last good point of the log checked.
+    pub head: Digest,
+    /// The first problem found; `None` if everything verifies.
+    pub problem: Option<Problem>,
+}
+
+/// Walks stored log entries in key order, checking each link of the chain.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    next_seq: u64,
+    prev_hash: [u8; 32],
+    prev_time: i64,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain { next_seq: 1, prev_hash: [0; 32], prev_time: i64::MIN }
+    }
+}
+
+impl Chain {
+    /// Checks the entry stored under `key` with `bytes`: its place, decoding, link, hash, time.
+    pub fn check(&mut self, key: &[u8], bytes: &[u8]) -> Result<Sealed, Problem> {
+        let at = |fault| Problem { seq: self.next_seq, fault };
+        let Some(key_seq) = codec::seq_of(key) else {
+            return Err(at(Fault::Undecodable(format!("key of {} bytes", key.len()))));
+        };
+        if key_seq != self.next_seq {
+            return Err(at(Fault::Missing { next: key_seq }));
+        }
+        let sealed = codec::unseal(key_seq, bytes).map_err(|e| at(Fault::Undecodable(e.to_string())))?;
+        let envelope = &sealed.envelope;
+        if envelope.seq != key_seq {
+            return Err(at(Fault::Misplaced { holds: envelope.seq }));
+        }
+        if sealed.prev_hash != self.prev_hash {
+            return Err(at(Fault::BrokenLink));
+        }
+        if codec::recompute_hash(bytes) != Some(sealed.hash) {
+            return Err(at(Fault::BadHash));
+        }
+        if envelope.time_ms < self.prev_time {
+            return Err(at(Fault::TimeWentBack { previous_ms: self.prev_time, time_ms: envelope.time_ms }));
+        }
+        self.next_seq += 1;
+        self.prev_hash = sealed.hash;
+        self.prev_time = envelope.time_ms;
+        Ok(sealed)
+    }
+
+    /// The last entry checked, as a digest.
+    pub fn head(&self) -> Digest {
+        Digest { seq: self.next_seq - 1, hash: self.prev_hash }
+    }
+
+    /// The time of the last entry checked (`i64::MIN` before any).
+    pub fn time_ms(&self) -> i64 {
+        self.prev_time
+    }
+}
+
+/// Verifies raw log entries: the chain, against `digest` if given, and folds them.
+///
+/// Returns the report and the fold (for comparison with live views).
+pub fn verify_entries(
+    entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    digest: Option<Digest>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Report, MemViews)> {
+    let mut chain = Chain::default();
+    let mut views = MemViews::default();
+    let mut problem = None;
+    for entry in entries {
+        let (key, bytes) = entry?;
+        let sealed = match chain.check(&key, &bytes) {
+            Ok(sealed) => sealed,
+            Err(p) => {
+                problem = Some(p);
+                break;
+            }
+        };
+        let seq = sealed.envelope.seq;
+        if let Err(e) = views.apply(&sealed.envelope) {
+            problem = Some(Problem { seq, fault: Fault::Contradiction(e.to_string()) });
+            break;
+        }
+        if digest.is_some_and(|d| d.seq == seq && d.hash != sealed.hash) {
+            problem = Some(Problem { seq, fault: Fault::DigestMismatch });
+            break;
+        }
+        progress(seq);
+    }
+    let head = chain.head();
+    if problem.is_none() {
+        if let Some(d) = digest.filter(|d| d.seq > head.seq) {
+            problem = Some(Problem { seq: d.seq, fault: Fault::DigestBeyondLog { last: head.seq } });
+        } else if digest.is_some_and(|d| d.seq == 0 && d.hash != [0; 32]) {
+            problem = Some(Problem { seq: 0, fault: Fault::DigestMismatch });
+        }
+    }
+    Ok((Report { events: head.seq, head, problem }, views))
+}
+
+/// The first row where `live` and `folded` differ, as a fault.
+pub fn compare_rows(live: &Rows, folded: &Rows) -> Option<Fault> {
+    let mut live_rows = live.iter();
+    let mut folded_rows = folded.iter();
+    loop {
+        match (live_rows.next(), folded_rows.next()) {
+            (None, None) => return None,
+            (a, b) if a == b => continue,
+            (a, b) => {
+                let ((tree, key), _) = match (a, b) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (Some(a), None) | (None, Some(a)) => a,
+                    (None, None) => unreachable!("handled above"),
+                };
+                return Some(Fault::ViewsDiffer {
+                    tree: tree.name(),
+                    key: String::from_utf8_lossy(key).into(),
+                });
+            }
+        }
+    }
+}
+
+/// A point in the log to see state at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// After the event with this seq.
+    Seq(u64),
+    /// After every event at or before this epoch ms.
+    Time(i64),
+}
+
+/// Folds the events about `subject` up to `as_of` into fresh views (only that subject is in them).
+pub fn fold_subject_as_of(events: impl Iterator<Item = Result<Sealed>>, as_of: AsOf) -> Result<MemViews> {
+    let mut views = MemViews::default();
+    for sealed in events {
+        let envelope = sealed?.envelope;
+        let past = match as_of {
+            AsOf::Seq(seq) => envelope.seq > seq,
+            AsOf::Time(ms) => envelope.time_ms > ms,
+        };
+        if past {
+            break;
+        }
+        views.apply(&envelope)?;
+    }
+    Ok(views)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_round_trip_and_refuse_garbage() {
+        let d = Digest { seq: 42, hash: [0xab; 32] };
+        assert_eq!(d.to_string(), format!("42:{}", "ab".repeat(32)));
+        assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
+        for bad in ["42", "x:ab", "42:abc", &format!("42:{}", "zz".repeat(32))] {
+            assert_eq!(bad.parse::<Digest>().unwrap_err().wire_name(), "ValidationException", "{bad}");
+        }
+    }
+}
