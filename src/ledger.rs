@@ -242,9 +242,7 @@ impl Ledger {
     /// GetUser.
     pub fn get_user(&self, caller: &Caller, user_id: &str) -> Result<User> {
         let user_id = validate_user_id(Some(user_id))?;
-        let store = &self.inner.store;
-        decider::authorize(store, caller, Access::Read)?;
-        store
+        self.reader(caller)?
             .user(&user_id)?
             .ok_or_else(|| Error::ResourceNotFound { message: format!("User {user_id} does not exist") })
     }
@@ -466,6 +464,11 @@ impl Ledger {
     /// The log from `from_seq` on, decoded.
     pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
         self.inner.store.log(from_seq)
+    }
+
+    /// The log as stored, (key, bytes) per entry, for verification outside (e.g. export).
+    pub fn raw_log(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+        self.inner.store.raw_log(1)
     }
 
     /// The committed head of the log: (seq, hash).

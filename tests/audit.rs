@@ -1,0 +1,410 @@
+//! Audit: the hash chain, verify, digests, history, as-of, rebuild, stale views.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{raw_sled, TestLedger, SYSTEM, T0};
+use proptest::prelude::*;
+use user_ledger::audit::{self, Chain};
+use user_ledger::codec;
+use user_ledger::{
+    AsOf, Caller, CreateKxUserRequest, CreateUserRequest, Digest, Durability, Envelope, Event, Fault,
+    Problem, Subject, UpdateKxUserRequest, UpdateUserRequest,
+};
+
+const ROLE_A: &str = "arn:aws:iam::123456789012:role/A";
+const ROLE_B: &str = "arn:aws:iam::123456789012:role/B";
+
+/// A ledger with a bit of everything: 9 events.
+fn busy() -> (TestLedger, String) {
+    let t = TestLedger::new();
+    let alice = t.create("alice@example.com");
+    t.clock.advance(10);
+    let bob = t.create("bob@example.com");
+    t.ledger.disable_user(&SYSTEM, &alice, Some("d")).unwrap();
+    t.clock.advance(10);
+    let update = UpdateUserRequest { first_name: Some("Al".into()), ..UpdateUserRequest::new(&alice) };
+    t.ledger.update_user(&SYSTEM, &update).unwrap();
+    t.ledger.create_kx_user(&SYSTEM, &CreateKxUserRequest::new("env1", "kx1", ROLE_A)).unwrap();
+    t.ledger.update_kx_user(&SYSTEM, &UpdateKxUserRequest::new("env1", "kx1", ROLE_B)).unwrap();
+    t.ledger.delete_kx_user(&SYSTEM, "env1", "kx1", None).unwrap();
+    t.ledger.create_kx_user(&SYSTEM, &CreateKxUserRequest::new("env1", "kx1", ROLE_A)).unwrap();
+    t.ledger.enable_user(&SYSTEM, &alice, None).unwrap();
+    let _ = bob;
+    assert_eq!(t.events(), 9);
+    (t, alice)
+}
+
+fn verify(t: &TestLedger) -> Option<Problem> {
+    t.ledger.verify(None, &mut |_| {}).unwrap().problem
+}
+
+fn raw_entries(t: &TestLedger) -> Vec<(Vec<u8>, Vec<u8>)> {
+    t.ledger.raw_log().map(Result::unwrap).collect()
+}
+
+fn verify_raw(entries: &[(Vec<u8>, Vec<u8>)]) -> Option<Problem> {
+    let entries = entries.iter().cloned().map(Ok);
+    audit::verify_entries(entries, None, &mut |_| {}).unwrap().0.problem
+}
+
+#[test]
+fn a_clean_ledger_verifies_and_reports_its_head() {
+    let (t, _) = busy();
+    let report = t.ledger.verify(None, &mut |_| {}).unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!(report.events, 9);
+    assert_eq!(report.head, t.ledger.digest().unwrap());
+    let empty = TestLedger::new();
+    let report = empty.ledger.verify(None, &mut |_| {}).unwrap();
+    assert_eq!((report.problem, report.events, report.head), (None, 0, Digest { seq: 0, hash: [0; 32] }));
+}
+
+#[test]
+fn flipping_any_single_byte_of_any_entry_is_found_at_its_seq() {
+    let (t, _) = busy();
+    let entries = raw_entries(&t);
+    assert_eq!(verify_raw(&entries), None);
+    let mut cases = 0;
+    for (i, (_, bytes)) in entries.iter().enumerate() {
+        let seq = i as u64 + 1;
+        for pos in 0..bytes.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut tampered = entries.clone();
+                tampered[i].1[pos] ^= bit;
+                let problem =
+                    verify_raw(&tampered).unwrap_or_else(|| panic!("seq {seq} byte {pos} not detected"));
+                assert_eq!(problem.seq, seq, "seq {seq} byte {pos}: {problem}");
+                let expected = match pos {
+                    0 => matches!(problem.fault, Fault::Undecodable(_)),
+                    1..=32 => problem.fault == Fault::BrokenLink,
+                    33..=64 => problem.fault == Fault::BadHash,
+                    _ => matches!(
+                        problem.fault,
+                        Fault::Undecodable(_) | Fault::BadHash | Fault::Misplaced { .. }
+                    ),
+                };
+                assert!(expected, "seq {seq} byte {pos}: {problem}");
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 9 * 2 * 65);
+}
+
+#[test]
+fn deleting_reordering_or_inserting_entries_is_found() {
+    let (t, _) = busy();
+    let entries = raw_entries(&t);
+    let mut deleted = entries.clone();
+    deleted.remove(4);
+    assert_eq!(verify_raw(&deleted), Some(Problem { seq: 5, fault: Fault::Missing { next: 6 } }));
+
+    let mut swapped = entries.clone();
+    let (a, b) = (swapped[2].1.clone(), swapped[6].1.clone());
+    swapped[2].1 = b;
+    swapped[6].1 = a;
+    assert_eq!(verify_raw(&swapped), Some(Problem { seq: 3, fault: Fault::Misplaced { holds: 7 } }));
+
+    // An entry inserted in the middle, the rest shifted up one seq.
+    let mut inserted = entries[..3].to_vec();
+    inserted.push((codec::seq_key(4).to_vec(), entries[0].1.clone()));
+    for (i, (_, bytes)) in entries[3..].iter().enumerate() {
+        inserted.push((codec::seq_key(i as u64 + 5).to_vec(), bytes.clone()));
+    }
+    assert_eq!(verify_raw(&inserted), Some(Problem { seq: 4, fault: Fault::Misplaced { holds: 1 } }));
+}
+
+/// Rewrites the stored log through `edit`, with the ledger closed, and reopens it.
+fn tamper(t: TestLedger, edit: impl FnOnce(&sled::Tree, &sled::Tree)) -> TestLedger {
+    let TestLedger { ledger, clock, dir } = t;
+    drop(ledger);
+    {
+        let db = raw_sled(&dir.path().join("db"));
+        edit(&db.open_tree("log").unwrap(), &db.open_tree("meta").unwrap());
+        db.flush().unwrap();
+    }
+    TestLedger { ledger: user_ledger::Ledger::open_path(dir.path().join("db")).unwrap(), clock, dir }.reopen()
+}
+
+#[test]
+fn on_disk_tampering_is_found_by_verify() {
+    let (t, _) = busy();
+    let t = tamper(t, |log, _| {
+        let key = codec::seq_key(6);
+        let mut bytes = log.get(key).unwrap().unwrap().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        log.insert(key, bytes).unwrap();
+    });
+    assert_eq!(verify(&t).map(|p| p.seq), Some(6));
+
+    // A forged entry appended with a valid link: the chain holds, but meta's head does not name it.
+    let (t, alice) = busy();
+    let head = t.ledger.digest().unwrap();
+    let t = tamper(t, |log, _| {
+        let forged = Envelope {
+            seq: 10,
+            event_id: ulid::Ulid::from_parts(1, 1),
+            time_ms: T0 + 99,
+            caller: Caller::System,
+            client_token: None,
+            event: Event::Disabled { user_id: alice },
+        };
+        log.insert(codec::seq_key(10), codec::seal(&forged, head.hash).0).unwrap();
+    });
+    let status = t.ledger.views_status().unwrap();
+    assert_eq!(status, "the log ends at seq 10 but meta's head is at seq 9");
+    assert_eq!(verify(&t), Some(Problem { seq: 10, fault: Fault::HeadMismatch { head_seq: 9 } }));
+}
+
+#[test]
+fn views_that_lag_or_lead_the_log_are_reported_and_rebuild_repairs_them() {
+    let (t, alice) = busy();
+    let rows = t.ledger.view_rows().unwrap();
+    // Views lag: meta says they were folded only up to seq 7.
+    let t = tamper(t, |_, meta| {
+        meta.insert("views_seq", codec::encode(&7u64)).unwrap();
+    });
+    assert_eq!(
+        t.ledger.views_status().as_deref(),
+        Some("the views lag the log: folded up to seq 7, the log ends at seq 9")
+    );
+    let err = t.ledger.get_user(&SYSTEM, &alice).unwrap_err();
+    assert_eq!(err.status(), 500);
+    assert!(err.to_string().ends_with("; rebuild the views to repair"), "{err}");
+    assert_eq!(
+        t.ledger
+            .create_user(&SYSTEM, &CreateUserRequest::new("c@example.com", "APP_USER"))
+            .unwrap_err()
+            .status(),
+        500
+    );
+    let mut reached = Vec::new();
+    assert_eq!(t.ledger.rebuild_views(&mut |seq| reached.push(seq)).unwrap(), 9);
+    assert_eq!(reached.last(), Some(&9));
+    assert_eq!(t.ledger.views_status(), None);
+    assert_eq!(t.ledger.view_rows().unwrap(), rows);
+    assert_eq!(t.ledger.get_user(&SYSTEM, &alice).unwrap().first_name.as_deref(), Some("Al"));
+
+    // Views lead: the last log entry is gone (the head in meta still names it).
+    let t = tamper(t, |log, _| {
+        log.remove(codec::seq_key(9)).unwrap();
+    });
+    assert_eq!(t.ledger.views_status().as_deref(), Some("the log ends at seq 8 but meta's head is at seq 9"));
+    assert_eq!(t.ledger.rebuild_views(&mut |_| {}).unwrap(), 8);
+    assert_eq!(verify(&t), None);
+    assert_eq!(
+        t.ledger.get_user(&SYSTEM, &alice).unwrap().status,
+        user_ledger::UserStatus::Disabled,
+        "seq 9 enabled her"
+    );
+    let t = t.reopen();
+    assert_eq!(t.ledger.views_status(), None);
+    t.create("after@example.com");
+    assert_eq!(t.events(), 9);
+    assert_eq!(verify(&t), None);
+}
+
+#[test]
+fn verify_finds_views_that_differ_from_the_fold() {
+    let (t, alice) = busy();
+    let TestLedger { ledger, clock, dir } = t;
+    drop(ledger);
+    {
+        let db = raw_sled(&dir.path().join("db"));
+        db.open_tree("emails").unwrap().insert("mallory@example.com", codec::encode(&alice)).unwrap();
+        db.flush().unwrap();
+    }
+    let t = TestLedger { ledger: user_ledger::Ledger::open_path(dir.path().join("db")).unwrap(), clock, dir };
+    let fault = Fault::ViewsDiffer { tree: "emails", key: "mallory@example.com".into() };
+    assert_eq!(verify(&t), Some(Problem { seq: 9, fault }));
+    t.ledger.rebuild_views(&mut |_| {}).unwrap();
+    assert_eq!(verify(&t), None);
+}
+
+#[test]
+fn a_digest_holds_while_the_log_grows_and_fails_once_history_is_rewritten() {
+    let (t, alice) = busy();
+    let digest = t.ledger.digest().unwrap();
+    let early: Digest =
+        format!("3:{}", blake3::Hash::from(t.ledger.log(3).next().unwrap().unwrap().hash).to_hex())
+            .parse()
+            .unwrap();
+    t.create("later@example.com");
+    for d in [digest, early] {
+        assert_eq!(t.ledger.verify(Some(d), &mut |_| {}).unwrap().problem, None, "{d}");
+    }
+    let beyond = Digest { seq: 99, ..digest };
+    let problem = t.ledger.verify(Some(beyond), &mut |_| {}).unwrap().problem;
+    assert_eq!(problem, Some(Problem { seq: 99, fault: Fault::DigestBeyondLog { last: 10 } }));
+
+    // Rewrite seq 2's clientToken and re-chain everything after it: the chain and the views still
+    // verify, but not against a digest taken before.
+    let t = tamper(t, |log, meta| {
+        let mut prev = codec::unseal(1, &log.get(codec::seq_key(1)).unwrap().unwrap()).unwrap().hash;
+        for seq in 2..=10 {
+            let mut envelope =
+                codec::unseal(seq, &log.get(codec::seq_key(seq)).unwrap().unwrap()).unwrap().envelope;
+            if seq == 2 {
+                envelope.client_token = Some("rewritten".into());
+            }
+            let (bytes, hash) = codec::seal(&envelope, prev);
+            log.insert(codec::seq_key(seq), bytes).unwrap();
+            prev = hash;
+            if seq == 10 {
+                let head = user_ledger::store::Head { seq, hash, time_ms: envelope.time_ms };
+                meta.insert("head", codec::encode(&head)).unwrap();
+            }
+        }
+    });
+    assert_eq!(verify(&t), None, "a consistent rewrite passes a plain verify");
+    let problem = t.ledger.verify(Some(digest), &mut |_| {}).unwrap().problem;
+    assert_eq!(problem, Some(Problem { seq: 9, fault: Fault::DigestMismatch }));
+    let _ = alice;
+}
+
+#[test]
+fn history_lists_one_subjects_events_in_order() {
+    let (t, alice) = busy();
+    let kinds = |subject| {
+        t.ledger
+            .history(subject)
+            .unwrap()
+            .iter()
+            .map(|s| (s.envelope.seq, s.envelope.event.kind()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(Subject::User(&alice)),
+        [(1, "Created"), (3, "Disabled"), (4, "Updated"), (9, "Enabled")]
+    );
+    assert_eq!(
+        kinds(Subject::KxUser("env1", "kx1")),
+        [(5, "KxUserCreated"), (6, "KxRoleChanged"), (7, "KxUserDeleted"), (8, "KxUserCreated")]
+    );
+    assert!(kinds(Subject::User("nobody")).is_empty());
+    assert!(kinds(Subject::KxUser("env1", "kx")).is_empty(), "a prefix of a name is another subject");
+}
+
+#[test]
+fn as_of_a_seq_or_a_time() {
+    let (t, alice) = busy();
+    assert_eq!(t.ledger.user_as_of(&alice, AsOf::Seq(0)).unwrap(), None);
+    let created = t.ledger.user_as_of(&alice, AsOf::Seq(2)).unwrap().unwrap();
+    assert_eq!((created.status, created.last_modified_time), (user_ledger::UserStatus::Enabled, T0));
+    let disabled = t.ledger.user_as_of(&alice, AsOf::Seq(3)).unwrap().unwrap();
+    assert_eq!(disabled.status, user_ledger::UserStatus::Disabled);
+    assert_eq!(t.ledger.user_as_of(&alice, AsOf::Time(T0 + 10)).unwrap(), Some(disabled));
+    assert_eq!(t.ledger.user_as_of(&alice, AsOf::Time(T0 - 1)).unwrap(), None);
+    assert_eq!(
+        t.ledger.user_as_of(&alice, AsOf::Seq(99)).unwrap(),
+        Some(t.ledger.get_user(&SYSTEM, &alice).unwrap())
+    );
+    let kx = |seq| t.ledger.kx_user_as_of("env1", "kx1", AsOf::Seq(seq)).unwrap().map(|u| u.iam_role);
+    assert_eq!(
+        [kx(4), kx(5), kx(6), kx(7), kx(8)],
+        [None, Some(ROLE_A.into()), Some(ROLE_B.into()), None, Some(ROLE_A.into())]
+    );
+}
+
+#[test]
+fn stats_count_what_is_stored() {
+    let (t, _) = busy();
+    let stats = t.ledger.stats().unwrap();
+    assert_eq!((stats.events, stats.users, stats.kx_users, stats.tokens), (9, 2, 1, 1));
+    assert!(stats.bytes_on_disk > 0);
+}
+
+#[test]
+fn rebuild_of_an_empty_ledger_is_empty() {
+    let t = TestLedger::new();
+    assert_eq!(t.ledger.rebuild_views(&mut |_| {}).unwrap(), 0);
+    assert!(t.ledger.view_rows().unwrap().is_empty());
+    assert_eq!(verify(&t), None);
+}
+
+#[test]
+fn the_chain_checker_refuses_time_going_back() {
+    let mk = |seq, time_ms| Envelope {
+        seq,
+        event_id: ulid::Ulid::from_parts(1, seq.into()),
+        time_ms,
+        caller: Caller::System,
+        client_token: None,
+        event: Event::Enabled { user_id: "u".into() },
+    };
+    let (first, hash) = codec::seal(&mk(1, 100), [0; 32]);
+    let (second, _) = codec::seal(&mk(2, 99), hash);
+    let mut chain = Chain::default();
+    chain.check(&codec::seq_key(1), &first).unwrap();
+    let problem = chain.check(&codec::seq_key(2), &second).unwrap_err();
+    assert_eq!(problem, Problem { seq: 2, fault: Fault::TimeWentBack { previous_ms: 100, time_ms: 99 } });
+}
+
+// --- Properties over random histories.
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create,
+    Toggle(usize),
+    Rename(usize, u8),
+    KxSet(u8, u8),
+    KxDelete(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => Just(Op::Create),
+        2 => (0..6usize).prop_map(Op::Toggle),
+        1 => (0..6usize, 0..3u8).prop_map(|(u, n)| Op::Rename(u, n)),
+        2 => (0..3u8, 0..2u8).prop_map(|(k, r)| Op::KxSet(k, r)),
+        1 => (0..3u8).prop_map(Op::KxDelete),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn as_of_equals_what_was_observed_live_and_rebuild_is_byte_identical(ops in proptest::collection::vec(op(), 1..40)) {
+        let t = TestLedger::with(|c| c.durability(Durability::Periodic(Duration::from_secs(60))));
+        let mut ids: Vec<String> = Vec::new();
+        let mut observed = Vec::new(); // (seq, time, user id, record) after each op
+        for (i, op) in ops.into_iter().enumerate() {
+            t.clock.advance(7);
+            let role = |r: u8| if r == 0 { ROLE_A } else { ROLE_B };
+            let _ = match op {
+                Op::Create => { ids.push(t.create(&format!("u{i}@example.com"))); Ok(()) }
+                Op::Toggle(u) => match ids.get(u) {
+                    Some(id) if t.ledger.get_user(&SYSTEM, id).unwrap().status == user_ledger::UserStatus::Enabled => t.ledger.disable_user(&SYSTEM, id, None).map(drop),
+                    Some(id) => t.ledger.enable_user(&SYSTEM, id, None).map(drop),
+                    None => Ok(()),
+                },
+                Op::Rename(u, n) => match ids.get(u) {
+                    Some(id) => t.ledger.update_user(&SYSTEM, &UpdateUserRequest { first_name: Some(format!("n{n}")), ..UpdateUserRequest::new(id) }).map(drop),
+                    None => Ok(()),
+                },
+                Op::KxSet(k, r) => match t.ledger.get_kx_user(&SYSTEM, "env1", &format!("k{k}")) {
+                    Ok(_) => t.ledger.update_kx_user(&SYSTEM, &UpdateKxUserRequest::new("env1", format!("k{k}"), role(r))).map(drop),
+                    Err(_) => t.ledger.create_kx_user(&SYSTEM, &CreateKxUserRequest::new("env1", format!("k{k}"), role(r))).map(drop),
+                },
+                Op::KxDelete(k) => t.ledger.delete_kx_user(&SYSTEM, "env1", &format!("k{k}"), None).map(drop),
+            };
+            let (seq, _) = t.ledger.head().unwrap();
+            for id in &ids {
+                observed.push((seq, T0 + 7 * (i as i64 + 1), id.clone(), t.ledger.get_user(&SYSTEM, id).ok()));
+            }
+        }
+        for (seq, time, id, record) in &observed {
+            prop_assert_eq!(&t.ledger.user_as_of(id, AsOf::Seq(*seq)).unwrap(), record, "as of seq {}", seq);
+            prop_assert_eq!(&t.ledger.user_as_of(id, AsOf::Time(*time)).unwrap(), record, "as of time {}", time);
+        }
+        prop_assert_eq!(verify(&t), None);
+        let rows = t.ledger.view_rows().unwrap();
+        t.ledger.rebuild_views(&mut |_| {}).unwrap();
+        prop_assert_eq!(t.ledger.view_rows().unwrap(), rows, "rebuild is byte-identical");
+        prop_assert_eq!(verify(&t), None);
+    }
+}
