@@ -1,0 +1,149 @@
+//! The golden fixture: a log written by format version 1 must decode and verify in every later
+//! version. `tests/fixtures/golden-v1.jsonl` holds the stored entries; `golden-v1.json` what they
+//! must fold to. Regenerate only when adding a new format version (never to make this pass):
+//! `cargo test --test golden -- --ignored write_golden_fixture`.
+
+mod common;
+
+use std::path::PathBuf;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use common::{raw_sled, TestLedger, SYSTEM};
+use serde_json::{json, Value};
+use user_ledger::audit;
+use user_ledger::views::MemViews;
+use user_ledger::{
+    codec, wire, Caller, CreateKxUserRequest, CreateUserRequest, Ledger, UpdateKxUserRequest,
+    UpdateUserRequest,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn read_entries() -> Vec<(Vec<u8>, Vec<u8>)> {
+    let text = std::fs::read_to_string(fixture("golden-v1.jsonl")).unwrap();
+    text.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let field = |f: &str| STANDARD.decode(v[f].as_str().unwrap()).unwrap();
+            (field("key"), field("value"))
+        })
+        .collect()
+}
+
+fn summary(views: &MemViews, digest: String) -> Value {
+    json!({
+        "digest": digest,
+        "users": views.users.values().map(wire::to_json).collect::<Vec<_>>(),
+        "kxUsers": views.kx_users.values().map(|u| json!({
+            "environmentId": u.environment_id, "userName": u.user_name, "iamRole": u.iam_role,
+            "tags": u.tags, "createTime": u.create_time, "updateTime": u.update_time,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn the_golden_log_decodes_verifies_and_folds_to_the_same_records() {
+    let entries = read_entries();
+    assert!(entries.iter().all(|(_, v)| v[0] == 1), "the fixture is format version 1");
+    let (report, views) = audit::verify_entries(entries.into_iter().map(Ok), None, &mut |_| {}).unwrap();
+    assert_eq!(report.problem, None);
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("golden-v1.json")).unwrap()).unwrap();
+    assert_eq!(summary(&views, report.head.to_string()), expected);
+}
+
+#[test]
+fn the_golden_log_loaded_into_a_database_rebuilds_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    drop(Ledger::open_path(&path).unwrap());
+    let entries = read_entries();
+    let (last_key, last_bytes) = entries.last().unwrap().clone();
+    {
+        let db = raw_sled(&path);
+        let log = db.open_tree("log").unwrap();
+        for (key, value) in &entries {
+            log.insert(key, value.as_slice()).unwrap();
+        }
+        let last = codec::unseal(codec::seq_of(&last_key).unwrap(), &last_bytes).unwrap();
+        let head = user_ledger::store::Head {
+            seq: last.envelope.seq,
+            hash: last.hash,
+            time_ms: last.envelope.time_ms,
+        };
+        db.open_tree("meta").unwrap().insert("head", codec::encode(&head)).unwrap();
+        db.flush().unwrap();
+    }
+    let ledger = Ledger::open_path(&path).unwrap();
+    assert!(ledger.views_status().unwrap().starts_with("the views lag the log"));
+    ledger.rebuild_views(&mut |_| {}).unwrap();
+    let report = ledger.verify(None, &mut |_| {}).unwrap();
+    assert_eq!(report.problem, None);
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("golden-v1.json")).unwrap()).unwrap();
+    assert_eq!(report.head.to_string(), expected["digest"]);
+    let first = &expected["users"][0];
+    let user = ledger.get_user(&SYSTEM, first["userId"].as_str().unwrap()).unwrap();
+    assert_eq!(wire::to_json(&user), *first);
+}
+
+#[test]
+#[ignore = "writes the fixture; run only when adding a format version"]
+fn write_golden_fixture() {
+    let t = TestLedger::with(|c| c.region("eu-west-1").account("111122223333"));
+    let full = CreateUserRequest {
+        first_name: Some("Ada".into()),
+        last_name: Some("Lovelace".into()),
+        api_access: Some("ENABLED".into()),
+        api_access_principal_arn: Some("arn:aws:iam::123456789012:role/Admin".into()),
+        client_token: Some("golden-1".into()),
+        ..CreateUserRequest::new("ada@example.com", "SUPER_USER")
+    };
+    let ada = t.create_with(full);
+    let as_ada = Caller::User(ada.clone());
+    t.clock.advance(1_000);
+    let bob = t
+        .ledger
+        .create_user(&as_ada, &CreateUserRequest::new("bob@example.com", "APP_USER"))
+        .unwrap()
+        .user_id;
+    t.clock.advance(1_000);
+    t.ledger.disable_user(&as_ada, &bob, Some("golden-2")).unwrap();
+    let update = UpdateUserRequest { last_name: Some("Builder".into()), ..UpdateUserRequest::new(&bob) };
+    t.ledger.update_user(&SYSTEM, &update).unwrap();
+    t.clock.advance(1_000);
+    t.ledger.enable_user(&SYSTEM, &bob, None).unwrap();
+    let tags = [("desk".to_string(), "rates".to_string())].into();
+    let kx = CreateKxUserRequest {
+        tags: Some(tags),
+        ..CreateKxUserRequest::new("env1", "quant", "arn:aws:iam::123456789012:role/A")
+    };
+    t.ledger.create_kx_user(&as_ada, &kx).unwrap();
+    t.ledger
+        .update_kx_user(
+            &SYSTEM,
+            &UpdateKxUserRequest::new("env1", "quant", "arn:aws:iam::123456789012:role/B"),
+        )
+        .unwrap();
+    t.ledger
+        .create_kx_user(
+            &SYSTEM,
+            &CreateKxUserRequest::new("env1", "gone", "arn:aws:iam::123456789012:role/A"),
+        )
+        .unwrap();
+    t.ledger.delete_kx_user(&SYSTEM, "env1", "gone", Some("golden-3")).unwrap();
+
+    let entries: Vec<_> = t.ledger.raw_log().map(Result::unwrap).collect();
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|(k, v)| json!({ "key": STANDARD.encode(k), "value": STANDARD.encode(v) }).to_string())
+        .collect();
+    std::fs::write(fixture("golden-v1.jsonl"), lines.join("\n") + "\n").unwrap();
+    let (report, views) = audit::verify_entries(entries.into_iter().map(Ok), None, &mut |_| {}).unwrap();
+    assert_eq!(report.problem, None);
+    let text = serde_json::to_string_pretty(&summary(&views, report.head.to_string())).unwrap();
+    std::fs::write(fixture("golden-v1.json"), text + "\n").unwrap();
+}
