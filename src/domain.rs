@@ -87,6 +87,7 @@ pub enum Caller {
 
 /// The profile a user is created with (the members of CreateUser, validated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewUser {
     /// Email address as given; unique case-insensitively.
     pub email_address: String,
@@ -104,6 +105,7 @@ pub struct NewUser {
 
 /// Fields an UpdateUser sets; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UserChanges {
     /// New type.
     pub user_type: Option<UserType>,
@@ -169,6 +171,7 @@ pub type Tags = BTreeMap<String, String>;
 
 /// A user of a kdb environment, as kept in the kx_users view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KxUser {
     /// The environment the user belongs to.
     pub environment_id: String,

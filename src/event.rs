@@ -6,7 +6,10 @@ use ulid::Ulid;
 use crate::domain::{Caller, NewUser, Tags, UserChanges, UserId};
 
 /// One state change. New variants go at the end: the codec numbers variants by position.
+///
+/// Field names matter only to JSON (the audit log's output); the codec ignores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
 pub enum Event {
     /// A user was created, ENABLED.
     Created {

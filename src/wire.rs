@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::Error;
+use crate::event::Sealed;
 
 /// `value` as the API's JSON: members that are `null` (absent) are left out, at any depth.
 pub fn to_json(value: &impl Serialize) -> Value {
@@ -29,6 +30,24 @@ pub fn error_body(error: &Error) -> Value {
     let mut body = json!({ "__type": error.wire_name(), "message": error.to_string() });
     if let Some(reason) = error.reason() {
         body["reason"] = json!(reason);
+    }
+    body
+}
+
+/// A log entry as the audit commands print it: the envelope, and the chain's hashes in hex.
+pub fn envelope_json(sealed: &Sealed) -> Value {
+    let e = &sealed.envelope;
+    let mut body = json!({
+        "seq": e.seq,
+        "eventId": e.event_id.to_string(),
+        "time": e.time_ms,
+        "caller": e.caller,
+        "event": e.event,
+        "prevHash": blake3::Hash::from(sealed.prev_hash).to_hex().as_str(),
+        "hash": blake3::Hash::from(sealed.hash).to_hex().as_str(),
+    });
+    if let Some(token) = &e.client_token {
+        body["clientToken"] = json!(token);
     }
     body
 }

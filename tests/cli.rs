@@ -220,3 +220,56 @@ fn cli_tags_accept_json_and_name_bad_pairs() {
         "1 validation error detected: Value at 'tags' failed to satisfy constraint: Map values must satisfy constraint: [Member must have length greater than or equal to 1]"
     );
 }
+
+#[test]
+fn audit_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let id = create(&db, "a@example.com");
+    ok(&db, &["disable-user", "--user-id", &id, "--client-token", "t"]);
+
+    let out = cli(&db, &["log"]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["seq"], 2);
+    assert_eq!(lines[1]["clientToken"], "t");
+    assert_eq!(lines[1]["event"], json!({ "Disabled": { "userId": id } }));
+    assert_eq!(lines[1]["prevHash"], lines[0]["hash"]);
+    assert_eq!(lines[0]["event"]["Created"]["user"]["emailAddress"], "a@example.com");
+    let out = cli(&db, &["log", "--from-seq", "2", "--limit", "5"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+
+    let out = cli(&db, &["history", "--user-id", &id]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+    assert_eq!(ok(&db, &["get-user", "--user-id", &id, "--as-of-seq", "1"])["status"], "ENABLED");
+    assert_eq!(ok(&db, &["get-user", "--user-id", &id, "--as-of-seq", "2"])["status"], "DISABLED");
+    assert_eq!(
+        ok(&db, &["get-user", "--user-id", &id, "--as-of-time", "2999-01-01T00:00:00Z"])["status"],
+        "DISABLED"
+    );
+    let before = api_error(&db, &["get-user", "--user-id", &id, "--as-of-time", "0"]);
+    assert_eq!(before["message"], format!("User {id} did not exist at 0"));
+
+    let digest = ok(&db, &["digest"])["digest"].as_str().unwrap().to_owned();
+    assert!(digest.starts_with("2:"));
+    create(&db, "b@example.com");
+    let verified = ok(&db, &["verify", "--digest", &digest]);
+    assert_eq!(verified["events"], 3);
+    assert_eq!(verified.get("problem"), None);
+    let wrong = format!("2:{}", "0".repeat(64));
+    let out = cli(&db, &["verify", "--digest", &wrong]);
+    assert_eq!(out.status.code(), Some(3));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["problem"]["seq"], 2);
+    assert_eq!(api_error(&db, &["verify", "--digest", "nonsense"])["__type"], "ValidationException");
+
+    assert_eq!(ok(&db, &["rebuild-views"]), json!({ "events": 3 }));
+    let stats = ok(&db, &["stats"]);
+    assert_eq!(
+        (stats["events"].clone(), stats["users"].clone(), stats["kxUsers"].clone(), stats["tokens"].clone()),
+        (json!(3), json!(2), json!(0), json!(1))
+    );
+    assert!(stats["bytesOnDisk"].as_u64().unwrap() > 0);
+}

@@ -1,14 +1,16 @@
 //! The operator CLI, shaped like `aws finspace-data`: JSON responses on stdout, AWS errors on stderr.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
+use serde_json::{json, Value};
 use user_ledger::domain::Tags;
 use user_ledger::{
-    wire, Caller, Config, CreateKxUserRequest, CreateUserRequest, Error, Ledger, Rule, UpdateKxUserRequest,
-    UpdateUserRequest,
+    wire, AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Error, KxUserResponse,
+    Ledger, Rule, Subject, UpdateKxUserRequest, UpdateUserRequest,
 };
 
 /// Operate a user-ledger database.
@@ -42,10 +44,12 @@ enum Command {
         #[command(flatten)]
         profile: Profile,
     },
-    /// Show a user (GetUser).
+    /// Show a user (GetUser), now or as it was at a point of the log.
     GetUser {
         #[arg(long)]
         user_id: String,
+        #[command(flatten)]
+        as_of: AsOfArgs,
     },
     /// Change a user's type, names or API access (UpdateUser).
     UpdateUser {
@@ -81,8 +85,13 @@ enum Command {
         #[arg(long)]
         client_token: Option<String>,
     },
-    /// Show a kdb user (GetKxUser).
-    GetKxUser(KxUserArgs),
+    /// Show a kdb user (GetKxUser), now or as it was at a point of the log.
+    GetKxUser {
+        #[command(flatten)]
+        user: KxUserArgs,
+        #[command(flatten)]
+        as_of: AsOfArgs,
+    },
     /// Change a kdb user's IAM role (UpdateKxUser).
     UpdateKxUser {
         #[command(flatten)]
@@ -108,6 +117,69 @@ enum Command {
         #[arg(long)]
         next_token: Option<String>,
     },
+    /// Print the log as JSON lines.
+    Log {
+        #[arg(long, default_value_t = 1)]
+        from_seq: u64,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Print every event about one user (--user-id) or kdb user (--environment-id --user-name).
+    History {
+        #[arg(long, conflicts_with_all = ["environment_id", "user_name"], required_unless_present = "environment_id")]
+        user_id: Option<String>,
+        #[arg(long, requires = "user_name")]
+        environment_id: Option<String>,
+        #[arg(long, requires = "environment_id")]
+        user_name: Option<String>,
+    },
+    /// Drop every view and refold it from the log.
+    RebuildViews,
+    /// Verify the hash chain and the views; exit 3 if something is wrong.
+    Verify {
+        /// A digest kept earlier (`SEQ:HASH`, from `digest`) that the log must still extend.
+        #[arg(long)]
+        digest: Option<String>,
+    },
+    /// Print the log's digest (`SEQ:HASH`) for an auditor to keep.
+    Digest,
+    /// Print counts: events, users, kdb users, tokens, bytes on disk.
+    Stats,
+}
+
+/// A point of the log to see a record at.
+#[derive(Args)]
+struct AsOfArgs {
+    /// After the event with this seq.
+    #[arg(long, conflicts_with = "as_of_time")]
+    as_of_seq: Option<u64>,
+    /// At this time: epoch milliseconds, or RFC 3339 (`2026-01-01T12:00:00Z`).
+    #[arg(long)]
+    as_of_time: Option<String>,
+}
+
+impl AsOfArgs {
+    fn get(&self) -> user_ledger::Result<Option<AsOf>> {
+        if let Some(seq) = self.as_of_seq {
+            return Ok(Some(AsOf::Seq(seq)));
+        }
+        let Some(text) = &self.as_of_time else { return Ok(None) };
+        if let Ok(ms) = text.parse::<i64>() {
+            return Ok(Some(AsOf::Time(ms)));
+        }
+        let rfc3339 = time::format_description::well_known::Rfc3339;
+        let at = time::OffsetDateTime::parse(text, &rfc3339)
+            .map_err(|_| Error::validation("asOfTime", Rule::Pattern("epoch milliseconds or RFC 3339")))?;
+        Ok(Some(AsOf::Time((at.unix_timestamp_nanos() / 1_000_000) as i64)))
+    }
+
+    fn describe(&self) -> String {
+        match (self.as_of_seq, &self.as_of_time) {
+            (Some(seq), _) => format!("at seq {seq}"),
+            (None, Some(t)) => format!("at {t}"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -141,12 +213,32 @@ struct UserIdArgs {
     client_token: Option<String>,
 }
 
+/// What a command prints on success.
+enum Output {
+    /// One JSON document, pretty.
+    Json(Value),
+    /// JSON lines (the log, a history).
+    Lines(Vec<Value>),
+    /// A verification that found a problem: printed like Json, exit 3.
+    Failed(Value),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(json) => {
+        Ok(Output::Json(json)) => {
             println!("{json:#}");
             ExitCode::SUCCESS
+        }
+        Ok(Output::Lines(lines)) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Output::Failed(json)) => {
+            println!("{json:#}");
+            ExitCode::from(3)
         }
         Err(error) => {
             eprintln!("{:#}", wire::error_body(&error));
@@ -155,7 +247,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
+/// Reports progress of long runs on stderr, only when a person is watching it.
+fn progress(what: &'static str, total: u64) -> impl FnMut(u64) {
+    let shown = std::io::stderr().is_terminal();
+    move |seq| {
+        if shown {
+            eprint!("\r{what}: seq {seq} of {total}");
+            if seq >= total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> user_ledger::Result<Output> {
     let mut config = Config::new(&cli.db);
     config.region = cli.region;
     config.account = cli.account;
@@ -174,7 +279,12 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
             };
             json(ledger.create_user(&caller, &request))
         }
-        Command::GetUser { user_id } => json(ledger.get_user(&caller, &user_id)),
+        Command::GetUser { user_id, as_of } => match as_of.get()? {
+            None => json(ledger.get_user(&caller, &user_id)),
+            Some(point) => json(ledger.user_as_of(&user_id, point)?.ok_or_else(|| Error::ResourceNotFound {
+                message: format!("User {user_id} did not exist {}", as_of.describe()),
+            })),
+        },
         Command::UpdateUser { user_id, user_type, profile } => {
             let request = UpdateUserRequest {
                 user_id: Some(user_id),
@@ -193,7 +303,7 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
             json(ledger.list_users(&caller, max_results, next_token.as_deref()))
         }
         Command::PurgeTokens => {
-            ledger.purge_expired_tokens().map(|purged| serde_json::json!({ "purged": purged }))
+            ledger.purge_expired_tokens().map(|purged| Output::Json(json!({ "purged": purged })))
         }
         Command::CreateKxUser { user, iam_role, tags, client_token } => {
             let request = CreateKxUserRequest {
@@ -203,7 +313,21 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
             };
             json(ledger.create_kx_user(&caller, &request))
         }
-        Command::GetKxUser(user) => json(ledger.get_kx_user(&caller, &user.environment_id, &user.user_name)),
+        Command::GetKxUser { user, as_of } => match as_of.get()? {
+            None => json(ledger.get_kx_user(&caller, &user.environment_id, &user.user_name)),
+            Some(point) => {
+                let KxUserArgs { environment_id, user_name } = user;
+                let found = ledger.kx_user_as_of(&environment_id, &user_name, point)?;
+                let user = found.ok_or_else(|| Error::ResourceNotFound {
+                    message: format!(
+                        "kdb user {user_name} did not exist in environment {environment_id} {}",
+                        as_of.describe()
+                    ),
+                })?;
+                let user_arn = ledger.identity().kx_user_arn(&environment_id, &user_name);
+                json(Ok(KxUserResponse { environment_id, user_name, user_arn, iam_role: user.iam_role }))
+            }
+        },
         Command::UpdateKxUser { user, iam_role, client_token } => {
             let request = UpdateKxUserRequest {
                 client_token,
@@ -220,6 +344,40 @@ fn run(cli: Cli) -> user_ledger::Result<serde_json::Value> {
         Command::ListKxUsers { environment_id, max_results, next_token } => {
             json(ledger.list_kx_users(&caller, &environment_id, max_results, next_token.as_deref()))
         }
+        Command::Log { from_seq, limit } => {
+            let entries = ledger.log(from_seq).take(limit.unwrap_or(usize::MAX));
+            let lines = entries.map(|e| e.map(|sealed| wire::envelope_json(&sealed)));
+            Ok(Output::Lines(lines.collect::<user_ledger::Result<_>>()?))
+        }
+        Command::History { user_id, environment_id, user_name } => {
+            let subject = match (&user_id, &environment_id, &user_name) {
+                (Some(id), _, _) => Subject::User(id),
+                (None, Some(env), Some(name)) => Subject::KxUser(env, name),
+                _ => return Err(Error::validation("userId", Rule::Required)),
+            };
+            let history = ledger.history(subject)?;
+            Ok(Output::Lines(history.iter().map(wire::envelope_json).collect()))
+        }
+        Command::RebuildViews => {
+            let total = ledger.log(1).count() as u64;
+            let events = ledger.rebuild_views(&mut progress("rebuild", total))?;
+            Ok(Output::Json(json!({ "events": events })))
+        }
+        Command::Verify { digest } => {
+            let digest = digest.map(|d| d.parse::<Digest>()).transpose()?;
+            let total = ledger.digest()?.seq;
+            let report = ledger.verify(digest, &mut progress("verify", total))?;
+            let mut body = json!({ "events": report.events, "head": report.head.to_string() });
+            Ok(match report.problem {
+                None => Output::Json(body),
+                Some(problem) => {
+                    body["problem"] = json!({ "seq": problem.seq, "fault": problem.fault.to_string() });
+                    Output::Failed(body)
+                }
+            })
+        }
+        Command::Digest => Ok(Output::Json(json!({ "digest": ledger.digest()?.to_string() }))),
+        Command::Stats => json(ledger.stats()),
     }
 }
 
@@ -237,6 +395,6 @@ fn parse_tags(text: &str) -> user_ledger::Result<Tags> {
         .collect())
 }
 
-fn json(response: user_ledger::Result<impl Serialize>) -> user_ledger::Result<serde_json::Value> {
-    response.map(|r| wire::to_json(&r))
+fn json(response: user_ledger::Result<impl Serialize>) -> user_ledger::Result<Output> {
+    response.map(|r| Output::Json(wire::to_json(&r)))
 }
