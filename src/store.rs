@@ -266,6 +266,29 @@ impl Store {
             .map_err(|e: TransactionError<()>| Error::internal(format_args!("commit failed: {e:?}")))
     }
 
+    /// Writes view changes without one transaction across trees: each tree gets one atomic
+    /// batch, then meta's head and views seq move. For rebuilds only: a crash midway leaves the
+    /// views seq behind, so the views are reported as lagging and the rebuild can run again.
+    pub fn write_rebuilt(&self, changes: &Changes) -> Result<()> {
+        let mut batches: BTreeMap<TreeId, sled::Batch> = BTreeMap::new();
+        for ((tree, key), value) in &changes.writes {
+            let batch = batches.entry(*tree).or_default();
+            match value {
+                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                None => batch.remove(key.as_slice()),
+            }
+        }
+        for (tree, batch) in batches {
+            self.tree(tree).apply_batch(batch)?;
+        }
+        let meta = self.tree(TreeId::Meta);
+        meta.insert(META_HEAD, codec::encode(&changes.head))?;
+        if let Some(seq) = changes.views_seq {
+            meta.insert(META_VIEWS_SEQ, codec::encode(&seq))?;
+        }
+        Ok(())
+    }
+
     /// Makes every committed write durable: sled's flush, then an fdatasync of its data file.
     pub fn sync(&self) -> Result<()> {
         self.db.flush()?;

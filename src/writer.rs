@@ -117,7 +117,7 @@ impl Writer {
             batch.changes.head = head;
             batch.changes.views_seq = Some(head.seq);
             if head.seq % REBUILD_CHUNK == 0 {
-                store.commit(&batch.changes)?;
+                store.write_rebuilt(&batch.changes)?;
                 progress(head.seq);
                 batch = Batch::new(store, head);
             }
@@ -126,7 +126,7 @@ impl Writer {
         let head = if chain.head().seq == 0 { Head::default() } else { batch.changes.head };
         batch.changes.head = head;
         batch.changes.views_seq = Some(head.seq);
-        store.commit(&batch.changes)?;
+        store.write_rebuilt(&batch.changes)?;
         progress(head.seq);
         self.head = head;
         Ok(head)
