@@ -1,16 +1,14 @@
 //! The public handle: validates requests, commits them through the writer, serves reads.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ulid::Ulid;
 
 use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
 use crate::clock::{Clock, SystemClock};
+use crate::commit::{Durability, Flusher, Pipeline, Shared, SyncHook};
 use crate::decider::{self, Access, Command, Limits, State};
 use crate::domain::{Caller, Identity, KxUser, User};
 use crate::error::{Error, Result, Rule};
@@ -28,15 +26,6 @@ use crate::validate;
 use crate::views::{MemViews, Rows, ViewTree};
 use crate::writer::{WriteRequest, Writer, PURGE_PER_COMMIT};
 
-/// When a write is acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// After it is on disk: sled's flush plus an fdatasync of the data file.
-    Immediate,
-    /// At once; a background thread makes writes durable every period.
-    Periodic(Duration),
-}
-
 /// How to open a ledger.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,11 +41,22 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// How long a clientToken is remembered, in ms.
     pub token_ttl_ms: i64,
+    /// The most write requests that may wait; one more gets ThrottlingException.
+    pub queue_capacity: usize,
+    /// The most requests committed in one batch (one transaction, one flush).
+    pub max_batch: usize,
+    /// Called before every sync; for tests of failure handling.
+    pub sync_hook: Option<SyncHook>,
     /// Region of a new database (default `us-east-1`); an existing one must match.
     pub region: Option<String>,
     /// Account of a new database (default `000000000000`); an existing one must match.
     pub account: Option<String>,
 }
+
+/// The default bound of the write queue.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+/// The default most requests per batch.
+pub const DEFAULT_MAX_BATCH: usize = 512;
 
 /// The default page cache: 64 MiB, not sled's 1 GiB, since the ledger is embedded in a host.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
@@ -72,6 +72,9 @@ impl Config {
             limits: Limits::default(),
             clock: Arc::new(SystemClock),
             token_ttl_ms: idempotency::DEFAULT_TTL_MS,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            sync_hook: None,
             region: None,
             account: None,
         }
@@ -124,6 +127,24 @@ impl Config {
         self.clock = Arc::new(clock);
         self
     }
+
+    /// Bounds the write queue (default 4096).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Bounds a batch (default 512).
+    pub fn max_batch(mut self, max: usize) -> Self {
+        self.max_batch = max;
+        self
+    }
+
+    /// Calls `hook` before every sync; an error fails the sync. For tests of failure handling.
+    pub fn sync_hook(mut self, hook: impl Fn() -> std::io::Result<()> + Send + Sync + 'static) -> Self {
+        self.sync_hook = Some(SyncHook(Arc::new(hook)));
+        self
+    }
 }
 
 /// Counts an operator wants to see.
@@ -149,16 +170,13 @@ pub struct Ledger {
 }
 
 struct Inner {
-    store: Store,
+    shared: Arc<Shared>,
     identity: Identity,
-    writer: Mutex<Writer>,
     config: Config,
     pages: PageTokens,
-    /// Set when making writes durable failed: the disk state is unknown, so writes stop.
-    poisoned: Arc<AtomicBool>,
-    /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
-    stale: Mutex<Option<String>>,
-    /// The periodic flusher, stopped (after a last sync) when the ledger is dropped.
+    /// Dropped first: drains the queue and stops the writer.
+    pipeline: Pipeline,
+    /// Dropped after the writer: syncs one last time and stops.
     _flusher: Option<Flusher>,
 }
 
@@ -177,20 +195,27 @@ impl Ledger {
         let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
         let opened = Store::open(&config.path, config.cache_capacity, region.as_deref(), account.as_deref())?;
         let Opened { store, head, page_secret, identity, stale } = opened;
-        let poisoned = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::new(
+            store,
+            Writer::new(head, config.token_ttl_ms),
+            config.limits,
+            config.clock.clone(),
+            config.durability,
+            config.sync_hook.clone(),
+            stale,
+        ));
         let flusher = match config.durability {
             Durability::Immediate => None,
-            Durability::Periodic(period) => Some(Flusher::spawn(store.clone(), period, poisoned.clone())),
+            Durability::Periodic(period) => Some(Flusher::spawn(shared.clone(), period)),
         };
+        let pipeline = Pipeline::start(shared.clone(), config.queue_capacity, config.max_batch);
         Ok(Ledger {
             inner: Arc::new(Inner {
-                store,
+                shared,
                 identity,
-                writer: Mutex::new(Writer::new(head, config.token_ttl_ms)),
                 config,
                 pages: PageTokens::new(page_secret),
-                poisoned,
-                stale: Mutex::new(stale),
+                pipeline,
                 _flusher: flusher,
             }),
         })
@@ -358,16 +383,16 @@ impl Ledger {
 
     /// Why the views cannot be trusted (they lag or lead the log), or `None` if they can.
     pub fn views_status(&self) -> Option<String> {
-        self.inner.stale.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner.shared.stale()
     }
 
     /// Drops every view and index and refolds them from the log; returns the events folded.
     /// `progress` is told the seq reached now and then. Repairs views that lag or lead the log.
     pub fn rebuild_views(&self, progress: &mut dyn FnMut(u64)) -> Result<u64> {
-        let mut writer = self.lock_writer()?;
-        let head = writer.rebuild(&self.inner.store, progress)?;
-        self.sync_or_poison()?;
-        *self.inner.stale.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let shared = &self.inner.shared;
+        let head = shared.lock_writer().rebuild(&shared.store, progress)?;
+        shared.sync()?;
+        shared.set_fresh();
         Ok(head.seq)
     }
 
@@ -375,8 +400,8 @@ impl Ledger {
     /// decrease, that meta's head names its end, that it extends `digest` (if given), and that
     /// the views equal a fresh fold of the log. Writes wait meanwhile; reads do not.
     pub fn verify(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
-        let writer = self.lock_writer()?;
-        let store = &self.inner.store;
+        let writer = self.inner.shared.lock_writer();
+        let store = &self.inner.shared.store;
         let (mut report, folded) = audit::verify_entries(store.raw_log(1), digest, progress)?;
         if report.problem.is_none() {
             let head = writer.head();
@@ -392,14 +417,14 @@ impl Ledger {
 
     /// The digest of the log as it is now, for an auditor to keep.
     pub fn digest(&self) -> Result<Digest> {
-        let head = self.lock_writer()?.head();
+        let head = self.inner.shared.lock_writer().head();
         Ok(Digest { seq: head.seq, hash: head.hash })
     }
 
     /// Every event about `subject`, in log order, through the history index.
     pub fn history(&self, subject: Subject) -> Result<Vec<Sealed>> {
-        self.refuse_if_stale()?;
-        let store = &self.inner.store;
+        self.inner.shared.refuse_if_stale()?;
+        let store = &self.inner.shared.store;
         store.history(subject)?.into_iter().map(|seq| self.entry(seq)).collect()
     }
 
@@ -421,22 +446,22 @@ impl Ledger {
     }
 
     fn subject_as_of(&self, subject: Subject, as_of: AsOf) -> Result<MemViews> {
-        self.refuse_if_stale()?;
-        let seqs = self.inner.store.history(subject)?;
+        self.inner.shared.refuse_if_stale()?;
+        let seqs = self.inner.shared.store.history(subject)?;
         audit::fold_subject_as_of(seqs.into_iter().map(|seq| self.entry(seq)), as_of)
     }
 
     fn entry(&self, seq: u64) -> Result<Sealed> {
-        self.inner.store.log_entry(seq)?.ok_or_else(|| {
+        self.inner.shared.store.log_entry(seq)?.ok_or_else(|| {
             Error::internal(format_args!("corrupt history: it names seq {seq}, which the log does not hold"))
         })
     }
 
     /// Counts for operators: events, users, kdb users, token records, bytes on disk.
     pub fn stats(&self) -> Result<Stats> {
-        let store = &self.inner.store;
+        let store = &self.inner.shared.store;
         Ok(Stats {
-            events: self.lock_writer()?.head().seq,
+            events: self.inner.shared.lock_writer().head().seq,
             users: store.view_len(ViewTree::Users) as u64,
             kx_users: store.view_len(ViewTree::KxUsers) as u64,
             tokens: store.token_count() as u64,
@@ -463,112 +488,91 @@ impl Ledger {
 
     /// The log from `from_seq` on, decoded.
     pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
-        self.inner.store.log(from_seq)
+        self.inner.shared.store.log(from_seq)
     }
 
     /// The log as stored, (key, bytes) per entry, for verification outside (e.g. export).
     pub fn raw_log(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.inner.store.raw_log(1)
+        self.inner.shared.store.raw_log(1)
     }
 
     /// The committed head of the log: (seq, hash).
     pub fn head(&self) -> Result<(u64, [u8; 32])> {
-        let head: Head = self.lock_writer()?.head();
+        let head: Head = self.inner.shared.lock_writer().head();
         Ok((head.seq, head.hash))
     }
 
     /// Every stored view row, as bytes: what a fold of the log must reproduce.
     pub fn view_rows(&self) -> Result<Rows> {
-        self.inner.store.view_rows()
+        self.inner.shared.store.view_rows()
     }
 
     /// Bytes the database uses on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        self.inner.store.size_on_disk()
+        self.inner.shared.store.size_on_disk()
     }
 
     /// Makes every acknowledged write durable now (useful with Periodic durability).
     pub fn sync(&self) -> Result<()> {
-        self.sync_or_poison()
+        self.inner.shared.sync()
     }
 
-    fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>> {
-        // A panic while holding the lock leaves the writer's head as last committed: still valid.
-        Ok(self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    /// How many write requests wait in the queue right now.
+    pub fn queued_writes(&self) -> usize {
+        self.inner.pipeline.queued()
+    }
+
+    /// Stops taking writes (they get InternalServerException), commits every queued one, and
+    /// waits for the writer to finish. Reads keep working. Dropping the last handle does this too.
+    pub fn close(&self) {
+        self.inner.pipeline.close();
     }
 
     /// Purges every expired clientToken record; returns how many were removed.
     pub fn purge_expired_tokens(&self) -> Result<usize> {
-        let inner = &self.inner;
-        let mut writer = self.lock_writer()?;
-        self.refuse_if_poisoned()?;
-        let now = inner.config.clock.now_ms();
+        let shared = &self.inner.shared;
+        let mut writer = shared.lock_writer();
+        shared.refuse_writes()?;
+        let now = shared.now_ms();
         let mut total = 0;
         loop {
-            let purged = writer.purge_expired_tokens(&inner.store, now, 64 * PURGE_PER_COMMIT)?;
+            let purged = writer.purge_expired_tokens(&shared.store, now, 64 * PURGE_PER_COMMIT)?;
             total += purged;
             if purged == 0 {
                 break;
             }
         }
-        if total > 0 && inner.config.durability == Durability::Immediate {
-            self.sync_or_poison()?;
+        if total > 0 && shared.immediate() {
+            shared.sync()?;
         }
         Ok(total)
     }
 
     /// The stored record of `client_token` for `operation` (e.g. `CreateUser`), live or expired.
     pub fn token(&self, operation: &str, client_token: &str) -> Result<Option<TokenRecord>> {
-        self.inner.store.token(&idempotency::token_key(operation, client_token))
+        self.inner.shared.store.token(&idempotency::token_key(operation, client_token))
     }
 
     /// How many clientToken records are stored, live or expired but not yet purged.
     pub fn token_count(&self) -> usize {
-        self.inner.store.token_count()
-    }
-
-    fn refuse_if_poisoned(&self) -> Result<()> {
-        if self.inner.poisoned.load(Ordering::SeqCst) {
-            return Err(Error::internal(
-                "the ledger refuses writes after a failed flush; reopen it to recover",
-            ));
-        }
-        self.refuse_if_stale()
-    }
-
-    fn refuse_if_stale(&self) -> Result<()> {
-        match &*self.inner.stale.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(why) => Err(Error::internal(format_args!("{why}; rebuild the views to repair"))),
-            None => Ok(()),
-        }
+        self.inner.shared.store.token_count()
     }
 
     /// The store, for a read by `caller`: the views must be trusted and the caller allowed.
     fn reader(&self, caller: &Caller) -> Result<&Store> {
-        self.refuse_if_stale()?;
-        decider::authorize(&self.inner.store, caller, Access::Read)?;
-        Ok(&self.inner.store)
+        let shared = &self.inner.shared;
+        shared.refuse_if_stale()?;
+        decider::authorize(&shared.store, caller, Access::Read)?;
+        Ok(&shared.store)
     }
 
-    /// Commits one command and makes it as durable as configured; returns its response.
+    /// Queues one command for the writer (which commits it with whatever else waits) and
+    /// returns its response once it is as durable as configured.
     fn write(&self, caller: &Caller, client_token: Option<&str>, command: Command) -> Result<Response> {
-        let inner = &self.inner;
+        self.inner.shared.refuse_writes()?;
         let request =
             WriteRequest { caller: caller.clone(), client_token: client_token.map(str::to_owned), command };
-        let mut writer = self.lock_writer()?;
-        self.refuse_if_poisoned()?;
-        let now = inner.config.clock.now_ms();
-        let committed =
-            writer.commit(&inner.store, &inner.config.limits, now, std::slice::from_ref(&request))?;
-        if committed.wrote && inner.config.durability == Durability::Immediate {
-            self.sync_or_poison()?;
-        }
-        let result = committed.results.into_iter().next();
-        result.unwrap_or_else(|| Err(Error::internal("writer returned no result"))).map(|o| o.response)
-    }
-
-    fn sync_or_poison(&self) -> Result<()> {
-        sync_or_poison(&self.inner.store, &self.inner.poisoned)
+        self.inner.pipeline.submit(request)
     }
 }
 
@@ -582,38 +586,4 @@ fn user_id_response(response: Response) -> Result<UserIdResponse> {
 /// A stored response of another operation's shape: only a corrupt token record can cause it.
 fn unexpected(response: Response) -> Error {
     Error::internal(format_args!("corrupt tokens: a stored response {response:?} does not fit the operation"))
-}
-
-fn sync_or_poison(store: &Store, poisoned: &AtomicBool) -> Result<()> {
-    store.sync().inspect_err(|_| poisoned.store(true, Ordering::SeqCst))
-}
-
-/// A thread that syncs the store every period, and once more when dropped.
-struct Flusher {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Flusher {
-    fn spawn(store: Store, period: Duration, poisoned: Arc<AtomicBool>) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = thread::spawn(move || loop {
-            let last = matches!(stopped.recv_timeout(period), Err(RecvTimeoutError::Disconnected));
-            // A failure poisons the ledger; there is no caller here to tell.
-            let _ = sync_or_poison(&store, &poisoned);
-            if last {
-                break;
-            }
-        });
-        Flusher { stop: Some(stop), thread: Some(thread) }
-    }
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }

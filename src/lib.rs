@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod clock;
 pub mod codec;
+pub mod commit;
 pub mod decider;
 pub mod domain;
 pub mod error;
@@ -28,10 +29,11 @@ pub mod writer;
 
 pub use audit::{AsOf, Digest, Fault, Problem, Report};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use commit::Durability;
 pub use domain::{ApiAccess, Caller, Identity, KxUser, User, UserStatus, UserType};
 pub use error::{Error, Result, Rule};
 pub use event::{Envelope, Event, Sealed, Subject};
-pub use ledger::{Config, Durability, Ledger, Stats};
+pub use ledger::{Config, Ledger, Stats};
 pub use request::{
     CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, KxUserResponse, KxUserSummary,
     ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,

@@ -1,0 +1,274 @@
+//! The write pipeline: a bounded queue, one writer thread that commits everything waiting as one
+//! batch (group commit: one transaction, one flush), and durability (sync, periodic flusher,
+//! poisoning after a failed sync).
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::decider::Limits;
+use crate::error::{Error, Result};
+use crate::idempotency::Response;
+use crate::store::Store;
+use crate::writer::{WriteRequest, Writer};
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After it is on disk: sled's flush plus an fdatasync of the data file.
+    Immediate,
+    /// At once; a background thread makes writes durable every period.
+    Periodic(Duration),
+}
+
+/// A seam for tests of failure handling: called before every sync; an error makes the sync fail.
+#[derive(Clone)]
+pub struct SyncHook(pub Arc<dyn Fn() -> std::io::Result<()> + Send + Sync>);
+
+impl fmt::Debug for SyncHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SyncHook")
+    }
+}
+
+/// What the writer thread and the ledger's other writers (purge, rebuild) share.
+pub struct Shared {
+    /// The store.
+    pub store: Store,
+    writer: Mutex<Writer>,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    durability: Durability,
+    sync_hook: Option<SyncHook>,
+    /// Set when a sync failed: what is on disk is unknown, so writes stop until a reopen.
+    poisoned: AtomicBool,
+    /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
+    stale: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Shared state for a store whose log ends at the writer's head.
+    pub fn new(
+        store: Store,
+        writer: Writer,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+        durability: Durability,
+        sync_hook: Option<SyncHook>,
+        stale: Option<String>,
+    ) -> Self {
+        Shared {
+            store,
+            writer: Mutex::new(writer),
+            limits,
+            clock,
+            durability,
+            sync_hook,
+            poisoned: AtomicBool::new(false),
+            stale: Mutex::new(stale),
+        }
+    }
+
+    /// The writer, for commits and for anything that must not interleave with them.
+    pub fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock leaves the head as last committed: still valid.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current time from the configured clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Whether a write must be on disk before it is acknowledged.
+    pub fn immediate(&self) -> bool {
+        self.durability == Durability::Immediate
+    }
+
+    /// Why the views cannot be trusted, if they cannot.
+    pub fn stale(&self) -> Option<String> {
+        self.stale.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Marks the views as trusted again (after a rebuild).
+    pub fn set_fresh(&self) {
+        *self.stale.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// An error if the views cannot be trusted.
+    pub fn refuse_if_stale(&self) -> Result<()> {
+        match self.stale() {
+            Some(why) => Err(Error::internal(format_args!("{why}; rebuild the views to repair"))),
+            None => Ok(()),
+        }
+    }
+
+    /// An error if writes must stop: after a failed sync, or while the views cannot be trusted.
+    pub fn refuse_writes(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::internal(
+                "the ledger refuses writes after a failed flush; reopen it to recover",
+            ));
+        }
+        self.refuse_if_stale()
+    }
+
+    /// Makes committed writes durable; a failure poisons the ledger.
+    pub fn sync(&self) -> Result<()> {
+        let hooked = match &self.sync_hook {
+            Some(hook) => (hook.0)().map_err(Error::from),
+            None => Ok(()),
+        };
+        hooked.and_then(|()| self.store.sync()).inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
+    }
+
+    /// Decides and commits `requests` as one batch, syncs once if required; one answer each.
+    fn commit_batch(&self, requests: &[WriteRequest]) -> Vec<Result<Response>> {
+        let all = |e: Error| vec![Err(e); requests.len()];
+        if let Err(e) = self.refuse_writes() {
+            return all(e);
+        }
+        let mut writer = self.lock_writer();
+        let committed = match writer.commit(&self.store, &self.limits, self.now_ms(), requests) {
+            Ok(committed) => committed,
+            Err(e) => return all(e),
+        };
+        if committed.wrote && self.immediate() {
+            if let Err(e) = self.sync() {
+                return all(Error::internal(format_args!("the batch may not be on disk: {e}")));
+            }
+        }
+        committed.results.into_iter().map(|r| r.map(|outcome| outcome.response)).collect()
+    }
+}
+
+/// A request waiting in the queue, with where to send its answer.
+struct Job {
+    request: WriteRequest,
+    reply: mpsc::Sender<Result<Response>>,
+}
+
+/// The queue and the writer thread that empties it in batches.
+pub struct Pipeline {
+    sender: Mutex<Option<SyncSender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl Pipeline {
+    /// Starts the writer thread: batches of at most `max_batch`, a queue of at most `capacity`.
+    pub fn start(shared: Arc<Shared>, capacity: usize, max_batch: usize) -> Self {
+        let (sender, receiver) = mpsc::sync_channel(capacity);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = queued.clone();
+        let thread = thread::Builder::new()
+            .name("user-ledger-writer".into())
+            .spawn(move || run(&shared, &receiver, &counter, max_batch.max(1)))
+            .expect("the OS can start a thread");
+        Pipeline { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), queued, capacity }
+    }
+
+    /// Queues `request` and waits for its answer; Throttling at once if the queue is full.
+    pub fn submit(&self, request: WriteRequest) -> Result<Response> {
+        let (reply, answer) = mpsc::channel();
+        {
+            let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(sender) = sender.as_ref() else {
+                return Err(Error::internal("the ledger is closed"));
+            };
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            match sender.try_send(Job { request, reply }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Error::Throttling {
+                        message: format!(
+                            "The write queue is full ({} requests waiting); retry later",
+                            self.capacity
+                        ),
+                    });
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Error::internal("the ledger's writer has stopped"));
+                }
+            }
+        }
+        answer.recv().unwrap_or_else(|_| Err(Error::internal("the ledger's writer stopped before answering")))
+    }
+
+    /// How many requests wait in the queue (not yet taken into a batch).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking requests, commits every queued one, and waits for the writer to finish.
+    pub fn close(&self) {
+        drop(self.sender.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The writer thread: take everything waiting (up to `max_batch`), commit it as one, answer each.
+/// Ends when the queue is closed and empty, so nothing accepted is dropped.
+fn run(shared: &Shared, receiver: &Receiver<Job>, queued: &AtomicUsize, max_batch: usize) {
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        queued.fetch_sub(jobs.len(), Ordering::SeqCst);
+        let (requests, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.request, j.reply)).unzip();
+        for (reply, answer) in replies.into_iter().zip(shared.commit_batch(&requests)) {
+            // A caller that went away does not need its answer.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// A thread that syncs the store every period, and once more when dropped.
+pub struct Flusher {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    /// Starts syncing `shared`'s store every `period`.
+    pub fn spawn(shared: Arc<Shared>, period: Duration) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || loop {
+            let last = matches!(stopped.recv_timeout(period), Err(RecvTimeoutError::Disconnected));
+            // A failure poisons the ledger; there is no caller here to tell.
+            let _ = shared.sync();
+            if last {
+                break;
+            }
+        });
+        Flusher { stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
