@@ -127,10 +127,7 @@ impl Store {
         region: Option<&str>,
         account: Option<&str>,
     ) -> Result<Opened> {
-        let db =
-            sled::Config::new().path(path).cache_capacity(cache_bytes).open().map_err(|e| {
-                Error::internal(format_args!("cannot open database at {}: {e}", path.display()))
-            })?;
+        let db = open_sled(sled::Config::new().path(path).cache_capacity(cache_bytes))?;
         let names = TreeId::FIXED.iter().map(|(_, name)| *name).chain(ViewTree::ALL.map(ViewTree::name));
         let trees = names.map(|name| db.open_tree(name)).collect::<sled::Result<Vec<_>>>()?;
         let data_file = File::open(path.join("db"))
