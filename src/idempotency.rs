@@ -74,6 +74,14 @@ pub fn token_key(operation: &str, token: &str) -> Vec<u8> {
     key
 }
 
+/// The (operation, token) a token key names; `None` if it is not one.
+pub fn split_token_key(key: &[u8]) -> Option<(&str, &str)> {
+    let zero = key.iter().position(|&b| b == 0)?;
+    let operation = std::str::from_utf8(&key[..zero]).ok()?;
+    let token = std::str::from_utf8(&key[zero + 1..]).ok()?;
+    Some((operation, token))
+}
+
 /// The key of the expiry index entry of a record: expiry (big-endian, so sled orders by it), key.
 pub fn expiry_key(expires_ms: i64, token_key: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + token_key.len());
@@ -169,6 +177,8 @@ mod tests {
         assert!(expiry_key(99, &k) < expiry_key(100, b"\0"));
         assert_eq!(split_expiry_key(&expiry_key(1234, &k)), Some((1234, &k[..])));
         assert_eq!(split_expiry_key(b"short"), None);
+        assert_eq!(split_token_key(&k), Some(("EnableUser", "t")));
+        assert_eq!(split_token_key(b"no zero"), None);
     }
 
     #[test]

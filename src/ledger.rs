@@ -553,6 +553,21 @@ impl Ledger {
         self.inner.shared.store.token(&idempotency::token_key(operation, client_token))
     }
 
+    /// Every stored clientToken record as (operation, token, record), live or expired.
+    pub fn tokens(&self) -> Result<Vec<(String, String, TokenRecord)>> {
+        let corrupt = || Error::internal("corrupt tokens: a key is not operation, zero byte, token");
+        self.inner
+            .shared
+            .store
+            .tokens()
+            .map(|entry| {
+                let (key, record) = entry?;
+                let (operation, token) = idempotency::split_token_key(&key).ok_or_else(corrupt)?;
+                Ok((operation.to_owned(), token.to_owned(), record))
+            })
+            .collect()
+    }
+
     /// How many clientToken records are stored, live or expired but not yet purged.
     pub fn token_count(&self) -> usize {
         self.inner.shared.store.token_count()

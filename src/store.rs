@@ -404,6 +404,15 @@ impl Store {
             .transpose()
     }
 
+    /// Every token record with its key, in key order.
+    pub fn tokens(&self) -> impl Iterator<Item = Result<(Vec<u8>, TokenRecord)>> + '_ {
+        self.tree(TreeId::Tokens).iter().map(|entry| {
+            let (key, value) = entry?;
+            let what = format_args!("tokens[{}]", String::from_utf8_lossy(&key)).to_string();
+            Ok((key.to_vec(), codec::decode(what, &value)?))
+        })
+    }
+
     /// Up to `limit` keys of the expiry index whose expiry is at or before `now_ms`, oldest first.
     pub fn expired_tokens(&self, now_ms: i64, limit: usize) -> Result<Vec<Vec<u8>>> {
         let end = idempotency::expiry_key(now_ms.saturating_add(1), &[]);
