@@ -48,6 +48,8 @@ pub struct Shared {
     poisoned: AtomicBool,
     /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
     stale: Mutex<Option<String>>,
+    /// Whether `stale` holds a reason: read on every request, so it must not take the lock.
+    is_stale: AtomicBool,
 }
 
 impl Shared {
@@ -69,6 +71,7 @@ impl Shared {
             durability,
             sync_hook,
             poisoned: AtomicBool::new(false),
+            is_stale: AtomicBool::new(stale.is_some()),
             stale: Mutex::new(stale),
         }
     }
@@ -97,10 +100,14 @@ impl Shared {
     /// Marks the views as trusted again (after a rebuild).
     pub fn set_fresh(&self) {
         *self.stale.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.is_stale.store(false, Ordering::SeqCst);
     }
 
     /// An error if the views cannot be trusted.
     pub fn refuse_if_stale(&self) -> Result<()> {
+        if !self.is_stale.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         match self.stale() {
             Some(why) => Err(Error::internal(format_args!("{why}; rebuild the views to repair"))),
             None => Ok(()),
