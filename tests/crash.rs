@@ -71,15 +71,18 @@ fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Vec<String> {
     reader.join().unwrap()
 }
 
-/// Reopens the database after a kill and checks every invariant.
-fn check(path: &std::path::Path, acknowledged: &[String], cycle: usize) {
+/// Reopens the database after a kill and checks every invariant (the full verify, which reads the
+/// whole log, only when `full`).
+fn check(path: &std::path::Path, acknowledged: &[String], cycle: usize, full: bool) {
     let ledger = Ledger::open_path(path).unwrap();
     assert_eq!(ledger.views_status(), None, "cycle {cycle}");
     for id in acknowledged {
         assert!(ledger.get_user(&Caller::System, id).is_ok(), "cycle {cycle}: acknowledged user {id} lost");
     }
-    let report = ledger.verify(None, &mut |_| {}).unwrap();
-    assert_eq!(report.problem, None, "cycle {cycle}: views == fold(log) and the chain verify");
+    if full {
+        let report = ledger.verify(None, &mut |_| {}).unwrap();
+        assert_eq!(report.problem, None, "cycle {cycle}: views == fold(log) and the chain verify");
+    }
     for (operation, token, record) in ledger.tokens().unwrap() {
         let Some(seq) = record.seq else { continue };
         let entry = ledger.log(seq).next().unwrap().unwrap().envelope;
@@ -93,7 +96,7 @@ fn check(path: &std::path::Path, acknowledged: &[String], cycle: usize) {
     }
 }
 
-fn crash_cycles(cycles: usize, seed: u64) {
+fn crash_cycles(cycles: usize, seed: u64, verify_every: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -103,7 +106,7 @@ fn crash_cycles(cycles: usize, seed: u64) {
         // Short delays kill it while it opens (and recovers); longer ones while it writes.
         let kill_after = Duration::from_millis(if rng.bool() { rng.u64(0..30) } else { rng.u64(30..250) });
         acknowledged.extend(run_and_kill(&path, kill_after));
-        check(&path, &acknowledged, cycle);
+        check(&path, &acknowledged, cycle, cycle % verify_every == 0 || cycle + 1 == cycles);
     }
     let events = Ledger::open_path(&path).unwrap().digest().unwrap().seq;
     eprintln!(
@@ -116,11 +119,12 @@ fn crash_cycles(cycles: usize, seed: u64) {
 
 #[test]
 fn fifty_kills_lose_no_acknowledged_write() {
-    crash_cycles(50, 0x5eed);
+    crash_cycles(50, 0x5eed, 1);
 }
 
 #[test]
-#[ignore = "long: cargo test --test crash -- --ignored a_thousand_kills"]
+#[ignore = "long: cargo test --release --test crash -- --ignored a_thousand_kills"]
 fn a_thousand_kills_lose_no_acknowledged_write() {
-    crash_cycles(1000, 0x1000);
+    // The full verify reads the whole (growing) log: every 10th kill and after the last.
+    crash_cycles(1000, 0x1000, 10);
 }
