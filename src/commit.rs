@@ -169,15 +169,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the writer thread: batches of at most `max_batch`, a queue of at most `capacity`.
-    pub fn start(shared: Arc<Shared>, capacity: usize, max_batch: usize) -> Self {
+    pub fn start(shared: Arc<Shared>, capacity: usize, max_batch: usize) -> Result<Self> {
         let (sender, receiver) = mpsc::sync_channel(capacity);
         let queued = Arc::new(AtomicUsize::new(0));
         let counter = queued.clone();
         let thread = thread::Builder::new()
             .name("user-ledger-writer".into())
             .spawn(move || run(&shared, &receiver, &counter, max_batch.max(1)))
-            .expect("the OS can start a thread");
-        Pipeline { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), queued, capacity }
+            .map_err(|e| Error::internal(format_args!("cannot start the writer thread: {e}")))?;
+        Ok(Pipeline { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), queued, capacity })
     }
 
     /// Queues `request` and waits for its answer; Throttling at once if the queue is full.

@@ -21,7 +21,7 @@ use crate::request::{
     KxUserSummary, ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest,
     UserIdResponse,
 };
-use crate::store::{Head, Opened, Store};
+use crate::store::{Opened, Store};
 use crate::validate;
 use crate::views::{MemViews, Rows, ViewTree};
 use crate::writer::{WriteRequest, Writer, PURGE_PER_COMMIT};
@@ -208,7 +208,7 @@ impl Ledger {
             Durability::Immediate => None,
             Durability::Periodic(period) => Some(Flusher::spawn(shared.clone(), period)),
         };
-        let pipeline = Pipeline::start(shared.clone(), config.queue_capacity, config.max_batch);
+        let pipeline = Pipeline::start(shared.clone(), config.queue_capacity, config.max_batch)?;
         Ok(Ledger {
             inner: Arc::new(Inner {
                 shared,
@@ -496,20 +496,9 @@ impl Ledger {
         self.inner.shared.store.raw_log(1)
     }
 
-    /// The committed head of the log: (seq, hash).
-    pub fn head(&self) -> Result<(u64, [u8; 32])> {
-        let head: Head = self.inner.shared.lock_writer().head();
-        Ok((head.seq, head.hash))
-    }
-
     /// Every stored view row, as bytes: what a fold of the log must reproduce.
     pub fn view_rows(&self) -> Result<Rows> {
         self.inner.shared.store.view_rows()
-    }
-
-    /// Bytes the database uses on disk.
-    pub fn size_on_disk(&self) -> Result<u64> {
-        self.inner.shared.store.size_on_disk()
     }
 
     /// Makes every acknowledged write durable now (useful with Periodic durability).

@@ -37,7 +37,7 @@ impl TestLedger {
 
     /// How many events the log holds (the log is dense, so the head's seq).
     pub fn events(&self) -> u64 {
-        self.ledger.head().unwrap().0
+        self.ledger.digest().unwrap().seq
     }
 
     /// Creates an APP_USER as the system; returns its id.
