@@ -440,6 +440,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// database is dropped, so a close followed by a reopen in the same process would otherwise fail
 /// at random. A lock still held after the wait belongs to another process.
 pub fn open_sled(config: sled::Config) -> Result<sled::Db> {
+    remove_unfinished_snapshots(&config.path)?;
     let started = Instant::now();
     loop {
         match config.open() {
@@ -462,6 +463,27 @@ pub fn open_sled(config: sled::Config) -> Result<sled::Db> {
             }
         }
     }
+}
+
+/// Removes `snap.*.generating` files: snapshots sled was writing when its process died.
+///
+/// sled 0.34 writes a snapshot to `snap.<lsn>.generating` and renames it when complete, but on
+/// open it reads the last snapshot file by name *including* unfinished ones, so a kill during a
+/// snapshot write leaves a database that refuses to open ("Read corrupted data at file offset
+/// None"; sled issues 1527 and 1533; our crash test hit it). An unfinished snapshot is never the
+/// one to read: without it sled reads the last finished snapshot and replays its log from there.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) }; // a new database
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(&path).map_err(|e| {
+                Error::internal(format_args!("cannot remove the unfinished snapshot {}: {e}", path.display()))
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn decode_user(key: &[u8], value: &[u8]) -> Result<User> {

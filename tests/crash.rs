@@ -74,7 +74,8 @@ fn run_and_kill(path: &std::path::Path, kill_after: Duration) -> Vec<String> {
 /// Reopens the database after a kill and checks every invariant (the full verify, which reads the
 /// whole log, only when `full`).
 fn check(path: &std::path::Path, acknowledged: &[String], cycle: usize, full: bool) {
-    let ledger = Ledger::open_path(path).unwrap();
+    let ledger =
+        Ledger::open_path(path).unwrap_or_else(|e| panic!("cycle {cycle}: {e} ({})", path.display()));
     assert_eq!(ledger.views_status(), None, "cycle {cycle}");
     for id in acknowledged {
         assert!(ledger.get_user(&Caller::System, id).is_ok(), "cycle {cycle}: acknowledged user {id} lost");
@@ -97,8 +98,9 @@ fn check(path: &std::path::Path, acknowledged: &[String], cycle: usize, full: bo
 }
 
 fn crash_cycles(cycles: usize, seed: u64, verify_every: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
+    // Kept if a check fails, for a post-mortem; removed at the end otherwise.
+    let dir = tempfile::tempdir().unwrap().keep();
+    let path = dir.join("db");
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut acknowledged = Vec::new();
     let started = Instant::now();
@@ -107,6 +109,9 @@ fn crash_cycles(cycles: usize, seed: u64, verify_every: usize) {
         let kill_after = Duration::from_millis(if rng.bool() { rng.u64(0..30) } else { rng.u64(30..250) });
         acknowledged.extend(run_and_kill(&path, kill_after));
         check(&path, &acknowledged, cycle, cycle % verify_every == 0 || cycle + 1 == cycles);
+        if cycle == 0 {
+            eprintln!("crash test database: {}", path.display());
+        }
     }
     let events = Ledger::open_path(&path).unwrap().digest().unwrap().seq;
     eprintln!(
@@ -115,6 +120,7 @@ fn crash_cycles(cycles: usize, seed: u64, verify_every: usize) {
         acknowledged.len()
     );
     assert!(!acknowledged.is_empty(), "the child acknowledged writes");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -405,3 +405,19 @@ fn api_access_accepts_the_older_wire_spelling() {
     let id = t.create_with(request);
     assert_eq!(t.ledger.get_user(&SYSTEM, &id).unwrap().api_access, Some(ApiAccess::Enabled));
 }
+
+#[test]
+fn an_unfinished_snapshot_left_by_a_kill_does_not_block_open() {
+    let t = TestLedger::new();
+    let id = t.create("a@example.com");
+    let TestLedger { ledger, clock, dir } = t;
+    drop(ledger);
+    // What a SIGKILL during sled's snapshot write leaves: a partial `.generating` file, which
+    // sled 0.34 would read on open and refuse as corrupt.
+    let partial = dir.path().join("db").join("snap.FFFFFFFFFFFFFFFF.generating");
+    std::fs::write(&partial, [0x42; 40]).unwrap();
+    let t = TestLedger { ledger: Ledger::open_path(dir.path().join("db")).unwrap(), clock, dir };
+    assert!(!partial.exists());
+    assert_eq!(t.ledger.get_user(&SYSTEM, &id).unwrap().email_address, "a@example.com");
+    assert_eq!(t.ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+}
