@@ -6,7 +6,7 @@ use std::str::FromStr;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::event::Sealed;
-use crate::views::{MemViews, Rows};
+use crate::views::{MemViews, ViewTree};
 
 /// A point of the log an auditor keeps outside: the seq and the hash of the entry there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,26 +230,23 @@ pub fn verify_entries(
     Ok((Report { events: head.seq, head, problem }, views))
 }
 
-/// The first row where `live` and `folded` differ, as a fault.
-pub fn compare_rows(live: &Rows, folded: &Rows) -> Option<Fault> {
-    let mut live_rows = live.iter();
-    let mut folded_rows = folded.iter();
+/// Walks the rows of one view as stored (`live`) and as folded, both in key order, and returns
+/// the first difference as a fault. Streams both sides: nothing is collected.
+pub fn first_difference(
+    view: ViewTree,
+    mut live: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    mut folded: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+) -> Result<Option<Fault>> {
     loop {
-        match (live_rows.next(), folded_rows.next()) {
-            (None, None) => return None,
+        let (a, b) = (live.next().transpose()?, folded.next());
+        let key = match (&a, &b) {
+            (None, None) => return Ok(None),
             (a, b) if a == b => continue,
-            (a, b) => {
-                let ((tree, key), _) = match (a, b) {
-                    (Some(a), Some(b)) => a.min(b),
-                    (Some(a), None) | (None, Some(a)) => a,
-                    (None, None) => unreachable!("handled above"),
-                };
-                return Some(Fault::ViewsDiffer {
-                    tree: tree.name(),
-                    key: String::from_utf8_lossy(key).into(),
-                });
-            }
-        }
+            (Some((ka, _)), Some((kb, _))) => ka.min(kb).clone(),
+            (Some((k, _)), None) | (None, Some((k, _))) => k.clone(),
+        };
+        let key = String::from_utf8_lossy(&key).into_owned();
+        return Ok(Some(Fault::ViewsDiffer { tree: view.name(), key }));
     }
 }
 

@@ -408,8 +408,14 @@ impl Ledger {
             if report.head != (Digest { seq: head.seq, hash: head.hash }) {
                 let seq = report.head.seq.max(head.seq);
                 report.problem = Some(Problem { seq, fault: Fault::HeadMismatch { head_seq: head.seq } });
-            } else if let Some(fault) = audit::compare_rows(&store.view_rows()?, &folded.rows()) {
-                report.problem = Some(Problem { seq: head.seq, fault });
+            } else {
+                for view in ViewTree::ALL {
+                    let live = store.view_iter(view);
+                    if let Some(fault) = audit::first_difference(view, live, folded.rows_of(view))? {
+                        report.problem = Some(Problem { seq: head.seq, fault });
+                        break;
+                    }
+                }
             }
         }
         Ok(report)

@@ -384,6 +384,12 @@ impl Store {
         self.tree(TreeId::View(view)).len()
     }
 
+    /// The rows of `view` as stored, in key order.
+    pub fn view_iter(&self, view: ViewTree) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+        let rows = self.tree(TreeId::View(view)).iter();
+        rows.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Error::from))
+    }
+
     /// Every stored view row, for comparison with a fold of the log.
     pub fn view_rows(&self) -> Result<Rows> {
         let mut rows = Rows::new();

@@ -146,17 +146,31 @@ impl MemViews {
 
     /// The rows the store would hold for these views.
     pub fn rows(&self) -> Rows {
-        let mut rows = Rows::new();
-        rows.extend(self.users.values().map(user_row));
-        rows.extend(self.emails.iter().map(|(key, id)| email_row(key, id)));
-        // The store writes the counter on the first Created and keeps it, even at zero.
-        if !self.users.is_empty() {
-            rows.extend([enabled_users_row(self.enabled_users)]);
+        ViewTree::ALL
+            .iter()
+            .flat_map(|&view| self.rows_of(view).map(move |(key, value)| ((view, key), value)))
+            .collect()
+    }
+
+    /// The (key, value) rows the store would hold in `view`, in the store's key order.
+    pub fn rows_of(&self, view: ViewTree) -> Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + '_> {
+        let strip = |((_, key), value): Row| (key, value);
+        match view {
+            ViewTree::Users => Box::new(self.users.values().map(user_row).map(strip)),
+            ViewTree::Emails => Box::new(self.emails.iter().map(move |(k, id)| strip(email_row(k, id)))),
+            ViewTree::Counters => {
+                // The store writes the counter on the first Created and keeps it, even at zero.
+                let enabled = (!self.users.is_empty()).then(|| enabled_users_row(self.enabled_users));
+                let kx = self.kx_counts.iter().map(|(env, count)| kx_count_row(env, *count));
+                let mut rows: Vec<_> = enabled.into_iter().chain(kx).map(strip).collect();
+                rows.sort();
+                Box::new(rows.into_iter())
+            }
+            ViewTree::KxUsers => Box::new(self.kx_users.values().map(kx_user_row).map(strip)),
+            ViewTree::History => {
+                Box::new(self.history.iter().map(move |key| strip(history_row(key.clone()))))
+            }
         }
-        rows.extend(self.kx_users.values().map(kx_user_row));
-        rows.extend(self.kx_counts.iter().map(|(env, count)| kx_count_row(env, *count)));
-        rows.extend(self.history.iter().map(|key| history_row(key.clone())));
-        rows
     }
 }
 
