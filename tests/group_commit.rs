@@ -56,18 +56,14 @@ impl Gate {
     }
 }
 
-fn spawn_create(ledger: &Ledger, email: &str) -> JoinHandle<Result<UserIdResponse, Error>> {
+fn spawn_create(ledger: &Ledger, email: &str) -> Pending {
     let ledger = ledger.clone();
     let request = CreateUserRequest::new(email, "APP_USER");
     thread::spawn(move || ledger.create_user(&SYSTEM, &request))
 }
 
 /// Queues a create behind the held writer and waits until it is in the queue, to fix the order.
-fn queue_create(
-    ledger: &Ledger,
-    email: &str,
-    queued_before: usize,
-) -> JoinHandle<Result<UserIdResponse, Error>> {
+fn queue_create(ledger: &Ledger, email: &str, queued_before: usize) -> Pending {
     let handle = spawn_create(ledger, email);
     while ledger.queued_writes() < queued_before + 1 {
         thread::yield_now();
@@ -108,14 +104,23 @@ fn a_batch_commits_in_queue_order_with_one_sync_and_a_bad_request_fails_alone() 
     assert_eq!(t.ledger.get_user(&SYSTEM, &a).unwrap().status, UserStatus::Enabled);
 }
 
-#[test]
-fn a_full_queue_answers_throttling_at_once_and_drops_nothing() {
+type Pending = JoinHandle<Result<UserIdResponse, Error>>;
+
+/// A ledger whose writer is held inside its first batch's sync (creating a@), with a full queue
+/// of two (b@, c@) behind it.
+fn held_with_a_full_queue() -> (Arc<Gate>, TestLedger, [Pending; 3]) {
     let gate = Gate::closed();
     let t = TestLedger::with(|c| c.sync_hook(gate.hook()).queue_capacity(2));
     let first = spawn_create(&t.ledger, "a@example.com");
     gate.wait_entered(1);
     let b = queue_create(&t.ledger, "b@example.com", 0);
     let c = queue_create(&t.ledger, "c@example.com", 1);
+    (gate, t, [first, b, c])
+}
+
+#[test]
+fn a_full_queue_answers_throttling_at_once_and_drops_nothing() {
+    let (gate, t, [first, b, c]) = held_with_a_full_queue();
     let err =
         t.ledger.create_user(&SYSTEM, &CreateUserRequest::new("d@example.com", "APP_USER")).unwrap_err();
     assert_eq!(
@@ -158,12 +163,7 @@ fn a_failed_sync_fails_its_batch_and_poisons_writes_until_reopen() {
 
 #[test]
 fn close_commits_everything_queued_then_refuses_writes() {
-    let gate = Gate::closed();
-    let t = TestLedger::with(|c| c.sync_hook(gate.hook()).queue_capacity(2));
-    let first = spawn_create(&t.ledger, "a@example.com");
-    gate.wait_entered(1);
-    let b = queue_create(&t.ledger, "b@example.com", 0);
-    let c = queue_create(&t.ledger, "c@example.com", 1);
+    let (gate, t, [first, b, c]) = held_with_a_full_queue();
     let closer = {
         let ledger = t.ledger.clone();
         thread::spawn(move || ledger.close())
