@@ -129,6 +129,8 @@ pub struct Report {
     pub events: u64,
     /// The last good point of the log checked.
     pub head: Digest,
+    /// The time of the entry at `head` (`i64::MIN` for an empty log).
+    pub time_ms: i64,
     /// The first problem found; `None` if everything verifies.
     pub problem: Option<Problem>,
 }
@@ -188,9 +190,13 @@ impl Chain {
     }
 }
 
+/// How often (in seqs) long walks report progress.
+pub const PROGRESS_EVERY: u64 = 10_000;
+
 /// Verifies raw log entries: the chain, against `digest` if given, and folds them.
 ///
-/// Returns the report and the fold (for comparison with live views).
+/// Returns the report and the fold (for comparison with live views, or for a rebuild).
+/// `progress` hears the seq reached every [`PROGRESS_EVERY`] entries and at the end.
 pub fn verify_entries(
     entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     digest: Option<Digest>,
@@ -217,9 +223,12 @@ pub fn verify_entries(
             problem = Some(Problem { seq, fault: Fault::DigestMismatch });
             break;
         }
-        progress(seq);
+        if seq % PROGRESS_EVERY == 0 {
+            progress(seq);
+        }
     }
     let head = chain.head();
+    progress(head.seq);
     if problem.is_none() {
         if let Some(d) = digest.filter(|d| d.seq > head.seq) {
             problem = Some(Problem { seq: d.seq, fault: Fault::DigestBeyondLog { last: head.seq } });
@@ -227,7 +236,7 @@ pub fn verify_entries(
             problem = Some(Problem { seq: 0, fault: Fault::DigestMismatch });
         }
     }
-    Ok((Report { events: head.seq, head, problem }, views))
+    Ok((Report { events: head.seq, head, time_ms: chain.time_ms(), problem }, views))
 }
 
 /// Walks the rows of one view as stored (`live`) and as folded, both in key order, and returns

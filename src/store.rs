@@ -1,5 +1,6 @@
 //! The sled store: the log, the views and meta, one transaction per commit. Knows no API rule.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::Bound;
@@ -263,29 +264,6 @@ impl Store {
             .map_err(|e: TransactionError<()>| Error::internal(format_args!("commit failed: {e:?}")))
     }
 
-    /// Writes view changes without one transaction across trees: each tree gets one atomic
-    /// batch, then meta's head and views seq move. For rebuilds only: a crash midway leaves the
-    /// views seq behind, so the views are reported as lagging and the rebuild can run again.
-    pub fn write_rebuilt(&self, changes: &Changes) -> Result<()> {
-        let mut batches: BTreeMap<TreeId, sled::Batch> = BTreeMap::new();
-        for ((tree, key), value) in &changes.writes {
-            let batch = batches.entry(*tree).or_default();
-            match value {
-                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
-                None => batch.remove(key.as_slice()),
-            }
-        }
-        for (tree, batch) in batches {
-            self.tree(tree).apply_batch(batch)?;
-        }
-        let meta = self.tree(TreeId::Meta);
-        meta.insert(META_HEAD, codec::encode(&changes.head))?;
-        if let Some(seq) = changes.views_seq {
-            meta.insert(META_VIEWS_SEQ, codec::encode(&seq))?;
-        }
-        Ok(())
-    }
-
     /// Makes every committed write durable: sled's flush, then an fdatasync of its data file.
     pub fn sync(&self) -> Result<()> {
         self.db.flush()?;
@@ -370,11 +348,71 @@ impl Store {
             .collect()
     }
 
-    /// Empties every view tree and marks the views as folded up to seq 0, before a rebuild.
-    pub fn clear_views(&self) -> Result<()> {
-        self.tree(TreeId::Meta).insert(META_VIEWS_SEQ, codec::encode(&0u64))?;
-        for view in ViewTree::ALL {
-            self.tree(TreeId::View(view)).clear()?;
+    /// Records the seq the views are folded up to (0 before a rebuild writes them).
+    pub fn set_views_seq(&self, seq: u64) -> Result<()> {
+        self.tree(TreeId::Meta).insert(META_VIEWS_SEQ, codec::encode(&seq))?;
+        Ok(())
+    }
+
+    /// Sets meta's head, and the views as folded up to it (the end of a rebuild).
+    pub fn set_head(&self, head: Head) -> Result<()> {
+        let meta = self.tree(TreeId::Meta);
+        meta.insert(META_HEAD, codec::encode(&head))?;
+        self.set_views_seq(head.seq)
+    }
+
+    /// Makes `view` hold exactly `rows` (given in key order): a merge walk over the stored rows
+    /// finds the rows to write and the keys to remove, which are then applied in batches.
+    pub fn reconcile(&self, view: ViewTree, rows: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
+        // Collected first: writing while iterating would show the iterator our own writes.
+        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut live = self.view_iter(view).peekable();
+        let mut wanted = rows.peekable();
+        loop {
+            let stored = match live.peek() {
+                Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(row)) => Some(row),
+                None => None,
+            };
+            let order = match (stored, wanted.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((sk, _)), Some((wk, _))) => sk.cmp(wk),
+            };
+            match order {
+                // A stored row the fold does not have: remove it.
+                Ordering::Less => {
+                    if let Some(Ok((key, _))) = live.next() {
+                        changes.push((key, None));
+                    }
+                }
+                // A row the store lacks: write it.
+                Ordering::Greater => {
+                    if let Some((key, value)) = wanted.next() {
+                        changes.push((key, Some(value)));
+                    }
+                }
+                // Both have the key: write only if the bytes differ.
+                Ordering::Equal => {
+                    if let (Some(Ok((_, stored))), Some((key, value))) = (live.next(), wanted.next()) {
+                        if stored != value {
+                            changes.push((key, Some(value)));
+                        }
+                    }
+                }
+            }
+        }
+        let tree = self.tree(TreeId::View(view));
+        for chunk in changes.chunks(10_000) {
+            let mut batch = sled::Batch::default();
+            for (key, value) in chunk {
+                match value {
+                    Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                    None => batch.remove(key.as_slice()),
+                }
+            }
+            tree.apply_batch(batch)?;
         }
         Ok(())
     }

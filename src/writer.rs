@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use ulid::Ulid;
 
-use crate::audit::Chain;
+use crate::audit;
 use crate::codec;
 use crate::decider::{self, Command, Limits, State, Views};
 use crate::domain::{Caller, KxUser, User, UserId};
@@ -21,9 +21,6 @@ use crate::views::{
     self, email_row, enabled_users_row, history_row, kx_count_row, kx_key, kx_user_row, user_row, Row,
     ViewTree,
 };
-
-/// How many events a rebuild folds per transaction.
-pub const REBUILD_CHUNK: u64 = 10_000;
 
 /// How many expired token records a commit purges on the side, at most.
 pub const PURGE_PER_COMMIT: usize = 16;
@@ -101,33 +98,28 @@ impl Writer {
         Ok(Committed { results, wrote })
     }
 
-    /// Drops every view and refolds it from the log, `REBUILD_CHUNK` events per transaction;
-    /// returns the head of the log. A crash midway leaves the views marked as lagging.
+    /// Refolds every view and index from the log and makes the stored views equal to the fold,
+    /// byte for byte; returns the head of the log. The log's chain is checked on the way; a
+    /// corrupt log is an error and changes nothing. Only rows that differ are written, so a
+    /// rebuild of healthy views writes almost nothing. Meta marks the views as folded up to seq 0
+    /// until the end, so a crash midway leaves them reported as lagging.
     pub fn rebuild(&mut self, store: &Store, progress: &mut dyn FnMut(u64)) -> Result<Head> {
-        store.clear_views()?;
-        let mut chain = Chain::default();
-        let mut batch = Batch::new(store, self.head);
-        for entry in store.raw_log(1) {
-            let (key, bytes) = entry?;
-            let sealed = chain.check(&key, &bytes).map_err(|problem| {
-                Error::internal(format_args!("cannot rebuild the views: the log is corrupt at {problem}"))
-            })?;
-            views::fold(&mut batch, &sealed.envelope)?;
-            let head = Head { seq: sealed.envelope.seq, hash: sealed.hash, time_ms: sealed.envelope.time_ms };
-            batch.changes.head = head;
-            batch.changes.views_seq = Some(head.seq);
-            if head.seq % REBUILD_CHUNK == 0 {
-                store.write_rebuilt(&batch.changes)?;
-                progress(head.seq);
-                batch = Batch::new(store, head);
-            }
+        let (report, folded) = audit::verify_entries(store.raw_log(1), None, progress)?;
+        if let Some(problem) = report.problem {
+            return Err(Error::internal(format_args!(
+                "cannot rebuild the views: the log is corrupt at {problem}"
+            )));
+        }
+        store.set_views_seq(0)?;
+        for view in ViewTree::ALL {
+            store.reconcile(view, folded.rows_of(view))?;
         }
         // An empty log has the empty head, whatever meta said.
-        let head = if chain.head().seq == 0 { Head::default() } else { batch.changes.head };
-        batch.changes.head = head;
-        batch.changes.views_seq = Some(head.seq);
-        store.write_rebuilt(&batch.changes)?;
-        progress(head.seq);
+        let head = match report.head.seq {
+            0 => Head::default(),
+            seq => Head { seq, hash: report.head.hash, time_ms: report.time_ms },
+        };
+        store.set_head(head)?;
         self.head = head;
         Ok(head)
     }
