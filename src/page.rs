@@ -6,6 +6,9 @@ use base64::Engine;
 use crate::error::{Error, Result, Rule};
 
 const MAC_LEN: usize = 16;
+/// The first character of every token: names the token format, and keeps tokens from starting
+/// with `-` (base64url can), which command lines would take for a flag.
+const PREFIX: char = '1';
 
 /// Issues and checks nextTokens with a per-database secret.
 #[derive(Debug, Clone)]
@@ -23,13 +26,14 @@ impl PageTokens {
     pub fn issue(&self, scope: &str, last_key: &[u8]) -> String {
         let mut bytes = self.mac(scope, last_key).to_vec();
         bytes.extend_from_slice(last_key);
-        URL_SAFE_NO_PAD.encode(bytes)
+        format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// The key a token of `scope` resumes after; a ValidationException on `field` if garbled or forged.
     pub fn open(&self, scope: &str, field: &str, token: &str) -> Result<Vec<u8>> {
         let invalid = || Error::validation(field, Rule::InvalidToken);
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+        let encoded = token.strip_prefix(PREFIX).ok_or_else(invalid)?;
+        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| invalid())?;
         if bytes.len() < MAC_LEN {
             return Err(invalid());
         }
@@ -66,8 +70,22 @@ mod tests {
         assert_eq!(PageTokens::new([8; 32]).open("users", "nextToken", &t), invalid, "other secret");
         assert_eq!(tokens.open("users", "nextToken", "not base64!"), invalid);
         assert_eq!(tokens.open("users", "nextToken", ""), invalid);
-        let mut forged = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        let mut forged = URL_SAFE_NO_PAD.decode(&t[1..]).unwrap();
         *forged.last_mut().unwrap() ^= 1;
-        assert_eq!(tokens.open("users", "nextToken", &URL_SAFE_NO_PAD.encode(forged)), invalid);
+        assert_eq!(
+            tokens.open("users", "nextToken", &format!("1{}", URL_SAFE_NO_PAD.encode(forged))),
+            invalid
+        );
+        assert_eq!(tokens.open("users", "nextToken", &t[1..]), invalid, "without its prefix");
+    }
+
+    #[test]
+    fn tokens_never_start_with_a_hyphen() {
+        let tokens = PageTokens::new([7; 32]);
+        for i in 0..2000u32 {
+            let t = tokens.issue("users", &i.to_be_bytes());
+            assert!(t.starts_with('1'), "{t}");
+            assert_eq!(tokens.open("users", "nextToken", &t).unwrap(), i.to_be_bytes());
+        }
     }
 }

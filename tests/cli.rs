@@ -99,6 +99,8 @@ fn api_errors_are_aws_shaped_on_stderr() {
         missing,
         json!({ "__type": "ResourceNotFoundException", "message": "User 01HZZZZZZZZZZZZZZZZZZZZZZZ does not exist" })
     );
+    let garbled = api_error(&db, &["list-users", "--max-results", "1", "--next-token", "-garbled"]);
+    assert_eq!(garbled["__type"], "ValidationException", "a hyphen-led token is a value, not a flag");
     let required = api_error(&db, &["list-users"]);
     assert_eq!(required["message"], "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must not be null");
 }

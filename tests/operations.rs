@@ -314,7 +314,7 @@ fn forged_or_foreign_next_tokens_are_validation_errors() {
         "another ledger's"
     );
     let mut forged = token.clone().into_bytes();
-    forged[0] = if forged[0] == b'A' { b'B' } else { b'A' };
+    forged[1] = if forged[1] == b'A' { b'B' } else { b'A' }; // past the format prefix
     let forged = String::from_utf8(forged).unwrap();
     assert_eq!(validation(&t.ledger.list_users(&SYSTEM, Some(1), Some(&forged))), invalid);
     assert_eq!(validation(&t.ledger.list_users(&SYSTEM, Some(1), Some("%%%"))), invalid);

@@ -68,7 +68,8 @@ enum Command {
     ListUsers {
         #[arg(long)]
         max_results: Option<i64>,
-        #[arg(long)]
+        /// A token from an earlier page (may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         next_token: Option<String>,
     },
     /// Remove every expired clientToken record; prints how many.
@@ -114,7 +115,8 @@ enum Command {
         environment_id: String,
         #[arg(long)]
         max_results: Option<i64>,
-        #[arg(long)]
+        /// A token from an earlier page (may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         next_token: Option<String>,
     },
     /// Print the log as JSON lines.
