@@ -478,7 +478,7 @@ impl Store {
 /// How long opening waits for the database's file lock to be released.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Opens sled, waiting up to [`LOCK_WAIT`] for its file lock.
+/// Opens sled, waiting up to 5 s (`LOCK_WAIT`) for its file lock.
 ///
 /// sled's background I/O threads can hold the lock for a moment after the last handle of a
 /// database is dropped, so a close followed by a reopen in the same process would otherwise fail

@@ -1,7 +1,7 @@
 //! The write path: decide a batch of requests in order, seal their events, commit them at once.
 //!
 //! Each request is decided against the state the ones before it in the batch left, through a
-//! [`Batch`] overlay on the store; the batch is then written in ONE store transaction, with the
+//! `Batch` overlay on the store; the batch is then written in ONE store transaction, with the
 //! token records of the requests that carried a clientToken. A request that is refused fails
 //! alone; the rest of its batch commits.
 
