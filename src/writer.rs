@@ -169,16 +169,21 @@ impl<'s> Batch<'s> {
         time_ms: i64,
         ttl_ms: i64,
     ) -> Result<Result<Outcome>> {
-        let token = request.client_token.as_deref().map(|t| {
+        // The token's key, fingerprint, and the expiry of the (expired) record it may replace.
+        let mut token = None;
+        if let Some(t) = request.client_token.as_deref() {
             let key = idempotency::token_key(request.command.operation(), t);
-            (key, idempotency::fingerprint(&request.caller, &request.command))
-        });
-        if let Some((key, fingerprint)) = &token {
-            match self.token(key).and_then(|r| idempotency::check(r.as_ref(), fingerprint, time_ms)) {
+            let fingerprint = idempotency::fingerprint(&request.caller, &request.command);
+            let stored = match self.token(&key) {
+                Ok(stored) => stored,
+                Err(e) => return Ok(Err(e)),
+            };
+            match idempotency::check(stored.as_ref(), &fingerprint, time_ms) {
                 Ok(Some(response)) => return Ok(Ok(Outcome { response, events: vec![] })),
                 Ok(None) => {}
                 Err(e) => return Ok(Err(e)),
             }
+            token = Some((key, fingerprint, stored.map(|r| r.expires_ms)));
         }
         let events = match decider::decide(self, limits, &request.caller, &request.command) {
             Ok(events) => events,
@@ -188,11 +193,11 @@ impl<'s> Batch<'s> {
             self.append(request, event.clone(), time_ms)?;
         }
         let response = Response::of(&request.command);
-        if let Some((key, fingerprint)) = token {
+        if let Some((key, fingerprint, replaced_expiry)) = token {
             let seq = (!events.is_empty()).then_some(self.changes.head.seq);
             let record =
                 TokenRecord { fingerprint, response: response.clone(), seq, expires_ms: time_ms + ttl_ms };
-            self.put_token(key, record)?;
+            self.put_token(key, record, replaced_expiry);
         }
         Ok(Ok(Outcome { response, events }))
     }
@@ -223,15 +228,15 @@ impl<'s> Batch<'s> {
         }
     }
 
-    /// Stores a token record, dropping the expiry entry of the expired record it replaces.
-    fn put_token(&mut self, key: Vec<u8>, record: TokenRecord) -> Result<()> {
-        if let Some(old) = self.token(&key)? {
-            self.write(TreeId::TokenExpiry, idempotency::expiry_key(old.expires_ms, &key), None);
+    /// Stores a token record, dropping the expiry entry of the expired record it replaces (whose
+    /// expiry the caller read already when it checked the token).
+    fn put_token(&mut self, key: Vec<u8>, record: TokenRecord, replaced_expiry: Option<i64>) {
+        if let Some(expires_ms) = replaced_expiry {
+            self.write(TreeId::TokenExpiry, idempotency::expiry_key(expires_ms, &key), None);
         }
         self.write(TreeId::TokenExpiry, idempotency::expiry_key(record.expires_ms, &key), Some(vec![]));
         self.write(TreeId::Tokens, key.clone(), Some(codec::encode(&record)));
         self.tokens.insert(key, Some(record));
-        Ok(())
     }
 
     /// Removes up to `limit` token records that expired at or before `now_ms`; returns how many.
