@@ -169,7 +169,6 @@ impl<'s> Batch<'s> {
         time_ms: i64,
         ttl_ms: i64,
     ) -> Result<Result<Outcome>> {
-        // The token's key, fingerprint, and the expiry of the (expired) record it may replace.
         let mut token = None;
         if let Some(t) = request.client_token.as_deref() {
             let key = idempotency::token_key(request.command.operation(), t);
@@ -183,7 +182,7 @@ impl<'s> Batch<'s> {
                 Ok(None) => {}
                 Err(e) => return Ok(Err(e)),
             }
-            token = Some((key, fingerprint, stored.map(|r| r.expires_ms)));
+            token = Some((key, fingerprint));
         }
         let events = match decider::decide(self, limits, &request.caller, &request.command) {
             Ok(events) => events,
@@ -193,11 +192,11 @@ impl<'s> Batch<'s> {
             self.append(request, event.clone(), time_ms)?;
         }
         let response = Response::of(&request.command);
-        if let Some((key, fingerprint, replaced_expiry)) = token {
+        if let Some((key, fingerprint)) = token {
             let seq = (!events.is_empty()).then_some(self.changes.head.seq);
             let record =
                 TokenRecord { fingerprint, response: response.clone(), seq, expires_ms: time_ms + ttl_ms };
-            self.put_token(key, record, replaced_expiry);
+            self.put_token(key, record);
         }
         Ok(Ok(Outcome { response, events }))
     }
@@ -228,12 +227,10 @@ impl<'s> Batch<'s> {
         }
     }
 
-    /// Stores a token record, dropping the expiry entry of the expired record it replaces (whose
-    /// expiry the caller read already when it checked the token).
-    fn put_token(&mut self, key: Vec<u8>, record: TokenRecord, replaced_expiry: Option<i64>) {
-        if let Some(expires_ms) = replaced_expiry {
-            self.write(TreeId::TokenExpiry, idempotency::expiry_key(expires_ms, &key), None);
-        }
+    /// Stores a token record and its expiry entry. An expired record it replaces leaves an expiry
+    /// entry behind; that entry is already due, and the purge drops it without touching the new
+    /// record (it only removes records whose expiry matches the entry).
+    fn put_token(&mut self, key: Vec<u8>, record: TokenRecord) {
         self.write(TreeId::TokenExpiry, idempotency::expiry_key(record.expires_ms, &key), Some(vec![]));
         self.write(TreeId::Tokens, key.clone(), Some(codec::encode(&record)));
         self.tokens.insert(key, Some(record));

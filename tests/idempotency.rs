@@ -180,12 +180,22 @@ fn a_token_reused_after_expiry_is_not_purged_by_its_old_expiry() {
     let t = TestLedger::new();
     let a = t.create("a@example.com");
     t.ledger.disable_user(&SYSTEM, &a, Some("tok")).unwrap();
+    // 20 more records expiring with "tok": more than one commit purges (16), so the commit that
+    // reuses "tok" still meets its old expiry entry, with the new record already in place.
+    for i in 0..20 {
+        t.ledger
+            .create_user(&SYSTEM, &create_with_token(&format!("o{i}@example.com"), &format!("o{i}")))
+            .unwrap();
+    }
+    assert_eq!(t.ledger.token_count(), 21);
     t.clock.advance(TTL);
-    t.ledger.enable_user(&SYSTEM, &a, None).unwrap();
-    t.ledger.disable_user(&SYSTEM, &a, Some("tok")).unwrap(); // reuses the expired token
-    assert_eq!(t.ledger.purge_expired_tokens().unwrap(), 0, "the old expiry entry went with the old record");
+    t.ledger.enable_user(&SYSTEM, &a, None).unwrap(); // purges 16 of the 21 expired records
+    assert_eq!(t.ledger.token_count(), 5);
+    t.ledger.disable_user(&SYSTEM, &a, Some("tok")).unwrap(); // reuses "tok"; the purge meets the rest
+    assert_eq!(t.ledger.token_count(), 1, "only the reused record: its old expiry entry did not purge it");
+    assert_eq!(t.ledger.purge_expired_tokens().unwrap(), 0);
     let record: TokenRecord = t.ledger.token("DisableUser", "tok").unwrap().unwrap();
-    assert_eq!((record.seq, record.expires_ms), (Some(4), T0 + 2 * TTL));
+    assert_eq!((record.seq, record.expires_ms), (Some(24), T0 + 2 * TTL));
 }
 
 // --- Property: events == distinct effective requests; retries inside the TTL answer the first response.
