@@ -102,7 +102,7 @@ fn sample_bytes(i: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 
 /// Baseline: raw sled, one 3-tree transaction + flush + fdatasync per operation.
 fn raw_sled(dir: &Path, callers: usize, seconds: f64) -> f64 {
-    let db = user_ledger::store::open_sled(sled::Config::new().path(dir.join("raw-sled"))).unwrap();
+    let db = user_ledger::sled_files::open_sled(sled::Config::new().path(dir.join("raw-sled"))).unwrap();
     let trees =
         [db.open_tree("log").unwrap(), db.open_tree("users").unwrap(), db.open_tree("tokens").unwrap()];
     let data = std::fs::File::open(dir.join("raw-sled").join("db")).unwrap();
@@ -247,7 +247,7 @@ pub fn run(mode: Mode) -> Vec<Row> {
         .collect();
     drop(ledger);
     let raw = {
-        let db = user_ledger::store::open_sled(sled::Config::new().path(&path)).unwrap();
+        let db = user_ledger::sled_files::open_sled(sled::Config::new().path(&path)).unwrap();
         let users = db.open_tree("users").unwrap();
         let read = |i: u64| {
             let bytes = users.get(ids[i as usize % ids.len()].as_bytes()).unwrap().unwrap();

@@ -78,6 +78,10 @@ pub enum Fault {
     },
     /// The hash at the digest's seq is not the digest's: the log was rewritten.
     DigestMismatch,
+    /// The log no longer holds what the acknowledgement mark says was acknowledged.
+    Unacknowledged(String),
+    /// The views lag or lead the log (a rebuild was cut short): the API refuses until a rebuild.
+    ViewsStale(String),
     /// The log ends before the digest's seq: the log was truncated.
     DigestBeyondLog {
         /// Where the log ends.
@@ -102,6 +106,8 @@ impl fmt::Display for Fault {
                 write!(f, "view {tree}[{key}] differs from the fold of the log")
             }
             Fault::DigestMismatch => write!(f, "the hash differs from the digest's: the log was rewritten"),
+            Fault::Unacknowledged(why) => write!(f, "{why}"),
+            Fault::ViewsStale(why) => write!(f, "{why}; rebuild the views to repair"),
             Fault::DigestBeyondLog { last } => write!(f, "the log ends at seq {last}, before the digest"),
         }
     }

@@ -38,21 +38,21 @@ pub fn decode<T: DeserializeOwned>(what: impl Display, bytes: &[u8]) -> Result<T
 fn strip_version<'a>(what: &impl Display, bytes: &'a [u8]) -> Result<&'a [u8]> {
     match bytes.split_first() {
         Some((&FORMAT_VERSION, body)) => Ok(body),
-        Some((v, _)) => Err(Error::internal(format_args!(
+        Some((v, _)) => Err(Error::corrupt(format_args!(
             "corrupt {what}: format version {v} is not readable by this build (it reads {FORMAT_VERSION})"
         ))),
-        None => Err(Error::internal(format_args!("corrupt {what}: empty value"))),
+        None => Err(Error::corrupt(format_args!("corrupt {what}: empty value"))),
     }
 }
 
 fn decode_body<T: DeserializeOwned>(what: &impl Display, body: &[u8]) -> Result<T> {
     match bincode::serde::decode_from_slice(body, config()) {
         Ok((value, used)) if used == body.len() => Ok(value),
-        Ok((_, used)) => Err(Error::internal(format_args!(
+        Ok((_, used)) => Err(Error::corrupt(format_args!(
             "corrupt {what}: {} trailing bytes after the value",
             body.len() - used
         ))),
-        Err(e) => Err(Error::internal(format_args!("corrupt {what}: {e}"))),
+        Err(e) => Err(Error::corrupt(format_args!("corrupt {what}: {e}"))),
     }
 }
 
@@ -73,7 +73,7 @@ pub fn unseal(seq: u64, bytes: &[u8]) -> Result<Sealed> {
     let what = format_args!("log entry at seq {seq}");
     let rest = strip_version(&what, bytes)?;
     if rest.len() < 2 * HASH_LEN {
-        return Err(Error::internal(format_args!("corrupt {what}: truncated to {} bytes", bytes.len())));
+        return Err(Error::corrupt(format_args!("corrupt {what}: truncated to {} bytes", bytes.len())));
     }
     let (prev_hash, rest) = rest.split_at(HASH_LEN);
     let (hash, body) = rest.split_at(HASH_LEN);

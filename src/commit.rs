@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::decider::Limits;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::idempotency::Response;
-use crate::store::Store;
+use crate::mark::{Mark, MarkFile};
+use crate::store::{Head, Store};
 use crate::writer::{WriteRequest, Writer};
 
 /// When a write is acknowledged.
@@ -50,10 +51,15 @@ pub struct Shared {
     stale: Mutex<Option<String>>,
     /// Whether `stale` holds a reason: read on every request, so it must not take the lock.
     is_stale: AtomicBool,
+    /// The acknowledgement mark, advanced after every sync that made new log entries durable.
+    mark: Mutex<Option<MarkFile>>,
+    /// Set when the ledger was opened read-only: every write is refused.
+    read_only: bool,
 }
 
 impl Shared {
     /// Shared state for a store whose log ends at the writer's head.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         writer: Writer,
@@ -62,8 +68,12 @@ impl Shared {
         durability: Durability,
         sync_hook: Option<SyncHook>,
         stale: Option<String>,
+        mark: Option<MarkFile>,
+        read_only: bool,
     ) -> Self {
         Shared {
+            mark: Mutex::new(mark),
+            read_only,
             store,
             writer: Mutex::new(writer),
             limits,
@@ -114,8 +124,15 @@ impl Shared {
         }
     }
 
-    /// An error if writes must stop: after a failed sync, or while the views cannot be trusted.
+    /// An error if writes must stop: read-only, after a failed sync, or while the views cannot be
+    /// trusted.
     pub fn refuse_writes(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::failed(
+                Failure::ReadOnly,
+                "the ledger was opened read-only; it takes no writes",
+            ));
+        }
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(Error::internal(
                 "the ledger refuses writes after a failed flush; reopen it to recover",
@@ -124,13 +141,33 @@ impl Shared {
         self.refuse_if_stale()
     }
 
-    /// Makes committed writes durable; a failure poisons the ledger.
-    pub fn sync(&self) -> Result<()> {
+    /// Makes committed writes, up to the log's `head` at least, durable, then records `head` in
+    /// the acknowledgement mark; a failure poisons the ledger.
+    pub fn sync(&self, head: Head) -> Result<()> {
         let hooked = match &self.sync_hook {
             Some(hook) => (hook.0)().map_err(Error::from),
             None => Ok(()),
         };
-        hooked.and_then(|()| self.store.sync()).inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
+        hooked
+            .and_then(|()| self.store.sync())
+            .and_then(|()| self.record_mark(head))
+            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
+    }
+
+    /// Records `head` as acknowledged; call only once the log up to it is on disk.
+    fn record_mark(&self, head: Head) -> Result<()> {
+        let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+        match mark.as_mut() {
+            Some(mark) => mark.record(Mark { seq: head.seq, hash: head.hash }),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the log as it is now the acknowledged one: a new mark at `mark`.
+    pub fn reset_mark(&self, mark: Mark) -> Result<()> {
+        let fresh = self.store.create_mark(mark)?;
+        *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+        Ok(())
     }
 
     /// Decides and commits `requests` as one batch, syncs once if required; one answer each.
@@ -145,7 +182,7 @@ impl Shared {
             Err(e) => return all(e),
         };
         if committed.wrote && self.immediate() {
-            if let Err(e) = self.sync() {
+            if let Err(e) = self.sync(writer.head()) {
                 return all(Error::internal(format_args!("the batch may not be on disk: {e}")));
             }
         }
@@ -261,8 +298,10 @@ impl Flusher {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = thread::spawn(move || loop {
             let last = matches!(stopped.recv_timeout(period), Err(RecvTimeoutError::Disconnected));
+            // Read before the sync: everything committed up to this head is in it.
+            let head = shared.lock_writer().head();
             // A failure poisons the ledger; there is no caller here to tell.
-            let _ = shared.sync();
+            let _ = shared.sync(head);
             if last {
                 break;
             }

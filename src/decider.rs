@@ -295,7 +295,7 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
 
 fn contradiction(event: &Event, who: impl std::fmt::Display, exists: bool) -> Error {
     let state = if exists { "exists already" } else { "does not exist" };
-    Error::internal(format_args!("corrupt log: {} event for {who}, which {state}", event.kind()))
+    Error::corrupt(format_args!("corrupt log: {} event for {who}, which {state}", event.kind()))
 }
 
 fn apply_user(views: &mut impl Views, user_id: &str, event: &Event, time_ms: i64) -> Result<()> {

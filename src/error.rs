@@ -59,7 +59,34 @@ pub enum Error {
     InternalServer {
         /// What failed, and where.
         message: String,
+        /// What kind of failure, so a host can tell them apart without reading the message.
+        cause: Failure,
     },
+}
+
+/// Why an [`Error::InternalServer`] happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A read or write of the disk failed.
+    Io,
+    /// Stored bytes are damaged: a file, tree, key or seq is named in the message.
+    Corrupt,
+    /// A file the database needs is not there (e.g. sled's data file, the acknowledgement mark).
+    Missing,
+    /// The database no longer holds writes it acknowledged (the log ends before, or differs
+    /// from, the acknowledgement mark).
+    Lost,
+    /// Another process holds the database.
+    Locked,
+    /// There is no database at the path, and the ledger was told not to create one.
+    NoDatabase,
+    /// The database was opened read-only, or its directory cannot be written.
+    ReadOnly,
+    /// Storage code panicked; the panic was caught and the message says where.
+    Panicked,
+    /// Anything else: a failed flush that poisoned the ledger, views to rebuild, a closed ledger.
+    Other,
 }
 
 impl Error {
@@ -97,6 +124,14 @@ impl Error {
         }
     }
 
+    /// The kind of an internal failure; `None` for the other kinds of error.
+    pub fn failure(&self) -> Option<Failure> {
+        match self {
+            Error::InternalServer { cause, .. } => Some(*cause),
+            _ => None,
+        }
+    }
+
     /// A validation error naming `field` and the `rule` it broke.
     pub fn validation(field: impl Into<String>, rule: Rule) -> Self {
         Error::Validation { field: field.into(), rule }
@@ -104,7 +139,17 @@ impl Error {
 
     /// A storage or corruption failure; `what` says what failed and where.
     pub fn internal(what: impl fmt::Display) -> Self {
-        Error::InternalServer { message: what.to_string() }
+        Error::failed(Failure::Other, what)
+    }
+
+    /// An internal failure of kind `cause`; `what` says what failed and where.
+    pub fn failed(cause: Failure, what: impl fmt::Display) -> Self {
+        Error::InternalServer { message: what.to_string(), cause }
+    }
+
+    /// Bytes that do not decode; `what` names the file, tree, key or seq.
+    pub fn corrupt(what: impl fmt::Display) -> Self {
+        Error::failed(Failure::Corrupt, what)
     }
 }
 
@@ -157,12 +202,17 @@ impl fmt::Display for Rule {
 
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
-        Error::internal(format_args!("storage error: {e}"))
+        let cause = match e {
+            sled::Error::Io(_) => Failure::Io,
+            sled::Error::Corruption { .. } => Failure::Corrupt,
+            _ => Failure::Other,
+        };
+        Error::failed(cause, format_args!("storage error: {e}"))
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::internal(format_args!("I/O error: {e}"))
+        Error::failed(Failure::Io, format_args!("I/O error: {e}"))
     }
 }

@@ -10,10 +10,12 @@ use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
 use crate::clock::{Clock, SystemClock};
 use crate::commit::{Durability, Flusher, Pipeline, Shared, SyncHook};
 use crate::decider::{self, Access, Command, Limits, State};
+use crate::directory::{Directory, OpenMode};
 use crate::domain::{Caller, Identity, KxUser, User};
-use crate::error::{Error, Result, Rule};
+use crate::error::{Error, Failure, Result, Rule};
 use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, Response, TokenRecord};
+use crate::mark::Mark;
 use crate::page::PageTokens;
 use crate::request::{
     validate_client_token, validate_environment_id, validate_kx_client_token, validate_kx_user_path,
@@ -51,6 +53,12 @@ pub struct Config {
     pub region: Option<String>,
     /// Account of a new database (default `000000000000`); an existing one must match.
     pub account: Option<String>,
+    /// Whether to create a missing database, insist on an existing one, or open read-only.
+    pub mode: OpenMode,
+    /// Whether syncs record the acknowledgement mark. Only the benchmark turns this off, to
+    /// measure what the mark costs; a ledger without it cannot detect lost acknowledged writes.
+    #[doc(hidden)]
+    pub record_mark: bool,
 }
 
 /// The default bound of the write queue.
@@ -77,7 +85,15 @@ impl Config {
             sync_hook: None,
             region: None,
             account: None,
+            mode: OpenMode::Create,
+            record_mark: true,
         }
+    }
+
+    /// Sets how the database directory is opened (default: created if missing).
+    pub fn mode(mut self, mode: OpenMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// Sets the region kdb user ARNs name (fixed when the database is created).
@@ -174,6 +190,8 @@ struct Inner {
     identity: Identity,
     config: Config,
     pages: PageTokens,
+    /// What the log lost of what was acknowledged (a read-only open goes on regardless).
+    lost: Option<Problem>,
     /// Dropped first: drains the queue and stops the writer.
     pipeline: Pipeline,
     /// Dropped after the writer: syncs one last time and stops.
@@ -190,11 +208,51 @@ const USERS_SCOPE: &str = "users";
 
 impl Ledger {
     /// Opens (or creates) the ledger `config` describes.
+    ///
+    /// Refuses (InternalServerException, [`Failure::Lost`] or [`Failure::Missing`]) a database
+    /// whose log no longer holds every write it acknowledged, unless opened read-only, when
+    /// reads show what is left and [`Ledger::verify`] reports the loss.
     pub fn open(config: Config) -> Result<Ledger> {
+        Self::open_accepting(config, false)
+    }
+
+    /// Makes the log as it is now the acknowledged one, after a loss that [`Ledger::open`]
+    /// refuses: the operator's last resort when no backup holds the lost writes. The log's chain
+    /// must verify; returns the digest of the log accepted.
+    pub fn accept_log(config: Config) -> Result<Digest> {
+        if config.mode == OpenMode::ReadOnly {
+            return Err(Error::failed(
+                Failure::ReadOnly,
+                "accepting the log writes a new mark; open it writable",
+            ));
+        }
+        let ledger = Self::open_accepting(config, true)?;
+        let shared = &ledger.inner.shared;
+        let _writer = shared.lock_writer();
+        let (report, _) = audit::verify_entries(shared.store.raw_log(1), None, &mut |_| {})?;
+        if let Some(problem) = report.problem {
+            return Err(Error::corrupt(format_args!("cannot accept the log: it is corrupt at {problem}")));
+        }
+        // The log's own end: meta's head may still name an entry sled lost.
+        shared.reset_mark(Mark { seq: report.head.seq, hash: report.head.hash })?;
+        Ok(report.head)
+    }
+
+    fn open_accepting(config: Config, accept_loss: bool) -> Result<Ledger> {
         let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
         let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
-        let opened = Store::open(&config.path, config.cache_capacity, region.as_deref(), account.as_deref())?;
-        let Opened { store, head, page_secret, identity, stale } = opened;
+        let dir = Directory::acquire(&config.path, config.mode)?;
+        let opened = Store::open(dir, config.cache_capacity, region.as_deref(), account.as_deref())?;
+        let Opened { store, head, page_secret, identity, stale, mark, lost } = opened;
+        let read_only = config.mode == OpenMode::ReadOnly;
+        let lost = match lost {
+            Some(e) if !read_only && !accept_loss => return Err(e),
+            lost => lost.map(|e| {
+                let seq = mark.as_ref().map_or(0, |m| m.mark().seq);
+                Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }
+            }),
+        };
+        let mark = mark.filter(|_| config.record_mark);
         let shared = Arc::new(Shared::new(
             store,
             Writer::new(head, config.token_ttl_ms),
@@ -203,6 +261,8 @@ impl Ledger {
             config.durability,
             config.sync_hook.clone(),
             stale,
+            mark,
+            read_only,
         ));
         let flusher = match config.durability {
             Durability::Immediate => None,
@@ -215,6 +275,7 @@ impl Ledger {
                 identity,
                 config,
                 pages: PageTokens::new(page_secret),
+                lost,
                 pipeline,
                 _flusher: flusher,
             }),
@@ -391,7 +452,7 @@ impl Ledger {
     pub fn rebuild_views(&self, progress: &mut dyn FnMut(u64)) -> Result<u64> {
         let shared = &self.inner.shared;
         let head = shared.lock_writer().rebuild(&shared.store, progress)?;
-        shared.sync()?;
+        shared.sync(head)?;
         shared.set_fresh();
         Ok(head.seq)
     }
@@ -400,14 +461,19 @@ impl Ledger {
     /// decrease, that meta's head names its end, that it extends `digest` (if given), and that
     /// the views equal a fresh fold of the log. Writes wait meanwhile; reads do not.
     pub fn verify(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
-        let writer = self.inner.shared.lock_writer();
-        let store = &self.inner.shared.store;
+        let shared = &self.inner.shared;
+        let writer = shared.lock_writer();
+        let store = &shared.store;
         let (mut report, folded) = audit::verify_entries(store.raw_log(1), digest, progress)?;
         if report.problem.is_none() {
             let head = writer.head();
-            if report.head != (Digest { seq: head.seq, hash: head.hash }) {
+            if let Some(lost) = &self.inner.lost {
+                report.problem = Some(lost.clone());
+            } else if report.head != (Digest { seq: head.seq, hash: head.hash }) {
                 let seq = report.head.seq.max(head.seq);
                 report.problem = Some(Problem { seq, fault: Fault::HeadMismatch { head_seq: head.seq } });
+            } else if let Some(why) = shared.stale() {
+                report.problem = Some(Problem { seq: head.seq, fault: Fault::ViewsStale(why) });
             } else {
                 for view in ViewTree::ALL {
                     let live = store.view_iter(view);
@@ -459,7 +525,7 @@ impl Ledger {
 
     fn entry(&self, seq: u64) -> Result<Sealed> {
         self.inner.shared.store.log_entry(seq)?.ok_or_else(|| {
-            Error::internal(format_args!("corrupt history: it names seq {seq}, which the log does not hold"))
+            Error::corrupt(format_args!("corrupt history: it names seq {seq}, which the log does not hold"))
         })
     }
 
@@ -509,7 +575,8 @@ impl Ledger {
 
     /// Makes every acknowledged write durable now (useful with Periodic durability).
     pub fn sync(&self) -> Result<()> {
-        self.inner.shared.sync()
+        let shared = &self.inner.shared;
+        shared.sync(shared.lock_writer().head())
     }
 
     /// How many write requests wait in the queue right now.
@@ -538,7 +605,7 @@ impl Ledger {
             }
         }
         if total > 0 && shared.immediate() {
-            shared.sync()?;
+            shared.sync(writer.head())?;
         }
         Ok(total)
     }
@@ -550,7 +617,7 @@ impl Ledger {
 
     /// Every stored clientToken record as (operation, token, record), live or expired.
     pub fn tokens(&self) -> Result<Vec<(String, String, TokenRecord)>> {
-        let corrupt = || Error::internal("corrupt tokens: a key is not operation, zero byte, token");
+        let corrupt = || Error::corrupt("corrupt tokens: a key is not operation, zero byte, token");
         self.inner
             .shared
             .store
@@ -595,5 +662,5 @@ fn user_id_response(response: Response) -> Result<UserIdResponse> {
 
 /// A stored response of another operation's shape: only a corrupt token record can cause it.
 fn unexpected(response: Response) -> Error {
-    Error::internal(format_args!("corrupt tokens: a stored response {response:?} does not fit the operation"))
+    Error::corrupt(format_args!("corrupt tokens: a stored response {response:?} does not fit the operation"))
 }

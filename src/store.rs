@@ -4,9 +4,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -14,10 +13,13 @@ use sled::{Transactional, Tree};
 
 use crate::codec::{self, FORMAT_VERSION};
 use crate::decider::State;
+use crate::directory::Directory;
 use crate::domain::{Identity, KxUser, User, UserId};
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, TokenRecord};
+use crate::mark::{Mark, MarkFile};
+use crate::sled_files;
 use crate::views::{kx_count_key, kx_key, subject_prefix, Rows, ViewTree, ENABLED_USERS};
 
 const META_FORMAT: &[u8] = b"format";
@@ -58,6 +60,10 @@ impl Changes {
     }
 }
 
+/// What an operator can do when the log no longer holds what was acknowledged.
+const RECOVERY: &str = "open it read-only (CLI --read-only) to export what is left, restore it from a \
+    backup, or accept the log as it is (CLI accept-log, Ledger::accept_log)";
+
 /// What opening a store found (or made).
 pub struct Opened {
     /// The store.
@@ -70,6 +76,10 @@ pub struct Opened {
     pub identity: Identity,
     /// Why the views cannot be trusted (they lag or lead the log), if they cannot.
     pub stale: Option<String>,
+    /// The acknowledgement mark; `None` only when it is missing from a database with a log.
+    pub mark: Option<MarkFile>,
+    /// Why the log cannot be trusted to hold every acknowledged write, if it cannot.
+    pub lost: Option<Error>,
 }
 
 /// The sled database of one ledger.
@@ -80,7 +90,10 @@ pub struct Store {
     trees: Vec<Tree>,
     /// sled's data file, kept open to fdatasync it: sled 0.34's flush stops at sync_file_range.
     data_file: Arc<File>,
+    /// The database as the user named it, for messages.
     path: PathBuf,
+    /// The directory, locked; dropped after sled's handle (the fields above).
+    dir: Arc<Directory>,
 }
 
 /// A sled tree of the store.
@@ -118,26 +131,113 @@ impl TreeId {
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
+    /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`.
     ///
     /// A new database takes `region` and `account` (or the defaults); an existing one keeps
-    /// its own, and refuses to open if given different ones.
+    /// its own, and refuses to open if given different ones. A log that no longer holds what
+    /// the acknowledgement mark recorded is reported in [`Opened::lost`], not refused: whether
+    /// to go on (read-only, to see what is left) is the caller's decision.
     pub fn open(
-        path: &Path,
+        dir: Directory,
         cache_bytes: u64,
         region: Option<&str>,
         account: Option<&str>,
     ) -> Result<Opened> {
-        let db = open_sled(sled::Config::new().path(path).cache_capacity(cache_bytes))?;
-        let names = TreeId::FIXED.iter().map(|(_, name)| *name).chain(ViewTree::ALL.map(ViewTree::name));
-        let trees = names.map(|name| db.open_tree(name)).collect::<sled::Result<Vec<_>>>()?;
-        let data_file = File::open(path.join("db"))
-            .map_err(|e| Error::internal(format_args!("cannot open {}/db: {e}", path.display())))?;
-        let store = Store { db, trees, data_file: Arc::new(data_file), path: path.to_owned() };
-        let (head, page_secret) = store.init_meta()?;
-        let identity = store.init_identity(region, account)?;
-        let stale = store.consistency(&head)?;
-        Ok(Opened { store, head, page_secret, identity, stale })
+        let mark = MarkFile::open(&dir.path, &dir.shown)?;
+        let db = sled_files::open(&dir.path, &dir.shown, cache_bytes, mark.is_some())?;
+        let shown = dir.shown.clone();
+        let store =
+            sled_files::guard(format_args!("cannot open the database at {}", shown.display()), || {
+                let names =
+                    TreeId::FIXED.iter().map(|(_, name)| *name).chain(ViewTree::ALL.map(ViewTree::name));
+                let trees = names.map(|name| db.open_tree(name)).collect::<sled::Result<Vec<_>>>()?;
+                let data_path = dir.path.join(sled_files::DATA_FILE);
+                let data_file = File::open(&data_path).map_err(|e| {
+                    Error::failed(
+                        Failure::Io,
+                        format_args!("cannot open {}: {e}", dir.shown.join(sled_files::DATA_FILE).display()),
+                    )
+                })?;
+                Ok(Store {
+                    db: db.clone(),
+                    trees,
+                    data_file: Arc::new(data_file),
+                    path: dir.shown.clone(),
+                    dir: Arc::new(dir),
+                })
+            })?;
+        sled_files::guard(format_args!("cannot read the database at {}", store.path.display()), || {
+            // The mark is checked before anything is written, so a shortened log is never stamped.
+            let lost = match &mark {
+                Some(mark) => store.lost_since(mark)?,
+                None if store.last_seq()? > 0 => Some(Error::failed(
+                    Failure::Missing,
+                    format_args!(
+                        "the acknowledgement mark {} is missing, so what this database acknowledged \
+                         cannot be checked; {}",
+                        MarkFile::path(&store.path).display(),
+                        RECOVERY
+                    ),
+                )),
+                None => None,
+            };
+            let (head, page_secret) = store.init_meta()?;
+            let identity = store.init_identity(region, account)?;
+            let stale = store.consistency(&head)?;
+            let mark = match mark {
+                Some(mark) => Some(mark),
+                // A new database (or one whose creation a crash cut short): nothing acknowledged yet.
+                None if lost.is_none() => {
+                    Some(MarkFile::create(&store.dir.path, Mark { seq: 0, hash: [0; 32] })?)
+                }
+                None => None,
+            };
+            Ok(Opened { store: store.clone(), head, page_secret, identity, stale, mark, lost })
+        })
+    }
+
+    /// Whether the log still holds the entry `mark` recorded as acknowledged: `None` if it
+    /// does, else the error naming where the log ends and what was acknowledged.
+    fn lost_since(&self, mark: &MarkFile) -> Result<Option<Error>> {
+        let acked = mark.mark();
+        if acked.seq == 0 {
+            return Ok(None);
+        }
+        let last = self.last_seq()?;
+        let found = match self.tree(TreeId::Log).get(codec::seq_key(acked.seq))? {
+            Some(bytes) => codec::unseal(acked.seq, &bytes).map(|sealed| sealed.hash),
+            None => {
+                return Ok(Some(Error::failed(
+                    Failure::Lost,
+                    format_args!(
+                        "the database at {} has lost acknowledged writes: sled's log ends at seq {last} \
+                         (or skips seq {seq}), but seq {seq} was acknowledged (acknowledgement mark {}); {}",
+                        self.path.display(),
+                        mark.file_path().display(),
+                        RECOVERY,
+                        seq = acked.seq,
+                    ),
+                )))
+            }
+        };
+        Ok(match found {
+            Ok(hash) if hash == acked.hash => None,
+            found => Some(Error::failed(
+                Failure::Lost,
+                format_args!(
+                    "the database at {} no longer holds what it acknowledged: seq {} of sled's log {} \
+                     the hash the acknowledgement mark {} recorded; {}",
+                    self.path.display(),
+                    acked.seq,
+                    match found {
+                        Ok(_) => "has another hash than".to_owned(),
+                        Err(e) => format!("does not decode ({e}), so it cannot have"),
+                    },
+                    mark.file_path().display(),
+                    RECOVERY
+                ),
+            )),
+        })
     }
 
     /// Compares the head in meta, the last log entry and the seq the views are folded up to.
@@ -159,7 +259,7 @@ impl Store {
         match self.tree(TreeId::Log).last()? {
             None => Ok(0),
             Some((key, _)) => codec::seq_of(&key)
-                .ok_or_else(|| Error::internal(format_args!("corrupt log: key of {} bytes", key.len()))),
+                .ok_or_else(|| Error::corrupt(format_args!("corrupt log: key of {} bytes", key.len()))),
         }
     }
 
@@ -227,7 +327,7 @@ impl Store {
         };
         let secret = match meta.get(META_PAGE_SECRET)? {
             Some(bytes) => codec::decode("meta page_secret", &bytes)?,
-            None => return Err(Error::internal("corrupt meta: page_secret is missing")),
+            None => return Err(Error::corrupt("corrupt meta: page_secret is missing")),
         };
         Ok((head, secret))
     }
@@ -262,6 +362,11 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(|e: TransactionError<()>| Error::internal(format_args!("commit failed: {e:?}")))
+    }
+
+    /// Replaces the acknowledgement mark with a new one at `mark`.
+    pub fn create_mark(&self, mark: Mark) -> Result<MarkFile> {
+        MarkFile::create(&self.dir.path, mark)
     }
 
     /// Makes every committed write durable: sled's flush, then an fdatasync of its data file.
@@ -317,7 +422,7 @@ impl Store {
         self.tree(TreeId::Log).range(codec::seq_key(from_seq)..).map(|entry| {
             let (key, value) = entry?;
             let seq = codec::seq_of(&key)
-                .ok_or_else(|| Error::internal(format_args!("corrupt log: key of {} bytes", key.len())))?;
+                .ok_or_else(|| Error::corrupt(format_args!("corrupt log: key of {} bytes", key.len())))?;
             codec::unseal(seq, &value)
         })
     }
@@ -343,7 +448,7 @@ impl Store {
             .map(|key| {
                 let key = key?;
                 codec::seq_of(&key[prefix.len()..])
-                    .ok_or_else(|| Error::internal("corrupt history: key without a seq"))
+                    .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
             })
             .collect()
     }
@@ -473,61 +578,6 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
     }
-}
-
-/// How long opening waits for the database's file lock to be released.
-const LOCK_WAIT: Duration = Duration::from_secs(5);
-
-/// Opens sled, waiting up to 5 s (`LOCK_WAIT`) for its file lock.
-///
-/// sled's background I/O threads can hold the lock for a moment after the last handle of a
-/// database is dropped, so a close followed by a reopen in the same process would otherwise fail
-/// at random. A lock still held after the wait belongs to another process.
-pub fn open_sled(config: sled::Config) -> Result<sled::Db> {
-    remove_unfinished_snapshots(&config.path)?;
-    let started = Instant::now();
-    loop {
-        match config.open() {
-            Ok(db) => return Ok(db),
-            // sled reports a held lock only as an io::Error of kind Other with this message.
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if started.elapsed() > LOCK_WAIT {
-                    return Err(Error::internal(format_args!(
-                        "database at {} is in use by another process",
-                        config.path.display()
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => {
-                return Err(Error::internal(format_args!(
-                    "cannot open database at {}: {e}",
-                    config.path.display()
-                )))
-            }
-        }
-    }
-}
-
-/// Removes `snap.*.generating` files: snapshots sled was writing when its process died.
-///
-/// sled 0.34 writes a snapshot to `snap.<lsn>.generating` and renames it when complete, but on
-/// open it reads the last snapshot file by name *including* unfinished ones, so a kill during a
-/// snapshot write leaves a database that refuses to open ("Read corrupted data at file offset
-/// None"; sled issues 1527 and 1533; our crash test hit it). An unfinished snapshot is never the
-/// one to read: without it sled reads the last finished snapshot and replays its log from there.
-fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) }; // a new database
-    for entry in entries {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            std::fs::remove_file(&path).map_err(|e| {
-                Error::internal(format_args!("cannot remove the unfinished snapshot {}: {e}", path.display()))
-            })?;
-        }
-    }
-    Ok(())
 }
 
 fn decode_user(key: &[u8], value: &[u8]) -> Result<User> {

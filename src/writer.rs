@@ -241,7 +241,7 @@ impl<'s> Batch<'s> {
         let mut purged = 0;
         for index_key in self.store.expired_tokens(now_ms, limit)? {
             let Some((expires_ms, key)) = idempotency::split_expiry_key(&index_key) else {
-                return Err(Error::internal("corrupt token_expiry: key shorter than 8 bytes"));
+                return Err(Error::corrupt("corrupt token_expiry: key shorter than 8 bytes"));
             };
             // The record may have been replaced since (a token reused after expiry): keep that one.
             if self.token(key)?.is_some_and(|r| r.expires_ms == expires_ms) {

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use common::{raw_sled, TestLedger, SYSTEM, T0};
 use proptest::prelude::*;
+use tempfile::TempDir;
 use user_ledger::audit::{self, Chain};
 use user_ledger::codec;
 use user_ledger::{
-    AsOf, Caller, CreateKxUserRequest, CreateUserRequest, Digest, Durability, Envelope, Event, Fault,
-    Problem, Subject, UpdateKxUserRequest, UpdateUserRequest,
+    AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Durability, Envelope, Event,
+    Failure, Fault, Ledger, ManualClock, OpenMode, Problem, Subject, UpdateKxUserRequest, UpdateUserRequest,
 };
 
 const ROLE_A: &str = "arn:aws:iam::123456789012:role/A";
@@ -118,14 +119,23 @@ fn deleting_reordering_or_inserting_entries_is_found() {
 
 /// Rewrites the stored log through `edit`, with the ledger closed, and reopens it.
 fn tamper(t: TestLedger, edit: impl FnOnce(&sled::Tree, &sled::Tree)) -> TestLedger {
+    let (clock, dir) = tamper_closed(t, edit);
+    TestLedger { ledger: user_ledger::Ledger::open_path(dir.path().join("db")).unwrap(), clock, dir }.reopen()
+}
+
+/// Rewrites the stored log through `edit`, and leaves the ledger closed.
+fn tamper_closed(t: TestLedger, edit: impl FnOnce(&sled::Tree, &sled::Tree)) -> (ManualClock, TempDir) {
     let TestLedger { ledger, clock, dir } = t;
     drop(ledger);
-    {
-        let db = raw_sled(&dir.path().join("db"));
-        edit(&db.open_tree("log").unwrap(), &db.open_tree("meta").unwrap());
-        db.flush().unwrap();
-    }
-    TestLedger { ledger: user_ledger::Ledger::open_path(dir.path().join("db")).unwrap(), clock, dir }.reopen()
+    let db = raw_sled(&dir.path().join("db"));
+    edit(&db.open_tree("log").unwrap(), &db.open_tree("meta").unwrap());
+    db.flush().unwrap();
+    (clock, dir)
+}
+
+/// Opens the database in `dir` as `mode` says.
+fn open(clock: &ManualClock, dir: &TempDir, mode: OpenMode) -> user_ledger::Result<Ledger> {
+    Ledger::open(Config::new(dir.path().join("db")).clock(clock.clone()).mode(mode))
 }
 
 #[test]
@@ -188,10 +198,25 @@ fn views_that_lag_or_lead_the_log_are_reported_and_rebuild_repairs_them() {
     assert_eq!(t.ledger.view_rows().unwrap(), rows);
     assert_eq!(t.ledger.get_user(&SYSTEM, &alice).unwrap().first_name.as_deref(), Some("Al"));
 
-    // Views lead: the last log entry is gone (the head in meta still names it).
-    let t = tamper(t, |log, _| {
+    // Views lead: the last log entry is gone (the head in meta still names it). Seq 9 was
+    // acknowledged, so the ledger refuses to open until the operator accepts the shorter log.
+    let (clock, dir) = tamper_closed(t, |log, _| {
         log.remove(codec::seq_key(9)).unwrap();
     });
+    let err = open(&clock, &dir, OpenMode::Create).unwrap_err();
+    assert_eq!(err.failure(), Some(Failure::Lost));
+    assert!(
+        err.to_string().contains("sled's log ends at seq 8 (or skips seq 9), but seq 9 was acknowledged"),
+        "{err}"
+    );
+    let read_only = open(&clock, &dir, OpenMode::ReadOnly).unwrap();
+    let problem = read_only.verify(None, &mut |_| {}).unwrap().problem.unwrap();
+    assert_eq!(problem.seq, 9);
+    assert!(matches!(problem.fault, Fault::Unacknowledged(ref why) if why == &err.to_string()), "{problem}");
+    drop(read_only);
+    let accepted = Ledger::accept_log(Config::new(dir.path().join("db")).clock(clock.clone())).unwrap();
+    assert_eq!(accepted.seq, 8);
+    let t = TestLedger { ledger: open(&clock, &dir, OpenMode::Create).unwrap(), clock, dir };
     assert_eq!(t.ledger.views_status().as_deref(), Some("the log ends at seq 8 but meta's head is at seq 9"));
     assert_eq!(t.ledger.rebuild_views(&mut |_| {}).unwrap(), 8);
     assert_eq!(verify(&t), None);
@@ -241,8 +266,8 @@ fn a_digest_holds_while_the_log_grows_and_fails_once_history_is_rewritten() {
     assert_eq!(problem, Some(Problem { seq: 99, fault: Fault::DigestBeyondLog { last: 10 } }));
 
     // Rewrite seq 2's clientToken and re-chain everything after it: the chain and the views still
-    // verify, but not against a digest taken before.
-    let t = tamper(t, |log, meta| {
+    // verify, but not against a digest taken before, nor against the acknowledgement mark.
+    let (clock, dir) = tamper_closed(t, |log, meta| {
         let mut prev = codec::unseal(1, &log.get(codec::seq_key(1)).unwrap().unwrap()).unwrap().hash;
         for seq in 2..=10 {
             let mut envelope =
@@ -259,6 +284,23 @@ fn a_digest_holds_while_the_log_grows_and_fails_once_history_is_rewritten() {
             }
         }
     });
+    let err = open(&clock, &dir, OpenMode::Create).unwrap_err();
+    assert_eq!(err.failure(), Some(Failure::Lost));
+    assert!(
+        err.to_string()
+            .contains("seq 10 of sled's log has another hash than the hash the acknowledgement mark"),
+        "{err}"
+    );
+    let read_only = open(&clock, &dir, OpenMode::ReadOnly).unwrap();
+    let problem = read_only.verify(Some(digest), &mut |_| {}).unwrap().problem;
+    assert_eq!(problem, Some(Problem { seq: 9, fault: Fault::DigestMismatch }));
+    let problem = read_only.verify(None, &mut |_| {}).unwrap().problem.unwrap();
+    assert_eq!(problem.seq, 10, "without a digest, the mark still catches the rewrite: {problem}");
+    assert!(matches!(problem.fault, Fault::Unacknowledged(_)));
+    // Once the operator accepts the rewritten log, only the digest an auditor kept can tell.
+    drop(read_only);
+    Ledger::accept_log(Config::new(dir.path().join("db")).clock(clock.clone())).unwrap();
+    let t = TestLedger { ledger: open(&clock, &dir, OpenMode::Create).unwrap(), clock, dir };
     assert_eq!(verify(&t), None, "a consistent rewrite passes a plain verify");
     let problem = t.ledger.verify(Some(digest), &mut |_| {}).unwrap().problem;
     assert_eq!(problem, Some(Problem { seq: 9, fault: Fault::DigestMismatch }));

@@ -1,0 +1,171 @@
+//! The database directory: the lock that is taken before anything in it is touched, whether a
+//! database is there at all, and the private copy a read-only open works on.
+//!
+//! sled 0.34 writes to its directory on every open (a snapshot, and the recovery of a torn
+//! tail), and before its own lock is held callers used to remove unfinished snapshots, which
+//! deleted the snapshot another process was writing. So the ledger holds its own lock,
+//! `ledger.lock`, for as long as it has the database open, and a read-only open copies the
+//! database (under a shared lock) and lets sled loose only on the copy.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Failure, Result};
+use crate::{mark, sled_files};
+
+/// The lock file's name in the database directory.
+pub const LOCK_FILE: &str = "ledger.lock";
+
+/// How long opening waits for another holder of the database to let go.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How opening treats the database directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenMode {
+    /// Open the database, creating it if there is none (the default).
+    #[default]
+    Create,
+    /// Open an existing database; if there is none, fail and create nothing.
+    Existing,
+    /// Open an existing database for reading and auditing without writing a byte to it: sled is
+    /// opened on a private copy (so this works on read-only media), and writes are refused.
+    ReadOnly,
+}
+
+/// A database directory held by this process.
+#[derive(Debug)]
+pub struct Directory {
+    /// Where sled's files are opened: the database itself, or the private copy of it.
+    pub path: PathBuf,
+    /// The database as the user named it, for messages.
+    pub shown: PathBuf,
+    /// Whether a database was there before this open.
+    pub existed: bool,
+    /// Held exclusively for as long as the ledger is open (none for a private copy).
+    _lock: Option<File>,
+    /// The private copy, removed when the ledger is dropped.
+    _copy: Option<tempfile::TempDir>,
+}
+
+impl Directory {
+    /// Takes the database at `path` as `mode` says: locked before anything in it is touched.
+    pub fn acquire(path: &Path, mode: OpenMode) -> Result<Directory> {
+        let existed = holds_database(path);
+        if !existed && mode != OpenMode::Create {
+            return Err(Error::failed(
+                Failure::NoDatabase,
+                format_args!("there is no database at {}", path.display()),
+            ));
+        }
+        if mode == OpenMode::ReadOnly {
+            return Self::copy(path);
+        }
+        if !existed {
+            std::fs::create_dir_all(path).map_err(|e| cannot(path, "create", &e))?;
+        }
+        let lock_path = path.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| cannot(path, "lock", &e))?;
+        wait_for(path, || file.try_lock())?;
+        Ok(Directory {
+            path: path.to_owned(),
+            shown: path.to_owned(),
+            existed,
+            _lock: Some(file),
+            _copy: None,
+        })
+    }
+
+    /// Copies the database at `path` into a private temporary directory, holding a shared lock
+    /// meanwhile (where the lock file can be opened) so no writer changes it during the copy.
+    fn copy(path: &Path) -> Result<Directory> {
+        let lock = match File::open(path.join(LOCK_FILE)) {
+            Ok(file) => Some(file),
+            // A database of an older version has no lock file; read-only media cannot get one.
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(cannot(path, "lock", &e)),
+        };
+        if let Some(file) = &lock {
+            wait_for(path, || file.try_lock_shared())?;
+        }
+        let copy = tempfile::Builder::new().prefix("user-ledger-read-only.").tempdir().map_err(|e| {
+            Error::failed(Failure::Io, format_args!("cannot make a private copy of {}: {e}", path.display()))
+        })?;
+        copy_tree(path, copy.path()).map_err(|e| {
+            Error::failed(Failure::Io, format_args!("cannot copy {} to read it: {e}", path.display()))
+        })?;
+        let copied = copy.path().to_owned();
+        Ok(Directory { path: copied, shown: path.to_owned(), existed: true, _lock: None, _copy: Some(copy) })
+    }
+}
+
+/// Whether `path` holds a database: sled's data file or the ledger's mark is there.
+fn holds_database(path: &Path) -> bool {
+    path.join(sled_files::DATA_FILE).exists() || path.join(mark::FILE_NAME).exists()
+}
+
+/// Retries `try_lock` until it succeeds or [`LOCK_WAIT`] has passed.
+fn wait_for(path: &Path, try_lock: impl Fn() -> Result<(), TryLockError>) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        match try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::failed(
+                    Failure::Locked,
+                    format_args!("database at {} is in use by another process", path.display()),
+                ))
+            }
+            Err(TryLockError::Error(e)) => return Err(cannot(path, "lock", &e)),
+        }
+    }
+}
+
+/// An error for a failed `what` on the directory, with what to do if it is read-only.
+fn cannot(path: &Path, what: &str, e: &std::io::Error) -> Error {
+    let read_only = matches!(e.kind(), ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied);
+    if read_only {
+        Error::failed(
+            Failure::ReadOnly,
+            format_args!(
+                "cannot {what} the database at {}: {e}; to read or audit it where it cannot be \
+                 written, open it read-only (--read-only, OpenMode::ReadOnly), which works on a private copy",
+                path.display()
+            ),
+        )
+    } else {
+        Error::failed(Failure::Io, format_args!("cannot {what} the database at {}: {e}", path.display()))
+    }
+}
+
+/// Copies the files of a database (sled's, and the mark) from `from` into `to`, recursively;
+/// the lock and any unfinished snapshot stay behind.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name_str = name.to_string_lossy();
+        if name_str == LOCK_FILE || name_str.ends_with(".generating") {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
