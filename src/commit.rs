@@ -14,6 +14,7 @@ use crate::decider::Limits;
 use crate::error::{Error, Failure, Result};
 use crate::idempotency::Response;
 use crate::mark::{Mark, MarkFile};
+use crate::sled_files;
 use crate::store::{Head, Store};
 use crate::writer::{WriteRequest, Writer};
 
@@ -177,9 +178,16 @@ impl Shared {
             return all(e);
         }
         let mut writer = self.lock_writer();
-        let committed = match writer.commit(&self.store, &self.limits, self.now_ms(), requests) {
+        let commit = || writer.commit(&self.store, &self.limits, self.now_ms(), requests);
+        let committed = match sled_files::guard("while committing a batch", commit) {
             Ok(committed) => committed,
-            Err(e) => return all(e),
+            Err(e) => {
+                // What a panicked commit left on disk is unknown: stop writing until a reopen.
+                if e.failure() == Some(Failure::Panicked) {
+                    self.poisoned.store(true, Ordering::SeqCst);
+                }
+                return all(e);
+            }
         };
         if committed.wrote && self.immediate() {
             if let Err(e) = self.sync(writer.head()) {

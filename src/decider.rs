@@ -303,7 +303,15 @@ fn apply_user(views: &mut impl Views, user_id: &str, event: &Event, time_ms: i64
     let was_enabled = before.as_ref().is_some_and(|u| u.status == UserStatus::Enabled);
     let user = match (before, event) {
         (None, Event::Created { user_id, user }) => {
-            views.put_email(email_key(&user.email_address), user_id.clone());
+            let key = email_key(&user.email_address);
+            // The decider refuses a taken email; a log that holds one anyway is corrupt.
+            if let Some(owner) = views.email_owner(&key)? {
+                return Err(Error::corrupt(format_args!(
+                    "corrupt log: Created event for user {user_id} with email {}, which user {owner} has already",
+                    user.email_address
+                )));
+            }
+            views.put_email(key, user_id.clone());
             User {
                 user_id: user_id.clone(),
                 status: UserStatus::Enabled,
@@ -638,6 +646,15 @@ mod tests {
             err.to_string(),
             format!("corrupt log: Enabled event for user {BOB}, which does not exist")
         );
+        // An email is unique case-insensitively in the fold too, not only in `decide`.
+        let before = state.clone();
+        let err = apply(&mut state, &created(BOB, "A@Example.COM"), 9).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("corrupt log: Created event for user {BOB} with email A@Example.COM, which user {ALICE} has already")
+        );
+        assert_eq!(err.failure(), Some(crate::Failure::Corrupt));
+        assert_eq!(state, before, "a refused event changes nothing");
     }
 
     const ROLE_A: &str = "arn:aws:iam::123456789012:role/A";

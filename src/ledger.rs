@@ -23,6 +23,7 @@ use crate::request::{
     KxUserSummary, ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest,
     UserIdResponse,
 };
+use crate::sled_files;
 use crate::store::{Opened, Store};
 use crate::validate;
 use crate::views::{MemViews, Rows, ViewTree};
@@ -328,8 +329,7 @@ impl Ledger {
     /// GetUser.
     pub fn get_user(&self, caller: &Caller, user_id: &str) -> Result<User> {
         let user_id = validate_user_id(Some(user_id))?;
-        self.reader(caller)?
-            .user(&user_id)?
+        self.read(caller, |store| store.user(&user_id))?
             .ok_or_else(|| Error::ResourceNotFound { message: format!("User {user_id} does not exist") })
     }
 
@@ -344,7 +344,7 @@ impl Ledger {
         let max = validate::in_range("maxResults", 1, 100, validate::present("maxResults", max_results)?)?;
         let pages = &self.inner.pages;
         let after = next_token.map(|t| pages.open(USERS_SCOPE, "nextToken", t)).transpose()?;
-        let (users, more) = self.reader(caller)?.users_after(after.as_deref(), max as usize)?;
+        let (users, more) = self.read(caller, |store| store.users_after(after.as_deref(), max as usize))?;
         let next_token = match users.last() {
             Some(last) if more => Some(pages.issue(USERS_SCOPE, last.user_id.as_bytes())),
             _ => None,
@@ -367,11 +367,12 @@ impl Ledger {
         user_name: &str,
     ) -> Result<KxUserResponse> {
         let (environment_id, user_name) = validate_kx_user_path(Some(environment_id), Some(user_name))?;
-        let user = self.reader(caller)?.kx_user(&environment_id, &user_name)?.ok_or_else(|| {
-            Error::ResourceNotFound {
-                message: format!("kdb user {user_name} does not exist in environment {environment_id}"),
-            }
-        })?;
+        let user =
+            self.read(caller, |store| store.kx_user(&environment_id, &user_name))?.ok_or_else(|| {
+                Error::ResourceNotFound {
+                    message: format!("kdb user {user_name} does not exist in environment {environment_id}"),
+                }
+            })?;
         let KxUser { environment_id, user_name, iam_role, .. } = user;
         self.kx_user_response(Response::KxUser { environment_id, user_name, iam_role })
     }
@@ -426,7 +427,8 @@ impl Ledger {
             }
             None => None,
         };
-        let (users, more) = self.reader(caller)?.kx_users_after(&environment_id, after.as_deref(), max)?;
+        let (users, more) =
+            self.read(caller, |store| store.kx_users_after(&environment_id, after.as_deref(), max))?;
         let next_token = match users.last() {
             Some(last) if more => Some(pages.issue(&scope, last.user_name.as_bytes())),
             _ => None,
@@ -461,6 +463,10 @@ impl Ledger {
     /// decrease, that meta's head names its end, that it extends `digest` (if given), and that
     /// the views equal a fresh fold of the log. Writes wait meanwhile; reads do not.
     pub fn verify(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
+        guarded(|| self.verify_unguarded(digest, progress))
+    }
+
+    fn verify_unguarded(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         let shared = &self.inner.shared;
         let writer = shared.lock_writer();
         let store = &shared.store;
@@ -497,7 +503,7 @@ impl Ledger {
     pub fn history(&self, subject: Subject) -> Result<Vec<Sealed>> {
         self.inner.shared.refuse_if_stale()?;
         let store = &self.inner.shared.store;
-        store.history(subject)?.into_iter().map(|seq| self.entry(seq)).collect()
+        guarded(|| store.history(subject)?.into_iter().map(|seq| self.entry(seq)).collect())
     }
 
     /// The user `user_id` as it was at `as_of`; `None` if it did not exist yet.
@@ -519,8 +525,10 @@ impl Ledger {
 
     fn subject_as_of(&self, subject: Subject, as_of: AsOf) -> Result<MemViews> {
         self.inner.shared.refuse_if_stale()?;
-        let seqs = self.inner.shared.store.history(subject)?;
-        audit::fold_subject_as_of(seqs.into_iter().map(|seq| self.entry(seq)), as_of)
+        guarded(|| {
+            let seqs = self.inner.shared.store.history(subject)?;
+            audit::fold_subject_as_of(seqs.into_iter().map(|seq| self.entry(seq)), as_of)
+        })
     }
 
     fn entry(&self, seq: u64) -> Result<Sealed> {
@@ -532,12 +540,14 @@ impl Ledger {
     /// Counts for operators: events, users, kdb users, token records, bytes on disk.
     pub fn stats(&self) -> Result<Stats> {
         let store = &self.inner.shared.store;
-        Ok(Stats {
-            events: self.inner.shared.lock_writer().head().seq,
-            users: store.view_len(ViewTree::Users) as u64,
-            kx_users: store.view_len(ViewTree::KxUsers) as u64,
-            tokens: store.token_count() as u64,
-            bytes_on_disk: store.size_on_disk()?,
+        guarded(|| {
+            Ok(Stats {
+                events: self.inner.shared.lock_writer().head().seq,
+                users: store.view_len(ViewTree::Users) as u64,
+                kx_users: store.view_len(ViewTree::KxUsers) as u64,
+                tokens: store.token_count() as u64,
+                bytes_on_disk: store.size_on_disk()?,
+            })
         })
     }
 
@@ -560,7 +570,17 @@ impl Ledger {
 
     /// The log from `from_seq` on, decoded.
     pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
-        self.inner.shared.store.log(from_seq)
+        let mut entries = self.inner.shared.store.log(from_seq);
+        let mut failed = false;
+        // After an error (a caught panic among them) the walk ends: sled's iterator may be broken.
+        std::iter::from_fn(move || {
+            if failed {
+                return None;
+            }
+            let next = guarded(|| entries.next().transpose()).transpose();
+            failed = matches!(next, Some(Err(_)));
+            next
+        })
     }
 
     /// The log as stored, (key, bytes) per entry, for verification outside (e.g. export).
@@ -635,12 +655,14 @@ impl Ledger {
         self.inner.shared.store.token_count()
     }
 
-    /// The store, for a read by `caller`: the views must be trusted and the caller allowed.
-    fn reader(&self, caller: &Caller) -> Result<&Store> {
+    /// Runs `read` on the store for `caller`, once the views are trusted and the caller allowed.
+    fn read<T>(&self, caller: &Caller, read: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
         let shared = &self.inner.shared;
         shared.refuse_if_stale()?;
-        decider::authorize(&shared.store, caller, Access::Read)?;
-        Ok(&shared.store)
+        guarded(|| {
+            decider::authorize(&shared.store, caller, Access::Read)?;
+            read(&shared.store)
+        })
     }
 
     /// Queues one command for the writer (which commits it with whatever else waits) and
@@ -651,6 +673,11 @@ impl Ledger {
             WriteRequest { caller: caller.clone(), client_token: client_token.map(str::to_owned), command };
         self.inner.pipeline.submit(request)
     }
+}
+
+/// Runs a read of sled's files; a panic inside sled (on damaged pages) becomes an error.
+fn guarded<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
+    sled_files::guard("while reading the database", read)
 }
 
 fn user_id_response(response: Response) -> Result<UserIdResponse> {

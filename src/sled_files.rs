@@ -18,8 +18,8 @@ pub const CONF_FILE: &str = "conf";
 /// How long opening waits for sled's own lock (see [`open_sled`]).
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Runs `f`, turning a panic inside it into an [`Failure::Panicked`] error that says `what` was
-/// being done. sled 0.34 panics on some damaged files (`tried to serialize Uninitialized`,
+/// Runs `f`, turning a panic inside it into an [`Failure::Panicked`] error: "sled panicked
+/// {while}: {message}". sled 0.34 panics on some damaged files (`tried to serialize Uninitialized`,
 /// `index out of bounds`); a host linking the ledger must get an error instead.
 pub fn guard<T>(what: impl Display, f: impl FnOnce() -> Result<T>) -> Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
@@ -51,8 +51,22 @@ pub fn open(dir: &Path, shown: &Path, cache_bytes: u64, established: bool) -> Re
     }
     remove_unfinished_snapshots(dir)?;
     let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
-    let opened = guard(format_args!("cannot open the database at {}", shown.display()), || open_sled(config));
-    opened.map_err(|e| diagnose(dir, shown).unwrap_or(e))
+    let opened = guard("while opening it", || open_sled(config));
+    opened.map_err(|e| match (diagnose(dir, shown), e.failure()) {
+        (Some(found), _) => found,
+        (None, Some(Failure::Locked | Failure::Io)) => e,
+        // conf and the snapshot are sound, so what sled could not recover is its data file.
+        (None, cause) => Error::failed(
+            cause.unwrap_or(Failure::Corrupt),
+            format_args!(
+                "sled cannot recover the database at {}: its data file {} is damaged ({}); restore the \
+                 database from a backup",
+                shown.display(),
+                shown.join(DATA_FILE).display(),
+                e
+            ),
+        ),
+    })
 }
 
 /// Opens sled, waiting up to 5 s (`LOCK_WAIT`) for its file lock.

@@ -147,7 +147,7 @@ impl Store {
         let db = sled_files::open(&dir.path, &dir.shown, cache_bytes, mark.is_some())?;
         let shown = dir.shown.clone();
         let store =
-            sled_files::guard(format_args!("cannot open the database at {}", shown.display()), || {
+            sled_files::guard(format_args!("while opening the database at {}", shown.display()), || {
                 let names =
                     TreeId::FIXED.iter().map(|(_, name)| *name).chain(ViewTree::ALL.map(ViewTree::name));
                 let trees = names.map(|name| db.open_tree(name)).collect::<sled::Result<Vec<_>>>()?;
@@ -166,7 +166,7 @@ impl Store {
                     dir: Arc::new(dir),
                 })
             })?;
-        sled_files::guard(format_args!("cannot read the database at {}", store.path.display()), || {
+        sled_files::guard(format_args!("while reading the database at {}", store.path.display()), || {
             // The mark is checked before anything is written, so a shortened log is never stamped.
             let lost = match &mark {
                 Some(mark) => store.lost_since(mark)?,
@@ -210,9 +210,14 @@ impl Store {
                 return Ok(Some(Error::failed(
                     Failure::Lost,
                     format_args!(
-                        "the database at {} has lost acknowledged writes: sled's log ends at seq {last} \
-                         (or skips seq {seq}), but seq {seq} was acknowledged (acknowledgement mark {}); {}",
+                        "the database at {} has lost acknowledged writes: {}, but seq {seq} was acknowledged \
+                         (acknowledgement mark {}); {}",
                         self.path.display(),
+                        if last < acked.seq {
+                            format!("sled's log ends at seq {last}")
+                        } else {
+                            format!("sled's log lacks seq {seq} (it ends at seq {last})", seq = acked.seq)
+                        },
                         mark.file_path().display(),
                         RECOVERY,
                         seq = acked.seq,

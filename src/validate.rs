@@ -17,9 +17,62 @@ macro_rules! pattern {
     ($name:ident = $src:literal) => {
         static $name: Pattern = Pattern {
             source: $src,
-            regex: LazyLock::new(|| Regex::new($src).expect("model pattern is a valid regex")),
+            regex: LazyLock::new(|| {
+                Regex::new(&model_dialect($src)).expect("model pattern is a valid regex")
+            }),
         };
     };
+}
+
+/// Rewrites a pattern of the model for the regex crate, keeping what it means there.
+///
+/// The AWS models' patterns are Java-style regular expressions, where `\d` is `[0-9]`, `\w` is
+/// `[a-zA-Z_0-9]` and `\s` is `[ \t\n\x0B\f\r]`; the regex crate's are Unicode classes (Arabic-Indic
+/// and fullwidth digits are `\d`, U+3000 is `\s`). Each becomes the regex crate's ASCII class,
+/// which means exactly the Java one, inside a bracket class or outside.
+fn model_dialect(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut chars = source.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(escaped) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let class = match escaped {
+                    'd' => "[:digit:]",
+                    'D' => "[:^digit:]",
+                    'w' => "[:word:]",
+                    'W' => "[:^word:]",
+                    's' => "[:space:]",
+                    'S' => "[:^space:]",
+                    _ => {
+                        out.extend([c, escaped]);
+                        continue;
+                    }
+                };
+                if in_class {
+                    out.push_str(class);
+                } else {
+                    out.push('[');
+                    out.push_str(class);
+                    out.push(']');
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 // Unanchored where the model leaves them unanchored: `is_match` finds the pattern anywhere.
@@ -173,6 +226,44 @@ mod tests {
         assert!(matches!(rule_of(check("iamRole", &ROLE_ARN, &trailing)), Some(Rule::Pattern(_))));
         let short_account = "arn:aws:iam::12345678901:role/Admin";
         assert!(matches!(rule_of(check("iamRole", &ROLE_ARN, short_account)), Some(Rule::Pattern(_))));
+    }
+
+    #[test]
+    fn class_escapes_mean_what_they_mean_in_the_model() {
+        assert_eq!(model_dialect(r"^\d{12}$"), r"^[[:digit:]]{12}$");
+        assert_eq!(model_dialect(r".*\S.*"), r".*[[:^space:]].*");
+        assert_eq!(model_dialect(r"[\s\S]*"), r"[[:space:][:^space:]]*");
+        assert_eq!(
+            model_dialect(r"[a-z\-_\d]\w\W\D\.\\"),
+            r"[a-z\-_[:digit:]][[:word:]][[:^word:]][[:^digit:]]\.\\"
+        );
+        // Digits of other scripts are not the model's \d: Arabic-Indic, fullwidth, Devanagari.
+        for digit in ['\u{0663}', '\u{FF13}', '\u{0969}'] {
+            let role = format!("arn:aws:iam::12345678901{digit}:role/Admin");
+            assert!(matches!(rule_of(check("iamRole", &ROLE_ARN, &role)), Some(Rule::Pattern(_))), "{role}");
+            let account = format!("12345678901{digit}");
+            assert!(
+                matches!(rule_of(check("account", &ACCOUNT, &account)), Some(Rule::Pattern(_))),
+                "{account}"
+            );
+        }
+        // The model's \s is ASCII whitespace: a Unicode space is a non-space character there,
+        // so a name of one is not blank; ASCII blanks are.
+        for space in ['\u{00A0}', '\u{2003}', '\u{3000}'] {
+            assert_eq!(
+                rule_of(check("firstName", &NAME, &space.to_string())),
+                None,
+                "U+{:04X}",
+                space as u32
+            );
+        }
+        for blank in [" ", "\t", "\n", "\u{0B}", "\u{0C}", "\r", " \t\r\n "] {
+            assert_eq!(
+                rule_of(check("firstName", &NAME, blank)),
+                Some(Rule::Pattern(r".*\S.*")),
+                "{blank:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The operator CLI, shaped like `aws finspace-data`: JSON responses on stdout, AWS errors on stderr.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use user_ledger::domain::Tags;
 use user_ledger::{
-    wire, AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Error, KxUserResponse,
-    Ledger, Rule, Subject, UpdateKxUserRequest, UpdateUserRequest,
+    wire, AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Error, Failure,
+    KxUserResponse, Ledger, OpenMode, Rule, Subject, UpdateKxUserRequest, UpdateUserRequest,
 };
 
 /// Operate a user-ledger database.
@@ -29,6 +29,10 @@ struct Cli {
     /// Account in kdb user ARNs; fixed when the database is created (default 000000000000).
     #[arg(long, global = true, env = "USER_LEDGER_ACCOUNT")]
     account: Option<String>,
+    /// Read and audit the database without writing a byte to it (works on a private copy, so
+    /// on read-only media too, and after a loss of acknowledged writes); writes are refused.
+    #[arg(long, global = true)]
+    read_only: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,7 +70,7 @@ enum Command {
     DisableUser(UserIdArgs),
     /// List users, a page at a time (ListUsers).
     ListUsers {
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         max_results: Option<i64>,
         /// A token from an earlier page (may start with `-`).
         #[arg(long, allow_hyphen_values = true)]
@@ -113,7 +117,7 @@ enum Command {
     ListKxUsers {
         #[arg(long)]
         environment_id: String,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         max_results: Option<i64>,
         /// A token from an earlier page (may start with `-`).
         #[arg(long, allow_hyphen_values = true)]
@@ -121,10 +125,10 @@ enum Command {
     },
     /// Print the log as JSON lines.
     Log {
-        #[arg(long, default_value_t = 1)]
-        from_seq: u64,
-        #[arg(long)]
-        limit: Option<usize>,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        from_seq: i64,
+        #[arg(long, allow_negative_numbers = true)]
+        limit: Option<i64>,
     },
     /// Print every event about one user (--user-id) or kdb user (--environment-id --user-name).
     History {
@@ -147,14 +151,34 @@ enum Command {
     Digest,
     /// Print counts: events, users, kdb users, tokens, bytes on disk.
     Stats,
+    /// After a loss of acknowledged writes that no backup can undo: accept the log as it is now
+    /// (its chain must verify) as what this database acknowledged, so it opens again.
+    AcceptLog,
+}
+
+impl Command {
+    /// Whether the command may create the database: only the API's writes do. Reads and audits
+    /// of a database that is not there fail and create nothing.
+    fn creates_database(&self) -> bool {
+        matches!(
+            self,
+            Command::CreateUser { .. }
+                | Command::UpdateUser { .. }
+                | Command::EnableUser(_)
+                | Command::DisableUser(_)
+                | Command::CreateKxUser { .. }
+                | Command::UpdateKxUser { .. }
+                | Command::DeleteKxUser { .. }
+        )
+    }
 }
 
 /// A point of the log to see a record at.
 #[derive(Args)]
 struct AsOfArgs {
     /// After the event with this seq.
-    #[arg(long, conflicts_with = "as_of_time")]
-    as_of_seq: Option<u64>,
+    #[arg(long, conflicts_with = "as_of_time", allow_negative_numbers = true)]
+    as_of_seq: Option<i64>,
     /// At this time: epoch milliseconds, or RFC 3339 (`2026-01-01T12:00:00Z`).
     #[arg(long)]
     as_of_time: Option<String>,
@@ -163,7 +187,7 @@ struct AsOfArgs {
 impl AsOfArgs {
     fn get(&self) -> user_ledger::Result<Option<AsOf>> {
         if let Some(seq) = self.as_of_seq {
-            return Ok(Some(AsOf::Seq(seq)));
+            return Ok(Some(AsOf::Seq(non_negative("asOfSeq", seq)?)));
         }
         let Some(text) = &self.as_of_time else { return Ok(None) };
         if let Ok(ms) = text.parse::<i64>() {
@@ -219,15 +243,24 @@ struct UserIdArgs {
 enum Output {
     /// One JSON document, pretty.
     Json(Value),
-    /// JSON lines (the log, a history).
+    /// JSON lines (a history).
     Lines(Vec<Value>),
+    /// Already printed as it was produced (the log, streamed).
+    Printed,
     /// A verification that found a problem: printed like Json, exit 3.
     Failed(Value),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    // A panic is reported below as an InternalServerException, once, in the CLI's error shape;
+    // the default hook would first print it raw (and its exit code, 101, would say nothing).
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|payload| {
+        let message = user_ledger::sled_files::panic_message(payload.as_ref());
+        Err(Error::failed(Failure::Panicked, format_args!("the CLI panicked: {message}")))
+    });
+    match outcome {
         Ok(Output::Json(json)) => {
             println!("{json:#}");
             ExitCode::SUCCESS
@@ -238,6 +271,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Ok(Output::Printed) => ExitCode::SUCCESS,
         Ok(Output::Failed(json)) => {
             println!("{json:#}");
             ExitCode::from(3)
@@ -247,6 +281,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A numeric flag that must not be negative, as a validation error naming it otherwise.
+fn non_negative(field: &str, value: i64) -> user_ledger::Result<u64> {
+    u64::try_from(value).map_err(|_| Error::validation(field, Rule::MinValue(0)))
 }
 
 /// Reports progress of long runs on stderr, only when a person is watching it.
@@ -266,6 +305,15 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     let mut config = Config::new(&cli.db);
     config.region = cli.region;
     config.account = cli.account;
+    config.mode = match (cli.read_only, cli.command.creates_database()) {
+        (true, _) => OpenMode::ReadOnly,
+        (false, true) => OpenMode::Create,
+        (false, false) => OpenMode::Existing,
+    };
+    if let Command::AcceptLog = cli.command {
+        let digest = Ledger::accept_log(config)?;
+        return Ok(Output::Json(json!({ "events": digest.seq, "head": digest.to_string() })));
+    }
     let ledger = Ledger::open(config)?;
     let caller = cli.caller.map_or(Caller::System, Caller::User);
     match cli.command {
@@ -347,9 +395,15 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
             json(ledger.list_kx_users(&caller, &environment_id, max_results, next_token.as_deref()))
         }
         Command::Log { from_seq, limit } => {
-            let entries = ledger.log(from_seq).take(limit.unwrap_or(usize::MAX));
-            let lines = entries.map(|e| e.map(|sealed| wire::envelope_json(&sealed)));
-            Ok(Output::Lines(lines.collect::<user_ledger::Result<_>>()?))
+            let from_seq = non_negative("fromSeq", from_seq)?;
+            let limit = limit.map(|n| non_negative("limit", n)).transpose()?.unwrap_or(u64::MAX);
+            // Streamed: constant memory whatever the log's size.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for entry in ledger.log(from_seq).take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+                writeln!(out, "{}", wire::envelope_json(&entry?))?;
+            }
+            out.flush()?;
+            Ok(Output::Printed)
         }
         Command::History { user_id, environment_id, user_name } => {
             let subject = match (&user_id, &environment_id, &user_name) {
@@ -380,6 +434,8 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
         }
         Command::Digest => Ok(Output::Json(json!({ "digest": ledger.digest()?.to_string() }))),
         Command::Stats => json(ledger.stats()),
+        // Handled above, before the ledger is opened.
+        Command::AcceptLog => Err(Error::internal("accept-log cannot run on an open ledger")),
     }
 }
 
