@@ -447,3 +447,33 @@ proptest! {
         prop_assert_eq!(verify(&t), None);
     }
 }
+
+#[test]
+fn a_second_user_with_a_taken_email_fails_verify_at_its_seq_and_rebuild_refuses() {
+    let (t, alice) = busy();
+    // sled loses alice's email row: the decider no longer sees the address as taken.
+    let TestLedger { ledger, clock, dir } = t;
+    drop(ledger);
+    {
+        let db = raw_sled(&dir.path().join("db"));
+        db.open_tree("emails").unwrap().remove("alice@example.com").unwrap();
+        db.flush().unwrap();
+    }
+    let t = TestLedger { ledger: open(&clock, &dir, OpenMode::Create).unwrap(), clock, dir };
+    let twin = t.create("ALICE@example.com");
+    assert_ne!(twin, alice);
+    let problem = verify(&t).unwrap();
+    assert_eq!(problem.seq, 10);
+    assert_eq!(
+        problem.fault,
+        Fault::Contradiction(format!(
+            "corrupt log: Created event for user {twin} with email ALICE@example.com, which user {alice} has already"
+        ))
+    );
+    let err = t.ledger.rebuild_views(&mut |_| {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot rebuild the views: the log is corrupt at seq 10: corrupt log: Created"),
+        "{err}"
+    );
+}

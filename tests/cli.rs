@@ -275,3 +275,164 @@ fn audit_commands() {
     );
     assert!(stats["bytesOnDisk"].as_u64().unwrap() > 0);
 }
+
+/// Every file under `dir` with its bytes, to show that nothing was written.
+fn snapshot_of(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(snapshot_of(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn reads_of_a_database_that_is_not_there_fail_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mistyped.db");
+    for args in [
+        &["get-user", "--user-id", "x"][..],
+        &["list-users", "--max-results", "5"],
+        &["list-kx-users", "--environment-id", "e"],
+        &["log"],
+        &["history", "--user-id", "x"],
+        &["verify"],
+        &["digest"],
+        &["stats"],
+        &["rebuild-views"],
+        &["purge-tokens"],
+    ] {
+        let error = api_error(&db, args);
+        assert_eq!(error["__type"], "InternalServerException", "{args:?}");
+        assert_eq!(error["message"], format!("there is no database at {}", db.display()), "{args:?}");
+        assert!(!db.exists(), "{args:?} created {}", db.display());
+    }
+    create(&db, "a@example.com");
+    assert!(db.join("ledger.mark").exists(), "writes still create the database");
+}
+
+#[test]
+fn numeric_flags_take_negative_numbers_to_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let id = create(&db, "a@example.com");
+    let member = |args: &[&str]| api_error(&db, args)["message"].as_str().unwrap().to_owned();
+    for (args, field, min) in [
+        (&["list-users", "--max-results", "-1"][..], "maxResults", 1),
+        (&["list-kx-users", "--environment-id", "e", "--max-results", "-1"], "maxResults", 0),
+        (&["log", "--from-seq", "-1"], "fromSeq", 0),
+        (&["log", "--limit", "-5"], "limit", 0),
+        (&["get-user", "--user-id", &id, "--as-of-seq", "-2"], "asOfSeq", 0),
+    ] {
+        let message = member(args);
+        let expected = format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have value greater than or equal to {min}"
+        );
+        assert_eq!(message, expected, "{args:?}");
+    }
+}
+
+#[test]
+fn the_log_streams_every_entry_as_a_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for i in 0..30 {
+        create(&db, &format!("u{i}@example.com"));
+    }
+    let out = cli(&db, &["log", "--from-seq", "5", "--limit", "20"]);
+    assert_eq!(out.status.code(), Some(0));
+    let seqs: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (5..25).collect::<Vec<_>>());
+}
+
+#[test]
+fn read_only_opens_change_no_byte_and_refuse_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let id = create(&db, "a@example.com");
+    let before = snapshot_of(&db);
+    fn read_only<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [&["--read-only"][..], args].concat()
+    }
+    assert_eq!(ok(&db, &read_only(&["get-user", "--user-id", &id]))["userId"], id.as_str());
+    assert_eq!(ok(&db, &read_only(&["verify"]))["events"], 1);
+    assert_eq!(ok(&db, &read_only(&["stats"]))["events"], 1);
+    let refused = api_error(
+        &db,
+        &read_only(&["create-user", "--email-address", "b@example.com", "--type", "APP_USER"]),
+    );
+    assert_eq!(refused["message"], "the ledger was opened read-only; it takes no writes");
+    assert_eq!(snapshot_of(&db), before, "a read-only open wrote to the database");
+}
+
+/// Runs `script` with `dir` bind-mounted read-only, in a private user and mount namespace.
+fn on_read_only_media(dir: &Path, script: &str) -> Output {
+    let dir = dir.display();
+    Command::new("unshare")
+        .args(["-rm", "sh", "-c"])
+        .arg(format!("mount --bind '{dir}' '{dir}' && mount -o remount,bind,ro '{dir}' && {script}"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn on_read_only_media_audits_work_with_read_only_and_say_so_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let id = create(&db, "a@example.com");
+    let bin = env!("CARGO_BIN_EXE_user-ledger");
+    let probe = on_read_only_media(dir.path(), &format!("touch '{}/x'", db.display()));
+    assert_eq!(probe.status.code(), Some(1), "the mount is not read-only: {probe:?}");
+    let out = on_read_only_media(dir.path(), &format!("'{bin}' --db '{}' verify", db.display()));
+    assert_eq!(out.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&out.stderr).unwrap();
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("Read-only file system") && message.contains("open it read-only (--read-only"),
+        "{message}"
+    );
+    for command in [
+        "verify",
+        "digest",
+        "stats",
+        "log",
+        &format!("get-user --user-id {id}"),
+        &format!("history --user-id {id}"),
+    ] {
+        let out =
+            on_read_only_media(dir.path(), &format!("'{bin}' --db '{}' --read-only {command}", db.display()));
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn verify_exits_3_when_the_views_lag_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    create(&db, "a@example.com");
+    {
+        // The state a kill during rebuild-views leaves: meta says the views hold nothing yet.
+        let raw = sled::open(&db).unwrap();
+        raw.open_tree("meta").unwrap().insert("views_seq", user_ledger::codec::encode(&0u64)).unwrap();
+        raw.flush().unwrap();
+    }
+    let out = cli(&db, &["verify"]);
+    assert_eq!(out.status.code(), Some(3));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["problem"]["seq"], 1);
+    assert_eq!(
+        report["problem"]["fault"],
+        "the views lag the log: folded up to seq 0, the log ends at seq 1; rebuild the views to repair"
+    );
+    assert_eq!(ok(&db, &["rebuild-views"]), json!({ "events": 1 }));
+    assert_eq!(ok(&db, &["verify"])["events"], 1);
+}

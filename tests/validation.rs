@@ -36,7 +36,11 @@ fn name_cases() -> Vec<Case> {
         ok(x(50)),
         bad(x(51), Rule::MaxLength(50)),
         bad("   ", Rule::Pattern(NON_BLANK)),
+        bad(" \t\r\n\u{0B}\u{0C}", Rule::Pattern(NON_BLANK)),
         ok(" a "),
+        // The model's \s is Java's, ASCII only: a Unicode space is not blank there.
+        ok("\u{00A0}"),
+        ok("\u{3000}"),
     ]
 }
 
@@ -78,6 +82,10 @@ fn role_arn_cases() -> Vec<Case> {
         bad(format!("{ROLE_PREFIX}{}", x(2049 - ROLE_PREFIX.len())), Rule::MaxLength(2048)),
         bad("arn:aws:iam::123456789012:user/alice", Rule::Pattern(ROLE_ARN_PATTERN)),
         bad(format!("{ROLE_PREFIX}r "), Rule::Pattern(ROLE_ARN_PATTERN)),
+        // The model's \d is [0-9]: Arabic-Indic, fullwidth and Devanagari digits are not digits.
+        bad("arn:aws:iam::12345678901\u{0663}:role/r", Rule::Pattern(ROLE_ARN_PATTERN)),
+        bad("arn:aws:iam::12345678901\u{FF13}:role/r", Rule::Pattern(ROLE_ARN_PATTERN)),
+        bad("arn:aws:iam::12345678901\u{0969}:role/r", Rule::Pattern(ROLE_ARN_PATTERN)),
     ]
 }
 
