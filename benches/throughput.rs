@@ -160,7 +160,12 @@ fn sqlite(dir: &Path, name: &str, synchronous: &str, callers: usize, seconds: f6
 
 /// The ledger: CreateUser (with a clientToken) from `callers` threads.
 fn ledger_creates(dir: &Path, name: &str, durability: Durability, callers: usize, seconds: f64) -> f64 {
-    let ledger = Ledger::open(Config::new(dir.join(name)).durability(durability)).unwrap();
+    creates(Config::new(dir.join(name)).durability(durability), callers, seconds)
+}
+
+/// CreateUser (with a clientToken) from `callers` threads on the ledger `config` opens.
+fn creates(config: Config, callers: usize, seconds: f64) -> f64 {
+    let ledger = Ledger::open(config).unwrap();
     let seq = AtomicU64::new(0);
     ops_per_second(callers, seconds, |_, _| {
         let n = seq.fetch_add(1, Ordering::Relaxed);
@@ -195,10 +200,16 @@ pub fn run(mode: Mode) -> Vec<Row> {
 
     for callers in [1, 8, 64] {
         let ours = ledger_creates(d, &format!("durable-{callers}"), Durability::Immediate, callers, s);
+        // What the acknowledgement mark (its write and fdatasync after every batch) costs.
+        let mut unmarked = Config::new(d.join(format!("unmarked-{callers}")));
+        unmarked.record_mark = false;
+        let unmarked = creates(unmarked, callers, s);
         let sled_base = raw_sled(&d.join(format!("sled-{callers}")), callers, s);
         let sqlite_full = sqlite(d, &format!("full-{callers}"), "FULL", callers, s);
         let goal = |g| if callers == 64 { g } else { "" };
         row(format!("durable CreateUser, {callers} callers"), ours, "ops/s", None, "");
+        let what = format!("  vs the same without the acknowledgement mark ({unmarked:.0} ops/s)");
+        row(what, ours, "ops/s", Some(ours / unmarked), "");
         let what = format!("  vs raw sled txn+flush+fdatasync per op ({sled_base:.0} ops/s)");
         row(what, ours, "ops/s", Some(ours / sled_base), goal("≥ 8x"));
         let what = format!("  vs SQLite WAL synchronous=FULL ({sqlite_full:.0} ops/s)");

@@ -7,7 +7,7 @@ mod throughput;
 #[test]
 fn the_throughput_bench_runs_in_quick_mode() {
     let rows = throughput::run(throughput::Mode::QUICK);
-    assert_eq!(rows.len(), 19);
+    assert_eq!(rows.len(), 22);
     for row in &rows {
         assert!(row.value.is_finite() && row.value > 0.0, "{row:?}");
     }
