@@ -6,7 +6,9 @@
 //!
 //! Layout: [`domain`] types, [`validate`] field rules, [`request`] wire shapes, [`event`] facts,
 //! [`codec`] bytes, [`idempotency`] clientTokens, [`audit`] verification, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
-//! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens.
+//! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens,
+//! [`mark`] the acknowledgement mark, [`directory`] the lock and open modes, [`sled_files`] sled's
+//! files guarded.
 #![warn(missing_docs)]
 
 pub mod audit;

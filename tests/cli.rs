@@ -2,14 +2,13 @@
 //! usage errors exit 2.
 #![cfg(feature = "cli")]
 
+mod common;
+
+use common::cli;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-
-fn cli(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_user-ledger")).arg("--db").arg(db).args(args).output().unwrap()
-}
 
 fn ok(db: &Path, args: &[&str]) -> Value {
     let out = cli(db, args);

@@ -9,6 +9,9 @@
 //! long sweep.
 #![cfg(feature = "cli")]
 
+mod common;
+
+use common::cli;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -23,10 +26,6 @@ struct Template {
     acked: Vec<String>,
     /// The events acknowledged.
     events: u64,
-}
-
-fn cli(db: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_user-ledger")).arg("--db").arg(db).args(args).output().unwrap()
 }
 
 /// Written by 40 CLI processes, 3 users each (one disabled with a clientToken).

@@ -2,13 +2,11 @@
 //! is in use by another process; nothing in the directory is touched before the lock is held.
 #![cfg(feature = "cli")]
 
-use std::path::Path;
-use std::process::Command;
-use std::thread;
+mod common;
 
-fn cli(db: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_user-ledger")).arg("--db").arg(db).args(args).output().unwrap()
-}
+use common::cli;
+use std::path::Path;
+use std::thread;
 
 #[test]
 fn four_processes_writing_one_database_only_succeed_or_hear_it_is_in_use() {

@@ -66,3 +66,14 @@ pub fn validation<T: std::fmt::Debug>(r: &Result<T, Error>) -> Option<(String, R
 pub fn raw_sled(path: &std::path::Path) -> sled::Db {
     user_ledger::sled_files::open_sled(sled::Config::new().path(path)).unwrap()
 }
+
+/// Runs the CLI on the database at `db` with `args`.
+#[cfg(feature = "cli")]
+pub fn cli(db: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
