@@ -5,7 +5,6 @@
 mod common;
 
 use common::cli;
-use std::path::Path;
 use std::thread;
 
 #[test]
