@@ -14,7 +14,7 @@
 //! A crash during a write can tear only the slot after it; damage anywhere else is an error.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -81,7 +81,7 @@ impl MarkFile {
     /// file is an error naming the file and the slot.
     pub fn open(dir: &Path, shown: &Path) -> Result<Option<MarkFile>> {
         let path = Self::path(shown);
-        let file = match OpenOptions::new().read(true).write(true).open(Self::path(dir)) {
+        let mut file = match OpenOptions::new().read(true).write(true).open(Self::path(dir)) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => {
@@ -91,7 +91,8 @@ impl MarkFile {
                 ))
             }
         };
-        let bytes = std::fs::read(Self::path(dir)).map_err(|e| {
+        let mut bytes = Vec::with_capacity(SLOTS * SLOT_LEN);
+        file.read_to_end(&mut bytes).map_err(|e| {
             Error::failed(
                 Failure::Io,
                 format_args!("cannot read the acknowledgement mark {}: {e}", path.display()),
