@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::decider::Limits;
@@ -37,6 +37,35 @@ impl fmt::Debug for SyncHook {
     }
 }
 
+/// What one committed batch did, for a host's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Requests in the batch.
+    pub requests: usize,
+    /// How long the batch's sync took; `None` when it did not sync (nothing written, or
+    /// Periodic durability).
+    pub sync: Option<Duration>,
+}
+
+/// Called after every committed batch with what it did (see [`BatchReport`]).
+#[derive(Clone)]
+pub struct CommitHook(pub Arc<dyn Fn(BatchReport) + Send + Sync>);
+
+impl fmt::Debug for CommitHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CommitHook")
+    }
+}
+
+/// The hooks a ledger was configured with.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// Called before every sync.
+    pub sync: Option<SyncHook>,
+    /// Called after every committed batch.
+    pub commit: Option<CommitHook>,
+}
+
 /// What the writer thread and the ledger's other writers (purge, rebuild) share.
 pub struct Shared {
     /// The store.
@@ -45,7 +74,7 @@ pub struct Shared {
     limits: Limits,
     clock: Arc<dyn Clock>,
     durability: Durability,
-    sync_hook: Option<SyncHook>,
+    hooks: Hooks,
     /// Set when a sync failed: what is on disk is unknown, so writes stop until a reopen.
     poisoned: AtomicBool,
     /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
@@ -67,7 +96,7 @@ impl Shared {
         limits: Limits,
         clock: Arc<dyn Clock>,
         durability: Durability,
-        sync_hook: Option<SyncHook>,
+        hooks: Hooks,
         stale: Option<String>,
         mark: Option<MarkFile>,
         read_only: bool,
@@ -80,7 +109,7 @@ impl Shared {
             limits,
             clock,
             durability,
-            sync_hook,
+            hooks,
             poisoned: AtomicBool::new(false),
             is_stale: AtomicBool::new(stale.is_some()),
             stale: Mutex::new(stale),
@@ -145,7 +174,7 @@ impl Shared {
     /// Makes committed writes, up to the log's `head` at least, durable, then records `head` in
     /// the acknowledgement mark; a failure poisons the ledger.
     pub fn sync(&self, head: Head) -> Result<()> {
-        let hooked = match &self.sync_hook {
+        let hooked = match &self.hooks.sync {
             Some(hook) => (hook.0)().map_err(Error::from),
             None => Ok(()),
         };
@@ -189,10 +218,16 @@ impl Shared {
                 return all(e);
             }
         };
+        let mut synced = None;
         if committed.wrote && self.immediate() {
+            let started = Instant::now();
             if let Err(e) = self.sync(writer.head()) {
                 return all(Error::internal(format_args!("the batch may not be on disk: {e}")));
             }
+            synced = Some(started.elapsed());
+        }
+        if let Some(hook) = &self.hooks.commit {
+            (hook.0)(BatchReport { requests: requests.len(), sync: synced });
         }
         committed.results.into_iter().map(|r| r.map(|outcome| outcome.response)).collect()
     }

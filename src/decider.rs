@@ -5,7 +5,7 @@
 //! layered over the store.
 
 use crate::domain::{
-    email_key, ApiAccess, Caller, KxUser, NewUser, Tags, User, UserChanges, UserId, UserStatus, UserType,
+    email_key, AccessKey, ApiAccess, Caller, KxUser, NewUser, Tags, User, UserChanges, UserId, UserStatus, UserType,
 };
 use crate::error::{Error, Result};
 use crate::event::{Event, Subject};
@@ -64,6 +64,18 @@ pub enum Command {
         /// The user's name.
         user_name: String,
     },
+    /// Issue an access key to a user; the id is chosen by the caller of `decide`.
+    CreateAccessKey {
+        /// The new key's id.
+        access_key_id: String,
+        /// The user it signs for.
+        user_id: UserId,
+    },
+    /// Delete an access key.
+    DeleteAccessKey {
+        /// The key's id.
+        access_key_id: String,
+    },
 }
 
 impl Command {
@@ -77,6 +89,8 @@ impl Command {
             Command::CreateKxUser { .. } => "CreateKxUser",
             Command::UpdateKxUser { .. } => "UpdateKxUser",
             Command::DeleteKxUser { .. } => "DeleteKxUser",
+            Command::CreateAccessKey { .. } => "CreateAccessKey",
+            Command::DeleteAccessKey { .. } => "DeleteAccessKey",
         }
     }
 }
@@ -102,6 +116,8 @@ pub trait State {
     fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>>;
     /// How many kdb users environment `environment_id` has.
     fn kx_users_in(&self, environment_id: &str) -> Result<u64>;
+    /// The access key with this id.
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>>;
 }
 
 /// Write access to the views, used by [`apply`].
@@ -118,6 +134,10 @@ pub trait Views: State {
     fn remove_kx_user(&mut self, environment_id: &str, user_name: &str);
     /// Sets the count of kdb users of an environment.
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64);
+    /// Stores an access key record.
+    fn put_access_key(&mut self, key: AccessKey);
+    /// Removes an access key record.
+    fn remove_access_key(&mut self, access_key_id: &str);
     /// Adds an entry to the per-subject history index (see [`crate::views::history_key`]).
     fn add_history(&mut self, key: Vec<u8>);
 }
@@ -240,6 +260,22 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
                 user_name: user_name.clone(),
             }])
         }
+        Command::CreateAccessKey { access_key_id, user_id } => {
+            existing(state, user_id)?;
+            if state.access_key(access_key_id)?.is_some() {
+                return Err(Error::Conflict {
+                    message: format!("Access key {access_key_id} exists already"),
+                    reason: Some("ACCESS_KEY_ALREADY_EXISTS".into()),
+                });
+            }
+            Ok(vec![Event::AccessKeyCreated { access_key_id: access_key_id.clone(), user_id: user_id.clone() }])
+        }
+        Command::DeleteAccessKey { access_key_id } => {
+            let key = state.access_key(access_key_id)?.ok_or_else(|| Error::ResourceNotFound {
+                message: format!("Access key {access_key_id} does not exist"),
+            })?;
+            Ok(vec![Event::AccessKeyDeleted { access_key_id: key.access_key_id, user_id: key.user_id }])
+        }
     }
 }
 
@@ -285,6 +321,11 @@ fn changed_fields(current: &User, requested: &UserChanges) -> UserChanges {
 ///
 /// Errors only if the views cannot be read, or if the event contradicts them (a corrupt log).
 pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> {
+    if let Event::AccessKeyCreated { access_key_id, .. } | Event::AccessKeyDeleted { access_key_id, .. } =
+        event
+    {
+        return apply_access_key(views, access_key_id, event, time_ms);
+    }
     match event.subject() {
         Subject::User(user_id) => apply_user(views, user_id, event, time_ms),
         Subject::KxUser(environment_id, user_name) => {
@@ -360,6 +401,29 @@ fn apply_user(views: &mut impl Views, user_id: &str, event: &Event, time_ms: i64
         views.set_enabled_users(if is_enabled { enabled + 1 } else { enabled.saturating_sub(1) });
     }
     views.put_user(user);
+    Ok(())
+}
+
+fn apply_access_key(views: &mut impl Views, access_key_id: &str, event: &Event, time_ms: i64) -> Result<()> {
+    let before = views.access_key(access_key_id)?;
+    match (before, event) {
+        (None, Event::AccessKeyCreated { user_id, .. }) => {
+            if views.user(user_id)?.is_none() {
+                return Err(contradiction(event, format_args!("user {user_id}"), false));
+            }
+            views.put_access_key(AccessKey {
+                access_key_id: access_key_id.to_owned(),
+                user_id: user_id.clone(),
+                create_time: time_ms,
+            });
+        }
+        (Some(key), Event::AccessKeyDeleted { user_id, .. }) if key.user_id == *user_id => {
+            views.remove_access_key(access_key_id);
+        }
+        (before, event) => {
+            return Err(contradiction(event, format_args!("access key {access_key_id}"), before.is_some()));
+        }
+    }
     Ok(())
 }
 

@@ -211,3 +211,31 @@ impl Identity {
         )
     }
 }
+
+/// An access key of a user, as kept in the access_keys view; its secret is not kept anywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessKey {
+    /// The key's id, e.g. `ULAK…`.
+    pub access_key_id: String,
+    /// The user that requests signed with the key act as.
+    pub user_id: UserId,
+    /// Epoch ms of the AccessKeyCreated event.
+    pub create_time: i64,
+}
+
+/// A new access key with its secret: shown once, when it is created.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessKeyPair {
+    /// The key's id.
+    pub access_key_id: String,
+    /// The secret a client signs with.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for AccessKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyPair").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
+}

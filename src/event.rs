@@ -64,6 +64,21 @@ pub enum Event {
         /// The user's name in it.
         user_name: String,
     },
+    /// An access key was issued to a user. Its secret is derived from the database's secret and
+    /// the key id, so the log never holds it.
+    AccessKeyCreated {
+        /// The key's id.
+        access_key_id: String,
+        /// The user that requests signed with it act as.
+        user_id: UserId,
+    },
+    /// An access key was deleted: requests signed with it are refused from now on.
+    AccessKeyDeleted {
+        /// The key's id.
+        access_key_id: String,
+        /// The user it belonged to.
+        user_id: UserId,
+    },
 }
 
 /// What an event is about.
@@ -82,7 +97,9 @@ impl Event {
             Event::Created { user_id, .. }
             | Event::Updated { user_id, .. }
             | Event::Enabled { user_id }
-            | Event::Disabled { user_id } => Subject::User(user_id),
+            | Event::Disabled { user_id }
+            | Event::AccessKeyCreated { user_id, .. }
+            | Event::AccessKeyDeleted { user_id, .. } => Subject::User(user_id),
             Event::KxUserCreated { environment_id, user_name, .. }
             | Event::KxRoleChanged { environment_id, user_name, .. }
             | Event::KxUserDeleted { environment_id, user_name } => {
@@ -101,6 +118,8 @@ impl Event {
             Event::KxUserCreated { .. } => "KxUserCreated",
             Event::KxRoleChanged { .. } => "KxRoleChanged",
             Event::KxUserDeleted { .. } => "KxUserDeleted",
+            Event::AccessKeyCreated { .. } => "AccessKeyCreated",
+            Event::AccessKeyDeleted { .. } => "AccessKeyDeleted",
         }
     }
 }

@@ -29,8 +29,15 @@ pub enum Response {
         /// The user's IAM role after the request.
         iam_role: String,
     },
-    /// `{}`: DeleteKxUser.
+    /// `{}`: DeleteKxUser, DeleteAccessKey.
     Empty,
+    /// The key created (its secret follows from the key id): CreateAccessKey.
+    AccessKey {
+        /// The key's id.
+        access_key_id: String,
+        /// Its user.
+        user_id: String,
+    },
 }
 
 impl Response {
@@ -47,7 +54,11 @@ impl Response {
                 user_name: user_name.clone(),
                 iam_role: iam_role.clone(),
             },
-            Command::DeleteKxUser { .. } => Response::Empty,
+            Command::DeleteKxUser { .. } | Command::DeleteAccessKey { .. } => Response::Empty,
+            Command::CreateAccessKey { access_key_id, user_id } => Response::AccessKey {
+                access_key_id: access_key_id.clone(),
+                user_id: user_id.clone(),
+            },
         }
     }
 }
@@ -118,6 +129,9 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         Command::DeleteKxUser { environment_id, user_name } => {
             codec::encode(&(caller, operation, environment_id, user_name))
         }
+        // The generated key id is not part of the request.
+        Command::CreateAccessKey { user_id, .. } => codec::encode(&(caller, operation, user_id)),
+        Command::DeleteAccessKey { access_key_id } => codec::encode(&(caller, operation, access_key_id)),
     };
     *blake3::hash(&bytes).as_bytes()
 }

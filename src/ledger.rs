@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use ulid::Ulid;
 
+use crate::access_key;
 use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
 use crate::clock::{Clock, SystemClock};
-use crate::commit::{Durability, Flusher, Pipeline, Shared, SyncHook};
+use crate::commit::{BatchReport, CommitHook, Durability, Flusher, Hooks, Pipeline, Shared, SyncHook};
 use crate::decider::{self, Access, Command, Limits, State};
 use crate::directory::{Directory, OpenMode};
-use crate::domain::{Caller, Identity, KxUser, User};
+use crate::domain::{AccessKey, AccessKeyPair, Caller, Identity, KxUser, User};
 use crate::error::{Error, Failure, Result, Rule};
 use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, Response, TokenRecord};
@@ -50,6 +51,8 @@ pub struct Config {
     pub max_batch: usize,
     /// Called before every sync; for tests of failure handling.
     pub sync_hook: Option<SyncHook>,
+    /// Called after every committed batch; for a host's metrics.
+    pub commit_hook: Option<CommitHook>,
     /// Region of a new database (default `us-east-1`); an existing one must match.
     pub region: Option<String>,
     /// Account of a new database (default `000000000000`); an existing one must match.
@@ -84,6 +87,7 @@ impl Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_batch: DEFAULT_MAX_BATCH,
             sync_hook: None,
+            commit_hook: None,
             region: None,
             account: None,
             mode: OpenMode::Create,
@@ -162,6 +166,12 @@ impl Config {
         self.sync_hook = Some(SyncHook(Arc::new(hook)));
         self
     }
+
+    /// Calls `hook` after every committed batch with its size and sync time (for metrics).
+    pub fn on_commit(mut self, hook: impl Fn(BatchReport) + Send + Sync + 'static) -> Self {
+        self.commit_hook = Some(CommitHook(Arc::new(hook)));
+        self
+    }
 }
 
 /// Counts an operator wants to see.
@@ -191,6 +201,8 @@ struct Inner {
     identity: Identity,
     config: Config,
     pages: PageTokens,
+    /// Derives access key secrets; from the database's secret, never in the log.
+    key_secret: [u8; 32],
     /// What the log lost of what was acknowledged (a read-only open goes on regardless).
     lost: Option<Problem>,
     /// Dropped first: drains the queue and stops the writer.
@@ -260,7 +272,7 @@ impl Ledger {
             config.limits,
             config.clock.clone(),
             config.durability,
-            config.sync_hook.clone(),
+            Hooks { sync: config.sync_hook.clone(), commit: config.commit_hook.clone() },
             stale,
             mark,
             read_only,
@@ -276,6 +288,7 @@ impl Ledger {
                 identity,
                 config,
                 pages: PageTokens::new(page_secret),
+                key_secret: access_key::secret_key(&page_secret),
                 lost,
                 pipeline,
                 _flusher: flusher,
@@ -442,6 +455,50 @@ impl Ledger {
             })
             .collect();
         Ok(ListKxUsersResponse { users, next_token })
+    }
+
+    /// Issues an access key to user `user_id` (an AccessKeyCreated event holding the key id,
+    /// never the secret); returns the key with its secret, which the ledger can derive again
+    /// but never shows again.
+    pub fn create_access_key(&self, caller: &Caller, user_id: &str) -> Result<AccessKeyPair> {
+        let user_id = validate_user_id(Some(user_id))?;
+        let access_key_id = access_key::new_key_id(access_key::USER_KEY_PREFIX)?;
+        match self.write(caller, None, Command::CreateAccessKey { access_key_id, user_id })? {
+            Response::AccessKey { access_key_id, .. } => {
+                let secret_access_key = access_key::derive_secret(&self.inner.key_secret, &access_key_id);
+                Ok(AccessKeyPair { access_key_id, secret_access_key })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes an access key: requests signed with it are refused from now on.
+    pub fn delete_access_key(&self, caller: &Caller, access_key_id: &str) -> Result<()> {
+        let access_key_id = validate::required("accessKeyId", &validate::ACCESS_KEY_ID, Some(access_key_id))?;
+        self.write(caller, None, Command::DeleteAccessKey { access_key_id: access_key_id.to_owned() })?;
+        Ok(())
+    }
+
+    /// The access keys of user `user_id`, or of every user, in key id order.
+    pub fn list_access_keys(&self, caller: &Caller, user_id: Option<&str>) -> Result<Vec<AccessKey>> {
+        let user_id = user_id.map(|id| validate_user_id(Some(id))).transpose()?;
+        let keys = self.read(caller, |store| store.access_keys())?;
+        Ok(keys.into_iter().filter(|k| user_id.as_ref().is_none_or(|id| k.user_id == *id)).collect())
+    }
+
+    /// The access key `access_key_id` and its secret, for checking a signature; `None` for a key
+    /// that is not (or no longer) issued.
+    pub fn access_key_secret(&self, access_key_id: &str) -> Result<Option<(AccessKey, String)>> {
+        let key = self.read(&Caller::System, |store| store.access_key(access_key_id))?;
+        Ok(key.map(|key| {
+            let secret = access_key::derive_secret(&self.inner.key_secret, &key.access_key_id);
+            (key, secret)
+        }))
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.inner.config.path
     }
 
     /// Why the views cannot be trusted (they lag or lead the log), or `None` if they can.

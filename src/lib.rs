@@ -7,10 +7,11 @@
 //! Layout: [`domain`] types, [`validate`] field rules, [`request`] wire shapes, [`event`] facts,
 //! [`codec`] bytes, [`idempotency`] clientTokens, [`audit`] verification, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
 //! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens,
-//! [`mark`] the acknowledgement mark, [`directory`] the lock and open modes, [`sled_files`] sled's
+//! [`mark`] the acknowledgement mark, [`access_key`] key ids and secrets, [`directory`] the lock and open modes, [`sled_files`] sled's
 //! files guarded.
 #![warn(missing_docs)]
 
+pub mod access_key;
 pub mod audit;
 pub mod clock;
 pub mod codec;
@@ -34,9 +35,9 @@ pub mod writer;
 
 pub use audit::{AsOf, Digest, Fault, Problem, Report};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use commit::Durability;
+pub use commit::{BatchReport, Durability};
 pub use directory::OpenMode;
-pub use domain::{ApiAccess, Caller, Identity, KxUser, User, UserStatus, UserType};
+pub use domain::{AccessKey, AccessKeyPair, ApiAccess, Caller, Identity, KxUser, User, UserStatus, UserType};
 pub use error::{Error, Failure, Result, Rule};
 pub use event::{Envelope, Event, Sealed, Subject};
 pub use ledger::{Config, Ledger, Stats};

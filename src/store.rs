@@ -14,7 +14,7 @@ use sled::{Transactional, Tree};
 use crate::codec::{self, FORMAT_VERSION};
 use crate::decider::State;
 use crate::directory::Directory;
-use crate::domain::{Identity, KxUser, User, UserId};
+use crate::domain::{AccessKey, Identity, KxUser, User, UserId};
 use crate::error::{Error, Failure, Result};
 use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, TokenRecord};
@@ -617,6 +617,24 @@ impl State for Store {
 
     fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
         self.counter(&kx_count_key(environment_id))
+    }
+
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        let keys = self.tree(TreeId::View(ViewTree::AccessKeys));
+        let what = || format!("access_keys[{access_key_id}]");
+        keys.get(access_key_id)?.map(|v| codec::decode(what(), &v)).transpose()
+    }
+}
+
+impl Store {
+    /// Every access key, in id order.
+    pub fn access_keys(&self) -> Result<Vec<AccessKey>> {
+        self.view_iter(ViewTree::AccessKeys)
+            .map(|row| {
+                let (key, value) = row?;
+                codec::decode(format_args!("access_keys[{}]", String::from_utf8_lossy(&key)), &value)
+            })
+            .collect()
     }
 }
 

@@ -88,6 +88,7 @@ pattern!(TAG_VALUE_PATTERN = r"^[a-zA-Z0-9+-=._:@ ]+$");
 pattern!(ANY = r".*");
 pattern!(REGION_PATTERN = r"^[A-Za-z0-9_/.-]{1,63}$");
 pattern!(ACCOUNT_PATTERN = r"^\d{12}$");
+pattern!(ACCESS_KEY_ID_PATTERN = r"^[A-Z0-9]+$");
 
 /// The constraints of one string shape of the model.
 pub struct Shape {
@@ -122,6 +123,8 @@ pub const TAG_KEY_FORBIDDEN_PREFIX: &str = "aws:";
 pub static REGION: Shape = Shape { min: 1, max: 63, pattern: &REGION_PATTERN };
 /// The AWS account in kdb user ARNs: 12 digits.
 pub static ACCOUNT: Shape = Shape { min: 12, max: 12, pattern: &ACCOUNT_PATTERN };
+/// An access key id of this ledger: 16..128 capital letters and digits, as AWS key ids are.
+pub static ACCESS_KEY_ID: Shape = Shape { min: 16, max: 128, pattern: &ACCESS_KEY_ID_PATTERN };
 /// `PaginationToken` of finspace (kdb): 1..1000.
 pub static KX_NEXT_TOKEN: Shape = Shape { min: 1, max: 1000, pattern: &ANY };
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec;
 use crate::decider::{self, State, Views};
-use crate::domain::{KxUser, User, UserId};
+use crate::domain::{AccessKey, KxUser, User, UserId};
 use crate::error::Result;
 use crate::event::{Envelope, Subject};
 
@@ -21,12 +21,20 @@ pub enum ViewTree {
     KxUsers,
     /// (subject, seq) → nothing: every event of one user or kdb user, in log order.
     History,
+    /// accessKeyId → access key record.
+    AccessKeys,
 }
 
 impl ViewTree {
     /// Every view tree.
-    pub const ALL: [ViewTree; 5] =
-        [ViewTree::Users, ViewTree::Emails, ViewTree::Counters, ViewTree::KxUsers, ViewTree::History];
+    pub const ALL: [ViewTree; 6] = [
+        ViewTree::Users,
+        ViewTree::Emails,
+        ViewTree::Counters,
+        ViewTree::KxUsers,
+        ViewTree::History,
+        ViewTree::AccessKeys,
+    ];
 
     /// The sled tree's name.
     pub fn name(self) -> &'static str {
@@ -36,6 +44,7 @@ impl ViewTree {
             ViewTree::Counters => "counters",
             ViewTree::KxUsers => "kx_users",
             ViewTree::History => "history",
+            ViewTree::AccessKeys => "access_keys",
         }
     }
 }
@@ -107,6 +116,11 @@ pub fn kx_count_row(environment_id: &str, count: u64) -> Row {
     ((ViewTree::Counters, kx_count_key(environment_id)), codec::encode(&count))
 }
 
+/// The row of an access key record.
+pub fn access_key_row(key: &AccessKey) -> Row {
+    ((ViewTree::AccessKeys, key.access_key_id.as_bytes().to_vec()), codec::encode(key))
+}
+
 /// The row of a history index entry.
 pub fn history_row(key: Vec<u8>) -> Row {
     ((ViewTree::History, key), Vec::new())
@@ -127,6 +141,8 @@ pub struct MemViews {
     pub kx_counts: BTreeMap<String, u64>,
     /// History index keys.
     pub history: BTreeSet<Vec<u8>>,
+    /// Access keys by id.
+    pub access_keys: BTreeMap<String, AccessKey>,
 }
 
 impl MemViews {
@@ -170,6 +186,7 @@ impl MemViews {
             ViewTree::History => {
                 Box::new(self.history.iter().map(move |key| strip(history_row(key.clone()))))
             }
+            ViewTree::AccessKeys => Box::new(self.access_keys.values().map(access_key_row).map(strip)),
         }
     }
 }
@@ -193,6 +210,10 @@ impl State for MemViews {
 
     fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
         Ok(self.kx_counts.get(environment_id).copied().unwrap_or(0))
+    }
+
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        Ok(self.access_keys.get(access_key_id).cloned())
     }
 }
 
@@ -219,6 +240,14 @@ impl Views for MemViews {
 
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
         self.kx_counts.insert(environment_id.to_owned(), count);
+    }
+
+    fn put_access_key(&mut self, key: AccessKey) {
+        self.access_keys.insert(key.access_key_id.clone(), key);
+    }
+
+    fn remove_access_key(&mut self, access_key_id: &str) {
+        self.access_keys.remove(access_key_id);
     }
 
     fn add_history(&mut self, key: Vec<u8>) {

@@ -12,12 +12,13 @@ use ulid::Ulid;
 use crate::audit;
 use crate::codec;
 use crate::decider::{self, Command, Limits, State, Views};
-use crate::domain::{Caller, KxUser, User, UserId};
+use crate::domain::{AccessKey, Caller, KxUser, User, UserId};
 use crate::error::{Error, Result};
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::store::{Changes, Head, Store, TreeId};
 use crate::views::{
+    access_key_row,
     self, email_row, enabled_users_row, history_row, kx_count_row, kx_key, kx_user_row, user_row, Row,
     ViewTree,
 };
@@ -142,6 +143,7 @@ struct Batch<'s> {
     /// `None` marks a kdb user deleted in this batch.
     kx_users: BTreeMap<Vec<u8>, Option<KxUser>>,
     kx_counts: BTreeMap<String, u64>,
+    access_keys: BTreeMap<String, Option<AccessKey>>,
     tokens: BTreeMap<Vec<u8>, Option<TokenRecord>>,
     changes: Changes,
 }
@@ -155,6 +157,7 @@ impl<'s> Batch<'s> {
             enabled_users: None,
             kx_users: BTreeMap::new(),
             kx_counts: BTreeMap::new(),
+            access_keys: BTreeMap::new(),
             tokens: BTreeMap::new(),
             changes: Changes { head, ..Changes::default() },
         }
@@ -298,6 +301,13 @@ impl State for Batch<'_> {
             None => self.store.kx_users_in(environment_id),
         }
     }
+
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        match self.access_keys.get(access_key_id) {
+            Some(key) => Ok(key.clone()),
+            None => self.store.access_key(access_key_id),
+        }
+    }
 }
 
 impl Views for Batch<'_> {
@@ -331,6 +341,16 @@ impl Views for Batch<'_> {
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
         self.write_row(kx_count_row(environment_id, count));
         self.kx_counts.insert(environment_id.to_owned(), count);
+    }
+
+    fn put_access_key(&mut self, key: AccessKey) {
+        self.write_row(access_key_row(&key));
+        self.access_keys.insert(key.access_key_id.clone(), Some(key));
+    }
+
+    fn remove_access_key(&mut self, access_key_id: &str) {
+        self.write(TreeId::View(ViewTree::AccessKeys), access_key_id.as_bytes().to_vec(), None);
+        self.access_keys.insert(access_key_id.to_owned(), None);
     }
 
     fn add_history(&mut self, key: Vec<u8>) {

@@ -1,0 +1,66 @@
+//! Access key ids and secrets: ids are random, secrets are derived from the database's secret and
+//! the id, so the log records a key without ever holding what signs with it.
+
+use base64::Engine;
+
+use crate::error::{Error, Failure, Result};
+
+/// The prefix of user access key ids (AWS's are `AKIA…`).
+pub const USER_KEY_PREFIX: &str = "ULAK";
+/// The prefix of generated root access key ids.
+pub const ROOT_KEY_PREFIX: &str = "ULRT";
+
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// A new random key id: `prefix` and 16 base32 characters (80 random bits).
+pub fn new_key_id(prefix: &str) -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for an access key: {e}")))?;
+    Ok(prefix.chars().chain(bytes.iter().map(|b| BASE32[usize::from(b % 32)] as char)).collect())
+}
+
+/// A new random secret of 40 characters, as AWS secrets are.
+pub fn new_secret() -> Result<String> {
+    let mut bytes = [0u8; 30];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for a secret: {e}")))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// The key that derives access key secrets, from the database's secret (domain-separated from
+/// its other use, keying pagination tokens).
+pub fn secret_key(database_secret: &[u8; 32]) -> [u8; 32] {
+    blake3::derive_key("user-ledger 2026-11 access key secrets", database_secret)
+}
+
+/// The secret of key `access_key_id`: 40 characters.
+pub fn derive_secret(secret_key: &[u8; 32], access_key_id: &str) -> String {
+    let hash = blake3::keyed_hash(secret_key, access_key_id.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&hash.as_bytes()[..30])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_secrets_have_aws_shapes() {
+        let id = new_key_id(USER_KEY_PREFIX).unwrap();
+        assert_eq!(id.len(), 20);
+        assert!(id.starts_with("ULAK") && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert_ne!(id, new_key_id(USER_KEY_PREFIX).unwrap());
+        assert_eq!(new_secret().unwrap().len(), 40);
+    }
+
+    #[test]
+    fn secrets_depend_on_the_database_and_the_key() {
+        let a = secret_key(&[1; 32]);
+        let b = secret_key(&[2; 32]);
+        let s = derive_secret(&a, "ULAKAAAAAAAAAAAAAAAA");
+        assert_eq!(s.len(), 40);
+        assert_eq!(s, derive_secret(&a, "ULAKAAAAAAAAAAAAAAAA"));
+        assert_ne!(s, derive_secret(&b, "ULAKAAAAAAAAAAAAAAAA"));
+        assert_ne!(s, derive_secret(&a, "ULAKAAAAAAAAAAAAAAAB"));
+    }
+}
