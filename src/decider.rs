@@ -5,7 +5,8 @@
 //! layered over the store.
 
 use crate::domain::{
-    email_key, AccessKey, ApiAccess, Caller, KxUser, NewUser, Tags, User, UserChanges, UserId, UserStatus, UserType,
+    email_key, AccessKey, ApiAccess, Caller, KxUser, NewUser, Tags, User, UserChanges, UserId, UserStatus,
+    UserType,
 };
 use crate::error::{Error, Result};
 use crate::event::{Event, Subject};
@@ -268,7 +269,10 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
                     reason: Some("ACCESS_KEY_ALREADY_EXISTS".into()),
                 });
             }
-            Ok(vec![Event::AccessKeyCreated { access_key_id: access_key_id.clone(), user_id: user_id.clone() }])
+            Ok(vec![Event::AccessKeyCreated {
+                access_key_id: access_key_id.clone(),
+                user_id: user_id.clone(),
+            }])
         }
         Command::DeleteAccessKey { access_key_id } => {
             let key = state.access_key(access_key_id)?.ok_or_else(|| Error::ResourceNotFound {

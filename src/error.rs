@@ -178,6 +178,8 @@ pub enum Rule {
     MapKey(Box<Rule>),
     /// A value of the map breaks the rule.
     MapValue(Box<Rule>),
+    /// The value is not of the member's type, e.g. `a string` (what arrived is said after it).
+    Type(String),
 }
 
 impl fmt::Display for Rule {
@@ -196,6 +198,7 @@ impl fmt::Display for Rule {
             }
             Rule::MapKey(rule) => write!(f, "Map keys must satisfy constraint: [{rule}]"),
             Rule::MapValue(rule) => write!(f, "Map values must satisfy constraint: [{rule}]"),
+            Rule::Type(expected) => write!(f, "Member must be {expected}"),
         }
     }
 }

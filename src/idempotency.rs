@@ -55,10 +55,9 @@ impl Response {
                 iam_role: iam_role.clone(),
             },
             Command::DeleteKxUser { .. } | Command::DeleteAccessKey { .. } => Response::Empty,
-            Command::CreateAccessKey { access_key_id, user_id } => Response::AccessKey {
-                access_key_id: access_key_id.clone(),
-                user_id: user_id.clone(),
-            },
+            Command::CreateAccessKey { access_key_id, user_id } => {
+                Response::AccessKey { access_key_id: access_key_id.clone(), user_id: user_id.clone() }
+            }
         }
     }
 }

@@ -26,6 +26,8 @@ pub mod ledger;
 pub mod mark;
 pub mod page;
 pub mod request;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod sled_files;
 pub mod store;
 pub mod validate;

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::audit::Report;
 use crate::error::Error;
 use crate::event::Sealed;
 
@@ -23,6 +24,15 @@ fn strip_nulls(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
         other => other,
     }
+}
+
+/// A verification's outcome as the audit commands print it: events, head and any problem.
+pub fn report_json(report: &Report) -> Value {
+    let mut body = json!({ "events": report.events, "head": report.head.to_string() });
+    if let Some(problem) = &report.problem {
+        body["problem"] = json!({ "seq": problem.seq, "fault": problem.fault.to_string() });
+    }
+    body
 }
 
 /// The body of an error response: `{"__type": ..., "message": ..., "reason": ...}`.

@@ -18,9 +18,8 @@ use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::store::{Changes, Head, Store, TreeId};
 use crate::views::{
-    access_key_row,
-    self, email_row, enabled_users_row, history_row, kx_count_row, kx_key, kx_user_row, user_row, Row,
-    ViewTree,
+    self, access_key_row, email_row, enabled_users_row, history_row, kx_count_row, kx_key, kx_user_row,
+    user_row, Row, ViewTree,
 };
 
 /// How many expired token records a commit purges on the side, at most.

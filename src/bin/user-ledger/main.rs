@@ -4,13 +4,16 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod remote;
+
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
 use user_ledger::domain::Tags;
+use user_ledger::server::{self, Auth};
 use user_ledger::{
-    wire, AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Error, Failure,
-    KxUserResponse, Ledger, OpenMode, Rule, Subject, UpdateKxUserRequest, UpdateUserRequest,
+    wire, AccessKeyPair, AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Error,
+    Failure, KxUserResponse, Ledger, OpenMode, Rule, Subject, UpdateKxUserRequest, UpdateUserRequest,
 };
 
 /// Operate a user-ledger database.
@@ -33,6 +36,15 @@ struct Cli {
     /// on read-only media too, and after a loss of acknowledged writes); writes are refused.
     #[arg(long, global = true)]
     read_only: bool,
+    /// Reach a running `user-ledger serve` instead of opening the database (audit and access-key
+    /// commands), signing with root credentials: USER_LEDGER_ROOT_ACCESS_KEY_ID and
+    /// USER_LEDGER_ROOT_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else
+    /// the database directory's root-credentials.json.
+    #[arg(long, global = true, env = "USER_LEDGER_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    /// PEM certificates to trust for an https --endpoint-url.
+    #[arg(long, global = true)]
+    ca_bundle: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,6 +166,55 @@ enum Command {
     /// After a loss of acknowledged writes that no backup can undo: accept the log as it is now
     /// (its chain must verify) as what this database acknowledged, so it opens again.
     AcceptLog,
+    /// Issue an access key to a user; prints its id and secret (shown only now).
+    CreateAccessKey {
+        #[arg(long)]
+        user_id: String,
+    },
+    /// List access keys (ids, users, creation times), of one user or all.
+    ListAccessKeys {
+        #[arg(long)]
+        user_id: Option<String>,
+    },
+    /// Delete an access key: requests signed with it are refused from now on.
+    DeleteAccessKey {
+        #[arg(long)]
+        access_key_id: String,
+    },
+    /// Serve the FinSpace REST API (finspace-data and finspace user operations) over HTTP with
+    /// SigV4, until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The address to listen on; beyond loopback, TLS is required unless --insecure.
+    #[arg(long, default_value = server::DEFAULT_LISTEN)]
+    listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP beyond loopback.
+    #[arg(long)]
+    insecure: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// The root access key id (the root acts as the system); with none, a pair is generated
+    /// on first start and kept in the database directory.
+    #[arg(long, env = "USER_LEDGER_ROOT_ACCESS_KEY_ID", requires = "root_secret_access_key")]
+    root_access_key_id: Option<String>,
+    /// The root secret access key.
+    #[arg(
+        long,
+        env = "USER_LEDGER_ROOT_SECRET_ACCESS_KEY",
+        requires = "root_access_key_id",
+        hide_env_values = true
+    )]
+    root_secret_access_key: Option<String>,
 }
 
 impl Command {
@@ -169,6 +230,7 @@ impl Command {
                 | Command::CreateKxUser { .. }
                 | Command::UpdateKxUser { .. }
                 | Command::DeleteKxUser { .. }
+                | Command::Serve(_)
         )
     }
 }
@@ -249,6 +311,8 @@ enum Output {
     Printed,
     /// A verification that found a problem: printed like Json, exit 3.
     Failed(Value),
+    /// An error a host answered: printed on stderr, exit 1.
+    Refused(Value),
 }
 
 fn main() -> ExitCode {
@@ -276,6 +340,10 @@ fn main() -> ExitCode {
             println!("{json:#}");
             ExitCode::from(3)
         }
+        Ok(Output::Refused(json)) => {
+            eprintln!("{json:#}");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("{:#}", wire::error_body(&error));
             ExitCode::FAILURE
@@ -302,6 +370,9 @@ fn progress(what: &'static str, total: u64) -> impl FnMut(u64) {
 }
 
 fn run(cli: Cli) -> user_ledger::Result<Output> {
+    if let Some(endpoint) = &cli.endpoint_url {
+        return remote::run(endpoint, &cli);
+    }
     let mut config = Config::new(&cli.db);
     config.region = cli.region;
     config.account = cli.account;
@@ -314,7 +385,10 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
         let digest = Ledger::accept_log(config)?;
         return Ok(Output::Json(json!({ "events": digest.seq, "head": digest.to_string() })));
     }
-    let ledger = Ledger::open(config)?;
+    if let Command::Serve(args) = cli.command {
+        return serve(config, args);
+    }
+    let ledger = Ledger::open(config).map_err(held_hint)?;
     let caller = cli.caller.map_or(Caller::System, Caller::User);
     match cli.command {
         Command::CreateUser { email_address, user_type, profile } => {
@@ -423,19 +497,96 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
             let digest = digest.map(|d| d.parse::<Digest>()).transpose()?;
             let total = ledger.digest()?.seq;
             let report = ledger.verify(digest, &mut progress("verify", total))?;
-            let mut body = json!({ "events": report.events, "head": report.head.to_string() });
-            Ok(match report.problem {
-                None => Output::Json(body),
-                Some(problem) => {
-                    body["problem"] = json!({ "seq": problem.seq, "fault": problem.fault.to_string() });
-                    Output::Failed(body)
-                }
-            })
+            let body = wire::report_json(&report);
+            Ok(if report.problem.is_none() { Output::Json(body) } else { Output::Failed(body) })
         }
         Command::Digest => Ok(Output::Json(json!({ "digest": ledger.digest()?.to_string() }))),
         Command::Stats => json(ledger.stats()),
+        Command::CreateAccessKey { user_id } => json(ledger.create_access_key(&caller, &user_id)),
+        Command::ListAccessKeys { user_id } => {
+            let keys = ledger.list_access_keys(&caller, user_id.as_deref())?;
+            Ok(Output::Json(json!({ "accessKeys": keys })))
+        }
+        Command::DeleteAccessKey { access_key_id } => {
+            ledger.delete_access_key(&caller, &access_key_id)?;
+            Ok(Output::Json(json!({})))
+        }
         // Handled above, before the ledger is opened.
-        Command::AcceptLog => Err(Error::internal("accept-log cannot run on an open ledger")),
+        Command::AcceptLog | Command::Serve(_) => {
+            Err(Error::internal("this command cannot run on an open ledger"))
+        }
+    }
+}
+
+/// A database held by another process is most likely held by `serve`: say how to reach it.
+fn held_hint(error: Error) -> Error {
+    match error {
+        Error::InternalServer { message, cause: Failure::Locked } => Error::InternalServer {
+            message: format!(
+                "{message}; if `user-ledger serve` holds it, run this command with --endpoint-url URL \
+                 (audit and access-key commands; root credentials in AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY), or use aws-cli with --endpoint-url for the API operations"
+            ),
+            cause: Failure::Locked,
+        },
+        other => other,
+    }
+}
+
+/// `serve`: the REST host on this database until SIGINT or SIGTERM; then in-flight requests
+/// finish, the queue is committed, and the ledger is closed.
+fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<Output> {
+    if args.metrics_listen.is_some() {
+        config = config.on_commit(server::record_batch);
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ledger = Ledger::open(config).map_err(held_hint)?;
+    let root = match (args.root_access_key_id, args.root_secret_access_key) {
+        (Some(access_key_id), Some(secret_access_key)) => AccessKeyPair { access_key_id, secret_access_key },
+        _ => {
+            let (pair, generated) = server::root_credentials(ledger.path())?;
+            let file = ledger.path().join(server::ROOT_CREDENTIALS_FILE);
+            if generated {
+                println!("# root credentials, generated and kept in {} (mode 0600):", file.display());
+                println!("export AWS_ACCESS_KEY_ID={}", pair.access_key_id);
+                println!("export AWS_SECRET_ACCESS_KEY={}", pair.secret_access_key);
+            } else {
+                println!("# root credentials: {}", file.display());
+            }
+            pair
+        }
+    };
+    let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+    let listen = server::Listen {
+        addr: args.listen,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| server::Tls { cert, key }),
+        insecure: args.insecure,
+        metrics: args.metrics_listen,
+    };
+    let region = ledger.identity().region.clone();
+    let app = server::router(ledger.clone(), Auth::new(root));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let bound = |addr| println!("listening on {scheme}://{addr} (region {region})");
+    let served = runtime.block_on(server::serve(app, listen, bound, shutdown_signal()));
+    ledger.close();
+    served.map(|()| Output::Printed)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

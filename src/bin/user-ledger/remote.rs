@@ -1,0 +1,138 @@
+//! `--endpoint-url`: the audit and access-key commands against a running `user-ledger serve`,
+//! over its root-only admin routes, signed with the root credentials.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+use user_ledger::server::client::{Client, Reply};
+use user_ledger::server::{self, ADMIN};
+use user_ledger::{AccessKeyPair, Error, Failure, Rule};
+
+use crate::{Cli, Command, Output};
+
+/// Runs `cli.command` on the host at `endpoint`.
+pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
+    let region = cli.region.clone().or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+    let client = Client::new(
+        endpoint,
+        credentials(cli)?,
+        region.as_deref().unwrap_or("us-east-1"),
+        cli.ca_bundle.as_deref(),
+    )?;
+    let get = |target: String| client.send("GET", ADMIN, &target, b"");
+    let reply = match &cli.command {
+        Command::Verify { digest } => {
+            let reply = get(with_query("/ledger/verify", &[("digest", digest.as_deref())]))?;
+            return Ok(match answer(&reply)? {
+                Output::Json(body) if body.get("problem").is_some() => Output::Failed(body),
+                other => other,
+            });
+        }
+        Command::Digest => get("/ledger/digest".into())?,
+        Command::Stats => get("/ledger/stats".into())?,
+        Command::Log { from_seq, limit } => {
+            let (from, limit) = (from_seq.to_string(), limit.map(|n| n.to_string()));
+            let reply =
+                get(with_query("/ledger/log", &[("fromSeq", Some(&from)), ("limit", limit.as_deref())]))?;
+            return printed(&reply);
+        }
+        Command::History { user_id, environment_id, user_name } => {
+            let query = [
+                ("userId", user_id.as_deref()),
+                ("environmentId", environment_id.as_deref()),
+                ("userName", user_name.as_deref()),
+            ];
+            return printed(&get(with_query("/ledger/history", &query))?);
+        }
+        Command::CreateAccessKey { user_id } => {
+            let body = json!({ "userId": user_id }).to_string();
+            client.send("POST", ADMIN, "/ledger/access-keys", body.as_bytes())?
+        }
+        Command::ListAccessKeys { user_id } => {
+            get(with_query("/ledger/access-keys", &[("userId", user_id.as_deref())]))?
+        }
+        Command::DeleteAccessKey { access_key_id } => {
+            let id: String = form_urlencoded::byte_serialize(access_key_id.as_bytes()).collect();
+            client.send("DELETE", ADMIN, &format!("/ledger/access-keys/{id}"), b"")?
+        }
+        _ => {
+            return Err(Error::validation(
+                "endpoint-url",
+                Rule::Type(
+                    "used only with verify, digest, stats, log, history and the access-key commands; \
+                     for the API operations use aws finspace-data / aws finspace with --endpoint-url"
+                        .into(),
+                ),
+            ))
+        }
+    };
+    answer(&reply)
+}
+
+/// The root credentials: USER_LEDGER_ROOT_*, else AWS_*, else the database's generated file.
+fn credentials(cli: &Cli) -> user_ledger::Result<AccessKeyPair> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let pairs = [
+        ("USER_LEDGER_ROOT_ACCESS_KEY_ID", "USER_LEDGER_ROOT_SECRET_ACCESS_KEY"),
+        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ];
+    for (id, secret) in pairs {
+        if let (Some(access_key_id), Some(secret_access_key)) = (env(id), env(secret)) {
+            return Ok(AccessKeyPair { access_key_id, secret_access_key });
+        }
+    }
+    let file = cli.db.join(server::ROOT_CREDENTIALS_FILE);
+    let bytes = std::fs::read(&file).map_err(|e| {
+        Error::failed(
+            Failure::Missing,
+            format_args!(
+                "no root credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or \
+                 USER_LEDGER_ROOT_*), or give --db of the served database ({}: {e})",
+                file.display()
+            ),
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(format_args!("{}: {e}", file.display())))
+}
+
+fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// A JSON answer, or the host's error in the CLI's error shape.
+fn answer(reply: &Reply) -> user_ledger::Result<Output> {
+    if reply.status == 200 {
+        return Ok(Output::Json(reply.json()));
+    }
+    Ok(Output::Refused(refusal(reply)))
+}
+
+/// JSON lines, printed as they came.
+fn printed(reply: &Reply) -> user_ledger::Result<Output> {
+    if reply.status != 200 {
+        return Ok(Output::Refused(refusal(reply)));
+    }
+    std::io::stdout().lock().write_all(&reply.body)?;
+    Ok(Output::Printed)
+}
+
+fn refusal(reply: &Reply) -> Value {
+    let mut body = match reply.json() {
+        Value::Object(members) => Value::Object(members),
+        _ => json!({ "message": String::from_utf8_lossy(&reply.body) }),
+    };
+    body["__type"] = json!(reply.error_type().unwrap_or("UnknownError"));
+    body["status"] = json!(reply.status);
+    body
+}

@@ -1,0 +1,119 @@
+//! Who a request comes from: its SigV4 signature checked against the root key pair or a user's
+//! access key. The root acts as the system; a user key acts as its user under the ledger's caller
+//! rules.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::access_key::{self, ROOT_KEY_PREFIX};
+use crate::clock::{Clock, SystemClock};
+use crate::domain::{AccessKeyPair, Caller};
+use crate::error::{Error, Failure, Result};
+use crate::ledger::Ledger;
+use crate::server::reply::ApiError;
+use crate::server::sigv4::{self, Authorization, Denied, Expected, Received};
+
+/// The file in the database directory that keeps generated root credentials (mode 0600).
+pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials.json";
+
+/// The host's authentication: the root key pair, the ledger's access keys, and a clock.
+#[derive(Clone)]
+pub struct Auth {
+    root: AccessKeyPair,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Authentication with `root` as the system's key pair, on the system clock.
+    pub fn new(root: AccessKeyPair) -> Self {
+        Auth { root, clock: Arc::new(SystemClock) }
+    }
+
+    /// Checks X-Amz-Date against `clock` instead of the system clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The root key id.
+    pub fn root_key_id(&self) -> &str {
+        &self.root.access_key_id
+    }
+
+    /// Who signed `request` for `service`: the system (root key) or a ledger user (their key).
+    pub fn authenticate(
+        &self,
+        ledger: &Ledger,
+        request: Received<'_>,
+        service: &str,
+    ) -> Result<Caller, ApiError> {
+        let header = request.headers.get("authorization").ok_or(Denied::Missing)?;
+        let header =
+            header.to_str().map_err(|_| Denied::Invalid("Authorization header is not ASCII".into()))?;
+        let auth = Authorization::parse(header)?;
+        let (caller, secret) = if auth.access_key_id == self.root.access_key_id {
+            (Caller::System, self.root.secret_access_key.clone())
+        } else {
+            match ledger.access_key_secret(auth.access_key_id)? {
+                Some((key, secret)) => (Caller::User(key.user_id), secret),
+                None => return Err(Denied::UnknownKey(auth.access_key_id.to_owned()).into()),
+            }
+        };
+        let now_ms = u64::try_from(self.clock.now_ms()).unwrap_or(0);
+        let now = UNIX_EPOCH + Duration::from_millis(now_ms);
+        let expected = Expected { region: &ledger.identity().region, service, now };
+        sigv4::verify(request, &auth, &secret, expected)?;
+        Ok(caller)
+    }
+}
+
+/// Root credentials kept in the database directory: read if there, else generated and written
+/// readable by the owner only. Returns the pair and whether it was generated now.
+pub fn root_credentials(db: &Path) -> Result<(AccessKeyPair, bool)> {
+    let path = db.join(ROOT_CREDENTIALS_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let pair: AccessKeyPair = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::corrupt(format_args!("{} is not a root credentials file: {e}", path.display()))
+            })?;
+            Ok((pair, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let pair = AccessKeyPair {
+                access_key_id: access_key::new_key_id(ROOT_KEY_PREFIX)?,
+                secret_access_key: access_key::new_secret()?,
+            };
+            write_private(&path, &serde_json::to_vec_pretty(&pair).map_err(Error::internal)?)?;
+            Ok((pair, true))
+        }
+        Err(e) => Err(Error::failed(Failure::Io, format_args!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Writes `bytes` to `path` with mode 0600, whole or not at all (a temp file renamed into place).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io =
+        |e: std::io::Error| Error::failed(Failure::Io, format_args!("cannot write {}: {e}", path.display()));
+    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
+    fs::create_dir_all(&dir).map_err(io)?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let temp = path.with_extension("json.tmp");
+    let _ = fs::remove_file(&temp);
+    let mut file = options.open(&temp).map_err(io)?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io)?;
+    fs::rename(&temp, path).map_err(io)?;
+    fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io)
+}
