@@ -7,7 +7,6 @@ use std::pin::Pin;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::RequestPartsExt;
@@ -149,7 +148,7 @@ async fn handle(host: Host, operation: Operation, request: Request) -> Response 
             )
         }
     };
-    let body = match read_body(&parts, body).await {
+    let body = match read_body(body).await {
         Ok(body) => body,
         Err(e) => return with_caller(e.into_response(), operation, None),
     };
@@ -206,29 +205,36 @@ fn join_error(e: tokio::task::JoinError) -> ApiError {
     }
 }
 
-/// Reads the body, refusing one over [`MAX_BODY`] with 413 before reading it when it says its size.
-async fn read_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
+/// Reads the body, refusing one over [`MAX_BODY`] with 413. The rest of a refused body is read
+/// and dropped (up to [`DRAIN_MAX`]), so the client gets the answer rather than a reset
+/// connection while it is still sending.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    let mut body = body.into_data_stream();
+    let mut read = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        let chunk =
+            chunk.map_err(|e| ApiError::serialization(format!("The request body could not be read: {e}")))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > DRAIN_MAX {
+            break;
+        }
+        if seen <= MAX_BODY {
+            read.extend_from_slice(&chunk);
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestEntityTooLargeException",
             format!("The request body is larger than the host's limit of {MAX_BODY} bytes"),
-        )
-    };
-    let declared = parts.headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(too_large());
+        ));
     }
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-        let limited = std::error::Error::source(&e)
-            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
-        if limited {
-            too_large()
-        } else {
-            ApiError::serialization(format!("The request body could not be read: {e}"))
-        }
-    })
+    Ok(Bytes::from(read))
 }
+
+/// The most of a refused body the host reads to answer cleanly: 8 MiB.
+const DRAIN_MAX: usize = 8 * MAX_BODY;
 
 /// The query string's parameters, decoded.
 struct Query(Vec<(String, String)>);
@@ -393,7 +399,12 @@ impl Call<'_> {
 /// Parses a JSON object body into `T`: bad JSON is a SerializationException, a member of the
 /// wrong type a ValidationException naming the member.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let body: &[u8] = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => b"{}",
+        Some(b'{') => body,
+        // serde would take an array for a struct, member by position.
+        Some(_) => return Err(ApiError::serialization("The request body must be a JSON object")),
+    };
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let member = e.path().to_string();

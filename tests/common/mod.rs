@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "server")]
+pub mod host;
+
 use tempfile::TempDir;
 use user_ledger::{Caller, Config, CreateUserRequest, Error, Ledger, ManualClock, Rule};
 

@@ -1,0 +1,160 @@
+//! Hosts for the HTTP tests: the router served in this process (any Config), or the real
+//! `user-ledger serve` process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+use user_ledger::server::client::{Client, Reply};
+use user_ledger::server::{self, Auth};
+use user_ledger::{AccessKeyPair, Config, Ledger};
+
+/// The root key pair the in-process hosts use.
+pub fn root_key() -> AccessKeyPair {
+    AccessKeyPair {
+        access_key_id: "ULRTTESTROOT00000000".into(),
+        secret_access_key: "test-root-secret-0000000000000000000000000".into(),
+    }
+}
+
+/// The router on a loopback port, served by a runtime on its own thread.
+pub struct InProcess {
+    pub url: String,
+    pub ledger: Ledger,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// A host on a fresh database configured by `configure`, with `auth` changed by `secure`.
+    pub fn start(configure: impl FnOnce(Config) -> Config, secure: impl FnOnce(Auth) -> Auth) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(configure(Config::new(dir.path().join("db")))).unwrap();
+        let app = server::router(ledger.clone(), secure(Auth::new(root_key())));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let listen = server::Listen {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                tls: None,
+                insecure: false,
+                metrics: None,
+            };
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            runtime
+                .block_on(server::serve(app, listen, move |addr| bound_tx.send(addr).unwrap(), shutdown))
+                .unwrap();
+        });
+        let addr = bound_rx.recv().unwrap();
+        InProcess { url: format!("http://{addr}"), ledger, dir, stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// A host with default configuration.
+    pub fn new() -> Self {
+        Self::start(|c| c, |a| a)
+    }
+
+    /// A client signing with the root key.
+    pub fn root(&self) -> Client {
+        self.client(root_key())
+    }
+
+    /// A client signing with `key`.
+    pub fn client(&self, key: AccessKeyPair) -> Client {
+        Client::new(&self.url, key, "us-east-1", None).unwrap()
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `user-ledger serve` as a child process.
+pub struct Process {
+    pub child: Child,
+    pub url: String,
+    pub key: AccessKeyPair,
+    pub db: PathBuf,
+}
+
+impl Process {
+    /// Starts `serve` on `db` on a free loopback port with `args` added; waits until it listens.
+    pub fn start(db: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+            .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut url = None;
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                url = rest.split(' ').next().map(str::to_owned);
+                break;
+            }
+        }
+        let url = url.expect("serve printed no listening line");
+        let bytes = std::fs::read(db.join(server::ROOT_CREDENTIALS_FILE)).unwrap();
+        let key: AccessKeyPair = serde_json::from_slice(&bytes).unwrap();
+        Process { child, url, key, db: db.to_owned() }
+    }
+
+    /// A client signing with the root key.
+    pub fn root(&self) -> Client {
+        Client::new(&self.url, self.key.clone(), "us-east-1", None).unwrap()
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as i32;
+        unsafe_kill(pid, "TERM");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `signal` to `pid` with kill(1): the tests need no libc binding for it.
+pub fn unsafe_kill(pid: i32, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// The JSON body of a reply, asserting its status.
+pub fn expect(reply: &Reply, status: u16) -> Value {
+    assert_eq!(reply.status, status, "{} {:?}", String::from_utf8_lossy(&reply.body), reply.error_type());
+    reply.json()
+}
+
+/// The (status, error type, message) of an error reply.
+pub fn refusal(reply: &Reply) -> (u16, String, String) {
+    let body = reply.json();
+    (
+        reply.status,
+        reply.error_type().unwrap_or("").to_owned(),
+        body["message"].as_str().unwrap_or("").to_owned(),
+    )
+}
