@@ -203,6 +203,12 @@ struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// The most writes that may wait to be committed; one more is answered 429 ThrottlingException.
+    #[arg(long, default_value_t = user_ledger::ledger::DEFAULT_QUEUE_CAPACITY)]
+    queue_capacity: usize,
+    /// The most writes committed in one batch (one transaction, one sync).
+    #[arg(long, default_value_t = user_ledger::ledger::DEFAULT_MAX_BATCH)]
+    max_batch: usize,
     /// The root access key id (the root acts as the system); with none, a pair is generated
     /// on first start and kept in the database directory.
     #[arg(long, env = "USER_LEDGER_ROOT_ACCESS_KEY_ID", requires = "root_secret_access_key")]
@@ -536,6 +542,7 @@ fn held_hint(error: Error) -> Error {
 /// `serve`: the REST host on this database until SIGINT or SIGTERM; then in-flight requests
 /// finish, the queue is committed, and the ledger is closed.
 fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<Output> {
+    config = config.queue_capacity(args.queue_capacity).max_batch(args.max_batch);
     if args.metrics_listen.is_some() {
         config = config.on_commit(server::record_batch);
     }
