@@ -60,7 +60,16 @@ pub async fn serve(
         ));
     }
     if let Some(addr) = listen.metrics {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        const SECONDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+        const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+        let buckets = |builder: PrometheusBuilder, matcher, buckets| {
+            builder
+                .set_buckets_for_metric(matcher, buckets)
+                .map_err(|e| Error::internal(format_args!("metrics: {e}")))
+        };
+        let builder = buckets(PrometheusBuilder::new(), Matcher::Suffix("seconds".into()), SECONDS)?;
+        buckets(builder, Matcher::Full("user_ledger_batch_size".into()), SIZES)?
             .with_http_listener(addr)
             .install()
             .map_err(|e| Error::failed(Failure::Io, format_args!("cannot serve metrics on {addr}: {e}")))?;

@@ -93,13 +93,15 @@ pub struct Process {
 
 impl Process {
     /// Starts `serve` on `db` on a free loopback port with `args` added; waits until it listens.
+    /// Its stderr (the access log) goes to `db` with extension `log`.
     pub fn start(db: &Path, args: &[&str]) -> Self {
+        let listen = if args.contains(&"--listen") { vec![] } else { vec!["--listen", "127.0.0.1:0"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
-            .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+            .args(["--db", db.to_str().unwrap(), "serve"])
+            .args(listen)
             .args(args)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(db.with_extension("log")).unwrap())
             .spawn()
             .unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -120,6 +122,11 @@ impl Process {
     /// A client signing with the root key.
     pub fn root(&self) -> Client {
         Client::new(&self.url, self.key.clone(), "us-east-1", None).unwrap()
+    }
+
+    /// The access log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.db.with_extension("log")).unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits; returns the exit status.
