@@ -233,10 +233,13 @@ impl Shared {
     }
 }
 
+/// Where a write's answer goes: called once, on the writer thread, so it must be quick.
+pub type Reply = Box<dyn FnOnce(Result<Response>) + Send>;
+
 /// A request waiting in the queue, with where to send its answer.
 struct Job {
     request: WriteRequest,
-    reply: mpsc::Sender<Result<Response>>,
+    reply: Reply,
 }
 
 /// The queue and the writer thread that empties it in batches.
@@ -263,30 +266,41 @@ impl Pipeline {
     /// Queues `request` and waits for its answer; Throttling at once if the queue is full.
     pub fn submit(&self, request: WriteRequest) -> Result<Response> {
         let (reply, answer) = mpsc::channel();
-        {
-            let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(sender) = sender.as_ref() else {
-                return Err(Error::internal("the ledger is closed"));
-            };
-            self.queued.fetch_add(1, Ordering::SeqCst);
-            match sender.try_send(Job { request, reply }) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    self.queued.fetch_sub(1, Ordering::SeqCst);
-                    return Err(Error::Throttling {
-                        message: format!(
-                            "The write queue is full ({} requests waiting); retry later",
-                            self.capacity
-                        ),
-                    });
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    self.queued.fetch_sub(1, Ordering::SeqCst);
-                    return Err(Error::internal("the ledger's writer has stopped"));
-                }
+        self.submit_then(
+            request,
+            Box::new(move |response| {
+                // A caller that went away does not need its answer.
+                let _ = reply.send(response);
+            }),
+        )?;
+        answer.recv().unwrap_or_else(|_| Err(Error::internal("the ledger's writer stopped before answering")))
+    }
+
+    /// Queues `request` and returns at once; `reply` is called with the answer on the writer
+    /// thread once the batch is committed (and synced, under Immediate durability). A full
+    /// queue is Throttling, and `reply` is not called.
+    pub fn submit_then(&self, request: WriteRequest, reply: Reply) -> Result<()> {
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(sender) = sender.as_ref() else {
+            return Err(Error::internal("the ledger is closed"));
+        };
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        match sender.try_send(Job { request, reply }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(Error::Throttling {
+                    message: format!(
+                        "The write queue is full ({} requests waiting); retry later",
+                        self.capacity
+                    ),
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(Error::internal("the ledger's writer has stopped"))
             }
         }
-        answer.recv().unwrap_or_else(|_| Err(Error::internal("the ledger's writer stopped before answering")))
     }
 
     /// How many requests wait in the queue (not yet taken into a batch).
@@ -323,8 +337,8 @@ fn run(shared: &Shared, receiver: &Receiver<Job>, queued: &AtomicUsize, max_batc
         queued.fetch_sub(jobs.len(), Ordering::SeqCst);
         let (requests, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.request, j.reply)).unzip();
         for (reply, answer) in replies.into_iter().zip(shared.commit_batch(&requests)) {
-            // A caller that went away does not need its answer.
-            let _ = reply.send(answer);
+            // A panicking reply must not stop the writer: the others still need their answers.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply(answer)));
         }
     }
 }

@@ -4,8 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ulid::Ulid;
-
 use crate::access_key;
 use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
 use crate::clock::{Clock, SystemClock};
@@ -19,15 +17,15 @@ use crate::idempotency::{self, Response, TokenRecord};
 use crate::mark::Mark;
 use crate::page::PageTokens;
 use crate::request::{
-    validate_client_token, validate_environment_id, validate_kx_client_token, validate_kx_user_path,
-    validate_user_id, CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, KxUserResponse,
-    KxUserSummary, ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest,
-    UserIdResponse,
+    validate_environment_id, validate_kx_user_path, validate_user_id, CreateKxUserRequest, CreateUserRequest,
+    DeleteKxUserResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse, ListUsersResponse,
+    UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,
 };
 use crate::sled_files;
 use crate::store::{Opened, Store};
 use crate::validate;
 use crate::views::{MemViews, Rows, ViewTree};
+use crate::write::{unexpected, written, Write, Written};
 use crate::writer::{WriteRequest, Writer, PURGE_PER_COMMIT};
 
 /// How to open a ledger.
@@ -303,16 +301,12 @@ impl Ledger {
 
     /// CreateUser: a new ENABLED user; returns its id.
     pub fn create_user(&self, caller: &Caller, request: &CreateUserRequest) -> Result<UserIdResponse> {
-        let user = request.validate()?;
-        let command = Command::CreateUser { user_id: Ulid::generate().to_string(), user };
-        self.write(caller, request.client_token.as_deref(), command).and_then(user_id_response)
+        self.write(caller, Write::CreateUser(request)).and_then(user_id_response)
     }
 
     /// UpdateUser: sets the given fields; a request that changes nothing appends nothing.
     pub fn update_user(&self, caller: &Caller, request: &UpdateUserRequest) -> Result<UserIdResponse> {
-        let (user_id, changes) = request.validate()?;
-        let command = Command::UpdateUser { user_id, changes };
-        self.write(caller, request.client_token.as_deref(), command).and_then(user_id_response)
+        self.write(caller, Write::UpdateUser(request)).and_then(user_id_response)
     }
 
     /// EnableUser; enabling an ENABLED user appends nothing.
@@ -322,9 +316,7 @@ impl Ledger {
         user_id: &str,
         client_token: Option<&str>,
     ) -> Result<UserIdResponse> {
-        let user_id = validate_user_id(Some(user_id))?;
-        validate_client_token(client_token)?;
-        self.write(caller, client_token, Command::EnableUser { user_id }).and_then(user_id_response)
+        self.write(caller, Write::EnableUser { user_id, client_token }).and_then(user_id_response)
     }
 
     /// DisableUser; disabling a DISABLED user appends nothing.
@@ -334,9 +326,7 @@ impl Ledger {
         user_id: &str,
         client_token: Option<&str>,
     ) -> Result<UserIdResponse> {
-        let user_id = validate_user_id(Some(user_id))?;
-        validate_client_token(client_token)?;
-        self.write(caller, client_token, Command::DisableUser { user_id }).and_then(user_id_response)
+        self.write(caller, Write::DisableUser { user_id, client_token }).and_then(user_id_response)
     }
 
     /// GetUser.
@@ -367,9 +357,7 @@ impl Ledger {
 
     /// CreateKxUser: a new user of a kdb environment.
     pub fn create_kx_user(&self, caller: &Caller, request: &CreateKxUserRequest) -> Result<KxUserResponse> {
-        let (environment_id, user_name, iam_role, tags) = request.validate()?;
-        let command = Command::CreateKxUser { environment_id, user_name, iam_role, tags };
-        self.write(caller, request.client_token.as_deref(), command).and_then(|r| self.kx_user_response(r))
+        self.write(caller, Write::CreateKxUser(request)).and_then(kx_user_response)
     }
 
     /// GetKxUser.
@@ -387,14 +375,13 @@ impl Ledger {
                 }
             })?;
         let KxUser { environment_id, user_name, iam_role, .. } = user;
-        self.kx_user_response(Response::KxUser { environment_id, user_name, iam_role })
+        written(&self.inner.identity, Response::KxUser { environment_id, user_name, iam_role })
+            .and_then(kx_user_response)
     }
 
     /// UpdateKxUser: changes the IAM role; the same role appends nothing.
     pub fn update_kx_user(&self, caller: &Caller, request: &UpdateKxUserRequest) -> Result<KxUserResponse> {
-        let (environment_id, user_name, iam_role) = request.validate()?;
-        let command = Command::UpdateKxUser { environment_id, user_name, iam_role };
-        self.write(caller, request.client_token.as_deref(), command).and_then(|r| self.kx_user_response(r))
+        self.write(caller, Write::UpdateKxUser(request)).and_then(kx_user_response)
     }
 
     /// DeleteKxUser: the user's history stays in the log, and the name is free again.
@@ -405,12 +392,29 @@ impl Ledger {
         user_name: &str,
         client_token: Option<&str>,
     ) -> Result<DeleteKxUserResponse> {
-        let (environment_id, user_name) = validate_kx_user_path(Some(environment_id), Some(user_name))?;
-        validate_kx_client_token(client_token)?;
-        match self.write(caller, client_token, Command::DeleteKxUser { environment_id, user_name })? {
-            Response::Empty => Ok(DeleteKxUserResponse {}),
+        match self.write(caller, Write::DeleteKxUser { environment_id, user_name, client_token })? {
+            Written::Deleted(deleted) => Ok(deleted),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Queues `write` and returns at once, without waiting for it: `done` is called with the
+    /// answer on the writer thread once it is committed (and synced, under Immediate
+    /// durability), so it must be quick, e.g. a channel send. A request that breaks a member
+    /// rule, or finds the queue full, is refused here and `done` is not called.
+    pub fn write_then(
+        &self,
+        caller: &Caller,
+        write: Write<'_>,
+        done: impl FnOnce(Result<Written>) + Send + 'static,
+    ) -> Result<()> {
+        let (client_token, command) = write.command()?;
+        self.inner.shared.refuse_writes()?;
+        let request = WriteRequest { caller: caller.clone(), client_token, command };
+        // Not the Ledger: a reply holding the last handle would close the writer from itself.
+        let identity = self.inner.identity.clone();
+        let reply = move |response: Result<Response>| done(response.and_then(|r| written(&identity, r)));
+        self.inner.pipeline.submit_then(request, Box::new(reply))
     }
 
     /// ListKxUsers: users of one environment in userName order; `max_results` 0..100, where
@@ -463,7 +467,7 @@ impl Ledger {
     pub fn create_access_key(&self, caller: &Caller, user_id: &str) -> Result<AccessKeyPair> {
         let user_id = validate_user_id(Some(user_id))?;
         let access_key_id = access_key::new_key_id(access_key::USER_KEY_PREFIX)?;
-        match self.write(caller, None, Command::CreateAccessKey { access_key_id, user_id })? {
+        match self.command(caller, Command::CreateAccessKey { access_key_id, user_id })? {
             Response::AccessKey { access_key_id, .. } => {
                 let secret_access_key = access_key::derive_secret(&self.inner.key_secret, &access_key_id);
                 Ok(AccessKeyPair { access_key_id, secret_access_key })
@@ -475,7 +479,7 @@ impl Ledger {
     /// Deletes an access key: requests signed with it are refused from now on.
     pub fn delete_access_key(&self, caller: &Caller, access_key_id: &str) -> Result<()> {
         let access_key_id = validate::required("accessKeyId", &validate::ACCESS_KEY_ID, Some(access_key_id))?;
-        self.write(caller, None, Command::DeleteAccessKey { access_key_id: access_key_id.to_owned() })?;
+        self.command(caller, Command::DeleteAccessKey { access_key_id: access_key_id.to_owned() })?;
         Ok(())
     }
 
@@ -613,18 +617,6 @@ impl Ledger {
         &self.inner.identity
     }
 
-    fn kx_user_response(&self, response: Response) -> Result<KxUserResponse> {
-        match response {
-            Response::KxUser { environment_id, user_name, iam_role } => Ok(KxUserResponse {
-                user_arn: self.inner.identity.kx_user_arn(&environment_id, &user_name),
-                environment_id,
-                user_name,
-                iam_role,
-            }),
-            other => Err(unexpected(other)),
-        }
-    }
-
     /// The log from `from_seq` on, decoded.
     pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
         let mut entries = self.inner.shared.store.log(from_seq);
@@ -724,10 +716,20 @@ impl Ledger {
 
     /// Queues one command for the writer (which commits it with whatever else waits) and
     /// returns its response once it is as durable as configured.
-    fn write(&self, caller: &Caller, client_token: Option<&str>, command: Command) -> Result<Response> {
+    /// Runs `write` and waits for its answer.
+    fn write(&self, caller: &Caller, write: Write<'_>) -> Result<Written> {
+        let (sender, answer) = std::sync::mpsc::channel();
+        self.write_then(caller, write, move |written| {
+            // A caller that went away does not need its answer.
+            let _ = sender.send(written);
+        })?;
+        answer.recv().unwrap_or_else(|_| Err(Error::internal("the ledger's writer stopped before answering")))
+    }
+
+    /// Runs a command that is not one of the API's writes (access keys) and waits for it.
+    fn command(&self, caller: &Caller, command: Command) -> Result<Response> {
         self.inner.shared.refuse_writes()?;
-        let request =
-            WriteRequest { caller: caller.clone(), client_token: client_token.map(str::to_owned), command };
+        let request = WriteRequest { caller: caller.clone(), client_token: None, command };
         self.inner.pipeline.submit(request)
     }
 }
@@ -737,14 +739,16 @@ fn guarded<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
     sled_files::guard("while reading the database", read)
 }
 
-fn user_id_response(response: Response) -> Result<UserIdResponse> {
-    match response {
-        Response::UserId(user_id) => Ok(UserIdResponse { user_id }),
+fn user_id_response(written: Written) -> Result<UserIdResponse> {
+    match written {
+        Written::UserId(response) => Ok(response),
         other => Err(unexpected(other)),
     }
 }
 
-/// A stored response of another operation's shape: only a corrupt token record can cause it.
-fn unexpected(response: Response) -> Error {
-    Error::corrupt(format_args!("corrupt tokens: a stored response {response:?} does not fit the operation"))
+fn kx_user_response(written: Written) -> Result<KxUserResponse> {
+    match written {
+        Written::KxUser(response) => Ok(response),
+        other => Err(unexpected(other)),
+    }
 }

@@ -6,7 +6,7 @@
 //!
 //! Layout: [`domain`] types, [`validate`] field rules, [`request`] wire shapes, [`event`] facts,
 //! [`codec`] bytes, [`idempotency`] clientTokens, [`audit`] verification, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
-//! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens,
+//! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens, [`write`] the write operations as one type,
 //! [`mark`] the acknowledgement mark, [`access_key`] key ids and secrets, [`directory`] the lock and open modes, [`sled_files`] sled's
 //! files guarded.
 #![warn(missing_docs)]
@@ -33,6 +33,7 @@ pub mod store;
 pub mod validate;
 pub mod views;
 pub mod wire;
+pub mod write;
 pub mod writer;
 
 pub use audit::{AsOf, Digest, Fault, Problem, Report};
@@ -47,6 +48,7 @@ pub use request::{
     CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, KxUserResponse, KxUserSummary,
     ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,
 };
+pub use write::{Write, Written};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

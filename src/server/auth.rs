@@ -50,6 +50,13 @@ impl Auth {
         &self.root.access_key_id
     }
 
+    /// Whether checking these headers' signature reads the ledger: a key other than the root's.
+    pub fn looks_up(&self, headers: &http::HeaderMap) -> bool {
+        let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+        let key = header.and_then(|h| Authorization::parse(h).ok()).map(|a| a.access_key_id.to_owned());
+        key.is_some_and(|key| key != self.root.access_key_id)
+    }
+
     /// Who signed `request` for `service`: the system (root key) or a ledger user (their key).
     pub fn authenticate(
         &self,

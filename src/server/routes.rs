@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -13,16 +14,18 @@ use axum::RequestPartsExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::oneshot;
 
 use crate::domain::Caller;
 use crate::error::{Error, Rule};
 use crate::event::Subject;
 use crate::ledger::Ledger;
-use crate::request::{CreateKxUserRequest, CreateUserRequest, UpdateKxUserRequest, UpdateUserRequest};
+use crate::request::{CreateKxUserRequest, UpdateKxUserRequest, UpdateUserRequest};
 use crate::server::reply::{ok, ApiError};
 use crate::server::sigv4::Received;
 use crate::server::Host;
 use crate::wire;
+use crate::write::{Write, Written};
 
 /// The largest request body the host reads: 1 MiB.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -141,48 +144,88 @@ async fn handle(host: Host, operation: Operation, request: Request) -> Response 
     let labels = match parts.extract::<Path<HashMap<String, String>>>().await {
         Ok(Path(labels)) => labels,
         Err(e) => {
-            return with_caller(
-                ApiError::validation("path", Rule::Type(format!("UTF-8: {e}"))).into_response(),
-                operation,
-                None,
-            )
+            let refused = ApiError::validation("path", Rule::Type(format!("UTF-8: {e}")));
+            return with_caller(refused.into_response(), operation, None);
         }
     };
     let body = match read_body(body).await {
         Ok(body) => body,
         Err(e) => return with_caller(e.into_response(), operation, None),
     };
-    let streamed = operation == Operation::Log;
-    let ledger = host.ledger.clone();
-    let work = move || {
-        let received = Received {
-            method: parts.method.as_str(),
-            target: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-            headers: &parts.headers,
-            body: &body,
-        };
-        let caller = match host.auth.authenticate(&host.ledger, received, operation.service()) {
-            Ok(caller) => caller,
-            Err(e) => return (None, Err(e)),
-        };
-        let query = Query::parse(parts.uri.query());
-        let call =
-            Call { ledger: &host.ledger, caller: &caller, labels: &labels, query: &query, body: &body };
-        let outcome =
-            if streamed { call.admit(operation).map(|()| Response::default()) } else { call.run(operation) };
-        (Some((caller, query)), outcome)
+    let incoming = Arc::new(Incoming {
+        method: parts.method.to_string(),
+        target: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+        query: Query::parse(parts.uri.query()),
+        headers: parts.headers,
+        labels,
+        body,
+    });
+    let caller = match authenticate(&host, &incoming, operation).await {
+        Ok(caller) => caller,
+        Err(e) => return with_caller(e.into_response(), operation, None),
     };
-    let (caller, outcome) = match tokio::task::spawn_blocking(work).await {
-        Ok(done) => done,
-        Err(e) => (None, Err(join_error(e))),
-    };
-    let response = match (outcome, &caller) {
-        (Ok(_), Some((_, query))) if streamed => stream_log(ledger, query),
-        (Ok(response), _) => Ok(response),
-        (Err(e), _) => Err(e),
-    };
-    let response = response.unwrap_or_else(IntoResponse::into_response);
-    with_caller(response, operation, caller.map(|(c, _)| c))
+    let response = answer(&host, &incoming, operation, &caller).await;
+    with_caller(response.unwrap_or_else(IntoResponse::into_response), operation, Some(caller))
+}
+
+/// Who signed the request. A user's key is looked up in the ledger (a read), so that runs on the
+/// blocking pool; the root's key needs no read and is checked here.
+async fn authenticate(
+    host: &Host,
+    incoming: &Arc<Incoming>,
+    operation: Operation,
+) -> Result<Caller, ApiError> {
+    if !host.auth.looks_up(&incoming.headers) {
+        return host.auth.authenticate(&host.ledger, incoming.received(), operation.service());
+    }
+    let (host, incoming) = (host.clone(), incoming.clone());
+    blocking(move || host.auth.authenticate(&host.ledger, incoming.received(), operation.service())).await
+}
+
+/// Runs the operation: a write is queued and awaited without holding a thread; reads and audits
+/// run on the blocking pool; the log streams.
+async fn answer(
+    host: &Host,
+    incoming: &Arc<Incoming>,
+    operation: Operation,
+    caller: &Caller,
+) -> Result<Response, ApiError> {
+    let call = Call { ledger: &host.ledger, caller, incoming };
+    call.admit(operation)?;
+    if operation == Operation::Log {
+        return stream_log(host.ledger.clone(), &incoming.query);
+    }
+    if let Some(answer) = call.start_write(operation)? {
+        let written =
+            answer.await.map_err(|_| ApiError::internal("the ledger's writer stopped before answering"))?;
+        return Ok(ok(&written?));
+    }
+    let (host, incoming, caller) = (host.clone(), incoming.clone(), caller.clone());
+    blocking(move || Call { ledger: &host.ledger, caller: &caller, incoming: &incoming }.run(operation)).await
+}
+
+/// Runs `work` on tokio's blocking pool; a panic in it is a 500.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| Err(join_error(e)))
+}
+
+/// A request as read: what authentication and the operation need, owned so that it can move to
+/// the blocking pool.
+struct Incoming {
+    method: String,
+    target: String,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+    labels: HashMap<String, String>,
+    query: Query,
+}
+
+impl Incoming {
+    fn received(&self) -> Received<'_> {
+        Received { method: &self.method, target: &self.target, headers: &self.headers, body: &self.body }
+    }
 }
 
 fn with_caller(mut response: Response, operation: Operation, caller: Option<Caller>) -> Response {
@@ -262,9 +305,7 @@ impl Query {
 struct Call<'a> {
     ledger: &'a Ledger,
     caller: &'a Caller,
-    labels: &'a HashMap<String, String>,
-    query: &'a Query,
-    body: &'a [u8],
+    incoming: &'a Incoming,
 }
 
 /// The body of EnableUser and DisableUser.
@@ -291,73 +332,93 @@ impl Call<'_> {
         Ok(())
     }
 
-    fn run(&self, operation: Operation) -> Result<Response, ApiError> {
+    /// Queues `operation` if it is one of the API's writes; the answer arrives on the receiver.
+    fn start_write(
+        &self,
+        operation: Operation,
+    ) -> Result<Option<oneshot::Receiver<Result<Written, Error>>>, ApiError> {
         use Operation::*;
         let (ledger, caller) = (self.ledger, self.caller);
-        self.admit(operation)?;
-        Ok(match operation {
-            CreateUser => ok(&ledger.create_user(caller, &self.json::<CreateUserRequest>()?)?),
-            GetUser => ok(&ledger.get_user(caller, self.label("userId"))?),
+        let (sender, receiver) = oneshot::channel();
+        let done = move |written| {
+            // A client that went away does not need its answer.
+            let _ = sender.send(written);
+        };
+        let label = |name| Some(self.label(name).to_owned());
+        match operation {
+            CreateUser => ledger.write_then(caller, Write::CreateUser(&self.json()?), done)?,
             UpdateUser => {
-                let request =
-                    UpdateUserRequest { user_id: Some(self.label("userId").to_owned()), ..self.json()? };
-                ok(&ledger.update_user(caller, &request)?)
+                let request = UpdateUserRequest { user_id: label("userId"), ..self.json()? };
+                ledger.write_then(caller, Write::UpdateUser(&request), done)?
             }
-            EnableUser => {
+            EnableUser | DisableUser => {
                 let body: TokenBody = self.json()?;
-                ok(&ledger.enable_user(caller, self.label("userId"), body.client_token.as_deref())?)
+                let (user_id, client_token) = (self.label("userId"), body.client_token.as_deref());
+                let write = if operation == EnableUser {
+                    Write::EnableUser { user_id, client_token }
+                } else {
+                    Write::DisableUser { user_id, client_token }
+                };
+                ledger.write_then(caller, write, done)?
             }
-            DisableUser => {
-                let body: TokenBody = self.json()?;
-                ok(&ledger.disable_user(caller, self.label("userId"), body.client_token.as_deref())?)
-            }
-            ListUsers => ok(&ledger.list_users(
-                caller,
-                self.query.integer("maxResults")?,
-                self.query.get("nextToken"),
-            )?),
             CreateKxUser => {
-                let request = CreateKxUserRequest {
-                    environment_id: Some(self.label("environmentId").to_owned()),
+                let request = CreateKxUserRequest { environment_id: label("environmentId"), ..self.json()? };
+                ledger.write_then(caller, Write::CreateKxUser(&request), done)?
+            }
+            UpdateKxUser => {
+                let request = UpdateKxUserRequest {
+                    environment_id: label("environmentId"),
+                    user_name: label("userName"),
                     ..self.json()?
                 };
-                ok(&ledger.create_kx_user(caller, &request)?)
+                ledger.write_then(caller, Write::UpdateKxUser(&request), done)?
+            }
+            DeleteKxUser => {
+                let write = Write::DeleteKxUser {
+                    environment_id: self.label("environmentId"),
+                    user_name: self.label("userName"),
+                    client_token: self.incoming.query.get("clientToken"),
+                };
+                ledger.write_then(caller, write, done)?
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(receiver))
+    }
+
+    /// Runs a read, an audit or a key operation (on the blocking pool).
+    fn run(&self, operation: Operation) -> Result<Response, ApiError> {
+        use Operation::*;
+        let (ledger, caller, query) = (self.ledger, self.caller, &self.incoming.query);
+        Ok(match operation {
+            CreateUser | UpdateUser | EnableUser | DisableUser | CreateKxUser | UpdateKxUser
+            | DeleteKxUser | Log => {
+                return Err(ApiError::internal(format!(
+                    "{} does not run on the blocking pool",
+                    operation.name()
+                )))
+            }
+            GetUser => ok(&ledger.get_user(caller, self.label("userId"))?),
+            ListUsers => {
+                ok(&ledger.list_users(caller, query.integer("maxResults")?, query.get("nextToken"))?)
             }
             GetKxUser => {
                 ok(&ledger.get_kx_user(caller, self.label("environmentId"), self.label("userName"))?)
             }
-            UpdateKxUser => {
-                let request = UpdateKxUserRequest {
-                    environment_id: Some(self.label("environmentId").to_owned()),
-                    user_name: Some(self.label("userName").to_owned()),
-                    ..self.json()?
-                };
-                ok(&ledger.update_kx_user(caller, &request)?)
-            }
-            DeleteKxUser => ok(&ledger.delete_kx_user(
-                caller,
-                self.label("environmentId"),
-                self.label("userName"),
-                self.query.get("clientToken"),
-            )?),
             ListKxUsers => ok(&ledger.list_kx_users(
                 caller,
                 self.label("environmentId"),
-                self.query.integer("maxResults")?,
-                self.query.get("nextToken"),
+                query.integer("maxResults")?,
+                query.get("nextToken"),
             )?),
             Verify => {
-                let digest = self.query.get("digest").map(str::parse).transpose()?;
+                let digest = query.get("digest").map(str::parse).transpose()?;
                 ok(&wire::report_json(&ledger.verify(digest, &mut |_| {})?))
             }
             Digest => ok(&json!({ "digest": ledger.digest()?.to_string() })),
             Stats => ok(&ledger.stats()?),
             History => {
-                let subject = match (
-                    self.query.get("userId"),
-                    self.query.get("environmentId"),
-                    self.query.get("userName"),
-                ) {
+                let subject = match (query.get("userId"), query.get("environmentId"), query.get("userName")) {
                     (Some(id), _, _) => Subject::User(id),
                     (None, Some(env), Some(name)) => Subject::KxUser(env, name),
                     _ => return Err(ApiError::validation("userId", Rule::Required)),
@@ -375,24 +436,22 @@ impl Call<'_> {
                 ok(&ledger.create_access_key(caller, &user_id)?)
             }
             ListAccessKeys => {
-                ok(&json!({ "accessKeys": ledger.list_access_keys(caller, self.query.get("userId"))? }))
+                ok(&json!({ "accessKeys": ledger.list_access_keys(caller, query.get("userId"))? }))
             }
             DeleteAccessKey => {
                 ledger.delete_access_key(caller, self.label("accessKeyId"))?;
                 ok(&json!({}))
             }
-            // Streamed by the caller of `run`, outside the blocking task.
-            Log => Response::default(),
         })
     }
 
     fn label(&self, name: &str) -> &str {
-        self.labels.get(name).map_or("", String::as_str)
+        self.incoming.labels.get(name).map_or("", String::as_str)
     }
 
     /// The body as `T`; an empty body is `{}` (botocore sends none when no member is set).
     fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        parse_json(self.body)
+        parse_json(&self.incoming.body)
     }
 }
 
