@@ -8,8 +8,9 @@ use std::process::Command;
 
 use common::host::{expect, Process};
 use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
 use user_ledger::server::client::{Call, Client};
-use user_ledger::server::FINSPACE_DATA;
+use user_ledger::server::{FINSPACE_DATA, ROOT_CREDENTIALS_FILE};
 
 fn create_user(client: &Client, email: &str) -> String {
     let body = json!({ "emailAddress": email, "type": "SUPER_USER", "apiAccess": "ENABLED" }).to_string();
@@ -142,6 +143,11 @@ fn the_cli_audits_and_manages_keys_of_a_running_host_with_endpoint_url() {
     let dbs = db.to_str().unwrap();
     let served = Process::start(&db, &[]);
     let id = create_user(&served.root(), "ana@example.com");
+    // Generated root credentials: printed once, kept readable by the owner only.
+    assert_eq!(served.banner[1], format!("export AWS_ACCESS_KEY_ID={}", served.key.access_key_id));
+    assert_eq!(served.banner[2], format!("export AWS_SECRET_ACCESS_KEY={}", served.key.secret_access_key));
+    let mode = std::fs::metadata(db.join(ROOT_CREDENTIALS_FILE)).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 
     // The database is held: the CLI says so and names --endpoint-url.
     let held = cli(&["--db", dbs, "stats"], &[]);
@@ -213,4 +219,35 @@ fn the_cli_audits_and_manages_keys_of_a_running_host_with_endpoint_url() {
     assert_eq!(api.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&api.stderr).contains("aws finspace-data"));
     assert!(served.terminate().success());
+}
+
+#[test]
+fn root_credentials_from_the_environment_are_used_and_nothing_is_generated() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+        .args(["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .env("USER_LEDGER_ROOT_ACCESS_KEY_ID", "ULRTFROMTHEENV000000")
+        .env("USER_LEDGER_ROOT_SECRET_ACCESS_KEY", "env-secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let first = stdout.lines().next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("listening on ")
+        .expect("nothing is printed before listening")
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(!db.join(ROOT_CREDENTIALS_FILE).exists());
+    let key = user_ledger::AccessKeyPair {
+        access_key_id: "ULRTFROMTHEENV000000".into(),
+        secret_access_key: "env-secret".into(),
+    };
+    create_user(&Client::new(url, key, "us-east-1", None).unwrap(), "ana@example.com");
+    let _ = child.kill();
+    let _ = child.wait();
 }

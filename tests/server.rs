@@ -451,3 +451,132 @@ fn sigterm_finishes_in_flight_requests_commits_them_and_exits_zero() {
     }
     assert!(ledger.verify(None, &mut |_| {}).unwrap().problem.is_none());
 }
+
+/// Every route, and every error kind of the model it can produce here, with the member or cause
+/// named; every answer has a request id.
+#[test]
+fn every_route_produces_each_of_its_error_kinds() {
+    let host = InProcess::start(|c| c.max_enabled_users(2), |a| a);
+    let root = host.root();
+    let admin = create_user(&root, "admin@example.com", "SUPER_USER", "ENABLED");
+    let app = create_user(&root, "app@example.com", "APP_USER", "ENABLED");
+    let as_app = host.client(access_key(&host, &app));
+    let kx = json!({"userName": "k", "iamRole": ROLE}).to_string();
+    expect(&root.send("POST", FINSPACE, "/kx/environments/env/users", kx.as_bytes()).unwrap(), 200);
+    let missing = "01NOSUCHUSER00000000000000";
+    let routes: [(&str, &str, String, String); 11] = [
+        (
+            "POST",
+            FINSPACE_DATA,
+            "/user".into(),
+            json!({"emailAddress": "n@example.com", "type": "APP_USER"}).to_string(),
+        ),
+        ("GET", FINSPACE_DATA, format!("/user/{admin}"), String::new()),
+        ("PUT", FINSPACE_DATA, format!("/user/{admin}"), json!({"firstName": "A"}).to_string()),
+        ("POST", FINSPACE_DATA, format!("/user/{admin}/enable"), "{}".into()),
+        ("POST", FINSPACE_DATA, format!("/user/{admin}/disable"), "{}".into()),
+        ("GET", FINSPACE_DATA, "/user?maxResults=5".into(), String::new()),
+        (
+            "POST",
+            FINSPACE,
+            "/kx/environments/env/users".into(),
+            json!({"userName": "k2", "iamRole": ROLE}).to_string(),
+        ),
+        ("GET", FINSPACE, "/kx/environments/env/users/k".into(), String::new()),
+        ("PUT", FINSPACE, "/kx/environments/env/users/k".into(), json!({"iamRole": ROLE}).to_string()),
+        ("DELETE", FINSPACE, "/kx/environments/env/users/k".into(), String::new()),
+        ("GET", FINSPACE, "/kx/environments/env/users".into(), String::new()),
+    ];
+    // AccessDeniedException: an APP_USER may read but not manage.
+    for (method, service, target, body) in &routes {
+        let reply = as_app.send(method, service, target, body.as_bytes()).unwrap();
+        assert!(reply.header("x-amzn-requestid").is_some());
+        let reads = *method == "GET";
+        assert_eq!(reply.status == 200, reads, "{method} {target} as an APP_USER: {:?}", refusal(&reply));
+        if !reads {
+            assert_eq!(
+                refusal(&reply),
+                (403, "AccessDeniedException".into(), format!("Caller {app} is not a SUPER_USER"))
+            );
+        }
+    }
+    // ValidationException, naming the member.
+    let invalid: [(&str, &str, String, &str, &str); 11] = [
+        ("POST", FINSPACE_DATA, "/user".into(), r#"{"type": "APP_USER"}"#, "emailAddress"),
+        ("GET", FINSPACE_DATA, format!("/user/{}", "x".repeat(27)), "", "userId"),
+        ("PUT", FINSPACE_DATA, format!("/user/{admin}"), r#"{"type": "ROOT"}"#, "type"),
+        ("POST", FINSPACE_DATA, format!("/user/{admin}/enable"), r#"{"clientToken": " "}"#, "clientToken"),
+        ("POST", FINSPACE_DATA, format!("/user/{admin}/disable"), r#"{"clientToken": ""}"#, "clientToken"),
+        ("GET", FINSPACE_DATA, "/user?maxResults=101".into(), "", "maxResults"),
+        ("POST", FINSPACE, "/kx/environments/env/users".into(), r#"{"userName": "k3"}"#, "iamRole"),
+        ("GET", FINSPACE, "/kx/environments/e-1/users/k".into(), "", "environmentId"),
+        (
+            "PUT",
+            FINSPACE,
+            "/kx/environments/env/users/k".into(),
+            r#"{"iamRole": "arn:aws:iam::1:role/x"}"#,
+            "iamRole",
+        ),
+        ("DELETE", FINSPACE, format!("/kx/environments/env/users/{}", "k".repeat(51)), "", "userName"),
+        ("GET", FINSPACE, "/kx/environments/env/users?maxResults=-1".into(), "", "maxResults"),
+    ];
+    for (method, service, target, body, member) in &invalid {
+        let (status, kind, message) = refusal(&root.send(method, service, target, body.as_bytes()).unwrap());
+        assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{method} {target}: {message}");
+        assert!(message.contains(&format!("Value at '{member}'")), "{method} {target}: {message}");
+    }
+    // ResourceNotFoundException where a route names a user.
+    let absent: [(&str, &str, String, &str); 7] = [
+        ("GET", FINSPACE_DATA, format!("/user/{missing}"), ""),
+        ("PUT", FINSPACE_DATA, format!("/user/{missing}"), r#"{"firstName": "A"}"#),
+        ("POST", FINSPACE_DATA, format!("/user/{missing}/enable"), ""),
+        ("POST", FINSPACE_DATA, format!("/user/{missing}/disable"), ""),
+        ("GET", FINSPACE, "/kx/environments/env/users/nobody".into(), ""),
+        (
+            "PUT",
+            FINSPACE,
+            "/kx/environments/env/users/nobody".into(),
+            r#"{"iamRole": "arn:aws:iam::123456789012:role/a"}"#,
+        ),
+        ("DELETE", FINSPACE, "/kx/environments/env/users/nobody".into(), ""),
+    ];
+    for (method, service, target, body) in &absent {
+        let (status, kind, _) = refusal(&root.send(method, service, target, body.as_bytes()).unwrap());
+        assert_eq!((status, kind.as_str()), (404, "ResourceNotFoundException"), "{method} {target}");
+    }
+    // LimitExceededException: two users are ENABLED, the quota is 2.
+    let third = root
+        .send("POST", FINSPACE_DATA, "/user", br#"{"emailAddress": "third@example.com", "type": "APP_USER"}"#)
+        .unwrap();
+    assert_eq!((third.status, third.error_type()), (400, Some("LimitExceededException")));
+    expect(&root.send("POST", FINSPACE_DATA, &format!("/user/{app}/disable"), b"").unwrap(), 200);
+    let third = create_user(&root, "third@example.com", "APP_USER", "DISABLED");
+    let over = root.send("POST", FINSPACE_DATA, &format!("/user/{app}/enable"), b"").unwrap();
+    assert_eq!((over.status, over.error_type()), (400, Some("LimitExceededException")));
+    // ConflictException on UpdateUser, EnableUser and DisableUser: a reused clientToken.
+    for (target, first, second) in [
+        (
+            format!("/user/{third}"),
+            r#"{"clientToken": "c", "firstName": "A"}"#,
+            r#"{"clientToken": "c", "firstName": "B"}"#,
+        ),
+        (format!("/user/{third}/disable"), r#"{"clientToken": "d"}"#, r#"{"clientToken": "d"}"#),
+    ] {
+        let method = if target.ends_with("disable") { "POST" } else { "PUT" };
+        expect(&root.send(method, FINSPACE_DATA, &target, first.as_bytes()).unwrap(), 200);
+        let again = root.send(method, FINSPACE_DATA, &target, second.as_bytes()).unwrap();
+        if first == second {
+            assert_eq!(again.status, 200, "the same request with the same token is replayed");
+        } else {
+            assert_eq!((again.status, again.json()["reason"].as_str()), (409, Some("CLIENT_TOKEN_MISMATCH")));
+        }
+    }
+    let reuse = root
+        .send("POST", FINSPACE_DATA, &format!("/user/{app}/disable"), br#"{"clientToken": "d"}"#)
+        .unwrap();
+    assert_eq!(
+        (reuse.status, reuse.error_type()),
+        (409, Some("ConflictException")),
+        "same token, another user"
+    );
+}

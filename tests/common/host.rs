@@ -86,6 +86,8 @@ impl Drop for InProcess {
 /// `user-ledger serve` as a child process.
 pub struct Process {
     pub child: Child,
+    /// What serve printed before it listened (the export lines of generated credentials).
+    pub banner: Vec<String>,
     pub url: String,
     pub key: AccessKeyPair,
     pub db: PathBuf,
@@ -105,18 +107,19 @@ impl Process {
             .spawn()
             .unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut url = None;
+        let (mut url, mut banner) = (None, Vec::new());
         for line in stdout.lines() {
             let line = line.unwrap();
             if let Some(rest) = line.strip_prefix("listening on ") {
                 url = rest.split(' ').next().map(str::to_owned);
                 break;
             }
+            banner.push(line);
         }
         let url = url.expect("serve printed no listening line");
         let bytes = std::fs::read(db.join(server::ROOT_CREDENTIALS_FILE)).unwrap();
         let key: AccessKeyPair = serde_json::from_slice(&bytes).unwrap();
-        Process { child, url, key, db: db.to_owned() }
+        Process { child, banner, url, key, db: db.to_owned() }
     }
 
     /// A client signing with the root key.
