@@ -199,6 +199,40 @@ pub fn verify(
     }
 }
 
+/// A key, where and when to sign with it.
+struct Signer<'a> {
+    access_key_id: &'a str,
+    secret: &'a str,
+    region: &'a str,
+    service: &'a str,
+    time: SystemTime,
+}
+
+type SignError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Signer<'_> {
+    /// Signs `request` over `headers` (plus host and x-amz-date, which aws-sigv4 adds).
+    fn sign(
+        &self,
+        request: Received<'_>,
+        headers: Vec<(&str, &str)>,
+        settings: SigningSettings,
+    ) -> Result<aws_sigv4::SigningOutput<aws_sigv4::http_request::SigningInstructions>, SignError> {
+        let identity = Credentials::new(self.access_key_id, self.secret, None, None, "user-ledger").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(self.region)
+            .name(self.service)
+            .time(self.time)
+            .settings(settings)
+            .build()?
+            .into();
+        let body = SignableBody::Bytes(request.body);
+        let signable = SignableRequest::new(request.method, request.target, headers.into_iter(), body)?;
+        Ok(sign(signable, &params)?)
+    }
+}
+
 /// The signature of `request` over exactly `headers`, as a client with this key would compute it.
 fn signature(
     request: Received<'_>,
@@ -208,26 +242,12 @@ fn signature(
     region: &str,
     service: &str,
     time: SystemTime,
-) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let identity = Credentials::new(access_key_id, secret, None, None, "user-ledger").into();
+) -> Result<String, SignError> {
     let mut settings = SigningSettings::default();
     // Sign exactly what we are given: the client's SignedHeaders on the host's side.
     settings.excluded_headers = Some(Vec::new());
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(time)
-        .settings(settings)
-        .build()?
-        .into();
-    let signable = SignableRequest::new(
-        request.method,
-        request.target,
-        headers.into_iter(),
-        SignableBody::Bytes(request.body),
-    )?;
-    Ok(sign(signable, &params)?.signature().to_owned())
+    let signer = Signer { access_key_id, secret, region, service, time };
+    Ok(signer.sign(request, headers, settings)?.signature().to_owned())
 }
 
 /// The headers a client adds to sign `request` with this key at `time`: `x-amz-date` and
@@ -239,25 +259,11 @@ pub fn sign_headers(
     region: &str,
     service: &str,
     time: SystemTime,
-) -> Result<Vec<(String, String)>, Box<dyn std::error::Error + Send + Sync>> {
-    let identity = Credentials::new(access_key_id, secret, None, None, "user-ledger").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()?
-        .into();
+) -> Result<Vec<(String, String)>, SignError> {
     let headers: Vec<(&str, &str)> =
         request.headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))).collect();
-    let signable = SignableRequest::new(
-        request.method,
-        request.target,
-        headers.into_iter(),
-        SignableBody::Bytes(request.body),
-    )?;
-    let (instructions, _) = sign(signable, &params)?.into_parts();
+    let signer = Signer { access_key_id, secret, region, service, time };
+    let (instructions, _) = signer.sign(request, headers, SigningSettings::default())?.into_parts();
     Ok(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
 
