@@ -5,8 +5,8 @@
 //! layered over the store.
 
 use crate::domain::{
-    email_key, AccessKey, ApiAccess, Caller, KxUser, NewUser, Tags, User, UserChanges, UserId, UserStatus,
-    UserType,
+    email_key, AccessKey, ApiAccess, ApplicationPermission, Caller, GroupChanges, KxUser, NewGroup, NewUser,
+    PermissionGroup, Tags, User, UserChanges, UserId, UserStatus, UserType,
 };
 use crate::error::{Error, Result};
 use crate::event::{Event, Subject};
@@ -77,6 +77,39 @@ pub enum Command {
         /// The key's id.
         access_key_id: String,
     },
+    /// CreatePermissionGroup; the id is chosen by the caller of `decide`.
+    CreatePermissionGroup {
+        /// The new group's id.
+        permission_group_id: String,
+        /// What it is created with.
+        group: NewGroup,
+    },
+    /// UpdatePermissionGroup.
+    UpdatePermissionGroup {
+        /// The group.
+        permission_group_id: String,
+        /// The fields to set.
+        changes: GroupChanges,
+    },
+    /// DeletePermissionGroup.
+    DeletePermissionGroup {
+        /// The group.
+        permission_group_id: String,
+    },
+    /// AssociateUserToPermissionGroup.
+    AssociateUserToPermissionGroup {
+        /// The group.
+        permission_group_id: String,
+        /// The user.
+        user_id: UserId,
+    },
+    /// DisassociateUserFromPermissionGroup.
+    DisassociateUserFromPermissionGroup {
+        /// The group.
+        permission_group_id: String,
+        /// The user.
+        user_id: UserId,
+    },
 }
 
 impl Command {
@@ -92,6 +125,11 @@ impl Command {
             Command::DeleteKxUser { .. } => "DeleteKxUser",
             Command::CreateAccessKey { .. } => "CreateAccessKey",
             Command::DeleteAccessKey { .. } => "DeleteAccessKey",
+            Command::CreatePermissionGroup { .. } => "CreatePermissionGroup",
+            Command::UpdatePermissionGroup { .. } => "UpdatePermissionGroup",
+            Command::DeletePermissionGroup { .. } => "DeletePermissionGroup",
+            Command::AssociateUserToPermissionGroup { .. } => "AssociateUserToPermissionGroup",
+            Command::DisassociateUserFromPermissionGroup { .. } => "DisassociateUserFromPermissionGroup",
         }
     }
 }
@@ -119,6 +157,14 @@ pub trait State {
     fn kx_users_in(&self, environment_id: &str) -> Result<u64>;
     /// The access key with this id.
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>>;
+    /// The permission group with this id.
+    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>>;
+    /// Whether `user` is a member of `group`.
+    fn is_member(&self, group: &str, user: &str) -> Result<bool>;
+    /// The ids of the groups `user` is a member of, in id order.
+    fn groups_of(&self, user: &str) -> Result<Vec<String>>;
+    /// The ids of the members of `group`, in id order.
+    fn members_of(&self, group: &str) -> Result<Vec<UserId>>;
 }
 
 /// Write access to the views, used by [`apply`].
@@ -139,6 +185,12 @@ pub trait Views: State {
     fn put_access_key(&mut self, key: AccessKey);
     /// Removes an access key record.
     fn remove_access_key(&mut self, access_key_id: &str);
+    /// Stores a permission group record.
+    fn put_group(&mut self, group: PermissionGroup);
+    /// Removes a permission group record.
+    fn remove_group(&mut self, group: &str);
+    /// Makes `user` a member of `group`, or not.
+    fn set_member(&mut self, group: &str, user: &str, member: bool);
     /// Adds an entry to the per-subject history index (see [`crate::views::history_key`]).
     fn add_history(&mut self, key: Vec<u8>);
 }
@@ -146,16 +198,34 @@ pub trait Views: State {
 /// What a caller asks to do, for [`authorize`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Read users.
+    /// Read users, permission groups and kdb users.
     Read,
-    /// Create, change, enable or disable users.
+    /// Change users, groups, memberships, kdb users and access keys (`ManageUsersAndGroups`).
     Manage,
+    /// Read the audit trail: log, history, as-of, verify, digest (`ViewAuditData`).
+    Audit,
+    /// Obtain temporary credentials (`GetTemporaryCredentials`).
+    TemporaryCredentials,
+}
+
+impl Access {
+    /// The application permission that grants this access to an APP_USER; `None` for reads,
+    /// which every user that may act at all may do.
+    pub fn permission(self) -> Option<ApplicationPermission> {
+        match self {
+            Access::Read => None,
+            Access::Manage => Some(ApplicationPermission::ManageUsersAndGroups),
+            Access::Audit => Some(ApplicationPermission::ViewAuditData),
+            Access::TemporaryCredentials => Some(ApplicationPermission::GetTemporaryCredentials),
+        }
+    }
 }
 
 /// Checks that `caller` may make a request of kind `access`.
 ///
-/// `System` may do anything. A user caller must exist, be ENABLED and have apiAccess ENABLED;
-/// only a SUPER_USER may manage.
+/// `System` may do anything. A user caller must exist, be ENABLED and have apiAccess ENABLED; a
+/// SUPER_USER may then do everything, an APP_USER what the union of its permission groups'
+/// applicationPermissions grants (reads need none).
 pub fn authorize(state: &impl State, caller: &Caller, access: Access) -> Result<()> {
     let Caller::User(id) = caller else { return Ok(()) };
     let denied = |why: &str| Err(Error::AccessDenied { message: format!("Caller {id} {why}") });
@@ -168,10 +238,16 @@ pub fn authorize(state: &impl State, caller: &Caller, access: Access) -> Result<
     if user.api_access != Some(ApiAccess::Enabled) {
         return denied("does not have apiAccess ENABLED");
     }
-    if access == Access::Manage && user.user_type != UserType::SuperUser {
-        return denied("is not a SUPER_USER");
+    let Some(needed) = access.permission() else { return Ok(()) };
+    if user.user_type == UserType::SuperUser {
+        return Ok(());
     }
-    Ok(())
+    for group in state.groups_of(id)? {
+        if state.permission_group(&group)?.is_some_and(|g| g.application_permissions.contains(&needed)) {
+            return Ok(());
+        }
+    }
+    denied(&format!("is not a SUPER_USER and none of its permission groups grants {needed}"))
 }
 
 /// Decides what events `command` by `caller` causes in `state`, or why it is refused.
@@ -280,6 +356,76 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
             })?;
             Ok(vec![Event::AccessKeyDeleted { access_key_id: key.access_key_id, user_id: key.user_id }])
         }
+        Command::CreatePermissionGroup { permission_group_id, group } => {
+            if state.permission_group(permission_group_id)?.is_some() {
+                return Err(Error::Conflict {
+                    message: format!("A permission group with id {permission_group_id} already exists"),
+                    reason: Some("PERMISSION_GROUP_ID_ALREADY_EXISTS".into()),
+                });
+            }
+            let permission_group_id = permission_group_id.clone();
+            Ok(vec![Event::PermissionGroupCreated { permission_group_id, group: group.clone() }])
+        }
+        Command::UpdatePermissionGroup { permission_group_id, changes } => {
+            let current = existing_group(state, permission_group_id)?;
+            let changes = changed_group_fields(&current, changes);
+            let permission_group_id = permission_group_id.clone();
+            Ok(if changes.is_empty() {
+                vec![]
+            } else {
+                vec![Event::PermissionGroupUpdated { permission_group_id, changes }]
+            })
+        }
+        Command::DeletePermissionGroup { permission_group_id } => {
+            existing_group(state, permission_group_id)?;
+            let members = state.members_of(permission_group_id)?;
+            Ok(vec![Event::PermissionGroupDeleted {
+                permission_group_id: permission_group_id.clone(),
+                members,
+            }])
+        }
+        Command::AssociateUserToPermissionGroup { permission_group_id, user_id } => {
+            existing_group(state, permission_group_id)?;
+            existing(state, user_id)?;
+            Ok(if state.is_member(permission_group_id, user_id)? {
+                vec![]
+            } else {
+                vec![Event::UserAddedToGroup {
+                    permission_group_id: permission_group_id.clone(),
+                    user_id: user_id.clone(),
+                }]
+            })
+        }
+        Command::DisassociateUserFromPermissionGroup { permission_group_id, user_id } => {
+            existing_group(state, permission_group_id)?;
+            existing(state, user_id)?;
+            Ok(if state.is_member(permission_group_id, user_id)? {
+                vec![Event::UserRemovedFromGroup {
+                    permission_group_id: permission_group_id.clone(),
+                    user_id: user_id.clone(),
+                }]
+            } else {
+                vec![]
+            })
+        }
+    }
+}
+
+fn existing_group(state: &impl State, group: &str) -> Result<PermissionGroup> {
+    state.permission_group(group)?.ok_or_else(|| Error::ResourceNotFound {
+        message: format!("Permission group {group} does not exist"),
+    })
+}
+
+/// Keeps only the fields of `requested` that differ from `current`.
+fn changed_group_fields(current: &PermissionGroup, requested: &GroupChanges) -> GroupChanges {
+    GroupChanges {
+        name: requested.name.clone().filter(|n| *n != current.name),
+        description: requested.description.clone().filter(|d| Some(d) != current.description.as_ref()),
+        application_permissions: requested
+            .application_permissions
+            .clone()
+            .filter(|p| *p != current.application_permissions),
     }
 }
 
@@ -331,6 +477,7 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
         return apply_access_key(views, access_key_id, event, time_ms);
     }
     match event.subject() {
+        Subject::PermissionGroup(group) => apply_group(views, group, event, time_ms),
         Subject::User(user_id) => apply_user(views, user_id, event, time_ms),
         Subject::KxUser(environment_id, user_name) => {
             apply_kx(views, environment_id, user_name, event, time_ms)
@@ -427,6 +574,60 @@ fn apply_access_key(views: &mut impl Views, access_key_id: &str, event: &Event, 
         (before, event) => {
             return Err(contradiction(event, format_args!("access key {access_key_id}"), before.is_some()));
         }
+    }
+    Ok(())
+}
+
+fn apply_group(views: &mut impl Views, group: &str, event: &Event, time_ms: i64) -> Result<()> {
+    let before = views.permission_group(group)?;
+    let contradicts = |exists: bool| contradiction(event, format_args!("permission group {group}"), exists);
+    match (before, event) {
+        (None, Event::PermissionGroupCreated { group: new, .. }) => views.put_group(PermissionGroup {
+            permission_group_id: group.to_owned(),
+            name: new.name.clone(),
+            description: new.description.clone(),
+            application_permissions: new.application_permissions.clone(),
+            create_time: time_ms,
+            last_modified_time: time_ms,
+        }),
+        (Some(mut current), Event::PermissionGroupUpdated { changes, .. }) => {
+            let c = changes.clone();
+            current.name = c.name.unwrap_or(current.name);
+            current.description = c.description.or(current.description);
+            current.application_permissions =
+                c.application_permissions.unwrap_or(current.application_permissions);
+            current.last_modified_time = time_ms;
+            views.put_group(current);
+        }
+        (Some(_), Event::PermissionGroupDeleted { members, .. }) => {
+            // The event names every member; a log whose fold holds others is corrupt.
+            if views.members_of(group)? != *members {
+                return Err(Error::corrupt(format_args!(
+                    "corrupt log: PermissionGroupDeleted event for permission group {group} names other members than it has"
+                )));
+            }
+            for user in members {
+                views.set_member(group, user, false);
+            }
+            views.remove_group(group);
+        }
+        (Some(_), Event::UserAddedToGroup { user_id, .. }) => {
+            if views.user(user_id)?.is_none() || views.is_member(group, user_id)? {
+                return Err(contradiction(event, format_args!("user {user_id} in group {group}"), true));
+            }
+            views.set_member(group, user_id, true);
+        }
+        (Some(_), Event::UserRemovedFromGroup { user_id, .. }) => {
+            if !views.is_member(group, user_id)? {
+                return Err(contradiction(
+                    event,
+                    format_args!("membership of user {user_id} in group {group}"),
+                    false,
+                ));
+            }
+            views.set_member(group, user_id, false);
+        }
+        (before, _) => return Err(contradicts(before.is_some())),
     }
     Ok(())
 }
@@ -658,7 +859,10 @@ mod tests {
         assert_eq!(authorize(&state, &Caller::System, Access::Manage), Ok(()));
         assert_eq!(as_caller(ADMIN, Access::Manage), Ok(()));
         assert_eq!(as_caller(BOB, Access::Read), Ok(()));
-        assert_eq!(as_caller(BOB, Access::Manage), denied("is not a SUPER_USER", BOB));
+        assert_eq!(
+            as_caller(BOB, Access::Manage),
+            denied("is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups", BOB)
+        );
         assert_eq!(as_caller(ALICE, Access::Read), denied("does not have apiAccess ENABLED", ALICE));
         assert_eq!(as_caller("01NOBODY", Access::Read), denied("is not a user of this ledger", "01NOBODY"));
 
@@ -854,7 +1058,7 @@ mod tests {
         assert_eq!(by(ADMIN).map(|e| e.len()), Ok(1));
         assert_eq!(
             by(BOB),
-            Err(Error::AccessDenied { message: format!("Caller {BOB} is not a SUPER_USER") })
+            Err(Error::AccessDenied { message: format!("Caller {BOB} is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups") })
         );
     }
 }

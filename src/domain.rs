@@ -76,6 +76,38 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// What a permission group lets its members do.
+    ApplicationPermission {
+        /// Kept and listed; grants nothing here.
+        CreateDataset = "CreateDataset",
+        /// Kept and listed; grants nothing here.
+        ManageClusters = "ManageClusters",
+        /// Every user, group and kdb-user change.
+        ManageUsersAndGroups = "ManageUsersAndGroups",
+        /// Kept and listed; grants nothing here.
+        ManageAttributeSets = "ManageAttributeSets",
+        /// The audit reads: log, history, as-of, verify, digest.
+        ViewAuditData = "ViewAuditData",
+        /// Kept and listed; grants nothing here.
+        AccessNotebooks = "AccessNotebooks",
+        /// GetProgrammaticAccessCredentials.
+        GetTemporaryCredentials = "GetTemporaryCredentials",
+    }
+);
+
+wire_enum!(
+    /// Where a user's membership of a group stands; memberships are synchronous here.
+    MembershipStatus {
+        /// Never observed here.
+        AdditionInProgress = "ADDITION_IN_PROGRESS",
+        /// The user is a member.
+        AdditionSuccess = "ADDITION_SUCCESS",
+        /// Never observed here.
+        RemovalInProgress = "REMOVAL_IN_PROGRESS",
+    }
+);
+
 /// Who makes a request; recorded in every event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Caller {
@@ -238,4 +270,56 @@ impl std::fmt::Debug for AccessKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessKeyPair").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
     }
+}
+
+/// A permission group's id: a ULID string of 26 characters.
+pub type GroupId = String;
+
+/// The members of CreatePermissionGroup, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewGroup {
+    /// The group's name (names need not be unique: ids tell groups apart).
+    pub name: String,
+    /// What the group is for.
+    pub description: Option<String>,
+    /// What members may do, without repeats, in the order given.
+    pub application_permissions: Vec<ApplicationPermission>,
+}
+
+/// Fields an UpdatePermissionGroup sets; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New permissions (the whole list).
+    pub application_permissions: Option<Vec<ApplicationPermission>>,
+}
+
+impl GroupChanges {
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == GroupChanges::default()
+    }
+}
+
+/// A permission group, as GetPermissionGroup returns it; also the record kept in its view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionGroup {
+    /// The group's id.
+    pub permission_group_id: GroupId,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// What members may do.
+    pub application_permissions: Vec<ApplicationPermission>,
+    /// Epoch ms of the PermissionGroupCreated event.
+    pub create_time: i64,
+    /// Epoch ms of the latest change of the group.
+    pub last_modified_time: i64,
 }

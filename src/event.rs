@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::domain::{Caller, NewUser, Tags, UserChanges, UserId};
+use crate::domain::{Caller, GroupChanges, GroupId, NewGroup, NewUser, Tags, UserChanges, UserId};
 
 /// One state change. New variants go at the end: the codec numbers variants by position.
 ///
@@ -79,6 +79,41 @@ pub enum Event {
         /// The user it belonged to.
         user_id: UserId,
     },
+    /// A permission group was created.
+    PermissionGroupCreated {
+        /// The new group's id.
+        permission_group_id: GroupId,
+        /// What it was created with.
+        group: NewGroup,
+    },
+    /// Some fields of a permission group changed; only the changed ones are set.
+    PermissionGroupUpdated {
+        /// The group.
+        permission_group_id: GroupId,
+        /// The fields that changed, to their new values.
+        changes: GroupChanges,
+    },
+    /// A permission group was deleted, and with it the memberships it had.
+    PermissionGroupDeleted {
+        /// The group.
+        permission_group_id: GroupId,
+        /// The users that were its members, in id order.
+        members: Vec<UserId>,
+    },
+    /// A user was added to a permission group.
+    UserAddedToGroup {
+        /// The group.
+        permission_group_id: GroupId,
+        /// The user.
+        user_id: UserId,
+    },
+    /// A user was removed from a permission group.
+    UserRemovedFromGroup {
+        /// The group.
+        permission_group_id: GroupId,
+        /// The user.
+        user_id: UserId,
+    },
 }
 
 /// What an event is about.
@@ -88,6 +123,8 @@ pub enum Subject<'a> {
     User(&'a str),
     /// A kdb user, by (environmentId, userName).
     KxUser(&'a str, &'a str),
+    /// A permission group, by id.
+    PermissionGroup(&'a str),
 }
 
 impl Event {
@@ -100,11 +137,29 @@ impl Event {
             | Event::Disabled { user_id }
             | Event::AccessKeyCreated { user_id, .. }
             | Event::AccessKeyDeleted { user_id, .. } => Subject::User(user_id),
+            Event::PermissionGroupCreated { permission_group_id, .. }
+            | Event::PermissionGroupUpdated { permission_group_id, .. }
+            | Event::PermissionGroupDeleted { permission_group_id, .. }
+            | Event::UserAddedToGroup { permission_group_id, .. }
+            | Event::UserRemovedFromGroup { permission_group_id, .. } => {
+                Subject::PermissionGroup(permission_group_id)
+            }
             Event::KxUserCreated { environment_id, user_name, .. }
             | Event::KxRoleChanged { environment_id, user_name, .. }
             | Event::KxUserDeleted { environment_id, user_name } => {
                 Subject::KxUser(environment_id, user_name)
             }
+        }
+    }
+
+    /// The other subject an event is about, whose history it also belongs to: the user of a
+    /// membership change.
+    pub fn also_about(&self) -> Option<Subject<'_>> {
+        match self {
+            Event::UserAddedToGroup { user_id, .. } | Event::UserRemovedFromGroup { user_id, .. } => {
+                Some(Subject::User(user_id))
+            }
+            _ => None,
         }
     }
 
@@ -120,6 +175,11 @@ impl Event {
             Event::KxUserDeleted { .. } => "KxUserDeleted",
             Event::AccessKeyCreated { .. } => "AccessKeyCreated",
             Event::AccessKeyDeleted { .. } => "AccessKeyDeleted",
+            Event::PermissionGroupCreated { .. } => "PermissionGroupCreated",
+            Event::PermissionGroupUpdated { .. } => "PermissionGroupUpdated",
+            Event::PermissionGroupDeleted { .. } => "PermissionGroupDeleted",
+            Event::UserAddedToGroup { .. } => "UserAddedToGroup",
+            Event::UserRemovedFromGroup { .. } => "UserRemovedFromGroup",
         }
     }
 }

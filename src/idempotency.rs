@@ -38,6 +38,8 @@ pub enum Response {
         /// Its user.
         user_id: String,
     },
+    /// `{"permissionGroupId": ...}`: Create, Update and DeletePermissionGroup.
+    PermissionGroupId(String),
 }
 
 impl Response {
@@ -54,7 +56,15 @@ impl Response {
                 user_name: user_name.clone(),
                 iam_role: iam_role.clone(),
             },
-            Command::DeleteKxUser { .. } | Command::DeleteAccessKey { .. } => Response::Empty,
+            Command::DeleteKxUser { .. }
+            | Command::DeleteAccessKey { .. }
+            | Command::AssociateUserToPermissionGroup { .. }
+            | Command::DisassociateUserFromPermissionGroup { .. } => Response::Empty,
+            Command::CreatePermissionGroup { permission_group_id, .. }
+            | Command::UpdatePermissionGroup { permission_group_id, .. }
+            | Command::DeletePermissionGroup { permission_group_id } => {
+                Response::PermissionGroupId(permission_group_id.clone())
+            }
             Command::CreateAccessKey { access_key_id, user_id } => {
                 Response::AccessKey { access_key_id: access_key_id.clone(), user_id: user_id.clone() }
             }
@@ -131,6 +141,18 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         // The generated key id is not part of the request.
         Command::CreateAccessKey { user_id, .. } => codec::encode(&(caller, operation, user_id)),
         Command::DeleteAccessKey { access_key_id } => codec::encode(&(caller, operation, access_key_id)),
+        // The generated group id is not part of the request.
+        Command::CreatePermissionGroup { group, .. } => codec::encode(&(caller, operation, group)),
+        Command::UpdatePermissionGroup { permission_group_id, changes } => {
+            codec::encode(&(caller, operation, permission_group_id, changes))
+        }
+        Command::DeletePermissionGroup { permission_group_id } => {
+            codec::encode(&(caller, operation, permission_group_id))
+        }
+        Command::AssociateUserToPermissionGroup { permission_group_id, user_id }
+        | Command::DisassociateUserFromPermissionGroup { permission_group_id, user_id } => {
+            codec::encode(&(caller, operation, permission_group_id, user_id))
+        }
     };
     *blake3::hash(&bytes).as_bytes()
 }

@@ -40,13 +40,19 @@ pub use audit::{AsOf, Digest, Fault, Problem, Report};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::{BatchReport, Durability};
 pub use directory::OpenMode;
-pub use domain::{AccessKey, AccessKeyPair, ApiAccess, Caller, Identity, KxUser, User, UserStatus, UserType};
+pub use domain::{
+    AccessKey, AccessKeyPair, ApiAccess, ApplicationPermission, Caller, Identity, KxUser, MembershipStatus,
+    PermissionGroup, User, UserStatus, UserType,
+};
 pub use error::{Error, Failure, Result, Rule};
 pub use event::{Envelope, Event, Sealed, Subject};
 pub use ledger::{Config, Ledger, Stats};
 pub use request::{
-    CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, KxUserResponse, KxUserSummary,
-    ListKxUsersResponse, ListUsersResponse, UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,
+    CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, DeleteKxUserResponse,
+    GetPermissionGroupResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse,
+    ListPermissionGroupsByUserResponse, ListPermissionGroupsResponse, ListUsersByPermissionGroupResponse,
+    ListUsersResponse, PermissionGroupIdResponse, UpdateKxUserRequest, UpdatePermissionGroupRequest,
+    UpdateUserRequest, UserIdResponse,
 };
 pub use write::{Write, Written};
 

@@ -14,13 +14,16 @@ use sled::{Transactional, Tree};
 use crate::codec::{self, FORMAT_VERSION};
 use crate::decider::State;
 use crate::directory::Directory;
-use crate::domain::{AccessKey, Identity, KxUser, User, UserId};
+use crate::domain::{AccessKey, Identity, KxUser, PermissionGroup, User, UserId};
 use crate::error::{Error, Failure, Result};
 use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, TokenRecord};
 use crate::mark::{Mark, MarkFile};
 use crate::sled_files;
-use crate::views::{kx_count_key, kx_key, subject_prefix, Rows, ViewTree, ENABLED_USERS};
+use crate::views::{
+    groups_prefix, kx_count_key, kx_key, members_prefix, membership_keys, subject_prefix, Rows, ViewTree,
+    ENABLED_USERS,
+};
 
 const META_FORMAT: &[u8] = b"format";
 const META_HEAD: &[u8] = b"head";
@@ -408,7 +411,7 @@ impl Store {
         decode: fn(&[u8], &[u8]) -> Result<T>,
     ) -> Result<(Vec<T>, bool)> {
         let lower = after.map_or(Bound::Included(prefix), Bound::Excluded);
-        let mut items = Vec::with_capacity(limit);
+        let mut items = Vec::with_capacity(limit.min(128));
         for entry in self.tree(TreeId::View(view)).range::<&[u8], _>((lower, Bound::Unbounded)) {
             let (key, value) = entry?;
             if !key.starts_with(prefix) {
@@ -623,6 +626,70 @@ impl State for Store {
         let keys = self.tree(TreeId::View(ViewTree::AccessKeys));
         let what = || format!("access_keys[{access_key_id}]");
         keys.get(access_key_id)?.map(|v| codec::decode(what(), &v)).transpose()
+    }
+
+    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
+        let groups = self.tree(TreeId::View(ViewTree::Groups));
+        groups.get(group)?.map(|v| decode_group(group.as_bytes(), &v)).transpose()
+    }
+
+    fn is_member(&self, group: &str, user: &str) -> Result<bool> {
+        let [key, _] = membership_keys(group, user);
+        Ok(self.tree(TreeId::View(ViewTree::Memberships)).contains_key(key)?)
+    }
+
+    fn groups_of(&self, user: &str) -> Result<Vec<String>> {
+        Ok(self.page(ViewTree::Memberships, &groups_prefix(user), None, usize::MAX, decode_member)?.0)
+    }
+
+    fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
+        Ok(self.page(ViewTree::Memberships, &members_prefix(group), None, usize::MAX, decode_member)?.0)
+    }
+}
+
+fn decode_group(key: &[u8], value: &[u8]) -> Result<PermissionGroup> {
+    codec::decode(format_args!("permission_groups[{}]", String::from_utf8_lossy(key)), value)
+}
+
+/// The last part of a membership key: the user of a (group, user) key, the group of a (user,
+/// group) one.
+fn decode_member(key: &[u8], _: &[u8]) -> Result<String> {
+    let last = key.rsplit(|&b| b == 0).next().unwrap_or_default();
+    String::from_utf8(last.to_vec()).map_err(|_| {
+        Error::corrupt(format_args!("corrupt memberships: key {} is not UTF-8", String::from_utf8_lossy(key)))
+    })
+}
+
+impl Store {
+    /// Permission groups after id `after`, at most `limit`; and whether more follow.
+    pub fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<(Vec<PermissionGroup>, bool)> {
+        self.page(ViewTree::Groups, &[], after, limit, decode_group)
+    }
+
+    /// The ids of the members of `group` after user `after`, at most `limit`; and whether more
+    /// follow.
+    pub fn members_after(
+        &self,
+        group: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<UserId>, bool)> {
+        let prefix = members_prefix(group);
+        let after = after.map(|user| [prefix.as_slice(), user.as_bytes()].concat());
+        self.page(ViewTree::Memberships, &prefix, after.as_deref(), limit, decode_member)
+    }
+
+    /// The ids of the groups of `user` after group `after`, at most `limit`; and whether more
+    /// follow.
+    pub fn groups_of_after(
+        &self,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool)> {
+        let prefix = groups_prefix(user);
+        let after = after.map(|group| [prefix.as_slice(), group.as_bytes()].concat());
+        self.page(ViewTree::Memberships, &prefix, after.as_deref(), limit, decode_member)
     }
 }
 

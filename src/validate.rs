@@ -86,6 +86,8 @@ pattern!(KX_USER_NAME_PATTERN = r"^[0-9A-Za-z_-]{1,50}$");
 pattern!(TAG_KEY_PATTERN = r"^[a-zA-Z+-=._:/]+$");
 pattern!(TAG_VALUE_PATTERN = r"^[a-zA-Z0-9+-=._:@ ]+$");
 pattern!(ANY = r".*");
+// The model's `[\s\S]*`: any characters, line breaks included.
+pattern!(ANY_AT_ALL = r"(?s).*");
 pattern!(REGION_PATTERN = r"^[A-Za-z0-9_/.-]{1,63}$");
 pattern!(ACCOUNT_PATTERN = r"^\d{12}$");
 pattern!(ACCESS_KEY_ID_PATTERN = r"^[A-Z0-9]+$");
@@ -123,6 +125,12 @@ pub const TAG_KEY_FORBIDDEN_PREFIX: &str = "aws:";
 pub static REGION: Shape = Shape { min: 1, max: 63, pattern: &REGION_PATTERN };
 /// The AWS account in kdb user ARNs: 12 digits.
 pub static ACCOUNT: Shape = Shape { min: 12, max: 12, pattern: &ACCOUNT_PATTERN };
+/// A permission group's `name`: 1..255, not blank.
+pub static GROUP_NAME: Shape = Shape { min: 1, max: 255, pattern: &NON_BLANK };
+/// A permission group's `description`: 1..4000, anything.
+pub static GROUP_DESCRIPTION: Shape = Shape { min: 1, max: 4000, pattern: &ANY_AT_ALL };
+/// `PermissionGroupId`: 1..26, not blank.
+pub static PERMISSION_GROUP_ID: Shape = Shape { min: 1, max: 26, pattern: &NON_BLANK };
 /// An access key id of this ledger: 16..128 capital letters and digits, as AWS key ids are.
 pub static ACCESS_KEY_ID: Shape = Shape { min: 16, max: 128, pattern: &ACCESS_KEY_ID_PATTERN };
 /// `PaginationToken` of finspace (kdb): 1..1000.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec;
 use crate::decider::{self, State, Views};
-use crate::domain::{AccessKey, KxUser, User, UserId};
+use crate::domain::{AccessKey, KxUser, PermissionGroup, User, UserId};
 use crate::error::Result;
 use crate::event::{Envelope, Subject};
 
@@ -23,17 +23,23 @@ pub enum ViewTree {
     History,
     /// accessKeyId → access key record.
     AccessKeys,
+    /// permissionGroupId → permission group record.
+    Groups,
+    /// (group, user) and (user, group) → nothing: each membership, indexed both ways.
+    Memberships,
 }
 
 impl ViewTree {
     /// Every view tree.
-    pub const ALL: [ViewTree; 6] = [
+    pub const ALL: [ViewTree; 8] = [
         ViewTree::Users,
         ViewTree::Emails,
         ViewTree::Counters,
         ViewTree::KxUsers,
         ViewTree::History,
         ViewTree::AccessKeys,
+        ViewTree::Groups,
+        ViewTree::Memberships,
     ];
 
     /// The sled tree's name.
@@ -45,6 +51,8 @@ impl ViewTree {
             ViewTree::KxUsers => "kx_users",
             ViewTree::History => "history",
             ViewTree::AccessKeys => "access_keys",
+            ViewTree::Groups => "permission_groups",
+            ViewTree::Memberships => "memberships",
         }
     }
 }
@@ -71,7 +79,26 @@ pub fn subject_prefix(subject: Subject) -> Vec<u8> {
     match subject {
         Subject::User(user_id) => [b"u\0", user_id.as_bytes(), b"\0"].concat(),
         Subject::KxUser(env, name) => [b"k\0", env.as_bytes(), b"\0", name.as_bytes(), b"\0"].concat(),
+        Subject::PermissionGroup(id) => [b"g\0", id.as_bytes(), b"\0"].concat(),
     }
+}
+
+/// The prefix of the members of `group` in [`ViewTree::Memberships`].
+pub fn members_prefix(group: &str) -> Vec<u8> {
+    [b"g\0", group.as_bytes(), b"\0"].concat()
+}
+
+/// The prefix of the groups of `user` in [`ViewTree::Memberships`].
+pub fn groups_prefix(user: &str) -> Vec<u8> {
+    [b"u\0", user.as_bytes(), b"\0"].concat()
+}
+
+/// The two index keys of one membership: (group, user) and (user, group).
+pub fn membership_keys(group: &str, user: &str) -> [Vec<u8>; 2] {
+    [
+        [members_prefix(group), user.as_bytes().to_vec()].concat(),
+        [groups_prefix(user), group.as_bytes().to_vec()].concat(),
+    ]
 }
 
 /// The history index key of event `seq` about `subject`.
@@ -85,6 +112,9 @@ pub fn history_key(subject: Subject, seq: u64) -> Vec<u8> {
 pub fn fold(views: &mut impl Views, envelope: &Envelope) -> Result<()> {
     decider::apply(views, &envelope.event, envelope.time_ms)?;
     views.add_history(history_key(envelope.event.subject(), envelope.seq));
+    if let Some(other) = envelope.event.also_about() {
+        views.add_history(history_key(other, envelope.seq));
+    }
     Ok(())
 }
 
@@ -121,6 +151,11 @@ pub fn access_key_row(key: &AccessKey) -> Row {
     ((ViewTree::AccessKeys, key.access_key_id.as_bytes().to_vec()), codec::encode(key))
 }
 
+/// The row of a permission group record.
+pub fn group_row(group: &PermissionGroup) -> Row {
+    ((ViewTree::Groups, group.permission_group_id.as_bytes().to_vec()), codec::encode(group))
+}
+
 /// The row of a history index entry.
 pub fn history_row(key: Vec<u8>) -> Row {
     ((ViewTree::History, key), Vec::new())
@@ -143,6 +178,10 @@ pub struct MemViews {
     pub history: BTreeSet<Vec<u8>>,
     /// Access keys by id.
     pub access_keys: BTreeMap<String, AccessKey>,
+    /// Permission groups by id.
+    pub groups: BTreeMap<String, PermissionGroup>,
+    /// Memberships as (group, user).
+    pub memberships: BTreeSet<(String, UserId)>,
 }
 
 impl MemViews {
@@ -187,6 +226,13 @@ impl MemViews {
                 Box::new(self.history.iter().map(move |key| strip(history_row(key.clone()))))
             }
             ViewTree::AccessKeys => Box::new(self.access_keys.values().map(access_key_row).map(strip)),
+            ViewTree::Groups => Box::new(self.groups.values().map(group_row).map(strip)),
+            ViewTree::Memberships => {
+                let mut keys: Vec<Vec<u8>> =
+                    self.memberships.iter().flat_map(|(group, user)| membership_keys(group, user)).collect();
+                keys.sort();
+                Box::new(keys.into_iter().map(|key| (key, Vec::new())))
+            }
         }
     }
 }
@@ -214,6 +260,22 @@ impl State for MemViews {
 
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
         Ok(self.access_keys.get(access_key_id).cloned())
+    }
+
+    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
+        Ok(self.groups.get(group).cloned())
+    }
+
+    fn is_member(&self, group: &str, user: &str) -> Result<bool> {
+        Ok(self.memberships.contains(&(group.to_owned(), user.to_owned())))
+    }
+
+    fn groups_of(&self, user: &str) -> Result<Vec<String>> {
+        Ok(self.memberships.iter().filter(|(_, u)| u == user).map(|(g, _)| g.clone()).collect())
+    }
+
+    fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
+        Ok(self.memberships.iter().filter(|(g, _)| g == group).map(|(_, u)| u.clone()).collect())
     }
 }
 
@@ -248,6 +310,23 @@ impl Views for MemViews {
 
     fn remove_access_key(&mut self, access_key_id: &str) {
         self.access_keys.remove(access_key_id);
+    }
+
+    fn put_group(&mut self, group: PermissionGroup) {
+        self.groups.insert(group.permission_group_id.clone(), group);
+    }
+
+    fn remove_group(&mut self, group: &str) {
+        self.groups.remove(group);
+    }
+
+    fn set_member(&mut self, group: &str, user: &str, member: bool) {
+        let key = (group.to_owned(), user.to_owned());
+        if member {
+            self.memberships.insert(key);
+        } else {
+            self.memberships.remove(&key);
+        }
     }
 
     fn add_history(&mut self, key: Vec<u8>) {

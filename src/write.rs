@@ -8,9 +8,10 @@ use crate::domain::Identity;
 use crate::error::{Error, Result};
 use crate::idempotency::Response;
 use crate::request::{
-    validate_client_token, validate_kx_client_token, validate_kx_user_path, validate_user_id,
-    CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, KxUserResponse, UpdateKxUserRequest,
-    UpdateUserRequest, UserIdResponse,
+    validate_client_token, validate_kx_client_token, validate_kx_user_path, validate_permission_group_id,
+    validate_user_id, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest,
+    DeleteKxUserResponse, KxUserResponse, PermissionGroupIdResponse, UpdateKxUserRequest,
+    UpdatePermissionGroupRequest, UpdateUserRequest, UserIdResponse,
 };
 
 /// A write operation with its request.
@@ -47,6 +48,35 @@ pub enum Write<'a> {
         /// Optional idempotency token.
         client_token: Option<&'a str>,
     },
+    /// CreatePermissionGroup.
+    CreatePermissionGroup(&'a CreatePermissionGroupRequest),
+    /// UpdatePermissionGroup.
+    UpdatePermissionGroup(&'a UpdatePermissionGroupRequest),
+    /// DeletePermissionGroup.
+    DeletePermissionGroup {
+        /// The group.
+        permission_group_id: &'a str,
+        /// Optional idempotency token.
+        client_token: Option<&'a str>,
+    },
+    /// AssociateUserToPermissionGroup.
+    AssociateUserToPermissionGroup {
+        /// The group.
+        permission_group_id: &'a str,
+        /// The user.
+        user_id: &'a str,
+        /// Optional idempotency token.
+        client_token: Option<&'a str>,
+    },
+    /// DisassociateUserFromPermissionGroup.
+    DisassociateUserFromPermissionGroup {
+        /// The group.
+        permission_group_id: &'a str,
+        /// The user.
+        user_id: &'a str,
+        /// Optional idempotency token.
+        client_token: Option<&'a str>,
+    },
 }
 
 /// The answer of a [`Write`], in the operation's response shape.
@@ -57,8 +87,10 @@ pub enum Written {
     UserId(UserIdResponse),
     /// CreateKxUser, UpdateKxUser.
     KxUser(KxUserResponse),
-    /// DeleteKxUser.
-    Deleted(DeleteKxUserResponse),
+    /// `{}`: DeleteKxUser, AssociateUserToPermissionGroup, DisassociateUserFromPermissionGroup.
+    Empty(DeleteKxUserResponse),
+    /// CreatePermissionGroup, UpdatePermissionGroup, DeletePermissionGroup.
+    PermissionGroupId(PermissionGroupIdResponse),
 }
 
 impl Write<'_> {
@@ -102,8 +134,49 @@ impl Write<'_> {
                 validate_kx_client_token(client_token)?;
                 (owned(client_token), Command::DeleteKxUser { environment_id, user_name })
             }
+            Write::CreatePermissionGroup(request) => {
+                let group = request.validate()?;
+                let permission_group_id = ulid::Ulid::generate().to_string();
+                (request.client_token.clone(), Command::CreatePermissionGroup { permission_group_id, group })
+            }
+            Write::UpdatePermissionGroup(request) => {
+                let (permission_group_id, changes) = request.validate()?;
+                (
+                    request.client_token.clone(),
+                    Command::UpdatePermissionGroup { permission_group_id, changes },
+                )
+            }
+            Write::DeletePermissionGroup { permission_group_id, client_token } => {
+                let permission_group_id = validate_permission_group_id(Some(permission_group_id))?;
+                validate_client_token(client_token)?;
+                (owned(client_token), Command::DeletePermissionGroup { permission_group_id })
+            }
+            Write::AssociateUserToPermissionGroup { permission_group_id, user_id, client_token } => {
+                let (permission_group_id, user_id) =
+                    validate_membership(permission_group_id, user_id, client_token)?;
+                (
+                    owned(client_token),
+                    Command::AssociateUserToPermissionGroup { permission_group_id, user_id },
+                )
+            }
+            Write::DisassociateUserFromPermissionGroup { permission_group_id, user_id, client_token } => {
+                let (permission_group_id, user_id) =
+                    validate_membership(permission_group_id, user_id, client_token)?;
+                (
+                    owned(client_token),
+                    Command::DisassociateUserFromPermissionGroup { permission_group_id, user_id },
+                )
+            }
         })
     }
+}
+
+/// Checks the members of a membership change.
+fn validate_membership(group: &str, user: &str, client_token: Option<&str>) -> Result<(String, String)> {
+    let group = validate_permission_group_id(Some(group))?;
+    let user = validate_user_id(Some(user))?;
+    validate_client_token(client_token)?;
+    Ok((group, user))
 }
 
 /// The answer for a stored or new `response`; kdb users get their ARN from `identity`.
@@ -116,7 +189,10 @@ pub fn written(identity: &Identity, response: Response) -> Result<Written> {
             user_name,
             iam_role,
         })),
-        Response::Empty => Ok(Written::Deleted(DeleteKxUserResponse {})),
+        Response::Empty => Ok(Written::Empty(DeleteKxUserResponse {})),
+        Response::PermissionGroupId(permission_group_id) => {
+            Ok(Written::PermissionGroupId(PermissionGroupIdResponse { permission_group_id }))
+        }
         other => Err(unexpected(other)),
     }
 }

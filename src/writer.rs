@@ -12,14 +12,14 @@ use ulid::Ulid;
 use crate::audit;
 use crate::codec;
 use crate::decider::{self, Command, Limits, State, Views};
-use crate::domain::{AccessKey, Caller, KxUser, User, UserId};
+use crate::domain::{AccessKey, Caller, KxUser, PermissionGroup, User, UserId};
 use crate::error::{Error, Result};
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::store::{Changes, Head, Store, TreeId};
 use crate::views::{
-    self, access_key_row, email_row, enabled_users_row, history_row, kx_count_row, kx_key, kx_user_row,
-    user_row, Row, ViewTree,
+    self, access_key_row, email_row, enabled_users_row, group_row, history_row, kx_count_row, kx_key,
+    kx_user_row, membership_keys, user_row, Row, ViewTree,
 };
 
 /// How many expired token records a commit purges on the side, at most.
@@ -143,6 +143,9 @@ struct Batch<'s> {
     kx_users: BTreeMap<Vec<u8>, Option<KxUser>>,
     kx_counts: BTreeMap<String, u64>,
     access_keys: BTreeMap<String, Option<AccessKey>>,
+    groups: BTreeMap<String, Option<PermissionGroup>>,
+    /// Memberships changed in this batch: (group, user) → member or not.
+    memberships: BTreeMap<(String, UserId), bool>,
     tokens: BTreeMap<Vec<u8>, Option<TokenRecord>>,
     changes: Changes,
 }
@@ -157,6 +160,8 @@ impl<'s> Batch<'s> {
             kx_users: BTreeMap::new(),
             kx_counts: BTreeMap::new(),
             access_keys: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            memberships: BTreeMap::new(),
             tokens: BTreeMap::new(),
             changes: Changes { head, ..Changes::default() },
         }
@@ -307,6 +312,50 @@ impl State for Batch<'_> {
             None => self.store.access_key(access_key_id),
         }
     }
+
+    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
+        match self.groups.get(group) {
+            Some(record) => Ok(record.clone()),
+            None => self.store.permission_group(group),
+        }
+    }
+
+    fn is_member(&self, group: &str, user: &str) -> Result<bool> {
+        match self.memberships.get(&(group.to_owned(), user.to_owned())) {
+            Some(member) => Ok(*member),
+            None => self.store.is_member(group, user),
+        }
+    }
+
+    fn groups_of(&self, user: &str) -> Result<Vec<String>> {
+        let mut groups: std::collections::BTreeSet<String> =
+            self.store.groups_of(user)?.into_iter().collect();
+        for ((group, u), member) in &self.memberships {
+            if u == user {
+                if *member {
+                    groups.insert(group.clone())
+                } else {
+                    groups.remove(group)
+                };
+            }
+        }
+        Ok(groups.into_iter().collect())
+    }
+
+    fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
+        let mut members: std::collections::BTreeSet<UserId> =
+            self.store.members_of(group)?.into_iter().collect();
+        for ((g, user), member) in &self.memberships {
+            if g == group {
+                if *member {
+                    members.insert(user.clone())
+                } else {
+                    members.remove(user)
+                };
+            }
+        }
+        Ok(members.into_iter().collect())
+    }
 }
 
 impl Views for Batch<'_> {
@@ -350,6 +399,23 @@ impl Views for Batch<'_> {
     fn remove_access_key(&mut self, access_key_id: &str) {
         self.write(TreeId::View(ViewTree::AccessKeys), access_key_id.as_bytes().to_vec(), None);
         self.access_keys.insert(access_key_id.to_owned(), None);
+    }
+
+    fn put_group(&mut self, group: PermissionGroup) {
+        self.write_row(group_row(&group));
+        self.groups.insert(group.permission_group_id.clone(), Some(group));
+    }
+
+    fn remove_group(&mut self, group: &str) {
+        self.write(TreeId::View(ViewTree::Groups), group.as_bytes().to_vec(), None);
+        self.groups.insert(group.to_owned(), None);
+    }
+
+    fn set_member(&mut self, group: &str, user: &str, member: bool) {
+        for key in membership_keys(group, user) {
+            self.write(TreeId::View(ViewTree::Memberships), key, member.then(Vec::new));
+        }
+        self.memberships.insert((group.to_owned(), user.to_owned()), member);
     }
 
     fn add_history(&mut self, key: Vec<u8>) {

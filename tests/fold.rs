@@ -9,7 +9,8 @@ use common::{TestLedger, SYSTEM};
 use proptest::prelude::*;
 use user_ledger::views::MemViews;
 use user_ledger::{
-    CreateKxUserRequest, CreateUserRequest, Durability, UpdateKxUserRequest, UpdateUserRequest,
+    CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Durability, UpdateKxUserRequest,
+    UpdatePermissionGroupRequest, UpdateUserRequest,
 };
 
 #[derive(Debug, Clone)]
@@ -22,6 +23,21 @@ enum Op {
     KxCreate { env: u8, name: u8, tagged: bool },
     KxUpdate { env: u8, name: u8, role: u8 },
     KxDelete { env: u8, name: u8 },
+    GroupCreate { perms: u8 },
+    GroupUpdate { group: usize, name: Option<u8>, perms: Option<u8> },
+    GroupDelete { group: usize },
+    Join { group: usize, user: usize },
+    Leave { group: usize, user: usize },
+}
+
+/// The permissions a bit set picks, from three that grant something and one that does not.
+fn perms(bits: u8) -> Vec<&'static str> {
+    ["ManageUsersAndGroups", "ViewAuditData", "GetTemporaryCredentials", "CreateDataset"]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, p)| p)
+        .collect()
 }
 
 fn kx_role(n: u8) -> String {
@@ -41,6 +57,12 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..3u8, 0..4u8, any::<bool>()).prop_map(|(env, name, tagged)| Op::KxCreate { env, name, tagged }),
         2 => (0..3u8, 0..4u8, 0..3u8).prop_map(|(env, name, role)| Op::KxUpdate { env, name, role }),
         1 => (0..3u8, 0..4u8).prop_map(|(env, name)| Op::KxDelete { env, name }),
+        2 => (0..16u8).prop_map(|perms| Op::GroupCreate { perms }),
+        1 => (0..5usize, proptest::option::of(0..3u8), proptest::option::of(0..16u8))
+            .prop_map(|(group, name, perms)| Op::GroupUpdate { group, name, perms }),
+        1 => (0..5usize).prop_map(|group| Op::GroupDelete { group }),
+        3 => (0..5usize, 0..14usize).prop_map(|(group, user)| Op::Join { group, user }),
+        2 => (0..5usize, 0..14usize).prop_map(|(group, user)| Op::Leave { group, user }),
     ]
 }
 
@@ -63,6 +85,7 @@ proptest! {
         // Periodic durability: the law is about the views, not the disk; keeps the test fast.
         let t = TestLedger::with(|c| c.durability(Durability::Periodic(Duration::from_secs(60))));
         let mut ids: Vec<String> = Vec::new();
+        let mut groups: Vec<String> = Vec::new();
         let pick = |ids: &[String], i: usize| ids.get(i).cloned().unwrap_or_else(|| format!("missing{i}"));
         for op in ops {
             let before = t.events();
@@ -101,6 +124,21 @@ proptest! {
                     t.ledger.update_kx_user(&SYSTEM, &request).map(drop)
                 }
                 Op::KxDelete { env, name } => t.ledger.delete_kx_user(&SYSTEM, &format!("env{env}"), &format!("u{name}"), None).map(drop),
+                Op::GroupCreate { perms: bits } => {
+                    let request = CreatePermissionGroupRequest::new(format!("g{bits}"), &perms(bits));
+                    t.ledger.create_permission_group(&SYSTEM, &request).map(|r| groups.push(r.permission_group_id))
+                }
+                Op::GroupUpdate { group, name, perms: bits } => {
+                    let request = UpdatePermissionGroupRequest {
+                        name: name.map(|n| format!("g{n}")),
+                        application_permissions: bits.map(|b| perms(b).into_iter().map(str::to_owned).collect()),
+                        ..UpdatePermissionGroupRequest::new(pick(&groups, group))
+                    };
+                    t.ledger.update_permission_group(&SYSTEM, &request).map(drop)
+                }
+                Op::GroupDelete { group } => t.ledger.delete_permission_group(&SYSTEM, &pick(&groups, group), None).map(drop),
+                Op::Join { group, user } => t.ledger.associate_user_to_permission_group(&SYSTEM, &pick(&groups, group), &pick(&ids, user), None).map(drop),
+                Op::Leave { group, user } => t.ledger.disassociate_user_from_permission_group(&SYSTEM, &pick(&groups, group), &pick(&ids, user), None).map(drop),
             };
             let appended = t.events() - before;
             prop_assert!(appended <= 1, "one request, at most one event");

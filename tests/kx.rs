@@ -123,7 +123,7 @@ fn only_super_users_manage_and_readers_read() {
     assert_eq!(t.ledger.get_kx_user(&reader, "env1", "bob").unwrap().user_name, "bob");
     assert_eq!(t.ledger.list_kx_users(&reader, "env1", None, None).unwrap().users.len(), 1);
     let Caller::User(reader_id) = &reader else { unreachable!() };
-    let denied = Error::AccessDenied { message: format!("Caller {reader_id} is not a SUPER_USER") };
+    let denied = Error::AccessDenied { message: format!("Caller {reader_id} is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups") };
     assert_eq!(t.ledger.delete_kx_user(&reader, "env1", "bob", None), Err(denied.clone()));
     let update = UpdateKxUserRequest::new("env1", "bob", ROLE_B);
     assert_eq!(t.ledger.update_kx_user(&reader, &update), Err(denied));

@@ -231,7 +231,7 @@ fn callers_other_than_a_super_user_with_api_access_are_denied() {
     assert_eq!(t.ledger.list_users(&as_reader, Some(10), None).unwrap().users.len(), 3);
     let events = t.events();
     let err = t.ledger.enable_user(&as_reader, &plain, None).unwrap_err();
-    assert_eq!(err, Error::AccessDenied { message: format!("Caller {reader} is not a SUPER_USER") });
+    assert_eq!(err, Error::AccessDenied { message: format!("Caller {reader} is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups") });
     assert_eq!(err.status(), 403);
     let err = t.ledger.get_user(&Caller::User(plain.clone()), &admin).unwrap_err();
     assert_eq!(err.wire_name(), "AccessDeniedException");

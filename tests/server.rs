@@ -295,7 +295,7 @@ fn a_user_key_acts_as_its_user_under_the_caller_rules_and_a_deleted_key_is_unkno
     let denied = as_app.send("POST", FINSPACE_DATA, &format!("/user/{made}/enable"), b"").unwrap();
     assert_eq!(
         refusal(&denied),
-        (403, "AccessDeniedException".into(), format!("Caller {app} is not a SUPER_USER"))
+        (403, "AccessDeniedException".into(), format!("Caller {app} is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups"))
     );
     let admin_only = as_app.send("GET", ADMIN, "/ledger/stats", b"").unwrap();
     assert_eq!(
@@ -496,7 +496,7 @@ fn every_route_produces_each_of_its_error_kinds() {
         if !reads {
             assert_eq!(
                 refusal(&reply),
-                (403, "AccessDeniedException".into(), format!("Caller {app} is not a SUPER_USER"))
+                (403, "AccessDeniedException".into(), format!("Caller {app} is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups"))
             );
         }
     }

@@ -134,7 +134,7 @@ def test_a_user_key_has_its_users_rights(host):
     assert as_app.get_user(userId=app_user)["userId"] == app_user
     with pytest.raises(as_app.exceptions.AccessDeniedException) as denied:
         as_app.create_user(emailAddress=new_email(), type="APP_USER")
-    assert denied.value.response["Error"]["Message"] == f"Caller {app_user} is not a SUPER_USER"
+    assert denied.value.response["Error"]["Message"] == f"Caller {app_user} is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups"
     listed = json.loads(host.cli("list-access-keys", "--user-id", app_user).stdout)
     assert [k["accessKeyId"] for k in listed["accessKeys"]] == [key["accessKeyId"]]
     assert host.cli("delete-access-key", "--access-key-id", key["accessKeyId"]).returncode == 0

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod groups;
+
 use crate::access_key;
 use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
 use crate::clock::{Clock, SystemClock};
@@ -393,7 +395,7 @@ impl Ledger {
         client_token: Option<&str>,
     ) -> Result<DeleteKxUserResponse> {
         match self.write(caller, Write::DeleteKxUser { environment_id, user_name, client_token })? {
-            Written::Deleted(deleted) => Ok(deleted),
+            Written::Empty(deleted) => Ok(deleted),
             other => Err(unexpected(other)),
         }
     }
