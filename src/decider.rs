@@ -1061,4 +1061,184 @@ mod tests {
             Err(Error::AccessDenied { message: format!("Caller {BOB} is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups") })
         );
     }
+
+    // Permission groups: given/when/then.
+
+    const GROUP: &str = "01GROUP0000000000000000000";
+
+    fn group_created(permissions: &[ApplicationPermission]) -> Event {
+        Event::PermissionGroupCreated {
+            permission_group_id: GROUP.into(),
+            group: NewGroup {
+                name: "analysts".into(),
+                description: None,
+                application_permissions: permissions.to_vec(),
+            },
+        }
+    }
+
+    fn joined(user: &str) -> Event {
+        Event::UserAddedToGroup { permission_group_id: GROUP.into(), user_id: user.into() }
+    }
+
+    fn app_user_created(id: &str, email: &str) -> Event {
+        Event::Created {
+            user_id: id.into(),
+            user: new_user(email, UserType::AppUser, Some(ApiAccess::Enabled)),
+        }
+    }
+
+    fn membership(command: fn(String, String) -> Command, user: &str) -> Command {
+        command(GROUP.into(), user.into())
+    }
+
+    fn associate(group: String, user: String) -> Command {
+        Command::AssociateUserToPermissionGroup { permission_group_id: group, user_id: user }
+    }
+
+    fn disassociate(group: String, user: String) -> Command {
+        Command::DisassociateUserFromPermissionGroup { permission_group_id: group, user_id: user }
+    }
+
+    #[test]
+    fn adding_a_member_twice_or_removing_a_non_member_appends_nothing() {
+        let state = given(&[created(ALICE, "a@example.com"), group_created(&[])]);
+        assert_eq!(when(&state, membership(associate, ALICE)).unwrap(), vec![joined(ALICE)]);
+        let state = given(&[created(ALICE, "a@example.com"), group_created(&[]), joined(ALICE)]);
+        assert_eq!(when(&state, membership(associate, ALICE)).unwrap(), vec![]);
+        let removed =
+            Event::UserRemovedFromGroup { permission_group_id: GROUP.into(), user_id: ALICE.into() };
+        assert_eq!(when(&state, membership(disassociate, ALICE)).unwrap(), vec![removed.clone()]);
+        let state = given(&[created(ALICE, "a@example.com"), group_created(&[]), joined(ALICE), removed]);
+        assert_eq!(when(&state, membership(disassociate, ALICE)).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn memberships_need_an_existing_group_and_user() {
+        let state = given(&[created(ALICE, "a@example.com")]);
+        let e = when(&state, membership(associate, ALICE)).unwrap_err();
+        assert_eq!(
+            e,
+            Error::ResourceNotFound { message: format!("Permission group {GROUP} does not exist") }
+        );
+        let state = given(&[group_created(&[])]);
+        let e = when(&state, membership(associate, BOB)).unwrap_err();
+        assert_eq!(e, Error::ResourceNotFound { message: format!("User {BOB} does not exist") });
+        assert_eq!(kind(when(&state, membership(disassociate, BOB))), "ResourceNotFoundException");
+    }
+
+    #[test]
+    fn deleting_a_group_names_and_ends_its_memberships() {
+        let state = given(&[
+            created(ALICE, "a@example.com"),
+            created(BOB, "b@example.com"),
+            group_created(&[]),
+            joined(BOB),
+            joined(ALICE),
+        ]);
+        let delete = Command::DeletePermissionGroup { permission_group_id: GROUP.into() };
+        let events = when(&state, delete).unwrap();
+        let deleted = Event::PermissionGroupDeleted {
+            permission_group_id: GROUP.into(),
+            members: vec![ALICE.into(), BOB.into()],
+        };
+        assert_eq!(events, vec![deleted.clone()]);
+        let mut after = state.clone();
+        apply(&mut after, &deleted, 9000).unwrap();
+        assert!(after.groups.is_empty() && after.memberships.is_empty());
+        // A log whose Deleted names other members than the fold has is corrupt.
+        let wrong =
+            Event::PermissionGroupDeleted { permission_group_id: GROUP.into(), members: vec![ALICE.into()] };
+        let e = apply(&mut state.clone(), &wrong, 9000).unwrap_err();
+        assert_eq!(e.failure(), Some(crate::error::Failure::Corrupt));
+    }
+
+    #[test]
+    fn an_update_keeps_only_what_changes() {
+        let state = given(&[group_created(&[ApplicationPermission::ViewAuditData])]);
+        let same = GroupChanges {
+            name: Some("analysts".into()),
+            application_permissions: Some(vec![ApplicationPermission::ViewAuditData]),
+            description: None,
+        };
+        let update = |changes| Command::UpdatePermissionGroup { permission_group_id: GROUP.into(), changes };
+        assert_eq!(when(&state, update(same)).unwrap(), vec![]);
+        let renamed = GroupChanges { name: Some("quants".into()), ..GroupChanges::default() };
+        let events = when(&state, update(renamed.clone())).unwrap();
+        assert_eq!(
+            events,
+            vec![Event::PermissionGroupUpdated { permission_group_id: GROUP.into(), changes: renamed }]
+        );
+        let missing = Command::UpdatePermissionGroup {
+            permission_group_id: "nope".into(),
+            changes: GroupChanges::default(),
+        };
+        assert_eq!(kind(when(&state, missing)), "ResourceNotFoundException");
+    }
+
+    /// Each permission × each access: only the matching permission grants it to an APP_USER.
+    #[test]
+    fn the_permission_matrix() {
+        let accesses = [Access::Read, Access::Manage, Access::Audit, Access::TemporaryCredentials];
+        for permission in
+            ApplicationPermission::VALUES.iter().map(|p| ApplicationPermission::parse("p", p).unwrap())
+        {
+            let state = given(&[
+                app_user_created(ALICE, "a@example.com"),
+                group_created(&[permission]),
+                joined(ALICE),
+            ]);
+            for access in accesses {
+                let allowed = authorize(&state, &Caller::User(ALICE.into()), access).is_ok();
+                let expected = access.permission().is_none_or(|needed| needed == permission);
+                assert_eq!(allowed, expected, "{permission} → {access:?}");
+            }
+        }
+        // Without a group, an APP_USER may only read; a SUPER_USER may do everything.
+        let state = given(&[app_user_created(ALICE, "a@example.com"), admin_created()]);
+        for access in accesses {
+            assert_eq!(
+                authorize(&state, &Caller::User(ALICE.into()), access).is_ok(),
+                access == Access::Read
+            );
+            assert!(authorize(&state, &Caller::User(ADMIN.into()), access).is_ok());
+        }
+    }
+
+    #[test]
+    fn permissions_come_from_every_group_and_leave_with_the_membership() {
+        let other = "01OTHER0000000000000000000";
+        let state = given(&[
+            app_user_created(ALICE, "a@example.com"),
+            group_created(&[ApplicationPermission::ViewAuditData]),
+            Event::PermissionGroupCreated {
+                permission_group_id: other.into(),
+                group: NewGroup {
+                    name: "managers".into(),
+                    description: None,
+                    application_permissions: vec![ApplicationPermission::ManageUsersAndGroups],
+                },
+            },
+            joined(ALICE),
+            Event::UserAddedToGroup { permission_group_id: other.into(), user_id: ALICE.into() },
+        ]);
+        let alice = Caller::User(ALICE.into());
+        assert!(authorize(&state, &alice, Access::Manage).is_ok());
+        assert!(authorize(&state, &alice, Access::Audit).is_ok());
+        let mut left = state.clone();
+        let leave = Event::UserRemovedFromGroup { permission_group_id: other.into(), user_id: ALICE.into() };
+        apply(&mut left, &leave, 9000).unwrap();
+        assert_eq!(
+            authorize(&left, &alice, Access::Manage),
+            Err(Error::AccessDenied {
+                message: format!(
+                    "Caller {ALICE} is not a SUPER_USER and none of its permission groups grants ManageUsersAndGroups"
+                )
+            })
+        );
+        // A DISABLED member can still do nothing.
+        let mut disabled = state.clone();
+        apply(&mut disabled, &Event::Disabled { user_id: ALICE.into() }, 9000).unwrap();
+        assert!(authorize(&disabled, &alice, Access::Read).is_err());
+    }
 }

@@ -9,8 +9,8 @@ use common::{TestLedger, SYSTEM};
 use proptest::prelude::*;
 use user_ledger::views::MemViews;
 use user_ledger::{
-    CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Durability, UpdateKxUserRequest,
-    UpdatePermissionGroupRequest, UpdateUserRequest,
+    Caller, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Durability, Error,
+    UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
 };
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,81 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Runs `op` as `caller`; ids of created users and groups are pushed to `ids` and `groups`.
+fn run(
+    t: &TestLedger,
+    caller: &Caller,
+    op: Op,
+    ids: &mut Vec<String>,
+    groups: &mut Vec<String>,
+) -> Result<(), Error> {
+    let pick = |ids: &[String], i: usize| ids.get(i).cloned().unwrap_or_else(|| format!("missing{i}"));
+    match op {
+        Op::Create { email, upper, super_user, first } => {
+            let email = format!("user{email}@example.com");
+            let email = if upper { email.to_uppercase() } else { email };
+            let request = CreateUserRequest {
+                first_name: first,
+                ..CreateUserRequest::new(email, if super_user { "SUPER_USER" } else { "APP_USER" })
+            };
+            t.ledger.create_user(caller, &request).map(|r| ids.push(r.user_id))
+        }
+        Op::Update { user, first, api, super_user } => {
+            let request = UpdateUserRequest {
+                first_name: first,
+                api_access: api.map(|a| if a { "ENABLED" } else { "DISABLED" }.to_string()),
+                user_type: super_user.map(|s| if s { "SUPER_USER" } else { "APP_USER" }.to_string()),
+                ..UpdateUserRequest::new(pick(ids, user))
+            };
+            t.ledger.update_user(caller, &request).map(drop)
+        }
+        Op::Enable { user } => t.ledger.enable_user(caller, &pick(ids, user), None).map(drop),
+        Op::Disable { user } => t.ledger.disable_user(caller, &pick(ids, user), None).map(drop),
+        Op::Clock { ms } => {
+            t.clock.advance(ms);
+            Ok(())
+        }
+        Op::KxCreate { env, name, tagged } => {
+            let tags = tagged.then(|| [("desk".to_string(), format!("d{name}"))].into());
+            let request = CreateKxUserRequest {
+                tags,
+                ..CreateKxUserRequest::new(format!("env{env}"), format!("u{name}"), kx_role(0))
+            };
+            t.ledger.create_kx_user(caller, &request).map(drop)
+        }
+        Op::KxUpdate { env, name, role } => {
+            let request = UpdateKxUserRequest::new(format!("env{env}"), format!("u{name}"), kx_role(role));
+            t.ledger.update_kx_user(caller, &request).map(drop)
+        }
+        Op::KxDelete { env, name } => {
+            t.ledger.delete_kx_user(caller, &format!("env{env}"), &format!("u{name}"), None).map(drop)
+        }
+        Op::GroupCreate { perms: bits } => {
+            let request = CreatePermissionGroupRequest::new(format!("g{bits}"), &perms(bits));
+            t.ledger.create_permission_group(caller, &request).map(|r| groups.push(r.permission_group_id))
+        }
+        Op::GroupUpdate { group, name, perms: bits } => {
+            let request = UpdatePermissionGroupRequest {
+                name: name.map(|n| format!("g{n}")),
+                application_permissions: bits.map(|b| perms(b).into_iter().map(str::to_owned).collect()),
+                ..UpdatePermissionGroupRequest::new(pick(groups, group))
+            };
+            t.ledger.update_permission_group(caller, &request).map(drop)
+        }
+        Op::GroupDelete { group } => {
+            t.ledger.delete_permission_group(caller, &pick(groups, group), None).map(drop)
+        }
+        Op::Join { group, user } => t
+            .ledger
+            .associate_user_to_permission_group(caller, &pick(groups, group), &pick(ids, user), None)
+            .map(drop),
+        Op::Leave { group, user } => t
+            .ledger
+            .disassociate_user_from_permission_group(caller, &pick(groups, group), &pick(ids, user), None)
+            .map(drop),
+    }
+}
+
 fn assert_views_equal_fold(t: &TestLedger) {
     let log: Vec<_> = t.ledger.log(1).map(|s| s.unwrap().envelope).collect();
     assert_eq!(log.len() as u64, t.events(), "the log is dense");
@@ -86,60 +161,9 @@ proptest! {
         let t = TestLedger::with(|c| c.durability(Durability::Periodic(Duration::from_secs(60))));
         let mut ids: Vec<String> = Vec::new();
         let mut groups: Vec<String> = Vec::new();
-        let pick = |ids: &[String], i: usize| ids.get(i).cloned().unwrap_or_else(|| format!("missing{i}"));
         for op in ops {
             let before = t.events();
-            let result = match op {
-                Op::Create { email, upper, super_user, first } => {
-                    let email = format!("user{email}@example.com");
-                    let email = if upper { email.to_uppercase() } else { email };
-                    let request = CreateUserRequest {
-                        first_name: first,
-                        ..CreateUserRequest::new(email, if super_user { "SUPER_USER" } else { "APP_USER" })
-                    };
-                    t.ledger.create_user(&SYSTEM, &request).map(|r| ids.push(r.user_id))
-                }
-                Op::Update { user, first, api, super_user } => {
-                    let request = UpdateUserRequest {
-                        first_name: first,
-                        api_access: api.map(|a| if a { "ENABLED" } else { "DISABLED" }.to_string()),
-                        user_type: super_user.map(|s| if s { "SUPER_USER" } else { "APP_USER" }.to_string()),
-                        ..UpdateUserRequest::new(pick(&ids, user))
-                    };
-                    t.ledger.update_user(&SYSTEM, &request).map(drop)
-                }
-                Op::Enable { user } => t.ledger.enable_user(&SYSTEM, &pick(&ids, user), None).map(drop),
-                Op::Disable { user } => t.ledger.disable_user(&SYSTEM, &pick(&ids, user), None).map(drop),
-                Op::Clock { ms } => {
-                    t.clock.advance(ms);
-                    Ok(())
-                }
-                Op::KxCreate { env, name, tagged } => {
-                    let tags = tagged.then(|| [("desk".to_string(), format!("d{name}"))].into());
-                    let request = CreateKxUserRequest { tags, ..CreateKxUserRequest::new(format!("env{env}"), format!("u{name}"), kx_role(0)) };
-                    t.ledger.create_kx_user(&SYSTEM, &request).map(drop)
-                }
-                Op::KxUpdate { env, name, role } => {
-                    let request = UpdateKxUserRequest::new(format!("env{env}"), format!("u{name}"), kx_role(role));
-                    t.ledger.update_kx_user(&SYSTEM, &request).map(drop)
-                }
-                Op::KxDelete { env, name } => t.ledger.delete_kx_user(&SYSTEM, &format!("env{env}"), &format!("u{name}"), None).map(drop),
-                Op::GroupCreate { perms: bits } => {
-                    let request = CreatePermissionGroupRequest::new(format!("g{bits}"), &perms(bits));
-                    t.ledger.create_permission_group(&SYSTEM, &request).map(|r| groups.push(r.permission_group_id))
-                }
-                Op::GroupUpdate { group, name, perms: bits } => {
-                    let request = UpdatePermissionGroupRequest {
-                        name: name.map(|n| format!("g{n}")),
-                        application_permissions: bits.map(|b| perms(b).into_iter().map(str::to_owned).collect()),
-                        ..UpdatePermissionGroupRequest::new(pick(&groups, group))
-                    };
-                    t.ledger.update_permission_group(&SYSTEM, &request).map(drop)
-                }
-                Op::GroupDelete { group } => t.ledger.delete_permission_group(&SYSTEM, &pick(&groups, group), None).map(drop),
-                Op::Join { group, user } => t.ledger.associate_user_to_permission_group(&SYSTEM, &pick(&groups, group), &pick(&ids, user), None).map(drop),
-                Op::Leave { group, user } => t.ledger.disassociate_user_from_permission_group(&SYSTEM, &pick(&groups, group), &pick(&ids, user), None).map(drop),
-            };
+            let result = run(&t, &SYSTEM, op, &mut ids, &mut groups);
             let appended = t.events() - before;
             prop_assert!(appended <= 1, "one request, at most one event");
             if let Err(e) = &result {
@@ -152,5 +176,31 @@ proptest! {
         let t = t.reopen();
         prop_assert_eq!(t.ledger.view_rows().unwrap(), rows, "nothing acknowledged is lost on reopen");
         assert_views_equal_fold(&t);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// No sequence of operations by a caller without ManageUsersAndGroups changes anything,
+    /// whatever other permissions its groups grant.
+    #[test]
+    fn callers_lacking_the_permission_change_nothing(bits in 0..16u8, ops in proptest::collection::vec(op(), 1..40)) {
+        let t = TestLedger::with(|c| c.durability(Durability::Periodic(Duration::from_secs(60))));
+        let request = CreateUserRequest { api_access: Some("ENABLED".into()), ..CreateUserRequest::new("app@example.com", "APP_USER") };
+        let me = t.ledger.create_user(&SYSTEM, &request).unwrap().user_id;
+        let other = t.create("other@example.com");
+        let granted: Vec<&str> = perms(bits).into_iter().filter(|p| *p != "ManageUsersAndGroups").collect();
+        let group = t.ledger.create_permission_group(&SYSTEM, &CreatePermissionGroupRequest::new("g", &granted)).unwrap();
+        t.ledger.associate_user_to_permission_group(&SYSTEM, &group.permission_group_id, &me, None).unwrap();
+        let (mut ids, mut groups) = (vec![me.clone(), other], vec![group.permission_group_id]);
+        let before = t.ledger.digest().unwrap();
+        let caller = Caller::User(me);
+        for op in ops {
+            if let Err(e) = run(&t, &caller, op, &mut ids, &mut groups) {
+                prop_assert!(matches!(e.wire_name(), "AccessDeniedException" | "ValidationException"), "{:?}", e);
+            }
+        }
+        prop_assert_eq!(t.ledger.digest().unwrap(), before, "nothing was appended");
     }
 }
