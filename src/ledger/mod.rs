@@ -502,6 +502,13 @@ impl Ledger {
         }))
     }
 
+    /// Checks that `caller` may make a request of kind `access` (see [`decider::authorize`]):
+    /// for hosts that serve the audit reads, which take no caller themselves.
+    pub fn authorize(&self, caller: &Caller, access: Access) -> Result<()> {
+        let shared = &self.inner.shared;
+        guarded(|| decider::authorize(&shared.store, caller, access))
+    }
+
     /// The directory of the database.
     pub fn path(&self) -> &Path {
         &self.inner.config.path

@@ -42,6 +42,17 @@ pub fn router(ledger: Ledger, auth: Auth) -> Router {
         .route("/user/{userId}", get(to(GetUser)).put(to(UpdateUser)))
         .route("/user/{userId}/enable", post(to(EnableUser)))
         .route("/user/{userId}/disable", post(to(DisableUser)))
+        .route("/user/{userId}/permission-groups", get(to(ListPermissionGroupsByUser)))
+        .route("/permission-group", post(to(CreatePermissionGroup)).get(to(ListPermissionGroups)))
+        .route(
+            "/permission-group/{permissionGroupId}",
+            get(to(GetPermissionGroup)).put(to(UpdatePermissionGroup)).delete(to(DeletePermissionGroup)),
+        )
+        .route("/permission-group/{permissionGroupId}/users", get(to(ListUsersByPermissionGroup)))
+        .route(
+            "/permission-group/{permissionGroupId}/users/{userId}",
+            post(to(AssociateUserToPermissionGroup)).delete(to(DisassociateUserFromPermissionGroup)),
+        )
         .route("/kx/environments/{environmentId}/users", post(to(CreateKxUser)).get(to(ListKxUsers)))
         .route(
             "/kx/environments/{environmentId}/users/{userName}",

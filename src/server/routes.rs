@@ -16,11 +16,14 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use crate::decider::Access;
 use crate::domain::Caller;
 use crate::error::{Error, Rule};
 use crate::event::Subject;
 use crate::ledger::Ledger;
-use crate::request::{CreateKxUserRequest, UpdateKxUserRequest, UpdateUserRequest};
+use crate::request::{
+    CreateKxUserRequest, UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
+};
 use crate::server::reply::{ok, ApiError};
 use crate::server::sigv4::Received;
 use crate::server::Host;
@@ -45,6 +48,24 @@ pub enum Operation {
     DisableUser,
     /// finspace-data ListUsers.
     ListUsers,
+    /// finspace-data CreatePermissionGroup.
+    CreatePermissionGroup,
+    /// finspace-data GetPermissionGroup.
+    GetPermissionGroup,
+    /// finspace-data UpdatePermissionGroup.
+    UpdatePermissionGroup,
+    /// finspace-data DeletePermissionGroup.
+    DeletePermissionGroup,
+    /// finspace-data ListPermissionGroups.
+    ListPermissionGroups,
+    /// finspace-data AssociateUserToPermissionGroup.
+    AssociateUserToPermissionGroup,
+    /// finspace-data DisassociateUserFromPermissionGroup.
+    DisassociateUserFromPermissionGroup,
+    /// finspace-data ListPermissionGroupsByUser.
+    ListPermissionGroupsByUser,
+    /// finspace-data ListUsersByPermissionGroup.
+    ListUsersByPermissionGroup,
     /// finspace CreateKxUser.
     CreateKxUser,
     /// finspace GetKxUser.
@@ -91,6 +112,15 @@ impl Operation {
             EnableUser => "EnableUser",
             DisableUser => "DisableUser",
             ListUsers => "ListUsers",
+            CreatePermissionGroup => "CreatePermissionGroup",
+            GetPermissionGroup => "GetPermissionGroup",
+            UpdatePermissionGroup => "UpdatePermissionGroup",
+            DeletePermissionGroup => "DeletePermissionGroup",
+            ListPermissionGroups => "ListPermissionGroups",
+            AssociateUserToPermissionGroup => "AssociateUserToPermissionGroup",
+            DisassociateUserFromPermissionGroup => "DisassociateUserFromPermissionGroup",
+            ListPermissionGroupsByUser => "ListPermissionGroupsByUser",
+            ListUsersByPermissionGroup => "ListUsersByPermissionGroup",
             CreateKxUser => "CreateKxUser",
             GetKxUser => "GetKxUser",
             UpdateKxUser => "UpdateKxUser",
@@ -111,7 +141,21 @@ impl Operation {
     pub fn service(self) -> &'static str {
         use Operation::*;
         match self {
-            CreateUser | GetUser | UpdateUser | EnableUser | DisableUser | ListUsers => FINSPACE_DATA,
+            CreateUser
+            | GetUser
+            | UpdateUser
+            | EnableUser
+            | DisableUser
+            | ListUsers
+            | CreatePermissionGroup
+            | GetPermissionGroup
+            | UpdatePermissionGroup
+            | DeletePermissionGroup
+            | ListPermissionGroups
+            | AssociateUserToPermissionGroup
+            | DisassociateUserFromPermissionGroup
+            | ListPermissionGroupsByUser
+            | ListUsersByPermissionGroup => FINSPACE_DATA,
             CreateKxUser | GetKxUser | UpdateKxUser | DeleteKxUser | ListKxUsers => FINSPACE,
             _ => ADMIN,
         }
@@ -323,13 +367,18 @@ struct KeyBody {
 }
 
 impl Call<'_> {
-    /// Refuses an admin operation to anyone but the root.
+    /// Refuses an admin operation to anyone but the root, except the audit reads, which a user
+    /// holding ViewAuditData (or a SUPER_USER) may make too.
     fn admit(&self, operation: Operation) -> Result<(), ApiError> {
-        if operation.is_admin() && *self.caller != Caller::System {
-            let message = format!("{} is for the root credentials only", operation.name());
-            return Err(Error::AccessDenied { message }.into());
+        use Operation::*;
+        if !operation.is_admin() || *self.caller == Caller::System {
+            return Ok(());
         }
-        Ok(())
+        if matches!(operation, Verify | Digest | Log | History) {
+            return Ok(self.ledger.authorize(self.caller, Access::Audit)?);
+        }
+        let message = format!("{} is for the root credentials only", operation.name());
+        Err(Error::AccessDenied { message }.into())
     }
 
     /// Queues `operation` if it is one of the API's writes; the answer arrives on the receiver.
@@ -373,6 +422,40 @@ impl Call<'_> {
                 };
                 ledger.write_then(caller, Write::UpdateKxUser(&request), done)?
             }
+            CreatePermissionGroup => {
+                ledger.write_then(caller, Write::CreatePermissionGroup(&self.json()?), done)?
+            }
+            UpdatePermissionGroup => {
+                let request = UpdatePermissionGroupRequest {
+                    permission_group_id: label("permissionGroupId"),
+                    ..self.json()?
+                };
+                ledger.write_then(caller, Write::UpdatePermissionGroup(&request), done)?
+            }
+            DeletePermissionGroup => {
+                let write = Write::DeletePermissionGroup {
+                    permission_group_id: self.label("permissionGroupId"),
+                    client_token: self.incoming.query.get("clientToken"),
+                };
+                ledger.write_then(caller, write, done)?
+            }
+            AssociateUserToPermissionGroup => {
+                let body: TokenBody = self.json()?;
+                let write = Write::AssociateUserToPermissionGroup {
+                    permission_group_id: self.label("permissionGroupId"),
+                    user_id: self.label("userId"),
+                    client_token: body.client_token.as_deref(),
+                };
+                ledger.write_then(caller, write, done)?
+            }
+            DisassociateUserFromPermissionGroup => {
+                let write = Write::DisassociateUserFromPermissionGroup {
+                    permission_group_id: self.label("permissionGroupId"),
+                    user_id: self.label("userId"),
+                    client_token: self.incoming.query.get("clientToken"),
+                };
+                ledger.write_then(caller, write, done)?
+            }
             DeleteKxUser => {
                 let write = Write::DeleteKxUser {
                     environment_id: self.label("environmentId"),
@@ -391,8 +474,19 @@ impl Call<'_> {
         use Operation::*;
         let (ledger, caller, query) = (self.ledger, self.caller, &self.incoming.query);
         Ok(match operation {
-            CreateUser | UpdateUser | EnableUser | DisableUser | CreateKxUser | UpdateKxUser
-            | DeleteKxUser | Log => {
+            CreateUser
+            | UpdateUser
+            | EnableUser
+            | DisableUser
+            | CreateKxUser
+            | UpdateKxUser
+            | DeleteKxUser
+            | CreatePermissionGroup
+            | UpdatePermissionGroup
+            | DeletePermissionGroup
+            | AssociateUserToPermissionGroup
+            | DisassociateUserFromPermissionGroup
+            | Log => {
                 return Err(ApiError::internal(format!(
                     "{} does not run on the blocking pool",
                     operation.name()
@@ -402,6 +496,24 @@ impl Call<'_> {
             ListUsers => {
                 ok(&ledger.list_users(caller, query.integer("maxResults")?, query.get("nextToken"))?)
             }
+            GetPermissionGroup => ok(&ledger.get_permission_group(caller, self.label("permissionGroupId"))?),
+            ListPermissionGroups => ok(&ledger.list_permission_groups(
+                caller,
+                query.integer("maxResults")?,
+                query.get("nextToken"),
+            )?),
+            ListPermissionGroupsByUser => ok(&ledger.list_permission_groups_by_user(
+                caller,
+                self.label("userId"),
+                query.integer("maxResults")?,
+                query.get("nextToken"),
+            )?),
+            ListUsersByPermissionGroup => ok(&ledger.list_users_by_permission_group(
+                caller,
+                self.label("permissionGroupId"),
+                query.integer("maxResults")?,
+                query.get("nextToken"),
+            )?),
             GetKxUser => {
                 ok(&ledger.get_kx_user(caller, self.label("environmentId"), self.label("userName"))?)
             }
@@ -418,9 +530,15 @@ impl Call<'_> {
             Digest => ok(&json!({ "digest": ledger.digest()?.to_string() })),
             Stats => ok(&ledger.stats()?),
             History => {
-                let subject = match (query.get("userId"), query.get("environmentId"), query.get("userName")) {
-                    (Some(id), _, _) => Subject::User(id),
-                    (None, Some(env), Some(name)) => Subject::KxUser(env, name),
+                let subject = match (
+                    query.get("userId"),
+                    query.get("permissionGroupId"),
+                    query.get("environmentId"),
+                    query.get("userName"),
+                ) {
+                    (Some(id), _, _, _) => Subject::User(id),
+                    (None, Some(group), _, _) => Subject::PermissionGroup(group),
+                    (None, None, Some(env), Some(name)) => Subject::KxUser(env, name),
                     _ => return Err(ApiError::validation("userId", Rule::Required)),
                 };
                 let lines: String = ledger

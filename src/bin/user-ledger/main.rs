@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use user_ledger::domain::Tags;
 use user_ledger::server::{self, Auth};
 use user_ledger::{
-    wire, AccessKeyPair, AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Error,
-    Failure, KxUserResponse, Ledger, OpenMode, Rule, Subject, UpdateKxUserRequest, UpdateUserRequest,
+    wire, AccessKeyPair, AsOf, Caller, Config, CreateKxUserRequest, CreatePermissionGroupRequest,
+    CreateUserRequest, Digest, Error, Failure, KxUserResponse, Ledger, OpenMode, Rule, Subject,
+    UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
 };
 
 /// Operate a user-ledger database.
@@ -135,6 +136,60 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         next_token: Option<String>,
     },
+    /// Create a permission group (CreatePermissionGroup).
+    CreatePermissionGroup {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Space-separated, as aws-cli takes lists: `ManageUsersAndGroups ViewAuditData`.
+        #[arg(long, num_args = 0.., required = true)]
+        application_permissions: Vec<String>,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Show a permission group (GetPermissionGroup).
+    GetPermissionGroup(GroupIdArgs),
+    /// Change a permission group's name, description or permissions (UpdatePermissionGroup).
+    UpdatePermissionGroup {
+        #[arg(long)]
+        permission_group_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, num_args = 0..)]
+        application_permissions: Option<Vec<String>>,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Delete a permission group and its memberships (DeletePermissionGroup).
+    DeletePermissionGroup {
+        #[command(flatten)]
+        group: GroupIdArgs,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// List permission groups (ListPermissionGroups).
+    ListPermissionGroups(PageArgs),
+    /// Add a user to a permission group (AssociateUserToPermissionGroup).
+    AssociateUserToPermissionGroup(MembershipArgs),
+    /// Remove a user from a permission group (DisassociateUserFromPermissionGroup).
+    DisassociateUserFromPermissionGroup(MembershipArgs),
+    /// List the permission groups of a user (ListPermissionGroupsByUser).
+    ListPermissionGroupsByUser {
+        #[arg(long)]
+        user_id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// List the members of a permission group (ListUsersByPermissionGroup).
+    ListUsersByPermissionGroup {
+        #[command(flatten)]
+        group: GroupIdArgs,
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Print the log as JSON lines.
     Log {
         #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
@@ -142,10 +197,13 @@ enum Command {
         #[arg(long, allow_negative_numbers = true)]
         limit: Option<i64>,
     },
-    /// Print every event about one user (--user-id) or kdb user (--environment-id --user-name).
+    /// Print every event about one user (--user-id), kdb user (--environment-id --user-name) or
+    /// permission group (--permission-group-id).
     History {
-        #[arg(long, conflicts_with_all = ["environment_id", "user_name"], required_unless_present = "environment_id")]
+        #[arg(long, conflicts_with_all = ["environment_id", "user_name", "permission_group_id"], required_unless_present_any = ["environment_id", "permission_group_id"])]
         user_id: Option<String>,
+        #[arg(long, conflicts_with_all = ["environment_id", "user_name"])]
+        permission_group_id: Option<String>,
         #[arg(long, requires = "user_name")]
         environment_id: Option<String>,
         #[arg(long, requires = "environment_id")]
@@ -236,6 +294,11 @@ impl Command {
                 | Command::CreateKxUser { .. }
                 | Command::UpdateKxUser { .. }
                 | Command::DeleteKxUser { .. }
+                | Command::CreatePermissionGroup { .. }
+                | Command::UpdatePermissionGroup { .. }
+                | Command::DeletePermissionGroup { .. }
+                | Command::AssociateUserToPermissionGroup(_)
+                | Command::DisassociateUserFromPermissionGroup(_)
                 | Command::Serve(_)
         )
     }
@@ -297,6 +360,31 @@ struct Profile {
     api_access_principal_arn: Option<String>,
     #[arg(long)]
     client_token: Option<String>,
+}
+
+#[derive(Args)]
+struct GroupIdArgs {
+    #[arg(long)]
+    permission_group_id: String,
+}
+
+#[derive(Args)]
+struct MembershipArgs {
+    #[arg(long)]
+    permission_group_id: String,
+    #[arg(long)]
+    user_id: String,
+    #[arg(long)]
+    client_token: Option<String>,
+}
+
+#[derive(Args)]
+struct PageArgs {
+    #[arg(long, allow_negative_numbers = true)]
+    max_results: Option<i64>,
+    /// A token from an earlier page (may start with `-`).
+    #[arg(long, allow_hyphen_values = true)]
+    next_token: Option<String>,
 }
 
 #[derive(Args)]
@@ -474,6 +562,64 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
         Command::ListKxUsers { environment_id, max_results, next_token } => {
             json(ledger.list_kx_users(&caller, &environment_id, max_results, next_token.as_deref()))
         }
+        Command::CreatePermissionGroup { name, description, application_permissions, client_token } => {
+            let request = CreatePermissionGroupRequest {
+                name: Some(name),
+                description,
+                application_permissions: Some(application_permissions),
+                client_token,
+            };
+            json(ledger.create_permission_group(&caller, &request))
+        }
+        Command::GetPermissionGroup(g) => json(ledger.get_permission_group(&caller, &g.permission_group_id)),
+        Command::UpdatePermissionGroup {
+            permission_group_id,
+            name,
+            description,
+            application_permissions,
+            client_token,
+        } => {
+            let request = UpdatePermissionGroupRequest {
+                permission_group_id: Some(permission_group_id),
+                name,
+                description,
+                application_permissions,
+                client_token,
+            };
+            json(ledger.update_permission_group(&caller, &request))
+        }
+        Command::DeletePermissionGroup { group, client_token } => {
+            json(ledger.delete_permission_group(&caller, &group.permission_group_id, client_token.as_deref()))
+        }
+        Command::ListPermissionGroups(page) => {
+            json(ledger.list_permission_groups(&caller, page.max_results, page.next_token.as_deref()))
+        }
+        Command::AssociateUserToPermissionGroup(m) => json(ledger.associate_user_to_permission_group(
+            &caller,
+            &m.permission_group_id,
+            &m.user_id,
+            m.client_token.as_deref(),
+        )),
+        Command::DisassociateUserFromPermissionGroup(m) => {
+            json(ledger.disassociate_user_from_permission_group(
+                &caller,
+                &m.permission_group_id,
+                &m.user_id,
+                m.client_token.as_deref(),
+            ))
+        }
+        Command::ListPermissionGroupsByUser { user_id, page } => json(ledger.list_permission_groups_by_user(
+            &caller,
+            &user_id,
+            page.max_results,
+            page.next_token.as_deref(),
+        )),
+        Command::ListUsersByPermissionGroup { group, page } => json(ledger.list_users_by_permission_group(
+            &caller,
+            &group.permission_group_id,
+            page.max_results,
+            page.next_token.as_deref(),
+        )),
         Command::Log { from_seq, limit } => {
             let from_seq = non_negative("fromSeq", from_seq)?;
             let limit = limit.map(|n| non_negative("limit", n)).transpose()?.unwrap_or(u64::MAX);
@@ -485,10 +631,11 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
             out.flush()?;
             Ok(Output::Printed)
         }
-        Command::History { user_id, environment_id, user_name } => {
-            let subject = match (&user_id, &environment_id, &user_name) {
-                (Some(id), _, _) => Subject::User(id),
-                (None, Some(env), Some(name)) => Subject::KxUser(env, name),
+        Command::History { user_id, permission_group_id, environment_id, user_name } => {
+            let subject = match (&user_id, &permission_group_id, &environment_id, &user_name) {
+                (Some(id), _, _, _) => Subject::User(id),
+                (None, Some(group), _, _) => Subject::PermissionGroup(group),
+                (None, None, Some(env), Some(name)) => Subject::KxUser(env, name),
                 _ => return Err(Error::validation("userId", Rule::Required)),
             };
             let history = ledger.history(subject)?;

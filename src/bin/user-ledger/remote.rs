@@ -36,9 +36,10 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 get(with_query("/ledger/log", &[("fromSeq", Some(&from)), ("limit", limit.as_deref())]))?;
             return printed(&reply);
         }
-        Command::History { user_id, environment_id, user_name } => {
+        Command::History { user_id, permission_group_id, environment_id, user_name } => {
             let query = [
                 ("userId", user_id.as_deref()),
+                ("permissionGroupId", permission_group_id.as_deref()),
                 ("environmentId", environment_id.as_deref()),
                 ("userName", user_name.as_deref()),
             ];
