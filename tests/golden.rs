@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use user_ledger::audit;
 use user_ledger::views::MemViews;
 use user_ledger::{
-    codec, wire, Caller, CreateKxUserRequest, CreateUserRequest, Ledger, UpdateKxUserRequest,
-    UpdateUserRequest,
+    codec, wire, Caller, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Ledger,
+    UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -23,7 +23,11 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn read_entries() -> Vec<(Vec<u8>, Vec<u8>)> {
-    let text = std::fs::read_to_string(fixture("golden-v1.jsonl")).unwrap();
+    read_fixture("golden-v1.jsonl")
+}
+
+fn read_fixture(name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
     text.lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).unwrap();
@@ -42,6 +46,96 @@ fn summary(views: &MemViews, digest: String) -> Value {
             "tags": u.tags, "createTime": u.create_time, "updateTime": u.update_time,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The summary of the second fixture: the first's, with access keys, groups and memberships.
+fn groups_summary(views: &MemViews, digest: String) -> Value {
+    let mut summary = summary(views, digest);
+    summary["accessKeys"] = json!(views.access_keys.values().collect::<Vec<_>>());
+    summary["permissionGroups"] = json!(views.groups.values().map(wire::to_json).collect::<Vec<_>>());
+    summary["memberships"] = json!(views.memberships.iter().collect::<Vec<_>>());
+    summary
+}
+
+/// `golden-v1-groups`: a log of the event kinds added after the first fixture (access keys,
+/// permission groups, memberships), frozen when they were added.
+#[test]
+fn the_groups_golden_log_decodes_verifies_and_folds_to_the_same_records() {
+    let entries = read_fixture("golden-v1-groups.jsonl");
+    assert!(entries.iter().all(|(_, v)| v[0] == 1), "the fixture is format version 1");
+    let (report, views) = audit::verify_entries(entries.into_iter().map(Ok), None, &mut |_| {}).unwrap();
+    assert_eq!(report.problem, None);
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("golden-v1-groups.json")).unwrap()).unwrap();
+    assert_eq!(groups_summary(&views, report.head.to_string()), expected);
+    let kinds: std::collections::BTreeSet<&str> = read_fixture("golden-v1-groups.jsonl")
+        .iter()
+        .map(|(k, v)| codec::unseal(codec::seq_of(k).unwrap(), v).unwrap().envelope.event.kind())
+        .collect();
+    for kind in [
+        "AccessKeyCreated",
+        "AccessKeyDeleted",
+        "PermissionGroupCreated",
+        "PermissionGroupUpdated",
+        "PermissionGroupDeleted",
+        "UserAddedToGroup",
+        "UserRemovedFromGroup",
+    ] {
+        assert!(kinds.contains(kind), "the fixture holds a {kind} event");
+    }
+}
+
+#[test]
+#[ignore = "writes the fixture; run only when adding event kinds or a format version"]
+fn write_groups_golden_fixture() {
+    let t = TestLedger::new();
+    let admin = t.create_with(CreateUserRequest {
+        api_access: Some("ENABLED".into()),
+        ..CreateUserRequest::new("admin@example.com", "SUPER_USER")
+    });
+    let ana = t.create("ana@example.com");
+    let key = t.ledger.create_access_key(&SYSTEM, &ana).unwrap();
+    t.ledger.create_access_key(&SYSTEM, &admin).unwrap();
+    t.ledger.delete_access_key(&SYSTEM, &key.access_key_id).unwrap();
+    t.clock.advance(1_000);
+    let as_admin = Caller::User(admin.clone());
+    let request = CreatePermissionGroupRequest {
+        description: Some("who reads the audit trail".into()),
+        client_token: Some("golden-g1".into()),
+        ..CreatePermissionGroupRequest::new("auditors", &["ViewAuditData", "AccessNotebooks"])
+    };
+    let auditors = t.ledger.create_permission_group(&as_admin, &request).unwrap().permission_group_id;
+    let managers = t
+        .ledger
+        .create_permission_group(
+            &SYSTEM,
+            &CreatePermissionGroupRequest::new("managers", &["ManageUsersAndGroups"]),
+        )
+        .unwrap()
+        .permission_group_id;
+    t.clock.advance(1_000);
+    let rename = UpdatePermissionGroupRequest {
+        name: Some("audit".into()),
+        ..UpdatePermissionGroupRequest::new(&auditors)
+    };
+    t.ledger.update_permission_group(&SYSTEM, &rename).unwrap();
+    t.ledger.associate_user_to_permission_group(&SYSTEM, &auditors, &ana, Some("golden-g2")).unwrap();
+    t.ledger.associate_user_to_permission_group(&SYSTEM, &managers, &ana, None).unwrap();
+    t.ledger.associate_user_to_permission_group(&SYSTEM, &managers, &admin, None).unwrap();
+    t.ledger.disassociate_user_from_permission_group(&as_admin, &auditors, &ana, None).unwrap();
+    t.clock.advance(1_000);
+    t.ledger.delete_permission_group(&SYSTEM, &managers, Some("golden-g3")).unwrap();
+
+    let entries: Vec<_> = t.ledger.raw_log().map(Result::unwrap).collect();
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|(k, v)| json!({ "key": STANDARD.encode(k), "value": STANDARD.encode(v) }).to_string())
+        .collect();
+    std::fs::write(fixture("golden-v1-groups.jsonl"), lines.join("\n") + "\n").unwrap();
+    let (report, views) = audit::verify_entries(entries.into_iter().map(Ok), None, &mut |_| {}).unwrap();
+    assert_eq!(report.problem, None);
+    let text = serde_json::to_string_pretty(&groups_summary(&views, report.head.to_string())).unwrap();
+    std::fs::write(fixture("golden-v1-groups.json"), text + "\n").unwrap();
 }
 
 #[test]
