@@ -110,6 +110,18 @@ pub enum Command {
         /// The user.
         user_id: UserId,
     },
+    /// ResetUserPassword; the temporary password is drawn and hashed by the caller of `decide`.
+    ResetUserPassword {
+        /// The user.
+        user_id: UserId,
+        /// The salted argon2id hash of the new temporary password.
+        password_hash: String,
+    },
+    /// Record a sign-in whose password was checked (sets lastLoginTime).
+    SignIn {
+        /// The user.
+        user_id: UserId,
+    },
 }
 
 impl Command {
@@ -130,6 +142,8 @@ impl Command {
             Command::DeletePermissionGroup { .. } => "DeletePermissionGroup",
             Command::AssociateUserToPermissionGroup { .. } => "AssociateUserToPermissionGroup",
             Command::DisassociateUserFromPermissionGroup { .. } => "DisassociateUserFromPermissionGroup",
+            Command::ResetUserPassword { .. } => "ResetUserPassword",
+            Command::SignIn { .. } => "SignIn",
         }
     }
 }
@@ -165,6 +179,8 @@ pub trait State {
     fn groups_of(&self, user: &str) -> Result<Vec<String>>;
     /// The ids of the members of `group`, in id order.
     fn members_of(&self, group: &str) -> Result<Vec<UserId>>;
+    /// The argon2id hash of `user`'s password, if one was set.
+    fn password_hash(&self, user: &str) -> Result<Option<String>>;
 }
 
 /// Write access to the views, used by [`apply`].
@@ -189,6 +205,8 @@ pub trait Views: State {
     fn put_group(&mut self, group: PermissionGroup);
     /// Removes a permission group record.
     fn remove_group(&mut self, group: &str);
+    /// Stores the hash of `user`'s password.
+    fn put_password(&mut self, user: &str, hash: String);
     /// Makes `user` a member of `group`, or not.
     fn set_member(&mut self, group: &str, user: &str, member: bool);
     /// Adds an entry to the per-subject history index (see [`crate::views::history_key`]).
@@ -396,6 +414,16 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
                 }]
             })
         }
+        Command::ResetUserPassword { user_id, password_hash } => {
+            existing(state, user_id)?;
+            Ok(vec![Event::PasswordReset { user_id: user_id.clone(), password_hash: password_hash.clone() }])
+        }
+        Command::SignIn { user_id } => match state.user(user_id)? {
+            Some(user) if user.status == UserStatus::Enabled => {
+                Ok(vec![Event::SignedIn { user_id: user_id.clone() }])
+            }
+            _ => Err(Error::AccessDenied { message: SIGN_IN_FAILED.into() }),
+        },
         Command::DisassociateUserFromPermissionGroup { permission_group_id, user_id } => {
             existing_group(state, permission_group_id)?;
             existing(state, user_id)?;
@@ -410,6 +438,10 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
         }
     }
 }
+
+/// The one answer to a failed sign-in, whatever failed: it must not tell an attacker which.
+pub const SIGN_IN_FAILED: &str =
+    "Sign-in failed: the email address and password do not match an ENABLED user";
 
 fn existing_group(state: &impl State, group: &str) -> Result<PermissionGroup> {
     state.permission_group(group)?.ok_or_else(|| Error::ResourceNotFound {
@@ -534,6 +566,15 @@ fn apply_user(views: &mut impl Views, user_id: &str, event: &Event, time_ms: i64
             user.status = UserStatus::Enabled;
             user.last_enabled_time = Some(time_ms);
             user.last_modified_time = time_ms;
+            user
+        }
+        (Some(mut user), Event::PasswordReset { user_id, password_hash }) => {
+            views.put_password(user_id, password_hash.clone());
+            user.last_modified_time = time_ms;
+            user
+        }
+        (Some(mut user), Event::SignedIn { .. }) => {
+            user.last_login_time = Some(time_ms);
             user
         }
         (Some(mut user), Event::Disabled { .. }) => {

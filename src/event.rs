@@ -114,6 +114,18 @@ pub enum Event {
         /// The user.
         user_id: UserId,
     },
+    /// A user's password was reset to a temporary one; only its salted argon2id hash is kept.
+    PasswordReset {
+        /// The user.
+        user_id: UserId,
+        /// The PHC string of the hash.
+        password_hash: String,
+    },
+    /// A user signed in (sets lastLoginTime).
+    SignedIn {
+        /// The user.
+        user_id: UserId,
+    },
 }
 
 /// What an event is about.
@@ -136,7 +148,9 @@ impl Event {
             | Event::Enabled { user_id }
             | Event::Disabled { user_id }
             | Event::AccessKeyCreated { user_id, .. }
-            | Event::AccessKeyDeleted { user_id, .. } => Subject::User(user_id),
+            | Event::AccessKeyDeleted { user_id, .. }
+            | Event::PasswordReset { user_id, .. }
+            | Event::SignedIn { user_id } => Subject::User(user_id),
             Event::PermissionGroupCreated { permission_group_id, .. }
             | Event::PermissionGroupUpdated { permission_group_id, .. }
             | Event::PermissionGroupDeleted { permission_group_id, .. }
@@ -180,6 +194,8 @@ impl Event {
             Event::PermissionGroupDeleted { .. } => "PermissionGroupDeleted",
             Event::UserAddedToGroup { .. } => "UserAddedToGroup",
             Event::UserRemovedFromGroup { .. } => "UserRemovedFromGroup",
+            Event::PasswordReset { .. } => "PasswordReset",
+            Event::SignedIn { .. } => "SignedIn",
         }
     }
 }

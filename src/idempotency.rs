@@ -40,16 +40,28 @@ pub enum Response {
     },
     /// `{"permissionGroupId": ...}`: Create, Update and DeletePermissionGroup.
     PermissionGroupId(String),
+    /// ResetUserPassword: the user, and the hash set (the password itself is never kept, so a
+    /// replay can only say it was issued).
+    PasswordReset {
+        /// The user.
+        user_id: String,
+        /// The hash the request set.
+        password_hash: String,
+    },
 }
 
 impl Response {
     /// The response a successful `command` gets.
     pub fn of(command: &Command) -> Response {
         match command {
+            Command::ResetUserPassword { user_id, password_hash } => {
+                Response::PasswordReset { user_id: user_id.clone(), password_hash: password_hash.clone() }
+            }
             Command::CreateUser { user_id, .. }
             | Command::UpdateUser { user_id, .. }
             | Command::EnableUser { user_id }
-            | Command::DisableUser { user_id } => Response::UserId(user_id.clone()),
+            | Command::DisableUser { user_id }
+            | Command::SignIn { user_id } => Response::UserId(user_id.clone()),
             Command::CreateKxUser { environment_id, user_name, iam_role, .. }
             | Command::UpdateKxUser { environment_id, user_name, iam_role } => Response::KxUser {
                 environment_id: environment_id.clone(),
@@ -125,7 +137,9 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
     let bytes = match command {
         Command::CreateUser { user, .. } => codec::encode(&(caller, operation, user)),
         Command::UpdateUser { user_id, changes } => codec::encode(&(caller, operation, user_id, changes)),
-        Command::EnableUser { user_id } | Command::DisableUser { user_id } => {
+        // The hash is salted at random: not part of the request.
+        Command::ResetUserPassword { user_id, .. } => codec::encode(&(caller, operation, user_id)),
+        Command::EnableUser { user_id } | Command::DisableUser { user_id } | Command::SignIn { user_id } => {
             codec::encode(&(caller, operation, user_id))
         }
         // Every kdb command holds only request members: all of it is the request.

@@ -25,6 +25,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod mark;
 pub mod page;
+pub mod password;
 pub mod request;
 #[cfg(feature = "server")]
 pub mod server;
@@ -51,8 +52,8 @@ pub use request::{
     CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, DeleteKxUserResponse,
     GetPermissionGroupResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse,
     ListPermissionGroupsByUserResponse, ListPermissionGroupsResponse, ListUsersByPermissionGroupResponse,
-    ListUsersResponse, PermissionGroupIdResponse, UpdateKxUserRequest, UpdatePermissionGroupRequest,
-    UpdateUserRequest, UserIdResponse,
+    ListUsersResponse, PermissionGroupIdResponse, ResetUserPasswordResponse, UpdateKxUserRequest,
+    UpdatePermissionGroupRequest, UpdateUserRequest, UserIdResponse,
 };
 pub use write::{Write, Written};
 

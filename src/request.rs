@@ -516,3 +516,19 @@ pub struct ListUsersByPermissionGroupResponse {
     /// Present when more members follow.
     pub next_token: Option<String>,
 }
+
+/// The response of ResetUserPassword.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetUserPasswordResponse {
+    /// The user.
+    pub user_id: String,
+    /// The new temporary password: shown only in this response.
+    pub temporary_password: String,
+}
+
+impl std::fmt::Debug for ResetUserPasswordResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetUserPasswordResponse").field("user_id", &self.user_id).finish_non_exhaustive()
+    }
+}

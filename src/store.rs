@@ -645,6 +645,11 @@ impl State for Store {
     fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
         Ok(self.page(ViewTree::Memberships, &members_prefix(group), None, usize::MAX, decode_member)?.0)
     }
+
+    fn password_hash(&self, user: &str) -> Result<Option<String>> {
+        let passwords = self.tree(TreeId::View(ViewTree::Passwords));
+        passwords.get(user)?.map(|v| codec::decode(format_args!("passwords[{user}]"), &v)).transpose()
+    }
 }
 
 fn decode_group(key: &[u8], value: &[u8]) -> Result<PermissionGroup> {

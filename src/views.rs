@@ -27,11 +27,13 @@ pub enum ViewTree {
     Groups,
     /// (group, user) and (user, group) → nothing: each membership, indexed both ways.
     Memberships,
+    /// userId → the argon2id hash of the user's password.
+    Passwords,
 }
 
 impl ViewTree {
     /// Every view tree.
-    pub const ALL: [ViewTree; 8] = [
+    pub const ALL: [ViewTree; 9] = [
         ViewTree::Users,
         ViewTree::Emails,
         ViewTree::Counters,
@@ -40,6 +42,7 @@ impl ViewTree {
         ViewTree::AccessKeys,
         ViewTree::Groups,
         ViewTree::Memberships,
+        ViewTree::Passwords,
     ];
 
     /// The sled tree's name.
@@ -53,6 +56,7 @@ impl ViewTree {
             ViewTree::AccessKeys => "access_keys",
             ViewTree::Groups => "permission_groups",
             ViewTree::Memberships => "memberships",
+            ViewTree::Passwords => "passwords",
         }
     }
 }
@@ -156,6 +160,11 @@ pub fn group_row(group: &PermissionGroup) -> Row {
     ((ViewTree::Groups, group.permission_group_id.as_bytes().to_vec()), codec::encode(group))
 }
 
+/// The row of a user's password hash.
+pub fn password_row(user_id: &str, hash: &String) -> Row {
+    ((ViewTree::Passwords, user_id.as_bytes().to_vec()), codec::encode(hash))
+}
+
 /// The row of a history index entry.
 pub fn history_row(key: Vec<u8>) -> Row {
     ((ViewTree::History, key), Vec::new())
@@ -182,6 +191,8 @@ pub struct MemViews {
     pub groups: BTreeMap<String, PermissionGroup>,
     /// Memberships as (group, user).
     pub memberships: BTreeSet<(String, UserId)>,
+    /// Password hashes by user.
+    pub passwords: BTreeMap<UserId, String>,
 }
 
 impl MemViews {
@@ -227,6 +238,9 @@ impl MemViews {
             }
             ViewTree::AccessKeys => Box::new(self.access_keys.values().map(access_key_row).map(strip)),
             ViewTree::Groups => Box::new(self.groups.values().map(group_row).map(strip)),
+            ViewTree::Passwords => {
+                Box::new(self.passwords.iter().map(move |(u, h)| strip(password_row(u, h))))
+            }
             ViewTree::Memberships => {
                 let mut keys: Vec<Vec<u8>> =
                     self.memberships.iter().flat_map(|(group, user)| membership_keys(group, user)).collect();
@@ -277,6 +291,10 @@ impl State for MemViews {
     fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
         Ok(self.memberships.iter().filter(|(g, _)| g == group).map(|(_, u)| u.clone()).collect())
     }
+
+    fn password_hash(&self, user: &str) -> Result<Option<String>> {
+        Ok(self.passwords.get(user).cloned())
+    }
 }
 
 impl Views for MemViews {
@@ -318,6 +336,10 @@ impl Views for MemViews {
 
     fn remove_group(&mut self, group: &str) {
         self.groups.remove(group);
+    }
+
+    fn put_password(&mut self, user: &str, hash: String) {
+        self.passwords.insert(user.to_owned(), hash);
     }
 
     fn set_member(&mut self, group: &str, user: &str, member: bool) {

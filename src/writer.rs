@@ -19,7 +19,7 @@ use crate::idempotency::{self, Response, TokenRecord};
 use crate::store::{Changes, Head, Store, TreeId};
 use crate::views::{
     self, access_key_row, email_row, enabled_users_row, group_row, history_row, kx_count_row, kx_key,
-    kx_user_row, membership_keys, user_row, Row, ViewTree,
+    kx_user_row, membership_keys, password_row, user_row, Row, ViewTree,
 };
 
 /// How many expired token records a commit purges on the side, at most.
@@ -146,6 +146,7 @@ struct Batch<'s> {
     groups: BTreeMap<String, Option<PermissionGroup>>,
     /// Memberships changed in this batch: (group, user) → member or not.
     memberships: BTreeMap<(String, UserId), bool>,
+    passwords: BTreeMap<UserId, String>,
     tokens: BTreeMap<Vec<u8>, Option<TokenRecord>>,
     changes: Changes,
 }
@@ -162,6 +163,7 @@ impl<'s> Batch<'s> {
             access_keys: BTreeMap::new(),
             groups: BTreeMap::new(),
             memberships: BTreeMap::new(),
+            passwords: BTreeMap::new(),
             tokens: BTreeMap::new(),
             changes: Changes { head, ..Changes::default() },
         }
@@ -342,6 +344,13 @@ impl State for Batch<'_> {
         Ok(groups.into_iter().collect())
     }
 
+    fn password_hash(&self, user: &str) -> Result<Option<String>> {
+        match self.passwords.get(user) {
+            Some(hash) => Ok(Some(hash.clone())),
+            None => self.store.password_hash(user),
+        }
+    }
+
     fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
         let mut members: std::collections::BTreeSet<UserId> =
             self.store.members_of(group)?.into_iter().collect();
@@ -409,6 +418,11 @@ impl Views for Batch<'_> {
     fn remove_group(&mut self, group: &str) {
         self.write(TreeId::View(ViewTree::Groups), group.as_bytes().to_vec(), None);
         self.groups.insert(group.to_owned(), None);
+    }
+
+    fn put_password(&mut self, user: &str, hash: String) {
+        self.write_row(password_row(user, &hash));
+        self.passwords.insert(user.to_owned(), hash);
     }
 
     fn set_member(&mut self, group: &str, user: &str, member: bool) {

@@ -28,6 +28,7 @@ enum Op {
     GroupDelete { group: usize },
     Join { group: usize, user: usize },
     Leave { group: usize, user: usize },
+    Reset { user: usize },
 }
 
 /// The permissions a bit set picks, from three that grant something and one that does not.
@@ -63,6 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..5usize).prop_map(|group| Op::GroupDelete { group }),
         3 => (0..5usize, 0..14usize).prop_map(|(group, user)| Op::Join { group, user }),
         2 => (0..5usize, 0..14usize).prop_map(|(group, user)| Op::Leave { group, user }),
+        1 => (0..14usize).prop_map(|user| Op::Reset { user }),
     ]
 }
 
@@ -134,6 +136,7 @@ fn run(
             .ledger
             .associate_user_to_permission_group(caller, &pick(groups, group), &pick(ids, user), None)
             .map(drop),
+        Op::Reset { user } => t.ledger.reset_user_password(caller, &pick(ids, user), None).map(drop),
         Op::Leave { group, user } => t
             .ledger
             .disassociate_user_from_permission_group(caller, &pick(groups, group), &pick(ids, user), None)

@@ -54,11 +54,12 @@ fn groups_summary(views: &MemViews, digest: String) -> Value {
     summary["accessKeys"] = json!(views.access_keys.values().collect::<Vec<_>>());
     summary["permissionGroups"] = json!(views.groups.values().map(wire::to_json).collect::<Vec<_>>());
     summary["memberships"] = json!(views.memberships.iter().collect::<Vec<_>>());
+    summary["passwordsSet"] = json!(views.passwords.keys().collect::<Vec<_>>());
     summary
 }
 
 /// `golden-v1-groups`: a log of the event kinds added after the first fixture (access keys,
-/// permission groups, memberships), frozen when they were added.
+/// permission groups, memberships, passwords and sign-ins), frozen when they were added.
 #[test]
 fn the_groups_golden_log_decodes_verifies_and_folds_to_the_same_records() {
     let entries = read_fixture("golden-v1-groups.jsonl");
@@ -125,6 +126,10 @@ fn write_groups_golden_fixture() {
     t.ledger.disassociate_user_from_permission_group(&as_admin, &auditors, &ana, None).unwrap();
     t.clock.advance(1_000);
     t.ledger.delete_permission_group(&SYSTEM, &managers, Some("golden-g3")).unwrap();
+    let password =
+        t.ledger.reset_user_password(&as_admin, &ana, Some("golden-p1")).unwrap().temporary_password;
+    t.clock.advance(1_000);
+    t.ledger.sign_in("ana@example.com", &password).unwrap();
 
     let entries: Vec<_> = t.ledger.raw_log().map(Result::unwrap).collect();
     let lines: Vec<String> = entries

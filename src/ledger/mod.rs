@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod groups;
+mod passwords;
 
 use crate::access_key;
 use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
@@ -18,6 +19,7 @@ use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::mark::Mark;
 use crate::page::PageTokens;
+use crate::password::SignInLimiter;
 use crate::request::{
     validate_environment_id, validate_kx_user_path, validate_user_id, CreateKxUserRequest, CreateUserRequest,
     DeleteKxUserResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse, ListUsersResponse,
@@ -201,6 +203,8 @@ struct Inner {
     identity: Identity,
     config: Config,
     pages: PageTokens,
+    /// Failed sign-ins, to refuse guessing.
+    sign_ins: SignInLimiter,
     /// Derives access key secrets; from the database's secret, never in the log.
     key_secret: [u8; 32],
     /// What the log lost of what was acknowledged (a read-only open goes on regardless).
@@ -288,6 +292,7 @@ impl Ledger {
                 identity,
                 config,
                 pages: PageTokens::new(page_secret),
+                sign_ins: SignInLimiter::default(),
                 key_secret: access_key::secret_key(&page_secret),
                 lost,
                 pipeline,
@@ -469,7 +474,7 @@ impl Ledger {
     pub fn create_access_key(&self, caller: &Caller, user_id: &str) -> Result<AccessKeyPair> {
         let user_id = validate_user_id(Some(user_id))?;
         let access_key_id = access_key::new_key_id(access_key::USER_KEY_PREFIX)?;
-        match self.command(caller, Command::CreateAccessKey { access_key_id, user_id })? {
+        match self.command(caller, None, Command::CreateAccessKey { access_key_id, user_id })? {
             Response::AccessKey { access_key_id, .. } => {
                 let secret_access_key = access_key::derive_secret(&self.inner.key_secret, &access_key_id);
                 Ok(AccessKeyPair { access_key_id, secret_access_key })
@@ -481,7 +486,7 @@ impl Ledger {
     /// Deletes an access key: requests signed with it are refused from now on.
     pub fn delete_access_key(&self, caller: &Caller, access_key_id: &str) -> Result<()> {
         let access_key_id = validate::required("accessKeyId", &validate::ACCESS_KEY_ID, Some(access_key_id))?;
-        self.command(caller, Command::DeleteAccessKey { access_key_id: access_key_id.to_owned() })?;
+        self.command(caller, None, Command::DeleteAccessKey { access_key_id: access_key_id.to_owned() })?;
         Ok(())
     }
 
@@ -736,9 +741,10 @@ impl Ledger {
     }
 
     /// Runs a command that is not one of the API's writes (access keys) and waits for it.
-    fn command(&self, caller: &Caller, command: Command) -> Result<Response> {
+    fn command(&self, caller: &Caller, client_token: Option<&str>, command: Command) -> Result<Response> {
         self.inner.shared.refuse_writes()?;
-        let request = WriteRequest { caller: caller.clone(), client_token: None, command };
+        let request =
+            WriteRequest { caller: caller.clone(), client_token: client_token.map(str::to_owned), command };
         self.inner.pipeline.submit(request)
     }
 }

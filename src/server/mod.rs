@@ -43,6 +43,7 @@ pub fn router(ledger: Ledger, auth: Auth) -> Router {
         .route("/user/{userId}/enable", post(to(EnableUser)))
         .route("/user/{userId}/disable", post(to(DisableUser)))
         .route("/user/{userId}/permission-groups", get(to(ListPermissionGroupsByUser)))
+        .route("/user/{userId}/password", post(to(ResetUserPassword)))
         .route("/permission-group", post(to(CreatePermissionGroup)).get(to(ListPermissionGroups)))
         .route(
             "/permission-group/{permissionGroupId}",

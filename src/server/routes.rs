@@ -66,6 +66,8 @@ pub enum Operation {
     ListPermissionGroupsByUser,
     /// finspace-data ListUsersByPermissionGroup.
     ListUsersByPermissionGroup,
+    /// finspace-data ResetUserPassword.
+    ResetUserPassword,
     /// finspace CreateKxUser.
     CreateKxUser,
     /// finspace GetKxUser.
@@ -121,6 +123,7 @@ impl Operation {
             DisassociateUserFromPermissionGroup => "DisassociateUserFromPermissionGroup",
             ListPermissionGroupsByUser => "ListPermissionGroupsByUser",
             ListUsersByPermissionGroup => "ListUsersByPermissionGroup",
+            ResetUserPassword => "ResetUserPassword",
             CreateKxUser => "CreateKxUser",
             GetKxUser => "GetKxUser",
             UpdateKxUser => "UpdateKxUser",
@@ -155,7 +158,8 @@ impl Operation {
             | AssociateUserToPermissionGroup
             | DisassociateUserFromPermissionGroup
             | ListPermissionGroupsByUser
-            | ListUsersByPermissionGroup => FINSPACE_DATA,
+            | ListUsersByPermissionGroup
+            | ResetUserPassword => FINSPACE_DATA,
             CreateKxUser | GetKxUser | UpdateKxUser | DeleteKxUser | ListKxUsers => FINSPACE,
             _ => ADMIN,
         }
@@ -497,6 +501,11 @@ impl Call<'_> {
                 ok(&ledger.list_users(caller, query.integer("maxResults")?, query.get("nextToken"))?)
             }
             GetPermissionGroup => ok(&ledger.get_permission_group(caller, self.label("permissionGroupId"))?),
+            // Hashing the new password is CPU work: it runs here, on the blocking pool.
+            ResetUserPassword => {
+                let body: TokenBody = self.json()?;
+                ok(&ledger.reset_user_password(caller, self.label("userId"), body.client_token.as_deref())?)
+            }
             ListPermissionGroups => ok(&ledger.list_permission_groups(
                 caller,
                 query.integer("maxResults")?,

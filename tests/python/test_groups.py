@@ -71,3 +71,15 @@ def test_the_group_paginators(host):
     pages = fd.get_paginator("list_permission_groups").paginate(PaginationConfig={"PageSize": 2})
     seen = [g["permissionGroupId"] for page in pages for g in page["permissionGroups"]]
     assert len(seen) == len(set(seen)) and made <= set(seen)
+
+
+def test_reset_user_password_returns_a_temporary_password_once(host):
+    fd = host.client("finspace-data")
+    user_id = fd.create_user(emailAddress=email(), type="APP_USER")["userId"]
+    reset = fd.reset_user_password(userId=user_id)
+    assert reset["userId"] == user_id
+    assert 8 <= len(reset["temporaryPassword"]) <= 20
+    other = fd.reset_user_password(userId=user_id)
+    assert other["temporaryPassword"] != reset["temporaryPassword"]
+    with pytest.raises(fd.exceptions.ResourceNotFoundException):
+        fd.reset_user_password(userId="01NOSUCHUSER00000000000000")

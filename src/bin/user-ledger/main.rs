@@ -136,6 +136,8 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         next_token: Option<String>,
     },
+    /// Reset a user's password to a temporary one, printed this once (ResetUserPassword).
+    ResetUserPassword(UserIdArgs),
     /// Create a permission group (CreatePermissionGroup).
     CreatePermissionGroup {
         #[arg(long)]
@@ -294,6 +296,7 @@ impl Command {
                 | Command::CreateKxUser { .. }
                 | Command::UpdateKxUser { .. }
                 | Command::DeleteKxUser { .. }
+                | Command::ResetUserPassword(_)
                 | Command::CreatePermissionGroup { .. }
                 | Command::UpdatePermissionGroup { .. }
                 | Command::DeletePermissionGroup { .. }
@@ -570,6 +573,9 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
                 client_token,
             };
             json(ledger.create_permission_group(&caller, &request))
+        }
+        Command::ResetUserPassword(a) => {
+            json(ledger.reset_user_password(&caller, &a.user_id, a.client_token.as_deref()))
         }
         Command::GetPermissionGroup(g) => json(ledger.get_permission_group(&caller, &g.permission_group_id)),
         Command::UpdatePermissionGroup {
