@@ -9,6 +9,10 @@ use crate::error::{Error, Failure, Result};
 pub const USER_KEY_PREFIX: &str = "ULAK";
 /// The prefix of generated root access key ids.
 pub const ROOT_KEY_PREFIX: &str = "ULRT";
+/// The prefix of principals' access key ids.
+pub const PRINCIPAL_KEY_PREFIX: &str = "ULPK";
+/// The prefix of temporary access key ids (AWS's are `ASIA…`).
+pub const TEMPORARY_KEY_PREFIX: &str = "ULTC";
 
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
@@ -38,6 +42,14 @@ pub fn secret_key(database_secret: &[u8; 32]) -> [u8; 32] {
 pub fn derive_secret(secret_key: &[u8; 32], access_key_id: &str) -> String {
     let hash = blake3::keyed_hash(secret_key, access_key_id.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(&hash.as_bytes()[..30])
+}
+
+/// The session token of temporary key `access_key_id`: 64 characters, derived like its secret
+/// but under another context, so neither tells the other.
+pub fn derive_session_token(secret_key: &[u8; 32], access_key_id: &str) -> String {
+    let key = blake3::derive_key("user-ledger 2026-11 session tokens", secret_key);
+    let hash = blake3::keyed_hash(&key, access_key_id.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(hash.as_bytes()) + &access_key_id.to_lowercase()
 }
 
 #[cfg(test)]

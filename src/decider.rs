@@ -6,7 +6,8 @@
 
 use crate::domain::{
     email_key, AccessKey, ApiAccess, ApplicationPermission, Caller, GroupChanges, KxUser, NewGroup, NewUser,
-    PermissionGroup, Tags, User, UserChanges, UserId, UserStatus, UserType,
+    PermissionGroup, PrincipalKey, Tags, TemporaryCredential, User, UserChanges, UserId, UserStatus,
+    UserType,
 };
 use crate::error::{Error, Result};
 use crate::event::{Event, Subject};
@@ -122,6 +123,20 @@ pub enum Command {
         /// The user.
         user_id: UserId,
     },
+    /// Issue an access key standing for an IAM principal.
+    CreatePrincipalKey {
+        /// The new key's id.
+        access_key_id: String,
+        /// The principal's ARN.
+        principal_arn: String,
+    },
+    /// GetProgrammaticAccessCredentials, by a principal (the caller).
+    IssueCredentials {
+        /// The temporary key's id, chosen by the caller of `decide`.
+        access_key_id: String,
+        /// Epoch ms after which they are refused.
+        expires_ms: i64,
+    },
 }
 
 impl Command {
@@ -144,6 +159,16 @@ impl Command {
             Command::DisassociateUserFromPermissionGroup { .. } => "DisassociateUserFromPermissionGroup",
             Command::ResetUserPassword { .. } => "ResetUserPassword",
             Command::SignIn { .. } => "SignIn",
+            Command::CreatePrincipalKey { .. } => "CreatePrincipalKey",
+            Command::IssueCredentials { .. } => "GetProgrammaticAccessCredentials",
+        }
+    }
+
+    /// What a caller needs to be allowed the command.
+    pub fn access(&self) -> Access {
+        match self {
+            Command::IssueCredentials { .. } => Access::TemporaryCredentials,
+            _ => Access::Manage,
         }
     }
 }
@@ -181,6 +206,12 @@ pub trait State {
     fn members_of(&self, group: &str) -> Result<Vec<UserId>>;
     /// The argon2id hash of `user`'s password, if one was set.
     fn password_hash(&self, user: &str) -> Result<Option<String>>;
+    /// The principal's key with this id.
+    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>>;
+    /// The temporary credentials with this key id.
+    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>>;
+    /// The users whose apiAccessPrincipalArn is `principal_arn`, in id order.
+    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>>;
 }
 
 /// Write access to the views, used by [`apply`].
@@ -207,6 +238,12 @@ pub trait Views: State {
     fn remove_group(&mut self, group: &str);
     /// Stores the hash of `user`'s password.
     fn put_password(&mut self, user: &str, hash: String);
+    /// Stores a principal's key.
+    fn put_principal_key(&mut self, key: PrincipalKey);
+    /// Removes a principal's key.
+    fn remove_principal_key(&mut self, access_key_id: &str);
+    /// Stores temporary credentials.
+    fn put_temporary_credential(&mut self, credential: TemporaryCredential);
     /// Makes `user` a member of `group`, or not.
     fn set_member(&mut self, group: &str, user: &str, member: bool);
     /// Adds an entry to the per-subject history index (see [`crate::views::history_key`]).
@@ -245,7 +282,17 @@ impl Access {
 /// SUPER_USER may then do everything, an APP_USER what the union of its permission groups'
 /// applicationPermissions grants (reads need none).
 pub fn authorize(state: &impl State, caller: &Caller, access: Access) -> Result<()> {
-    let Caller::User(id) = caller else { return Ok(()) };
+    let id = match caller {
+        Caller::System => return Ok(()),
+        // Which user a principal may act for is decided by the command (see IssueCredentials).
+        Caller::Principal(_) if access == Access::TemporaryCredentials => return Ok(()),
+        Caller::Principal(arn) => {
+            return Err(Error::AccessDenied {
+                message: format!("Principal {arn} may only get programmatic access credentials"),
+            })
+        }
+        Caller::User(id) => id,
+    };
     let denied = |why: &str| Err(Error::AccessDenied { message: format!("Caller {id} {why}") });
     let Some(user) = state.user(id)? else {
         return denied("is not a user of this ledger");
@@ -272,7 +319,7 @@ pub fn authorize(state: &impl State, caller: &Caller, access: Access) -> Result<
 ///
 /// An empty list means the request succeeds and changes nothing (a no-op).
 pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Command) -> Result<Vec<Event>> {
-    authorize(state, caller, Access::Manage)?;
+    authorize(state, caller, command.access())?;
     match command {
         Command::CreateUser { user_id, user } => {
             if let Some(owner) = state.email_owner(&email_key(&user.email_address))? {
@@ -369,10 +416,45 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
             }])
         }
         Command::DeleteAccessKey { access_key_id } => {
-            let key = state.access_key(access_key_id)?.ok_or_else(|| Error::ResourceNotFound {
+            if let Some(key) = state.access_key(access_key_id)? {
+                return Ok(vec![Event::AccessKeyDeleted {
+                    access_key_id: key.access_key_id,
+                    user_id: key.user_id,
+                }]);
+            }
+            let key = state.principal_key(access_key_id)?.ok_or_else(|| Error::ResourceNotFound {
                 message: format!("Access key {access_key_id} does not exist"),
             })?;
-            Ok(vec![Event::AccessKeyDeleted { access_key_id: key.access_key_id, user_id: key.user_id }])
+            Ok(vec![Event::PrincipalKeyDeleted {
+                access_key_id: key.access_key_id,
+                principal_arn: key.principal_arn,
+            }])
+        }
+        Command::CreatePrincipalKey { access_key_id, principal_arn } => {
+            if state.access_key(access_key_id)?.is_some() || state.principal_key(access_key_id)?.is_some() {
+                return Err(Error::Conflict {
+                    message: format!("Access key {access_key_id} exists already"),
+                    reason: Some("ACCESS_KEY_ALREADY_EXISTS".into()),
+                });
+            }
+            Ok(vec![Event::PrincipalKeyCreated {
+                access_key_id: access_key_id.clone(),
+                principal_arn: principal_arn.clone(),
+            }])
+        }
+        Command::IssueCredentials { access_key_id, expires_ms } => {
+            let Caller::Principal(principal_arn) = caller else {
+                return Err(Error::AccessDenied {
+                    message: "GetProgrammaticAccessCredentials takes the key of an IAM principal".into(),
+                });
+            };
+            let user = credential_holder(state, principal_arn)?;
+            Ok(vec![Event::CredentialsIssued {
+                access_key_id: access_key_id.clone(),
+                user_id: user.user_id,
+                principal_arn: principal_arn.clone(),
+                expires_ms: *expires_ms,
+            }])
         }
         Command::CreatePermissionGroup { permission_group_id, group } => {
             if state.permission_group(permission_group_id)?.is_some() {
@@ -437,6 +519,22 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
             })
         }
     }
+}
+
+/// The user a principal gets credentials for: the first, by id, of the users whose
+/// apiAccessPrincipalArn it is that may act (ENABLED, apiAccess ENABLED) and may get temporary
+/// credentials (a SUPER_USER, or GetTemporaryCredentials through a group).
+fn credential_holder(state: &impl State, principal_arn: &str) -> Result<User> {
+    for user in state.users_with_principal(principal_arn)? {
+        if authorize(state, &Caller::User(user.user_id.clone()), Access::TemporaryCredentials).is_ok() {
+            return Ok(user);
+        }
+    }
+    Err(Error::AccessDenied {
+        message: format!(
+            "No ENABLED user with apiAccess ENABLED and GetTemporaryCredentials has apiAccessPrincipalArn {principal_arn}"
+        ),
+    })
 }
 
 /// The one answer to a failed sign-in, whatever failed: it must not tell an attacker which.
@@ -508,8 +606,53 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
     {
         return apply_access_key(views, access_key_id, event, time_ms);
     }
+    match event {
+        Event::PrincipalKeyCreated { access_key_id, principal_arn } => {
+            if views.principal_key(access_key_id)?.is_some() || views.access_key(access_key_id)?.is_some() {
+                return Err(contradiction(event, format_args!("access key {access_key_id}"), true));
+            }
+            let key = PrincipalKey {
+                access_key_id: access_key_id.clone(),
+                principal_arn: principal_arn.clone(),
+                create_time: time_ms,
+            };
+            views.put_principal_key(key);
+            return Ok(());
+        }
+        Event::PrincipalKeyDeleted { access_key_id, principal_arn } => {
+            match views.principal_key(access_key_id)? {
+                Some(key) if key.principal_arn == *principal_arn => views.remove_principal_key(access_key_id),
+                before => {
+                    return Err(contradiction(
+                        event,
+                        format_args!("access key {access_key_id}"),
+                        before.is_some(),
+                    ))
+                }
+            }
+            return Ok(());
+        }
+        Event::CredentialsIssued { access_key_id, user_id, principal_arn, expires_ms } => {
+            if views.temporary_credential(access_key_id)?.is_some() || views.user(user_id)?.is_none() {
+                return Err(contradiction(
+                    event,
+                    format_args!("temporary key {access_key_id} of user {user_id}"),
+                    true,
+                ));
+            }
+            views.put_temporary_credential(TemporaryCredential {
+                access_key_id: access_key_id.clone(),
+                user_id: user_id.clone(),
+                principal_arn: principal_arn.clone(),
+                expires_ms: *expires_ms,
+            });
+            return Ok(());
+        }
+        _ => {}
+    }
     match event.subject() {
         Subject::PermissionGroup(group) => apply_group(views, group, event, time_ms),
+        Subject::Principal(arn) => Err(contradiction(event, format_args!("principal {arn}"), false)),
         Subject::User(user_id) => apply_user(views, user_id, event, time_ms),
         Subject::KxUser(environment_id, user_name) => {
             apply_kx(views, environment_id, user_name, event, time_ms)

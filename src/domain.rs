@@ -115,6 +115,8 @@ pub enum Caller {
     System,
     /// A ledger user acting through the host.
     User(UserId),
+    /// An IAM principal (by ARN) whose key may only get programmatic access credentials.
+    Principal(String),
 }
 
 /// The profile a user is created with (the members of CreateUser, validated).
@@ -322,4 +324,31 @@ pub struct PermissionGroup {
     pub create_time: i64,
     /// Epoch ms of the latest change of the group.
     pub last_modified_time: i64,
+}
+
+/// An access key that stands for an IAM principal rather than a ledger user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalKey {
+    /// The key's id.
+    pub access_key_id: String,
+    /// The principal's ARN.
+    pub principal_arn: String,
+    /// Epoch ms of the PrincipalKeyCreated event.
+    pub create_time: i64,
+}
+
+/// Temporary credentials issued by GetProgrammaticAccessCredentials, as the view keeps them
+/// (the secret and session token are derived, never kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemporaryCredential {
+    /// The temporary key's id.
+    pub access_key_id: String,
+    /// The user requests signed with them act as.
+    pub user_id: UserId,
+    /// The principal that obtained them.
+    pub principal_arn: String,
+    /// Epoch ms after which they are refused (ExpiredTokenException).
+    pub expires_ms: i64,
 }

@@ -126,6 +126,32 @@ pub enum Event {
         /// The user.
         user_id: UserId,
     },
+    /// An access key was issued to an IAM principal; its secret is derived, never logged.
+    PrincipalKeyCreated {
+        /// The key's id.
+        access_key_id: String,
+        /// The principal's ARN.
+        principal_arn: String,
+    },
+    /// A principal's access key was deleted.
+    PrincipalKeyDeleted {
+        /// The key's id.
+        access_key_id: String,
+        /// The principal's ARN.
+        principal_arn: String,
+    },
+    /// Temporary credentials were issued to a principal for a user (their secret and session
+    /// token are derived, never logged).
+    CredentialsIssued {
+        /// The temporary key's id.
+        access_key_id: String,
+        /// The user they act as.
+        user_id: UserId,
+        /// The principal that obtained them.
+        principal_arn: String,
+        /// Epoch ms after which they are refused.
+        expires_ms: i64,
+    },
 }
 
 /// What an event is about.
@@ -137,6 +163,8 @@ pub enum Subject<'a> {
     KxUser(&'a str, &'a str),
     /// A permission group, by id.
     PermissionGroup(&'a str),
+    /// An IAM principal, by ARN.
+    Principal(&'a str),
 }
 
 impl Event {
@@ -150,7 +178,10 @@ impl Event {
             | Event::AccessKeyCreated { user_id, .. }
             | Event::AccessKeyDeleted { user_id, .. }
             | Event::PasswordReset { user_id, .. }
-            | Event::SignedIn { user_id } => Subject::User(user_id),
+            | Event::SignedIn { user_id }
+            | Event::CredentialsIssued { user_id, .. } => Subject::User(user_id),
+            Event::PrincipalKeyCreated { principal_arn, .. }
+            | Event::PrincipalKeyDeleted { principal_arn, .. } => Subject::Principal(principal_arn),
             Event::PermissionGroupCreated { permission_group_id, .. }
             | Event::PermissionGroupUpdated { permission_group_id, .. }
             | Event::PermissionGroupDeleted { permission_group_id, .. }
@@ -173,6 +204,7 @@ impl Event {
             Event::UserAddedToGroup { user_id, .. } | Event::UserRemovedFromGroup { user_id, .. } => {
                 Some(Subject::User(user_id))
             }
+            Event::CredentialsIssued { principal_arn, .. } => Some(Subject::Principal(principal_arn)),
             _ => None,
         }
     }
@@ -196,6 +228,9 @@ impl Event {
             Event::UserRemovedFromGroup { .. } => "UserRemovedFromGroup",
             Event::PasswordReset { .. } => "PasswordReset",
             Event::SignedIn { .. } => "SignedIn",
+            Event::PrincipalKeyCreated { .. } => "PrincipalKeyCreated",
+            Event::PrincipalKeyDeleted { .. } => "PrincipalKeyDeleted",
+            Event::CredentialsIssued { .. } => "CredentialsIssued",
         }
     }
 }

@@ -48,12 +48,30 @@ pub enum Response {
         /// The hash the request set.
         password_hash: String,
     },
+    /// A principal's new key: CreatePrincipalKey.
+    PrincipalKey {
+        /// The key's id.
+        access_key_id: String,
+    },
+    /// Temporary credentials (secret and token follow from the key id): GetProgrammaticAccessCredentials.
+    Credentials {
+        /// The temporary key's id.
+        access_key_id: String,
+        /// Epoch ms after which they are refused.
+        expires_ms: i64,
+    },
 }
 
 impl Response {
     /// The response a successful `command` gets.
     pub fn of(command: &Command) -> Response {
         match command {
+            Command::CreatePrincipalKey { access_key_id, .. } => {
+                Response::PrincipalKey { access_key_id: access_key_id.clone() }
+            }
+            Command::IssueCredentials { access_key_id, expires_ms } => {
+                Response::Credentials { access_key_id: access_key_id.clone(), expires_ms: *expires_ms }
+            }
             Command::ResetUserPassword { user_id, password_hash } => {
                 Response::PasswordReset { user_id: user_id.clone(), password_hash: password_hash.clone() }
             }
@@ -137,6 +155,10 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
     let bytes = match command {
         Command::CreateUser { user, .. } => codec::encode(&(caller, operation, user)),
         Command::UpdateUser { user_id, changes } => codec::encode(&(caller, operation, user_id, changes)),
+        Command::CreatePrincipalKey { principal_arn, .. } => {
+            codec::encode(&(caller, operation, principal_arn))
+        }
+        Command::IssueCredentials { expires_ms, .. } => codec::encode(&(caller, operation, expires_ms)),
         // The hash is salted at random: not part of the request.
         Command::ResetUserPassword { user_id, .. } => codec::encode(&(caller, operation, user_id)),
         Command::EnableUser { user_id } | Command::DisableUser { user_id } | Command::SignIn { user_id } => {

@@ -47,13 +47,14 @@ pub use domain::{
 };
 pub use error::{Error, Failure, Result, Rule};
 pub use event::{Envelope, Event, Sealed, Subject};
-pub use ledger::{Config, Ledger, Stats};
+pub use ledger::{Config, Credential, Ledger, Stats, Temporary};
 pub use request::{
     CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, DeleteKxUserResponse,
     GetPermissionGroupResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse,
     ListPermissionGroupsByUserResponse, ListPermissionGroupsResponse, ListUsersByPermissionGroupResponse,
-    ListUsersResponse, PermissionGroupIdResponse, ResetUserPasswordResponse, UpdateKxUserRequest,
-    UpdatePermissionGroupRequest, UpdateUserRequest, UserIdResponse,
+    ListUsersResponse, PermissionGroupIdResponse, ProgrammaticCredentials, ResetUserPasswordResponse,
+    TemporaryCredentials, UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
+    UserIdResponse,
 };
 pub use write::{Write, Written};
 

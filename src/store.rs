@@ -14,7 +14,9 @@ use sled::{Transactional, Tree};
 use crate::codec::{self, FORMAT_VERSION};
 use crate::decider::State;
 use crate::directory::Directory;
-use crate::domain::{AccessKey, Identity, KxUser, PermissionGroup, User, UserId};
+use crate::domain::{
+    AccessKey, Identity, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
 use crate::error::{Error, Failure, Result};
 use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, TokenRecord};
@@ -29,6 +31,7 @@ const META_FORMAT: &[u8] = b"format";
 const META_HEAD: &[u8] = b"head";
 const META_PAGE_SECRET: &[u8] = b"page_secret";
 const META_IDENTITY: &[u8] = b"identity";
+const META_ENVIRONMENT: &[u8] = b"environment_id";
 /// The seq the views are folded up to; equal to the head's seq except during a rebuild.
 const META_VIEWS_SEQ: &[u8] = b"views_seq";
 
@@ -300,6 +303,27 @@ impl Store {
             }
         }
         Ok(identity)
+    }
+
+    /// The FinSpace environment id this database answers GetProgrammaticAccessCredentials for:
+    /// `given` (or a new ULID) when first asked, and the same ever after; another `given` later
+    /// is an error.
+    pub fn environment_id(&self, given: Option<&str>) -> Result<String> {
+        let meta = self.tree(TreeId::Meta);
+        let Some(bytes) = meta.get(META_ENVIRONMENT)? else {
+            let id = given.map_or_else(|| ulid::Ulid::generate().to_string(), str::to_owned);
+            meta.insert(META_ENVIRONMENT, codec::encode(&id))?;
+            self.sync()?;
+            return Ok(id);
+        };
+        let stored: String = codec::decode("meta environment_id", &bytes)?;
+        match given {
+            Some(given) if given != stored => Err(Error::internal(format_args!(
+                "database at {} has environment id {stored}; it cannot be reopened as environment {given}",
+                self.path.display()
+            ))),
+            _ => Ok(stored),
+        }
     }
 
     /// Checks the format of an existing database, or stamps a new one; returns head and page secret.
@@ -650,10 +674,47 @@ impl State for Store {
         let passwords = self.tree(TreeId::View(ViewTree::Passwords));
         passwords.get(user)?.map(|v| codec::decode(format_args!("passwords[{user}]"), &v)).transpose()
     }
+
+    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
+        let keys = self.tree(TreeId::View(ViewTree::PrincipalKeys));
+        let what = || format!("principal_keys[{access_key_id}]");
+        keys.get(access_key_id)?.map(|v| codec::decode(what(), &v)).transpose()
+    }
+
+    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
+        let credentials = self.tree(TreeId::View(ViewTree::TemporaryCredentials));
+        let what = || format!("temporary_credentials[{access_key_id}]");
+        credentials.get(access_key_id)?.map(|v| codec::decode(what(), &v)).transpose()
+    }
+
+    /// A scan of every user: the principal is rarely asked for, and kept in no index.
+    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
+        let mut users = Vec::new();
+        for row in self.view_iter(ViewTree::Users) {
+            let (key, value) = row?;
+            let user = decode_user(&key, &value)?;
+            if user.api_access_principal_arn.as_deref() == Some(principal_arn) {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
 }
 
 fn decode_group(key: &[u8], value: &[u8]) -> Result<PermissionGroup> {
     codec::decode(format_args!("permission_groups[{}]", String::from_utf8_lossy(key)), value)
+}
+
+impl Store {
+    /// Every principal's key, in id order.
+    pub fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
+        self.view_iter(ViewTree::PrincipalKeys)
+            .map(|row| {
+                let (key, value) = row?;
+                codec::decode(format_args!("principal_keys[{}]", String::from_utf8_lossy(&key)), &value)
+            })
+            .collect()
+    }
 }
 
 /// The last part of a membership key: the user of a (group, user) key, the group of a (user,

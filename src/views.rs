@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec;
 use crate::decider::{self, State, Views};
-use crate::domain::{AccessKey, KxUser, PermissionGroup, User, UserId};
+use crate::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId};
 use crate::error::Result;
 use crate::event::{Envelope, Subject};
 
@@ -29,11 +29,15 @@ pub enum ViewTree {
     Memberships,
     /// userId → the argon2id hash of the user's password.
     Passwords,
+    /// accessKeyId → a principal's key.
+    PrincipalKeys,
+    /// accessKeyId → temporary credentials.
+    TemporaryCredentials,
 }
 
 impl ViewTree {
     /// Every view tree.
-    pub const ALL: [ViewTree; 9] = [
+    pub const ALL: [ViewTree; 11] = [
         ViewTree::Users,
         ViewTree::Emails,
         ViewTree::Counters,
@@ -43,6 +47,8 @@ impl ViewTree {
         ViewTree::Groups,
         ViewTree::Memberships,
         ViewTree::Passwords,
+        ViewTree::PrincipalKeys,
+        ViewTree::TemporaryCredentials,
     ];
 
     /// The sled tree's name.
@@ -57,6 +63,8 @@ impl ViewTree {
             ViewTree::Groups => "permission_groups",
             ViewTree::Memberships => "memberships",
             ViewTree::Passwords => "passwords",
+            ViewTree::PrincipalKeys => "principal_keys",
+            ViewTree::TemporaryCredentials => "temporary_credentials",
         }
     }
 }
@@ -84,6 +92,7 @@ pub fn subject_prefix(subject: Subject) -> Vec<u8> {
         Subject::User(user_id) => [b"u\0", user_id.as_bytes(), b"\0"].concat(),
         Subject::KxUser(env, name) => [b"k\0", env.as_bytes(), b"\0", name.as_bytes(), b"\0"].concat(),
         Subject::PermissionGroup(id) => [b"g\0", id.as_bytes(), b"\0"].concat(),
+        Subject::Principal(arn) => [b"p\0", arn.as_bytes(), b"\0"].concat(),
     }
 }
 
@@ -165,6 +174,19 @@ pub fn password_row(user_id: &str, hash: &String) -> Row {
     ((ViewTree::Passwords, user_id.as_bytes().to_vec()), codec::encode(hash))
 }
 
+/// The row of a principal's key.
+pub fn principal_key_row(key: &PrincipalKey) -> Row {
+    ((ViewTree::PrincipalKeys, key.access_key_id.as_bytes().to_vec()), codec::encode(key))
+}
+
+/// The row of temporary credentials.
+pub fn temporary_credential_row(credential: &TemporaryCredential) -> Row {
+    (
+        (ViewTree::TemporaryCredentials, credential.access_key_id.as_bytes().to_vec()),
+        codec::encode(credential),
+    )
+}
+
 /// The row of a history index entry.
 pub fn history_row(key: Vec<u8>) -> Row {
     ((ViewTree::History, key), Vec::new())
@@ -193,6 +215,10 @@ pub struct MemViews {
     pub memberships: BTreeSet<(String, UserId)>,
     /// Password hashes by user.
     pub passwords: BTreeMap<UserId, String>,
+    /// Principals' keys by id.
+    pub principal_keys: BTreeMap<String, PrincipalKey>,
+    /// Temporary credentials by key id.
+    pub temporary_credentials: BTreeMap<String, TemporaryCredential>,
 }
 
 impl MemViews {
@@ -240,6 +266,12 @@ impl MemViews {
             ViewTree::Groups => Box::new(self.groups.values().map(group_row).map(strip)),
             ViewTree::Passwords => {
                 Box::new(self.passwords.iter().map(move |(u, h)| strip(password_row(u, h))))
+            }
+            ViewTree::PrincipalKeys => {
+                Box::new(self.principal_keys.values().map(principal_key_row).map(strip))
+            }
+            ViewTree::TemporaryCredentials => {
+                Box::new(self.temporary_credentials.values().map(temporary_credential_row).map(strip))
             }
             ViewTree::Memberships => {
                 let mut keys: Vec<Vec<u8>> =
@@ -295,6 +327,19 @@ impl State for MemViews {
     fn password_hash(&self, user: &str) -> Result<Option<String>> {
         Ok(self.passwords.get(user).cloned())
     }
+
+    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
+        Ok(self.principal_keys.get(access_key_id).cloned())
+    }
+
+    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
+        Ok(self.temporary_credentials.get(access_key_id).cloned())
+    }
+
+    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
+        let has = |u: &&User| u.api_access_principal_arn.as_deref() == Some(principal_arn);
+        Ok(self.users.values().filter(has).cloned().collect())
+    }
 }
 
 impl Views for MemViews {
@@ -340,6 +385,18 @@ impl Views for MemViews {
 
     fn put_password(&mut self, user: &str, hash: String) {
         self.passwords.insert(user.to_owned(), hash);
+    }
+
+    fn put_principal_key(&mut self, key: PrincipalKey) {
+        self.principal_keys.insert(key.access_key_id.clone(), key);
+    }
+
+    fn remove_principal_key(&mut self, access_key_id: &str) {
+        self.principal_keys.remove(access_key_id);
+    }
+
+    fn put_temporary_credential(&mut self, credential: TemporaryCredential) {
+        self.temporary_credentials.insert(credential.access_key_id.clone(), credential);
     }
 
     fn set_member(&mut self, group: &str, user: &str, member: bool) {

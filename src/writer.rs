@@ -12,14 +12,17 @@ use ulid::Ulid;
 use crate::audit;
 use crate::codec;
 use crate::decider::{self, Command, Limits, State, Views};
-use crate::domain::{AccessKey, Caller, KxUser, PermissionGroup, User, UserId};
+use crate::domain::{
+    AccessKey, Caller, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
 use crate::error::{Error, Result};
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::store::{Changes, Head, Store, TreeId};
 use crate::views::{
     self, access_key_row, email_row, enabled_users_row, group_row, history_row, kx_count_row, kx_key,
-    kx_user_row, membership_keys, password_row, user_row, Row, ViewTree,
+    kx_user_row, membership_keys, password_row, principal_key_row, temporary_credential_row, user_row, Row,
+    ViewTree,
 };
 
 /// How many expired token records a commit purges on the side, at most.
@@ -147,6 +150,8 @@ struct Batch<'s> {
     /// Memberships changed in this batch: (group, user) → member or not.
     memberships: BTreeMap<(String, UserId), bool>,
     passwords: BTreeMap<UserId, String>,
+    principal_keys: BTreeMap<String, Option<PrincipalKey>>,
+    temporary_credentials: BTreeMap<String, TemporaryCredential>,
     tokens: BTreeMap<Vec<u8>, Option<TokenRecord>>,
     changes: Changes,
 }
@@ -164,6 +169,8 @@ impl<'s> Batch<'s> {
             groups: BTreeMap::new(),
             memberships: BTreeMap::new(),
             passwords: BTreeMap::new(),
+            principal_keys: BTreeMap::new(),
+            temporary_credentials: BTreeMap::new(),
             tokens: BTreeMap::new(),
             changes: Changes { head, ..Changes::default() },
         }
@@ -351,6 +358,38 @@ impl State for Batch<'_> {
         }
     }
 
+    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
+        match self.principal_keys.get(access_key_id) {
+            Some(key) => Ok(key.clone()),
+            None => self.store.principal_key(access_key_id),
+        }
+    }
+
+    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
+        match self.temporary_credentials.get(access_key_id) {
+            Some(credential) => Ok(Some(credential.clone())),
+            None => self.store.temporary_credential(access_key_id),
+        }
+    }
+
+    /// The store's users with this principal, as this batch has changed them so far.
+    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
+        let mut users: BTreeMap<UserId, User> = self
+            .store
+            .users_with_principal(principal_arn)?
+            .into_iter()
+            .map(|u| (u.user_id.clone(), u))
+            .collect();
+        for (id, user) in &self.users {
+            if user.api_access_principal_arn.as_deref() == Some(principal_arn) {
+                users.insert(id.clone(), user.clone());
+            } else {
+                users.remove(id);
+            }
+        }
+        Ok(users.into_values().collect())
+    }
+
     fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
         let mut members: std::collections::BTreeSet<UserId> =
             self.store.members_of(group)?.into_iter().collect();
@@ -418,6 +457,21 @@ impl Views for Batch<'_> {
     fn remove_group(&mut self, group: &str) {
         self.write(TreeId::View(ViewTree::Groups), group.as_bytes().to_vec(), None);
         self.groups.insert(group.to_owned(), None);
+    }
+
+    fn put_principal_key(&mut self, key: PrincipalKey) {
+        self.write_row(principal_key_row(&key));
+        self.principal_keys.insert(key.access_key_id.clone(), Some(key));
+    }
+
+    fn remove_principal_key(&mut self, access_key_id: &str) {
+        self.write(TreeId::View(ViewTree::PrincipalKeys), access_key_id.as_bytes().to_vec(), None);
+        self.principal_keys.insert(access_key_id.to_owned(), None);
+    }
+
+    fn put_temporary_credential(&mut self, credential: TemporaryCredential) {
+        self.write_row(temporary_credential_row(&credential));
+        self.temporary_credentials.insert(credential.access_key_id.clone(), credential);
     }
 
     fn put_password(&mut self, user: &str, hash: String) {

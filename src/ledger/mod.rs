@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::commit::{BatchReport, CommitHook, Durability, Flusher, Hooks, Pipeline, Shared, SyncHook};
 use crate::decider::{self, Access, Command, Limits, State};
 use crate::directory::{Directory, OpenMode};
-use crate::domain::{AccessKey, AccessKeyPair, Caller, Identity, KxUser, User};
+use crate::domain::{AccessKey, AccessKeyPair, Caller, Identity, KxUser, PrincipalKey, User};
 use crate::error::{Error, Failure, Result, Rule};
 use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, Response, TokenRecord};
@@ -25,6 +25,7 @@ use crate::request::{
     DeleteKxUserResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse, ListUsersResponse,
     UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,
 };
+use crate::request::{ProgrammaticCredentials, TemporaryCredentials};
 use crate::sled_files;
 use crate::store::{Opened, Store};
 use crate::validate;
@@ -57,6 +58,8 @@ pub struct Config {
     pub commit_hook: Option<CommitHook>,
     /// Region of a new database (default `us-east-1`); an existing one must match.
     pub region: Option<String>,
+    /// FinSpace environment id of a new database (default: a new ULID); an existing one must match.
+    pub environment_id: Option<String>,
     /// Account of a new database (default `000000000000`); an existing one must match.
     pub account: Option<String>,
     /// Whether to create a missing database, insist on an existing one, or open read-only.
@@ -91,6 +94,7 @@ impl Config {
             sync_hook: None,
             commit_hook: None,
             region: None,
+            environment_id: None,
             account: None,
             mode: OpenMode::Create,
             record_mark: true,
@@ -177,9 +181,11 @@ impl Config {
 }
 
 /// Counts an operator wants to see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
+    /// The FinSpace environment id (GetProgrammaticAccessCredentials takes it).
+    pub environment_id: String,
     /// Events in the log.
     pub events: u64,
     /// FinSpace users.
@@ -201,6 +207,8 @@ pub struct Ledger {
 struct Inner {
     shared: Arc<Shared>,
     identity: Identity,
+    /// The FinSpace environment GetProgrammaticAccessCredentials answers for.
+    environment_id: String,
     config: Config,
     pages: PageTokens,
     /// Failed sign-ins, to refuse guessing.
@@ -261,6 +269,10 @@ impl Ledger {
         let dir = Directory::acquire(&config.path, config.mode)?;
         let opened = Store::open(dir, config.cache_capacity, region.as_deref(), account.as_deref())?;
         let Opened { store, head, page_secret, identity, stale, mark, lost } = opened;
+        let environment_id =
+            validate::optional("environmentId", &validate::ENVIRONMENT_ID, config.environment_id.as_deref())?;
+        let environment_id =
+            sled_files::guard("while reading meta", || store.environment_id(environment_id.as_deref()))?;
         let read_only = config.mode == OpenMode::ReadOnly;
         let lost = match lost {
             Some(e) if !read_only && !accept_loss => return Err(e),
@@ -290,6 +302,7 @@ impl Ledger {
             inner: Arc::new(Inner {
                 shared,
                 identity,
+                environment_id,
                 config,
                 pages: PageTokens::new(page_secret),
                 sign_ins: SignInLimiter::default(),
@@ -497,14 +510,90 @@ impl Ledger {
         Ok(keys.into_iter().filter(|k| user_id.as_ref().is_none_or(|id| k.user_id == *id)).collect())
     }
 
-    /// The access key `access_key_id` and its secret, for checking a signature; `None` for a key
-    /// that is not (or no longer) issued.
-    pub fn access_key_secret(&self, access_key_id: &str) -> Result<Option<(AccessKey, String)>> {
-        let key = self.read(&Caller::System, |store| store.access_key(access_key_id))?;
-        Ok(key.map(|key| {
-            let secret = access_key::derive_secret(&self.inner.key_secret, &key.access_key_id);
-            (key, secret)
-        }))
+    /// What key `access_key_id` stands for and its secret, for checking a signature; `None`
+    /// for a key that is not (or no longer) issued. Expired temporary credentials are returned:
+    /// the host tells them apart (ExpiredTokenException).
+    pub fn credential(&self, access_key_id: &str) -> Result<Option<Credential>> {
+        let secret_key = &self.inner.key_secret;
+        let secret = || access_key::derive_secret(secret_key, access_key_id);
+        self.read(&Caller::System, |store| {
+            if let Some(key) = store.access_key(access_key_id)? {
+                return Ok(Some(Credential {
+                    caller: Caller::User(key.user_id),
+                    secret: secret(),
+                    temporary: None,
+                }));
+            }
+            if let Some(key) = store.principal_key(access_key_id)? {
+                return Ok(Some(Credential {
+                    caller: Caller::Principal(key.principal_arn),
+                    secret: secret(),
+                    temporary: None,
+                }));
+            }
+            Ok(store.temporary_credential(access_key_id)?.map(|c| Credential {
+                caller: Caller::User(c.user_id),
+                secret: secret(),
+                temporary: Some(Temporary {
+                    session_token: access_key::derive_session_token(secret_key, access_key_id),
+                    expires_ms: c.expires_ms,
+                }),
+            }))
+        })
+    }
+
+    /// Issues an access key that stands for IAM principal `principal_arn` (a PrincipalKeyCreated
+    /// event): it may only call GetProgrammaticAccessCredentials.
+    pub fn create_principal_key(&self, caller: &Caller, principal_arn: &str) -> Result<AccessKeyPair> {
+        let principal_arn = validate::required("principalArn", &validate::ROLE_ARN, Some(principal_arn))?;
+        let access_key_id = access_key::new_key_id(access_key::PRINCIPAL_KEY_PREFIX)?;
+        let command = Command::CreatePrincipalKey { access_key_id, principal_arn: principal_arn.to_owned() };
+        match self.command(caller, None, command)? {
+            Response::PrincipalKey { access_key_id } => {
+                let secret_access_key = access_key::derive_secret(&self.inner.key_secret, &access_key_id);
+                Ok(AccessKeyPair { access_key_id, secret_access_key })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The principals' keys, in key id order.
+    pub fn list_principal_keys(&self, caller: &Caller) -> Result<Vec<PrincipalKey>> {
+        self.read(caller, |store| store.principal_keys())
+    }
+
+    /// GetProgrammaticAccessCredentials, by a principal's key: temporary credentials, valid for
+    /// `duration_in_minutes` (1..60, default 60), acting as the user whose apiAccessPrincipalArn
+    /// is the principal (see [`decider::decide`]). Issuing is a CredentialsIssued event; the
+    /// secret and session token are derived, never kept.
+    pub fn get_programmatic_access_credentials(
+        &self,
+        caller: &Caller,
+        environment_id: Option<&str>,
+        duration_in_minutes: Option<i64>,
+    ) -> Result<ProgrammaticCredentials> {
+        let environment_id = validate::present("environmentId", environment_id)?;
+        if environment_id != self.inner.environment_id {
+            let expected = format!("this ledger's environment id, {}", self.inner.environment_id);
+            return Err(Error::validation("environmentId", Rule::Type(expected)));
+        }
+        let minutes = validate::in_range("durationInMinutes", 1, 60, duration_in_minutes.unwrap_or(60))?;
+        let access_key_id = access_key::new_key_id(access_key::TEMPORARY_KEY_PREFIX)?;
+        let expires_ms = self.inner.shared.now_ms() + minutes * 60_000;
+        match self.command(caller, None, Command::IssueCredentials { access_key_id, expires_ms })? {
+            Response::Credentials { access_key_id, .. } => {
+                let secret_key = &self.inner.key_secret;
+                Ok(ProgrammaticCredentials {
+                    credentials: TemporaryCredentials {
+                        secret_access_key: access_key::derive_secret(secret_key, &access_key_id),
+                        session_token: access_key::derive_session_token(secret_key, &access_key_id),
+                        access_key_id,
+                    },
+                    duration_in_minutes: minutes,
+                })
+            }
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Checks that `caller` may make a request of kind `access` (see [`decider::authorize`]):
@@ -617,6 +706,7 @@ impl Ledger {
         let store = &self.inner.shared.store;
         guarded(|| {
             Ok(Stats {
+                environment_id: self.inner.environment_id.clone(),
                 events: self.inner.shared.lock_writer().head().seq,
                 users: store.view_len(ViewTree::Users) as u64,
                 kx_users: store.view_len(ViewTree::KxUsers) as u64,
@@ -624,6 +714,11 @@ impl Ledger {
                 bytes_on_disk: store.size_on_disk()?,
             })
         })
+    }
+
+    /// The FinSpace environment id this database answers for.
+    pub fn environment_id(&self) -> &str {
+        &self.inner.environment_id
     }
 
     /// The region and account this database serves.
@@ -766,4 +861,30 @@ fn kx_user_response(written: Written) -> Result<KxUserResponse> {
         Written::KxUser(response) => Ok(response),
         other => Err(unexpected(other)),
     }
+}
+
+/// What an access key stands for, for checking a request's signature.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// Who a request signed with it acts as.
+    pub caller: Caller,
+    /// The secret it signs with.
+    pub secret: String,
+    /// For temporary credentials: the session token a request must carry, and the expiry.
+    pub temporary: Option<Temporary>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential").field("caller", &self.caller).finish_non_exhaustive()
+    }
+}
+
+/// What temporary credentials add to a key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Temporary {
+    /// The session token (`x-amz-security-token`).
+    pub session_token: String,
+    /// Epoch ms after which they are refused.
+    pub expires_ms: i64,
 }

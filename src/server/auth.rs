@@ -68,18 +68,27 @@ impl Auth {
         let header =
             header.to_str().map_err(|_| Denied::Invalid("Authorization header is not ASCII".into()))?;
         let auth = Authorization::parse(header)?;
-        let (caller, secret) = if auth.access_key_id == self.root.access_key_id {
-            (Caller::System, self.root.secret_access_key.clone())
+        let now_ms = self.clock.now_ms();
+        let (caller, secret, temporary) = if auth.access_key_id == self.root.access_key_id {
+            (Caller::System, self.root.secret_access_key.clone(), None)
         } else {
-            match ledger.access_key_secret(auth.access_key_id)? {
-                Some((key, secret)) => (Caller::User(key.user_id), secret),
+            match ledger.credential(auth.access_key_id)? {
+                Some(credential) => (credential.caller, credential.secret, credential.temporary),
                 None => return Err(Denied::UnknownKey(auth.access_key_id.to_owned()).into()),
             }
         };
-        let now_ms = u64::try_from(self.clock.now_ms()).unwrap_or(0);
-        let now = UNIX_EPOCH + Duration::from_millis(now_ms);
+        if let Some(temporary) = &temporary {
+            let token = request.headers.get("x-amz-security-token").map(|v| v.as_bytes()).unwrap_or_default();
+            if !constant_time_eq::constant_time_eq(token, temporary.session_token.as_bytes()) {
+                return Err(Denied::BadToken.into());
+            }
+        }
+        let now = UNIX_EPOCH + Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
         let expected = Expected { region: &ledger.identity().region, service, now };
         sigv4::verify(request, &auth, &secret, expected)?;
+        if temporary.is_some_and(|t| now_ms > t.expires_ms) {
+            return Err(Denied::Expired.into());
+        }
         Ok(caller)
     }
 }

@@ -44,6 +44,7 @@ pub fn router(ledger: Ledger, auth: Auth) -> Router {
         .route("/user/{userId}/disable", post(to(DisableUser)))
         .route("/user/{userId}/permission-groups", get(to(ListPermissionGroupsByUser)))
         .route("/user/{userId}/password", post(to(ResetUserPassword)))
+        .route("/credentials/programmatic", get(to(GetProgrammaticAccessCredentials)))
         .route("/permission-group", post(to(CreatePermissionGroup)).get(to(ListPermissionGroups)))
         .route(
             "/permission-group/{permissionGroupId}",

@@ -68,6 +68,8 @@ pub enum Operation {
     ListUsersByPermissionGroup,
     /// finspace-data ResetUserPassword.
     ResetUserPassword,
+    /// finspace-data GetProgrammaticAccessCredentials.
+    GetProgrammaticAccessCredentials,
     /// finspace CreateKxUser.
     CreateKxUser,
     /// finspace GetKxUser.
@@ -124,6 +126,7 @@ impl Operation {
             ListPermissionGroupsByUser => "ListPermissionGroupsByUser",
             ListUsersByPermissionGroup => "ListUsersByPermissionGroup",
             ResetUserPassword => "ResetUserPassword",
+            GetProgrammaticAccessCredentials => "GetProgrammaticAccessCredentials",
             CreateKxUser => "CreateKxUser",
             GetKxUser => "GetKxUser",
             UpdateKxUser => "UpdateKxUser",
@@ -159,7 +162,8 @@ impl Operation {
             | DisassociateUserFromPermissionGroup
             | ListPermissionGroupsByUser
             | ListUsersByPermissionGroup
-            | ResetUserPassword => FINSPACE_DATA,
+            | ResetUserPassword
+            | GetProgrammaticAccessCredentials => FINSPACE_DATA,
             CreateKxUser | GetKxUser | UpdateKxUser | DeleteKxUser | ListKxUsers => FINSPACE,
             _ => ADMIN,
         }
@@ -280,6 +284,7 @@ fn with_caller(mut response: Response, operation: Operation, caller: Option<Call
     let caller = match caller {
         Some(Caller::System) => "root".to_owned(),
         Some(Caller::User(id)) => id,
+        Some(Caller::Principal(arn)) => arn,
         None => "-".to_owned(),
     };
     response.extensions_mut().insert(Served { operation, caller });
@@ -363,11 +368,12 @@ struct TokenBody {
     client_token: Option<String>,
 }
 
-/// The body of the admin CreateAccessKey.
+/// The body of the admin CreateAccessKey: a user's key, or a principal's.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct KeyBody {
     user_id: Option<String>,
+    principal_arn: Option<String>,
 }
 
 impl Call<'_> {
@@ -501,6 +507,11 @@ impl Call<'_> {
                 ok(&ledger.list_users(caller, query.integer("maxResults")?, query.get("nextToken"))?)
             }
             GetPermissionGroup => ok(&ledger.get_permission_group(caller, self.label("permissionGroupId"))?),
+            GetProgrammaticAccessCredentials => ok(&ledger.get_programmatic_access_credentials(
+                caller,
+                query.get("environmentId"),
+                query.integer("durationInMinutes")?,
+            )?),
             // Hashing the new password is CPU work: it runs here, on the blocking pool.
             ResetUserPassword => {
                 let body: TokenBody = self.json()?;
@@ -557,14 +568,24 @@ impl Call<'_> {
                     .collect();
                 json_lines(Body::from(lines))
             }
-            CreateAccessKey => {
-                let body: KeyBody = self.json()?;
-                let user_id = body.user_id.ok_or_else(|| ApiError::validation("userId", Rule::Required))?;
-                ok(&ledger.create_access_key(caller, &user_id)?)
-            }
-            ListAccessKeys => {
-                ok(&json!({ "accessKeys": ledger.list_access_keys(caller, query.get("userId"))? }))
-            }
+            CreateAccessKey => match self.json::<KeyBody>()? {
+                KeyBody { user_id: Some(user_id), principal_arn: None } => {
+                    ok(&ledger.create_access_key(caller, &user_id)?)
+                }
+                KeyBody { user_id: None, principal_arn: Some(arn) } => {
+                    ok(&ledger.create_principal_key(caller, &arn)?)
+                }
+                _ => {
+                    return Err(ApiError::validation(
+                        "userId",
+                        Rule::Type("given, or principalArn, not both".into()),
+                    ))
+                }
+            },
+            ListAccessKeys => ok(&json!({
+                "accessKeys": ledger.list_access_keys(caller, query.get("userId"))?,
+                "principalKeys": ledger.list_principal_keys(caller)?,
+            })),
             DeleteAccessKey => {
                 ledger.delete_access_key(caller, self.label("accessKeyId"))?;
                 ok(&json!({}))

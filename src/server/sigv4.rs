@@ -23,6 +23,11 @@ pub enum Denied {
     UnknownKey(String),
     /// The signature, its date, or its scope is wrong (403 InvalidSignatureException).
     Invalid(String),
+    /// Temporary credentials whose time is up (403 ExpiredTokenException).
+    Expired,
+    /// Temporary credentials without their session token, or with another (403
+    /// UnrecognizedClientException).
+    BadToken,
 }
 
 impl Denied {
@@ -32,6 +37,8 @@ impl Denied {
             Denied::Missing => "MissingAuthenticationTokenException",
             Denied::UnknownKey(_) => "UnrecognizedClientException",
             Denied::Invalid(_) => "InvalidSignatureException",
+            Denied::Expired => "ExpiredTokenException",
+            Denied::BadToken => "UnrecognizedClientException",
         }
     }
 
@@ -45,6 +52,8 @@ impl Denied {
                 )
             }
             Denied::Invalid(why) => why.clone(),
+            Denied::Expired => "The security token included in the request is expired".into(),
+            Denied::BadToken => "The security token included in the request is invalid".into(),
         }
     }
 }

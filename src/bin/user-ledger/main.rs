@@ -33,6 +33,10 @@ struct Cli {
     /// Account in kdb user ARNs; fixed when the database is created (default 000000000000).
     #[arg(long, global = true, env = "USER_LEDGER_ACCOUNT")]
     account: Option<String>,
+    /// FinSpace environment id for GetProgrammaticAccessCredentials; fixed when the database is
+    /// created (default: a new ULID; `stats` shows it). `serve --environment-id` sets it too.
+    #[arg(long, global = true, env = "USER_LEDGER_ENVIRONMENT_ID")]
+    finspace_environment_id: Option<String>,
     /// Read and audit the database without writing a byte to it (works on a private copy, so
     /// on read-only media too, and after a loss of acknowledged writes); writes are refused.
     #[arg(long, global = true)]
@@ -226,10 +230,13 @@ enum Command {
     /// After a loss of acknowledged writes that no backup can undo: accept the log as it is now
     /// (its chain must verify) as what this database acknowledged, so it opens again.
     AcceptLog,
-    /// Issue an access key to a user; prints its id and secret (shown only now).
+    /// Issue an access key to a user, or one standing for an IAM principal (which may only call
+    /// GetProgrammaticAccessCredentials); prints its id and secret (shown only now).
     CreateAccessKey {
+        #[arg(long, required_unless_present = "principal_arn", conflicts_with = "principal_arn")]
+        user_id: Option<String>,
         #[arg(long)]
-        user_id: String,
+        principal_arn: Option<String>,
     },
     /// List access keys (ids, users, creation times), of one user or all.
     ListAccessKeys {
@@ -273,6 +280,9 @@ struct ServeArgs {
     /// on first start and kept in the database directory.
     #[arg(long, env = "USER_LEDGER_ROOT_ACCESS_KEY_ID", requires = "root_secret_access_key")]
     root_access_key_id: Option<String>,
+    /// The FinSpace environment id of a new database (GetProgrammaticAccessCredentials).
+    #[arg(long)]
+    environment_id: Option<String>,
     /// The root secret access key.
     #[arg(
         long,
@@ -473,6 +483,7 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     let mut config = Config::new(&cli.db);
     config.region = cli.region;
     config.account = cli.account;
+    config.environment_id = cli.finspace_environment_id;
     config.mode = match (cli.read_only, cli.command.creates_database()) {
         (true, _) => OpenMode::ReadOnly,
         (false, true) => OpenMode::Create,
@@ -661,10 +672,14 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
         }
         Command::Digest => Ok(Output::Json(json!({ "digest": ledger.digest()?.to_string() }))),
         Command::Stats => json(ledger.stats()),
-        Command::CreateAccessKey { user_id } => json(ledger.create_access_key(&caller, &user_id)),
+        Command::CreateAccessKey { user_id, principal_arn } => match (user_id, principal_arn) {
+            (Some(user_id), _) => json(ledger.create_access_key(&caller, &user_id)),
+            (None, arn) => json(ledger.create_principal_key(&caller, arn.as_deref().unwrap_or_default())),
+        },
         Command::ListAccessKeys { user_id } => {
             let keys = ledger.list_access_keys(&caller, user_id.as_deref())?;
-            Ok(Output::Json(json!({ "accessKeys": keys })))
+            let principal_keys = ledger.list_principal_keys(&caller)?;
+            Ok(Output::Json(json!({ "accessKeys": keys, "principalKeys": principal_keys })))
         }
         Command::DeleteAccessKey { access_key_id } => {
             ledger.delete_access_key(&caller, &access_key_id)?;
@@ -696,6 +711,9 @@ fn held_hint(error: Error) -> Error {
 /// finish, the queue is committed, and the ledger is closed.
 fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<Output> {
     config = config.queue_capacity(args.queue_capacity).max_batch(args.max_batch);
+    if args.environment_id.is_some() {
+        config.environment_id = args.environment_id.clone();
+    }
     if args.metrics_listen.is_some() {
         config = config.on_commit(server::record_batch);
     }

@@ -45,8 +45,12 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
             ];
             return printed(&get(with_query("/ledger/history", &query))?);
         }
-        Command::CreateAccessKey { user_id } => {
-            let body = json!({ "userId": user_id }).to_string();
+        Command::CreateAccessKey { user_id, principal_arn } => {
+            let body = match principal_arn {
+                Some(arn) => json!({ "principalArn": arn }),
+                None => json!({ "userId": user_id }),
+            }
+            .to_string();
             client.send("POST", ADMIN, "/ledger/access-keys", body.as_bytes())?
         }
         Command::ListAccessKeys { user_id } => {
