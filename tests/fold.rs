@@ -29,7 +29,11 @@ enum Op {
     Join { group: usize, user: usize },
     Leave { group: usize, user: usize },
     Reset { user: usize },
+    Issue { minutes: i64 },
 }
+
+/// The principal whose key the fold test gets credentials with; SUPER_USERs it creates have it.
+const PRINCIPAL: &str = "arn:aws:iam::123456789012:role/Desk";
 
 /// The permissions a bit set picks, from three that grant something and one that does not.
 fn perms(bits: u8) -> Vec<&'static str> {
@@ -65,6 +69,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..5usize, 0..14usize).prop_map(|(group, user)| Op::Join { group, user }),
         2 => (0..5usize, 0..14usize).prop_map(|(group, user)| Op::Leave { group, user }),
         1 => (0..14usize).prop_map(|user| Op::Reset { user }),
+        1 => (0..70i64).prop_map(|minutes| Op::Issue { minutes }),
     ]
 }
 
@@ -83,6 +88,8 @@ fn run(
             let email = if upper { email.to_uppercase() } else { email };
             let request = CreateUserRequest {
                 first_name: first,
+                api_access: super_user.then(|| "ENABLED".into()),
+                api_access_principal_arn: super_user.then(|| PRINCIPAL.into()),
                 ..CreateUserRequest::new(email, if super_user { "SUPER_USER" } else { "APP_USER" })
             };
             t.ledger.create_user(caller, &request).map(|r| ids.push(r.user_id))
@@ -136,6 +143,13 @@ fn run(
             .ledger
             .associate_user_to_permission_group(caller, &pick(groups, group), &pick(ids, user), None)
             .map(drop),
+        Op::Issue { minutes } => {
+            // As the principal in the fold test; as the caller under test in the permission test.
+            let principal = Caller::Principal(PRINCIPAL.into());
+            let who = if *caller == SYSTEM { &principal } else { caller };
+            let environment = t.ledger.environment_id().to_owned();
+            t.ledger.get_programmatic_access_credentials(who, Some(&environment), Some(minutes)).map(drop)
+        }
         Op::Reset { user } => t.ledger.reset_user_password(caller, &pick(ids, user), None).map(drop),
         Op::Leave { group, user } => t
             .ledger
@@ -171,7 +185,7 @@ proptest! {
             prop_assert!(appended <= 1, "one request, at most one event");
             if let Err(e) = &result {
                 prop_assert_eq!(appended, 0, "a refused request ({}) appends nothing", e.wire_name());
-                prop_assert!(matches!(e.wire_name(), "ConflictException" | "ResourceNotFoundException" | "ResourceAlreadyExistsException" | "ValidationException"), "{:?}", e);
+                prop_assert!(matches!(e.wire_name(), "ConflictException" | "ResourceNotFoundException" | "ResourceAlreadyExistsException" | "ValidationException" | "AccessDeniedException"), "{:?}", e);
             }
         }
         assert_views_equal_fold(&t);

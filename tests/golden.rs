@@ -55,6 +55,8 @@ fn groups_summary(views: &MemViews, digest: String) -> Value {
     summary["permissionGroups"] = json!(views.groups.values().map(wire::to_json).collect::<Vec<_>>());
     summary["memberships"] = json!(views.memberships.iter().collect::<Vec<_>>());
     summary["passwordsSet"] = json!(views.passwords.keys().collect::<Vec<_>>());
+    summary["principalKeys"] = json!(views.principal_keys.values().collect::<Vec<_>>());
+    summary["temporaryCredentials"] = json!(views.temporary_credentials.values().collect::<Vec<_>>());
     summary
 }
 
@@ -81,6 +83,11 @@ fn the_groups_golden_log_decodes_verifies_and_folds_to_the_same_records() {
         "PermissionGroupDeleted",
         "UserAddedToGroup",
         "UserRemovedFromGroup",
+        "PasswordReset",
+        "SignedIn",
+        "PrincipalKeyCreated",
+        "PrincipalKeyDeleted",
+        "CredentialsIssued",
     ] {
         assert!(kinds.contains(kind), "the fixture holds a {kind} event");
     }
@@ -130,6 +137,23 @@ fn write_groups_golden_fixture() {
         t.ledger.reset_user_password(&as_admin, &ana, Some("golden-p1")).unwrap().temporary_password;
     t.clock.advance(1_000);
     t.ledger.sign_in("ana@example.com", &password).unwrap();
+    let principal = "arn:aws:iam::123456789012:role/Desk";
+    let desk = UpdateUserRequest {
+        api_access_principal_arn: Some(principal.into()),
+        ..UpdateUserRequest::new(&admin)
+    };
+    t.ledger.update_user(&SYSTEM, &desk).unwrap();
+    let key = t.ledger.create_principal_key(&SYSTEM, principal).unwrap();
+    t.ledger.create_principal_key(&SYSTEM, principal).unwrap();
+    let environment = t.ledger.environment_id().to_owned();
+    t.ledger
+        .get_programmatic_access_credentials(
+            &Caller::Principal(principal.into()),
+            Some(&environment),
+            Some(30),
+        )
+        .unwrap();
+    t.ledger.delete_access_key(&SYSTEM, &key.access_key_id).unwrap();
 
     let entries: Vec<_> = t.ledger.raw_log().map(Result::unwrap).collect();
     let lines: Vec<String> = entries

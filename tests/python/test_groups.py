@@ -83,3 +83,40 @@ def test_reset_user_password_returns_a_temporary_password_once(host):
     assert other["temporaryPassword"] != reset["temporaryPassword"]
     with pytest.raises(fd.exceptions.ResourceNotFoundException):
         fd.reset_user_password(userId="01NOSUCHUSER00000000000000")
+
+
+def test_a_principal_key_obtains_temporary_credentials_and_uses_them(host):
+    import json
+
+    principal = "arn:aws:iam::123456789012:role/boto-desk"
+    fd = host.client("finspace-data")
+    user_id = fd.create_user(
+        emailAddress=email(), type="SUPER_USER", apiAccess="ENABLED", apiAccessPrincipalArn=principal
+    )["userId"]
+    environment_id = json.loads(host.cli("stats").stdout)["environmentId"]
+    made = host.cli("create-access-key", "--principal-arn", principal)
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    as_principal = host.client("finspace-data", key_id=key["accessKeyId"], secret=key["secretAccessKey"])
+    issued = as_principal.get_programmatic_access_credentials(environmentId=environment_id, durationInMinutes=15)
+    assert issued["durationInMinutes"] == 15
+    creds = issued["credentials"]
+    import boto3
+
+    temporary = boto3.client(
+        "finspace-data",
+        endpoint_url=host.url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["accessKeyId"],
+        aws_secret_access_key=creds["secretAccessKey"],
+        aws_session_token=creds["sessionToken"],
+    )
+    assert temporary.get_user(userId=user_id)["userId"] == user_id
+    made_user = temporary.create_user(emailAddress=email(), type="APP_USER")
+    history = [json.loads(line) for line in host.cli("history", "--user-id", made_user["userId"]).stdout.splitlines()]
+    assert history[0]["caller"] == {"User": user_id}
+    with pytest.raises(as_principal.exceptions.ValidationException):
+        as_principal.get_programmatic_access_credentials(environmentId="other0", durationInMinutes=15)
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        as_principal.get_user(userId=user_id)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
