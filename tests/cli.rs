@@ -435,3 +435,99 @@ fn verify_exits_3_when_the_views_lag_the_log() {
     assert_eq!(ok(&db, &["rebuild-views"]), json!({ "events": 1 }));
     assert_eq!(ok(&db, &["verify"])["events"], 1);
 }
+
+#[test]
+fn groups_passwords_and_credentials_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let desk = "arn:aws:iam::123456789012:role/Desk";
+    let created = ok(
+        &db,
+        &[
+            "create-user",
+            "--email-address",
+            "ana@example.com",
+            "--type",
+            "APP_USER",
+            "--api-access",
+            "ENABLED",
+            "--api-access-principal-arn",
+            desk,
+        ],
+    );
+    let ana = created["userId"].as_str().unwrap();
+    let group = ok(
+        &db,
+        &[
+            "create-permission-group",
+            "--name",
+            "desk",
+            "--application-permissions",
+            "GetTemporaryCredentials",
+            "ViewAuditData",
+        ],
+    );
+    let group = group["permissionGroupId"].as_str().unwrap();
+    let got = ok(&db, &["get-permission-group", "--permission-group-id", group]);
+    assert_eq!(
+        got["permissionGroup"]["applicationPermissions"],
+        serde_json::json!(["GetTemporaryCredentials", "ViewAuditData"])
+    );
+    assert_eq!(
+        ok(&db, &["associate-user-to-permission-group", "--permission-group-id", group, "--user-id", ana]),
+        serde_json::json!({})
+    );
+    let by_user = ok(&db, &["list-permission-groups-by-user", "--user-id", ana, "--max-results", "5"]);
+    assert_eq!(by_user["permissionGroups"][0]["membershipStatus"], "ADDITION_SUCCESS");
+    let members =
+        ok(&db, &["list-users-by-permission-group", "--permission-group-id", group, "--max-results", "5"]);
+    assert_eq!(members["users"][0]["userId"], ana);
+    let listed = ok(&db, &["list-permission-groups", "--max-results", "5"]);
+    assert_eq!(listed["permissionGroups"].as_array().unwrap().len(), 1);
+    let updated = ok(&db, &["update-permission-group", "--permission-group-id", group, "--name", "quants"]);
+    assert_eq!(updated["permissionGroupId"], group);
+
+    let reset = ok(&db, &["reset-user-password", "--user-id", ana]);
+    assert_eq!(reset["temporaryPassword"].as_str().unwrap().len(), 16);
+
+    // ana holds ViewAuditData: her audit reads work; a user without it is refused.
+    ok(&db, &["--caller", ana, "digest"]);
+    let other = create(&db, "bo@example.com");
+    ok(&db, &["update-user", "--user-id", &other, "--api-access", "ENABLED"]);
+    let refused = api_error(&db, &["--caller", &other, "log"]);
+    assert_eq!(refused["__type"], "AccessDeniedException");
+
+    let stats = ok(&db, &["stats"]);
+    let environment = stats["environmentId"].as_str().unwrap();
+    let issued = ok(
+        &db,
+        &[
+            "--caller",
+            desk,
+            "get-programmatic-access-credentials",
+            "--environment-id",
+            environment,
+            "--duration-in-minutes",
+            "5",
+        ],
+    );
+    assert_eq!(issued["durationInMinutes"], 5);
+    assert!(issued["credentials"]["sessionToken"].as_str().unwrap().len() > 40);
+    let principal_key = ok(&db, &["create-access-key", "--principal-arn", desk]);
+    assert!(principal_key["accessKeyId"].as_str().unwrap().starts_with("ULPK"));
+    let keys = ok(&db, &["list-access-keys"]);
+    assert_eq!(keys["principalKeys"][0]["principalArn"], desk);
+    assert_eq!(
+        ok(&db, &["delete-permission-group", "--permission-group-id", group])["permissionGroupId"],
+        group
+    );
+    let history: Vec<String> =
+        String::from_utf8(cli(&db, &["history", "--permission-group-id", group]).stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.to_owned())
+            .collect();
+    assert_eq!(history.len(), 4, "created, updated, member added, deleted");
+    // ana, group, member, rename, password, bo, bo's update, credentials, principal key, delete.
+    assert_eq!(ok(&db, &["verify"])["events"], 10);
+}

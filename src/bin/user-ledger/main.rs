@@ -9,6 +9,7 @@ mod remote;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
+use user_ledger::decider::Access;
 use user_ledger::domain::Tags;
 use user_ledger::server::{self, Auth};
 use user_ledger::{
@@ -24,7 +25,8 @@ struct Cli {
     /// The database directory.
     #[arg(long, global = true, env = "USER_LEDGER_DB", default_value = "./user-ledger.db")]
     db: PathBuf,
-    /// Act as this ledger user (a userId) instead of as the system.
+    /// Act as this ledger user (a userId), or as an IAM principal (an `arn:…` role ARN, which
+    /// may only get programmatic access credentials), instead of as the system.
     #[arg(long, global = true)]
     caller: Option<String>,
     /// Region in kdb user ARNs; fixed when the database is created (default us-east-1).
@@ -139,6 +141,14 @@ enum Command {
         /// A token from an earlier page (may start with `-`).
         #[arg(long, allow_hyphen_values = true)]
         next_token: Option<String>,
+    },
+    /// Temporary credentials for the user whose apiAccessPrincipalArn is the caller (`--caller
+    /// ARN`) (GetProgrammaticAccessCredentials).
+    GetProgrammaticAccessCredentials {
+        #[arg(long)]
+        environment_id: String,
+        #[arg(long, allow_negative_numbers = true)]
+        duration_in_minutes: Option<i64>,
     },
     /// Reset a user's password to a temporary one, printed this once (ResetUserPassword).
     ResetUserPassword(UserIdArgs),
@@ -294,6 +304,14 @@ struct ServeArgs {
 }
 
 impl Command {
+    /// Whether the command reads the audit trail (a `--caller` needs ViewAuditData for it).
+    fn audits(&self) -> bool {
+        matches!(
+            self,
+            Command::Log { .. } | Command::History { .. } | Command::Verify { .. } | Command::Digest
+        ) || matches!(self, Command::GetUser { as_of, .. } | Command::GetKxUser { as_of, .. } if as_of.as_of_seq.is_some() || as_of.as_of_time.is_some())
+    }
+
     /// Whether the command may create the database: only the API's writes do. Reads and audits
     /// of a database that is not there fail and create nothing.
     fn creates_database(&self) -> bool {
@@ -307,6 +325,7 @@ impl Command {
                 | Command::UpdateKxUser { .. }
                 | Command::DeleteKxUser { .. }
                 | Command::ResetUserPassword(_)
+                | Command::GetProgrammaticAccessCredentials { .. }
                 | Command::CreatePermissionGroup { .. }
                 | Command::UpdatePermissionGroup { .. }
                 | Command::DeletePermissionGroup { .. }
@@ -497,7 +516,14 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
         return serve(config, args);
     }
     let ledger = Ledger::open(config).map_err(held_hint)?;
-    let caller = cli.caller.map_or(Caller::System, Caller::User);
+    let caller = match cli.caller {
+        None => Caller::System,
+        Some(arn) if arn.starts_with("arn:") => Caller::Principal(arn),
+        Some(user_id) => Caller::User(user_id),
+    };
+    if cli.command.audits() {
+        ledger.authorize(&caller, Access::Audit)?;
+    }
     match cli.command {
         Command::CreateUser { email_address, user_type, profile } => {
             let request = CreateUserRequest {
@@ -585,6 +611,9 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
             };
             json(ledger.create_permission_group(&caller, &request))
         }
+        Command::GetProgrammaticAccessCredentials { environment_id, duration_in_minutes } => json(
+            ledger.get_programmatic_access_credentials(&caller, Some(&environment_id), duration_in_minutes),
+        ),
         Command::ResetUserPassword(a) => {
             json(ledger.reset_user_password(&caller, &a.user_id, a.client_token.as_deref()))
         }
