@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::event::Sealed;
+use crate::event::{Sealed, Subject};
 use crate::views::{MemViews, ViewTree};
 
 /// A point of the log an auditor keeps outside: the seq and the hash of the entry there.
@@ -275,10 +275,19 @@ pub enum AsOf {
 }
 
 /// Folds the events about `subject` up to `as_of` into fresh views (only that subject is in them).
-pub fn fold_subject_as_of(events: impl Iterator<Item = Result<Sealed>>, as_of: AsOf) -> Result<MemViews> {
+pub fn fold_subject_as_of(
+    subject: Subject,
+    events: impl Iterator<Item = Result<Sealed>>,
+    as_of: AsOf,
+) -> Result<MemViews> {
     let mut views = MemViews::default();
     for sealed in events {
         let envelope = sealed?.envelope;
+        // A subject's history also holds events mainly about others (a user's memberships are
+        // the group's events): they do not change this subject's record, and need the others.
+        if envelope.event.subject() != subject {
+            continue;
+        }
         let past = match as_of {
             AsOf::Seq(seq) => envelope.seq > seq,
             AsOf::Time(ms) => envelope.time_ms > ms,

@@ -321,3 +321,25 @@ fn application_permissions_decide_what_an_app_user_may_do() {
         assert_eq!(client.send("GET", ADMIN, "/ledger/stats", b"").unwrap().status, 403);
     }
 }
+
+#[test]
+fn a_members_record_as_of_any_point_ignores_the_groups_events_in_its_history() {
+    use user_ledger::{AsOf, Caller, CreatePermissionGroupRequest, CreateUserRequest};
+    let host = InProcess::new();
+    let ledger = &host.ledger;
+    let ana = ledger
+        .create_user(&Caller::System, &CreateUserRequest::new("ana@example.com", "APP_USER"))
+        .unwrap()
+        .user_id;
+    let group = CreatePermissionGroupRequest::new("g", &["ViewAuditData"]);
+    let group = ledger.create_permission_group(&Caller::System, &group).unwrap().permission_group_id;
+    ledger.associate_user_to_permission_group(&Caller::System, &group, &ana, None).unwrap();
+    ledger.disable_user(&Caller::System, &ana, None).unwrap();
+    let history = ledger.history(user_ledger::Subject::User(&ana)).unwrap();
+    let kinds: Vec<&str> = history.iter().map(|e| e.envelope.event.kind()).collect();
+    assert_eq!(kinds, ["Created", "UserAddedToGroup", "Disabled"]);
+    let at_join = ledger.user_as_of(&ana, AsOf::Seq(3)).unwrap().unwrap();
+    assert_eq!(at_join.status, user_ledger::UserStatus::Enabled);
+    let now = ledger.user_as_of(&ana, AsOf::Seq(4)).unwrap().unwrap();
+    assert_eq!(now, ledger.get_user(&Caller::System, &ana).unwrap());
+}

@@ -691,7 +691,7 @@ impl Ledger {
         self.inner.shared.refuse_if_stale()?;
         guarded(|| {
             let seqs = self.inner.shared.store.history(subject)?;
-            audit::fold_subject_as_of(seqs.into_iter().map(|seq| self.entry(seq)), as_of)
+            audit::fold_subject_as_of(subject, seqs.into_iter().map(|seq| self.entry(seq)), as_of)
         })
     }
 
