@@ -1,4 +1,4 @@
-//! The FinSpace REST host (feature `server`): the 11 user operations over HTTP as botocore
+//! The FinSpace REST host (feature `server`): the 22 user-management operations over HTTP as botocore
 //! 1.43.116 sends them, SigV4-authenticated, plus root-only admin routes; and a signing client.
 //!
 //! Mount [`router`] in an axum app, or run [`serve`] (what `user-ledger serve` does).
