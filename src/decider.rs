@@ -1425,4 +1425,52 @@ mod tests {
         apply(&mut disabled, &Event::Disabled { user_id: ALICE.into() }, 9000).unwrap();
         assert!(authorize(&disabled, &alice, Access::Read).is_err());
     }
+
+    /// The other half of the permission matrix: which access each operation needs.
+    #[test]
+    fn every_command_needs_the_access_its_operation_belongs_to() {
+        let id = || "x".to_string();
+        let manage = [
+            create(ALICE, "a@example.com"),
+            Command::UpdateUser { user_id: id(), changes: UserChanges::default() },
+            Command::EnableUser { user_id: id() },
+            Command::DisableUser { user_id: id() },
+            Command::CreateKxUser {
+                environment_id: id(),
+                user_name: id(),
+                iam_role: id(),
+                tags: Tags::new(),
+            },
+            Command::UpdateKxUser { environment_id: id(), user_name: id(), iam_role: id() },
+            Command::DeleteKxUser { environment_id: id(), user_name: id() },
+            Command::CreateAccessKey { access_key_id: id(), user_id: id() },
+            Command::DeleteAccessKey { access_key_id: id() },
+            Command::CreatePrincipalKey { access_key_id: id(), principal_arn: id() },
+            Command::CreatePermissionGroup {
+                permission_group_id: id(),
+                group: NewGroup { name: id(), description: None, application_permissions: vec![] },
+            },
+            Command::UpdatePermissionGroup { permission_group_id: id(), changes: GroupChanges::default() },
+            Command::DeletePermissionGroup { permission_group_id: id() },
+            membership(associate, ALICE),
+            membership(disassociate, ALICE),
+            Command::ResetUserPassword { user_id: id(), password_hash: id() },
+            Command::SignIn { user_id: id() },
+        ];
+        for command in manage {
+            assert_eq!(command.access(), Access::Manage, "{}", command.operation());
+        }
+        let issue = Command::IssueCredentials { access_key_id: id(), expires_ms: 0 };
+        assert_eq!(issue.access(), Access::TemporaryCredentials);
+        // An APP_USER holding every permission but ManageUsersAndGroups is refused every change.
+        let others: Vec<ApplicationPermission> = ApplicationPermission::VALUES
+            .iter()
+            .map(|p| ApplicationPermission::parse("p", p).unwrap())
+            .filter(|p| *p != ApplicationPermission::ManageUsersAndGroups)
+            .collect();
+        let state = given(&[app_user_created(ALICE, "a@example.com"), group_created(&others), joined(ALICE)]);
+        let alice = Caller::User(ALICE.into());
+        let update = Command::UpdateUser { user_id: ALICE.into(), changes: UserChanges::default() };
+        assert_eq!(kind(decide(&state, &Limits::default(), &alice, &update)), "AccessDeniedException");
+    }
 }

@@ -228,6 +228,12 @@ fn group_member_rules_and_error_kinds() {
         assert_eq!((got_status, got_kind.as_str()), (*status, *kind), "{method} {target}: {message}");
         assert!(message.contains(&format!("Value at '{member}'")), "{method} {target}: {message}");
     }
+    let long_user = format!("/permission-group/{id}/users/{}", "u".repeat(27));
+    let (_, kind, message) = refusal(&send(&root, "POST", &long_user, json!({})));
+    assert_eq!(kind, "ValidationException");
+    assert!(message.contains("Value at 'userId'"), "{message}");
+    let forged = send(&root, "GET", "/permission-group?maxResults=2&nextToken=forged", Value::Null);
+    assert!(refusal(&forged).2.contains("Value at 'nextToken'"), "{:?}", refusal(&forged));
     let missing = "01NOSUCHGROUP0000000000000";
     for (method, target) in [
         ("GET", format!("/permission-group/{missing}")),
