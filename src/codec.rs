@@ -8,7 +8,7 @@ use std::fmt::Display;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::event::{Envelope, Sealed};
 
 /// The format version this build writes, and the only one it reads.
@@ -38,9 +38,10 @@ pub fn decode<T: DeserializeOwned>(what: impl Display, bytes: &[u8]) -> Result<T
 fn strip_version<'a>(what: &impl Display, bytes: &'a [u8]) -> Result<&'a [u8]> {
     match bytes.split_first() {
         Some((&FORMAT_VERSION, body)) => Ok(body),
-        Some((v, _)) => Err(Error::corrupt(format_args!(
-            "corrupt {what}: format version {v} is not readable by this build (it reads {FORMAT_VERSION})"
-        ))),
+        Some((v, _)) => Err(Error::failed(
+            Failure::FormatVersion,
+            format_args!("corrupt {what}: format version {v} is not readable by this build (it reads {FORMAT_VERSION})"),
+        )),
         None => Err(Error::corrupt(format_args!("corrupt {what}: empty value"))),
     }
 }

@@ -149,7 +149,9 @@ impl Shared {
             return Ok(());
         }
         match self.stale() {
-            Some(why) => Err(Error::internal(format_args!("{why}; rebuild the views to repair"))),
+            Some(why) => {
+                Err(Error::failed(Failure::StaleViews, format_args!("{why}; rebuild the views to repair")))
+            }
             None => Ok(()),
         }
     }
@@ -164,8 +166,9 @@ impl Shared {
             ));
         }
         if self.poisoned.load(Ordering::SeqCst) {
-            return Err(Error::internal(
-                "the ledger refuses writes after a failed flush; reopen it to recover",
+            return Err(Error::failed(
+                Failure::Poisoned,
+                "the ledger refuses writes after a failed sync (or a panicked commit); reopen it to recover",
             ));
         }
         self.refuse_if_stale()
@@ -273,7 +276,9 @@ impl Pipeline {
                 let _ = reply.send(response);
             }),
         )?;
-        answer.recv().unwrap_or_else(|_| Err(Error::internal("the ledger's writer stopped before answering")))
+        answer.recv().unwrap_or_else(|_| {
+            Err(Error::failed(Failure::Closed, "the ledger's writer stopped before answering"))
+        })
     }
 
     /// Queues `request` and returns at once; `reply` is called with the answer on the writer
@@ -282,7 +287,7 @@ impl Pipeline {
     pub fn submit_then(&self, request: WriteRequest, reply: Reply) -> Result<()> {
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
         let Some(sender) = sender.as_ref() else {
-            return Err(Error::internal("the ledger is closed"));
+            return Err(Error::failed(Failure::Closed, "the ledger is closed"));
         };
         self.queued.fetch_add(1, Ordering::SeqCst);
         match sender.try_send(Job { request, reply }) {
@@ -298,7 +303,7 @@ impl Pipeline {
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
-                Err(Error::internal("the ledger's writer has stopped"))
+                Err(Error::failed(Failure::Closed, "the ledger's writer has stopped"))
             }
         }
     }

@@ -59,7 +59,9 @@ pub enum Error {
     InternalServer {
         /// What failed, and where.
         message: String,
-        /// What kind of failure, so a host can tell them apart without reading the message.
+        /// What kind of failure, so a host can tell them apart without reading the message
+        /// (also the error's `source()`).
+        #[source]
         cause: Failure,
     },
 }
@@ -85,9 +87,39 @@ pub enum Failure {
     ReadOnly,
     /// Storage code panicked; the panic was caught and the message says where.
     Panicked,
-    /// Anything else: a failed flush that poisoned the ledger, views to rebuild, a closed ledger.
+    /// A sync failed earlier: what is on disk is unknown, so writes stop until a reopen.
+    Poisoned,
+    /// The ledger was closed (or its writer stopped); reads still work.
+    Closed,
+    /// The views lag or lead the log; only audits work until `rebuild_views`.
+    StaleViews,
+    /// The database (or a stored value) is in a format version this build does not read.
+    FormatVersion,
+    /// Anything else.
     Other,
 }
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Failure::Io => "an I/O failure",
+            Failure::Corrupt => "damaged bytes",
+            Failure::Missing => "a missing file",
+            Failure::Lost => "acknowledged writes lost",
+            Failure::Locked => "a database held by another process",
+            Failure::NoDatabase => "no database",
+            Failure::ReadOnly => "a read-only ledger",
+            Failure::Panicked => "a caught panic",
+            Failure::Poisoned => "a ledger poisoned by a failed sync",
+            Failure::Closed => "a closed ledger",
+            Failure::StaleViews => "views that lag or lead the log",
+            Failure::FormatVersion => "an unreadable format version",
+            Failure::Other => "an internal failure",
+        })
+    }
+}
+
+impl std::error::Error for Failure {}
 
 impl Error {
     /// The HTTP status the FinSpace API answers this error with.

@@ -332,11 +332,14 @@ impl Store {
         match meta.get(META_FORMAT)?.as_deref() {
             Some([FORMAT_VERSION]) => {}
             Some(other) => {
-                return Err(Error::internal(format_args!(
-                    "database at {} is in format version {}, this build reads version {FORMAT_VERSION}",
-                    self.path.display(),
-                    other.first().map_or("(empty)".to_owned(), u8::to_string),
-                )))
+                return Err(Error::failed(
+                    Failure::FormatVersion,
+                    format_args!(
+                        "database at {} is in format version {}, this build reads version {FORMAT_VERSION}",
+                        self.path.display(),
+                        other.first().map_or("(empty)".to_owned(), u8::to_string),
+                    ),
+                ))
             }
             None if !self.tree(TreeId::Log).is_empty() => {
                 return Err(Error::internal(format_args!(

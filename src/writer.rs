@@ -210,8 +210,12 @@ impl<'s> Batch<'s> {
         let response = Response::of(&request.command);
         if let Some((key, fingerprint)) = token {
             let seq = (!events.is_empty()).then_some(self.changes.head.seq);
-            let record =
-                TokenRecord { fingerprint, response: response.clone(), seq, expires_ms: time_ms + ttl_ms };
+            let record = TokenRecord {
+                fingerprint,
+                response: response.clone(),
+                seq,
+                expires_ms: time_ms.saturating_add(ttl_ms),
+            };
             self.put_token(key, record);
         }
         Ok(Ok(Outcome { response, events }))

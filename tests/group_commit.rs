@@ -150,7 +150,13 @@ fn a_failed_sync_fails_its_batch_and_poisons_writes_until_reopen() {
     assert_eq!(err.status(), 500);
     assert_eq!(err.to_string(), "the batch may not be on disk: I/O error: injected fdatasync failure");
     let err = t.ledger.disable_user(&SYSTEM, &a, None).unwrap_err();
-    assert_eq!(err.to_string(), "the ledger refuses writes after a failed flush; reopen it to recover");
+    assert_eq!(
+        err.to_string(),
+        "the ledger refuses writes after a failed sync (or a panicked commit); reopen it to recover"
+    );
+    assert_eq!(err.failure(), Some(user_ledger::Failure::Poisoned));
+    let source = std::error::Error::source(&err).unwrap();
+    assert_eq!(source.downcast_ref::<user_ledger::Failure>(), Some(&user_ledger::Failure::Poisoned));
     assert_eq!(t.ledger.purge_expired_tokens().unwrap_err().status(), 500);
     assert_eq!(syncs.load(Ordering::SeqCst), 2, "the refused writes never reached the disk");
     // Reads keep working.

@@ -421,3 +421,27 @@ fn an_unfinished_snapshot_left_by_a_kill_does_not_block_open() {
     assert_eq!(t.ledger.get_user(&SYSTEM, &id).unwrap().email_address, "a@example.com");
     assert_eq!(t.ledger.verify(None, &mut |_| {}).unwrap().problem, None);
 }
+
+#[test]
+fn a_config_outside_the_ledgers_bounds_is_refused_naming_the_setting() {
+    use std::time::Duration;
+    use user_ledger::{Config, Ledger};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let refused = |config: Config| match Ledger::open(config) {
+        Err(e) => common::validation(&Err::<(), _>(e)).map(|(field, _)| field),
+        Ok(_) => None,
+    };
+    assert_eq!(refused(Config::new(&path).queue_capacity(0)).as_deref(), Some("queueCapacity"));
+    assert_eq!(refused(Config::new(&path).max_batch(0)).as_deref(), Some("maxBatch"));
+    assert_eq!(refused(Config::new(&path).token_ttl(Duration::MAX)).as_deref(), Some("tokenTtl"));
+    assert_eq!(refused(Config::new(&path).token_ttl(Duration::ZERO)).as_deref(), Some("tokenTtl"));
+    assert!(!path.exists(), "a refused config creates nothing");
+    // A year is the longest; a request with a token still commits at the edge.
+    let ledger = Ledger::open(Config::new(&path).token_ttl(Duration::from_secs(366 * 24 * 3600))).unwrap();
+    let request = user_ledger::CreateUserRequest {
+        client_token: Some("t".into()),
+        ..user_ledger::CreateUserRequest::new("a@example.com", "APP_USER")
+    };
+    ledger.create_user(&user_ledger::Caller::System, &request).unwrap();
+}

@@ -70,6 +70,14 @@ pub struct Config {
     pub record_mark: bool,
 }
 
+/// The largest write queue a config may ask for.
+pub const MAX_QUEUE_CAPACITY: i64 = 1 << 20;
+/// The largest batch a config may ask for.
+pub const MAX_BATCH: i64 = 1 << 16;
+/// The longest a clientToken may be remembered: a year (longer would only grow the tokens tree,
+/// and far longer overflows the expiry's arithmetic).
+pub const MAX_TOKEN_TTL_MS: i64 = 366 * 24 * 60 * 60 * 1000;
+
 /// The default bound of the write queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 /// The default most requests per batch.
@@ -127,6 +135,7 @@ impl Config {
 
     /// Sets how long clientTokens are remembered (default 10 minutes).
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        // Saturated; `Ledger::open` refuses anything over MAX_TOKEN_TTL_MS.
         self.token_ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         self
     }
@@ -171,6 +180,15 @@ impl Config {
     pub fn sync_hook(mut self, hook: impl Fn() -> std::io::Result<()> + Send + Sync + 'static) -> Self {
         self.sync_hook = Some(SyncHook(Arc::new(hook)));
         self
+    }
+
+    /// Checks the bounds a ledger can work within; `Ledger::open` refuses a config outside them
+    /// with a ValidationException naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        validate::in_range("queueCapacity", 1, MAX_QUEUE_CAPACITY, self.queue_capacity as i64)?;
+        validate::in_range("maxBatch", 1, MAX_BATCH, self.max_batch as i64)?;
+        validate::in_range("tokenTtl", 1, MAX_TOKEN_TTL_MS, self.token_ttl_ms)?;
+        Ok(())
     }
 
     /// Calls `hook` after every committed batch with its size and sync time (for metrics).
@@ -264,6 +282,7 @@ impl Ledger {
     }
 
     fn open_accepting(config: Config, accept_loss: bool) -> Result<Ledger> {
+        config.validate()?;
         let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
         let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
         let dir = Directory::acquire(&config.path, config.mode)?;
@@ -832,7 +851,9 @@ impl Ledger {
             // A caller that went away does not need its answer.
             let _ = sender.send(written);
         })?;
-        answer.recv().unwrap_or_else(|_| Err(Error::internal("the ledger's writer stopped before answering")))
+        answer.recv().unwrap_or_else(|_| {
+            Err(Error::failed(Failure::Closed, "the ledger's writer stopped before answering"))
+        })
     }
 
     /// Runs a command that is not one of the API's writes (access keys) and waits for it.
