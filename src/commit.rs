@@ -16,6 +16,7 @@ use crate::idempotency::Response;
 use crate::mark::{Mark, MarkFile};
 use crate::sled_files;
 use crate::store::{Head, Store};
+use crate::subscribe::Published;
 use crate::writer::{WriteRequest, Writer};
 
 /// When a write is acknowledged.
@@ -85,6 +86,8 @@ pub struct Shared {
     mark: Mutex<Option<MarkFile>>,
     /// Set when the ledger was opened read-only: every write is refused.
     read_only: bool,
+    /// The seq subscribers may read up to.
+    pub published: Arc<Published>,
 }
 
 impl Shared {
@@ -101,6 +104,7 @@ impl Shared {
         mark: Option<MarkFile>,
         read_only: bool,
     ) -> Self {
+        let head_seq = writer.head().seq;
         Shared {
             mark: Mutex::new(mark),
             read_only,
@@ -111,6 +115,7 @@ impl Shared {
             durability,
             hooks,
             poisoned: AtomicBool::new(false),
+            published: Arc::new(Published::new(head_seq)),
             is_stale: AtomicBool::new(stale.is_some()),
             stale: Mutex::new(stale),
         }
@@ -228,6 +233,10 @@ impl Shared {
                 return all(Error::internal(format_args!("the batch may not be on disk: {e}")));
             }
             synced = Some(started.elapsed());
+        }
+        if committed.wrote {
+            // After the sync under Immediate durability: subscribers see only what is on disk.
+            self.published.publish(writer.head().seq);
         }
         if let Some(hook) = &self.hooks.commit {
             (hook.0)(BatchReport { requests: requests.len(), sync: synced });

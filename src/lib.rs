@@ -31,6 +31,7 @@ pub mod request;
 pub mod server;
 pub mod sled_files;
 pub mod store;
+pub mod subscribe;
 pub mod validate;
 pub mod views;
 pub mod wire;
@@ -56,6 +57,7 @@ pub use request::{
     TemporaryCredentials, UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
     UserIdResponse,
 };
+pub use subscribe::Subscription;
 pub use write::{Write, Written};
 
 /// The README's examples, compiled and run as doc tests.

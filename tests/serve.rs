@@ -251,3 +251,36 @@ fn root_credentials_from_the_environment_are_used_and_nothing_is_generated() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn log_follow_prints_entries_as_they_commit_on_a_running_host() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let served = Process::start(&db, &[]);
+    let root = served.root();
+    create_user(&root, "first@example.com");
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+        .args(["--db", db.to_str().unwrap(), "--endpoint-url", &served.url, "log", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["seq"], 1);
+    let second_id = create_user(&root, "second@example.com");
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (second["seq"].as_u64(), second["event"]["Created"]["userId"].as_str()),
+        (Some(2), Some(second_id.as_str()))
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+    // Without --endpoint-url there is nothing to follow: the flag is refused.
+    assert!(served.terminate().success(), "a follower that went away does not hold the host");
+    let refused = cli(&["--db", db.to_str().unwrap(), "log", "--follow"], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&refused.stderr).unwrap();
+    assert!(error["message"].as_str().unwrap().contains("Value at 'follow'"), "{error}");
+}

@@ -28,6 +28,7 @@ use crate::request::{
 use crate::request::{ProgrammaticCredentials, TemporaryCredentials};
 use crate::sled_files;
 use crate::store::{Opened, Store};
+use crate::subscribe::Subscription;
 use crate::validate;
 use crate::views::{MemViews, Rows, ViewTree};
 use crate::write::{unexpected, written, Write, Written};
@@ -239,6 +240,14 @@ struct Inner {
     pipeline: Pipeline,
     /// Dropped after the writer: syncs one last time and stops.
     _flusher: Option<Flusher>,
+}
+
+impl Drop for Inner {
+    /// The last handle went away: commit what is queued, then let subscribers end.
+    fn drop(&mut self) {
+        self.pipeline.close();
+        self.shared.published.close();
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -785,6 +794,17 @@ impl Ledger {
     /// waits for the writer to finish. Reads keep working. Dropping the last handle does this too.
     pub fn close(&self) {
         self.inner.pipeline.close();
+        self.inner.shared.published.close();
+    }
+
+    /// The log's envelopes from `from_seq` on (0 and 1 both mean the first), then each new one
+    /// as it commits (under Immediate durability, once it is on disk), in seq order: a blocking
+    /// iterator for a host's own projections and side effects. It ends when the ledger is closed
+    /// and it has delivered every committed entry. A slow subscriber never holds the writer
+    /// back: it reads the log at its own pace.
+    pub fn subscribe(&self, from_seq: u64) -> Subscription {
+        let shared = &self.inner.shared;
+        Subscription::new(shared.clone(), shared.published.clone(), from_seq)
     }
 
     /// Purges every expired clientToken record; returns how many were removed.

@@ -12,6 +12,9 @@ use crate::domain::AccessKeyPair;
 use crate::error::{Error, Failure, Result};
 use crate::server::sigv4::{self, Received};
 
+/// The largest reply `call` reads whole; `stream` has no limit.
+const MAX_REPLY: u64 = 256 * 1024 * 1024;
+
 /// A signing client for one host and one key pair.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -120,6 +123,37 @@ impl Client {
 
     /// Sends `call`.
     pub fn call(&self, call: Call<'_>) -> Result<Reply> {
+        let (status, headers, body) = self.start(&call)?;
+        let body =
+            body.into_with_config().limit(MAX_REPLY).read_to_vec().map_err(|e| self.failed(&call, &e))?;
+        Ok(Reply { status, headers, body })
+    }
+
+    /// Sends `call` and copies a 200's body to `out` as it arrives (a followed log); another
+    /// status is returned as a whole reply.
+    pub fn stream(&self, call: Call<'_>, out: &mut dyn std::io::Write) -> Result<Reply> {
+        let (status, headers, body) = self.start(&call)?;
+        let mut reader = body.into_with_config().limit(u64::MAX).reader();
+        if status != 200 {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut reader, &mut body).map_err(|e| self.failed(&call, &e))?;
+            return Ok(Reply { status, headers, body });
+        }
+        let mut buffer = [0u8; 8192];
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buffer).map_err(|e| self.failed(&call, &e))?;
+            if n == 0 {
+                return Ok(Reply { status, headers, body: Vec::new() });
+            }
+            out.write_all(&buffer[..n]).and_then(|()| out.flush()).map_err(|e| self.failed(&call, &e))?;
+        }
+    }
+
+    fn failed(&self, call: &Call<'_>, e: &dyn std::fmt::Display) -> Error {
+        Error::failed(Failure::Io, format_args!("{} {}{}: {e}", call.method, self.endpoint, call.target))
+    }
+
+    fn start(&self, call: &Call<'_>) -> Result<(u16, HeaderMap, ureq::Body)> {
         let failed = |e: &dyn std::fmt::Display| {
             Error::failed(Failure::Io, format_args!("{} {}{}: {e}", call.method, self.endpoint, call.target))
         };
@@ -160,7 +194,6 @@ impl Client {
         let response = self.agent.run(request).map_err(|e| failed(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.into_body().read_to_vec().map_err(|e| failed(&e))?;
-        Ok(Reply { status, headers, body })
+        Ok((status, headers, response.into_body()))
     }
 }

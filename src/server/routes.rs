@@ -650,13 +650,40 @@ fn stream_log(ledger: Ledger, query: &Query) -> Result<Response, ApiError> {
     };
     let from_seq = non_negative("fromSeq")?.unwrap_or(1);
     let limit = non_negative("limit")?.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let follow = query.get("follow") == Some("true");
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
     tokio::task::spawn_blocking(move || {
-        for entry in ledger.log(from_seq).take(limit) {
+        let send = |entry: crate::error::Result<crate::event::Sealed>| {
             let line = entry.map(|e| format!("{}\n", wire::envelope_json(&e))).map_err(std::io::Error::other);
             let failed = line.is_err();
-            if sender.blocking_send(line).is_err() || failed {
-                break;
+            sender.blocking_send(line).is_ok() && !failed
+        };
+        if !follow {
+            for entry in ledger.log(from_seq).take(limit) {
+                if !send(entry) {
+                    break;
+                }
+            }
+            return;
+        }
+        // Following: the log, then each entry as it commits, until the client goes away, the
+        // limit is reached, or the ledger closes. The bounded wait notices a client that left.
+        let mut subscription = ledger.subscribe(from_seq);
+        let mut sent = 0;
+        while sent < limit && !sender.is_closed() {
+            match subscription.next_timeout(std::time::Duration::from_millis(500)) {
+                Ok(Some(sealed)) => {
+                    if !send(Ok(sealed)) {
+                        break;
+                    }
+                    sent += 1;
+                }
+                Ok(None) if subscription.is_finished() => break,
+                Ok(None) => {}
+                Err(e) => {
+                    send(Err(e));
+                    break;
+                }
             }
         }
     });

@@ -212,6 +212,10 @@ enum Command {
         from_seq: i64,
         #[arg(long, allow_negative_numbers = true)]
         limit: Option<i64>,
+        /// Then keep printing entries as they commit, until interrupted (with --endpoint-url:
+        /// a database this process opens is held by it, so nothing else could write).
+        #[arg(long)]
+        follow: bool,
     },
     /// Print every event about one user (--user-id), kdb user (--environment-id --user-name) or
     /// permission group (--permission-group-id).
@@ -666,7 +670,14 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
             page.max_results,
             page.next_token.as_deref(),
         )),
-        Command::Log { from_seq, limit } => {
+        Command::Log { follow: true, .. } => Err(Error::validation(
+            "follow",
+            Rule::Type(
+                "given with --endpoint-url: this process holds the database, so nothing else could write"
+                    .into(),
+            ),
+        )),
+        Command::Log { from_seq, limit, .. } => {
             let from_seq = non_negative("fromSeq", from_seq)?;
             let limit = limit.map(|n| non_negative("limit", n)).transpose()?.unwrap_or(u64::MAX);
             // Streamed: constant memory whatever the log's size.

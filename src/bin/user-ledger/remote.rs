@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use serde_json::{json, Value};
-use user_ledger::server::client::{Client, Reply};
+use user_ledger::server::client::{Call, Client, Reply};
 use user_ledger::server::{self, ADMIN};
 use user_ledger::{AccessKeyPair, Error, Failure, Rule};
 
@@ -30,11 +30,19 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         }
         Command::Digest => get("/ledger/digest".into())?,
         Command::Stats => get("/ledger/stats".into())?,
-        Command::Log { from_seq, limit } => {
+        Command::Log { from_seq, limit, follow } => {
             let (from, limit) = (from_seq.to_string(), limit.map(|n| n.to_string()));
+            let follow = follow.then_some("true");
+            let query = [("fromSeq", Some(from.as_str())), ("limit", limit.as_deref()), ("follow", follow)];
+            let target = with_query("/ledger/log", &query);
+            // Streamed as it arrives: a followed log never ends, a long one need not fit in memory.
             let reply =
-                get(with_query("/ledger/log", &[("fromSeq", Some(&from)), ("limit", limit.as_deref())]))?;
-            return printed(&reply);
+                client.stream(Call::new("GET", ADMIN, &target, b""), &mut std::io::stdout().lock())?;
+            return if reply.status == 200 {
+                Ok(Output::Printed)
+            } else {
+                Ok(Output::Refused(refusal(&reply)))
+            };
         }
         Command::History { user_id, permission_group_id, environment_id, user_name } => {
             let query = [
