@@ -2,6 +2,7 @@
 //!
 //! `cargo bench --bench audit`; the ledger size is `USER_LEDGER_BENCH_EVENTS` (default 100 000).
 //! The ledger is built once with Periodic durability (the write path is not what is measured).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 //! `cargo bench --bench http` (5 s per figure; creates `target/tmp/moto-venv` with
 //! `moto[server]==5.2.5` from PyPI the first time); `-- --quick` for a smoke run (0.5 s per
 //! figure). A report, not a timed test: it prints a table and asserts nothing about speed.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! `cargo bench --bench throughput` (full: 3 s per figure, 1M events for the scale figures);
 //! `cargo bench --bench throughput -- --quick` (a smoke run; also run by `tests/bench_quick.rs`).
 //! A report, not a timed test: it prints a table and asserts nothing about speed.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -21,7 +21,8 @@ pub fn new_key_id(prefix: &str) -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)
         .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for an access key: {e}")))?;
-    Ok(prefix.chars().chain(bytes.iter().map(|b| BASE32[usize::from(b % 32)] as char)).collect())
+    let digit = |b: &u8| BASE32.get(usize::from(b % 32)).map_or('A', |&c| char::from(c));
+    Ok(prefix.chars().chain(bytes.iter().map(digit)).collect())
 }
 
 /// A new random secret of 40 characters, as AWS secrets are.

@@ -59,13 +59,15 @@ fn decode_body<T: DeserializeOwned>(what: &impl Display, body: &[u8]) -> Result<
 
 /// Encodes a log entry: version, prev_hash, hash, envelope body; returns the bytes and the hash.
 pub fn seal(envelope: &Envelope, prev_hash: [u8; 32]) -> (Vec<u8>, [u8; 32]) {
-    let body = encode(envelope);
-    let hash = chain_hash(&prev_hash, &body[1..]);
+    let encoded = encode(envelope);
+    // Without the version byte: the entry has its own.
+    let body = encoded.get(1..).unwrap_or_default();
+    let hash = chain_hash(&prev_hash, body);
     let mut out = Vec::with_capacity(1 + 2 * HASH_LEN + body.len());
     out.push(FORMAT_VERSION);
     out.extend_from_slice(&prev_hash);
     out.extend_from_slice(&hash);
-    out.extend_from_slice(&body[1..]);
+    out.extend_from_slice(body);
     (out, hash)
 }
 

@@ -127,8 +127,9 @@ pub fn token_key(operation: &str, token: &str) -> Vec<u8> {
 /// The (operation, token) a token key names; `None` if it is not one.
 pub fn split_token_key(key: &[u8]) -> Option<(&str, &str)> {
     let zero = key.iter().position(|&b| b == 0)?;
-    let operation = std::str::from_utf8(&key[..zero]).ok()?;
-    let token = std::str::from_utf8(&key[zero + 1..]).ok()?;
+    let (operation, rest) = key.split_at_checked(zero)?;
+    let operation = std::str::from_utf8(operation).ok()?;
+    let token = std::str::from_utf8(rest.get(1..)?).ok()?;
     Some((operation, token))
 }
 

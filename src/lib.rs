@@ -10,6 +10,7 @@
 //! [`mark`] the acknowledgement mark, [`access_key`] key ids and secrets, [`directory`] the lock and open modes, [`sled_files`] sled's
 //! files guarded.
 #![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod access_key;
 pub mod audit;

@@ -67,7 +67,9 @@ impl MarkFile {
             )
         };
         let mut bytes = vec![0u8; SLOTS * SLOT_LEN];
-        bytes[..SLOT_LEN].copy_from_slice(&encode_slot(0, mark));
+        if let Some(first) = bytes.get_mut(..SLOT_LEN) {
+            first.copy_from_slice(&encode_slot(0, mark));
+        }
         let mut file = File::create(&fresh).map_err(|e| failed("create", e))?;
         file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| failed("write", e))?;
         std::fs::rename(&fresh, &path).map_err(|e| failed("rename into place", e))?;

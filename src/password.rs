@@ -31,8 +31,11 @@ pub fn temporary() -> Result<String> {
     while password.len() < TEMPORARY_LENGTH {
         let mut byte = [0u8; 1];
         random(&mut byte)?;
-        if usize::from(byte[0]) < limit {
-            password.push(ALPHABET[usize::from(byte[0]) % ALPHABET.len()] as char);
+        let [value] = byte;
+        if usize::from(value) < limit {
+            if let Some(&c) = ALPHABET.get(usize::from(value) % ALPHABET.len()) {
+                password.push(char::from(c));
+            }
         }
     }
     Ok(password)

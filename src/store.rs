@@ -367,11 +367,15 @@ impl Store {
         Ok((head, secret))
     }
 
+    // TreeId::index is an index into the fixed tree list the store opens: always in range.
+    #[allow(clippy::indexing_slicing)]
     fn tree(&self, id: TreeId) -> &Tree {
         &self.trees[id.index()]
     }
 
     /// Writes `changes` in ONE sled transaction over every tree.
+    // TreeId::index is an index into the fixed tree list the store opens: always in range.
+    #[allow(clippy::indexing_slicing)]
     pub fn commit(&self, changes: &Changes) -> Result<()> {
         let head = codec::encode(&changes.head);
         let views_seq = changes.views_seq.map(|seq| codec::encode(&seq));
@@ -482,7 +486,8 @@ impl Store {
             .keys()
             .map(|key| {
                 let key = key?;
-                codec::seq_of(&key[prefix.len()..])
+                key.get(prefix.len()..)
+                    .and_then(codec::seq_of)
                     .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
             })
             .collect()

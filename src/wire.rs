@@ -30,16 +30,23 @@ fn strip_nulls(value: Value) -> Value {
 pub fn report_json(report: &Report) -> Value {
     let mut body = json!({ "events": report.events, "head": report.head.to_string() });
     if let Some(problem) = &report.problem {
-        body["problem"] = json!({ "seq": problem.seq, "fault": problem.fault.to_string() });
+        insert(&mut body, "problem", json!({ "seq": problem.seq, "fault": problem.fault.to_string() }));
     }
     body
+}
+
+/// Adds `member` to a JSON object (`body` is always one here).
+fn insert(body: &mut Value, member: &str, value: Value) {
+    if let Some(members) = body.as_object_mut() {
+        members.insert(member.to_owned(), value);
+    }
 }
 
 /// The body of an error response: `{"__type": ..., "message": ..., "reason": ...}`.
 pub fn error_body(error: &Error) -> Value {
     let mut body = json!({ "__type": error.wire_name(), "message": error.to_string() });
     if let Some(reason) = error.reason() {
-        body["reason"] = json!(reason);
+        insert(&mut body, "reason", json!(reason));
     }
     body
 }
@@ -57,7 +64,7 @@ pub fn envelope_json(sealed: &Sealed) -> Value {
         "hash": blake3::Hash::from(sealed.hash).to_hex().as_str(),
     });
     if let Some(token) = &e.client_token {
-        body["clientToken"] = json!(token);
+        insert(&mut body, "clientToken", json!(token));
     }
     body
 }

@@ -1,5 +1,6 @@
 //! The throughput bench in its quick mode, so it keeps compiling and working (a report, not a
 //! timed test: it checks that every figure was measured, never how fast).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 #[path = "../benches/throughput.rs"]
 mod throughput;

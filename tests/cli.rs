@@ -1,5 +1,6 @@
 //! The CLI as an operator uses it: JSON on stdout and exit 0, AWS errors on stderr and exit 1,
 //! usage errors exit 2.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "cli")]
 
 mod common;

@@ -4,6 +4,7 @@
 //! of the log, the chain verifies, and every token points at a committed event.
 //!
 //! The child is this test binary itself, running `crash_child` with `CHILD_DB` set.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

@@ -1,6 +1,7 @@
 //! GetProgrammaticAccessCredentials: a principal's key obtains temporary credentials for the
 //! user whose apiAccessPrincipalArn it is; the host accepts them with their session token until
 //! they expire.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "server")]
 
 mod common;

@@ -7,6 +7,7 @@
 //! closes: many snapshots), and by one long-lived process (everything since its start only in
 //! sled's log segments). `cargo test --release --test faults -- --ignored --nocapture` runs the
 //! long sweep.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "cli")]
 
 mod common;

@@ -1,5 +1,6 @@
 //! Laws: after any sequence of operations the live views equal a fold of the log, byte for byte,
 //! before and after a reopen; each request appends at most one event, and a refused one none.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The kdb user operations of the `finspace` service: lifecycle, errors, ARNs, history, paging.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 

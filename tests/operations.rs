@@ -1,5 +1,6 @@
 //! The finspace-data user operations through the public handle: responses, errors, event counts,
 //! timestamps on a manual clock, persistence.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 

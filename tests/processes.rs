@@ -1,5 +1,6 @@
 //! Several processes writing one database: each request either succeeds or is told the database
 //! is in use by another process; nothing in the directory is touched before the lock is held.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "cli")]
 
 mod common;

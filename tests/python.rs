@@ -2,6 +2,7 @@
 //! 1.46.3, from PyPI into a venv this test creates, run with pytest against `user-ledger serve`
 //! (tests/python: every operation's shape, typed errors, the paginator, clientTokens, 429
 //! retries, authentication, user keys, aws-cli, and SIGKILL under load).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "server")]
 
 use std::path::{Path, PathBuf};

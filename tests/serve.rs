@@ -1,5 +1,6 @@
 //! `user-ledger serve` as an operator runs it: TLS, the loopback rule, the access log, metrics,
 //! and the CLI reaching the running host with --endpoint-url.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "server")]
 
 mod common;

@@ -1,5 +1,6 @@
 //! The REST host over real HTTP with real SigV4: every route, its errors, authentication, and the
 //! request bytes a host must survive.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "server")]
 
 mod common;

@@ -1,5 +1,6 @@
 //! Subscriptions: from the start, from the middle, live, a slow subscriber, across a reopen, and
 //! the end when the ledger closes.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 

@@ -145,7 +145,9 @@ impl Client {
             if n == 0 {
                 return Ok(Reply { status, headers, body: Vec::new() });
             }
-            out.write_all(&buffer[..n]).and_then(|()| out.flush()).map_err(|e| self.failed(&call, &e))?;
+            out.write_all(buffer.get(..n).unwrap_or_default())
+                .and_then(|()| out.flush())
+                .map_err(|e| self.failed(&call, &e))?;
         }
     }
 

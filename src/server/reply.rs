@@ -69,10 +69,12 @@ impl From<Denied> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "message": self.message });
+        let mut body = serde_json::Map::new();
+        body.insert("message".into(), self.message.into());
         if let Some(reason) = self.reason {
-            body["reason"] = serde_json::Value::String(reason);
+            body.insert("reason".into(), reason.into());
         }
+        let body = serde_json::Value::Object(body);
         let mut response = (self.status, json_body(&body)).into_response();
         if let Ok(name) = HeaderValue::from_str(&self.name) {
             response.headers_mut().insert(ERROR_TYPE, name);

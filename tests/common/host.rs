@@ -1,5 +1,6 @@
 //! Hosts for the HTTP tests: the router served in this process (any Config), or the real
 //! `user-ledger serve` process.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

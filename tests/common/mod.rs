@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![allow(dead_code)]
 
 #[cfg(feature = "server")]

@@ -141,11 +141,13 @@ fn printed(reply: &Reply) -> user_ledger::Result<Output> {
 }
 
 fn refusal(reply: &Reply) -> Value {
-    let mut body = match reply.json() {
-        Value::Object(members) => Value::Object(members),
-        _ => json!({ "message": String::from_utf8_lossy(&reply.body) }),
+    let mut members = match reply.json() {
+        Value::Object(members) => members,
+        _ => {
+            serde_json::Map::from_iter([("message".to_owned(), json!(String::from_utf8_lossy(&reply.body)))])
+        }
     };
-    body["__type"] = json!(reply.error_type().unwrap_or("UnknownError"));
-    body["status"] = json!(reply.status);
-    body
+    members.insert("__type".into(), json!(reply.error_type().unwrap_or("UnknownError")));
+    members.insert("status".into(), json!(reply.status));
+    Value::Object(members)
 }
