@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use user_ledger::domain::{ApiAccess, User, UserStatus, UserType};
 use user_ledger::idempotency::{self, Response, TokenRecord};
 use user_ledger::{codec, Caller, Config, CreateUserRequest, Durability, Envelope, Event, Ledger};
+use user_ledger::{ApiAccess, User, UserStatus, UserType};
 
 /// How long and how big.
 #[derive(Debug, Clone, Copy)]

@@ -8,6 +8,7 @@ use crate::error::{Error, Failure, Result};
 /// The prefix of user access key ids (AWS's are `AKIA…`).
 pub const USER_KEY_PREFIX: &str = "ULAK";
 /// The prefix of generated root access key ids.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub const ROOT_KEY_PREFIX: &str = "ULRT";
 /// The prefix of principals' access key ids.
 pub const PRINCIPAL_KEY_PREFIX: &str = "ULPK";
@@ -26,6 +27,7 @@ pub fn new_key_id(prefix: &str) -> Result<String> {
 }
 
 /// A new random secret of 40 characters, as AWS secrets are.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub fn new_secret() -> Result<String> {
     let mut bytes = [0u8; 30];
     getrandom::fill(&mut bytes)

@@ -38,6 +38,7 @@ impl FromStr for Digest {
 
 /// What is wrong at a seq of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// The entry's bytes do not decode.
     Undecodable(String),
@@ -130,6 +131,7 @@ impl fmt::Display for Problem {
 
 /// The outcome of [`crate::Ledger::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// Entries checked.
     pub events: u64,

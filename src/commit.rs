@@ -40,6 +40,7 @@ impl fmt::Debug for SyncHook {
 
 /// What one committed batch did, for a host's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchReport {
     /// Requests in the batch.
     pub requests: usize,

@@ -250,7 +250,7 @@ pub trait Views: State {
     fn add_history(&mut self, key: Vec<u8>);
 }
 
-/// What a caller asks to do, for [`authorize`].
+/// What a caller asks to do (see `Ledger::authorize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Read users, permission groups and kdb users.

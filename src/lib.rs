@@ -4,62 +4,83 @@
 //! Every change is one event appended to a hash-chained log; the user views are folds of that log
 //! and can be rebuilt from it byte for byte. See `README.md` and `DESIGN.md`.
 //!
-//! Layout: [`domain`] types, [`validate`] field rules, [`request`] wire shapes, [`event`] facts,
-//! [`codec`] bytes, [`idempotency`] clientTokens, [`audit`] verification, [`decider`] the pure rules, [`views`] the folds, [`store`] sled,
-//! [`writer`] the commit path, [`ledger`] the public handle, [`clock`] time, [`page`] list tokens, [`write`] the write operations as one type,
-//! [`mark`] the acknowledgement mark, [`access_key`] key ids and secrets, [`directory`] the lock and open modes, [`sled_files`] sled's
-//! files guarded.
+//! The public face is what this file re-exports: [`Ledger`] and its [`Config`], the requests and
+//! responses of the operations, the domain types, [`Error`] with its typed [`Failure`], the audit
+//! types, [`Subscription`], the JSON shapes in [`wire`], and (feature `server`) the HTTP host in
+//! [`server`]. Every other module is private; the layout is in README.md.
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
-pub mod access_key;
-pub mod audit;
-pub mod clock;
-pub mod codec;
-pub mod commit;
-pub mod decider;
-pub mod directory;
-pub mod domain;
-pub mod error;
-pub mod event;
-pub mod idempotency;
-pub mod ledger;
-pub mod mark;
-pub mod page;
-pub mod password;
-pub mod request;
+/// Declares the internal modules: private, or public but hidden under the `whitebox` feature,
+/// which only this crate's own tests, benches and fault harness turn on.
+macro_rules! internal {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "whitebox")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "whitebox"))]
+        mod $name;
+    )*};
+}
+
+internal!(
+    access_key,
+    audit,
+    clock,
+    codec,
+    commit,
+    decider,
+    directory,
+    domain,
+    error,
+    event,
+    idempotency,
+    ledger,
+    mark,
+    page,
+    password,
+    request,
+    sled_files,
+    store,
+    subscribe,
+    validate,
+    views,
+    write,
+    writer,
+);
 #[cfg(feature = "server")]
 pub mod server;
-pub mod sled_files;
-pub mod store;
-pub mod subscribe;
-pub mod validate;
-pub mod views;
 pub mod wire;
-pub mod write;
-pub mod writer;
 
 pub use audit::{AsOf, Digest, Fault, Problem, Report};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::{BatchReport, Durability};
+pub use decider::{Access, Limits};
 pub use directory::OpenMode;
 pub use domain::{
-    AccessKey, AccessKeyPair, ApiAccess, ApplicationPermission, Caller, Identity, KxUser, MembershipStatus,
-    PermissionGroup, User, UserStatus, UserType,
+    AccessKey, AccessKeyPair, ApiAccess, ApplicationPermission, Caller, GroupChanges, Identity, KxUser,
+    MembershipStatus, NewGroup, NewUser, PermissionGroup, PrincipalKey, Tags, TemporaryCredential, User,
+    UserChanges, UserStatus, UserType,
 };
 pub use error::{Error, Failure, Result, Rule};
 pub use event::{Envelope, Event, Sealed, Subject};
-pub use ledger::{Config, Credential, Ledger, Stats, Temporary};
+pub use ledger::{
+    Config, Credential, Ledger, Stats, Temporary, DEFAULT_CACHE_CAPACITY, DEFAULT_MAX_BATCH,
+    DEFAULT_QUEUE_CAPACITY, MAX_BATCH, MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
+};
 pub use request::{
     CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, DeleteKxUserResponse,
     GetPermissionGroupResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse,
     ListPermissionGroupsByUserResponse, ListPermissionGroupsResponse, ListUsersByPermissionGroupResponse,
-    ListUsersResponse, PermissionGroupIdResponse, ProgrammaticCredentials, ResetUserPasswordResponse,
-    TemporaryCredentials, UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
-    UserIdResponse,
+    ListUsersResponse, PermissionGroupByUser, PermissionGroupIdResponse, ProgrammaticCredentials,
+    ResetUserPasswordResponse, TemporaryCredentials, UpdateKxUserRequest, UpdatePermissionGroupRequest,
+    UpdateUserRequest, UserByPermissionGroup, UserIdResponse,
 };
 pub use subscribe::Subscription;
 pub use write::{Write, Written};
+
+#[doc(hidden)]
+pub use sled_files::panic_message;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{validation, TestLedger, SYSTEM, T0};
-use user_ledger::domain::UserChanges;
+use user_ledger::UserChanges;
 use user_ledger::{
     ApiAccess, Caller, Config, CreateUserRequest, Durability, Error, Event, Ledger, Rule, UpdateUserRequest,
     User, UserStatus, UserType,

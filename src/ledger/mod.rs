@@ -202,6 +202,7 @@ impl Config {
 /// Counts an operator wants to see.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Stats {
     /// The FinSpace environment id (GetProgrammaticAccessCredentials takes it).
     pub environment_id: String,
@@ -592,7 +593,7 @@ impl Ledger {
 
     /// GetProgrammaticAccessCredentials, by a principal's key: temporary credentials, valid for
     /// `duration_in_minutes` (1..60, default 60), acting as the user whose apiAccessPrincipalArn
-    /// is the principal (see [`decider::decide`]). Issuing is a CredentialsIssued event; the
+    /// is the principal (the lowest userId that qualifies). Issuing is a CredentialsIssued event; the
     /// secret and session token are derived, never kept.
     pub fn get_programmatic_access_credentials(
         &self,
@@ -624,7 +625,7 @@ impl Ledger {
         }
     }
 
-    /// Checks that `caller` may make a request of kind `access` (see [`decider::authorize`]):
+    /// Checks that `caller` may make a request of kind `access` (the rules are in README.md):
     /// for hosts that serve the audit reads, which take no caller themselves.
     pub fn authorize(&self, caller: &Caller, access: Access) -> Result<()> {
         let shared = &self.inner.shared;
@@ -906,6 +907,7 @@ fn kx_user_response(written: Written) -> Result<KxUserResponse> {
 
 /// What an access key stands for, for checking a request's signature.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Credential {
     /// Who a request signed with it acts as.
     pub caller: Caller,
@@ -923,6 +925,7 @@ impl std::fmt::Debug for Credential {
 
 /// What temporary credentials add to a key.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Temporary {
     /// The session token (`x-amz-security-token`).
     pub session_token: String,

@@ -9,12 +9,11 @@ mod remote;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
-use user_ledger::decider::Access;
-use user_ledger::domain::Tags;
+
 use user_ledger::server::{self, Auth};
 use user_ledger::{
-    wire, AccessKeyPair, AsOf, Caller, Config, CreateKxUserRequest, CreatePermissionGroupRequest,
-    CreateUserRequest, Digest, Error, Failure, KxUserResponse, Ledger, OpenMode, Rule, Subject,
+    wire, Access, AccessKeyPair, AsOf, Caller, Config, CreateKxUserRequest, CreatePermissionGroupRequest,
+    CreateUserRequest, Digest, Error, Failure, KxUserResponse, Ledger, OpenMode, Rule, Subject, Tags,
     UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
 };
 
@@ -285,10 +284,10 @@ struct ServeArgs {
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
     /// The most writes that may wait to be committed; one more is answered 429 ThrottlingException.
-    #[arg(long, default_value_t = user_ledger::ledger::DEFAULT_QUEUE_CAPACITY)]
+    #[arg(long, default_value_t = user_ledger::DEFAULT_QUEUE_CAPACITY)]
     queue_capacity: usize,
     /// The most writes committed in one batch (one transaction, one sync).
-    #[arg(long, default_value_t = user_ledger::ledger::DEFAULT_MAX_BATCH)]
+    #[arg(long, default_value_t = user_ledger::DEFAULT_MAX_BATCH)]
     max_batch: usize,
     /// The root access key id (the root acts as the system); with none, a pair is generated
     /// on first start and kept in the database directory.
@@ -451,7 +450,7 @@ fn main() -> ExitCode {
     // the default hook would first print it raw (and its exit code, 101, would say nothing).
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|payload| {
-        let message = user_ledger::sled_files::panic_message(payload.as_ref());
+        let message = user_ledger::panic_message(payload.as_ref());
         Err(Error::failed(Failure::Panicked, format_args!("the CLI panicked: {message}")))
     });
     match outcome {
