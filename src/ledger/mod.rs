@@ -226,7 +226,7 @@ pub struct Ledger {
 
 struct Inner {
     shared: Arc<Shared>,
-    identity: Identity,
+    identity: Arc<Identity>,
     /// The FinSpace environment GetProgrammaticAccessCredentials answers for.
     environment_id: String,
     config: Config,
@@ -330,7 +330,7 @@ impl Ledger {
         Ok(Ledger {
             inner: Arc::new(Inner {
                 shared,
-                identity,
+                identity: Arc::new(identity),
                 environment_id,
                 config,
                 pages: PageTokens::new(page_secret),
