@@ -798,6 +798,12 @@ impl Ledger {
         self.inner.shared.published.close();
     }
 
+    /// Ends every subscription once it has delivered what is committed now (they return `None`
+    /// instead of waiting): for a host that is shutting down while writes still drain.
+    pub fn end_subscriptions(&self) {
+        self.inner.shared.published.close();
+    }
+
     /// The log's envelopes from `from_seq` on (0 and 1 both mean the first), then each new one
     /// as it commits (under Immediate durability, once it is on disk), in seq order: a blocking
     /// iterator for a host's own projections and side effects. It ends when the ledger is closed

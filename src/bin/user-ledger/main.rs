@@ -786,7 +786,13 @@ fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<Output> {
     let app = server::router(ledger.clone(), Auth::new(root));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let bound = |addr| println!("listening on {scheme}://{addr} (region {region})");
-    let served = runtime.block_on(server::serve(app, listen, bound, shutdown_signal()));
+    let following = ledger.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Followed logs would hold the graceful shutdown open: end them first.
+        following.end_subscriptions();
+    };
+    let served = runtime.block_on(server::serve(app, listen, bound, shutdown));
     ledger.close();
     served.map(|()| Output::Printed)
 }
