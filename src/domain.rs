@@ -110,6 +110,7 @@ wire_enum!(
 
 /// Who makes a request; recorded in every event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Caller {
     /// The host service itself.
     System,

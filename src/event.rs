@@ -10,6 +10,7 @@ use crate::domain::{Caller, GroupChanges, GroupId, NewGroup, NewUser, Tags, User
 /// Field names matter only to JSON (the audit log's output); the codec ignores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
+#[non_exhaustive]
 pub enum Event {
     /// A user was created, ENABLED.
     Created {
@@ -156,6 +157,7 @@ pub enum Event {
 
 /// What an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Subject<'a> {
     /// A FinSpace user, by id.
     User(&'a str),

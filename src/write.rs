@@ -82,6 +82,7 @@ pub enum Write<'a> {
 /// The answer of a [`Write`], in the operation's response shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Written {
     /// CreateUser, UpdateUser, EnableUser, DisableUser.
     UserId(UserIdResponse),
