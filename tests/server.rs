@@ -264,14 +264,44 @@ fn authentication_failures_are_the_aws_kinds_with_a_message_saying_which() {
     let region = elsewhere.send("GET", FINSPACE_DATA, "/user?maxResults=1", b"").unwrap();
     assert!(refusal(&region).2.starts_with("Credential should be scoped to a valid region, not 'eu-west-1'"));
 
-    // The body is signed: changing it after signing breaks the signature.
-    let tampered = root
+    // Extra headers are signed with the rest and accepted.
+    let extra = root
         .call(Call {
             headers: vec![("x-amz-meta", "1".into())],
             ..Call::new("POST", FINSPACE_DATA, "/user", b"{}")
         })
         .unwrap();
-    assert_eq!(tampered.error_type(), Some("ValidationException"), "extra signed headers are fine");
+    assert_eq!(extra.error_type(), Some("ValidationException"), "signed, then refused for its members");
+    // The body is signed: a body other than the one signed breaks the signature.
+    let signed_body = br#"{"emailAddress": "a@example.com", "type": "APP_USER"}"#;
+    let sent_body = br#"{"emailAddress": "b@example.com", "type": "APP_USER"}"#;
+    let host_header = host.url.trim_start_matches("http://").to_owned();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", host_header.parse().unwrap());
+    headers.insert("content-type", "application/json".parse().unwrap());
+    let received = user_ledger::server::sigv4::Received {
+        method: "POST",
+        target: "/user",
+        headers: &headers,
+        body: signed_body,
+    };
+    let key = root_key();
+    let signed = user_ledger::server::sigv4::sign_headers(
+        received,
+        &key.access_key_id,
+        &key.secret_access_key,
+        "us-east-1",
+        FINSPACE_DATA,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut request = ureq::post(format!("{}/user", host.url)).header("content-type", "application/json");
+    for (name, value) in &signed {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let tampered = request.config().http_status_as_error(false).build().send(&sent_body[..]).unwrap();
+    assert_eq!(tampered.status().as_u16(), 403);
+    assert_eq!(tampered.headers().get("x-amzn-errortype").unwrap(), "InvalidSignatureException");
     assert_eq!(host.ledger.digest().unwrap().seq, 0);
 }
 

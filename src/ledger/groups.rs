@@ -1,6 +1,7 @@
 //! The permission group operations of the ledger: groups, memberships, and the listings of both.
 
 use super::Ledger;
+use crate::decider::State;
 use crate::domain::{Caller, MembershipStatus};
 use crate::error::{Error, Result, Rule};
 use crate::request::{
@@ -75,7 +76,7 @@ impl Ledger {
         permission_group_id: &str,
     ) -> Result<GetPermissionGroupResponse> {
         let id = validate_permission_group_id(Some(permission_group_id))?;
-        let group = self.read(caller, |store| crate::decider::State::permission_group(store, &id))?;
+        let group = self.read(caller, |store| State::permission_group(store, &id))?;
         let permission_group = group.ok_or_else(|| not_found(&id))?;
         Ok(GetPermissionGroupResponse { permission_group })
     }
@@ -109,13 +110,13 @@ impl Ledger {
         let scope = format!("groups-of/{user_id}");
         let after = self.page_after(&scope, next_token)?;
         let (groups, more) = self.read(caller, |store| {
-            if crate::decider::State::user(store, &user_id)?.is_none() {
+            if State::user(store, &user_id)?.is_none() {
                 return Err(Error::ResourceNotFound { message: format!("User {user_id} does not exist") });
             }
             let (ids, more) = store.groups_of_after(&user_id, after.as_deref(), max)?;
             let mut groups = Vec::with_capacity(ids.len());
             for id in ids {
-                let group = crate::decider::State::permission_group(store, &id)?.ok_or_else(|| {
+                let group = State::permission_group(store, &id)?.ok_or_else(|| {
                     Error::corrupt(format_args!(
                         "corrupt memberships: user {user_id} is in group {id}, which does not exist"
                     ))
@@ -145,13 +146,13 @@ impl Ledger {
         let scope = format!("members/{id}");
         let after = self.page_after(&scope, next_token)?;
         let (users, more) = self.read(caller, |store| {
-            if crate::decider::State::permission_group(store, &id)?.is_none() {
+            if State::permission_group(store, &id)?.is_none() {
                 return Err(not_found(&id));
             }
             let (ids, more) = store.members_after(&id, after.as_deref(), max)?;
             let mut users = Vec::with_capacity(ids.len());
             for user_id in ids {
-                let user = crate::decider::State::user(store, &user_id)?.ok_or_else(|| {
+                let user = State::user(store, &user_id)?.ok_or_else(|| {
                     Error::corrupt(format_args!(
                         "corrupt memberships: group {id} has user {user_id}, who does not exist"
                     ))
