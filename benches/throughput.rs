@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use user_ledger::backend::sled::layout;
 use user_ledger::idempotency::{self, Response, TokenRecord};
+use user_ledger::views::ViewTree;
 use user_ledger::{codec, Caller, Config, CreateUserRequest, Durability, Envelope, Event, Ledger};
 use user_ledger::{ApiAccess, User, UserStatus, UserType};
 
@@ -103,7 +105,8 @@ fn sample_bytes(i: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 
 /// Baseline: raw sled, one 3-tree transaction + flush + fdatasync per operation.
 fn raw_sled(dir: &Path, callers: usize, seconds: f64) -> f64 {
-    let db = user_ledger::sled_files::open_sled(sled::Config::new().path(dir.join("raw-sled"))).unwrap();
+    let db =
+        user_ledger::backend::sled::files::open_sled(sled::Config::new().path(dir.join("raw-sled"))).unwrap();
     let trees =
         [db.open_tree("log").unwrap(), db.open_tree("users").unwrap(), db.open_tree("tokens").unwrap()];
     let data = std::fs::File::open(dir.join("raw-sled").join("db")).unwrap();
@@ -259,10 +262,11 @@ pub fn run(mode: Mode) -> Vec<Row> {
         .collect();
     drop(ledger);
     let raw = {
-        let db = user_ledger::sled_files::open_sled(sled::Config::new().path(&path)).unwrap();
-        let users = db.open_tree("users").unwrap();
+        let db = user_ledger::backend::sled::files::open_sled(sled::Config::new().path(&path)).unwrap();
+        let tree = db.open_tree(layout::TREE).unwrap();
         let read = |i: u64| {
-            let bytes = users.get(ids[i as usize % ids.len()].as_bytes()).unwrap().unwrap();
+            let key = layout::view_key(ViewTree::Users, ids[i as usize % ids.len()].as_bytes());
+            let bytes = tree.get(key).unwrap().unwrap();
             std::hint::black_box(codec::decode::<User>("users", &bytes).unwrap());
         };
         (0..mode.reads).for_each(read);

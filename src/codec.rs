@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::error::{Error, Failure, Result};
 use crate::event::{Envelope, Sealed};
 
-/// The format version this build writes, and the only one it reads.
+/// The version byte of every encoded value and log entry (the encoding's version, not the
+/// sled layout's, which is `backend::sled::FORMAT_VERSION`); the only one this build reads.
 pub const FORMAT_VERSION: u8 = 1;
 
 const HASH_LEN: usize = 32;
@@ -103,6 +104,12 @@ pub fn chain_hash(prev_hash: &[u8; 32], body: &[u8]) -> [u8; 32] {
     hasher.update(prev_hash);
     hasher.update(body);
     *hasher.finalize().as_bytes()
+}
+
+/// Decodes a log entry as a backend's log walk yields it: (8-byte seq key, sealed bytes).
+pub fn unseal_entry((key, bytes): (Vec<u8>, Vec<u8>)) -> Result<Sealed> {
+    let seq = seq_of(&key).ok_or_else(|| Error::corrupt(format_args!("corrupt log: key of {} bytes", key.len())))?;
+    unseal(seq, &bytes)
 }
 
 /// The key of log entry `seq`: big-endian, so sled's order is the log's order.

@@ -13,16 +13,15 @@ use crate::clock::Clock;
 use crate::decider::Limits;
 use crate::error::{Error, Failure, Result};
 use crate::idempotency::Response;
-use crate::mark::{Mark, MarkFile};
-use crate::sled_files;
-use crate::store::{Head, Store};
+use crate::backend::{Backend, Head};
+use crate::guard::guard;
 use crate::subscribe::Published;
 use crate::writer::{WriteRequest, Writer};
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// After it is on disk: sled's flush plus an fdatasync of the data file.
+    /// After it is on disk (with sled: its flush plus an fdatasync of the data file).
     Immediate,
     /// At once; a background thread makes writes durable every period.
     Periodic(Duration),
@@ -70,8 +69,8 @@ pub struct Hooks {
 
 /// What the writer thread and the ledger's other writers (purge, rebuild) share.
 pub struct Shared {
-    /// The store.
-    pub store: Store,
+    /// The database.
+    pub backend: Arc<dyn Backend>,
     writer: Mutex<Writer>,
     limits: Limits,
     clock: Arc<dyn Clock>,
@@ -83,8 +82,6 @@ pub struct Shared {
     stale: Mutex<Option<String>>,
     /// Whether `stale` holds a reason: read on every request, so it must not take the lock.
     is_stale: AtomicBool,
-    /// The acknowledgement mark, advanced after every sync that made new log entries durable.
-    mark: Mutex<Option<MarkFile>>,
     /// Set when the ledger was opened read-only: every write is refused.
     read_only: bool,
     /// The seq subscribers may read up to.
@@ -92,24 +89,22 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state for a store whose log ends at the writer's head.
+    /// Shared state for a backend whose log ends at the writer's head.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Store,
+        backend: Arc<dyn Backend>,
         writer: Writer,
         limits: Limits,
         clock: Arc<dyn Clock>,
         durability: Durability,
         hooks: Hooks,
         stale: Option<String>,
-        mark: Option<MarkFile>,
         read_only: bool,
     ) -> Self {
         let head_seq = writer.head().seq;
         Shared {
-            mark: Mutex::new(mark),
             read_only,
-            store,
+            backend,
             writer: Mutex::new(writer),
             limits,
             clock,
@@ -180,33 +175,16 @@ impl Shared {
         self.refuse_if_stale()
     }
 
-    /// Makes committed writes, up to the log's `head` at least, durable, then records `head` in
-    /// the acknowledgement mark; a failure poisons the ledger.
+    /// Makes committed writes, up to the log's `head` at least, durable; a failure poisons the
+    /// ledger.
     pub fn sync(&self, head: Head) -> Result<()> {
         let hooked = match &self.hooks.sync {
             Some(hook) => (hook.0)().map_err(Error::from),
             None => Ok(()),
         };
         hooked
-            .and_then(|()| self.store.sync())
-            .and_then(|()| self.record_mark(head))
+            .and_then(|()| self.backend.sync(head))
             .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
-    }
-
-    /// Records `head` as acknowledged; call only once the log up to it is on disk.
-    fn record_mark(&self, head: Head) -> Result<()> {
-        let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
-        match mark.as_mut() {
-            Some(mark) => mark.record(Mark { seq: head.seq, hash: head.hash }),
-            None => Ok(()),
-        }
-    }
-
-    /// Makes the log as it is now the acknowledged one: a new mark at `mark`.
-    pub fn reset_mark(&self, mark: Mark) -> Result<()> {
-        let fresh = self.store.create_mark(mark)?;
-        *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
-        Ok(())
     }
 
     /// Decides and commits `requests` as one batch, syncs once if required; one answer each.
@@ -216,8 +194,8 @@ impl Shared {
             return all(e);
         }
         let mut writer = self.lock_writer();
-        let commit = || writer.commit(&self.store, &self.limits, self.now_ms(), requests);
-        let committed = match sled_files::guard("while committing a batch", commit) {
+        let commit = || writer.commit(self.backend.as_ref(), &self.limits, self.now_ms(), requests);
+        let committed = match guard("while committing a batch", commit) {
             Ok(committed) => committed,
             Err(e) => {
                 // What a panicked commit left on disk is unknown: stop writing until a reopen.

@@ -281,7 +281,7 @@ impl Access {
 /// `System` may do anything. A user caller must exist, be ENABLED and have apiAccess ENABLED; a
 /// SUPER_USER may then do everything, an APP_USER what the union of its permission groups'
 /// applicationPermissions grants (reads need none).
-pub fn authorize(state: &impl State, caller: &Caller, access: Access) -> Result<()> {
+pub fn authorize(state: &(impl State + ?Sized), caller: &Caller, access: Access) -> Result<()> {
     let id = match caller {
         Caller::System => return Ok(()),
         // Which user a principal may act for is decided by the command (see IssueCredentials).
@@ -318,7 +318,7 @@ pub fn authorize(state: &impl State, caller: &Caller, access: Access) -> Result<
 /// Decides what events `command` by `caller` causes in `state`, or why it is refused.
 ///
 /// An empty list means the request succeeds and changes nothing (a no-op).
-pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Command) -> Result<Vec<Event>> {
+pub fn decide(state: &(impl State + ?Sized), limits: &Limits, caller: &Caller, command: &Command) -> Result<Vec<Event>> {
     authorize(state, caller, command.access())?;
     match command {
         Command::CreateUser { user_id, user } => {
@@ -524,7 +524,7 @@ pub fn decide(state: &impl State, limits: &Limits, caller: &Caller, command: &Co
 /// The user a principal gets credentials for: the first, by id, of the users whose
 /// apiAccessPrincipalArn it is that may act (ENABLED, apiAccess ENABLED) and may get temporary
 /// credentials (a SUPER_USER, or GetTemporaryCredentials through a group).
-fn credential_holder(state: &impl State, principal_arn: &str) -> Result<User> {
+fn credential_holder(state: &(impl State + ?Sized), principal_arn: &str) -> Result<User> {
     for user in state.users_with_principal(principal_arn)? {
         if authorize(state, &Caller::User(user.user_id.clone()), Access::TemporaryCredentials).is_ok() {
             return Ok(user);
@@ -541,7 +541,7 @@ fn credential_holder(state: &impl State, principal_arn: &str) -> Result<User> {
 pub const SIGN_IN_FAILED: &str =
     "Sign-in failed: the email address and password do not match an ENABLED user";
 
-fn existing_group(state: &impl State, group: &str) -> Result<PermissionGroup> {
+fn existing_group(state: &(impl State + ?Sized), group: &str) -> Result<PermissionGroup> {
     state.permission_group(group)?.ok_or_else(|| Error::ResourceNotFound {
         message: format!("Permission group {group} does not exist"),
     })
@@ -559,19 +559,19 @@ fn changed_group_fields(current: &PermissionGroup, requested: &GroupChanges) -> 
     }
 }
 
-fn existing_kx(state: &impl State, environment_id: &str, user_name: &str) -> Result<KxUser> {
+fn existing_kx(state: &(impl State + ?Sized), environment_id: &str, user_name: &str) -> Result<KxUser> {
     state.kx_user(environment_id, user_name)?.ok_or_else(|| Error::ResourceNotFound {
         message: format!("kdb user {user_name} does not exist in environment {environment_id}"),
     })
 }
 
-fn existing(state: &impl State, user_id: &str) -> Result<User> {
+fn existing(state: &(impl State + ?Sized), user_id: &str) -> Result<User> {
     state
         .user(user_id)?
         .ok_or_else(|| Error::ResourceNotFound { message: format!("User {user_id} does not exist") })
 }
 
-fn check_enabled_quota(state: &impl State, limits: &Limits) -> Result<()> {
+fn check_enabled_quota(state: &(impl State + ?Sized), limits: &Limits) -> Result<()> {
     match limits.max_enabled_users {
         Some(max) if state.enabled_users()? >= max => {
             Err(Error::LimitExceeded { message: format!("The limit of {max} enabled users is reached") })

@@ -26,22 +26,20 @@ macro_rules! internal {
 internal!(
     access_key,
     audit,
+    backend,
     clock,
     codec,
     commit,
     decider,
-    directory,
     domain,
     error,
     event,
+    guard,
     idempotency,
     ledger,
-    mark,
     page,
     password,
     request,
-    sled_files,
-    store,
     subscribe,
     validate,
     views,
@@ -53,10 +51,10 @@ pub mod server;
 pub mod wire;
 
 pub use audit::{AsOf, Digest, Fault, Problem, Report};
+pub use backend::OpenMode;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::{BatchReport, Durability};
 pub use decider::{Access, Limits};
-pub use directory::OpenMode;
 pub use domain::{
     AccessKey, AccessKeyPair, ApiAccess, ApplicationPermission, Caller, GroupChanges, Identity, KxUser,
     MembershipStatus, NewGroup, NewUser, PermissionGroup, PrincipalKey, Tags, TemporaryCredential, User,
@@ -80,7 +78,7 @@ pub use subscribe::Subscription;
 pub use write::{Write, Written};
 
 #[doc(hidden)]
-pub use sled_files::panic_message;
+pub use guard::panic_message;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::commit::Shared;
 use crate::error::{Error, Result};
 use crate::event::Sealed;
-use crate::sled_files;
+use crate::codec;
+use crate::guard::guard;
 
 /// What the writer publishes: the last seq subscribers may read, and whether more will come.
 #[derive(Debug, Default)]
@@ -108,8 +109,10 @@ impl Subscription {
 
     fn read(&mut self) -> Result<Sealed> {
         let seq = self.next;
-        let store = &self.shared.store;
-        let entry = sled_files::guard("while reading the log", || store.log_entry(seq))?;
+        let backend = &self.shared.backend;
+        let entry = guard("while reading the log", || {
+            backend.log_entry(seq)?.map(|bytes| codec::unseal(seq, &bytes)).transpose()
+        })?;
         let sealed = entry.ok_or_else(|| {
             Error::corrupt(format_args!("the log has no entry at seq {seq}, which was committed"))
         })?;

@@ -1,7 +1,7 @@
 //! The write path: decide a batch of requests in order, seal their events, commit them at once.
 //!
 //! Each request is decided against the state the ones before it in the batch left, through a
-//! `Batch` overlay on the store; the batch is then written in ONE store transaction, with the
+//! `Batch` overlay on the backend; the batch is then written as ONE atomic changeset, with the
 //! token records of the requests that carried a clientToken. A request that is refused fails
 //! alone; the rest of its batch commits.
 
@@ -18,14 +18,11 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
-use crate::store::{Changes, Head, Store, TreeId};
-use crate::views::{
-    self, access_key_row, email_row, enabled_users_row, group_row, history_row, kx_count_row, kx_key,
-    kx_user_row, membership_keys, password_row, principal_key_row, temporary_credential_row, user_row, Row,
-    ViewTree,
-};
+use crate::backend::{Backend, Changeset, Head, Tip, ViewChange};
+use crate::views::{self, kx_key};
 
-/// How many expired token records a commit purges on the side, at most.
+/// How many token records a commit examines for expiry on the side, at least; a commit that
+/// writes n records examines 2n, so the sweep outpaces the writes and the table stays bounded.
 pub const PURGE_PER_COMMIT: usize = 16;
 
 /// One request for the writer.
@@ -62,12 +59,15 @@ pub struct Committed {
 pub struct Writer {
     head: Head,
     token_ttl_ms: i64,
+    /// Where the sweep for expired token records goes on: the last key it examined, or the
+    /// start.
+    sweep: Option<Vec<u8>>,
 }
 
 impl Writer {
     /// A writer continuing the log at `head`, remembering tokens for `token_ttl_ms`.
     pub fn new(head: Head, token_ttl_ms: i64) -> Self {
-        Writer { head, token_ttl_ms }
+        Writer { head, token_ttl_ms, sweep: None }
     }
 
     /// The head as last committed.
@@ -80,12 +80,12 @@ impl Writer {
     /// The error means nothing of the batch was written (storage failure or corrupt state).
     pub fn commit(
         &mut self,
-        store: &Store,
+        backend: &dyn Backend,
         limits: &Limits,
         now_ms: i64,
         requests: &[WriteRequest],
     ) -> Result<Committed> {
-        let mut batch = Batch::new(store, self.head);
+        let mut batch = Batch::new(backend, self.head);
         // Event times never go backwards, even if the clock does.
         let time_ms = now_ms.max(self.head.time_ms);
         let mut results = Vec::with_capacity(requests.len());
@@ -94,9 +94,11 @@ impl Writer {
         }
         let wrote = !batch.changes.is_empty();
         if wrote {
-            batch.purge_expired_tokens(time_ms, PURGE_PER_COMMIT)?;
-            store.commit(&batch.changes)?;
-            self.head = batch.changes.head;
+            let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
+            let (_, next) = batch.purge_expired_tokens(self.sweep.as_deref(), time_ms, examine)?;
+            backend.commit(&batch.changes)?;
+            self.head = batch.head;
+            self.sweep = next;
         }
         Ok(Committed { results, wrote })
     }
@@ -106,39 +108,49 @@ impl Writer {
     /// corrupt log is an error and changes nothing. Only rows that differ are written, so a
     /// rebuild of healthy views writes almost nothing. Meta marks the views as folded up to seq 0
     /// until the end, so a crash midway leaves them reported as lagging.
-    pub fn rebuild(&mut self, store: &Store, progress: &mut dyn FnMut(u64)) -> Result<Head> {
-        let (report, folded) = audit::verify_entries(store.raw_log(1), None, progress)?;
+    pub fn rebuild(&mut self, backend: &dyn Backend, progress: &mut dyn FnMut(u64)) -> Result<Head> {
+        let (report, folded) = audit::verify_entries(backend.log(1), None, progress)?;
         if let Some(problem) = report.problem {
             return Err(Error::internal(format_args!(
                 "cannot rebuild the views: the log is corrupt at {problem}"
             )));
         }
-        store.set_views_seq(0)?;
-        for view in ViewTree::ALL {
-            store.reconcile(view, folded.rows_of(view))?;
-        }
+        let before = backend.tip()?;
+        backend.set_tip(Tip { views_seq: 0, ..before })?;
+        backend.replace_views(&folded)?;
         // An empty log has the empty head, whatever meta said.
         let head = match report.head.seq {
             0 => Head::default(),
             seq => Head { seq, hash: report.head.hash, time_ms: report.time_ms },
         };
-        store.set_head(head)?;
+        backend.set_tip(Tip { head, views_seq: head.seq })?;
         self.head = head;
         Ok(head)
     }
 
-    /// Purges up to `limit` expired token records in one transaction; returns how many.
-    pub fn purge_expired_tokens(&mut self, store: &Store, now_ms: i64, limit: usize) -> Result<usize> {
-        let mut batch = Batch::new(store, self.head);
-        let purged = batch.purge_expired_tokens(now_ms.max(self.head.time_ms), limit)?;
-        store.commit(&batch.changes)?;
-        Ok(purged)
+    /// Sweeps the whole token table once, purging every expired record, a commit per
+    /// `chunk` examined; returns how many were purged.
+    pub fn purge_expired_tokens(&mut self, backend: &dyn Backend, now_ms: i64, chunk: usize) -> Result<usize> {
+        let now_ms = now_ms.max(self.head.time_ms);
+        let (mut from, mut total) = (None, 0);
+        loop {
+            let mut batch = Batch::new(backend, self.head);
+            let (purged, next) = batch.purge_expired_tokens(from.as_deref(), now_ms, chunk)?;
+            backend.commit(&batch.changes)?;
+            total += purged;
+            match next {
+                Some(next) => from = Some(next),
+                None => return Ok(total),
+            }
+        }
     }
 }
 
-/// Pending changes of one commit, read through to the store.
+/// Pending changes of one commit, read through to the backend.
 struct Batch<'s> {
-    store: &'s Store,
+    backend: &'s dyn Backend,
+    /// The head after the entries appended so far.
+    head: Head,
     users: BTreeMap<UserId, User>,
     emails: BTreeMap<String, UserId>,
     enabled_users: Option<u64>,
@@ -152,14 +164,14 @@ struct Batch<'s> {
     passwords: BTreeMap<UserId, String>,
     principal_keys: BTreeMap<String, Option<PrincipalKey>>,
     temporary_credentials: BTreeMap<String, TemporaryCredential>,
-    tokens: BTreeMap<Vec<u8>, Option<TokenRecord>>,
-    changes: Changes,
+    changes: Changeset,
 }
 
 impl<'s> Batch<'s> {
-    fn new(store: &'s Store, head: Head) -> Self {
+    fn new(backend: &'s dyn Backend, head: Head) -> Self {
         Batch {
-            store,
+            backend,
+            head,
             users: BTreeMap::new(),
             emails: BTreeMap::new(),
             enabled_users: None,
@@ -171,8 +183,7 @@ impl<'s> Batch<'s> {
             passwords: BTreeMap::new(),
             principal_keys: BTreeMap::new(),
             temporary_credentials: BTreeMap::new(),
-            tokens: BTreeMap::new(),
-            changes: Changes { head, ..Changes::default() },
+            changes: Changeset::default(),
         }
     }
 
@@ -209,7 +220,7 @@ impl<'s> Batch<'s> {
         }
         let response = Response::of(&request.command);
         if let Some((key, fingerprint)) = token {
-            let seq = (!events.is_empty()).then_some(self.changes.head.seq);
+            let seq = (!events.is_empty()).then_some(self.head.seq);
             let record = TokenRecord {
                 fingerprint,
                 response: response.clone(),
@@ -223,7 +234,7 @@ impl<'s> Batch<'s> {
 
     /// Seals `event` as the next log entry and folds it into the pending views.
     fn append(&mut self, request: &WriteRequest, event: Event, time_ms: i64) -> Result<()> {
-        let head = self.changes.head;
+        let head = self.head;
         let envelope = Envelope {
             seq: head.seq + 1,
             event_id: Ulid::generate(),
@@ -235,51 +246,46 @@ impl<'s> Batch<'s> {
         views::fold(self, &envelope)?;
         let (bytes, hash) = codec::seal(&envelope, head.hash);
         self.changes.log.push((envelope.seq, bytes));
-        self.changes.head = Head { seq: envelope.seq, hash, time_ms };
-        self.changes.views_seq = Some(envelope.seq);
+        self.head = Head { seq: envelope.seq, hash, time_ms };
+        self.changes.tip = Some(Tip { head: self.head, views_seq: envelope.seq });
         Ok(())
     }
 
     fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
-        match self.tokens.get(key) {
+        match self.changes.tokens.get(key) {
             Some(record) => Ok(record.clone()),
-            None => self.store.token(key),
+            None => self.backend.token(key),
         }
     }
 
-    /// Stores a token record and its expiry entry. An expired record it replaces leaves an expiry
-    /// entry behind; that entry is already due, and the purge drops it without touching the new
-    /// record (it only removes records whose expiry matches the entry).
+    /// Stores a token record; its expiry is inside it.
     fn put_token(&mut self, key: Vec<u8>, record: TokenRecord) {
-        self.write(TreeId::TokenExpiry, idempotency::expiry_key(record.expires_ms, &key), Some(vec![]));
-        self.write(TreeId::Tokens, key.clone(), Some(codec::encode(&record)));
-        self.tokens.insert(key, Some(record));
+        self.changes.tokens.insert(key, Some(record));
     }
 
-    /// Removes up to `limit` token records that expired at or before `now_ms`; returns how many.
-    fn purge_expired_tokens(&mut self, now_ms: i64, limit: usize) -> Result<usize> {
+    /// Examines up to `limit` stored token records after `from` and removes those expired at or
+    /// before `now_ms` (not one this batch wrote anew); returns how many it removed, and where a
+    /// sweep goes on (`None`: it reached the end).
+    fn purge_expired_tokens(
+        &mut self,
+        from: Option<&[u8]>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<(usize, Option<Vec<u8>>)> {
+        let records = self.backend.tokens_after(from, limit)?;
+        let next = (records.len() == limit).then(|| records.last().map(|(key, _)| key.clone())).flatten();
         let mut purged = 0;
-        for index_key in self.store.expired_tokens(now_ms, limit)? {
-            let Some((expires_ms, key)) = idempotency::split_expiry_key(&index_key) else {
-                return Err(Error::corrupt("corrupt token_expiry: key shorter than 8 bytes"));
-            };
-            // The record may have been replaced since (a token reused after expiry): keep that one.
-            if self.token(key)?.is_some_and(|r| r.expires_ms == expires_ms) {
-                self.write(TreeId::Tokens, key.to_vec(), None);
-                self.tokens.insert(key.to_vec(), None);
+        for (key, record) in records {
+            if record.expires_ms <= now_ms && !self.changes.tokens.contains_key(&key) {
+                self.changes.tokens.insert(key, None);
                 purged += 1;
             }
-            self.write(TreeId::TokenExpiry, index_key, None);
         }
-        Ok(purged)
+        Ok((purged, next))
     }
 
-    fn write(&mut self, tree: TreeId, key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.changes.writes.insert((tree, key), value);
-    }
-
-    fn write_row(&mut self, ((view, key), value): Row) {
-        self.write(TreeId::View(view), key, Some(value));
+    fn change(&mut self, change: ViewChange) {
+        self.changes.views.push(change);
     }
 }
 
@@ -287,62 +293,62 @@ impl State for Batch<'_> {
     fn user(&self, user_id: &str) -> Result<Option<User>> {
         match self.users.get(user_id) {
             Some(user) => Ok(Some(user.clone())),
-            None => self.store.user(user_id),
+            None => self.backend.user(user_id),
         }
     }
 
     fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
         match self.emails.get(email_key) {
             Some(id) => Ok(Some(id.clone())),
-            None => self.store.email_owner(email_key),
+            None => self.backend.email_owner(email_key),
         }
     }
 
     fn enabled_users(&self) -> Result<u64> {
         match self.enabled_users {
             Some(count) => Ok(count),
-            None => self.store.enabled_users(),
+            None => self.backend.enabled_users(),
         }
     }
 
     fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
         match self.kx_users.get(&kx_key(environment_id, user_name)) {
             Some(user) => Ok(user.clone()),
-            None => self.store.kx_user(environment_id, user_name),
+            None => self.backend.kx_user(environment_id, user_name),
         }
     }
 
     fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
         match self.kx_counts.get(environment_id) {
             Some(count) => Ok(*count),
-            None => self.store.kx_users_in(environment_id),
+            None => self.backend.kx_users_in(environment_id),
         }
     }
 
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
         match self.access_keys.get(access_key_id) {
             Some(key) => Ok(key.clone()),
-            None => self.store.access_key(access_key_id),
+            None => self.backend.access_key(access_key_id),
         }
     }
 
     fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
         match self.groups.get(group) {
             Some(record) => Ok(record.clone()),
-            None => self.store.permission_group(group),
+            None => self.backend.permission_group(group),
         }
     }
 
     fn is_member(&self, group: &str, user: &str) -> Result<bool> {
         match self.memberships.get(&(group.to_owned(), user.to_owned())) {
             Some(member) => Ok(*member),
-            None => self.store.is_member(group, user),
+            None => self.backend.is_member(group, user),
         }
     }
 
     fn groups_of(&self, user: &str) -> Result<Vec<String>> {
         let mut groups: std::collections::BTreeSet<String> =
-            self.store.groups_of(user)?.into_iter().collect();
+            self.backend.groups_of(user)?.into_iter().collect();
         for ((group, u), member) in &self.memberships {
             if u == user {
                 if *member {
@@ -358,28 +364,28 @@ impl State for Batch<'_> {
     fn password_hash(&self, user: &str) -> Result<Option<String>> {
         match self.passwords.get(user) {
             Some(hash) => Ok(Some(hash.clone())),
-            None => self.store.password_hash(user),
+            None => self.backend.password_hash(user),
         }
     }
 
     fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
         match self.principal_keys.get(access_key_id) {
             Some(key) => Ok(key.clone()),
-            None => self.store.principal_key(access_key_id),
+            None => self.backend.principal_key(access_key_id),
         }
     }
 
     fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
         match self.temporary_credentials.get(access_key_id) {
             Some(credential) => Ok(Some(credential.clone())),
-            None => self.store.temporary_credential(access_key_id),
+            None => self.backend.temporary_credential(access_key_id),
         }
     }
 
-    /// The store's users with this principal, as this batch has changed them so far.
+    /// The backend's users with this principal, as this batch has changed them so far.
     fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
         let mut users: BTreeMap<UserId, User> = self
-            .store
+            .backend
             .users_with_principal(principal_arn)?
             .into_iter()
             .map(|u| (u.user_id.clone(), u))
@@ -396,7 +402,7 @@ impl State for Batch<'_> {
 
     fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
         let mut members: std::collections::BTreeSet<UserId> =
-            self.store.members_of(group)?.into_iter().collect();
+            self.backend.members_of(group)?.into_iter().collect();
         for ((g, user), member) in &self.memberships {
             if g == group {
                 if *member {
@@ -412,85 +418,81 @@ impl State for Batch<'_> {
 
 impl Views for Batch<'_> {
     fn put_user(&mut self, user: User) {
-        self.write_row(user_row(&user));
-        self.users.insert(user.user_id.clone(), user);
+        self.users.insert(user.user_id.clone(), user.clone());
+        self.change(ViewChange::PutUser(user));
     }
 
     fn put_email(&mut self, email_key: String, user_id: UserId) {
-        self.write_row(email_row(&email_key, &user_id));
-        self.emails.insert(email_key, user_id);
+        self.emails.insert(email_key.clone(), user_id.clone());
+        self.change(ViewChange::PutEmail(email_key, user_id));
     }
 
     fn set_enabled_users(&mut self, count: u64) {
-        self.write_row(enabled_users_row(count));
         self.enabled_users = Some(count);
+        self.change(ViewChange::EnabledUsers(count));
     }
 
     fn put_kx_user(&mut self, user: KxUser) {
-        let row = kx_user_row(&user);
-        self.kx_users.insert(row.0 .1.clone(), Some(user));
-        self.write_row(row);
+        self.kx_users.insert(kx_key(&user.environment_id, &user.user_name), Some(user.clone()));
+        self.change(ViewChange::PutKxUser(user));
     }
 
     fn remove_kx_user(&mut self, environment_id: &str, user_name: &str) {
-        let key = kx_key(environment_id, user_name);
-        self.write(TreeId::View(ViewTree::KxUsers), key.clone(), None);
-        self.kx_users.insert(key, None);
+        self.kx_users.insert(kx_key(environment_id, user_name), None);
+        self.change(ViewChange::RemoveKxUser(environment_id.to_owned(), user_name.to_owned()));
     }
 
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
-        self.write_row(kx_count_row(environment_id, count));
         self.kx_counts.insert(environment_id.to_owned(), count);
+        self.change(ViewChange::KxUsersIn(environment_id.to_owned(), count));
     }
 
     fn put_access_key(&mut self, key: AccessKey) {
-        self.write_row(access_key_row(&key));
-        self.access_keys.insert(key.access_key_id.clone(), Some(key));
+        self.access_keys.insert(key.access_key_id.clone(), Some(key.clone()));
+        self.change(ViewChange::PutAccessKey(key));
     }
 
     fn remove_access_key(&mut self, access_key_id: &str) {
-        self.write(TreeId::View(ViewTree::AccessKeys), access_key_id.as_bytes().to_vec(), None);
         self.access_keys.insert(access_key_id.to_owned(), None);
+        self.change(ViewChange::RemoveAccessKey(access_key_id.to_owned()));
     }
 
     fn put_group(&mut self, group: PermissionGroup) {
-        self.write_row(group_row(&group));
-        self.groups.insert(group.permission_group_id.clone(), Some(group));
+        self.groups.insert(group.permission_group_id.clone(), Some(group.clone()));
+        self.change(ViewChange::PutGroup(group));
     }
 
     fn remove_group(&mut self, group: &str) {
-        self.write(TreeId::View(ViewTree::Groups), group.as_bytes().to_vec(), None);
         self.groups.insert(group.to_owned(), None);
+        self.change(ViewChange::RemoveGroup(group.to_owned()));
     }
 
     fn put_principal_key(&mut self, key: PrincipalKey) {
-        self.write_row(principal_key_row(&key));
-        self.principal_keys.insert(key.access_key_id.clone(), Some(key));
+        self.principal_keys.insert(key.access_key_id.clone(), Some(key.clone()));
+        self.change(ViewChange::PutPrincipalKey(key));
     }
 
     fn remove_principal_key(&mut self, access_key_id: &str) {
-        self.write(TreeId::View(ViewTree::PrincipalKeys), access_key_id.as_bytes().to_vec(), None);
         self.principal_keys.insert(access_key_id.to_owned(), None);
+        self.change(ViewChange::RemovePrincipalKey(access_key_id.to_owned()));
     }
 
     fn put_temporary_credential(&mut self, credential: TemporaryCredential) {
-        self.write_row(temporary_credential_row(&credential));
-        self.temporary_credentials.insert(credential.access_key_id.clone(), credential);
+        self.temporary_credentials.insert(credential.access_key_id.clone(), credential.clone());
+        self.change(ViewChange::PutTemporaryCredential(credential));
     }
 
     fn put_password(&mut self, user: &str, hash: String) {
-        self.write_row(password_row(user, &hash));
-        self.passwords.insert(user.to_owned(), hash);
+        self.passwords.insert(user.to_owned(), hash.clone());
+        self.change(ViewChange::PutPassword(user.to_owned(), hash));
     }
 
     fn set_member(&mut self, group: &str, user: &str, member: bool) {
-        for key in membership_keys(group, user) {
-            self.write(TreeId::View(ViewTree::Memberships), key, member.then(Vec::new));
-        }
         self.memberships.insert((group.to_owned(), user.to_owned()), member);
+        self.change(ViewChange::Member(group.to_owned(), user.to_owned(), member));
     }
 
     fn add_history(&mut self, key: Vec<u8>) {
-        self.write_row(history_row(key));
+        self.change(ViewChange::History(key));
     }
 }

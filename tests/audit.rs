@@ -5,11 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{raw_sled, TestLedger, SYSTEM, T0};
+use common::raw::Raw;
+use common::{TestLedger, SYSTEM, T0};
 use proptest::prelude::*;
 use tempfile::TempDir;
 use user_ledger::audit::{self, Chain};
 use user_ledger::codec;
+use user_ledger::views::ViewTree;
 use user_ledger::{
     AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Durability, Envelope, Event,
     Failure, Fault, Ledger, ManualClock, OpenMode, Problem, Subject, UpdateKxUserRequest, UpdateUserRequest,
@@ -119,18 +121,18 @@ fn deleting_reordering_or_inserting_entries_is_found() {
 }
 
 /// Rewrites the stored log through `edit`, with the ledger closed, and reopens it.
-fn tamper(t: TestLedger, edit: impl FnOnce(&sled::Tree, &sled::Tree)) -> TestLedger {
+fn tamper(t: TestLedger, edit: impl FnOnce(&Raw)) -> TestLedger {
     let (clock, dir) = tamper_closed(t, edit);
     TestLedger { ledger: user_ledger::Ledger::open_path(dir.path().join("db")).unwrap(), clock, dir }.reopen()
 }
 
 /// Rewrites the stored log through `edit`, and leaves the ledger closed.
-fn tamper_closed(t: TestLedger, edit: impl FnOnce(&sled::Tree, &sled::Tree)) -> (ManualClock, TempDir) {
+fn tamper_closed(t: TestLedger, edit: impl FnOnce(&Raw)) -> (ManualClock, TempDir) {
     let TestLedger { ledger, clock, dir } = t;
     drop(ledger);
-    let db = raw_sled(&dir.path().join("db"));
-    edit(&db.open_tree("log").unwrap(), &db.open_tree("meta").unwrap());
-    db.flush().unwrap();
+    let raw = Raw::open(&dir.path().join("db"));
+    edit(&raw);
+    raw.flush();
     (clock, dir)
 }
 
@@ -142,19 +144,18 @@ fn open(clock: &ManualClock, dir: &TempDir, mode: OpenMode) -> user_ledger::Resu
 #[test]
 fn on_disk_tampering_is_found_by_verify() {
     let (t, _) = busy();
-    let t = tamper(t, |log, _| {
-        let key = codec::seq_key(6);
-        let mut bytes = log.get(key).unwrap().unwrap().to_vec();
+    let t = tamper(t, |raw| {
+        let mut bytes = raw.log(6).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x40;
-        log.insert(key, bytes).unwrap();
+        raw.put_log(6, &bytes);
     });
     assert_eq!(verify(&t).map(|p| p.seq), Some(6));
 
     // A forged entry appended with a valid link: the chain holds, but meta's head does not name it.
     let (t, alice) = busy();
     let head = t.ledger.digest().unwrap();
-    let t = tamper(t, |log, _| {
+    let t = tamper(t, |raw| {
         let forged = Envelope {
             seq: 10,
             event_id: ulid::Ulid::from_parts(1, 1),
@@ -163,7 +164,7 @@ fn on_disk_tampering_is_found_by_verify() {
             client_token: None,
             event: Event::Disabled { user_id: alice },
         };
-        log.insert(codec::seq_key(10), codec::seal(&forged, head.hash).0).unwrap();
+        raw.put_log(10, &codec::seal(&forged, head.hash).0);
     });
     let status = t.ledger.views_status().unwrap();
     assert_eq!(status, "the log ends at seq 10 but meta's head is at seq 9");
@@ -175,8 +176,8 @@ fn views_that_lag_or_lead_the_log_are_reported_and_rebuild_repairs_them() {
     let (t, alice) = busy();
     let rows = t.ledger.view_rows().unwrap();
     // Views lag: meta says they were folded only up to seq 7.
-    let t = tamper(t, |_, meta| {
-        meta.insert("views_seq", codec::encode(&7u64)).unwrap();
+    let t = tamper(t, |raw| {
+        raw.set_views_seq(7);
     });
     assert_eq!(
         t.ledger.views_status().as_deref(),
@@ -201,8 +202,8 @@ fn views_that_lag_or_lead_the_log_are_reported_and_rebuild_repairs_them() {
 
     // Views lead: the last log entry is gone (the head in meta still names it). Seq 9 was
     // acknowledged, so the ledger refuses to open until the operator accepts the shorter log.
-    let (clock, dir) = tamper_closed(t, |log, _| {
-        log.remove(codec::seq_key(9)).unwrap();
+    let (clock, dir) = tamper_closed(t, |raw| {
+        raw.remove_log(9);
     });
     let err = open(&clock, &dir, OpenMode::Create).unwrap_err();
     assert_eq!(err.failure(), Some(Failure::Lost));
@@ -236,9 +237,9 @@ fn verify_finds_views_that_differ_from_the_fold() {
     let TestLedger { ledger, clock, dir } = t;
     drop(ledger);
     {
-        let db = raw_sled(&dir.path().join("db"));
-        db.open_tree("emails").unwrap().insert("mallory@example.com", codec::encode(&alice)).unwrap();
-        db.flush().unwrap();
+        let raw = Raw::open(&dir.path().join("db"));
+        raw.put_view(ViewTree::Emails, b"mallory@example.com", &codec::encode(&alice));
+        raw.flush();
     }
     let t = TestLedger { ledger: user_ledger::Ledger::open_path(dir.path().join("db")).unwrap(), clock, dir };
     let fault = Fault::ViewsDiffer { tree: "emails", key: "mallory@example.com".into() };
@@ -265,20 +266,18 @@ fn a_digest_holds_while_the_log_grows_and_fails_once_history_is_rewritten() {
 
     // Rewrite seq 2's clientToken and re-chain everything after it: the chain and the views still
     // verify, but not against a digest taken before, nor against the acknowledgement mark.
-    let (clock, dir) = tamper_closed(t, |log, meta| {
-        let mut prev = codec::unseal(1, &log.get(codec::seq_key(1)).unwrap().unwrap()).unwrap().hash;
+    let (clock, dir) = tamper_closed(t, |raw| {
+        let mut prev = codec::unseal(1, &raw.log(1).unwrap()).unwrap().hash;
         for seq in 2..=10 {
-            let mut envelope =
-                codec::unseal(seq, &log.get(codec::seq_key(seq)).unwrap().unwrap()).unwrap().envelope;
+            let mut envelope = codec::unseal(seq, &raw.log(seq).unwrap()).unwrap().envelope;
             if seq == 2 {
                 envelope.client_token = Some("rewritten".into());
             }
             let (bytes, hash) = codec::seal(&envelope, prev);
-            log.insert(codec::seq_key(seq), bytes).unwrap();
+            raw.put_log(seq, &bytes);
             prev = hash;
             if seq == 10 {
-                let head = user_ledger::store::Head { seq, hash, time_ms: envelope.time_ms };
-                meta.insert("head", codec::encode(&head)).unwrap();
+                raw.set_head(user_ledger::backend::Head { seq, hash, time_ms: envelope.time_ms });
             }
         }
     });
@@ -456,9 +455,9 @@ fn a_second_user_with_a_taken_email_fails_verify_at_its_seq_and_rebuild_refuses(
     let TestLedger { ledger, clock, dir } = t;
     drop(ledger);
     {
-        let db = raw_sled(&dir.path().join("db"));
-        db.open_tree("emails").unwrap().remove("alice@example.com").unwrap();
-        db.flush().unwrap();
+        let raw = Raw::open(&dir.path().join("db"));
+        raw.remove_view(ViewTree::Emails, b"alice@example.com");
+        raw.flush();
     }
     let t = TestLedger { ledger: open(&clock, &dir, OpenMode::Create).unwrap(), clock, dir };
     let twin = t.create("ALICE@example.com");

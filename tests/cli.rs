@@ -421,9 +421,9 @@ fn verify_exits_3_when_the_views_lag_the_log() {
     create(&db, "a@example.com");
     {
         // The state a kill during rebuild-views leaves: meta says the views hold nothing yet.
-        let raw = sled::open(&db).unwrap();
-        raw.open_tree("meta").unwrap().insert("views_seq", user_ledger::codec::encode(&0u64)).unwrap();
-        raw.flush().unwrap();
+        let raw = common::raw::Raw::open(&db);
+        raw.set_views_seq(0);
+        raw.flush();
     }
     let out = cli(&db, &["verify"]);
     assert_eq!(out.status.code(), Some(3));

@@ -378,7 +378,7 @@ fn the_cli_never_exits_101_on_a_damaged_database() {
                 panic!("stderr is not one JSON error: {}", String::from_utf8_lossy(&out.stderr))
             });
             assert_eq!(body["__type"], "InternalServerException");
-            seen.insert(body["message"].as_str().unwrap().contains("sled panicked"));
+            seen.insert(body["message"].as_str().unwrap().contains("the storage panicked"));
         }
         if seen.contains(&true) {
             return;

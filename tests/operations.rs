@@ -364,15 +364,15 @@ fn an_unknown_format_version_is_a_clear_error_on_open() {
     let path = dir.path().join("db");
     drop(Ledger::open_path(&path).unwrap());
     {
-        let db = common::raw_sled(&path);
-        db.open_tree("meta").unwrap().insert("format", &[9u8]).unwrap();
-        db.flush().unwrap();
+        let raw = common::raw::Raw::open(&path);
+        raw.put_meta("format", &[9u8]);
+        raw.flush();
     }
     let err = Ledger::open_path(&path).unwrap_err();
     assert_eq!(err.wire_name(), "InternalServerException");
     assert_eq!(
         err.to_string(),
-        format!("database at {} is in format version 9, this build reads version 1", path.display())
+        format!("database at {} is in format version 9, this build reads versions 1 and 2", path.display())
     );
 }
 
@@ -385,9 +385,9 @@ fn corrupt_view_bytes_are_an_error_naming_the_record() {
         ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
     drop(ledger);
     {
-        let db = common::raw_sled(&path);
-        db.open_tree("users").unwrap().insert(id.as_bytes(), &[1u8, 0xff, 0xff]).unwrap();
-        db.flush().unwrap();
+        let raw = common::raw::Raw::open(&path);
+        raw.put_view(user_ledger::views::ViewTree::Users, id.as_bytes(), &[1u8, 0xff, 0xff]);
+        raw.flush();
     }
     let ledger = Ledger::open_path(&path).unwrap();
     let err = ledger.get_user(&SYSTEM, &id).unwrap_err();

@@ -6,18 +6,22 @@ use std::time::Duration;
 
 mod groups;
 mod passwords;
+mod settings;
 
 use crate::access_key;
 use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
 use crate::clock::{Clock, SystemClock};
 use crate::commit::{BatchReport, CommitHook, Durability, Flusher, Hooks, Pipeline, Shared, SyncHook};
-use crate::decider::{self, Access, Command, Limits, State};
-use crate::directory::{Directory, OpenMode};
+use crate::decider::{self, Access, Command, Limits};
+use crate::backend::sled::directory::Directory;
+use crate::backend::sled::{Opened, SledBackend};
+use crate::backend::{Backend, Head, OpenMode};
+use crate::codec;
+use crate::guard::guard;
 use crate::domain::{AccessKey, AccessKeyPair, Caller, Identity, KxUser, PrincipalKey, User};
 use crate::error::{Error, Failure, Result, Rule};
 use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, Response, TokenRecord};
-use crate::mark::Mark;
 use crate::page::PageTokens;
 use crate::password::SignInLimiter;
 use crate::request::{
@@ -26,8 +30,6 @@ use crate::request::{
     UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,
 };
 use crate::request::{ProgrammaticCredentials, TemporaryCredentials};
-use crate::sled_files;
-use crate::store::{Opened, Store};
 use crate::subscribe::Subscription;
 use crate::validate;
 use crate::views::{MemViews, Rows, ViewTree};
@@ -282,44 +284,61 @@ impl Ledger {
         let ledger = Self::open_accepting(config, true)?;
         let shared = &ledger.inner.shared;
         let _writer = shared.lock_writer();
-        let (report, _) = audit::verify_entries(shared.store.raw_log(1), None, &mut |_| {})?;
+        let (report, _) = audit::verify_entries(shared.backend.log(1), None, &mut |_| {})?;
         if let Some(problem) = report.problem {
             return Err(Error::corrupt(format_args!("cannot accept the log: it is corrupt at {problem}")));
         }
         // The log's own end: meta's head may still name an entry sled lost.
-        shared.reset_mark(Mark { seq: report.head.seq, hash: report.head.hash })?;
+        let head = Head { seq: report.head.seq, hash: report.head.hash, time_ms: report.time_ms };
+        shared.backend.accept(head)?;
         Ok(report.head)
     }
 
     fn open_accepting(config: Config, accept_loss: bool) -> Result<Ledger> {
         config.validate()?;
-        let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
-        let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
         let dir = Directory::acquire(&config.path, config.mode)?;
-        let opened = Store::open(dir, config.cache_capacity, region.as_deref(), account.as_deref())?;
-        let Opened { store, head, page_secret, identity, stale, mark, lost } = opened;
-        let environment_id =
-            validate::optional("environmentId", &validate::ENVIRONMENT_ID, config.environment_id.as_deref())?;
-        let environment_id =
-            sled_files::guard("while reading meta", || store.environment_id(environment_id.as_deref()))?;
+        let Opened { backend, lost } = SledBackend::open(dir, config.cache_capacity, config.record_mark)?;
         let read_only = config.mode == OpenMode::ReadOnly;
         let lost = match lost {
-            Some(e) if !read_only && !accept_loss => return Err(e),
-            lost => lost.map(|e| {
-                let seq = mark.as_ref().map_or(0, |m| m.mark().seq);
-                Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }
-            }),
+            Some((e, _)) if !read_only && !accept_loss => return Err(e),
+            lost => lost.map(|(e, seq)| Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }),
         };
-        let mark = mark.filter(|_| config.record_mark);
+        Self::start(Arc::new(backend), config, lost)
+    }
+
+    /// Opens a ledger on `backend` (for example the in-memory one of the tests); `config.path`
+    /// only names it in messages.
+    #[cfg(feature = "whitebox")]
+    #[doc(hidden)]
+    pub fn open_backend(backend: Arc<dyn Backend>, config: Config) -> Result<Ledger> {
+        config.validate()?;
+        Self::start(backend, config, None)
+    }
+
+    /// Reads (or makes) the settings, checks the views, and starts the writer.
+    fn start(backend: Arc<dyn Backend>, config: Config, lost: Option<Problem>) -> Result<Ledger> {
+        let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
+        let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
+        let environment_id =
+            validate::optional("environmentId", &validate::ENVIRONMENT_ID, config.environment_id.as_deref())?;
+        let shown = config.path.as_path();
+        let (tip, stale, page_secret, identity, environment_id) = guard("while reading meta", || {
+            let tip = backend.tip()?;
+            let stale = settings::staleness(backend.as_ref(), &tip)?;
+            let page_secret = settings::page_secret(backend.as_ref())?;
+            let identity = settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
+            let environment_id = settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
+            Ok((tip, stale, page_secret, identity, environment_id))
+        })?;
+        let read_only = config.mode == OpenMode::ReadOnly;
         let shared = Arc::new(Shared::new(
-            store,
-            Writer::new(head, config.token_ttl_ms),
+            backend,
+            Writer::new(tip.head, config.token_ttl_ms),
             config.limits,
             config.clock.clone(),
             config.durability,
             Hooks { sync: config.sync_hook.clone(), commit: config.commit_hook.clone() },
             stale,
-            mark,
             read_only,
         ));
         let flusher = match config.durability {
@@ -629,7 +648,7 @@ impl Ledger {
     /// for hosts that serve the audit reads, which take no caller themselves.
     pub fn authorize(&self, caller: &Caller, access: Access) -> Result<()> {
         let shared = &self.inner.shared;
-        guarded(|| decider::authorize(&shared.store, caller, access))
+        guarded(|| decider::authorize(shared.backend.as_ref(), caller, access))
     }
 
     /// The directory of the database.
@@ -646,7 +665,7 @@ impl Ledger {
     /// `progress` is told the seq reached now and then. Repairs views that lag or lead the log.
     pub fn rebuild_views(&self, progress: &mut dyn FnMut(u64)) -> Result<u64> {
         let shared = &self.inner.shared;
-        let head = shared.lock_writer().rebuild(&shared.store, progress)?;
+        let head = shared.lock_writer().rebuild(shared.backend.as_ref(), progress)?;
         shared.sync(head)?;
         shared.set_fresh();
         Ok(head.seq)
@@ -662,8 +681,8 @@ impl Ledger {
     fn verify_unguarded(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         let shared = &self.inner.shared;
         let writer = shared.lock_writer();
-        let store = &shared.store;
-        let (mut report, folded) = audit::verify_entries(store.raw_log(1), digest, progress)?;
+        let backend = &shared.backend;
+        let (mut report, folded) = audit::verify_entries(backend.log(1), digest, progress)?;
         if report.problem.is_none() {
             let head = writer.head();
             if let Some(lost) = &self.inner.lost {
@@ -675,7 +694,7 @@ impl Ledger {
                 report.problem = Some(Problem { seq: head.seq, fault: Fault::ViewsStale(why) });
             } else {
                 for view in ViewTree::ALL {
-                    let live = store.view_iter(view);
+                    let live = backend.view_rows(view);
                     if let Some(fault) = audit::first_difference(view, live, folded.rows_of(view))? {
                         report.problem = Some(Problem { seq: head.seq, fault });
                         break;
@@ -695,8 +714,8 @@ impl Ledger {
     /// Every event about `subject`, in log order, through the history index.
     pub fn history(&self, subject: Subject) -> Result<Vec<Sealed>> {
         self.inner.shared.refuse_if_stale()?;
-        let store = &self.inner.shared.store;
-        guarded(|| store.history(subject)?.into_iter().map(|seq| self.entry(seq)).collect())
+        let backend = &self.inner.shared.backend;
+        guarded(|| backend.history(subject)?.into_iter().map(|seq| self.entry(seq)).collect())
     }
 
     /// The user `user_id` as it was at `as_of`; `None` if it did not exist yet.
@@ -719,28 +738,29 @@ impl Ledger {
     fn subject_as_of(&self, subject: Subject, as_of: AsOf) -> Result<MemViews> {
         self.inner.shared.refuse_if_stale()?;
         guarded(|| {
-            let seqs = self.inner.shared.store.history(subject)?;
+            let seqs = self.inner.shared.backend.history(subject)?;
             audit::fold_subject_as_of(subject, seqs.into_iter().map(|seq| self.entry(seq)), as_of)
         })
     }
 
     fn entry(&self, seq: u64) -> Result<Sealed> {
-        self.inner.shared.store.log_entry(seq)?.ok_or_else(|| {
+        let bytes = self.inner.shared.backend.log_entry(seq)?;
+        bytes.map(|bytes| codec::unseal(seq, &bytes)).transpose()?.ok_or_else(|| {
             Error::corrupt(format_args!("corrupt history: it names seq {seq}, which the log does not hold"))
         })
     }
 
     /// Counts for operators: events, users, kdb users, token records, bytes on disk.
     pub fn stats(&self) -> Result<Stats> {
-        let store = &self.inner.shared.store;
+        let backend = &self.inner.shared.backend;
         guarded(|| {
             Ok(Stats {
                 environment_id: self.inner.environment_id.clone(),
                 events: self.inner.shared.lock_writer().head().seq,
-                users: store.view_len(ViewTree::Users) as u64,
-                kx_users: store.view_len(ViewTree::KxUsers) as u64,
-                tokens: store.token_count() as u64,
-                bytes_on_disk: store.size_on_disk()?,
+                users: backend.view_len(ViewTree::Users)?,
+                kx_users: backend.view_len(ViewTree::KxUsers)?,
+                tokens: backend.token_count()?,
+                bytes_on_disk: backend.size_on_disk()?,
             })
         })
     }
@@ -757,7 +777,7 @@ impl Ledger {
 
     /// The log from `from_seq` on, decoded.
     pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
-        let mut entries = self.inner.shared.store.log(from_seq);
+        let mut entries = self.inner.shared.backend.log(from_seq).map(|entry| codec::unseal_entry(entry?));
         let mut failed = false;
         // After an error (a caught panic among them) the walk ends: sled's iterator may be broken.
         std::iter::from_fn(move || {
@@ -772,12 +792,20 @@ impl Ledger {
 
     /// The log as stored, (key, bytes) per entry, for verification outside (e.g. export).
     pub fn raw_log(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.inner.shared.store.raw_log(1)
+        self.inner.shared.backend.log(1)
     }
 
     /// Every stored view row, as bytes: what a fold of the log must reproduce.
     pub fn view_rows(&self) -> Result<Rows> {
-        self.inner.shared.store.view_rows()
+        let backend = &self.inner.shared.backend;
+        let mut rows = Rows::new();
+        for view in ViewTree::ALL {
+            for row in backend.view_rows(view) {
+                let (key, value) = row?;
+                rows.insert((view, key), value);
+            }
+        }
+        Ok(rows)
     }
 
     /// Makes every acknowledged write durable now (useful with Periodic durability).
@@ -820,14 +848,7 @@ impl Ledger {
         let mut writer = shared.lock_writer();
         shared.refuse_writes()?;
         let now = shared.now_ms();
-        let mut total = 0;
-        loop {
-            let purged = writer.purge_expired_tokens(&shared.store, now, 64 * PURGE_PER_COMMIT)?;
-            total += purged;
-            if purged == 0 {
-                break;
-            }
-        }
+        let total = writer.purge_expired_tokens(shared.backend.as_ref(), now, 64 * PURGE_PER_COMMIT)?;
         if total > 0 && shared.immediate() {
             shared.sync(writer.head())?;
         }
@@ -836,18 +857,16 @@ impl Ledger {
 
     /// The stored record of `client_token` for `operation` (e.g. `CreateUser`), live or expired.
     pub fn token(&self, operation: &str, client_token: &str) -> Result<Option<TokenRecord>> {
-        self.inner.shared.store.token(&idempotency::token_key(operation, client_token))
+        self.inner.shared.backend.token(&idempotency::token_key(operation, client_token))
     }
 
     /// Every stored clientToken record as (operation, token, record), live or expired.
     pub fn tokens(&self) -> Result<Vec<(String, String, TokenRecord)>> {
         let corrupt = || Error::corrupt("corrupt tokens: a key is not operation, zero byte, token");
-        self.inner
-            .shared
-            .store
-            .tokens()
-            .map(|entry| {
-                let (key, record) = entry?;
+        let records = self.inner.shared.backend.tokens_after(None, usize::MAX)?;
+        records
+            .into_iter()
+            .map(|(key, record)| {
                 let (operation, token) = idempotency::split_token_key(&key).ok_or_else(corrupt)?;
                 Ok((operation.to_owned(), token.to_owned(), record))
             })
@@ -855,17 +874,17 @@ impl Ledger {
     }
 
     /// How many clientToken records are stored, live or expired but not yet purged.
-    pub fn token_count(&self) -> usize {
-        self.inner.shared.store.token_count()
+    pub fn token_count(&self) -> Result<u64> {
+        self.inner.shared.backend.token_count()
     }
 
     /// Runs `read` on the store for `caller`, once the views are trusted and the caller allowed.
-    fn read<T>(&self, caller: &Caller, read: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, caller: &Caller, read: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
         let shared = &self.inner.shared;
         shared.refuse_if_stale()?;
         guarded(|| {
-            decider::authorize(&shared.store, caller, Access::Read)?;
-            read(&shared.store)
+            decider::authorize(shared.backend.as_ref(), caller, Access::Read)?;
+            read(shared.backend.as_ref())
         })
     }
 
@@ -894,7 +913,7 @@ impl Ledger {
 
 /// Runs a read of sled's files; a panic inside sled (on damaged pages) becomes an error.
 fn guarded<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
-    sled_files::guard("while reading the database", read)
+    guard("while reading the database", read)
 }
 
 fn user_id_response(written: Written) -> Result<UserIdResponse> {

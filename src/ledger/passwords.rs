@@ -1,7 +1,7 @@
 //! Passwords: ResetUserPassword, and the sign-in a host's login calls.
 
 use super::Ledger;
-use crate::decider::{Command, State, SIGN_IN_FAILED};
+use crate::decider::{Command, SIGN_IN_FAILED};
 use crate::domain::{email_key, Caller, User, UserStatus};
 use crate::error::{Error, Result};
 use crate::idempotency::Response;

@@ -94,6 +94,6 @@ fn json_body(value: &serde_json::Value) -> ([(header::HeaderName, HeaderValue); 
 
 /// The answer to a request whose handler panicked: 500, and the host goes on serving.
 pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = crate::sled_files::panic_message(payload.as_ref());
+    let message = crate::guard::panic_message(payload.as_ref());
     ApiError::internal(format!("the host panicked while handling the request: {message}")).into_response()
 }

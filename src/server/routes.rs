@@ -295,7 +295,7 @@ fn join_error(e: tokio::task::JoinError) -> ApiError {
     match e.try_into_panic() {
         Ok(payload) => ApiError::internal(format!(
             "the host panicked while handling the request: {}",
-            crate::sled_files::panic_message(payload.as_ref())
+            crate::guard::panic_message(payload.as_ref())
         )),
         Err(e) => ApiError::internal(format!("the request was cancelled: {e}")),
     }

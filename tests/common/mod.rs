@@ -66,11 +66,7 @@ pub fn validation<T: std::fmt::Debug>(r: &Result<T, Error>) -> Option<(String, R
 }
 
 #[cfg(feature = "whitebox")]
-/// The raw sled database at `path`, for tests that tamper with the bytes. Goes through the
-/// ledger's own opener, which waits for sled to release the lock of a ledger just dropped.
-pub fn raw_sled(path: &std::path::Path) -> sled::Db {
-    user_ledger::sled_files::open_sled(sled::Config::new().path(path)).unwrap()
-}
+pub mod raw;
 
 /// Runs the CLI on the database at `db` with `args`.
 #[cfg(feature = "cli")]

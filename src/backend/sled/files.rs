@@ -2,13 +2,11 @@
 //! the caller, unfinished snapshots are removed, and a failure names the file and what is wrong
 //! with it instead of sled's `Read corrupted data at file offset None`.
 
-use std::any::Any;
-use std::fmt::Display;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Failure, Result};
+use crate::guard::guard;
 
 /// sled's data file in the database directory.
 pub const DATA_FILE: &str = "db";
@@ -18,39 +16,18 @@ pub const CONF_FILE: &str = "conf";
 /// How long opening waits for sled's own lock (see [`open_sled`]).
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Runs `f`, turning a panic inside it into an [`Failure::Panicked`] error: "sled panicked
-/// {while}: {message}". sled 0.34 panics on some damaged files (`tried to serialize Uninitialized`,
-/// `index out of bounds`); a host linking the ledger must get an error instead.
-pub fn guard<T>(what: impl Display, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        Err(Error::failed(
-            Failure::Panicked,
-            format_args!("{what}: sled panicked: {}", panic_message(&payload)),
-        ))
-    })
-}
-
-/// The message of a caught panic.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
-        (Some(s), _) => (*s).to_owned(),
-        (_, Some(s)) => s.clone(),
-        _ => "(no message)".to_owned(),
-    }
-}
-
 /// Opens sled in `dir` (held by this process). An `established` database (one whose creation
 /// finished: it has its acknowledgement mark) must still have its files, unharmed. Errors and
 /// panics name the file and what is wrong with it.
 /// Messages name `shown`, the database as the user named it (`dir` may be a private copy).
-pub fn open(dir: &Path, shown: &Path, cache_bytes: u64, established: bool) -> Result<sled::Db> {
+pub fn open(dir: &Path, shown: &Path, cache_bytes: u64, established: bool) -> Result<::sled::Db> {
     if established {
         // Before a creation finished, a kill may have left a torn conf or no data file; sled
         // repairs those itself, and nothing was acknowledged that they could lose.
         check_files(dir, shown)?;
     }
     remove_unfinished_snapshots(dir)?;
-    let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+    let config = ::sled::Config::new().path(dir).cache_capacity(cache_bytes);
     let opened = guard("while opening it", || open_sled(config));
     opened.map_err(|e| match (diagnose(dir, shown), e.failure()) {
         (Some(found), _) => found,
@@ -74,13 +51,13 @@ pub fn open(dir: &Path, shown: &Path, cache_bytes: u64, established: bool) -> Re
 /// sled's background I/O threads can hold its lock for a moment after the last handle of a
 /// database is dropped, so a close followed by a reopen in the same process would otherwise fail
 /// at random. Other processes are kept out earlier, by the ledger's own lock.
-pub fn open_sled(config: sled::Config) -> Result<sled::Db> {
+pub fn open_sled(config: ::sled::Config) -> Result<::sled::Db> {
     let started = Instant::now();
     loop {
         match config.open() {
             Ok(db) => return Ok(db),
             // sled reports a held lock only as an io::Error of kind Other with this message.
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+            Err(::sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                 if started.elapsed() > LOCK_WAIT {
                     return Err(Error::failed(
                         Failure::Locked,

@@ -13,27 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Failure, Result};
-use crate::{mark, sled_files};
+use super::{files as sled_files, mark};
+use crate::backend::OpenMode;
 
 /// The lock file's name in the database directory.
 pub const LOCK_FILE: &str = "ledger.lock";
 
 /// How long opening waits for another holder of the database to let go.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
-
-/// How opening treats the database directory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OpenMode {
-    /// Open the database, creating it if there is none (the default).
-    #[default]
-    Create,
-    /// Open an existing database; if there is none, fail and create nothing.
-    Existing,
-    /// Open an existing database for reading and auditing without writing a byte to it: sled is
-    /// opened on a private copy (so this works on read-only media), and writes are refused.
-    ReadOnly,
-}
 
 /// A database directory held by this process.
 #[derive(Debug)]

@@ -1,0 +1,279 @@
+//! A backend in memory, for tests only: the same logical state as the sled backend, kept in
+//! maps. The suite runs the ledger on it to prove that the decider, the writer and its group
+//! commit, audit and rebuild know nothing of sled.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::{Backend, Changeset, Entries, Head, Page, Tip};
+use crate::codec;
+use crate::decider::State;
+use crate::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId};
+use crate::error::{Error, Result};
+use crate::event::Subject;
+use crate::idempotency::TokenRecord;
+use crate::views::{subject_prefix, MemViews, ViewTree};
+
+/// A ledger's state in memory; lost when dropped.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    state: RwLock<Memory>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    meta: BTreeMap<String, Vec<u8>>,
+    tip: Tip,
+    log: BTreeMap<u64, Vec<u8>>,
+    tokens: BTreeMap<Vec<u8>, TokenRecord>,
+    views: MemViews,
+    syncs: u64,
+}
+
+impl MemoryBackend {
+    /// An empty database.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many times the ledger asked for a sync.
+    pub fn syncs(&self) -> u64 {
+        self.read().syncs
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Memory> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Memory> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The first `limit` items, and whether more follow.
+fn page<T>(mut items: impl Iterator<Item = T>, limit: usize) -> Page<T> {
+    let page: Vec<T> = items.by_ref().take(limit).collect();
+    let more = items.next().is_some();
+    (page, more)
+}
+
+/// The lower bound of a keyset page: after `after`, or from the start.
+fn after_bound<T>(after: Option<T>) -> Bound<T> {
+    after.map_or(Bound::Unbounded, Bound::Excluded)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Backend for MemoryBackend {
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.read().meta.get(name).cloned())
+    }
+
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.write().meta.insert(name.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn tip(&self) -> Result<Tip> {
+        Ok(self.read().tip)
+    }
+
+    fn set_tip(&self, tip: Tip) -> Result<()> {
+        self.write().tip = tip;
+        Ok(())
+    }
+
+    fn last_seq(&self) -> Result<u64> {
+        Ok(self.read().log.keys().next_back().copied().unwrap_or(0))
+    }
+
+    fn commit(&self, changes: &Changeset) -> Result<()> {
+        let mut memory = self.write();
+        for (seq, bytes) in &changes.log {
+            memory.log.insert(*seq, bytes.clone());
+        }
+        for change in &changes.views {
+            change.apply(&mut memory.views);
+        }
+        for (key, record) in &changes.tokens {
+            match record {
+                Some(record) => memory.tokens.insert(key.clone(), record.clone()),
+                None => memory.tokens.remove(key),
+            };
+        }
+        if let Some(tip) = changes.tip {
+            memory.tip = tip;
+        }
+        Ok(())
+    }
+
+    fn sync(&self, _head: Head) -> Result<()> {
+        self.write().syncs += 1;
+        Ok(())
+    }
+
+    fn accept(&self, _head: Head) -> Result<()> {
+        Ok(())
+    }
+
+    fn log(&self, from_seq: u64) -> Entries<'_> {
+        let entries: Vec<_> =
+            self.read().log.range(from_seq..).map(|(seq, bytes)| Ok((codec::seq_key(*seq).to_vec(), bytes.clone()))).collect();
+        Box::new(entries.into_iter())
+    }
+
+    fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.read().log.get(&seq).cloned())
+    }
+
+    fn history(&self, subject: Subject) -> Result<Vec<u64>> {
+        let prefix = subject_prefix(subject);
+        let memory = self.read();
+        let keys = memory.views.history.range(prefix.clone()..).take_while(|key| key.starts_with(&prefix));
+        keys.map(|key| {
+            key.get(prefix.len()..)
+                .and_then(codec::seq_of)
+                .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
+        })
+        .collect()
+    }
+
+    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+        Ok(self.read().tokens.get(key).cloned())
+    }
+
+    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+        let memory = self.read();
+        let range = memory.tokens.range::<[u8], _>((after_bound(after), Bound::Unbounded));
+        Ok(range.take(limit).map(|(k, r)| (k.clone(), r.clone())).collect())
+    }
+
+    fn token_count(&self) -> Result<u64> {
+        Ok(self.read().tokens.len() as u64)
+    }
+
+    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
+        let memory = self.read();
+        let after = after.map(text);
+        let range = memory.views.users.range::<str, _>((after_bound(after.as_deref()), Bound::Unbounded));
+        Ok(page(range.map(|(_, u)| u.clone()), limit))
+    }
+
+    fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize) -> Result<Page<KxUser>> {
+        let memory = self.read();
+        let users = memory.views.kx_users.iter().filter(|((env, name), _)| {
+            env == environment_id && after.is_none_or(|after| name.as_str() > after)
+        });
+        Ok(page(users.map(|(_, u)| u.clone()), limit))
+    }
+
+    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
+        let memory = self.read();
+        let after = after.map(text);
+        let range = memory.views.groups.range::<str, _>((after_bound(after.as_deref()), Bound::Unbounded));
+        Ok(page(range.map(|(_, g)| g.clone()), limit))
+    }
+
+    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
+        let memory = self.read();
+        let members = memory.views.memberships.iter().filter(|(g, user)| {
+            g == group && after.is_none_or(|after| user.as_str() > after)
+        });
+        Ok(page(members.map(|(_, user)| user.clone()), limit))
+    }
+
+    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+        let memory = self.read();
+        let groups = memory.views.memberships.iter().filter(|(group, u)| {
+            u == user && after.is_none_or(|after| group.as_str() > after)
+        });
+        Ok(page(groups.map(|(group, _)| group.clone()), limit))
+    }
+
+    fn access_keys(&self) -> Result<Vec<AccessKey>> {
+        Ok(self.read().views.access_keys.values().cloned().collect())
+    }
+
+    fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
+        Ok(self.read().views.principal_keys.values().cloned().collect())
+    }
+
+    fn view_len(&self, view: ViewTree) -> Result<u64> {
+        Ok(self.read().views.rows_of(view).count() as u64)
+    }
+
+    fn view_rows(&self, view: ViewTree) -> Entries<'_> {
+        let rows: Vec<_> = self.read().views.rows_of(view).map(Ok).collect();
+        Box::new(rows.into_iter())
+    }
+
+    fn replace_views(&self, folded: &MemViews) -> Result<()> {
+        self.write().views = folded.clone();
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+impl State for MemoryBackend {
+    fn user(&self, user_id: &str) -> Result<Option<User>> {
+        self.read().views.user(user_id)
+    }
+
+    fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
+        self.read().views.email_owner(email_key)
+    }
+
+    fn enabled_users(&self) -> Result<u64> {
+        self.read().views.enabled_users()
+    }
+
+    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
+        self.read().views.kx_user(environment_id, user_name)
+    }
+
+    fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
+        self.read().views.kx_users_in(environment_id)
+    }
+
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        self.read().views.access_key(access_key_id)
+    }
+
+    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
+        self.read().views.permission_group(group)
+    }
+
+    fn is_member(&self, group: &str, user: &str) -> Result<bool> {
+        self.read().views.is_member(group, user)
+    }
+
+    fn groups_of(&self, user: &str) -> Result<Vec<String>> {
+        self.read().views.groups_of(user)
+    }
+
+    fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
+        self.read().views.members_of(group)
+    }
+
+    fn password_hash(&self, user: &str) -> Result<Option<String>> {
+        self.read().views.password_hash(user)
+    }
+
+    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
+        self.read().views.principal_key(access_key_id)
+    }
+
+    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
+        self.read().views.temporary_credential(access_key_id)
+    }
+
+    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
+        self.read().views.users_with_principal(principal_arn)
+    }
+}

@@ -1,0 +1,254 @@
+//! The storage seam: what the ledger needs from a database, in logical terms.
+//!
+//! The decider, the writer and its group commit, audit and rebuild work against [`Backend`];
+//! nothing above it knows a tree, a key layout or a sled type. A commit is one [`Changeset`]:
+//! sealed envelopes to append, view changes as values ([`ViewChange`]), token records, and the
+//! new [`Tip`]. A backend must apply a changeset atomically (all or nothing) and must make
+//! everything committed durable when asked to [`Backend::sync`].
+//!
+//! Two implementations: [`sled`] (format 2: one tree, one `apply_batch` per commit) and, for
+//! tests, [`memory`], which keeps the same logical state in maps and proves the layers above do
+//! not lean on sled.
+//!
+//! ## How a shared SQL database (PostgreSQL) maps onto this seam
+//!
+//! - **Tables**: `log(seq bigint primary key, sealed bytea)`, one table per view with its natural
+//!   key (`users(user_id primary key, …)`, `emails(email_key primary key, user_id)`,
+//!   `history(subject, seq)`…), `tokens(key primary key, record, expires_ms)` and a one-row
+//!   `tip(head_seq, head_hash, head_time_ms, views_seq)`. A [`ViewChange`] is one upsert or delete.
+//! - **Several hosts writing one ledger**: [`Backend::commit`] runs one transaction that first
+//!   takes the tip row `FOR UPDATE` and checks its seq is the `Changeset`'s starting head (an
+//!   optimistic compare-and-set on the chain); a mismatch means another host appended, and the
+//!   commit fails as a conflict that the writer answers by reloading the tip and deciding the
+//!   batch again against the new state. The `log` primary key makes a duplicate seq impossible
+//!   even without the lock. Reads of state for deciding run in the same transaction
+//!   (`REPEATABLE READ`), so a decision never sees half of another host's commit.
+//! - **Reading the log from a seq**: [`Backend::log`] is `SELECT seq, sealed FROM log WHERE seq
+//!   >= $1 ORDER BY seq` through a cursor; subscribers on other hosts learn of new entries with
+//!   `LISTEN/NOTIFY` on the tip instead of this process's in-memory notification.
+//! - **Durability**: a committed PostgreSQL transaction is already durable (`synchronous_commit
+//!   = on`), so `sync` is a no-op there; the acknowledgement mark, which guards against sled's
+//!   silent truncation, is the sled backend's own business.
+
+use serde::{Deserialize, Serialize};
+
+use crate::decider::{State, Views};
+use crate::domain::{
+    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
+use crate::error::Result;
+use crate::event::Subject;
+use crate::idempotency::TokenRecord;
+use crate::views::{self, MemViews, Row, ViewTree};
+
+#[cfg(any(test, feature = "whitebox"))]
+pub mod memory;
+pub mod sled;
+
+/// How opening treats the database directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenMode {
+    /// Open the database, creating it if there is none (the default).
+    #[default]
+    Create,
+    /// Open an existing database; if there is none, fail and create nothing.
+    Existing,
+    /// Open an existing database for reading and auditing without writing a byte to it: sled is
+    /// opened on a private copy (so this works on read-only media), and writes are refused.
+    ReadOnly,
+}
+
+/// The end of the log: what the next envelope chains onto.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Seq of the last envelope; 0 for an empty log.
+    pub seq: u64,
+    /// Hash of the last envelope; all zeros for an empty log.
+    pub hash: [u8; 32],
+    /// Time of the last envelope, so times never go backwards.
+    pub time_ms: i64,
+}
+
+/// The head of the log and the seq the views are folded up to: equal, except while a rebuild
+/// runs (or after one was cut short).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tip {
+    /// The end of the log as committed.
+    pub head: Head,
+    /// The seq the views are folded up to.
+    pub views_seq: u64,
+}
+
+/// A canonical row to set (`Some`) or remove (`None`): ((view, key), value).
+pub type RowChange = ((ViewTree, Vec<u8>), Option<Vec<u8>>);
+
+/// One change to the views, as a value: what the fold of one event asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewChange {
+    /// Store a user record.
+    PutUser(User),
+    /// Point an email key at a user.
+    PutEmail(String, UserId),
+    /// Set the count of ENABLED users.
+    EnabledUsers(u64),
+    /// Store a kdb user record.
+    PutKxUser(KxUser),
+    /// Remove a kdb user record: (environmentId, userName).
+    RemoveKxUser(String, String),
+    /// Set the count of kdb users of an environment.
+    KxUsersIn(String, u64),
+    /// Store an access key record.
+    PutAccessKey(AccessKey),
+    /// Remove an access key record.
+    RemoveAccessKey(String),
+    /// Store a permission group record.
+    PutGroup(PermissionGroup),
+    /// Remove a permission group record.
+    RemoveGroup(String),
+    /// Store a user's password hash: (userId, hash).
+    PutPassword(UserId, String),
+    /// Store a principal's key.
+    PutPrincipalKey(PrincipalKey),
+    /// Remove a principal's key.
+    RemovePrincipalKey(String),
+    /// Store temporary credentials.
+    PutTemporaryCredential(TemporaryCredential),
+    /// Make a user a member of a group, or not: (group, user, member).
+    Member(String, UserId, bool),
+    /// Add a history entry: the key [`crate::views::history_key`] makes of (subject, seq).
+    History(Vec<u8>),
+}
+
+impl ViewChange {
+    /// Replays this change onto `views`.
+    pub fn apply(&self, views: &mut impl Views) {
+        match self.clone() {
+            ViewChange::PutUser(user) => views.put_user(user),
+            ViewChange::PutEmail(key, id) => views.put_email(key, id),
+            ViewChange::EnabledUsers(count) => views.set_enabled_users(count),
+            ViewChange::PutKxUser(user) => views.put_kx_user(user),
+            ViewChange::RemoveKxUser(env, name) => views.remove_kx_user(&env, &name),
+            ViewChange::KxUsersIn(env, count) => views.set_kx_users_in(&env, count),
+            ViewChange::PutAccessKey(key) => views.put_access_key(key),
+            ViewChange::RemoveAccessKey(id) => views.remove_access_key(&id),
+            ViewChange::PutGroup(group) => views.put_group(group),
+            ViewChange::RemoveGroup(id) => views.remove_group(&id),
+            ViewChange::PutPassword(user, hash) => views.put_password(&user, hash),
+            ViewChange::PutPrincipalKey(key) => views.put_principal_key(key),
+            ViewChange::RemovePrincipalKey(id) => views.remove_principal_key(&id),
+            ViewChange::PutTemporaryCredential(c) => views.put_temporary_credential(c),
+            ViewChange::Member(group, user, member) => views.set_member(&group, &user, member),
+            ViewChange::History(key) => views.add_history(key),
+        }
+    }
+
+    /// The canonical rows this change sets (`Some`) or removes (`None`): the encoding both the
+    /// stored views of a key-value backend and the fold's comparison rows use.
+    pub fn rows(&self) -> Vec<RowChange> {
+        let put = |(key, value): Row| vec![(key, Some(value))];
+        let remove = |view: ViewTree, key: &[u8]| vec![((view, key.to_vec()), None)];
+        match self {
+            ViewChange::PutUser(user) => put(views::user_row(user)),
+            ViewChange::PutEmail(key, id) => put(views::email_row(key, id)),
+            ViewChange::EnabledUsers(count) => put(views::enabled_users_row(*count)),
+            ViewChange::PutKxUser(user) => put(views::kx_user_row(user)),
+            ViewChange::RemoveKxUser(env, name) => remove(ViewTree::KxUsers, &views::kx_key(env, name)),
+            ViewChange::KxUsersIn(env, count) => put(views::kx_count_row(env, *count)),
+            ViewChange::PutAccessKey(key) => put(views::access_key_row(key)),
+            ViewChange::RemoveAccessKey(id) => remove(ViewTree::AccessKeys, id.as_bytes()),
+            ViewChange::PutGroup(group) => put(views::group_row(group)),
+            ViewChange::RemoveGroup(id) => remove(ViewTree::Groups, id.as_bytes()),
+            ViewChange::PutPassword(user, hash) => put(views::password_row(user, hash)),
+            ViewChange::PutPrincipalKey(key) => put(views::principal_key_row(key)),
+            ViewChange::RemovePrincipalKey(id) => remove(ViewTree::PrincipalKeys, id.as_bytes()),
+            ViewChange::PutTemporaryCredential(c) => put(views::temporary_credential_row(c)),
+            ViewChange::Member(group, user, member) => views::membership_keys(group, user)
+                .into_iter()
+                .map(|key| ((ViewTree::Memberships, key), member.then(Vec::new)))
+                .collect(),
+            ViewChange::History(key) => put(views::history_row(key.clone())),
+        }
+    }
+}
+
+/// Everything one commit writes, in logical terms.
+#[derive(Debug, Default)]
+pub struct Changeset {
+    /// Appended log entries: (seq, sealed bytes), in seq order.
+    pub log: Vec<(u64, Vec<u8>)>,
+    /// View changes, in the order the fold made them (a later one wins).
+    pub views: Vec<ViewChange>,
+    /// Token records to store (`Some`) or remove (`None`), by token key.
+    pub tokens: std::collections::BTreeMap<Vec<u8>, Option<TokenRecord>>,
+    /// The tip after this commit, when it moves (it moves with every appended entry).
+    pub tip: Option<Tip>,
+}
+
+impl Changeset {
+    /// True when committing would write nothing.
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty() && self.views.is_empty() && self.tokens.is_empty() && self.tip.is_none()
+    }
+}
+
+/// Raw entries in key order: for the log, (seq as 8 big-endian bytes, sealed bytes); for a
+/// view, its canonical (key, value) rows.
+pub type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
+
+/// A page of a listing: the items, and whether more follow.
+pub type Page<T> = (Vec<T>, bool);
+
+/// A database that can hold a ledger. Reads of the views come through [`State`].
+pub trait Backend: State + Send + Sync {
+    /// A small setting (page secret, identity, environment id) by name.
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores a setting, durably.
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<()>;
+    /// The head of the log and the seq the views are folded up to, as recorded.
+    fn tip(&self) -> Result<Tip>;
+    /// Records the tip (a rebuild's start and end).
+    fn set_tip(&self, tip: Tip) -> Result<()>;
+    /// The seq of the last log entry (0 for an empty log).
+    fn last_seq(&self) -> Result<u64>;
+    /// Applies `changes` atomically.
+    fn commit(&self, changes: &Changeset) -> Result<()>;
+    /// Makes every committed change durable; `head` is the log's end as committed now.
+    fn sync(&self, head: Head) -> Result<()>;
+    /// Takes the log as it is now, ending at `head`, as the acknowledged one (after a loss).
+    fn accept(&self, head: Head) -> Result<()>;
+    /// The log from `from_seq` on, undecoded.
+    fn log(&self, from_seq: u64) -> Entries<'_>;
+    /// The sealed bytes of the log entry at `seq`.
+    fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
+    /// The seqs of the events about `subject`, in order.
+    fn history(&self, subject: Subject) -> Result<Vec<u64>>;
+    /// The token record under `key` (see [`crate::idempotency::token_key`]), expired or not.
+    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>>;
+    /// Up to `limit` token records with keys after `after`, in key order.
+    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
+    /// How many token records are stored.
+    fn token_count(&self) -> Result<u64>;
+    /// Users with ids after `after`, at most `limit`.
+    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>>;
+    /// Kdb users of an environment named after `after`, at most `limit`.
+    fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize) -> Result<Page<KxUser>>;
+    /// Permission groups with ids after `after`, at most `limit`.
+    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>>;
+    /// Members of `group` after user `after`, at most `limit`.
+    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>>;
+    /// Groups of `user` after group `after`, at most `limit`.
+    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>>;
+    /// Every access key, in id order.
+    fn access_keys(&self) -> Result<Vec<AccessKey>>;
+    /// Every principal's key, in id order.
+    fn principal_keys(&self) -> Result<Vec<PrincipalKey>>;
+    /// How many records `view` holds.
+    fn view_len(&self, view: ViewTree) -> Result<u64>;
+    /// The rows of `view` in canonical form and order, for comparison with a fold of the log.
+    fn view_rows(&self, view: ViewTree) -> Entries<'_>;
+    /// Makes the views equal `folded` (a rebuild); writes as little as it can.
+    fn replace_views(&self, folded: &MemViews) -> Result<()>;
+    /// Bytes the database uses on disk.
+    fn size_on_disk(&self) -> Result<u64>;
+}
