@@ -1,7 +1,7 @@
 //! clientToken idempotency: a request repeated with the same token within the TTL has its effect once.
 //!
-//! Records live in the `tokens` tree under (operation, token) and in the `token_expiry` index
-//! ordered by expiry; the writer reads and writes them in the same transaction as the events.
+//! Records are kept by the backend under (operation, token), each holding its expiry; the writer
+//! writes them in the same atomic commit as the events, and sweeps out expired ones as it goes.
 //! Everything here is pure: keys, fingerprints and the decision to replay, refuse or proceed.
 
 use serde::{Deserialize, Serialize};
@@ -133,21 +133,6 @@ pub fn split_token_key(key: &[u8]) -> Option<(&str, &str)> {
     Some((operation, token))
 }
 
-/// The key of the expiry index entry of a record: expiry (big-endian, so sled orders by it), key.
-pub fn expiry_key(expires_ms: i64, token_key: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + token_key.len());
-    // Times before 1970 sort first; the index only needs order among real expiries.
-    key.extend_from_slice(&(expires_ms.max(0) as u64).to_be_bytes());
-    key.extend_from_slice(token_key);
-    key
-}
-
-/// Splits an expiry index key into (expiry, token key); `None` if it is too short to be one.
-pub fn split_expiry_key(key: &[u8]) -> Option<(i64, &[u8])> {
-    let (expiry, token_key) = key.split_first_chunk::<8>()?;
-    Some((u64::from_be_bytes(*expiry) as i64, token_key))
-}
-
 /// Fingerprint of a request: its caller and every validated member, path parameters included.
 ///
 /// The id CreateUser generates is not part of the request, so it is left out.
@@ -243,12 +228,9 @@ mod tests {
     }
 
     #[test]
-    fn keys_separate_operations_and_order_by_expiry() {
+    fn keys_separate_operations() {
         assert_ne!(token_key("EnableUser", "t"), token_key("DisableUser", "t"));
         let k = token_key("EnableUser", "t");
-        assert!(expiry_key(99, &k) < expiry_key(100, b"\0"));
-        assert_eq!(split_expiry_key(&expiry_key(1234, &k)), Some((1234, &k[..])));
-        assert_eq!(split_expiry_key(b"short"), None);
         assert_eq!(split_token_key(&k), Some(("EnableUser", "t")));
         assert_eq!(split_token_key(b"no zero"), None);
     }

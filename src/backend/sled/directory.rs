@@ -29,8 +29,6 @@ pub struct Directory {
     pub path: PathBuf,
     /// The database as the user named it, for messages.
     pub shown: PathBuf,
-    /// Whether a database was there before this open.
-    pub existed: bool,
     /// Held exclusively for as long as the ledger is open (none for a private copy).
     _lock: Option<File>,
     /// The private copy, removed when the ledger is dropped.
@@ -65,7 +63,6 @@ impl Directory {
         Ok(Directory {
             path: path.to_owned(),
             shown: path.to_owned(),
-            existed,
             _lock: Some(file),
             _copy: None,
         })
@@ -90,7 +87,7 @@ impl Directory {
             Error::failed(Failure::Io, format_args!("cannot copy {} to read it: {e}", path.display()))
         })?;
         let copied = copy.path().to_owned();
-        Ok(Directory { path: copied, shown: path.to_owned(), existed: true, _lock: None, _copy: Some(copy) })
+        Ok(Directory { path: copied, shown: path.to_owned(), _lock: None, _copy: Some(copy) })
     }
 }
 

@@ -173,11 +173,6 @@ impl SledBackend {
         })
     }
 
-    /// The database as the user named it.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
     /// Flushes sled and fdatasyncs its data file.
     fn flush(&self) -> Result<()> {
         self.db.flush()?;
