@@ -173,6 +173,29 @@ fn assert_views_equal_fold(t: &TestLedger) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
+    /// The layers above the storage seam do not know sled: the same requests on the sled backend
+    /// and on the in-memory test backend get the same answers (ids aside, which are random) and
+    /// append the same events, and on both the views equal the fold of the log.
+    #[test]
+    fn the_sled_and_the_in_memory_backend_agree(ops in proptest::collection::vec(op(), 1..60)) {
+        let periodic = |c: user_ledger::Config| c.durability(Durability::Periodic(Duration::from_secs(60)));
+        let on_sled = TestLedger::with(periodic);
+        let in_memory = TestLedger::in_memory(periodic);
+        let (mut sled_ids, mut sled_groups, mut memory_ids, mut memory_groups) = (vec![], vec![], vec![], vec![]);
+        for op in ops {
+            let a = run(&on_sled, &SYSTEM, op.clone(), &mut sled_ids, &mut sled_groups);
+            let b = run(&in_memory, &SYSTEM, op, &mut memory_ids, &mut memory_groups);
+            prop_assert_eq!(a.as_ref().map_err(Error::wire_name), b.as_ref().map_err(Error::wire_name));
+            prop_assert_eq!(on_sled.events(), in_memory.events());
+        }
+        let kinds = |t: &TestLedger| -> Vec<String> {
+            t.ledger.log(1).map(|s| format!("{:?}", s.unwrap().envelope.event).split(['(', ' ', '{']).next().unwrap().to_owned()).collect()
+        };
+        prop_assert_eq!(kinds(&on_sled), kinds(&in_memory));
+        assert_views_equal_fold(&in_memory);
+        prop_assert_eq!(in_memory.ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+    }
+
     #[test]
     fn views_equal_the_fold_of_the_log(ops in proptest::collection::vec(op(), 1..60)) {
         // Periodic durability: the law is about the views, not the disk; keeps the test fast.

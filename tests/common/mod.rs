@@ -31,6 +31,17 @@ impl TestLedger {
         TestLedger { ledger, clock, dir }
     }
 
+    /// A ledger on the in-memory test backend (no sled at all), on a manual clock at [`T0`].
+    #[cfg(feature = "whitebox")]
+    pub fn in_memory(configure: impl FnOnce(Config) -> Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let backend = std::sync::Arc::new(user_ledger::backend::memory::MemoryBackend::new());
+        let config = configure(Config::new(dir.path().join("memory")).clock(clock.clone()));
+        let ledger = Ledger::open_backend(backend, config).unwrap();
+        TestLedger { ledger, clock, dir }
+    }
+
     /// Closes and reopens the same database.
     pub fn reopen(self) -> Self {
         let TestLedger { ledger, clock, dir } = self;

@@ -84,3 +84,62 @@ impl Raw {
         self.db.flush().unwrap();
     }
 }
+
+/// Every tree of a database with its records, by name.
+pub type Dump = std::collections::BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>;
+
+/// Every tree of the closed database at `path`, with its records, by name (sled's default tree
+/// left out): for comparing databases byte for byte.
+pub fn dump(path: &Path) -> Dump {
+    let raw = Raw::open(path);
+    let db = raw.db();
+    db.tree_names()
+        .into_iter()
+        .filter(|name| name.as_ref() != b"__sled__default")
+        .map(|name| {
+            let tree = db.open_tree(&name).unwrap();
+            let records = tree.iter().map(|r| r.unwrap()).map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            (String::from_utf8_lossy(&name).into_owned(), records)
+        })
+        .filter(|(_, records): &(String, Vec<_>)| !records.is_empty())
+        .collect()
+}
+
+/// Rewrites the closed format-2 database at `path` the way format 1 (the code of 2026-11-23)
+/// laid it out: a tree per space and per view, head and views seq under meta keys of their own,
+/// and an expiry index beside the token records. For tests of the migration.
+pub fn to_format_1(path: &Path) {
+    let raw = Raw::open(path);
+    let db = raw.db();
+    let tree = |name: &str| db.open_tree(name).unwrap();
+    for record in raw.tree.iter() {
+        let (key, value) = record.unwrap();
+        let (space, rest) = key.split_first().unwrap();
+        match space {
+            b'm' if rest == layout::TIP.as_bytes() => {
+                let tip: Tip = codec::decode("tip", &value).unwrap();
+                tree("meta").insert("head", codec::encode(&tip.head)).unwrap();
+                tree("meta").insert("views_seq", codec::encode(&tip.views_seq)).unwrap();
+            }
+            b'm' if rest == layout::FORMAT.as_bytes() => {
+                tree("meta").insert("format", &[1u8]).unwrap();
+            }
+            b'm' => drop(tree("meta").insert(rest, value).unwrap()),
+            b'l' => drop(tree("log").insert(rest, value).unwrap()),
+            b't' => {
+                let record: user_ledger::idempotency::TokenRecord = codec::decode("token", &value).unwrap();
+                let expiry = [&(record.expires_ms.max(0) as u64).to_be_bytes()[..], rest].concat();
+                tree("token_expiry").insert(expiry, &[]).unwrap();
+                tree("tokens").insert(rest, value).unwrap();
+            }
+            b'v' => {
+                let (tag, rest) = rest.split_first().unwrap();
+                let view = ViewTree::ALL[(tag - b'a') as usize];
+                tree(view.name()).insert(rest, value).unwrap();
+            }
+            other => panic!("a key in no space: {other}"),
+        }
+    }
+    db.drop_tree(layout::TREE).unwrap();
+    raw.flush();
+}

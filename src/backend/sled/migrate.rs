@@ -23,7 +23,7 @@ const FORMAT_1_TREES: [&str; 4] = ["log", "meta", "tokens", "token_expiry"];
 /// Format 1's meta records that format 2 keeps under the same name.
 const KEPT_META: [&str; 3] = ["page_secret", "identity", "environment_id"];
 /// Records per `apply_batch` while copying.
-const CHUNK: usize = 10_000;
+const CHUNK: usize = 2_048;
 
 /// Brings the database to [`FORMAT_VERSION`]: stamps a new one, migrates format 1, finishes a
 /// migration cut short after its commit point, refuses any other format.
