@@ -81,12 +81,7 @@ fn format_1_database(users: usize) -> (TempDir, PathBuf, Digest) {
 }
 
 /// What a crash left: the untouched format-1 database, or a format-2 one that holds it all.
-fn assert_old_or_new(
-    path: &Path,
-    old: &std::collections::BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>,
-    digest: Digest,
-    users: u64,
-) {
+fn assert_old_or_new(path: &Path, old: &Dump, digest: Digest, users: u64) {
     let found = dump(path);
     let stamped = found.get("ledger").is_some_and(|records| {
         records.iter().any(|(k, v)| k.as_slice() == b"mformat" && v.as_slice() == [2])
