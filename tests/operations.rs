@@ -377,6 +377,35 @@ fn an_unknown_format_version_is_a_clear_error_on_open() {
 }
 
 #[test]
+fn a_create_user_with_a_client_token_adds_five_keys_to_format_2s_one_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let ledger = Ledger::open(Config::new(&path)).unwrap();
+    let create = |email: &str| {
+        let request = CreateUserRequest {
+            client_token: Some(email.to_owned()),
+            ..CreateUserRequest::new(email, "APP_USER")
+        };
+        ledger.create_user(&SYSTEM, &request).unwrap();
+    };
+    create("a@example.com");
+    drop(ledger);
+    let keys = |path: &std::path::Path| common::raw::Raw::open(path).tree.len();
+    let before = keys(&path);
+    let ledger = Ledger::open(Config::new(&path)).unwrap();
+    let request = CreateUserRequest {
+        client_token: Some("b".into()),
+        ..CreateUserRequest::new("b@example.com", "APP_USER")
+    };
+    ledger.create_user(&SYSTEM, &request).unwrap();
+    drop(ledger);
+    // The log entry, the user, the email index, the history index and the token record; the tip
+    // and the enabled-users counter are rewritten once per batch. Format 1 wrote a sixth key (the
+    // token's expiry index) and two more per batch (head and views seq apart), over eight trees.
+    assert_eq!(keys(&path) - before, 5);
+}
+
+#[test]
 fn corrupt_view_bytes_are_an_error_naming_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
