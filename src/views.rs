@@ -1,4 +1,5 @@
-//! Materialized views: their trees, their stored rows, and an in-memory fold of the log.
+//! Materialized views: their canonical rows (what every backend's views must reproduce), and an
+//! in-memory fold of the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +9,7 @@ use crate::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryC
 use crate::error::Result;
 use crate::event::{Envelope, Subject};
 
-/// A sled tree holding a view derived from the log.
+/// A view derived from the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ViewTree {
     /// userId → user record.
@@ -51,7 +52,7 @@ impl ViewTree {
         ViewTree::TemporaryCredentials,
     ];
 
-    /// The sled tree's name.
+    /// The view's name, in messages (and format 1's tree of it).
     pub fn name(self) -> &'static str {
         match self {
             ViewTree::Users => "users",
