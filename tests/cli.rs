@@ -266,6 +266,14 @@ fn audit_commands() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["problem"]["seq"], 2);
     assert_eq!(api_error(&db, &["verify", "--digest", "nonsense"])["__type"], "ValidationException");
+    let chain = ok(&db, &["verify", "--chain", "--digest", &digest]);
+    assert_eq!((chain["events"].as_u64(), chain.get("problem")), (Some(3), None));
+    let since = ok(&db, &["verify", "--since", &digest]);
+    assert_eq!((since["events"].as_u64(), since.get("problem")), (Some(1), None), "only the entry after it");
+    let out = cli(&db, &["verify", "--since", &wrong]);
+    assert_eq!(out.status.code(), Some(3));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["problem"]["seq"].as_u64(), report["events"].as_u64()), (Some(2), Some(0)));
 
     assert_eq!(ok(&db, &["rebuild-views"]), json!({ "events": 3 }));
     let stats = ok(&db, &["stats"]);

@@ -683,14 +683,10 @@ impl Ledger {
         let writer = shared.lock_writer();
         let backend = &shared.backend;
         let (mut report, folded) = audit::verify_entries(backend.log(1), digest, progress)?;
+        self.check_end(&mut report, writer.head());
         if report.problem.is_none() {
             let head = writer.head();
-            if let Some(lost) = &self.inner.lost {
-                report.problem = Some(lost.clone());
-            } else if report.head != (Digest { seq: head.seq, hash: head.hash }) {
-                let seq = report.head.seq.max(head.seq);
-                report.problem = Some(Problem { seq, fault: Fault::HeadMismatch { head_seq: head.seq } });
-            } else if let Some(why) = shared.stale() {
+            if let Some(why) = shared.stale() {
                 report.problem = Some(Problem { seq: head.seq, fault: Fault::ViewsStale(why) });
             } else {
                 for view in ViewTree::ALL {
@@ -703,6 +699,47 @@ impl Ledger {
             }
         }
         Ok(report)
+    }
+
+    /// Verifies the log alone: every link of the chain, density, times, that meta's head names
+    /// its end and that it extends `digest` (if given); not the views. Writes wait meanwhile.
+    pub fn verify_chain(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
+        guarded(|| {
+            let writer = self.inner.shared.lock_writer();
+            let mut report = audit::verify_chain(self.inner.shared.backend.log(1), digest, progress)?;
+            self.check_end(&mut report, writer.head());
+            Ok(report)
+        })
+    }
+
+    /// Verifies only what was appended since `digest`, a point an auditor verified and kept: the
+    /// entry there is unchanged and every later one chains onto it, up to meta's head. Takes
+    /// time in proportion to what is new; `report.events` counts the entries checked.
+    pub fn verify_since(&self, digest: Digest, progress: &mut dyn FnMut(u64)) -> Result<Report> {
+        guarded(|| {
+            let writer = self.inner.shared.lock_writer();
+            let backend = &self.inner.shared.backend;
+            let at_digest = backend.log_entry(digest.seq)?;
+            let head = writer.head();
+            let from = digest.seq.saturating_add(1);
+            let mut report = audit::verify_since(digest, at_digest, head.seq, backend.log(from), progress)?;
+            self.check_end(&mut report, head);
+            Ok(report)
+        })
+    }
+
+    /// Adds to a sound chain's report what its end must also be: what the acknowledgement mark
+    /// recorded, and meta's head.
+    fn check_end(&self, report: &mut Report, head: Head) {
+        if report.problem.is_some() {
+            return;
+        }
+        if let Some(lost) = &self.inner.lost {
+            report.problem = Some(lost.clone());
+        } else if report.head != (Digest { seq: head.seq, hash: head.hash }) {
+            let seq = report.head.seq.max(head.seq);
+            report.problem = Some(Problem { seq, fault: Fault::HeadMismatch { head_seq: head.seq } });
+        }
     }
 
     /// The digest of the log as it is now, for an auditor to keep.

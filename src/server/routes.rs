@@ -545,7 +545,12 @@ impl Call<'_> {
             )?),
             Verify => {
                 let digest = query.get("digest").map(str::parse).transpose()?;
-                ok(&wire::report_json(&ledger.verify(digest, &mut |_| {})?))
+                let report = match (query.get("since").map(str::parse).transpose()?, query.get("chain")) {
+                    (Some(since), _) => ledger.verify_since(since, &mut |_| {})?,
+                    (None, Some("true")) => ledger.verify_chain(digest, &mut |_| {})?,
+                    (None, _) => ledger.verify(digest, &mut |_| {})?,
+                };
+                ok(&wire::report_json(&report))
             }
             Digest => ok(&json!({ "digest": ledger.digest()?.to_string() })),
             Stats => ok(&ledger.stats()?),

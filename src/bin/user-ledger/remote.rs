@@ -21,8 +21,13 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
     )?;
     let get = |target: String| client.send("GET", ADMIN, &target, b"");
     let reply = match &cli.command {
-        Command::Verify { digest } => {
-            let reply = get(with_query("/ledger/verify", &[("digest", digest.as_deref())]))?;
+        Command::Verify { digest, chain, since } => {
+            let query = [
+                ("digest", digest.as_deref()),
+                ("chain", chain.then_some("true")),
+                ("since", since.as_deref()),
+            ];
+            let reply = get(with_query("/ledger/verify", &query))?;
             return Ok(match answer(&reply)? {
                 Output::Json(body) if body.get("problem").is_some() => Output::Failed(body),
                 other => other,
