@@ -36,25 +36,26 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
         let kept: Digest = args[4].parse().unwrap();
-        let done = child(&args[2], Path::new(&args[3]), kept);
-        println!("{done}");
+        let (opened, done) = child(&args[2], Path::new(&args[3]), kept);
+        println!("{done} {}", opened.elapsed().as_secs_f64());
         return;
     }
     let sizes = std::env::var("USER_LEDGER_SCALE_USERS").unwrap_or_else(|_| "1000000,3000000".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scale-ledgers");
-    println!("| users | operation | items | seconds | items/s | peak RSS |");
-    println!("|---:|---|---:|---:|---:|---:|");
+    println!("| users | operation | items | seconds (after open) | items/s | whole process | peak RSS |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
     for users in sizes.split(',').map(|n| n.trim().parse::<u64>().unwrap()) {
         let (path, kept) = cached(&root, users);
         for figure in FIGURES {
-            let (items, took, rss_kib) = run_child(figure, &path, kept);
+            let (items, took, whole, rss_kib) = run_child(figure, &path, kept);
             if figure == "wipe-views" {
                 continue;
             }
             let rate = items as f64 / took.as_secs_f64();
             println!(
-                "| {users} | {figure} | {items} | {:.2} | {rate:.0} | {:.0} MiB |",
+                "| {users} | {figure} | {items} | {:.2} | {rate:.0} | {:.2} s | {:.0} MiB |",
                 took.as_secs_f64(),
+                whole.as_secs_f64(),
                 rss_kib as f64 / 1024.0
             );
         }
@@ -99,10 +100,12 @@ fn create_users(ledger: &Ledger, from: u64, to: u64) {
     });
 }
 
-/// Runs `figure` in a child process; returns what it counted, how long it took, and its peak
-/// RSS in KiB (from `wait4`'s rusage).
-fn run_child(figure: &str, path: &Path, kept: Digest) -> (u64, Duration, i64) {
+/// Runs `figure` in a child process; returns what it counted, how long the operation took after
+/// the ledger was open, how long the whole process took, and its peak RSS in KiB (from `wait4`).
+fn run_child(figure: &str, path: &Path, kept: Digest) -> (u64, Duration, Duration, i64) {
     let started = Instant::now();
+    // Reaped by wait4 below, which also reports its peak RSS.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--child", figure])
         .arg(path)
@@ -121,24 +124,38 @@ fn run_child(figure: &str, path: &Path, kept: Digest) -> (u64, Duration, i64) {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{figure} failed: {status}");
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.unwrap(), &mut out).unwrap();
-    (out.trim().parse().unwrap(), took, usage.ru_maxrss)
+    let (items, op) = out.trim().split_once(' ').unwrap();
+    (items.parse().unwrap(), Duration::from_secs_f64(op.parse().unwrap()), took, usage.ru_maxrss)
 }
 
-/// The child: runs one operation on the ledger at `path`; returns how many items it handled.
-fn child(figure: &str, path: &Path, kept: Digest) -> u64 {
+/// The child: runs one operation on the ledger at `path`; returns when the ledger was open, and
+/// how many items the operation handled.
+fn child(figure: &str, path: &Path, kept: Digest) -> (Instant, u64) {
     if figure == "wipe-views" {
-        return wipe_views(path);
+        return (Instant::now(), wipe_views(path));
     }
-    let ledger = Ledger::open(Config::new(path).mode(OpenMode::Existing)).unwrap();
+    let mut config = Config::new(path).mode(OpenMode::Existing);
+    if let Ok(mib) = std::env::var("USER_LEDGER_SCALE_CACHE_MIB") {
+        config = config.cache_capacity(mib.parse::<u64>().unwrap() << 20);
+    }
+    let ledger = Ledger::open(config).unwrap();
+    let opened = Instant::now();
     let sound = |report: user_ledger::Report| {
         assert_eq!(report.problem, None);
         report.events
     };
-    match figure {
+    let items = match figure {
         "verify" => sound(ledger.verify(None, &mut |_| {}).unwrap()),
         "verify-chain" => sound(ledger.verify_chain(None, &mut |_| {}).unwrap()),
         "verify-since" => sound(ledger.verify_since(kept, &mut |_| {}).unwrap()),
-        "log" => ledger.log(1).map(|entry| entry.unwrap()).count() as u64,
+        "log" => {
+            let mut entries = 0;
+            for entry in ledger.log(1) {
+                entry.unwrap();
+                entries += 1;
+            }
+            entries
+        }
         "history" => {
             let first = ledger.list_users(&Caller::System, Some(1), None).unwrap().users[0].user_id.clone();
             ledger.history(Subject::User(&first)).unwrap().len() as u64
@@ -150,13 +167,14 @@ fn child(figure: &str, path: &Path, kept: Digest) -> u64 {
                 users += page.users.len() as u64;
                 match page.next_token {
                     Some(token) => next = Some(token),
-                    None => return users,
+                    None => break users,
                 }
             }
         }
         "rebuild-healthy" | "rebuild-empty" => ledger.rebuild_views(&mut |_| {}).unwrap(),
         other => panic!("no figure {other}"),
-    }
+    };
+    (opened, items)
 }
 
 /// Removes every view row and marks the views as folded up to seq 0: what a rebuild from

@@ -71,7 +71,13 @@ pub struct Config {
     /// measure what the mark costs; a ledger without it cannot detect lost acknowledged writes.
     #[doc(hidden)]
     pub record_mark: bool,
+    /// How many view changes a rebuild writes (and syncs) at a time, which bounds its write
+    /// buffer; default [`DEFAULT_REBUILD_CHUNK`].
+    pub rebuild_chunk: usize,
 }
+
+/// The default number of view changes a rebuild writes at a time.
+pub const DEFAULT_REBUILD_CHUNK: usize = 10_000;
 
 /// The largest write queue a config may ask for.
 pub const MAX_QUEUE_CAPACITY: i64 = 1 << 20;
@@ -109,6 +115,7 @@ impl Config {
             account: None,
             mode: OpenMode::Create,
             record_mark: true,
+            rebuild_chunk: DEFAULT_REBUILD_CHUNK,
         }
     }
 
@@ -146,6 +153,12 @@ impl Config {
     /// Sets the durability.
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Sets how many view changes a rebuild writes at a time (at least 1).
+    pub fn rebuild_chunk(mut self, changes: usize) -> Self {
+        self.rebuild_chunk = changes;
         self
     }
 
@@ -191,6 +204,7 @@ impl Config {
         validate::in_range("queueCapacity", 1, MAX_QUEUE_CAPACITY, self.queue_capacity as i64)?;
         validate::in_range("maxBatch", 1, MAX_BATCH, self.max_batch as i64)?;
         validate::in_range("tokenTtl", 1, MAX_TOKEN_TTL_MS, self.token_ttl_ms)?;
+        validate::in_range("rebuildChunk", 1, MAX_QUEUE_CAPACITY, self.rebuild_chunk as i64)?;
         Ok(())
     }
 
@@ -297,7 +311,8 @@ impl Ledger {
     fn open_accepting(config: Config, accept_loss: bool) -> Result<Ledger> {
         config.validate()?;
         let dir = Directory::acquire(&config.path, config.mode)?;
-        let Opened { backend, lost } = SledBackend::open(dir, config.cache_capacity, config.record_mark)?;
+        let Opened { backend, lost } =
+            SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
         let read_only = config.mode == OpenMode::ReadOnly;
         let lost = match lost {
             Some((e, _)) if !read_only && !accept_loss => return Err(e),

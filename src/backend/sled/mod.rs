@@ -60,6 +60,8 @@ pub struct SledBackend {
     /// The acknowledgement mark, advanced after every sync that made new log entries durable;
     /// `None` when it is missing from a database with a log, or not kept (a benchmark's choice).
     mark: Mutex<Option<MarkFile>>,
+    /// How many view changes a rebuild writes (and flushes) at a time.
+    rebuild_chunk: usize,
     /// The directory, locked; dropped after sled's handle (the fields above).
     dir: Arc<Directory>,
 }
@@ -69,7 +71,8 @@ impl SledBackend {
     /// format-1 database. A log that no longer holds what the acknowledgement mark recorded is
     /// reported in [`Opened::lost`], not refused: whether to go on is the caller's decision.
     /// Without `record_mark`, syncs leave the mark alone (only a benchmark asks for that).
-    pub fn open(dir: Directory, cache_bytes: u64, record_mark: bool) -> Result<Opened> {
+    /// A rebuild writes `rebuild_chunk` view changes at a time.
+    pub fn open(dir: Directory, cache_bytes: u64, record_mark: bool, rebuild_chunk: usize) -> Result<Opened> {
         let mark = MarkFile::open(&dir.path, &dir.shown)?;
         let db = sled_files::open(&dir.path, &dir.shown, cache_bytes, mark.is_some())?;
         let shown = dir.shown.clone();
@@ -87,6 +90,7 @@ impl SledBackend {
                 data_file,
                 path: shown.clone(),
                 mark: Mutex::new(None),
+                rebuild_chunk: rebuild_chunk.max(1),
                 dir: Arc::new(dir),
             };
             migrate::to_current(&backend)?;
@@ -230,59 +234,84 @@ impl SledBackend {
     }
 
     /// Makes `view` hold exactly `wanted` (in key order): a merge walk over the stored rows
-    /// finds the rows to write and the keys to remove, applied in batches of 10 000.
+    /// finds the rows to write and the keys to remove, and applies them every `rebuild_chunk`
+    /// changes, flushing after each chunk: sled holds every unflushed write
+    /// in memory, and a rebuild from empty views writes millions of rows (a 1M-user rebuild
+    /// grew to 8 GB before). The walk over the stored rows restarts after the last key it
+    /// settled, so it never meets the rows it wrote itself.
     fn reconcile(&self, view: ViewTree, wanted: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
-        // Collected first: writing while iterating would show the iterator our own writes.
-        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        let mut live = self.rows(view).peekable();
         let mut wanted = wanted.peekable();
+        let mut settled: Option<Vec<u8>> = None;
         loop {
-            let stored = match live.peek() {
-                Some(Err(e)) => return Err(e.clone()),
-                Some(Ok(row)) => Some(row),
-                None => None,
-            };
-            let order = match (stored, wanted.peek()) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((sk, _)), Some((wk, _))) => sk.cmp(wk),
-            };
-            match order {
-                // A stored row the fold does not have: remove it.
-                Ordering::Less => {
-                    if let Some(Ok((key, _))) = live.next() {
-                        changes.push((key, None));
+            let (mut batch, mut pending, mut done) = (Batch::default(), 0, false);
+            let mut live = self.rows_after(view, settled.as_deref()).peekable();
+            while pending < self.rebuild_chunk {
+                let stored = match live.peek() {
+                    Some(Err(e)) => return Err(e.clone()),
+                    Some(Ok(row)) => Some(row),
+                    None => None,
+                };
+                let order = match (stored, wanted.peek()) {
+                    (None, None) => {
+                        done = true;
+                        break;
                     }
-                }
-                // A row the store lacks: write it.
-                Ordering::Greater => {
-                    if let Some((key, value)) = wanted.next() {
-                        changes.push((key, Some(value)));
-                    }
-                }
-                // Both have the key: write only if the bytes differ.
-                Ordering::Equal => {
-                    if let (Some(Ok((_, stored))), Some((key, value))) = (live.next(), wanted.next()) {
-                        if stored != value {
-                            changes.push((key, Some(value)));
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (Some((sk, _)), Some((wk, _))) => sk.cmp(wk),
+                };
+                let (key, write) = match order {
+                    // A stored row the fold does not have: remove it.
+                    Ordering::Less => match live.next() {
+                        Some(Ok((key, _))) => (key, Some(None)),
+                        _ => continue,
+                    },
+                    // A row the store lacks: write it.
+                    Ordering::Greater => match wanted.next() {
+                        Some((key, value)) => (key, Some(Some(value))),
+                        None => continue,
+                    },
+                    // Both have the key: write only if the bytes differ.
+                    Ordering::Equal => match (live.next(), wanted.next()) {
+                        (Some(Ok((_, stored))), Some((key, value))) => {
+                            let write = (stored != value).then_some(Some(value));
+                            (key, write)
                         }
-                    }
+                        _ => continue,
+                    },
+                };
+                pending += usize::from(write.is_some());
+                match write {
+                    Some(Some(value)) => batch.insert(layout::view_key(view, &key), value),
+                    Some(None) => batch.remove(layout::view_key(view, &key)),
+                    None => {}
                 }
+                settled = Some(key);
+            }
+            drop(live);
+            if pending > 0 {
+                self.tree.apply_batch(batch)?;
+                self.flush()?;
+            }
+            if done {
+                return Ok(());
             }
         }
-        for chunk in changes.chunks(10_000) {
-            let mut batch = Batch::default();
-            for (key, value) in chunk {
-                let key = layout::view_key(view, key);
-                match value {
-                    Some(value) => batch.insert(key, value.as_slice()),
-                    None => batch.remove(key),
-                }
-            }
-            self.tree.apply_batch(batch)?;
-        }
-        Ok(())
+    }
+
+    /// The rows of `view` after key `after` (from the first if `None`), in key order.
+    fn rows_after(&self, view: ViewTree, after: Option<&[u8]>) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+        let prefix = layout::view_prefix(view);
+        let lower = match after {
+            Some(after) => Bound::Excluded(layout::view_key(view, after)),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)).take_while(move |entry| {
+            entry.as_ref().map_or(true, |(key, _)| key.starts_with(&prefix))
+        }).map(|entry| {
+            let (key, value) = entry?;
+            Ok((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()))
+        })
     }
 }
 
