@@ -2,7 +2,8 @@
 //! named by a fingerprint of their size, this generator and the storage format), then runs each
 //! long operation in a child process of its own and reports its rate and the child's peak RSS.
 //!
-//! `cargo bench --bench scale` (sizes from `USER_LEDGER_SCALE_USERS`, default `1000000,3000000`).
+//! `cargo bench --bench scale` (sizes from `USER_LEDGER_SCALE_USERS`, default `1000000,3000000`;
+//! `USER_LEDGER_SCALE_ONLY=verify,verify-chain` runs only those operations).
 //! A report, not a timed test: it prints a table and asserts only that every operation succeeds.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -46,7 +47,9 @@ fn main() {
     println!("|---:|---|---:|---:|---:|---:|---:|");
     for users in sizes.split(',').map(|n| n.trim().parse::<u64>().unwrap()) {
         let (path, kept) = cached(&root, users);
-        for figure in FIGURES {
+        let only = std::env::var("USER_LEDGER_SCALE_ONLY").ok();
+        let chosen = |figure: &&str| only.as_deref().is_none_or(|only| only.split(',').any(|o| o == *figure));
+        for figure in FIGURES.into_iter().filter(chosen) {
             let (items, took, whole, rss_kib) = run_child(figure, &path, kept);
             if figure == "wipe-views" {
                 continue;
