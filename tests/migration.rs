@@ -118,7 +118,8 @@ fn a_crash_at_each_step_of_the_migration_leaves_the_old_or_the_new_database() {
     let (_template_dir, template, digest) = format_1_database(USERS);
     let old = dump(&template);
     // 3 000 users: the log, users, emails and history trees each pass a 2 048-record chunk.
-    let points = ["cleared:1", "chunk:1", "chunk:3", "copied:1", "stamped:1", "dropped:1", "dropped:9"];
+    let points =
+        ["cleared:1", "chunk:1", "chunk:3", "copied:1", "stamped:1", "dropped:1", "dropped:9", "dropped:14"];
     for point in points {
         let (_dir, path) = copy_of(&template);
         let status = migrate_in_child(&path, Some(point)).status().unwrap();

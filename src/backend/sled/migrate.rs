@@ -18,8 +18,9 @@ use crate::codec;
 use crate::error::{Error, Failure, Result};
 use crate::views::ViewTree;
 
-/// Format 1's trees, besides one per view.
-const FORMAT_1_TREES: [&str; 4] = ["log", "meta", "tokens", "token_expiry"];
+/// Format 1's trees, besides one per view; `meta` last, so its presence marks a format-1
+/// database until the very end of a migration.
+const FORMAT_1_TREES: [&str; 4] = ["log", "tokens", "token_expiry", "meta"];
 /// Format 1's meta records that format 2 keeps under the same name.
 const KEPT_META: [&str; 3] = ["page_secret", "identity", "environment_id"];
 /// Records per `apply_batch` while copying.
@@ -29,9 +30,12 @@ const CHUNK: usize = 2_048;
 /// migration cut short after its commit point, refuses any other format.
 pub fn to_current(backend: &SledBackend) -> Result<()> {
     let db = &backend.db;
-    let has_format_1 = db.tree_names().iter().any(|name| name.as_ref() == b"meta");
+    let names = db.tree_names();
+    let has_format_1 = names.iter().any(|name| name.as_ref() == b"meta");
+    // After the stamp, a crash while dropping may have left any of format 1's trees.
+    let leftover = names.iter().any(|name| format_1_trees().any(|old| name.as_ref() == old.as_bytes()));
     match backend.tree.get(layout::meta_key(layout::FORMAT))?.as_deref() {
-        Some([FORMAT_VERSION]) if has_format_1 => drop_format_1(backend),
+        Some([FORMAT_VERSION]) if leftover => drop_format_1(backend),
         Some([FORMAT_VERSION]) => Ok(()),
         other => {
             let old_meta = if has_format_1 { Some(db.open_tree("meta")?) } else { None };
@@ -116,9 +120,13 @@ fn copy(to: &Tree, from: &Tree, key: impl Fn(&[u8]) -> Vec<u8>) -> Result<()> {
     Ok(())
 }
 
+/// Every tree of format 1, in the order they are dropped.
+fn format_1_trees() -> impl Iterator<Item = &'static str> {
+    ViewTree::ALL.into_iter().map(ViewTree::name).chain(FORMAT_1_TREES)
+}
+
 fn drop_format_1(backend: &SledBackend) -> Result<()> {
-    let views = ViewTree::ALL.map(ViewTree::name);
-    for name in FORMAT_1_TREES.iter().chain(views.iter()) {
+    for name in format_1_trees() {
         backend.db.drop_tree(name)?;
         crash_point("dropped");
     }
