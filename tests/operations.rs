@@ -381,14 +381,11 @@ fn a_create_user_with_a_client_token_adds_five_keys_to_format_2s_one_tree() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let ledger = Ledger::open(Config::new(&path)).unwrap();
-    let create = |email: &str| {
-        let request = CreateUserRequest {
-            client_token: Some(email.to_owned()),
-            ..CreateUserRequest::new(email, "APP_USER")
-        };
-        ledger.create_user(&SYSTEM, &request).unwrap();
+    let request = CreateUserRequest {
+        client_token: Some("a".into()),
+        ..CreateUserRequest::new("a@example.com", "APP_USER")
     };
-    create("a@example.com");
+    ledger.create_user(&SYSTEM, &request).unwrap();
     drop(ledger);
     let keys = |path: &std::path::Path| common::raw::Raw::open(path).tree.len();
     let before = keys(&path);

@@ -223,10 +223,17 @@ impl SledBackend {
     }
 
     fn rows(&self, view: ViewTree) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.tree.scan_prefix(layout::view_prefix(view)).map(|entry| {
-            let (key, value) = entry?;
-            Ok((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()))
-        })
+        self.rows_after(view, None)
+    }
+
+    /// How many records have keys starting with `prefix`.
+    fn count(&self, prefix: &[u8]) -> Result<u64> {
+        let mut count = 0;
+        for key in self.tree.scan_prefix(prefix).keys() {
+            key?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     fn counter(&self, key: &[u8]) -> Result<u64> {
@@ -467,12 +474,7 @@ impl Backend for SledBackend {
     }
 
     fn token_count(&self) -> Result<u64> {
-        let mut count = 0;
-        for key in self.tree.scan_prefix(layout::TOKENS_PREFIX).keys() {
-            key?;
-            count += 1;
-        }
-        Ok(count)
+        self.count(&layout::TOKENS_PREFIX)
     }
 
     fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
@@ -512,12 +514,7 @@ impl Backend for SledBackend {
     }
 
     fn view_len(&self, view: ViewTree) -> Result<u64> {
-        let mut count = 0;
-        for key in self.tree.scan_prefix(layout::view_prefix(view)).keys() {
-            key?;
-            count += 1;
-        }
-        Ok(count)
+        self.count(&layout::view_prefix(view))
     }
 
     fn view_rows(&self, view: ViewTree) -> Entries<'_> {
