@@ -211,7 +211,9 @@ pub fn verify_entries(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Report, MemViews)> {
     let mut views = MemViews::default();
-    let fold = &mut |sealed: &Sealed| views.apply(&sealed.envelope).map_err(|e| Fault::Contradiction(e.to_string()));
+    let fold = &mut |sealed: &Sealed, _: &[u8]| {
+        Ok(views.apply(&sealed.envelope).err().map(|e| Fault::Contradiction(e.to_string())))
+    };
     let report = walk(entries, Chain::default(), digest, progress, fold)?;
     Ok((report, views))
 }
@@ -223,7 +225,7 @@ pub fn verify_chain(
     digest: Option<Digest>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report> {
-    walk(entries, Chain::default(), digest, progress, &mut |_| Ok(()))
+    walk(entries, Chain::default(), digest, progress, &mut |_, _| Ok(None))
 }
 
 /// Verifies only what was appended after `digest`, a point an auditor verified and kept: the
@@ -258,19 +260,22 @@ pub fn verify_since(
         return Ok(problem(Fault::DigestMismatch));
     }
     let chain = Chain { next_seq: digest.seq + 1, prev_hash: digest.hash, prev_time: sealed.envelope.time_ms };
-    let mut report = walk(entries, chain, None, progress, &mut |_| Ok(()))?;
+    let mut report = walk(entries, chain, None, progress, &mut |_, _| Ok(None))?;
     report.events -= digest.seq;
     Ok(report)
 }
 
+/// What a walk does with each sound entry (decoded, and its bytes): may find a fault in it.
+pub type Visit<'a> = dyn FnMut(&Sealed, &[u8]) -> Result<Option<Fault>> + 'a;
+
 /// Walks raw log entries from `chain`'s next seq, checking each link, then `digest` (if given);
-/// `each` sees every sound entry and may find a fault in it.
-fn walk(
+/// `each` sees every sound entry (decoded, and its bytes) and may find a fault in it.
+pub fn walk(
     entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     mut chain: Chain,
     digest: Option<Digest>,
     progress: &mut dyn FnMut(u64),
-    each: &mut dyn FnMut(&Sealed) -> std::result::Result<(), Fault>,
+    each: &mut Visit<'_>,
 ) -> Result<Report> {
     let mut problem = None;
     for entry in entries {
@@ -283,7 +288,7 @@ fn walk(
             }
         };
         let seq = sealed.envelope.seq;
-        if let Err(fault) = each(&sealed) {
+        if let Some(fault) = each(&sealed, &bytes)? {
             problem = Some(Problem { seq, fault });
             break;
         }
@@ -312,10 +317,10 @@ fn walk(
 pub fn first_difference(
     view: ViewTree,
     mut live: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
-    mut folded: impl Iterator<Item = (Vec<u8>, Vec<u8>)>,
+    mut folded: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
 ) -> Result<Option<Fault>> {
     loop {
-        let (a, b) = (live.next().transpose()?, folded.next());
+        let (a, b) = (live.next().transpose()?, folded.next().transpose()?);
         let key = match (&a, &b) {
             (None, None) => return Ok(None),
             (a, b) if a == b => continue,

@@ -186,6 +186,11 @@ pub struct Limits {
 pub trait State {
     /// The user with this id.
     fn user(&self, user_id: &str) -> Result<Option<User>>;
+    /// Whether the user with this id exists: what [`apply`] asks of a user other than the
+    /// event's subject, so a fold of one subject at a time can answer it later.
+    fn user_exists(&self, user_id: &str) -> Result<bool> {
+        Ok(self.user(user_id)?.is_some())
+    }
     /// The id of the user holding this email key (see [`email_key`]).
     fn email_owner(&self, email_key: &str) -> Result<Option<UserId>>;
     /// How many users are ENABLED.
@@ -633,12 +638,8 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
             return Ok(());
         }
         Event::CredentialsIssued { access_key_id, user_id, principal_arn, expires_ms } => {
-            if views.temporary_credential(access_key_id)?.is_some() || views.user(user_id)?.is_none() {
-                return Err(contradiction(
-                    event,
-                    format_args!("temporary key {access_key_id} of user {user_id}"),
-                    true,
-                ));
+            if views.temporary_credential(access_key_id)?.is_some() || !views.user_exists(user_id)? {
+                return Err(no_such_user(event));
             }
             views.put_temporary_credential(TemporaryCredential {
                 access_key_id: access_key_id.clone(),
@@ -665,6 +666,29 @@ fn contradiction(event: &Event, who: impl std::fmt::Display, exists: bool) -> Er
     Error::corrupt(format_args!("corrupt log: {} event for {who}, which {state}", event.kind()))
 }
 
+/// What [`apply`] reports for an event naming a user who does not exist (for temporary
+/// credentials and memberships, the same as for ones that exist already).
+pub fn no_such_user(event: &Event) -> Error {
+    match event {
+        Event::CredentialsIssued { access_key_id, user_id, .. } => {
+            contradiction(event, format_args!("temporary key {access_key_id} of user {user_id}"), true)
+        }
+        Event::UserAddedToGroup { permission_group_id, user_id } => {
+            contradiction(event, format_args!("user {user_id} in group {permission_group_id}"), true)
+        }
+        Event::AccessKeyCreated { user_id, .. } => contradiction(event, format_args!("user {user_id}"), false),
+        // No other event names a second user.
+        _ => contradiction(event, "its user", false),
+    }
+}
+
+/// What [`apply`] reports for a user created with an email another user has.
+pub fn email_taken(user_id: &str, email_address: &str, owner: &str) -> Error {
+    Error::corrupt(format_args!(
+        "corrupt log: Created event for user {user_id} with email {email_address}, which user {owner} has already"
+    ))
+}
+
 fn apply_user(views: &mut impl Views, user_id: &str, event: &Event, time_ms: i64) -> Result<()> {
     let before = views.user(user_id)?;
     let was_enabled = before.as_ref().is_some_and(|u| u.status == UserStatus::Enabled);
@@ -673,10 +697,7 @@ fn apply_user(views: &mut impl Views, user_id: &str, event: &Event, time_ms: i64
             let key = email_key(&user.email_address);
             // The decider refuses a taken email; a log that holds one anyway is corrupt.
             if let Some(owner) = views.email_owner(&key)? {
-                return Err(Error::corrupt(format_args!(
-                    "corrupt log: Created event for user {user_id} with email {}, which user {owner} has already",
-                    user.email_address
-                )));
+                return Err(email_taken(user_id, &user.email_address, &owner));
             }
             views.put_email(key, user_id.clone());
             User {
@@ -743,8 +764,8 @@ fn apply_access_key(views: &mut impl Views, access_key_id: &str, event: &Event, 
     let before = views.access_key(access_key_id)?;
     match (before, event) {
         (None, Event::AccessKeyCreated { user_id, .. }) => {
-            if views.user(user_id)?.is_none() {
-                return Err(contradiction(event, format_args!("user {user_id}"), false));
+            if !views.user_exists(user_id)? {
+                return Err(no_such_user(event));
             }
             views.put_access_key(AccessKey {
                 access_key_id: access_key_id.to_owned(),
@@ -796,8 +817,8 @@ fn apply_group(views: &mut impl Views, group: &str, event: &Event, time_ms: i64)
             views.remove_group(group);
         }
         (Some(_), Event::UserAddedToGroup { user_id, .. }) => {
-            if views.user(user_id)?.is_none() || views.is_member(group, user_id)? {
-                return Err(contradiction(event, format_args!("user {user_id} in group {group}"), true));
+            if !views.user_exists(user_id)? || views.is_member(group, user_id)? {
+                return Err(no_such_user(event));
             }
             views.set_member(group, user_id, true);
         }

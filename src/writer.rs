@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use ulid::Ulid;
 
-use crate::audit;
 use crate::codec;
 use crate::decider::{self, Command, Limits, State, Views};
 use crate::domain::{
@@ -19,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::backend::{Backend, Changeset, Head, Tip, ViewChange};
-use crate::views::{self, kx_key};
+use crate::refold::refold;
+use crate::views::{self, kx_key, ViewTree};
 
 /// How many token records a commit examines for expiry on the side, at least; a commit that
 /// writes n records examines 2n, so the sweep outpaces the writes and the table stays bounded.
@@ -108,8 +108,9 @@ impl Writer {
     /// corrupt log is an error and changes nothing. Only rows that differ are written, so a
     /// rebuild of healthy views writes almost nothing. Meta marks the views as folded up to seq 0
     /// until the end, so a crash midway leaves them reported as lagging.
-    pub fn rebuild(&mut self, backend: &dyn Backend, progress: &mut dyn FnMut(u64)) -> Result<Head> {
-        let (report, folded) = audit::verify_entries(backend.log(1), None, progress)?;
+    pub fn rebuild(&mut self, backend: &dyn Backend, fold_memory: usize, progress: &mut dyn FnMut(u64)) -> Result<Head> {
+        let mut folded = refold(backend.log(1), None, fold_memory, progress)?;
+        let report = folded.report.clone();
         if let Some(problem) = report.problem {
             return Err(Error::internal(format_args!(
                 "cannot rebuild the views: the log is corrupt at {problem}"
@@ -117,7 +118,9 @@ impl Writer {
         }
         let before = backend.tip()?;
         backend.set_tip(Tip { views_seq: 0, ..before })?;
-        backend.replace_views(&folded)?;
+        for view in ViewTree::ALL {
+            backend.replace_view(view, &mut folded.rows_of(view))?;
+        }
         // An empty log has the empty head, whatever meta said.
         let head = match report.head.seq {
             0 => Head::default(),

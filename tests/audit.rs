@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use tempfile::TempDir;
 use user_ledger::audit::{self, Chain};
 use user_ledger::codec;
+use user_ledger::refold;
 use user_ledger::views::ViewTree;
 use user_ledger::{
     AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Durability, Envelope, Event,
@@ -49,10 +50,19 @@ fn raw_entries(t: &TestLedger) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 /// The problem the full check finds in `entries`; the chain-only check must find the same one
-/// unless it is a contradiction between events, which only the fold can see.
+/// unless it is a contradiction between events, which only the fold can see. The bounded fold
+/// must give the in-memory one's report, spilling every record or none.
 fn verify_raw(entries: &[(Vec<u8>, Vec<u8>)]) -> Option<Problem> {
     let all = || entries.iter().cloned().map(Ok);
-    let full = audit::verify_entries(all(), None, &mut |_| {}).unwrap().0.problem;
+    let report = audit::verify_entries(all(), None, &mut |_| {}).unwrap().0;
+    for budget in [1, user_ledger::DEFAULT_FOLD_MEMORY] {
+        assert_eq!(
+            refold::refold(all(), None, budget, &mut |_| {}).unwrap().report,
+            report,
+            "budget {budget}"
+        );
+    }
+    let full = report.problem;
     let chain = audit::verify_chain(all(), None, &mut |_| {}).unwrap().problem;
     match &full {
         Some(Problem { fault: Fault::Contradiction(_), .. }) => {}

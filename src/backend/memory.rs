@@ -210,9 +210,9 @@ impl Backend for MemoryBackend {
         Box::new(rows.into_iter())
     }
 
-    fn replace_views(&self, folded: &MemViews) -> Result<()> {
-        self.write().views = folded.clone();
-        Ok(())
+    fn replace_view(&self, view: ViewTree, rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>) -> Result<()> {
+        let rows = rows.collect::<Result<Vec<_>>>()?;
+        set_view(&mut self.write().views, view, rows)
     }
 
     fn size_on_disk(&self) -> Result<u64> {
@@ -276,4 +276,57 @@ impl State for MemoryBackend {
     fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
         self.read().views.users_with_principal(principal_arn)
     }
+}
+
+/// Makes `view` of `views` hold exactly `rows`, decoded from their canonical form.
+fn set_view(views: &mut MemViews, view: ViewTree, rows: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt("a view key is not UTF-8"));
+    let what = view.name();
+    match view {
+        ViewTree::Users => views.users = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
+        ViewTree::Emails => views.emails = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
+        ViewTree::Counters => {
+            views.enabled_users = 0;
+            views.kx_counts.clear();
+            for (key, value) in rows {
+                let count: u64 = codec::decode(what, &value)?;
+                match key.strip_prefix(b"kx_users/") {
+                    Some(env) => {
+                        views.kx_counts.insert(text(env)?, count);
+                    }
+                    None => views.enabled_users = count,
+                }
+            }
+        }
+        ViewTree::KxUsers => {
+            views.kx_users = rows
+                .iter()
+                .map(|(_, v)| {
+                    let user: KxUser = codec::decode(what, v)?;
+                    Ok(((user.environment_id.clone(), user.user_name.clone()), user))
+                })
+                .collect::<Result<_>>()?
+        }
+        ViewTree::History => views.history = rows.into_iter().map(|(k, _)| k).collect(),
+        ViewTree::AccessKeys => views.access_keys = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
+        ViewTree::Groups => views.groups = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
+        ViewTree::Memberships => {
+            // Each membership is indexed both ways; the (group, user) keys say it all.
+            views.memberships = rows
+                .iter()
+                .filter_map(|(k, _)| k.strip_prefix(b"g\0"))
+                .map(|rest| {
+                    let text = text(rest)?;
+                    let (group, user) = text.split_once('\0').ok_or_else(|| Error::corrupt("a membership key"))?;
+                    Ok((group.to_owned(), user.to_owned()))
+                })
+                .collect::<Result<_>>()?
+        }
+        ViewTree::Passwords => views.passwords = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
+        ViewTree::PrincipalKeys => views.principal_keys = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
+        ViewTree::TemporaryCredentials => {
+            views.temporary_credentials = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?
+        }
+    }
+    Ok(())
 }

@@ -39,7 +39,7 @@ use crate::domain::{
 use crate::error::Result;
 use crate::event::Subject;
 use crate::idempotency::TokenRecord;
-use crate::views::{self, MemViews, Row, ViewTree};
+use crate::views::{self, Row, ViewTree};
 
 #[cfg(any(test, feature = "whitebox"))]
 pub mod memory;
@@ -247,8 +247,9 @@ pub trait Backend: State + Send + Sync {
     fn view_len(&self, view: ViewTree) -> Result<u64>;
     /// The rows of `view` in canonical form and order, for comparison with a fold of the log.
     fn view_rows(&self, view: ViewTree) -> Entries<'_>;
-    /// Makes the views equal `folded` (a rebuild); writes as little as it can.
-    fn replace_views(&self, folded: &MemViews) -> Result<()>;
+    /// Makes `view` hold exactly `rows` (canonical, in key order: a rebuild); writes as little
+    /// as it can.
+    fn replace_view(&self, view: ViewTree, rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>) -> Result<()>;
     /// Bytes the database uses on disk.
     fn size_on_disk(&self) -> Result<u64>;
 }

@@ -24,6 +24,8 @@ use crate::event::{Sealed, Subject};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::page::PageTokens;
 use crate::password::SignInLimiter;
+use crate::refold::refold;
+pub use crate::refold::DEFAULT_FOLD_MEMORY;
 use crate::request::{
     validate_environment_id, validate_kx_user_path, validate_user_id, CreateKxUserRequest, CreateUserRequest,
     DeleteKxUserResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse, ListUsersResponse,
@@ -74,6 +76,9 @@ pub struct Config {
     /// How many view changes a rebuild writes (and syncs) at a time, which bounds its write
     /// buffer; default [`DEFAULT_REBUILD_CHUNK`].
     pub rebuild_chunk: usize,
+    /// About how many bytes full verify and rebuild may hold while they fold the log; past it
+    /// they spill sorted runs to temporary files. Default [`DEFAULT_FOLD_MEMORY`].
+    pub fold_memory: usize,
 }
 
 /// The default number of view changes a rebuild writes at a time.
@@ -116,6 +121,7 @@ impl Config {
             mode: OpenMode::Create,
             record_mark: true,
             rebuild_chunk: DEFAULT_REBUILD_CHUNK,
+            fold_memory: DEFAULT_FOLD_MEMORY,
         }
     }
 
@@ -162,6 +168,13 @@ impl Config {
         self
     }
 
+    /// Sets about how many bytes verify and rebuild may hold while folding the log (at least 1;
+    /// tiny values make them spill nearly every record, which tests use).
+    pub fn fold_memory(mut self, bytes: usize) -> Self {
+        self.fold_memory = bytes;
+        self
+    }
+
     /// Sets sled's cache size in bytes.
     pub fn cache_capacity(mut self, bytes: u64) -> Self {
         self.cache_capacity = bytes;
@@ -205,6 +218,7 @@ impl Config {
         validate::in_range("maxBatch", 1, MAX_BATCH, self.max_batch as i64)?;
         validate::in_range("tokenTtl", 1, MAX_TOKEN_TTL_MS, self.token_ttl_ms)?;
         validate::in_range("rebuildChunk", 1, MAX_QUEUE_CAPACITY, self.rebuild_chunk as i64)?;
+        validate::in_range("foldMemory", 1, i64::MAX, i64::try_from(self.fold_memory).unwrap_or(i64::MAX))?;
         Ok(())
     }
 
@@ -298,7 +312,7 @@ impl Ledger {
         let ledger = Self::open_accepting(config, true)?;
         let shared = &ledger.inner.shared;
         let _writer = shared.lock_writer();
-        let (report, _) = audit::verify_entries(shared.backend.log(1), None, &mut |_| {})?;
+        let report = refold(shared.backend.log(1), None, ledger.inner.config.fold_memory, &mut |_| {})?.report;
         if let Some(problem) = report.problem {
             return Err(Error::corrupt(format_args!("cannot accept the log: it is corrupt at {problem}")));
         }
@@ -680,7 +694,8 @@ impl Ledger {
     /// `progress` is told the seq reached now and then. Repairs views that lag or lead the log.
     pub fn rebuild_views(&self, progress: &mut dyn FnMut(u64)) -> Result<u64> {
         let shared = &self.inner.shared;
-        let head = shared.lock_writer().rebuild(shared.backend.as_ref(), progress)?;
+        let fold_memory = self.inner.config.fold_memory;
+        let head = shared.lock_writer().rebuild(shared.backend.as_ref(), fold_memory, progress)?;
         shared.sync(head)?;
         shared.set_fresh();
         Ok(head.seq)
@@ -697,7 +712,8 @@ impl Ledger {
         let shared = &self.inner.shared;
         let writer = shared.lock_writer();
         let backend = &shared.backend;
-        let (mut report, folded) = audit::verify_entries(backend.log(1), digest, progress)?;
+        let mut folded = refold(backend.log(1), digest, self.inner.config.fold_memory, progress)?;
+        let mut report = folded.report.clone();
         self.check_end(&mut report, writer.head());
         if report.problem.is_none() {
             let head = writer.head();

@@ -29,7 +29,7 @@ use crate::event::Subject;
 use crate::guard::guard;
 use crate::idempotency::TokenRecord;
 use crate::views::{
-    groups_prefix, kx_count_key, kx_key, members_prefix, membership_keys, subject_prefix, MemViews, ViewTree,
+    groups_prefix, kx_count_key, kx_key, members_prefix, membership_keys, subject_prefix, ViewTree,
     ENABLED_USERS,
 };
 
@@ -246,7 +246,7 @@ impl SledBackend {
     /// in memory, and a rebuild from empty views writes millions of rows (a 1M-user rebuild
     /// grew to 8 GB before). The walk over the stored rows restarts after the last key it
     /// settled, so it never meets the rows it wrote itself.
-    fn reconcile(&self, view: ViewTree, wanted: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Result<()> {
+    fn reconcile(&self, view: ViewTree, wanted: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>) -> Result<()> {
         let mut wanted = wanted.peekable();
         let mut settled: Option<Vec<u8>> = None;
         loop {
@@ -258,7 +258,12 @@ impl SledBackend {
                     Some(Ok(row)) => Some(row),
                     None => None,
                 };
-                let order = match (stored, wanted.peek()) {
+                let want = match wanted.peek() {
+                    Some(Err(e)) => return Err(e.clone()),
+                    Some(Ok(row)) => Some(row),
+                    None => None,
+                };
+                let order = match (stored, want) {
                     (None, None) => {
                         done = true;
                         break;
@@ -275,12 +280,12 @@ impl SledBackend {
                     },
                     // A row the store lacks: write it.
                     Ordering::Greater => match wanted.next() {
-                        Some((key, value)) => (key, Some(Some(value))),
-                        None => continue,
+                        Some(Ok((key, value))) => (key, Some(Some(value))),
+                        _ => continue,
                     },
                     // Both have the key: write only if the bytes differ.
                     Ordering::Equal => match (live.next(), wanted.next()) {
-                        (Some(Ok((_, stored))), Some((key, value))) => {
+                        (Some(Ok((_, stored))), Some(Ok((key, value)))) => {
                             let write = (stored != value).then_some(Some(value));
                             (key, write)
                         }
@@ -521,11 +526,8 @@ impl Backend for SledBackend {
         Box::new(self.rows(view))
     }
 
-    fn replace_views(&self, folded: &MemViews) -> Result<()> {
-        for view in ViewTree::ALL {
-            self.reconcile(view, folded.rows_of(view))?;
-        }
-        Ok(())
+    fn replace_view(&self, view: ViewTree, rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>) -> Result<()> {
+        self.reconcile(view, rows)
     }
 
     fn size_on_disk(&self) -> Result<u64> {
