@@ -62,6 +62,7 @@ impl Sorter {
     }
 
     /// How many runs went to disk so far.
+    #[cfg(test)]
     pub fn spilled_runs(&self) -> u64 {
         self.spilled
     }

@@ -41,7 +41,7 @@ use crate::event::Subject;
 use crate::idempotency::TokenRecord;
 use crate::views::{self, Row, ViewTree};
 
-#[cfg(any(test, feature = "whitebox"))]
+#[cfg(feature = "whitebox")]
 pub mod memory;
 pub mod sled;
 
