@@ -141,6 +141,9 @@ fn child(figure: &str, path: &Path, kept: Digest) -> (Instant, u64) {
     if let Ok(mib) = std::env::var("USER_LEDGER_SCALE_CACHE_MIB") {
         config = config.cache_capacity(mib.parse::<u64>().unwrap() << 20);
     }
+    if let Ok(mib) = std::env::var("USER_LEDGER_SCALE_FOLD_MIB") {
+        config = config.fold_memory(mib.parse::<usize>().unwrap() << 20);
+    }
     let ledger = Ledger::open(config).unwrap();
     let opened = Instant::now();
     let sound = |report: user_ledger::Report| {

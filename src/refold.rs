@@ -79,7 +79,9 @@ impl Refolded {
 }
 
 /// Folds the log in `entries` within about `budget` bytes of memory, checking its chain and
-/// `digest` (if given) as [`audit::verify_entries`] does, with the same report.
+/// `digest` (if given) as [`audit::verify_entries`] does, with the same report. `progress`
+/// hears the seq the walk reached, then (starting again from 0) how many events were folded,
+/// every [`audit::PROGRESS_EVERY`] and at the end of each.
 pub fn refold(
     entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     digest: Option<Digest>,
@@ -93,7 +95,7 @@ pub fn refold(
         Ok(None)
     })?;
     let mut out = Outputs::new(budget / 2);
-    fold_subjects(events.finish()?, &mut out)?;
+    fold_subjects(events.finish()?, &mut out, progress)?;
     for ((view, key), value) in out.counter_rows() {
         out.rows.push(&[&[view as u8], &key[..]].concat(), &value)?;
     }
@@ -183,9 +185,13 @@ impl Outputs {
 }
 
 /// Folds each subject's events (they come grouped, in log order) and writes what it yields.
-fn fold_subjects(events: Merge, out: &mut Outputs) -> Result<()> {
-    let mut subject: Option<SubjectFold> = None;
+fn fold_subjects(events: Merge, out: &mut Outputs, progress: &mut dyn FnMut(u64)) -> Result<()> {
+    let (mut subject, mut folded): (Option<SubjectFold>, u64) = (None, 0);
     for record in events {
+        folded += 1;
+        if folded % audit::PROGRESS_EVERY == 0 {
+            progress(folded);
+        }
         let (key, bytes) = record?;
         let (prefix, seq) = key.split_at(key.len().saturating_sub(8));
         let seq = codec::seq_of(seq).unwrap_or(0);
@@ -199,6 +205,7 @@ fn fold_subjects(events: Merge, out: &mut Outputs) -> Result<()> {
             s.fold(seq, &bytes, out)?;
         }
     }
+    progress(folded);
     match subject {
         Some(done) => done.finish(out),
         None => Ok(()),

@@ -276,6 +276,12 @@ fn audit_commands() {
     assert_eq!((report["problem"]["seq"].as_u64(), report["events"].as_u64()), (Some(2), Some(0)));
 
     assert_eq!(ok(&db, &["rebuild-views"]), json!({ "events": 3 }));
+    // The fold's memory bound: any size gives the same answers; none at all is refused.
+    assert_eq!(ok(&db, &["--fold-memory-mib", "1", "rebuild-views"]), json!({ "events": 3 }));
+    assert_eq!(ok(&db, &["--fold-memory-mib", "1", "verify"])["events"], 3);
+    let refused = api_error(&db, &["--fold-memory-mib", "0", "verify"]);
+    assert_eq!(refused["__type"], "ValidationException");
+    assert!(refused["message"].as_str().unwrap().contains("foldMemory"), "{refused}");
     let stats = ok(&db, &["stats"]);
     assert_eq!(
         (stats["events"].clone(), stats["users"].clone(), stats["kxUsers"].clone(), stats["tokens"].clone()),

@@ -42,6 +42,10 @@ struct Cli {
     /// on read-only media too, and after a loss of acknowledged writes); writes are refused.
     #[arg(long, global = true)]
     read_only: bool,
+    /// MiB that verify and rebuild may hold while folding the log; past it they spill sorted
+    /// runs to temporary files (default 64).
+    #[arg(long, global = true, env = "USER_LEDGER_FOLD_MEMORY_MIB")]
+    fold_memory_mib: Option<usize>,
     /// Reach a running `user-ledger serve` instead of opening the database (audit and access-key
     /// commands), signing with root credentials: USER_LEDGER_ROOT_ACCESS_KEY_ID and
     /// USER_LEDGER_ROOT_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else
@@ -491,14 +495,17 @@ fn non_negative(field: &str, value: i64) -> user_ledger::Result<u64> {
     u64::try_from(value).map_err(|_| Error::validation(field, Rule::MinValue(0)))
 }
 
-/// Reports progress of long runs on stderr, only when a person is watching it.
+/// Reports progress of long runs on stderr, only when a person is watching it. Verify and
+/// rebuild walk the log (seqs), then fold it (events folded, counted again from 0).
 fn progress(what: &'static str, total: u64) -> impl FnMut(u64) {
     let shown = std::io::stderr().is_terminal();
-    move |seq| {
+    let mut stage = "log walked to seq";
+    move |n| {
         if shown {
-            eprint!("\r{what}: seq {seq} of {total}");
-            if seq >= total {
+            eprint!("\r{what}: {stage} {n} of {total}");
+            if n >= total {
                 eprintln!();
+                stage = "events folded";
             }
         }
     }
@@ -512,6 +519,9 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     config.region = cli.region;
     config.account = cli.account;
     config.environment_id = cli.finspace_environment_id;
+    if let Some(mib) = cli.fold_memory_mib {
+        config.fold_memory = mib.saturating_mul(1 << 20);
+    }
     config.mode = match (cli.read_only, cli.command.creates_database()) {
         (true, _) => OpenMode::ReadOnly,
         (false, true) => OpenMode::Create,
