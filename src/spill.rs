@@ -10,8 +10,9 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use crate::error::{Error, Result};
 
-/// How many runs one merge reads at once; more are merged into one run first, which bounds the
-/// open files and the read buffers.
+/// How many runs of one level are merged into one run of the next: runs form levels like the
+/// digits of a counter, so each record is rewritten once per level (log₁₆ of the runs) and the
+/// open files and read buffers stay at most FAN_IN per level.
 const FAN_IN: usize = 16;
 
 /// Bytes of read buffer per run being merged.
@@ -37,7 +38,9 @@ pub struct Sorter {
     budget: usize,
     arena: Vec<u8>,
     slots: Vec<Slot>,
-    runs: Vec<File>,
+    /// Runs in push order, with their levels (0: spilled from memory; L + 1: FAN_IN runs of
+    /// level L merged). The runs of one level are always the newest ones, together.
+    runs: Vec<(File, u32)>,
     spilled: u64,
 }
 
@@ -72,7 +75,7 @@ impl Sorter {
         self.sort();
         let held = Source::Memory { arena: std::mem::take(&mut self.arena), slots: self.slots.into_iter() };
         let mut sources = Vec::with_capacity(self.runs.len() + 1);
-        for run in self.runs {
+        for (run, _) in self.runs {
             sources.push(Source::run(run)?);
         }
         sources.push(held);
@@ -94,24 +97,28 @@ impl Sorter {
             let bytes = self.arena.get(slot.at..end).unwrap_or_default();
             write_record(&mut out, slot.key_len, slot.value_len, bytes)?;
         }
-        self.runs.push(rewind(out)?);
+        self.runs.push((rewind(out)?, 0));
         self.spilled += 1;
         self.arena.clear();
         self.slots.clear();
-        if self.runs.len() >= FAN_IN {
-            // Merge the runs so far into one: the merge at the end never reads more than FAN_IN.
-            let mut sources = Vec::with_capacity(FAN_IN);
-            for run in self.runs.drain(..) {
-                sources.push(Source::run(run)?);
-            }
+        while let Some(level) = self.full_level() {
+            let newest = self.runs.split_off(self.runs.len() - FAN_IN);
+            let sources = newest.into_iter().map(|(run, _)| Source::run(run)).collect::<Result<_>>()?;
             let mut out = BufWriter::new(tempfile::tempfile()?);
             for record in Merge::new(sources)? {
                 let (key, value) = record?;
                 write_record(&mut out, key.len() as u32, value.len() as u32, &[key, value].concat())?;
             }
-            self.runs.push(rewind(out)?);
+            self.runs.push((rewind(out)?, level + 1));
         }
         Ok(())
+    }
+
+    /// The level whose FAN_IN runs are the newest, if there is one.
+    fn full_level(&self) -> Option<u32> {
+        let newest = self.runs.get(self.runs.len().checked_sub(FAN_IN)?..)?;
+        let level = newest.first()?.1;
+        newest.iter().all(|(_, l)| *l == level).then_some(level)
     }
 }
 
@@ -232,13 +239,16 @@ mod tests {
     }
 
     #[test]
-    fn a_tiny_budget_spills_every_record_and_merges_past_the_fan_in() {
+    fn a_tiny_budget_spills_every_record_and_merges_runs_in_levels() {
         let mut sorter = Sorter::new(1);
-        for i in (0..100u32).rev() {
+        for i in (0..300u32).rev() {
             sorter.push(&i.to_be_bytes(), b"v").unwrap();
         }
-        assert_eq!(sorter.spilled_runs(), 100);
+        assert_eq!(sorter.spilled_runs(), 300);
+        // 300 = 1 × 16² + 2 × 16 + 12: one run of level 2, two of level 1, twelve of level 0.
+        let levels: Vec<u32> = sorter.runs.iter().map(|(_, level)| *level).collect();
+        assert_eq!(levels, [vec![2, 1, 1], vec![0; 12]].concat());
         let keys: Vec<Vec<u8>> = sorter.finish().unwrap().map(|r| r.unwrap().0).collect();
-        assert_eq!(keys, (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect::<Vec<_>>());
+        assert_eq!(keys, (0..300u32).map(|i| i.to_be_bytes().to_vec()).collect::<Vec<_>>());
     }
 }
