@@ -37,8 +37,8 @@ use crate::event::{Event, Sealed, Subject};
 use crate::spill::{Merge, Sorter};
 use crate::views::{self, subject_prefix, MemViews, ViewTree};
 
-/// The default of [`crate::Config::fold_memory`]: 64 MiB.
-pub const DEFAULT_FOLD_MEMORY: usize = 64 << 20;
+/// The default of [`crate::Config::fold_memory`]: 16 MiB (more measured no faster at 1M events).
+pub const DEFAULT_FOLD_MEMORY: usize = 16 << 20;
 
 /// What a subject's counters start from, so the fold of one subject sees only its own deltas.
 const COUNTER_BASE: u64 = 1 << 40;

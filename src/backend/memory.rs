@@ -280,11 +280,10 @@ impl State for MemoryBackend {
 
 /// Makes `view` of `views` hold exactly `rows`, decoded from their canonical form.
 fn set_view(views: &mut MemViews, view: ViewTree, rows: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-    let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt("a view key is not UTF-8"));
     let what = view.name();
     match view {
-        ViewTree::Users => views.users = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
-        ViewTree::Emails => views.emails = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
+        ViewTree::Users => views.users = by_key(what, &rows)?,
+        ViewTree::Emails => views.emails = by_key(what, &rows)?,
         ViewTree::Counters => {
             views.enabled_users = 0;
             views.kx_counts.clear();
@@ -292,7 +291,7 @@ fn set_view(views: &mut MemViews, view: ViewTree, rows: Vec<(Vec<u8>, Vec<u8>)>)
                 let count: u64 = codec::decode(what, &value)?;
                 match key.strip_prefix(b"kx_users/") {
                     Some(env) => {
-                        views.kx_counts.insert(text(env)?, count);
+                        views.kx_counts.insert(key_text(env)?, count);
                     }
                     None => views.enabled_users = count,
                 }
@@ -308,25 +307,33 @@ fn set_view(views: &mut MemViews, view: ViewTree, rows: Vec<(Vec<u8>, Vec<u8>)>)
                 .collect::<Result<_>>()?
         }
         ViewTree::History => views.history = rows.into_iter().map(|(k, _)| k).collect(),
-        ViewTree::AccessKeys => views.access_keys = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
-        ViewTree::Groups => views.groups = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
+        ViewTree::AccessKeys => views.access_keys = by_key(what, &rows)?,
+        ViewTree::Groups => views.groups = by_key(what, &rows)?,
         ViewTree::Memberships => {
             // Each membership is indexed both ways; the (group, user) keys say it all.
             views.memberships = rows
                 .iter()
                 .filter_map(|(k, _)| k.strip_prefix(b"g\0"))
                 .map(|rest| {
-                    let text = text(rest)?;
+                    let text = key_text(rest)?;
                     let (group, user) = text.split_once('\0').ok_or_else(|| Error::corrupt("a membership key"))?;
                     Ok((group.to_owned(), user.to_owned()))
                 })
                 .collect::<Result<_>>()?
         }
-        ViewTree::Passwords => views.passwords = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
-        ViewTree::PrincipalKeys => views.principal_keys = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?,
-        ViewTree::TemporaryCredentials => {
-            views.temporary_credentials = rows.iter().map(|(k, v)| Ok((text(k)?, codec::decode(what, v)?))).collect::<Result<_>>()?
-        }
+        ViewTree::Passwords => views.passwords = by_key(what, &rows)?,
+        ViewTree::PrincipalKeys => views.principal_keys = by_key(what, &rows)?,
+        ViewTree::TemporaryCredentials => views.temporary_credentials = by_key(what, &rows)?,
     }
     Ok(())
+}
+
+/// A stored view key as text.
+fn key_text(bytes: &[u8]) -> Result<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt("a view key is not UTF-8"))
+}
+
+/// Rows keyed by text, with decoded values.
+fn by_key<T: serde::de::DeserializeOwned>(what: &str, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<BTreeMap<String, T>> {
+    rows.iter().map(|(key, value)| Ok((key_text(key)?, codec::decode(what, value)?))).collect()
 }

@@ -43,7 +43,7 @@ struct Cli {
     #[arg(long, global = true)]
     read_only: bool,
     /// MiB that verify and rebuild may hold while folding the log; past it they spill sorted
-    /// runs to temporary files (default 64).
+    /// runs to temporary files (default 16).
     #[arg(long, global = true, env = "USER_LEDGER_FOLD_MEMORY_MIB")]
     fold_memory_mib: Option<usize>,
     /// Reach a running `user-ledger serve` instead of opening the database (audit and access-key
