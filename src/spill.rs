@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 
 /// How many runs of one level are merged into one run of the next: runs form levels like the
 /// digits of a counter, so each record is rewritten once per level (log₁₆ of the runs) and the
@@ -91,7 +91,7 @@ impl Sorter {
 
     fn spill(&mut self) -> Result<()> {
         self.sort();
-        let mut out = BufWriter::new(tempfile::tempfile()?);
+        let mut out = BufWriter::new(run_file()?);
         for slot in &self.slots {
             let end = slot.at + slot.key_len as usize + slot.value_len as usize;
             let bytes = self.arena.get(slot.at..end).unwrap_or_default();
@@ -104,7 +104,7 @@ impl Sorter {
         while let Some(level) = self.full_level() {
             let newest = self.runs.split_off(self.runs.len() - FAN_IN);
             let sources = newest.into_iter().map(|(run, _)| Source::run(run)).collect::<Result<_>>()?;
-            let mut out = BufWriter::new(tempfile::tempfile()?);
+            let mut out = BufWriter::new(run_file()?);
             for record in Merge::new(sources)? {
                 let (key, value) = record?;
                 write_record(&mut out, key.len() as u32, value.len() as u32, &[key, value].concat())?;
@@ -120,6 +120,14 @@ impl Sorter {
         let level = newest.first()?.1;
         newest.iter().all(|(_, l)| *l == level).then_some(level)
     }
+}
+
+/// A new run file: unlinked already, in the system's temporary directory (`TMPDIR`).
+fn run_file() -> Result<File> {
+    tempfile::tempfile().map_err(|e| {
+        let dir = std::env::temp_dir();
+        Error::failed(Failure::Io, format_args!("cannot create a sorted run in {}: {e}", dir.display()))
+    })
 }
 
 fn write_record(out: &mut impl Write, key_len: u32, value_len: u32, bytes: &[u8]) -> Result<()> {
