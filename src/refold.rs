@@ -90,14 +90,14 @@ pub fn refold(
 ) -> Result<Refolded> {
     let mut events = Sorter::new(budget / 2);
     let mut report = audit::walk(entries, Chain::default(), digest, progress, &mut |sealed, bytes| {
-        let key = [fold_key(&sealed.envelope.event), codec::seq_key(sealed.envelope.seq).to_vec()].concat();
+        let key = at_seq(fold_key(&sealed.envelope.event), sealed.envelope.seq);
         events.push(&key, bytes)?;
         Ok(None)
     })?;
     let mut out = Outputs::new(budget / 2);
     fold_subjects(events.finish()?, &mut out, progress)?;
     for ((view, key), value) in out.counter_rows() {
-        out.rows.push(&[&[view as u8], &key[..]].concat(), &value)?;
+        out.rows.push(&row_key(view, &key), &value)?;
     }
     let Outputs { mut rows, claims, needs, facts, mut first, .. } = out;
     check_claims(claims.finish()?, &mut rows, &mut first)?;
@@ -123,6 +123,17 @@ fn fold_key(event: &Event) -> Vec<u8> {
         | Event::CredentialsIssued { access_key_id, .. } => [b"a\0", access_key_id.as_bytes(), b"\0"].concat(),
         event => subject_prefix(event.subject()),
     }
+}
+
+/// A sort key: `prefix`, then `seq` (8 bytes, big-endian), which the readers split off again.
+fn at_seq(mut prefix: Vec<u8>, seq: u64) -> Vec<u8> {
+    prefix.extend_from_slice(&codec::seq_key(seq));
+    prefix
+}
+
+/// The rows sorter's key of `view`'s row `key`: the view's tag first, so views come in order.
+fn row_key(view: ViewTree, key: &[u8]) -> Vec<u8> {
+    [&[view as u8], key].concat()
 }
 
 /// A key that sorts by `text` exactly, whatever bytes it holds: its length, then its bytes.
@@ -227,7 +238,7 @@ fn check_claims(claims: Merge, rows: &mut Sorter, first: &mut Option<Contradicti
             }
             _ => {
                 let ((view, key), value) = views::email_row(&email_key(&address), &user_id);
-                rows.push(&[&[view as u8], &key[..]].concat(), &value)?;
+                rows.push(&row_key(view, &key), &value)?;
                 owner = Some((email.to_vec(), user_id));
             }
         }
@@ -296,12 +307,12 @@ impl SubjectFold {
             return Ok(());
         }
         for user in self.named.take() {
-            out.needs.push(&[sized(&user), codec::seq_key(seq).to_vec()].concat(), bytes)?;
+            out.needs.push(&at_seq(sized(&user), seq), bytes)?;
         }
         if let Event::Created { user_id, user } = &envelope.event {
             out.facts.push(&sized(user_id), &codec::seq_key(seq))?;
             let claim = codec::encode(&(user_id, &user.email_address, hash, envelope.time_ms));
-            out.claims.push(&[sized(&email_key(&user.email_address)), codec::seq_key(seq).to_vec()].concat(), &claim)?;
+            out.claims.push(&at_seq(sized(&email_key(&user.email_address)), seq), &claim)?;
         }
         Ok(())
     }
@@ -315,7 +326,7 @@ impl SubjectFold {
                 continue;
             }
             for (key, value) in self.views.rows_of(view) {
-                out.rows.push(&[&[view as u8], &key[..]].concat(), &value)?;
+                out.rows.push(&row_key(view, &key), &value)?;
             }
         }
         out.any_user |= !self.views.users.is_empty();
