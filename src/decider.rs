@@ -111,12 +111,16 @@ pub enum Command {
         /// The user.
         user_id: UserId,
     },
-    /// ResetUserPassword; the temporary password is drawn and hashed by the caller of `decide`.
+    /// ResetUserPassword; the temporary password is drawn, hashed and sealed by the caller of
+    /// `decide`.
     ResetUserPassword {
         /// The user.
         user_id: UserId,
-        /// The salted argon2id hash of the new temporary password.
+        /// The salted argon2id hash of the new temporary password, sealed (see `seal`): what the
+        /// PasswordReset event records.
         password_hash: String,
+        /// The temporary password itself, sealed: kept in the token record only, for a retry.
+        sealed_password: Vec<u8>,
     },
     /// Record a sign-in whose password was checked (sets lastLoginTime).
     SignIn {
@@ -168,6 +172,8 @@ impl Command {
     pub fn access(&self) -> Access {
         match self {
             Command::IssueCredentials { .. } => Access::TemporaryCredentials,
+            // Its own password any user may reset; another's only a SUPER_USER (check_escalation).
+            Command::ResetUserPassword { .. } => Access::Read,
             _ => Access::Manage,
         }
     }
@@ -309,15 +315,82 @@ pub fn authorize(state: &(impl State + ?Sized), caller: &Caller, access: Access)
         return denied("does not have apiAccess ENABLED");
     }
     let Some(needed) = access.permission() else { return Ok(()) };
-    if user.user_type == UserType::SuperUser {
+    if user.user_type == UserType::SuperUser || held_permissions(state, id)?.contains(&needed) {
         return Ok(());
     }
-    for group in state.groups_of(id)? {
-        if state.permission_group(&group)?.is_some_and(|g| g.application_permissions.contains(&needed)) {
-            return Ok(());
+    denied(&format!("is not a SUPER_USER and none of its permission groups grants {needed}"))
+}
+
+/// The union of the applicationPermissions of `user_id`'s permission groups.
+fn held_permissions(state: &(impl State + ?Sized), user_id: &str) -> Result<Vec<ApplicationPermission>> {
+    let mut held = vec![];
+    for group in state.groups_of(user_id)? {
+        for permission in state.permission_group(&group)?.map(|g| g.application_permissions).unwrap_or_default() {
+            if !held.contains(&permission) {
+                held.push(permission);
+            }
         }
     }
-    denied(&format!("is not a SUPER_USER and none of its permission groups grants {needed}"))
+    Ok(held)
+}
+
+/// The rule against escalation, once: an APP_USER, whatever its groups grant, never acts on a
+/// SUPER_USER (creates one, makes a user one, changes, enables or disables one, issues its keys),
+/// never grants (through a group it creates, updates or adds a user to, or a key it issues for
+/// another user) a permission it does not hold itself, and resets only its own password. A
+/// SUPER_USER and the system may do all of these. Called after [`authorize`] let the caller in.
+fn check_escalation(state: &(impl State + ?Sized), caller: &Caller, command: &Command) -> Result<()> {
+    let Caller::User(id) = caller else { return Ok(()) };
+    if state.user(id)?.is_none_or(|me| me.user_type == UserType::SuperUser) {
+        return Ok(());
+    }
+    let denied = |why: String| Err(Error::AccessDenied { message: format!("Caller {id} is an APP_USER: {why}") });
+    let is_super = |user_id: &str| Ok::<_, Error>(state.user(user_id)?.is_some_and(|u| u.user_type == UserType::SuperUser));
+    let beyond = |granted: &[ApplicationPermission]| -> Result<Option<ApplicationPermission>> {
+        let held = held_permissions(state, id)?;
+        Ok(granted.iter().find(|p| !held.contains(p)).copied())
+    };
+    let operation = command.operation();
+    match command {
+        Command::CreateUser { user, .. } if user.user_type == UserType::SuperUser => {
+            denied("only a SUPER_USER creates a SUPER_USER".into())
+        }
+        Command::UpdateUser { changes, .. } if changes.user_type == Some(UserType::SuperUser) => {
+            denied("only a SUPER_USER makes a user a SUPER_USER".into())
+        }
+        Command::UpdateUser { user_id, .. }
+        | Command::EnableUser { user_id }
+        | Command::DisableUser { user_id }
+        | Command::CreateAccessKey { user_id, .. }
+            if is_super(user_id)? =>
+        {
+            denied(format!("only a SUPER_USER may {operation} for SUPER_USER {user_id}"))
+        }
+        Command::ResetUserPassword { user_id, .. } if user_id != id => {
+            denied("Only a superuser can reset password for other users".into())
+        }
+        Command::CreateAccessKey { user_id, .. } => match beyond(&held_permissions(state, user_id)?)? {
+            Some(p) => denied(format!("a key of user {user_id} would grant {p}, which the caller does not hold")),
+            None => Ok(()),
+        },
+        Command::CreatePermissionGroup { group: NewGroup { application_permissions: granted, .. }, .. }
+        | Command::UpdatePermissionGroup {
+            changes: GroupChanges { application_permissions: Some(granted), .. }, ..
+        } => match beyond(granted)? {
+            Some(p) => denied(format!("it cannot grant {p}, which it does not hold itself")),
+            None => Ok(()),
+        },
+        Command::AssociateUserToPermissionGroup { permission_group_id, .. } => {
+            let granted = state.permission_group(permission_group_id)?.map(|g| g.application_permissions);
+            match beyond(&granted.unwrap_or_default())? {
+                Some(p) => denied(format!(
+                    "permission group {permission_group_id} grants {p}, which the caller does not hold"
+                )),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Decides what events `command` by `caller` causes in `state`, or why it is refused.
@@ -325,6 +398,7 @@ pub fn authorize(state: &(impl State + ?Sized), caller: &Caller, access: Access)
 /// An empty list means the request succeeds and changes nothing (a no-op).
 pub fn decide(state: &(impl State + ?Sized), limits: &Limits, caller: &Caller, command: &Command) -> Result<Vec<Event>> {
     authorize(state, caller, command.access())?;
+    check_escalation(state, caller, command)?;
     match command {
         Command::CreateUser { user_id, user } => {
             if let Some(owner) = state.email_owner(&email_key(&user.email_address))? {
@@ -501,7 +575,7 @@ pub fn decide(state: &(impl State + ?Sized), limits: &Limits, caller: &Caller, c
                 }]
             })
         }
-        Command::ResetUserPassword { user_id, password_hash } => {
+        Command::ResetUserPassword { user_id, password_hash, .. } => {
             existing(state, user_id)?;
             Ok(vec![Event::PasswordReset { user_id: user_id.clone(), password_hash: password_hash.clone() }])
         }
@@ -884,6 +958,7 @@ mod tests {
     const ADMIN: &str = "01ADMIN0000000000000000000";
     const ALICE: &str = "01ALICE0000000000000000000";
     const BOB: &str = "01BOB000000000000000000000";
+    const CAROL: &str = "01CAROL0000000000000000000";
 
     fn new_user(email: &str, user_type: UserType, api: Option<ApiAccess>) -> NewUser {
         NewUser {
@@ -1447,6 +1522,107 @@ mod tests {
         assert!(authorize(&disabled, &alice, Access::Read).is_err());
     }
 
+    /// ManageUsersAndGroups lets an APP_USER manage users and groups, never past itself: given
+    /// Alice, an APP_USER manager, Bob, an APP_USER, and a SUPER_USER, when each tries what would
+    /// raise someone above what Alice holds, then only the SUPER_USER (and the system) may.
+    #[test]
+    fn a_manager_app_user_cannot_escalate_past_what_it_holds() {
+        let audit_group = "01AUDIT0000000000000000000";
+        let state = given(&[
+            admin_created(),
+            app_user_created(ALICE, "a@example.com"),
+            app_user_created(BOB, "b@example.com"),
+            group_created(&[ApplicationPermission::ManageUsersAndGroups]),
+            joined(ALICE),
+            Event::PermissionGroupCreated {
+                permission_group_id: audit_group.into(),
+                group: NewGroup {
+                    name: "auditors".into(),
+                    description: None,
+                    application_permissions: vec![ApplicationPermission::ViewAuditData],
+                },
+            },
+        ]);
+        let super_user = |id: &str| Command::CreateUser {
+            user_id: id.into(),
+            user: new_user("s@example.com", UserType::SuperUser, None),
+        };
+        let change = |user_id: &str, user_type| Command::UpdateUser {
+            user_id: user_id.into(),
+            changes: UserChanges { user_type, first_name: Some("X".into()), ..UserChanges::default() },
+        };
+        let group = |permissions: &[ApplicationPermission]| Command::CreatePermissionGroup {
+            permission_group_id: "01NEW00000000000000000000".into(),
+            group: NewGroup { name: "new".into(), description: None, application_permissions: permissions.to_vec() },
+        };
+        let reset = |user_id: &str| Command::ResetUserPassword {
+            user_id: user_id.into(),
+            password_hash: "h".into(),
+            sealed_password: vec![],
+        };
+        let key = |user_id: &str| Command::CreateAccessKey { access_key_id: "ULAKX".into(), user_id: user_id.into() };
+        let denied = |why: &str| Err(Error::AccessDenied { message: format!("Caller {ALICE} is an APP_USER: {why}") });
+        let refused = [
+            (super_user("01S"), "only a SUPER_USER creates a SUPER_USER".to_owned()),
+            (change(ALICE, Some(UserType::SuperUser)), "only a SUPER_USER makes a user a SUPER_USER".into()),
+            (change(BOB, Some(UserType::SuperUser)), "only a SUPER_USER makes a user a SUPER_USER".into()),
+            (change(ADMIN, None), format!("only a SUPER_USER may UpdateUser for SUPER_USER {ADMIN}")),
+            (
+                change(ADMIN, Some(UserType::AppUser)),
+                format!("only a SUPER_USER may UpdateUser for SUPER_USER {ADMIN}"),
+            ),
+            (Command::DisableUser { user_id: ADMIN.into() }, format!("only a SUPER_USER may DisableUser for SUPER_USER {ADMIN}")),
+            (Command::EnableUser { user_id: ADMIN.into() }, format!("only a SUPER_USER may EnableUser for SUPER_USER {ADMIN}")),
+            (key(ADMIN), format!("only a SUPER_USER may CreateAccessKey for SUPER_USER {ADMIN}")),
+            (reset(ADMIN), "Only a superuser can reset password for other users".into()),
+            (reset(BOB), "Only a superuser can reset password for other users".into()),
+            (
+                group(&[ApplicationPermission::ManageUsersAndGroups, ApplicationPermission::ViewAuditData]),
+                "it cannot grant ViewAuditData, which it does not hold itself".into(),
+            ),
+            (
+                Command::UpdatePermissionGroup {
+                    permission_group_id: GROUP.into(),
+                    changes: GroupChanges {
+                        application_permissions: Some(vec![ApplicationPermission::GetTemporaryCredentials]),
+                        ..GroupChanges::default()
+                    },
+                },
+                "it cannot grant GetTemporaryCredentials, which it does not hold itself".into(),
+            ),
+            (
+                Command::AssociateUserToPermissionGroup { permission_group_id: audit_group.into(), user_id: ALICE.into() },
+                format!("permission group {audit_group} grants ViewAuditData, which the caller does not hold"),
+            ),
+        ];
+        let (alice, admin) = (Caller::User(ALICE.into()), Caller::User(ADMIN.into()));
+        for (command, why) in &refused {
+            let then = decide(&state, &Limits::default(), &alice, command);
+            assert_eq!(then, denied(why), "{command:?}");
+            for allowed in [&admin, &Caller::System] {
+                assert!(decide(&state, &Limits::default(), allowed, command).is_ok(), "{allowed:?} {command:?}");
+            }
+        }
+        // What stays within Alice's own permissions she may do.
+        for command in [
+            create(CAROL, "c@example.com"),
+            change(BOB, None),
+            change(ALICE, Some(UserType::AppUser)),
+            Command::DisableUser { user_id: BOB.into() },
+            reset(ALICE),
+            key(BOB),
+            group(&[ApplicationPermission::ManageUsersAndGroups]),
+            Command::AssociateUserToPermissionGroup { permission_group_id: GROUP.into(), user_id: BOB.into() },
+            Command::DisassociateUserFromPermissionGroup { permission_group_id: audit_group.into(), user_id: BOB.into() },
+        ] {
+            assert!(decide(&state, &Limits::default(), &alice, &command).is_ok(), "{command:?}");
+        }
+        // Any ENABLED user with apiAccess resets its own password, with no group at all.
+        let bob = Caller::User(BOB.into());
+        assert!(decide(&state, &Limits::default(), &bob, &reset(BOB)).is_ok());
+        assert_eq!(kind(decide(&state, &Limits::default(), &bob, &reset(ALICE))), "AccessDeniedException");
+    }
+
     /// The other half of the permission matrix: which access each operation needs.
     #[test]
     fn every_command_needs_the_access_its_operation_belongs_to() {
@@ -1475,9 +1651,10 @@ mod tests {
             Command::DeletePermissionGroup { permission_group_id: id() },
             membership(associate, ALICE),
             membership(disassociate, ALICE),
-            Command::ResetUserPassword { user_id: id(), password_hash: id() },
             Command::SignIn { user_id: id() },
         ];
+        let reset = Command::ResetUserPassword { user_id: id(), password_hash: id(), sealed_password: vec![] };
+        assert_eq!(reset.access(), Access::Read, "whose password decides who may: check_escalation");
         for command in manage {
             assert_eq!(command.access(), Access::Manage, "{}", command.operation());
         }

@@ -40,8 +40,8 @@ pub enum Response {
     },
     /// `{"permissionGroupId": ...}`: Create, Update and DeletePermissionGroup.
     PermissionGroupId(String),
-    /// ResetUserPassword: the user, and the hash set (the password itself is never kept, so a
-    /// replay can only say it was issued).
+    /// ResetUserPassword, as records written before the password was kept hold it: the user and
+    /// the hash set; a replay can only say the password was issued.
     PasswordReset {
         /// The user.
         user_id: String,
@@ -60,6 +60,14 @@ pub enum Response {
         /// Epoch ms after which they are refused.
         expires_ms: i64,
     },
+    /// ResetUserPassword: the user and its temporary password, sealed (see `seal`), so that a
+    /// retry gets the same password. (Last, so older records keep their variant numbers.)
+    PasswordIssued {
+        /// The user.
+        user_id: String,
+        /// The temporary password, sealed for this user.
+        sealed_password: Vec<u8>,
+    },
 }
 
 impl Response {
@@ -72,8 +80,8 @@ impl Response {
             Command::IssueCredentials { access_key_id, expires_ms } => {
                 Response::Credentials { access_key_id: access_key_id.clone(), expires_ms: *expires_ms }
             }
-            Command::ResetUserPassword { user_id, password_hash } => {
-                Response::PasswordReset { user_id: user_id.clone(), password_hash: password_hash.clone() }
+            Command::ResetUserPassword { user_id, sealed_password, .. } => {
+                Response::PasswordIssued { user_id: user_id.clone(), sealed_password: sealed_password.clone() }
             }
             Command::CreateUser { user_id, .. }
             | Command::UpdateUser { user_id, .. }

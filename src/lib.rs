@@ -41,6 +41,7 @@ internal!(
     password,
     refold,
     request,
+    seal,
     subscribe,
     validate,
     spill,

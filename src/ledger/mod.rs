@@ -265,8 +265,12 @@ struct Inner {
     sign_ins: SignInLimiter,
     /// Derives access key secrets; from the database's secret, never in the log.
     key_secret: [u8; 32],
+    /// Seals password hashes and kept temporary passwords; from the database's secret.
+    seal_key: [u8; 32],
     /// What the log lost of what was acknowledged (a read-only open goes on regardless).
     lost: Option<Problem>,
+    /// What opening narrowed to its owner's only.
+    tightened: Vec<PathBuf>,
     /// Dropped first: drains the queue and stops the writer.
     pipeline: Pipeline,
     /// Dropped after the writer: syncs one last time and stops.
@@ -325,14 +329,14 @@ impl Ledger {
     fn open_accepting(config: Config, accept_loss: bool) -> Result<Ledger> {
         config.validate()?;
         let dir = Directory::acquire(&config.path, config.mode)?;
-        let Opened { backend, lost } =
+        let Opened { backend, lost, tightened } =
             SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
         let read_only = config.mode == OpenMode::ReadOnly;
         let lost = match lost {
             Some((e, _)) if !read_only && !accept_loss => return Err(e),
             lost => lost.map(|(e, seq)| Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }),
         };
-        Self::start(Arc::new(backend), config, lost)
+        Self::start(Arc::new(backend), config, lost, tightened)
     }
 
     /// Opens a ledger on `backend` (for example the in-memory one of the tests); `config.path`
@@ -341,11 +345,16 @@ impl Ledger {
     #[doc(hidden)]
     pub fn open_backend(backend: Arc<dyn Backend>, config: Config) -> Result<Ledger> {
         config.validate()?;
-        Self::start(backend, config, None)
+        Self::start(backend, config, None, vec![])
     }
 
     /// Reads (or makes) the settings, checks the views, and starts the writer.
-    fn start(backend: Arc<dyn Backend>, config: Config, lost: Option<Problem>) -> Result<Ledger> {
+    fn start(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        lost: Option<Problem>,
+        tightened: Vec<PathBuf>,
+    ) -> Result<Ledger> {
         let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
         let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
         let environment_id =
@@ -384,11 +393,19 @@ impl Ledger {
                 pages: PageTokens::new(page_secret),
                 sign_ins: SignInLimiter::default(),
                 key_secret: access_key::secret_key(&page_secret),
+                seal_key: crate::seal::seal_key(&page_secret),
                 lost,
+                tightened,
                 pipeline,
                 _flusher: flusher,
             }),
         })
+    }
+
+    /// The directory and files of an existing database whose modes this open narrowed to the
+    /// owner's only (0700, 0600): they were readable by others, who may have read its secret.
+    pub fn tightened(&self) -> &[PathBuf] {
+        &self.inner.tightened
     }
 
     /// Opens the ledger at `path` with default configuration.

@@ -6,6 +6,7 @@ use crate::domain::{email_key, Caller, User, UserStatus};
 use crate::error::{Error, Result};
 use crate::idempotency::Response;
 use crate::password;
+use crate::seal::{self, Purpose};
 use crate::request::{validate_client_token, validate_user_id, ResetUserPasswordResponse};
 use crate::write::unexpected;
 
@@ -14,9 +15,10 @@ use crate::write::unexpected;
 static DECOY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 impl Ledger {
-    /// ResetUserPassword: a new temporary password, returned this once; the ledger keeps only its
-    /// salted argon2id hash (in a PasswordReset event). A retry with the same clientToken cannot
-    /// show the password again: ConflictException, reason `TEMPORARY_PASSWORD_ALREADY_ISSUED`.
+    /// ResetUserPassword: a new temporary password. The log keeps only its salted argon2id hash,
+    /// sealed under a key derived from the database's secret (in a PasswordReset event); the
+    /// token record keeps the password itself, sealed the same way and purged with the record, so
+    /// a retry with the same clientToken within the TTL gets the same password.
     pub fn reset_user_password(
         &self,
         caller: &Caller,
@@ -25,16 +27,25 @@ impl Ledger {
     ) -> Result<ResetUserPasswordResponse> {
         let user_id = validate_user_id(Some(user_id))?;
         validate_client_token(client_token)?;
+        let key = &self.inner.seal_key;
         let temporary_password = password::temporary()?;
         let hash = password::hash(&temporary_password)?;
-        let command = Command::ResetUserPassword { user_id, password_hash: hash.clone() };
+        let command = Command::ResetUserPassword {
+            password_hash: seal::seal_text(key, Purpose::PasswordHash, &user_id, &hash)?,
+            sealed_password: seal::seal(key, Purpose::TemporaryPassword, &user_id, temporary_password.as_bytes())?,
+            user_id,
+        };
         match self.command(caller, client_token, command)? {
-            Response::PasswordReset { user_id, password_hash } if password_hash == hash => {
+            Response::PasswordIssued { user_id, sealed_password } => {
+                let opened = seal::open(key, Purpose::TemporaryPassword, &user_id, &sealed_password)?;
+                let temporary_password = String::from_utf8(opened)
+                    .map_err(|_| Error::corrupt(format_args!("the temporary password of {user_id} is not text")))?;
                 Ok(ResetUserPasswordResponse { user_id, temporary_password })
             }
+            // A record written before passwords were kept for retries.
             Response::PasswordReset { .. } => Err(Error::Conflict {
-                message: "The temporary password of this clientToken was returned already and is not kept; \\
-                          reset the password again with a new clientToken"
+                message: "The temporary password of this clientToken was issued by an older version, which did \
+                          not keep it; reset the password again with a new clientToken"
                     .into(),
                 reason: Some("TEMPORARY_PASSWORD_ALREADY_ISSUED".into()),
             }),
@@ -57,6 +68,13 @@ impl Ledger {
             let Some(id) = store.email_owner(&key)? else { return Ok(None) };
             Ok(store.user(&id)?.zip(store.password_hash(&id)?))
         })?;
+        let found = match found {
+            Some((user, sealed)) => {
+                let hash = seal::open_text(&self.inner.seal_key, Purpose::PasswordHash, &user.user_id, &sealed)?;
+                Some((user, hash))
+            }
+            None => None,
+        };
         let user = match found {
             Some((user, hash)) => password::verify(password, &hash).then_some(user),
             None => {

@@ -6,9 +6,15 @@
 //! deleted the snapshot another process was writing. So the ledger holds its own lock,
 //! `ledger.lock`, for as long as it has the database open, and a read-only open copies the
 //! database (under a shared lock) and lets sled loose only on the copy.
+//!
+//! The directory holds the database's secret (in sled's data file), from which every access
+//! key's secret derives, so it and everything in it are its owner's only: the directory 0700 and
+//! its files 0600 whatever the umask, a looser existing database tightened on open (and said so,
+//! in [`Directory::tightened`]), and the private copy of a read-only open the same.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,6 +39,8 @@ pub struct Directory {
     _lock: Option<File>,
     /// The private copy, removed when the ledger is dropped.
     _copy: Option<tempfile::TempDir>,
+    /// The directory and files whose modes opening narrowed to the owner's only.
+    pub tightened: Vec<PathBuf>,
 }
 
 impl Directory {
@@ -57,15 +65,27 @@ impl Directory {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(PRIVATE_FILE)
             .open(&lock_path)
             .map_err(|e| cannot(path, "lock", &e))?;
         wait_for(path, || file.try_lock())?;
-        Ok(Directory {
-            path: path.to_owned(),
-            shown: path.to_owned(),
-            _lock: Some(file),
-            _copy: None,
-        })
+        let mut dir =
+            Directory { path: path.to_owned(), shown: path.to_owned(), _lock: Some(file), _copy: None, tightened: vec![] };
+        // A new database is tightened silently: only an existing one's looser modes are news.
+        let tightened = dir.tighten()?;
+        if existed {
+            dir.tightened = tightened;
+        }
+        Ok(dir)
+    }
+
+    /// Narrows the directory to 0700 and every file in it to 0600 (sled creates its files under
+    /// the process's umask); returns what it changed. Called again once sled has made its files.
+    pub fn tighten(&self) -> Result<Vec<PathBuf>> {
+        let mut changed = vec![];
+        make_private(&self.path, &self.shown, &mut changed)
+            .map_err(|e| cannot(&self.shown, "restrict the file modes of", &e))?;
+        Ok(changed)
     }
 
     /// Copies the database at `path` into a private temporary directory, holding a shared lock
@@ -87,8 +107,41 @@ impl Directory {
             Error::failed(Failure::Io, format_args!("cannot copy {} to read it: {e}", path.display()))
         })?;
         let copied = copy.path().to_owned();
-        Ok(Directory { path: copied, shown: path.to_owned(), _lock: None, _copy: Some(copy) })
+        let dir = Directory { path: copied, shown: path.to_owned(), _lock: None, _copy: Some(copy), tightened: vec![] };
+        // tempfile makes the directory 0700; the copied files keep the source's modes until here.
+        dir.tighten()?;
+        Ok(dir)
     }
+}
+
+/// The mode of the database directory (and of the directories inside it).
+const PRIVATE_DIR: u32 = 0o700;
+/// The mode of every file in the database directory.
+pub const PRIVATE_FILE: u32 = 0o600;
+
+/// Takes group and other permissions from `path` and, recursively, from what is in it, pushing
+/// what changed (named under `shown`) onto `changed`. Symbolic links are left alone.
+fn make_private(path: &Path, shown: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let (wanted, is_dir) = match meta.file_type() {
+        t if t.is_dir() => (PRIVATE_DIR, true),
+        t if t.is_file() => (PRIVATE_FILE, false),
+        _ => return Ok(()),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        // Keep the owner's own bits (a data file is never made executable, nor a directory
+        // unsearchable); only group and other lose theirs.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode((mode & 0o700) | (wanted & 0o700)))?;
+        changed.push(shown.to_owned());
+    }
+    if is_dir {
+        for entry in std::fs::read_dir(path)? {
+            let name = entry?.file_name();
+            make_private(&path.join(&name), &shown.join(&name), changed)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `path` holds a database: sled's data file or the ledger's mark is there.

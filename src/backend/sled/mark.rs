@@ -14,6 +14,7 @@
 //! A crash during a write can tear only the slot after it; damage anywhere else is an error.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,13 @@ impl MarkFile {
         if let Some(first) = bytes.get_mut(..SLOT_LEN) {
             first.copy_from_slice(&encode_slot(0, mark));
         }
-        let mut file = File::create(&fresh).map_err(|e| failed("create", e))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(super::directory::PRIVATE_FILE)
+            .open(&fresh)
+            .map_err(|e| failed("create", e))?;
         file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| failed("write", e))?;
         std::fs::rename(&fresh, &path).map_err(|e| failed("rename into place", e))?;
         File::open(dir).and_then(|d| d.sync_all()).map_err(|e| failed("sync the directory of", e))?;

@@ -47,6 +47,8 @@ pub struct Opened {
     /// Why the log cannot be trusted to hold every acknowledged write, if it cannot, and the
     /// seq the mark acknowledged.
     pub lost: Option<(Error, u64)>,
+    /// What opening narrowed to its owner's only (the database existed with looser modes).
+    pub tightened: Vec<std::path::PathBuf>,
 }
 
 /// A ledger stored in sled.
@@ -75,6 +77,9 @@ impl SledBackend {
     pub fn open(dir: Directory, cache_bytes: u64, record_mark: bool, rebuild_chunk: usize) -> Result<Opened> {
         let mark = MarkFile::open(&dir.path, &dir.shown)?;
         let db = sled_files::open(&dir.path, &dir.shown, cache_bytes, mark.is_some())?;
+        // sled made its files (or a new snapshot) under the umask: what changes now is not news.
+        dir.tighten()?;
+        let tightened = dir.tightened.clone();
         let shown = dir.shown.clone();
         let backend = guard(format_args!("while opening the database at {}", shown.display()), || {
             let tree = db.open_tree(layout::TREE)?;
@@ -125,7 +130,7 @@ impl SledBackend {
             *backend.mark.lock().unwrap_or_else(|p| p.into_inner()) = mark.filter(|_| record_mark);
             Ok(lost)
         })?;
-        Ok(Opened { backend, lost })
+        Ok(Opened { backend, lost, tightened })
     }
 
     /// Whether the log still holds the entry `mark` recorded as acknowledged: `None` if it

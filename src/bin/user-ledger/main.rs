@@ -534,7 +534,7 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     if let Command::Serve(args) = cli.command {
         return serve(config, args);
     }
-    let ledger = Ledger::open(config).map_err(held_hint)?;
+    let ledger = open_ledger(config)?;
     let caller = match cli.caller {
         None => Caller::System,
         Some(arn) if arn.starts_with("arn:") => Caller::Principal(arn),
@@ -754,6 +754,19 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
 }
 
 /// A database held by another process is most likely held by `serve`: say how to reach it.
+/// Opens the ledger, telling the operator on stderr which files were readable by others.
+fn open_ledger(config: Config) -> Result<Ledger, user_ledger::Error> {
+    let ledger = Ledger::open(config).map_err(held_hint)?;
+    for path in ledger.tightened() {
+        eprintln!(
+            "warning: {} was readable by other users, who may have read the database's secret; now its \
+             owner's only. Rotate access keys if others could have read it.",
+            path.display()
+        );
+    }
+    Ok(ledger)
+}
+
 fn held_hint(error: Error) -> Error {
     match error {
         Error::InternalServer { message, cause: Failure::Locked } => Error::InternalServer {
@@ -781,7 +794,7 @@ fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<Output> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let ledger = Ledger::open(config).map_err(held_hint)?;
+    let ledger = open_ledger(config)?;
     let root = match (args.root_access_key_id, args.root_secret_access_key) {
         (Some(access_key_id), Some(secret_access_key)) => AccessKeyPair { access_key_id, secret_access_key },
         _ => {

@@ -1,0 +1,132 @@
+//! A database holds the secret every access key derives from: its directory and files are their
+//! owner's only, whatever the umask, and another local account cannot read them.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![cfg(all(feature = "cli", feature = "whitebox"))]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use user_ledger::backend::sled::directory::Directory;
+use user_ledger::OpenMode;
+
+/// The CLI run under umask 022, as a shell of a default account runs it.
+fn cli_under_umask_022(db: &Path, args: &[&str]) -> Output {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_user-ledger"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Every path under `dir` (itself included) with its permission bits.
+fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut found = vec![(dir.to_owned(), std::fs::metadata(dir).unwrap().permissions().mode() & 0o777)];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(modes(&path));
+        } else {
+            found.push((path.clone(), std::fs::metadata(&path).unwrap().permissions().mode() & 0o777));
+        }
+    }
+    found
+}
+
+fn assert_private(dir: &Path) {
+    let found = modes(dir);
+    assert!(found.len() >= 4, "the directory, db, conf, the mark and the lock: {found:?}");
+    for (path, mode) in found {
+        let wanted = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, wanted, "{} is {mode:o}", path.display());
+    }
+}
+
+/// A parent any account can pass through, so that only the database's own modes keep others out
+/// (tempfile makes its directories 0700, which would hide everything by itself).
+fn open_parent() -> tempfile::TempDir {
+    let parent = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    parent
+}
+
+/// Whether the unprivileged `nobody` can read `file` (only root can ask this of another account).
+fn nobody_can_read(file: &Path) -> Option<bool> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(file)
+        .output()
+        .expect("setpriv (util-linux) runs a command as another account");
+    Some(out.status.success())
+}
+
+#[test]
+fn a_new_database_under_umask_022_is_its_owners_only() {
+    let parent = open_parent();
+    let db = parent.path().join("ledger.db");
+    cli_under_umask_022(&db, &["create-user", "--email-address", "a@example.com", "--type", "SUPER_USER"]);
+    assert_private(&db);
+    let sibling = parent.path().join("readable");
+    std::fs::write(&sibling, b"x").unwrap();
+    std::fs::set_permissions(&sibling, std::fs::Permissions::from_mode(0o644)).unwrap();
+    if let (Some(sibling_read), Some(db_read)) = (nobody_can_read(&sibling), nobody_can_read(&db.join("db")))
+    {
+        assert!(sibling_read, "the check itself works: nobody reads a 0644 file beside the database");
+        assert!(!db_read, "nobody must not read the data file holding the secret");
+    }
+}
+
+#[test]
+fn an_existing_database_readable_by_others_is_tightened_on_open_and_said_so() {
+    let parent = open_parent();
+    let db = parent.path().join("ledger.db");
+    cli_under_umask_022(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
+    // As a database made before this check, or copied with `cp -r` under umask 022, has it.
+    for (path, _) in modes(&db) {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    if let Some(read) = nobody_can_read(&db.join("db")) {
+        assert!(read, "loosened, the data file is readable by nobody: the test would catch a leak");
+    }
+
+    let out = cli_under_umask_022(&db, &["list-users", "--max-results", "10"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for name in ["", "db", "conf", "ledger.mark"] {
+        let shown = if name.is_empty() { db.clone() } else { db.join(name) };
+        let line = format!("warning: {} was readable by other users", shown.display());
+        assert!(stderr.lines().any(|l| l.starts_with(&line)), "{line:?} in {stderr}");
+    }
+    assert_private(&db);
+    if let Some(read) = nobody_can_read(&db.join("db")) {
+        assert!(!read);
+    }
+
+    let again = cli_under_umask_022(&db, &["list-users", "--max-results", "10"]);
+    assert_eq!(String::from_utf8_lossy(&again.stderr), "", "a private database is not news");
+}
+
+#[test]
+fn the_private_copy_of_a_read_only_open_is_its_owners_only() {
+    let parent = open_parent();
+    let db = parent.path().join("ledger.db");
+    cli_under_umask_022(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
+    for (path, _) in modes(&db) {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let copy = Directory::acquire(&db, OpenMode::ReadOnly).unwrap();
+    assert_ne!(copy.path, db);
+    assert_private(&copy.path);
+    assert_eq!(modes(&db)[0].1, 0o755, "a read-only open leaves the source as it is");
+}
