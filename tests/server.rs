@@ -284,6 +284,7 @@ fn authentication_failures_are_the_aws_kinds_with_a_message_saying_which() {
         target: "/user",
         headers: &headers,
         body: signed_body,
+        payload_hash: None,
     };
     let key = root_key();
     let signed = user_ledger::server::sigv4::sign_headers(

@@ -170,8 +170,13 @@ impl Client {
             headers.insert(name, value(v)?);
         }
         if call.sign {
-            let received =
-                Received { method: call.method, target: call.target, headers: &headers, body: call.body };
+            let received = Received {
+                method: call.method,
+                target: call.target,
+                headers: &headers,
+                body: call.body,
+                payload_hash: None,
+            };
             let time = call.time.unwrap_or_else(SystemTime::now);
             let signed = sigv4::sign_headers(
                 received,

@@ -14,6 +14,7 @@ use axum::RequestPartsExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest as _, Sha256};
 use tokio::sync::oneshot;
 
 use crate::decider::Access;
@@ -200,37 +201,94 @@ async fn handle(host: Host, operation: Operation, request: Request) -> Response 
             return with_caller(refused.into_response(), operation, None);
         }
     };
-    let body = match read_body(body).await {
-        Ok(body) => body,
-        Err(e) => return with_caller(e.into_response(), operation, None),
+    let declared = content_length(&parts.headers);
+    // The body's share of the budget is taken before a byte of it is read, and held until the
+    // request is answered: unauthenticated bodies can never hold more than the budget.
+    let share = u32::try_from(declared.unwrap_or(MAX_BODY).min(MAX_BODY).div_ceil(1024)).unwrap_or(u32::MAX);
+    let Ok(_share) = host.bodies.clone().try_acquire_many_owned(share) else {
+        let message = "The host holds as many request bodies as it allows; retry";
+        let busy = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", message);
+        return with_caller(busy.into_response(), operation, None);
     };
-    let incoming = Arc::new(Incoming {
+    let mut incoming = Incoming {
         method: parts.method.to_string(),
         target: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
         query: Query::parse(parts.uri.query()),
+        payload_hash: signed_payload_hash(&parts.headers),
         headers: parts.headers,
         labels,
-        body,
-    });
-    let caller = match authenticate(&host, &incoming, operation).await {
-        Ok(caller) => caller,
-        Err(e) => return with_caller(e.into_response(), operation, None),
+        body: Bytes::new(),
+    };
+    // A client that sends the body's hash (x-amz-content-sha256) is authenticated on its headers
+    // alone, before its body is read; others once it is.
+    let early = match &incoming.payload_hash {
+        Some(_) => match authenticate(&host, Arc::new(incoming.clone()), operation).await {
+            Ok(caller) => Some(caller),
+            Err(e) => return with_caller(e.into_response(), operation, None),
+        },
+        None => None,
+    };
+    let read = tokio::time::timeout(host.bounds.body_timeout, read_body(body, declared)).await;
+    incoming.body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return with_caller(e.into_response(), operation, early),
+        Err(_) => {
+            let message = format!(
+                "The request body did not arrive within {} s",
+                host.bounds.body_timeout.as_secs_f64()
+            );
+            let late = ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException", message);
+            return with_caller(late.into_response(), operation, early);
+        }
+    };
+    if let Some(signed) = &incoming.payload_hash {
+        let actual = hex(&Sha256::digest(&incoming.body));
+        if actual != *signed {
+            let message = format!(
+                "The x-amz-content-sha256 header {signed} does not match the hash of the body received, {actual}"
+            );
+            let mismatch = ApiError::new(StatusCode::BAD_REQUEST, "XAmzContentSHA256Mismatch", message);
+            return with_caller(mismatch.into_response(), operation, early);
+        }
+    }
+    let incoming = Arc::new(incoming);
+    let caller = match early {
+        Some(caller) => caller,
+        None => match authenticate(&host, incoming.clone(), operation).await {
+            Ok(caller) => caller,
+            Err(e) => return with_caller(e.into_response(), operation, None),
+        },
     };
     let response = answer(&host, &incoming, operation, &caller).await;
     with_caller(response.unwrap_or_else(IntoResponse::into_response), operation, Some(caller))
+}
+
+/// The body length a request declares, if it declares one that parses.
+fn content_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers.get("content-length")?.to_str().ok()?.parse().ok()
+}
+
+/// The body hash a client signed, when it sent one as SHA-256 hex (not `UNSIGNED-PAYLOAD`).
+fn signed_payload_hash(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get("x-amz-content-sha256")?.to_str().ok()?;
+    (value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())).then(|| value.to_ascii_lowercase())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Who signed the request. A user's key is looked up in the ledger (a read), so that runs on the
 /// blocking pool; the root's key needs no read and is checked here.
 async fn authenticate(
     host: &Host,
-    incoming: &Arc<Incoming>,
+    incoming: Arc<Incoming>,
     operation: Operation,
 ) -> Result<Caller, ApiError> {
     if !host.auth.looks_up(&incoming.headers) {
         return host.auth.authenticate(&host.ledger, incoming.received(), operation.service());
     }
-    let (host, incoming) = (host.clone(), incoming.clone());
+    let host = host.clone();
     blocking(move || host.auth.authenticate(&host.ledger, incoming.received(), operation.service())).await
 }
 
@@ -245,15 +303,80 @@ async fn answer(
     let call = Call { ledger: &host.ledger, caller, incoming };
     call.admit(operation)?;
     if operation == Operation::Log {
-        return stream_log(host.ledger.clone(), &incoming.query);
+        return stream_log(host.ledger.clone(), &incoming.query, StreamSlot::take(host, caller)?);
     }
+    // argon2id takes 19 MiB a hash: a bounded number at once, each waiting a bounded time.
+    let turn = match operation {
+        Operation::ResetUserPassword => {
+            let wait = host.bounds.hashing_wait;
+            match tokio::time::timeout(wait, host.hashing.clone().acquire_owned()).await {
+                Ok(Ok(turn)) => Some(turn),
+                _ => {
+                    let message =
+                        format!("No turn to hash a password came within {} s; retry", wait.as_secs_f64());
+                    return Err(Error::Throttling { message }.into());
+                }
+            }
+        }
+        _ => None,
+    };
     if let Some(answer) = call.start_write(operation)? {
         let written =
             answer.await.map_err(|_| ApiError::internal("the ledger's writer stopped before answering"))?;
         return Ok(ok(&written?));
     }
     let (host, incoming, caller) = (host.clone(), incoming.clone(), caller.clone());
-    blocking(move || Call { ledger: &host.ledger, caller: &caller, incoming: &incoming }.run(operation)).await
+    blocking(move || {
+        let _turn = turn;
+        Call { ledger: &host.ledger, caller: &caller, incoming: &incoming }.run(operation)
+    })
+    .await
+}
+
+/// One of the host's log streams, counted in total and for its caller until it is dropped.
+struct StreamSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    caller: String,
+    streams_of: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+}
+
+impl StreamSlot {
+    /// A slot for `caller`: 429 past the bound per caller, 503 past the bound in total.
+    fn take(host: &Host, caller: &Caller) -> Result<StreamSlot, ApiError> {
+        let name = caller_name(Some(caller.clone()));
+        let mut streams_of = host.streams_of.lock().unwrap_or_else(|p| p.into_inner());
+        let held = streams_of.get(&name).copied().unwrap_or(0);
+        if held >= host.bounds.max_streams_per_caller {
+            let message =
+                format!("{name} holds {held} log streams, as many as one caller may; close one first");
+            return Err(Error::Throttling { message }.into());
+        }
+        let Ok(permit) = host.streams.clone().try_acquire_owned() else {
+            let message = format!(
+                "The host serves {} log streams, as many as it allows; retry",
+                host.bounds.max_streams
+            );
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+                message,
+            ));
+        };
+        streams_of.insert(name.clone(), held + 1);
+        Ok(StreamSlot { _permit: permit, caller: name, streams_of: host.streams_of.clone() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams_of = self.streams_of.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = streams_of.get_mut(&self.caller) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                streams_of.remove(&self.caller);
+            }
+        }
+    }
 }
 
 /// Runs `work` on tokio's blocking pool; a panic in it is a 500.
@@ -265,30 +388,44 @@ async fn blocking<T: Send + 'static>(
 
 /// A request as read: what authentication and the operation need, owned so that it can move to
 /// the blocking pool.
+#[derive(Clone)]
 struct Incoming {
     method: String,
     target: String,
     headers: axum::http::HeaderMap,
     body: Bytes,
+    /// The body's SHA-256 as the client signed it, if it sent it.
+    payload_hash: Option<String>,
     labels: HashMap<String, String>,
     query: Query,
 }
 
 impl Incoming {
     fn received(&self) -> Received<'_> {
-        Received { method: &self.method, target: &self.target, headers: &self.headers, body: &self.body }
+        Received {
+            method: &self.method,
+            target: &self.target,
+            headers: &self.headers,
+            body: &self.body,
+            payload_hash: self.payload_hash.as_deref(),
+        }
     }
 }
 
 fn with_caller(mut response: Response, operation: Operation, caller: Option<Caller>) -> Response {
-    let caller = match caller {
+    let caller = caller_name(caller);
+    response.extensions_mut().insert(Served { operation, caller });
+    response
+}
+
+/// The caller as the access log names it.
+fn caller_name(caller: Option<Caller>) -> String {
+    match caller {
         Some(Caller::System) => "root".to_owned(),
         Some(Caller::User(id)) => id,
         Some(Caller::Principal(arn)) => arn,
         None => "-".to_owned(),
-    };
-    response.extensions_mut().insert(Served { operation, caller });
-    response
+    }
 }
 
 fn join_error(e: tokio::task::JoinError) -> ApiError {
@@ -304,9 +441,10 @@ fn join_error(e: tokio::task::JoinError) -> ApiError {
 /// Reads the body, refusing one over [`MAX_BODY`] with 413. The rest of a refused body is read
 /// and dropped (up to [`DRAIN_MAX`]), so the client gets the answer rather than a reset
 /// connection while it is still sending.
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(body: Body, declared: Option<usize>) -> Result<Bytes, ApiError> {
     let mut body = body.into_data_stream();
-    let mut read = Vec::new();
+    // Exactly the declared length (within the limit): a Vec grown by doubling would hold twice it.
+    let mut read = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY));
     let mut seen = 0usize;
     while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
         let chunk =
@@ -333,6 +471,7 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 const DRAIN_MAX: usize = 8 * MAX_BODY;
 
 /// The query string's parameters, decoded.
+#[derive(Clone)]
 struct Query(Vec<(String, String)>);
 
 impl Query {
@@ -646,7 +785,7 @@ fn json_lines(body: Body) -> Response {
 
 /// The log from `fromSeq` (default 1), at most `limit` entries, as JSON lines streamed from a
 /// blocking reader: constant memory whatever the log's size.
-fn stream_log(ledger: Ledger, query: &Query) -> Result<Response, ApiError> {
+fn stream_log(ledger: Ledger, query: &Query, slot: StreamSlot) -> Result<Response, ApiError> {
     let non_negative = |name: &str| -> Result<Option<u64>, ApiError> {
         query
             .integer(name)?
@@ -657,7 +796,10 @@ fn stream_log(ledger: Ledger, query: &Query) -> Result<Response, ApiError> {
     let limit = non_negative("limit")?.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let follow = query.get("follow") == Some("true");
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
-    tokio::task::spawn_blocking(move || {
+    // A thread of its own, held as long as the client reads: never one of the pool's, which
+    // serves requests (and user-key lookups). The slot bounds how many there are.
+    let reader = move || {
+        let _slot = slot;
         let send = |entry: crate::error::Result<crate::event::Sealed>| {
             let line = entry.map(|e| format!("{}\n", wire::envelope_json(&e))).map_err(std::io::Error::other);
             let failed = line.is_err();
@@ -691,7 +833,14 @@ fn stream_log(ledger: Ledger, query: &Query) -> Result<Response, ApiError> {
                 }
             }
         }
-    });
+    };
+    std::thread::Builder::new().name("log-stream".into()).spawn(reader).map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            format!("no thread for the stream: {e}"),
+        )
+    })?;
     let stream =
         futures_util::stream::unfold(receiver, |mut r| async move { r.recv().await.map(|item| (item, r)) });
     Ok(json_lines(Body::from_stream(stream)))

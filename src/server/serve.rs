@@ -4,11 +4,19 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::Accept;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
+use hyper_util::rt::TokioTimer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Failure, Result};
 
@@ -38,6 +46,30 @@ pub struct Listen {
     pub insecure: bool,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// The most connections open at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, counted from when it is ready
+    /// for the next request: it also closes a connection idle that long between requests.
+    pub header_timeout: Duration,
+}
+
+/// The default of [`Listen::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// The default of [`Listen::header_timeout`]: 20 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Listen {
+    /// Listening on `addr` with the defaults: no TLS, no metrics, the default bounds.
+    pub fn on(addr: SocketAddr) -> Listen {
+        Listen {
+            addr,
+            tls: None,
+            insecure: false,
+            metrics: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+        }
+    }
 }
 
 /// Serves `app` until `shutdown` completes; then stops accepting, lets in-flight requests finish
@@ -83,25 +115,113 @@ pub async fn serve(
     let service = app.into_make_service();
     let io =
         |e: std::io::Error| Error::failed(Failure::Io, format_args!("cannot serve on {}: {e}", listen.addr));
+    let limit = Limited(Arc::new(Semaphore::new(listen.max_connections)));
+    // Bound here, before anything is spawned: a failed bind is this call's error, every time
+    // (waiting on axum-server's `Handle::listening` for it hung once in 71 tries).
+    let listener = std::net::TcpListener::bind(listen.addr).map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let server = axum_server::from_tcp(listener).map_err(io)?;
+    // HTTP/1 only (what the AWS SDKs speak to FinSpace): one request at a time per connection,
+    // so the connection bound is the request bound, and hyper's header timer covers it all.
+    fn configure<A>(server: &mut axum_server::Server<SocketAddr, A>, header_timeout: Duration) {
+        server.http_builder().http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    }
     let server = match &listen.tls {
-        None => tokio::spawn(axum_server::bind(listen.addr).handle(handle.clone()).serve(service)),
+        None => {
+            let mut server = server.acceptor(limit).handle(handle.clone()).http1_only();
+            configure(&mut server, listen.header_timeout);
+            tokio::spawn(server.serve(service))
+        }
         Some(tls) => {
             // One process-wide provider; a second install (a host that already chose) is fine.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let config = RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
+            let loaded = RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
                 Error::failed(
                     Failure::Io,
                     format_args!("cannot load TLS {} / {}: {e}", tls.cert.display(), tls.key.display()),
                 )
             })?;
-            tokio::spawn(axum_server::bind_rustls(listen.addr, config).handle(handle.clone()).serve(service))
+            let mut config = (*loaded.get_inner()).clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(config)))
+                .handshake_timeout(listen.header_timeout)
+                .acceptor(limit);
+            let mut server = server.acceptor(acceptor).handle(handle.clone()).http1_only();
+            configure(&mut server, listen.header_timeout);
+            tokio::spawn(server.serve(service))
         }
     };
-    if let Some(addr) = handle.listening().await {
-        bound(addr);
-    }
+    bound(addr);
     match server.await {
         Ok(served) => served.map_err(io),
         Err(e) => Err(Error::failed(Failure::Panicked, format_args!("the server task failed: {e}"))),
+    }
+}
+
+/// Accepts a connection only while fewer than the bound are open: each holds a permit for its
+/// lifetime; one past the bound is closed at once (axum-server drops a stream whose accept fails).
+#[derive(Clone)]
+struct Limited(Arc<Semaphore>);
+
+impl<S: Send + 'static> Accept<TcpStream, S> for Limited {
+    type Stream = Counted<TcpStream>;
+    type Service = S;
+    type Future = std::future::Ready<std::io::Result<(Self::Stream, S)>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        std::future::ready(match self.0.clone().try_acquire_owned() {
+            Ok(permit) => Ok((Counted { inner: stream, _permit: permit }, service)),
+            Err(_) => {
+                metrics::counter!("user_ledger_connections_refused_total").increment(1);
+                Err(std::io::Error::other("the host holds as many connections as it allows"))
+            }
+        })
+    }
+}
+
+/// A connection counted against [`Limited`]'s bound until it is dropped.
+struct Counted<S> {
+    inner: S,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }

@@ -138,6 +138,9 @@ pub struct Received<'a> {
     pub headers: &'a HeaderMap,
     /// The body.
     pub body: &'a [u8],
+    /// The body's SHA-256 (hex) as the client sent it in `x-amz-content-sha256`: signed in place
+    /// of hashing `body`, so a request can be verified before its body is read.
+    pub payload_hash: Option<&'a str>,
 }
 
 /// Checks `auth` (from `request`'s Authorization header) against `secret`.
@@ -236,7 +239,10 @@ impl Signer<'_> {
             .settings(settings)
             .build()?
             .into();
-        let body = SignableBody::Bytes(request.body);
+        let body = match request.payload_hash {
+            Some(hash) => SignableBody::Precomputed(hash.to_owned()),
+            None => SignableBody::Bytes(request.body),
+        };
         let signable = SignableRequest::new(request.method, request.target, headers.into_iter(), body)?;
         Ok(sign(signable, &params)?)
     }
@@ -332,7 +338,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("host", "example.amazonaws.com".parse().unwrap());
         headers.insert("x-amz-date", "20150830T123600Z".parse().unwrap());
-        let request = Received { method: "GET", target: "/", headers: &headers, body: b"" };
+        let request =
+            Received { method: "GET", target: "/", headers: &headers, body: b"", payload_hash: None };
         let auth = Authorization {
             access_key_id: "AKIDEXAMPLE",
             date: "20150830",

@@ -40,12 +40,7 @@ impl InProcess {
         let (bound_tx, bound_rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
-            let listen = server::Listen {
-                addr: "127.0.0.1:0".parse().unwrap(),
-                tls: None,
-                insecure: false,
-                metrics: None,
-            };
+            let listen = server::Listen::on("127.0.0.1:0".parse().unwrap());
             let shutdown = async move {
                 let _ = stopped.await;
             };

@@ -1,0 +1,377 @@
+//! `user-ledger serve` against hostile clients: what they can make it hold is bounded, slow and
+//! idle sockets are closed at their timeouts, long streams cannot starve requests, password
+//! hashing is bounded, and a busy port is a clear error every time.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![cfg(feature = "server")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::host::{expect, Process};
+use serde_json::json;
+use user_ledger::server::client::Client;
+use user_ledger::server::{ADMIN, FINSPACE_DATA};
+use user_ledger::AccessKeyPair;
+
+/// A field of /proc/PID/status, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn address(url: &str) -> String {
+    url.trim_start_matches("http://").to_owned()
+}
+
+/// A request signed with `key`, as raw HTTP/1.1 bytes (for sockets the test keeps open).
+fn signed_raw(url: &str, key: &AccessKeyPair, method: &str, service: &str, target: &str) -> Vec<u8> {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", address(url).parse().unwrap());
+    let received = user_ledger::server::sigv4::Received {
+        method,
+        target,
+        headers: &headers,
+        body: b"",
+        payload_hash: None,
+    };
+    let signed = user_ledger::server::sigv4::sign_headers(
+        received,
+        &key.access_key_id,
+        &key.secret_access_key,
+        "us-east-1",
+        service,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut text = format!("{method} {target} HTTP/1.1\r\nhost: {}\r\n", address(url));
+    for (name, value) in signed {
+        text += &format!("{name}: {value}\r\n");
+    }
+    text += "\r\n";
+    text.into_bytes()
+}
+
+/// The status line and headers of the response on `socket` (read byte by byte up to the blank line).
+fn response_head(socket: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match socket.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+fn status_of(head: &str) -> u16 {
+    head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn create_user(root: &Client, email: &str, user_type: &str) -> String {
+    let body = json!({ "emailAddress": email, "type": user_type, "apiAccess": "ENABLED" }).to_string();
+    expect(&root.send("POST", FINSPACE_DATA, "/user", body.as_bytes()).unwrap(), 200)["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn access_key(root: &Client, user_id: &str) -> AccessKeyPair {
+    let body = json!({ "userId": user_id }).to_string();
+    serde_json::from_value(expect(
+        &root.send("POST", ADMIN, "/ledger/access-keys", body.as_bytes()).unwrap(),
+        200,
+    ))
+    .unwrap()
+}
+
+/// Waits until the server closes `socket`; returns how long that took, or panics after `limit`.
+fn closed_within(socket: &mut TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    socket.set_read_timeout(Some(limit)).unwrap();
+    let mut rest = Vec::new();
+    let result = socket.read_to_end(&mut rest);
+    assert!(result.is_ok() || started.elapsed() < limit, "not closed within {limit:?}: {result:?}");
+    started.elapsed()
+}
+
+#[test]
+fn an_unauthenticated_flood_holds_a_bounded_amount_and_gives_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(&dir.path().join("db"), &[]);
+    let pid = host.child.id();
+    let root = host.root();
+    create_user(&root, "warm@example.com", "APP_USER");
+    let baseline = status_kib(pid, "VmRSS:");
+
+    // 300 sockets, each announcing 1 MiB and sending all but its last byte, unsigned.
+    let body = vec![b'x'; 1024 * 1024 - 1];
+    let senders: Vec<_> = (0..300)
+        .map(|_| {
+            let (addr, body) = (address(&host.url), body.clone());
+            std::thread::spawn(move || {
+                let mut socket = TcpStream::connect(addr).ok()?;
+                socket.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+                let head = "POST /user HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1048576\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).and_then(|()| socket.write_all(&body));
+                Some(socket)
+            })
+        })
+        .collect();
+    let sockets: Vec<_> = senders.into_iter().filter_map(|s| s.join().unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // The host still answers a signed request in the middle of the flood.
+    let answered = root.send("GET", FINSPACE_DATA, "/user?maxResults=1", b"").unwrap();
+    let peak = status_kib(pid, "VmHWM:");
+    drop(sockets);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = status_kib(pid, "VmRSS:");
+    assert!(
+        matches!(answered.status, 200 | 503),
+        "the host answers while flooded: {} {:?}",
+        answered.status,
+        answered.error_type()
+    );
+    let mib = |kib: u64| kib / 1024;
+    eprintln!("RSS baseline {} MiB, peak {} MiB, after {} MiB", mib(baseline), mib(peak), mib(after));
+    assert!(peak < baseline + 96 * 1024, "peak {} MiB over a baseline of {} MiB", mib(peak), mib(baseline));
+    assert!(
+        after < baseline + 48 * 1024,
+        "after {} MiB over a baseline of {} MiB",
+        mib(after),
+        mib(baseline)
+    );
+    expect(&root.send("GET", FINSPACE_DATA, "/user?maxResults=1", b"").unwrap(), 200);
+}
+
+#[test]
+fn slow_and_idle_sockets_are_closed_at_their_timeouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let host =
+        Process::start(&dir.path().join("db"), &["--header-timeout-secs", "1", "--body-timeout-secs", "1"]);
+    let addr = address(&host.url);
+
+    // Headers that never end.
+    let mut slow_headers = TcpStream::connect(&addr).unwrap();
+    slow_headers.write_all(b"GET /user?maxResults=1 HTTP/1.1\r\nhost: x\r\n").unwrap();
+    // A connection that never sends anything.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    // A body that stops halfway.
+    let mut slow_body = TcpStream::connect(&addr).unwrap();
+    slow_body.write_all(b"POST /user HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"email").unwrap();
+
+    let took = closed_within(&mut slow_headers, Duration::from_secs(5));
+    assert!(took >= Duration::from_millis(700), "closed at the timeout, not before: {took:?}");
+    closed_within(&mut idle, Duration::from_secs(5));
+    slow_body.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = response_head(&mut slow_body);
+    assert_eq!(status_of(&head), 408, "{head}");
+    assert!(head.to_ascii_lowercase().contains("x-amzn-errortype: requesttimeoutexception"), "{head}");
+
+    // A connection that is idle after a request is closed too.
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    kept.write_all(&signed_raw(&host.url, &host.key, "GET", FINSPACE_DATA, "/user?maxResults=1")).unwrap();
+    assert_eq!(status_of(&response_head(&mut kept)), 200);
+    closed_within(&mut kept, Duration::from_secs(5));
+}
+
+#[test]
+fn log_streams_beyond_their_bounds_are_refused_while_requests_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(
+        &dir.path().join("db"),
+        &["--max-log-streams", "3", "--max-log-streams-per-caller", "2"],
+    );
+    let root = host.root();
+    let auditor = create_user(&root, "auditor@example.com", "APP_USER");
+    let body = json!({ "name": "auditors", "applicationPermissions": ["ViewAuditData"] }).to_string();
+    let group = expect(&root.send("POST", FINSPACE_DATA, "/permission-group", body.as_bytes()).unwrap(), 200)
+        ["permissionGroupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let join = format!("/permission-group/{group}/users/{auditor}");
+    expect(&root.send("POST", FINSPACE_DATA, &join, b"{}").unwrap(), 200);
+    let key = access_key(&root, &auditor);
+    let as_auditor = Client::new(&host.url, key.clone(), "us-east-1", None).unwrap();
+
+    let follow = |key: &AccessKeyPair| {
+        let mut socket = TcpStream::connect(address(&host.url)).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket.write_all(&signed_raw(&host.url, key, "GET", ADMIN, "/ledger/log?follow=true")).unwrap();
+        let head = response_head(&mut socket);
+        (socket, head)
+    };
+    let (first, head) = follow(&key);
+    assert_eq!(status_of(&head), 200, "{head}");
+    let (_second, head) = follow(&key);
+    assert_eq!(status_of(&head), 200, "{head}");
+    let (_, head) = follow(&key);
+    assert_eq!(status_of(&head), 429, "a third for one caller: {head}");
+    assert!(head.to_ascii_lowercase().contains("x-amzn-errortype: throttlingexception"), "{head}");
+    let (_root_stream, head) = follow(&host.key);
+    assert_eq!(status_of(&head), 200, "{head}");
+    let (_, head) = follow(&host.key);
+    assert_eq!(status_of(&head), 503, "a fourth in all: {head}");
+    assert!(head.to_ascii_lowercase().contains("x-amzn-errortype: serviceunavailableexception"), "{head}");
+
+    // Requests, the root's and those signed with a user key, still answer at once.
+    for client in [&root, &as_auditor] {
+        let started = Instant::now();
+        expect(&client.send("GET", FINSPACE_DATA, &format!("/user/{auditor}"), b"").unwrap(), 200);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    // A stream whose client left gives its slot back.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_again, head) = follow(&key);
+        if status_of(&head) == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot never came back: {head}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn password_hashing_is_bounded_under_200_concurrent_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(&dir.path().join("db"), &["--max-password-hashing", "2"]);
+    let pid = host.child.id();
+    let root = host.root();
+    let user = create_user(&root, "ana@example.com", "APP_USER");
+    expect(&root.send("POST", FINSPACE_DATA, &format!("/user/{user}/password"), b"{}").unwrap(), 200);
+    let baseline = status_kib(pid, "VmHWM:");
+    let resets: Vec<_> = (0..200)
+        .map(|_| {
+            let (root, target) = (host.root(), format!("/user/{user}/password"));
+            std::thread::spawn(move || {
+                let reply = root.send("POST", FINSPACE_DATA, &target, b"{}").unwrap();
+                (reply.status, reply.error_type().map(str::to_owned))
+            })
+        })
+        .collect();
+    let answers: Vec<_> = resets.into_iter().map(|r| r.join().unwrap()).collect();
+    let peak = status_kib(pid, "VmHWM:");
+    let done = answers.iter().filter(|(status, _)| *status == 200).count();
+    for answer in &answers {
+        assert!(
+            matches!(answer, (200, None)) || *answer == (429, Some("ThrottlingException".into())),
+            "{answer:?}"
+        );
+    }
+    assert!(done > 0);
+    eprintln!("{done} of 200 resets answered; VmHWM {} -> {} MiB", baseline / 1024, peak / 1024);
+    // Two hashes at 19 MiB each, and what 200 connections hold: far below 200 × 19 MiB.
+    assert!(peak < baseline + 160 * 1024, "peak {} MiB over {} MiB", peak / 1024, baseline / 1024);
+}
+
+#[test]
+fn serve_on_a_busy_port_fails_clearly_every_time() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for attempt in 0..30 {
+        let started = Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+            .args(["--db", db.to_str().unwrap(), "serve", "--listen", &port])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("attempt {attempt}: serve on a busy port did not exit within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "attempt {attempt}: {stderr}");
+        assert!(stderr.contains(&format!("cannot serve on {port}")) && stderr.contains("in use"), "{stderr}");
+    }
+}
+
+/// A POST /user with `body`, signed over the headers given and `x-amz-content-sha256` of
+/// `signed_body`, as raw bytes, the body to send appended.
+fn signed_with_payload_hash(url: &str, key: &AccessKeyPair, signed_body: &[u8], sent_body: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(signed_body).iter().map(|b| format!("{b:02x}")).collect();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", address(url).parse().unwrap());
+    headers.insert("x-amz-content-sha256", hash.parse().unwrap());
+    let received = user_ledger::server::sigv4::Received {
+        method: "POST",
+        target: "/user",
+        headers: &headers,
+        body: signed_body,
+        payload_hash: None,
+    };
+    let signed = user_ledger::server::sigv4::sign_headers(
+        received,
+        &key.access_key_id,
+        &key.secret_access_key,
+        "us-east-1",
+        FINSPACE_DATA,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut text = format!(
+        "POST /user HTTP/1.1\r\nhost: {}\r\nx-amz-content-sha256: {hash}\r\ncontent-length: {}\r\n",
+        address(url),
+        sent_body.len()
+    );
+    for (name, value) in signed {
+        text += &format!("{name}: {value}\r\n");
+    }
+    text += "\r\n";
+    [text.as_bytes(), sent_body].concat()
+}
+
+#[test]
+fn a_request_that_sends_its_body_hash_is_refused_before_its_body_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(&dir.path().join("db"), &[]);
+    let body = br#"{"emailAddress": "ana@example.com", "type": "APP_USER"}"#;
+    let forged =
+        AccessKeyPair { access_key_id: host.key.access_key_id.clone(), secret_access_key: "wrong".into() };
+    let request = signed_with_payload_hash(&host.url, &forged, body, b"");
+    // Headers announcing a 1 MiB body, and no body at all: the answer comes anyway.
+    let head_only = String::from_utf8(request)
+        .unwrap()
+        .replace(&format!("content-length: {}", 0), &format!("content-length: {}", 1024 * 1024));
+    let mut socket = TcpStream::connect(address(&host.url)).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket.write_all(head_only.as_bytes()).unwrap();
+    let head = response_head(&mut socket);
+    assert_eq!(status_of(&head), 403, "{head}");
+    assert!(head.to_ascii_lowercase().contains("x-amzn-errortype: invalidsignatureexception"), "{head}");
+
+    // Signed over one body's hash, sent with another of the same length: refused, nothing written.
+    let other = br#"{"emailAddress": "bob@example.com", "type": "APP_USER"}"#;
+    let mut socket = TcpStream::connect(address(&host.url)).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket.write_all(&signed_with_payload_hash(&host.url, &host.key, body, other)).unwrap();
+    let head = response_head(&mut socket);
+    assert_eq!(status_of(&head), 400, "{head}");
+    assert!(head.to_ascii_lowercase().contains("x-amzn-errortype: xamzcontentsha256mismatch"), "{head}");
+
+    // Signed and sent alike: created.
+    let mut socket = TcpStream::connect(address(&host.url)).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket.write_all(&signed_with_payload_hash(&host.url, &host.key, body, body)).unwrap();
+    assert_eq!(status_of(&response_head(&mut socket)), 200);
+    let users = expect(&host.root().send("GET", FINSPACE_DATA, "/user?maxResults=10", b"").unwrap(), 200);
+    assert_eq!(users["users"].as_array().unwrap().len(), 1, "{users}");
+}
