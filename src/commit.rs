@@ -166,13 +166,21 @@ impl Shared {
                 "the ledger was opened read-only; it takes no writes",
             ));
         }
+        self.refuse_if_poisoned()?;
+        self.refuse_if_stale()
+    }
+
+    /// An error if a commit or a sync failed (or panicked): what is on disk past the last
+    /// acknowledged write is unknown, so nothing more is written until a reopen.
+    pub fn refuse_if_poisoned(&self) -> Result<()> {
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(Error::failed(
                 Failure::Poisoned,
-                "the ledger refuses writes after a failed sync (or a panicked commit); reopen it to recover",
+                "the ledger refuses writes after a failed commit or sync (a full disk, an I/O error) or a \
+                 panicked commit; reopen it once the cause is gone (rebuild the views if it says so)",
             ));
         }
-        self.refuse_if_stale()
+        Ok(())
     }
 
     /// Makes committed writes, up to the log's `head` at least, durable; a failure poisons the
@@ -182,9 +190,21 @@ impl Shared {
             Some(hook) => (hook.0)().map_err(Error::from),
             None => Ok(()),
         };
-        hooked
-            .and_then(|()| self.backend.sync(head))
-            .inspect_err(|_| self.poisoned.store(true, Ordering::SeqCst))
+        hooked.and_then(|()| self.backend.sync(head)).map_err(|e| self.stop_writing(e))
+    }
+
+    /// After a failed commit or sync (`e`): no more writes until a reopen, the backend told, and
+    /// `e` with what happens now.
+    fn stop_writing(&self, e: Error) -> Error {
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.backend.write_failed();
+        Error::failed(
+            e.failure().unwrap_or(Failure::Io),
+            format_args!(
+                "{e}; the ledger stopped writing: reopen it once the cause is gone (a full disk has space \
+                 again), and rebuild the views if it then says so"
+            ),
+        )
     }
 
     /// Decides and commits `requests` as one batch, syncs once if required; one answer each.
@@ -193,23 +213,26 @@ impl Shared {
         if let Err(e) = self.refuse_writes() {
             return all(e);
         }
+        if let Err(e) = self.backend.check_space() {
+            return all(e);
+        }
         let mut writer = self.lock_writer();
         let commit = || writer.commit(self.backend.as_ref(), &self.limits, self.now_ms(), requests);
         let committed = match guard("while committing a batch", commit) {
             Ok(committed) => committed,
-            Err(e) => {
-                // What a panicked commit left on disk is unknown: stop writing until a reopen.
-                if e.failure() == Some(Failure::Panicked) {
-                    self.poisoned.store(true, Ordering::SeqCst);
-                }
-                return all(e);
-            }
+            // What a failed or panicked commit left in the engine is unknown (sled 0.34 may
+            // have applied part of the batch in memory, and may never flush again after a
+            // failed write): stop writing until a reopen.
+            Err(e) => return all(self.stop_writing(e)),
         };
         let mut synced = None;
         if committed.wrote && self.immediate() {
             let started = Instant::now();
             if let Err(e) = self.sync(writer.head()) {
-                return all(Error::internal(format_args!("the batch may not be on disk: {e}")));
+                return all(Error::failed(
+                    e.failure().unwrap_or(Failure::Io),
+                    format_args!("the batch may not be on disk: {e}"),
+                ));
             }
             synced = Some(started.elapsed());
         }

@@ -95,6 +95,9 @@ pub enum Failure {
     StaleViews,
     /// The database (or a stored value) is in a format version this build does not read.
     FormatVersion,
+    /// The disk's free space is below the ledger's reserve: nothing was written, and writes
+    /// work again once there is space.
+    DiskFull,
     /// Anything else.
     Other,
 }
@@ -114,6 +117,7 @@ impl fmt::Display for Failure {
             Failure::Closed => "a closed ledger",
             Failure::StaleViews => "views that lag or lead the log",
             Failure::FormatVersion => "an unreadable format version",
+            Failure::DiskFull => "a full disk",
             Failure::Other => "an internal failure",
         })
     }
@@ -212,6 +216,8 @@ pub enum Rule {
     MapValue(Box<Rule>),
     /// The value is not of the member's type, e.g. `a string` (what arrived is said after it).
     Type(String),
+    /// The string holds a character of this kind, which the member must not.
+    Contains(&'static str),
 }
 
 impl fmt::Display for Rule {
@@ -223,6 +229,7 @@ impl fmt::Display for Rule {
             Rule::Pattern(p) => write!(f, "Member must satisfy regular expression pattern: {p}"),
             Rule::ForbiddenPrefix(p) => write!(f, "Member must not start with '{p}'"),
             Rule::Enum(values) => write!(f, "Member must satisfy enum value set: [{}]", values.join(", ")),
+            Rule::Contains(what) => write!(f, "Member must not contain {what}"),
             Rule::MinValue(n) => write!(f, "Member must have value greater than or equal to {n}"),
             Rule::MaxValue(n) => write!(f, "Member must have value less than or equal to {n}"),
             Rule::InvalidToken => {

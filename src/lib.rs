@@ -66,9 +66,9 @@ pub use domain::{
 pub use error::{Error, Failure, Result, Rule};
 pub use event::{Envelope, Event, Sealed, Subject};
 pub use ledger::{
-    Config, Credential, Ledger, Stats, Temporary, DEFAULT_CACHE_CAPACITY, DEFAULT_FOLD_MEMORY,
-    DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_REBUILD_CHUNK, MAX_BATCH, MAX_QUEUE_CAPACITY,
-    MAX_TOKEN_TTL_MS,
+    Config, Credential, Ledger, Stats, Temporary, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE,
+    DEFAULT_FOLD_MEMORY, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_REBUILD_CHUNK, MAX_BATCH,
+    MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
 };
 pub use request::{
     CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, DeleteKxUserResponse,

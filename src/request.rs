@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::validate::{
-    self, CLIENT_TOKEN, EMAIL, ENVIRONMENT_ID, GROUP_DESCRIPTION, GROUP_NAME, KX_CLIENT_TOKEN, KX_USER_NAME,
+    self, CLIENT_TOKEN, ENVIRONMENT_ID, GROUP_DESCRIPTION, GROUP_NAME, KX_CLIENT_TOKEN, KX_USER_NAME,
     NAME, PERMISSION_GROUP_ID, ROLE_ARN, USER_ID,
 };
 
@@ -49,8 +49,7 @@ impl CreateUserRequest {
 
     /// Checks every member and returns the profile to create.
     pub fn validate(&self) -> Result<NewUser> {
-        let email_address =
-            validate::required("emailAddress", &EMAIL, self.email_address.as_deref())?.to_owned();
+        let email_address = validate::email("emailAddress", self.email_address.as_deref())?;
         let user_type = UserType::parse("type", validate::present("type", self.user_type.as_deref())?)?;
         let profile = validate_profile(
             &self.first_name,

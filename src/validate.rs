@@ -187,6 +187,48 @@ pub fn optional(field: &str, shape: &Shape, value: Option<&str>) -> Result<Optio
     value.map(|v| check(field, shape, v).map(|()| v.to_owned())).transpose()
 }
 
+/// What an email address may not contain once its ends are trimmed.
+pub const EMAIL_FORBIDDEN: &str = "whitespace or invisible characters (its ends are trimmed first)";
+
+/// `emailAddress`: trimmed of whitespace at both ends, then refused if it holds whitespace or an
+/// invisible character anywhere (so that two spellings of one address cannot be two users), then
+/// checked against [`EMAIL`]. Returns the trimmed address, which is what is stored.
+pub fn email(field: &str, value: Option<&str>) -> Result<String> {
+    let trimmed = present(field, value)?.trim();
+    if trimmed.chars().any(|c| c.is_whitespace() || is_invisible(c)) {
+        return Err(Error::validation(field, Rule::Contains(EMAIL_FORBIDDEN)));
+    }
+    check(field, &EMAIL, trimmed)?;
+    Ok(trimmed.to_owned())
+}
+
+/// Characters that show nothing: controls, and Unicode's format and filler characters
+/// (zero-width spaces and joiners, bidirectional marks, the soft hyphen, the BOM, variation
+/// selectors, tags, Hangul fillers).
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
 /// A required member of any type: present.
 pub fn present<T>(field: &str, value: Option<T>) -> Result<T> {
     value.ok_or_else(|| Error::validation(field, Rule::Required))

@@ -14,7 +14,7 @@ use crate::decider::{self, Command, Limits, State, Views};
 use crate::domain::{
     AccessKey, Caller, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::backend::{Backend, Changeset, Head, Tip, ViewChange};
@@ -205,18 +205,18 @@ impl<'s> Batch<'s> {
             let fingerprint = idempotency::fingerprint(&request.caller, &request.command);
             let stored = match self.token(&key) {
                 Ok(stored) => stored,
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return refused(e),
             };
             match idempotency::check(stored.as_ref(), &fingerprint, time_ms) {
                 Ok(Some(response)) => return Ok(Ok(Outcome { response, events: vec![] })),
                 Ok(None) => {}
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return refused(e),
             }
             token = Some((key, fingerprint));
         }
         let events = match decider::decide(self, limits, &request.caller, &request.command) {
             Ok(events) => events,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return refused(e),
         };
         for event in &events {
             self.append(request, event.clone(), time_ms)?;
@@ -497,5 +497,14 @@ impl Views for Batch<'_> {
 
     fn add_history(&mut self, key: Vec<u8>) {
         self.change(ViewChange::History(key));
+    }
+}
+
+/// A request's refusal, answered to it alone; but an I/O failure while reading the state it was
+/// decided on fails the whole batch, so the writer stops (the engine cannot be trusted to write).
+fn refused(e: Error) -> Result<Result<Outcome>> {
+    match e.failure() {
+        Some(Failure::Io) => Err(e),
+        _ => Ok(Err(e)),
     }
 }

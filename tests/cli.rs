@@ -546,3 +546,61 @@ fn groups_passwords_and_credentials_through_the_cli() {
     // ana, group, member, rename, password, bo, bo's update, credentials, principal key, delete.
     assert_eq!(ok(&db, &["verify"])["events"], 10);
 }
+
+#[test]
+fn quota_and_token_ttl_flags_reach_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let user = |email: &str| {
+        ["--max-enabled-users", "1", "create-user", "--email-address", email, "--type", "APP_USER"]
+            .map(str::to_owned)
+    };
+    let first = user("a@example.com");
+    ok(&db, &first.iter().map(String::as_str).collect::<Vec<_>>());
+    let second = user("b@example.com");
+    let refused = api_error(&db, &second.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(refused["__type"], "LimitExceededException", "{refused}");
+    assert_eq!(refused["message"], "The limit of 1 enabled users is reached");
+    // Without the flag there is no quota.
+    create(&db, "b@example.com");
+
+    let kx = |name: &str| {
+        [
+            "--max-kx-users-per-environment",
+            "1",
+            "create-kx-user",
+            "--environment-id",
+            "env1",
+            "--user-name",
+            name,
+            "--iam-role",
+            "arn:aws:iam::123456789012:role/r",
+        ]
+        .map(str::to_owned)
+    };
+    ok(&db, &kx("one").iter().map(String::as_str).collect::<Vec<_>>());
+    let refused = api_error(&db, &kx("two").iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(refused["__type"], "LimitExceededException", "{refused}");
+
+    // A clientToken remembered one second: reused with other members inside it, a conflict;
+    // after it, free again.
+    let token = |email: &str| {
+        [
+            "--token-ttl-secs",
+            "1",
+            "create-user",
+            "--email-address",
+            email,
+            "--type",
+            "APP_USER",
+            "--client-token",
+            "t1",
+        ]
+        .map(str::to_owned)
+    };
+    ok(&db, &token("c@example.com").iter().map(String::as_str).collect::<Vec<_>>());
+    let conflict = api_error(&db, &token("d@example.com").iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(conflict["reason"], "CLIENT_TOKEN_MISMATCH", "{conflict}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ok(&db, &token("d@example.com").iter().map(String::as_str).collect::<Vec<_>>());
+}

@@ -149,11 +149,17 @@ fn a_failed_sync_fails_its_batch_and_poisons_writes_until_reopen() {
     let err =
         t.ledger.create_user(&SYSTEM, &CreateUserRequest::new("b@example.com", "APP_USER")).unwrap_err();
     assert_eq!(err.status(), 500);
-    assert_eq!(err.to_string(), "the batch may not be on disk: I/O error: injected fdatasync failure");
+    assert_eq!(
+        err.to_string(),
+        "the batch may not be on disk: I/O error: injected fdatasync failure; the ledger stopped writing: \
+         reopen it once the cause is gone (a full disk has space again), and rebuild the views if it then says so"
+    );
+    assert_eq!(err.failure(), Some(user_ledger::Failure::Io), "the cause stays typed");
     let err = t.ledger.disable_user(&SYSTEM, &a, None).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the ledger refuses writes after a failed sync (or a panicked commit); reopen it to recover"
+        "the ledger refuses writes after a failed commit or sync (a full disk, an I/O error) or a panicked \
+         commit; reopen it once the cause is gone (rebuild the views if it says so)"
     );
     assert_eq!(err.failure(), Some(user_ledger::Failure::Poisoned));
     let source = std::error::Error::source(&err).unwrap();
@@ -162,8 +168,17 @@ fn a_failed_sync_fails_its_batch_and_poisons_writes_until_reopen() {
     assert_eq!(syncs.load(Ordering::SeqCst), 2, "the refused writes never reached the disk");
     // Reads keep working.
     assert_eq!(t.ledger.get_user(&SYSTEM, &a).unwrap().status, UserStatus::Enabled);
-    // A reopen (without the fault) recovers.
+    assert_eq!(
+        t.ledger.rebuild_views(&mut |_| {}).unwrap_err().failure(),
+        Some(user_ledger::Failure::Poisoned)
+    );
+    // A reopen (without the fault) says what sled's files may hold past the last acknowledged
+    // write is unknown, until a rebuild; then writes work.
     let t = t.reopen();
+    let err = t.ledger.disable_user(&SYSTEM, &a, None).unwrap_err();
+    assert_eq!(err.failure(), Some(user_ledger::Failure::StaleViews));
+    assert!(err.to_string().starts_with("a write after seq 1 failed"), "{err}");
+    t.ledger.rebuild_views(&mut |_| {}).unwrap();
     t.ledger.disable_user(&SYSTEM, &a, None).unwrap();
     assert_eq!(t.ledger.verify(None, &mut |_| {}).unwrap().problem, None);
 }

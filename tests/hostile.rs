@@ -375,3 +375,17 @@ fn a_request_that_sends_its_body_hash_is_refused_before_its_body_is_read() {
     let users = expect(&host.root().send("GET", FINSPACE_DATA, "/user?maxResults=10", b"").unwrap(), 200);
     assert_eq!(users["users"].as_array().unwrap().len(), 1, "{users}");
 }
+
+#[test]
+fn a_write_to_a_read_only_host_is_a_403_naming_read_only_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    drop(Process::start(&db, &[]));
+    let host = Process::start(&db, &["--read-only"]);
+    let body = json!({ "emailAddress": "ana@example.com", "type": "APP_USER" }).to_string();
+    let reply = host.root().send("POST", FINSPACE_DATA, "/user", body.as_bytes()).unwrap();
+    assert_eq!((reply.status, reply.error_type()), (403, Some("AccessDeniedException")));
+    let message = reply.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.starts_with("read-only mode: "), "{message}");
+    expect(&host.root().send("GET", FINSPACE_DATA, "/user?maxResults=1", b"").unwrap(), 200);
+}

@@ -190,6 +190,42 @@ fn emails_are_unique_case_insensitively() {
     assert_eq!(t.events(), 1);
 }
 
+/// Spellings of one address that differ only by what a reader cannot see are one user, or
+/// refused naming emailAddress: never a second user.
+#[test]
+fn near_duplicate_emails_are_the_same_user_or_refused() {
+    let t = TestLedger::new();
+    let id = t.create("alice@example.com");
+    for same in ["alice@example.com ", " alice@example.com", "alice@example.com\n", "\talice@EXAMPLE.com\r\n"]
+    {
+        let err = t.ledger.create_user(&SYSTEM, &CreateUserRequest::new(same, "APP_USER")).unwrap_err();
+        assert_eq!(err.reason(), Some("EMAIL_ALREADY_EXISTS"), "{same:?}: {err}");
+    }
+    let invisible =
+        user_ledger::Rule::Contains("whitespace or invisible characters (its ends are trimmed first)");
+    for refused in [
+        "alice@example.com\u{200B}",
+        "\u{200B}alice@example.com",
+        "ali\u{200D}ce@example.com",
+        "alice@exa\u{00AD}mple.com",
+        "\u{FEFF}alice@example.com",
+        "x alice@example.com",
+        "alice@example.com trailing",
+        "ali\u{0007}ce@example.com",
+        "alice@example.com\u{202E}",
+    ] {
+        let result = t.ledger.create_user(&SYSTEM, &CreateUserRequest::new(refused, "APP_USER"));
+        assert_eq!(validation(&result), Some(("emailAddress".into(), invisible.clone())), "{refused:?}");
+    }
+    assert_eq!(t.events(), 1, "nothing was written");
+    // What is stored is the trimmed address; sign-in finds it however it is padded.
+    let bob = t.create(" bob@example.com\n");
+    assert_eq!(t.ledger.get_user(&SYSTEM, &bob).unwrap().email_address, "bob@example.com");
+    let password = t.ledger.reset_user_password(&SYSTEM, &bob, None).unwrap().temporary_password;
+    assert_eq!(t.ledger.sign_in(" Bob@example.com ", &password).unwrap().user_id, bob);
+    assert_ne!(id, bob);
+}
+
 #[test]
 fn the_enabled_users_quota_gives_limit_exceeded_and_writes_nothing() {
     let t = TestLedger::with(|c| c.max_enabled_users(2));

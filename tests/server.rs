@@ -612,3 +612,131 @@ fn every_route_produces_each_of_its_error_kinds() {
         "same token, another user"
     );
 }
+
+/// Sends `method target` to `host` signed with `key` over `signed` headers (plus host and
+/// x-amz-date), then with `extra` headers added unsigned and the Authorization header rewritten
+/// by `rewrite`; returns (status, error type).
+fn send_tampered(
+    host: &InProcess,
+    key: &AccessKeyPair,
+    target: &str,
+    signed: &[(&str, &str)],
+    extra: &[(&str, &str)],
+    rewrite: impl Fn(&str) -> String,
+) -> (u16, String, String) {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", host.url.trim_start_matches("http://").parse().unwrap());
+    for (name, value) in signed {
+        headers.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+    }
+    let received = user_ledger::server::sigv4::Received {
+        method: "GET",
+        target,
+        headers: &headers,
+        body: b"",
+        payload_hash: None,
+    };
+    let signature = user_ledger::server::sigv4::sign_headers(
+        received,
+        &key.access_key_id,
+        &key.secret_access_key,
+        "us-east-1",
+        FINSPACE_DATA,
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut request = ureq::get(format!("{}{target}", host.url));
+    for (name, value) in signed {
+        request = request.header(*name, *value);
+    }
+    for (name, value) in &signature {
+        let value = if name == "authorization" { rewrite(value) } else { value.clone() };
+        request = request.header(name.as_str(), value.as_str());
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let mut reply = request.config().http_status_as_error(false).build().call().unwrap();
+    let kind =
+        reply.headers().get("x-amzn-errortype").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let text = reply.body_mut().read_to_string().unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (reply.status().as_u16(), kind, body["message"].as_str().unwrap_or("").to_owned())
+}
+
+#[test]
+fn sigv4_is_as_strict_as_aws_about_what_was_signed() {
+    let host = InProcess::new();
+    let key = root_key();
+    let same = |a: &str| a.to_owned();
+    let list = "/user?maxResults=5";
+    assert_eq!(send_tampered(&host, &key, list, &[], &[], same).0, 200, "the untampered request passes");
+
+    /// What is tampered with, the refusal expected (status, type, words), headers added, and
+    /// how the Authorization header is rewritten.
+    type Tamper = (
+        &'static str,
+        (u16, &'static str, &'static str),
+        Vec<(&'static str, &'static str)>,
+        Box<dyn Fn(&str) -> String>,
+    );
+    let cases: Vec<Tamper> = vec![
+        (
+            "a second, unsigned X-Amz-Date",
+            (403, "InvalidSignatureException", "2 x-amz-date headers"),
+            vec![("x-amz-date", "20990101T000000Z")],
+            Box::new(same),
+        ),
+        (
+            "a second Authorization header",
+            (403, "InvalidSignatureException", "2 authorization headers"),
+            vec![("authorization", "AWS4-HMAC-SHA256 Credential=X/20260101/us-east-1/finspace-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=00")],
+            Box::new(same),
+        ),
+        (
+            "SignedHeaders out of order",
+            (403, "InvalidSignatureException", "must be sorted"),
+            vec![],
+            Box::new(|a: &str| a.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=x-amz-date;host")),
+        ),
+        (
+            "SignedHeaders listing a header twice",
+            (403, "InvalidSignatureException", "must be sorted, each header once"),
+            vec![],
+            Box::new(|a: &str| a.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=host;host;x-amz-date")),
+        ),
+        (
+            "SignedHeaders in upper case",
+            (403, "InvalidSignatureException", "must name lower-case headers"),
+            vec![],
+            Box::new(|a: &str| a.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=Host;x-amz-date")),
+        ),
+        (
+            "X-Amz-Date left unsigned",
+            (403, "InvalidSignatureException", "The x-amz-date header must be signed"),
+            vec![],
+            Box::new(|a: &str| a.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=host")),
+        ),
+        (
+            "a session token sent unsigned",
+            (403, "InvalidSignatureException", "Header 'x-amz-security-token' was sent but not signed"),
+            vec![("x-amz-security-token", "bogus")],
+            Box::new(same),
+        ),
+    ];
+    for (what, (status, kind, says), extra, rewrite) in cases {
+        let (got_status, got_kind, message) = send_tampered(&host, &key, list, &[], &extra, rewrite);
+        assert_eq!((got_status, got_kind.as_str()), (status, kind), "{what}: {message}");
+        assert!(message.contains(says), "{what}: {message}");
+    }
+    // A permanent key with a session token, even a signed one, is not temporary credentials.
+    let (status, kind, _) = send_tampered(&host, &key, list, &[("x-amz-security-token", "bogus")], &[], same);
+    assert_eq!((status, kind.as_str()), (403, "UnrecognizedClientException"));
+    // A query member given twice: its order is not signed (SigV4 sorts values), so it is refused.
+    for target in ["/user?maxResults=1&maxResults=2", "/user?maxResults=2&maxResults=1"] {
+        let (status, kind, message) = send_tampered(&host, &key, target, &[], &[], same);
+        assert_eq!((status, kind.as_str()), (400, "ValidationException"), "{message}");
+        assert!(message.contains("maxResults"), "{message}");
+    }
+    assert_eq!(host.ledger.digest().unwrap().seq, 0);
+}

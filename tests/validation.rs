@@ -10,6 +10,7 @@ use user_ledger::{
 };
 
 const EMAIL_PATTERN: &str = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,4}";
+const EMAIL_FORBIDDEN: &str = "whitespace or invisible characters (its ends are trimmed first)";
 const NON_BLANK: &str = r".*\S.*";
 const ROLE_ARN_PATTERN: &str = r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$";
 const ROLE_PREFIX: &str = "arn:aws:iam::123456789012:role/";
@@ -148,7 +149,11 @@ fn create_user_email_address() {
         bad(format!("{local_320}x@example.com"), Rule::MaxLength(320)),
         bad("not-an-email", Rule::Pattern(EMAIL_PATTERN)),
         bad("a@b.c", Rule::Pattern(EMAIL_PATTERN)),
-        ok("Name <first.last+tag%x@sub-1.example.org>"), // unanchored, as the model
+        ok("<first.last+tag%x@sub-1.example.org>"), // unanchored, as the model
+        // A display name before a space would make a second user of one address.
+        bad("Name <first.last+tag%x@sub-1.example.org>", Rule::Contains(EMAIL_FORBIDDEN)),
+        ok("  a@b.io\n"), // its ends are trimmed
+        bad("a@b.io\u{200B}", Rule::Contains(EMAIL_FORBIDDEN)),
     ];
     check("emailAddress", cases, |t, v, _| {
         create(t, CreateUserRequest { email_address: v, ..CreateUserRequest::new("", "APP_USER") })

@@ -215,6 +215,17 @@ pub trait Backend: State + Send + Sync {
     fn commit(&self, changes: &Changeset) -> Result<()>;
     /// Makes every committed change durable; `head` is the log's end as committed now.
     fn sync(&self, head: Head) -> Result<()>;
+    /// Called by the writer once, when a commit or a sync failed (or a read inside one): the
+    /// ledger writes nothing more through this backend. A backend that cannot promise that a
+    /// failed batch left nothing behind records so durably, and reports it on the next open
+    /// until a rebuild syncs again; one whose commits are all-or-nothing does nothing.
+    fn write_failed(&self) {}
+    /// Called by the writer before it decides each batch: refuses (Failure::DiskFull) when a
+    /// write could meet a full disk, so that the engine never does; nothing has been written and
+    /// nothing is poisoned. A backend with no local disk of its own answers Ok.
+    fn check_space(&self) -> Result<()> {
+        Ok(())
+    }
     /// Takes the log as it is now, ending at `head`, as the acknowledged one (after a loss).
     fn accept(&self, head: Head) -> Result<()>;
     /// The log from `from_seq` on, undecoded.

@@ -79,7 +79,15 @@ pub struct Config {
     /// About how many bytes full verify and rebuild may hold while they fold the log; past it
     /// they spill sorted runs to temporary files. Default [`DEFAULT_FOLD_MEMORY`].
     pub fold_memory: usize,
+    /// The free space a write must leave on the database's filesystem: below it, writes are
+    /// refused (Failure::DiskFull) before the storage engine is touched, and work again once
+    /// there is space. 0 turns the check off. Default [`DEFAULT_DISK_RESERVE`].
+    pub disk_reserve: u64,
 }
+
+/// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
+/// segment rewrites, so that the engine itself never meets a full disk.
+pub const DEFAULT_DISK_RESERVE: u64 = 64 * 1024 * 1024;
 
 /// The default number of view changes a rebuild writes at a time.
 pub const DEFAULT_REBUILD_CHUNK: usize = 10_000;
@@ -122,6 +130,7 @@ impl Config {
             record_mark: true,
             rebuild_chunk: DEFAULT_REBUILD_CHUNK,
             fold_memory: DEFAULT_FOLD_MEMORY,
+            disk_reserve: DEFAULT_DISK_RESERVE,
         }
     }
 
@@ -159,6 +168,12 @@ impl Config {
     /// Sets the durability.
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Sets the free space writes must leave on the database's filesystem (0: no check).
+    pub fn disk_reserve(mut self, bytes: u64) -> Self {
+        self.disk_reserve = bytes;
         self
     }
 
@@ -329,14 +344,15 @@ impl Ledger {
     fn open_accepting(config: Config, accept_loss: bool) -> Result<Ledger> {
         config.validate()?;
         let dir = Directory::acquire(&config.path, config.mode)?;
-        let Opened { backend, lost, tightened } =
+        let Opened { backend, lost, tightened, failed_write } =
             SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
+        backend.reserve(config.disk_reserve);
         let read_only = config.mode == OpenMode::ReadOnly;
         let lost = match lost {
             Some((e, _)) if !read_only && !accept_loss => return Err(e),
             lost => lost.map(|(e, seq)| Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }),
         };
-        Self::start(Arc::new(backend), config, lost, tightened)
+        Self::start(Arc::new(backend), config, lost, tightened, failed_write)
     }
 
     /// Opens a ledger on `backend` (for example the in-memory one of the tests); `config.path`
@@ -345,7 +361,7 @@ impl Ledger {
     #[doc(hidden)]
     pub fn open_backend(backend: Arc<dyn Backend>, config: Config) -> Result<Ledger> {
         config.validate()?;
-        Self::start(backend, config, None, vec![])
+        Self::start(backend, config, None, vec![], None)
     }
 
     /// Reads (or makes) the settings, checks the views, and starts the writer.
@@ -354,6 +370,7 @@ impl Ledger {
         config: Config,
         lost: Option<Problem>,
         tightened: Vec<PathBuf>,
+        failed_write: Option<String>,
     ) -> Result<Ledger> {
         let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
         let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
@@ -362,7 +379,7 @@ impl Ledger {
         let shown = config.path.as_path();
         let (tip, stale, page_secret, identity, environment_id) = guard("while reading meta", || {
             let tip = backend.tip()?;
-            let stale = settings::staleness(backend.as_ref(), &tip)?;
+            let stale = settings::staleness(backend.as_ref(), &tip)?.or(failed_write);
             let page_secret = settings::page_secret(backend.as_ref())?;
             let identity = settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
             let environment_id = settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
@@ -712,6 +729,7 @@ impl Ledger {
     pub fn rebuild_views(&self, progress: &mut dyn FnMut(u64)) -> Result<u64> {
         let shared = &self.inner.shared;
         let fold_memory = self.inner.config.fold_memory;
+        shared.refuse_if_poisoned()?;
         let head = shared.lock_writer().rebuild(shared.backend.as_ref(), fold_memory, progress)?;
         shared.sync(head)?;
         shared.set_fresh();

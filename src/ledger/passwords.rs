@@ -59,7 +59,7 @@ impl Ledger {
     /// minutes, attempts are refused without checking until the oldest leaves the window.
     pub fn sign_in(&self, email_address: &str, password: &str) -> Result<User> {
         let denied = || Error::AccessDenied { message: SIGN_IN_FAILED.into() };
-        let key = email_key(email_address);
+        let key = email_key(email_address.trim());
         let now = self.inner.shared.now_ms();
         if !self.inner.sign_ins.allows(&key, now) {
             return Err(denied());

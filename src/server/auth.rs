@@ -77,15 +77,23 @@ impl Auth {
                 None => return Err(Denied::UnknownKey(auth.access_key_id.to_owned()).into()),
             }
         };
-        if let Some(temporary) = &temporary {
-            let token = request.headers.get("x-amz-security-token").map(|v| v.as_bytes()).unwrap_or_default();
-            if !constant_time_eq::constant_time_eq(token, temporary.session_token.as_bytes()) {
-                return Err(Denied::BadToken.into());
-            }
-        }
         let now = UNIX_EPOCH + Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
         let expected = Expected { region: &ledger.identity().region, service, now };
         sigv4::verify(request, &auth, &secret, expected)?;
+        let token = request.headers.get("x-amz-security-token").map(|v| v.as_bytes());
+        match (&temporary, token) {
+            (Some(temporary), token) => {
+                if !constant_time_eq::constant_time_eq(
+                    token.unwrap_or_default(),
+                    temporary.session_token.as_bytes(),
+                ) {
+                    return Err(Denied::BadToken.into());
+                }
+            }
+            // A session token belongs to temporary credentials only.
+            (None, Some(_)) => return Err(Denied::BadToken.into()),
+            (None, None) => {}
+        }
         if temporary.is_some_and(|t| now_ms > t.expires_ms) {
             return Err(Denied::Expired.into());
         }

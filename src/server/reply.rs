@@ -52,6 +52,15 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
+        // A write to a host serving a read-only ledger is the client's to stop, not a fault of
+        // the host: 403, naming read-only mode.
+        if error.failure() == Some(crate::error::Failure::ReadOnly) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                format!("read-only mode: {error}"),
+            );
+        }
         ApiError {
             status: StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             name: Cow::Borrowed(error.wire_name()),

@@ -210,10 +210,14 @@ async fn handle(host: Host, operation: Operation, request: Request) -> Response 
         let busy = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", message);
         return with_caller(busy.into_response(), operation, None);
     };
+    let query = Query::parse(parts.uri.query());
+    if let Err(e) = query.refuse_repeats() {
+        return with_caller(e.into_response(), operation, None);
+    }
     let mut incoming = Incoming {
         method: parts.method.to_string(),
         target: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
-        query: Query::parse(parts.uri.query()),
+        query,
         payload_hash: signed_payload_hash(&parts.headers),
         headers: parts.headers,
         labels,
@@ -477,6 +481,18 @@ struct Query(Vec<(String, String)>);
 impl Query {
     fn parse(query: Option<&str>) -> Self {
         Query(form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+    }
+
+    /// Refuses a parameter given twice: every query member of the model is single-valued, and
+    /// SigV4's canonical query sorts repeated values, so their order is not signed.
+    fn refuse_repeats(&self) -> Result<(), ApiError> {
+        let mut seen = std::collections::HashSet::with_capacity(self.0.len());
+        match self.0.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+            Some((name, _)) => {
+                Err(ApiError::validation(name.clone(), Rule::Type("given once, not repeated".into())))
+            }
+            None => Ok(()),
+        }
     }
 
     fn get(&self, name: &str) -> Option<&str> {

@@ -162,6 +162,7 @@ pub fn verify(
             expected.service, auth.service
         )));
     }
+    check_signed_headers(request.headers, &auth.signed_headers)?;
     let date_header = header(request.headers, "x-amz-date")
         .ok_or_else(|| Denied::Invalid("The request has no X-Amz-Date header".into()))?;
     let signed_at = parse_amz_date(date_header).ok_or_else(|| {
@@ -182,9 +183,6 @@ pub fn verify(
             "Signature expired: X-Amz-Date {date_header} is more than 15 minutes from the host's time {}",
             format_amz_date(expected.now)
         )));
-    }
-    if !auth.signed_headers.contains(&"host") {
-        return Err(Denied::Invalid("The host header must be signed".into()));
     }
     let mut headers = Vec::with_capacity(auth.signed_headers.len());
     for name in &auth.signed_headers {
@@ -209,6 +207,37 @@ pub fn verify(
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".into(),
         ))
     }
+}
+
+/// Holds a request to what AWS holds it to: exactly one Authorization and one X-Amz-Date header;
+/// SignedHeaders in canonical form (lower case, sorted, each once); `host`, `x-amz-date` and the
+/// headers the host acts on when sent (the session token, the body's hash) among them. (The AWS
+/// SDKs send `x-amz-user-agent` unsigned; the host does not read it.)
+fn check_signed_headers(headers: &HeaderMap, signed: &[&str]) -> Result<(), Denied> {
+    let invalid = |why: String| Err(Denied::Invalid(why));
+    for name in ["authorization", "x-amz-date"] {
+        let count = headers.get_all(name).iter().count();
+        if count > 1 {
+            return invalid(format!("The request has {count} {name} headers; exactly one is allowed"));
+        }
+    }
+    if signed.iter().any(|name| name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase())) {
+        return invalid(format!("SignedHeaders '{}' must name lower-case headers", signed.join(";")));
+    }
+    if !signed.windows(2).all(|pair| matches!(pair, [a, b] if a < b)) {
+        return invalid(format!("SignedHeaders '{}' must be sorted, each header once", signed.join(";")));
+    }
+    for required in ["host", "x-amz-date"] {
+        if !signed.contains(&required) {
+            return invalid(format!("The {required} header must be signed"));
+        }
+    }
+    for name in ["x-amz-security-token", "x-amz-content-sha256"] {
+        if headers.contains_key(name) && !signed.contains(&name) {
+            return invalid(format!("Header '{name}' was sent but not signed"));
+        }
+    }
+    Ok(())
 }
 
 /// A key, where and when to sign with it.

@@ -87,19 +87,26 @@ pub struct Process {
     pub url: String,
     pub key: AccessKeyPair,
     pub db: PathBuf,
+    /// Where its stderr goes.
+    pub log: PathBuf,
 }
 
 impl Process {
     /// Starts `serve` on `db` on a free loopback port with `args` added; waits until it listens.
     /// Its stderr (the access log) goes to `db` with extension `log`.
     pub fn start(db: &Path, args: &[&str]) -> Self {
+        Self::start_logging_to(db, args, &db.with_extension("log"))
+    }
+
+    /// [`Process::start`] with the access log written to `log`.
+    pub fn start_logging_to(db: &Path, args: &[&str], log: &Path) -> Self {
         let listen = if args.contains(&"--listen") { vec![] } else { vec!["--listen", "127.0.0.1:0"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
             .args(["--db", db.to_str().unwrap(), "serve"])
             .args(listen)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(db.with_extension("log")).unwrap())
+            .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -115,7 +122,7 @@ impl Process {
         let url = url.expect("serve printed no listening line");
         let bytes = std::fs::read(db.join(server::ROOT_CREDENTIALS_FILE)).unwrap();
         let key: AccessKeyPair = serde_json::from_slice(&bytes).unwrap();
-        Process { child, banner, url, key, db: db.to_owned() }
+        Process { child, banner, url, key, db: db.to_owned(), log: log.to_owned() }
     }
 
     /// A client signing with the root key.
@@ -125,7 +132,7 @@ impl Process {
 
     /// The access log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.db.with_extension("log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits; returns the exit status.

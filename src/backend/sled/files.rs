@@ -27,7 +27,9 @@ pub fn open(dir: &Path, shown: &Path, cache_bytes: u64, established: bool) -> Re
         check_files(dir, shown)?;
     }
     remove_unfinished_snapshots(dir)?;
-    let config = ::sled::Config::new().path(dir).cache_capacity(cache_bytes);
+    // No background flusher: the ledger flushes (and fdatasyncs) itself when it syncs, and after
+    // a failed write nothing may flush again (see `SledBackend::failed_write`).
+    let config = ::sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None);
     let opened = guard("while opening it", || open_sled(config));
     opened.map_err(|e| match (diagnose(dir, shown), e.failure()) {
         (Some(found), _) => found,

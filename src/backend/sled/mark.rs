@@ -48,6 +48,8 @@ pub struct MarkFile {
     /// The write number of the newest slot.
     written: u64,
     mark: Mark,
+    /// Whether the newest slot says a write failed after `mark` (see [`MarkFile::record_failure`]).
+    failed: bool,
 }
 
 impl MarkFile {
@@ -69,7 +71,7 @@ impl MarkFile {
         };
         let mut bytes = vec![0u8; SLOTS * SLOT_LEN];
         if let Some(first) = bytes.get_mut(..SLOT_LEN) {
-            first.copy_from_slice(&encode_slot(0, mark));
+            first.copy_from_slice(&encode_slot(0, mark, false));
         }
         let mut file = OpenOptions::new()
             .write(true)
@@ -82,7 +84,7 @@ impl MarkFile {
         std::fs::rename(&fresh, &path).map_err(|e| failed("rename into place", e))?;
         File::open(dir).and_then(|d| d.sync_all()).map_err(|e| failed("sync the directory of", e))?;
         let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| failed("open", e))?;
-        Ok(MarkFile { file, path, written: 0, mark })
+        Ok(MarkFile { file, path, written: 0, mark, failed: false })
     }
 
     /// Opens the mark file of the database in `dir`; `None` if there is none. Messages name it
@@ -107,10 +109,10 @@ impl MarkFile {
                 format_args!("cannot read the acknowledgement mark {}: {e}", path.display()),
             )
         })?;
-        let (written, mark) = newest(&bytes).map_err(|why| {
+        let (written, mark, failed) = newest(&bytes).map_err(|why| {
             Error::corrupt(format_args!("the acknowledgement mark {} is damaged: {why}", path.display()))
         })?;
-        Ok(Some(MarkFile { file, path, written, mark }))
+        Ok(Some(MarkFile { file, path, written, mark, failed }))
     }
 
     /// The newest mark.
@@ -123,15 +125,32 @@ impl MarkFile {
         &self.path
     }
 
-    /// Records `mark` durably if it is past the newest one (the write and an fdatasync).
-    /// Call only once sled's log holding `mark` is itself on disk.
+    /// Whether a write failed after the newest mark, so that sled's files may hold part of a
+    /// batch that was never acknowledged (until a sync records a mark again).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Records `mark` durably if it is past the newest one, or clears a recorded failure (the
+    /// write and an fdatasync). Call only once sled's log holding `mark` is itself on disk.
     pub fn record(&mut self, mark: Mark) -> Result<()> {
-        if mark.seq <= self.mark.seq {
+        if mark.seq <= self.mark.seq && !self.failed {
             return Ok(());
         }
+        self.write(mark.max_by_seq(self.mark), false)
+    }
+
+    /// Records durably that a write after the newest mark failed: what sled's files hold past
+    /// it is unknown, and the next open says so until the views are rebuilt. The slot overwrites
+    /// bytes the file already has, so it needs no free space.
+    pub fn record_failure(&mut self) -> Result<()> {
+        self.write(self.mark, true)
+    }
+
+    fn write(&mut self, mark: Mark, failed: bool) -> Result<()> {
         let written = self.written + 1;
         self.file
-            .write_all_at(&encode_slot(written, mark), slot_offset(written))
+            .write_all_at(&encode_slot(written, mark, failed), slot_offset(written))
             .and_then(|()| self.file.sync_data())
             .map_err(|e| {
                 Error::failed(
@@ -141,7 +160,18 @@ impl MarkFile {
             })?;
         self.written = written;
         self.mark = mark;
+        self.failed = failed;
         Ok(())
+    }
+}
+
+impl Mark {
+    fn max_by_seq(self, other: Mark) -> Mark {
+        if self.seq >= other.seq {
+            self
+        } else {
+            other
+        }
     }
 }
 
@@ -150,10 +180,16 @@ fn slot_offset(written: u64) -> u64 {
     (written % SLOTS as u64) * SLOT_LEN as u64
 }
 
-fn encode_slot(written: u64, mark: Mark) -> [u8; SLOT_LEN] {
+/// Byte 5 of a slot: its flags (slots written before flags existed hold 0 there).
+const FLAGS_AT: usize = 5;
+/// The flag of a slot recorded after a write failed.
+const FAILED: u8 = 1;
+
+fn encode_slot(written: u64, mark: Mark, failed: bool) -> [u8; SLOT_LEN] {
     let mut slot = [0u8; SLOT_LEN];
     slot[..4].copy_from_slice(MAGIC);
     slot[4] = VERSION;
+    slot[FLAGS_AT] = if failed { FAILED } else { 0 };
     slot[8..16].copy_from_slice(&written.to_le_bytes());
     slot[16..24].copy_from_slice(&mark.seq.to_le_bytes());
     slot[24..56].copy_from_slice(&mark.hash);
@@ -162,9 +198,9 @@ fn encode_slot(written: u64, mark: Mark) -> [u8; SLOT_LEN] {
     slot
 }
 
-/// A slot's (write number, mark); `None` for a slot never written (all zeros); an error for one
-/// whose check fails.
-fn decode_slot(slot: &[u8]) -> Result<Option<(u64, Mark)>, ()> {
+/// A slot's (write number, mark, failed); `None` for a slot never written (all zeros); an error
+/// for one whose check fails.
+fn decode_slot(slot: &[u8]) -> Result<Option<(u64, Mark, bool)>, ()> {
     if slot.iter().all(|&b| b == 0) {
         return Ok(None);
     }
@@ -178,40 +214,43 @@ fn decode_slot(slot: &[u8]) -> Result<Option<(u64, Mark)>, ()> {
     let u64_at = |at: usize| body.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
     let hash = body.get(24..56).and_then(|b| b.try_into().ok());
     match (u64_at(8), u64_at(16), hash) {
-        (Some(written), Some(seq), Some(hash)) => Ok(Some((written, Mark { seq, hash }))),
+        (Some(written), Some(seq), Some(hash)) => {
+            let failed = body.get(FLAGS_AT).is_some_and(|flags| flags & FAILED != 0);
+            Ok(Some((written, Mark { seq, hash }, failed)))
+        }
         _ => Err(()),
     }
 }
 
 /// The newest slot of a whole file: its write number and mark, or why the file is damaged.
-fn newest(bytes: &[u8]) -> Result<(u64, Mark), String> {
+fn newest(bytes: &[u8]) -> Result<(u64, Mark, bool), String> {
     if bytes.len() != SLOTS * SLOT_LEN {
         return Err(format!("it holds {} bytes, not {}", bytes.len(), SLOTS * SLOT_LEN));
     }
-    let mut newest: Option<(u64, Mark)> = None;
+    let mut newest: Option<(u64, Mark, bool)> = None;
     let mut bad = Vec::new();
     for (index, slot) in bytes.chunks_exact(SLOT_LEN).enumerate() {
         match decode_slot(slot) {
-            Ok(Some((written, mark))) => {
+            Ok(Some((written, mark, failed))) => {
                 if (written % SLOTS as u64) as usize != index {
                     return Err(format!("slot {index} holds write {written}, which belongs in another slot"));
                 }
-                if newest.is_none_or(|(w, _)| written > w) {
-                    newest = Some((written, mark));
+                if newest.is_none_or(|(w, _, _)| written > w) {
+                    newest = Some((written, mark, failed));
                 }
             }
             Ok(None) => {}
             Err(()) => bad.push(index),
         }
     }
-    let Some((written, mark)) = newest else {
+    let Some((written, mark, failed)) = newest else {
         return Err("no slot holds a valid mark".into());
     };
     // A crash while writing tears only the slot the next write goes to.
     let torn = ((written + 1) % SLOTS as u64) as usize;
     match bad.iter().find(|&&index| index != torn) {
         Some(index) => Err(format!("slot {index} fails its checksum")),
-        None => Ok((written, mark)),
+        None => Ok((written, mark, failed)),
     }
 }
 

@@ -49,12 +49,16 @@ pub struct Opened {
     pub lost: Option<(Error, u64)>,
     /// What opening narrowed to its owner's only (the database existed with looser modes).
     pub tightened: Vec<std::path::PathBuf>,
+    /// Why the views cannot be trusted, when the mark records that a write failed after the seq
+    /// it acknowledged (sled's files may hold part of that batch).
+    pub failed_write: Option<String>,
 }
 
 /// A ledger stored in sled.
 pub struct SledBackend {
-    db: ::sled::Db,
-    tree: Tree,
+    /// Dropped in `Drop`, so that after a failed write its last drop is on another thread.
+    db: std::mem::ManuallyDrop<::sled::Db>,
+    tree: std::mem::ManuallyDrop<Tree>,
     /// sled's data file, kept open to fdatasync it.
     data_file: File,
     /// The database as the user named it, for messages.
@@ -66,9 +70,39 @@ pub struct SledBackend {
     rebuild_chunk: usize,
     /// The directory, locked; dropped after sled's handle (the fields above).
     dir: Arc<Directory>,
+    /// Set when a commit or a sync failed: sled 0.34 may then never finish a flush (a failed
+    /// blob write keeps its I/O buffer's writer slot), so nothing is flushed again, not even on drop.
+    failed: std::sync::atomic::AtomicBool,
+    /// The free space a write must leave ([`crate::Config::disk_reserve`]); 0 for no check.
+    reserve: std::sync::atomic::AtomicU64,
+}
+
+impl Drop for SledBackend {
+    fn drop(&mut self) {
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            // sled flushes when its last handle drops, and after a failed write that flush can
+            // wait forever: let the last handle go on a thread of its own, so closing never
+            // hangs. (If it does hang, sled's file lock stays held and a reopen needs a new
+            // process; what was acknowledged is on disk already.)
+            // SAFETY: neither field is used after this; each is taken once.
+            let (db, tree) = unsafe { (std::mem::ManuallyDrop::take(&mut self.db), std::mem::ManuallyDrop::take(&mut self.tree)) };
+            let _ = std::thread::Builder::new().name("sled-close".into()).spawn(move || drop((tree, db)));
+        } else {
+            // SAFETY: neither field is used after this; each is dropped once.
+            unsafe {
+                std::mem::ManuallyDrop::drop(&mut self.tree);
+                std::mem::ManuallyDrop::drop(&mut self.db);
+            }
+        }
+    }
 }
 
 impl SledBackend {
+    /// Sets the free space a write must leave on the database's filesystem (0: no check).
+    pub fn reserve(&self, bytes: u64) {
+        self.reserve.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`, migrating a
     /// format-1 database. A log that no longer holds what the acknowledgement mark recorded is
     /// reported in [`Opened::lost`], not refused: whether to go on is the caller's decision.
@@ -90,17 +124,26 @@ impl SledBackend {
                 )
             })?;
             let backend = SledBackend {
-                db: db.clone(),
-                tree,
+                db: std::mem::ManuallyDrop::new(db.clone()),
+                tree: std::mem::ManuallyDrop::new(tree),
                 data_file,
                 path: shown.clone(),
                 mark: Mutex::new(None),
                 rebuild_chunk: rebuild_chunk.max(1),
                 dir: Arc::new(dir),
+                failed: std::sync::atomic::AtomicBool::new(false),
+                reserve: std::sync::atomic::AtomicU64::new(0),
             };
             migrate::to_current(&backend)?;
             Ok(backend)
         })?;
+        let failed_write = mark.as_ref().filter(|m| m.failed()).map(|m| {
+            format!(
+                "a write after seq {} failed (the disk was full, or an I/O error) and sled's files may hold \
+                 part of it",
+                m.mark().seq
+            )
+        });
         let lost = guard(format_args!("while reading the database at {}", shown.display()), || {
             // The mark is checked before anything is written, so a shortened log is never stamped.
             let lost = match &mark {
@@ -130,7 +173,7 @@ impl SledBackend {
             *backend.mark.lock().unwrap_or_else(|p| p.into_inner()) = mark.filter(|_| record_mark);
             Ok(lost)
         })?;
-        Ok(Opened { backend, lost, tightened })
+        Ok(Opened { backend, lost, tightened, failed_write })
     }
 
     /// Whether the log still holds the entry `mark` recorded as acknowledged: `None` if it
@@ -307,7 +350,7 @@ impl SledBackend {
             }
             drop(live);
             if pending > 0 {
-                self.tree.apply_batch(batch)?;
+                self.tree.apply_batch(batch).inspect_err(|_| self.write_failed())?;
                 self.flush()?;
             }
             if done {
@@ -419,12 +462,51 @@ impl Backend for SledBackend {
     }
 
     fn sync(&self, head: Head) -> Result<()> {
-        self.flush()?;
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::failed(Failure::Poisoned, "an earlier write failed; reopen the database"));
+        }
+        self.flush().inspect_err(|_| self.write_failed())?;
         let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
         match mark.as_mut() {
             Some(mark) => mark.record(Mark { seq: head.seq, hash: head.hash }),
             None => Ok(()),
         }
+    }
+
+    fn check_space(&self) -> Result<()> {
+        let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let free = fs2::available_space(&self.dir.path).map_err(|e| {
+            Error::failed(Failure::Io, format_args!("cannot read the free space of {}: {e}", self.path.display()))
+        })?;
+        if free >= reserve {
+            return Ok(());
+        }
+        Err(Error::failed(
+            Failure::DiskFull,
+            format_args!(
+                "the disk holding {} has {} KiB free, below the ledger's reserve of {} KiB (--disk-reserve-mib, \
+                 Config::disk_reserve); nothing was written: free some space and retry",
+                self.path.display(),
+                free / 1024,
+                reserve / 1024
+            ),
+        ))
+    }
+
+    /// sled 0.34 applies a batch key by key and writes its I/O buffers in the background, so a
+    /// failed write may leave part of a batch in memory and, later, on disk. The mark records
+    /// the failure (its slot overwrites bytes the file has, so a full disk does not stop it) and
+    /// nothing is flushed again, not even on drop.
+    fn write_failed(&self) {
+        if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+        // If even this fails, the open after it cannot know; the error that got here is reported.
+        let _ = mark.as_mut().map(MarkFile::record_failure);
     }
 
     fn accept(&self, head: Head) -> Result<()> {

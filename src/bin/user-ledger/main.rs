@@ -47,6 +47,21 @@ struct Cli {
     /// runs to temporary files (default 16).
     #[arg(long, global = true, env = "USER_LEDGER_FOLD_MEMORY_MIB")]
     fold_memory_mib: Option<usize>,
+    /// MiB of free space writes must leave on the database's filesystem; below it writes are
+    /// refused (nothing written) until there is space again; 0 turns the check off (default 64).
+    #[arg(long, global = true, env = "USER_LEDGER_DISK_RESERVE_MIB")]
+    disk_reserve_mib: Option<u64>,
+    /// The most users that may be ENABLED at once: CreateUser and EnableUser past it answer
+    /// LimitExceededException (default: no limit).
+    #[arg(long, global = true, env = "USER_LEDGER_MAX_ENABLED_USERS")]
+    max_enabled_users: Option<u64>,
+    /// The most kdb users one environment may have: CreateKxUser past it answers
+    /// LimitExceededException (default: no limit).
+    #[arg(long, global = true, env = "USER_LEDGER_MAX_KX_USERS_PER_ENVIRONMENT")]
+    max_kx_users_per_environment: Option<u64>,
+    /// Seconds a clientToken is remembered (default 600, as FinSpace; at most 366 days).
+    #[arg(long, global = true, env = "USER_LEDGER_TOKEN_TTL_SECS")]
+    token_ttl_secs: Option<i64>,
     /// Reach a running `user-ledger serve` instead of opening the database (audit and access-key
     /// commands), signing with root credentials: USER_LEDGER_ROOT_ACCESS_KEY_ID and
     /// USER_LEDGER_ROOT_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else
@@ -554,6 +569,14 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     if let Some(mib) = cli.fold_memory_mib {
         config.fold_memory = mib.saturating_mul(1 << 20);
     }
+    if let Some(mib) = cli.disk_reserve_mib {
+        config.disk_reserve = mib.saturating_mul(1 << 20);
+    }
+    config.limits.max_enabled_users = cli.max_enabled_users;
+    config.limits.max_kx_users_per_environment = cli.max_kx_users_per_environment;
+    if let Some(secs) = cli.token_ttl_secs {
+        config.token_ttl_ms = secs.saturating_mul(1000);
+    }
     config.mode = match (cli.read_only, cli.command.creates_database()) {
         (true, _) => OpenMode::ReadOnly,
         (false, true) => OpenMode::Create,
@@ -882,8 +905,31 @@ fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<Output> {
         following.end_subscriptions();
     };
     let served = runtime.block_on(server::serve(app, listen, bound, shutdown));
-    ledger.close();
+    // Whatever a request still runs (a read stuck in the storage engine) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    close_within(ledger, Duration::from_secs(10));
     served.map(|()| Output::Printed)
+}
+
+/// Closes the ledger (what is queued commits) unless that takes longer than `limit`: a ledger
+/// whose engine failed a write may never finish a flush, and SIGTERM must still end `serve`.
+/// Exiting then loses nothing acknowledged: under Immediate durability it is on disk already.
+fn close_within(ledger: Ledger, limit: Duration) {
+    let (done, closed) = std::sync::mpsc::channel();
+    let closing = std::thread::spawn(move || {
+        ledger.close();
+        let _ = done.send(());
+    });
+    match closed.recv_timeout(limit) {
+        Ok(()) => {
+            let _ = closing.join();
+        }
+        Err(_) => eprintln!(
+            "warning: the ledger did not close within {} s (its storage engine is stuck after a failed \
+             write); exiting without waiting",
+            limit.as_secs()
+        ),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.
