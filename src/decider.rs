@@ -255,6 +255,8 @@ pub trait Views: State {
     fn remove_principal_key(&mut self, access_key_id: &str);
     /// Stores temporary credentials.
     fn put_temporary_credential(&mut self, credential: TemporaryCredential);
+    /// Removes temporary credentials (revoked).
+    fn remove_temporary_credential(&mut self, access_key_id: &str);
     /// Makes `user` a member of `group`, or not.
     fn set_member(&mut self, group: &str, user: &str, member: bool);
     /// Adds an entry to the per-subject history index (see [`crate::views::history_key`]).
@@ -501,6 +503,12 @@ pub fn decide(state: &(impl State + ?Sized), limits: &Limits, caller: &Caller, c
                     user_id: key.user_id,
                 }]);
             }
+            if let Some(credential) = state.temporary_credential(access_key_id)? {
+                return Ok(vec![Event::CredentialsRevoked {
+                    access_key_id: credential.access_key_id,
+                    user_id: credential.user_id,
+                }]);
+            }
             let key = state.principal_key(access_key_id)?.ok_or_else(|| Error::ResourceNotFound {
                 message: format!("Access key {access_key_id} does not exist"),
             })?;
@@ -705,6 +713,19 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
                     return Err(contradiction(
                         event,
                         format_args!("access key {access_key_id}"),
+                        before.is_some(),
+                    ))
+                }
+            }
+            return Ok(());
+        }
+        Event::CredentialsRevoked { access_key_id, user_id } => {
+            match views.temporary_credential(access_key_id)? {
+                Some(credential) if credential.user_id == *user_id => views.remove_temporary_credential(access_key_id),
+                before => {
+                    return Err(contradiction(
+                        event,
+                        format_args!("temporary credentials {access_key_id}"),
                         before.is_some(),
                     ))
                 }

@@ -153,6 +153,13 @@ pub enum Event {
         /// Epoch ms after which they are refused.
         expires_ms: i64,
     },
+    /// Temporary credentials were revoked before their expiry (DeleteAccessKey of their id).
+    CredentialsRevoked {
+        /// The temporary key's id.
+        access_key_id: String,
+        /// The user they acted as.
+        user_id: UserId,
+    },
 }
 
 /// What an event is about.
@@ -181,7 +188,8 @@ impl Event {
             | Event::AccessKeyDeleted { user_id, .. }
             | Event::PasswordReset { user_id, .. }
             | Event::SignedIn { user_id }
-            | Event::CredentialsIssued { user_id, .. } => Subject::User(user_id),
+            | Event::CredentialsIssued { user_id, .. }
+            | Event::CredentialsRevoked { user_id, .. } => Subject::User(user_id),
             Event::PrincipalKeyCreated { principal_arn, .. }
             | Event::PrincipalKeyDeleted { principal_arn, .. } => Subject::Principal(principal_arn),
             Event::PermissionGroupCreated { permission_group_id, .. }
@@ -233,6 +241,7 @@ impl Event {
             Event::PrincipalKeyCreated { .. } => "PrincipalKeyCreated",
             Event::PrincipalKeyDeleted { .. } => "PrincipalKeyDeleted",
             Event::CredentialsIssued { .. } => "CredentialsIssued",
+            Event::CredentialsRevoked { .. } => "CredentialsRevoked",
         }
     }
 }

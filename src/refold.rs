@@ -120,7 +120,8 @@ fn fold_key(event: &Event) -> Vec<u8> {
         | Event::AccessKeyDeleted { access_key_id, .. }
         | Event::PrincipalKeyCreated { access_key_id, .. }
         | Event::PrincipalKeyDeleted { access_key_id, .. }
-        | Event::CredentialsIssued { access_key_id, .. } => [b"a\0", access_key_id.as_bytes(), b"\0"].concat(),
+        | Event::CredentialsIssued { access_key_id, .. }
+        | Event::CredentialsRevoked { access_key_id, .. } => [b"a\0", access_key_id.as_bytes(), b"\0"].concat(),
         event => subject_prefix(event.subject()),
     }
 }
@@ -463,6 +464,10 @@ impl Views for SubjectFold {
         self.views.put_temporary_credential(credential);
     }
 
+    fn remove_temporary_credential(&mut self, access_key_id: &str) {
+        self.views.remove_temporary_credential(access_key_id);
+    }
+
     fn set_member(&mut self, group: &str, user: &str, member: bool) {
         self.views.set_member(group, user, member);
     }
@@ -517,6 +522,7 @@ mod tests {
                 principal_arn: "p".into(),
                 expires_ms: 9,
             }),
+            1 => (key(), user()).prop_map(|(access_key_id, user_id)| Event::CredentialsRevoked { access_key_id, user_id }),
             2 => group().prop_map(|permission_group_id| Event::PermissionGroupCreated {
                 permission_group_id,
                 group: NewGroup { name: "G".into(), description: None, application_permissions: Vec::new() },

@@ -402,6 +402,10 @@ impl Views for MemViews {
         self.temporary_credentials.insert(credential.access_key_id.clone(), credential);
     }
 
+    fn remove_temporary_credential(&mut self, access_key_id: &str) {
+        self.temporary_credentials.remove(access_key_id);
+    }
+
     fn set_member(&mut self, group: &str, user: &str, member: bool) {
         let key = (group.to_owned(), user.to_owned());
         if member {

@@ -166,7 +166,7 @@ struct Batch<'s> {
     memberships: BTreeMap<(String, UserId), bool>,
     passwords: BTreeMap<UserId, String>,
     principal_keys: BTreeMap<String, Option<PrincipalKey>>,
-    temporary_credentials: BTreeMap<String, TemporaryCredential>,
+    temporary_credentials: BTreeMap<String, Option<TemporaryCredential>>,
     changes: Changeset,
 }
 
@@ -380,7 +380,7 @@ impl State for Batch<'_> {
 
     fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
         match self.temporary_credentials.get(access_key_id) {
-            Some(credential) => Ok(Some(credential.clone())),
+            Some(credential) => Ok(credential.clone()),
             None => self.backend.temporary_credential(access_key_id),
         }
     }
@@ -481,8 +481,13 @@ impl Views for Batch<'_> {
     }
 
     fn put_temporary_credential(&mut self, credential: TemporaryCredential) {
-        self.temporary_credentials.insert(credential.access_key_id.clone(), credential.clone());
+        self.temporary_credentials.insert(credential.access_key_id.clone(), Some(credential.clone()));
         self.change(ViewChange::PutTemporaryCredential(credential));
+    }
+
+    fn remove_temporary_credential(&mut self, access_key_id: &str) {
+        self.temporary_credentials.insert(access_key_id.to_owned(), None);
+        self.change(ViewChange::RemoveTemporaryCredential(access_key_id.to_owned()));
     }
 
     fn put_password(&mut self, user: &str, hash: String) {

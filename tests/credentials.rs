@@ -177,3 +177,40 @@ fn credentials_need_a_user_that_may_hold_them_and_this_ledgers_environment() {
     let stats = expect(&host.root().send("GET", ADMIN, "/ledger/stats", b"").unwrap(), 200);
     assert_eq!(stats["environmentId"], host.ledger.environment_id());
 }
+
+#[test]
+fn temporary_credentials_are_revoked_by_their_id_before_they_expire() {
+    let host = InProcess::new();
+    let holder = user_with_principal(&host, "holder@example.com", "SUPER_USER");
+    let principal = principal_client(&host);
+    let reply =
+        expect(&principal.send("GET", FINSPACE_DATA, &credentials_target(&host, 60), b"").unwrap(), 200);
+    let credentials = &reply["credentials"];
+    let id = credentials["accessKeyId"].as_str().unwrap().to_owned();
+    let (client, token) = temporary(&host, credentials);
+    let target = format!("/user/{holder}");
+    expect(&client.call(with_token("GET", &target, &token)).unwrap(), 200);
+
+    let before = host.ledger.digest().unwrap().seq;
+    expect(&host.root().send("DELETE", ADMIN, &format!("/ledger/access-keys/{id}"), b"").unwrap(), 200);
+    assert_eq!(host.ledger.digest().unwrap().seq, before + 1, "one event");
+    let refused = client.call(with_token("GET", &target, &token)).unwrap();
+    assert_eq!(refusal(&refused).1, "UnrecognizedClientException");
+    // The revocation is in the holder's history, after the issue; revoking again finds nothing.
+    let kinds: Vec<&str> = host
+        .ledger
+        .history(user_ledger::Subject::User(&holder))
+        .unwrap()
+        .iter()
+        .map(|e| e.envelope.event.kind())
+        .collect();
+    assert_eq!(kinds, ["Created", "CredentialsIssued", "CredentialsRevoked"]);
+    let again = host.root().send("DELETE", ADMIN, &format!("/ledger/access-keys/{id}"), b"").unwrap();
+    assert_eq!(refusal(&again).1, "ResourceNotFoundException");
+    assert!(host.ledger.verify(None, &mut |_| {}).unwrap().problem.is_none());
+    assert_eq!(host.ledger.rebuild_views(&mut |_| {}).unwrap(), before + 1);
+    assert_eq!(
+        refusal(&client.call(with_token("GET", &target, &token)).unwrap()).1,
+        "UnrecognizedClientException"
+    );
+}

@@ -389,3 +389,38 @@ fn a_write_to_a_read_only_host_is_a_403_naming_read_only_mode() {
     assert!(message.starts_with("read-only mode: "), "{message}");
     expect(&host.root().send("GET", FINSPACE_DATA, "/user?maxResults=1", b"").unwrap(), 200);
 }
+
+#[test]
+fn an_overlong_target_or_header_section_is_refused_in_aws_shape_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(&dir.path().join("db"), &[]);
+    let long_target = format!("/user/{}", "a".repeat(10 * 1024));
+    let big_header = "x".repeat(20 * 1024);
+    for (request, status, kind) in [
+        (format!("GET {long_target} HTTP/1.1\r\nhost: x\r\n\r\n"), 414, "requesturitoolongexception"),
+        (
+            format!("GET /user HTTP/1.1\r\nhost: x\r\nx-big: {big_header}\r\n\r\n"),
+            431,
+            "requestheaderfieldstoolargeexception",
+        ),
+        (
+            format!(
+                "GET /user HTTP/1.1\r\nhost: x\r\n{}\r\n",
+                (0..70).map(|i| format!("x-h{i}: 1\r\n")).collect::<String>()
+            ),
+            431,
+            "requestheaderfieldstoolargeexception",
+        ),
+    ] {
+        let mut socket = TcpStream::connect(address(&host.url)).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket.write_all(request.as_bytes()).unwrap();
+        let head = response_head(&mut socket).to_ascii_lowercase();
+        assert_eq!(status_of(&head), status, "{head}");
+        assert!(head.contains(&format!("x-amzn-errortype: {kind}")), "{head}");
+        assert!(head.contains("x-amzn-requestid: "), "{head}");
+    }
+    let log = host.log();
+    assert_eq!(log.lines().filter(|l| l.contains("\"status\":414")).count(), 1, "{log}");
+    assert_eq!(log.lines().filter(|l| l.contains("\"status\":431")).count(), 2, "{log}");
+}

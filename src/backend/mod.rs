@@ -114,6 +114,8 @@ pub enum ViewChange {
     RemovePrincipalKey(String),
     /// Store temporary credentials.
     PutTemporaryCredential(TemporaryCredential),
+    /// Remove temporary credentials: their key id.
+    RemoveTemporaryCredential(String),
     /// Make a user a member of a group, or not: (group, user, member).
     Member(String, UserId, bool),
     /// Add a history entry: the key [`crate::views::history_key`] makes of (subject, seq).
@@ -138,6 +140,7 @@ impl ViewChange {
             ViewChange::PutPrincipalKey(key) => views.put_principal_key(key),
             ViewChange::RemovePrincipalKey(id) => views.remove_principal_key(&id),
             ViewChange::PutTemporaryCredential(c) => views.put_temporary_credential(c),
+            ViewChange::RemoveTemporaryCredential(id) => views.remove_temporary_credential(&id),
             ViewChange::Member(group, user, member) => views.set_member(&group, &user, member),
             ViewChange::History(key) => views.add_history(key),
         }
@@ -163,6 +166,7 @@ impl ViewChange {
             ViewChange::PutPrincipalKey(key) => put(views::principal_key_row(key)),
             ViewChange::RemovePrincipalKey(id) => remove(ViewTree::PrincipalKeys, id.as_bytes()),
             ViewChange::PutTemporaryCredential(c) => put(views::temporary_credential_row(c)),
+            ViewChange::RemoveTemporaryCredential(id) => remove(ViewTree::TemporaryCredentials, id.as_bytes()),
             ViewChange::Member(group, user, member) => views::membership_keys(group, user)
                 .into_iter()
                 .map(|key| ((ViewTree::Memberships, key), member.then(Vec::new)))

@@ -4,25 +4,61 @@
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use ulid::Ulid;
 
 use crate::commit::BatchReport;
 use crate::server::routes::Served;
-use crate::server::Host;
+use crate::server::{ApiError, Host};
 
 /// The header carrying a request's id, on every response.
 pub const REQUEST_ID: &str = "x-amzn-requestid";
+
+/// The longest request target the host reads: 8 KiB.
+pub const MAX_TARGET: usize = 8 * 1024;
+/// The most header bytes (names and values) the host reads: 16 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The most headers the host reads.
+pub const MAX_HEADERS: usize = 64;
+
+/// Refuses a request whose target or headers pass the host's limits, in AWS shape. These are
+/// tighter than hyper's own (which answer without a body or a log line), so a client meets these.
+fn over_limits(request: &Request) -> Option<ApiError> {
+    let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_TARGET {
+        let message = format!("The request target is {target} bytes, over the host's limit of {MAX_TARGET}");
+        return Some(ApiError::new(StatusCode::URI_TOO_LONG, "RequestURITooLongException", message));
+    }
+    let headers = request.headers();
+    let bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        let message = format!(
+            "The request has {} headers of {bytes} bytes, over the host's limits of {MAX_HEADERS} headers and \
+             {MAX_HEADER_BYTES} bytes",
+            headers.len()
+        );
+        return Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "RequestHeaderFieldsTooLargeException",
+            message,
+        ));
+    }
+    None
+}
 
 /// Gives the request an id, and logs and counts it once answered.
 pub async fn observe(State(host): State<Host>, request: Request, next: Next) -> Response {
     let id = Ulid::generate().to_string();
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let mut response = next.run(request).await;
+    let path: String = request.uri().path().chars().take(256).collect();
+    let mut response = match over_limits(&request) {
+        Some(refused) => refused.into_response(),
+        None => next.run(request).await,
+    };
     let latency = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);

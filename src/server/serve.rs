@@ -125,7 +125,15 @@ pub async fn serve(
     // HTTP/1 only (what the AWS SDKs speak to FinSpace): one request at a time per connection,
     // so the connection bound is the request bound, and hyper's header timer covers it all.
     fn configure<A>(server: &mut axum_server::Server<SocketAddr, A>, header_timeout: Duration) {
-        server.http_builder().http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+        // hyper's own limits stay above the host's (observe::MAX_*), which answer in AWS shape;
+        // 64 KiB of read buffer a connection bounds what slow headers can hold.
+        server
+            .http_builder()
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(64 * 1024)
+            .max_headers(128);
     }
     let server = match &listen.tls {
         None => {
