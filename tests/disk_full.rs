@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,31 @@ fn listed_names(db: &Path) -> Vec<String> {
     }
 }
 
+/// Creates 10 kdb users, fills the filesystem at `fs` up to `leave` bytes free with a file (whose
+/// path it returns), then creates more until a write is refused; returns the users acknowledged
+/// (by number) and the refusal (status, type, message).
+fn fill_until_refused(
+    root: &Client,
+    fs: &Path,
+    leave: u64,
+) -> (PathBuf, Vec<usize>, (u16, Option<String>, String)) {
+    let mut acknowledged = vec![];
+    for n in 0..10 {
+        assert_eq!(create_kx_user(root, n).0, 200);
+        acknowledged.push(n);
+    }
+    let filler = fs.join("filler");
+    let free = available_bytes(fs);
+    std::fs::write(&filler, vec![0u8; usize::try_from(free - leave).unwrap()]).unwrap();
+    for n in 10..5000 {
+        match create_kx_user(root, n) {
+            (200, _, _) => acknowledged.push(n),
+            refused => return (filler, acknowledged, refused),
+        }
+    }
+    panic!("no write was refused");
+}
+
 /// With the default reserve the engine never meets the full disk: writes are refused before it
 /// is touched, reads go on, and writes work again as soon as there is space, with no restart.
 #[test]
@@ -114,26 +139,8 @@ fn below_the_reserve_writes_are_refused_untouched_and_resume_when_space_returns(
     let log = logs.path().join("serve.log");
     let host = Process::start_logging_to(&db, &["--disk-reserve-mib", "16"], &log);
     let root = host.root();
-    let mut acknowledged = vec![];
-    for n in 0..10 {
-        assert_eq!(create_kx_user(&root, n).0, 200);
-        acknowledged.push(n);
-    }
     // Leave 20 MiB: past 4 MiB more, the reserve of 16 is reached.
-    let filler = fs.path().join("filler");
-    let free = available_bytes(fs.path());
-    std::fs::write(&filler, vec![0u8; usize::try_from(free - 20 * 1024 * 1024).unwrap()]).unwrap();
-    let mut refusal = None;
-    for n in 10..5000 {
-        match create_kx_user(&root, n) {
-            (200, _, _) => acknowledged.push(n),
-            refused => {
-                refusal = Some(refused);
-                break;
-            }
-        }
-    }
-    let (status, kind, message) = refusal.expect("the reserve was never reached");
+    let (filler, mut acknowledged, (status, kind, message)) = fill_until_refused(&root, fs.path(), 20 << 20);
     assert_eq!((status, kind.as_deref()), (500, Some("InternalServerException")), "{message}");
     assert!(message.contains("below the ledger's reserve of 16384 KiB"), "{message}");
     assert!(message.contains("nothing was written"), "{message}");
@@ -166,26 +173,8 @@ fn a_full_disk_inside_the_engine_stops_writes_never_hangs_and_a_rebuild_recovers
     let log = logs.path().join("serve.log");
     let host = Process::start_logging_to(&db, &["--disk-reserve-mib", "0"], &log);
     let root = host.root();
-    let mut acknowledged = vec![];
-    for n in 0..20 {
-        assert_eq!(create_kx_user(&root, n).0, 200);
-        acknowledged.push(n);
-    }
     // Leave 2 MiB: a few dozen more events fit, then the disk is full inside sled's write.
-    let filler = fs.path().join("filler");
-    let free = available_bytes(fs.path());
-    std::fs::write(&filler, vec![0u8; usize::try_from(free - 2 * 1024 * 1024).unwrap()]).unwrap();
-    let mut failure = None;
-    for n in 20..2000 {
-        match create_kx_user(&root, n) {
-            (200, _, _) => acknowledged.push(n),
-            refused => {
-                failure = Some(refused);
-                break;
-            }
-        }
-    }
-    let (status, kind, message) = failure.expect("the disk never filled");
+    let (filler, acknowledged, (status, kind, message)) = fill_until_refused(&root, fs.path(), 2 << 20);
     eprintln!("first failure after {} users: {status} {kind:?} {message}", acknowledged.len());
     assert_eq!((status, kind.as_deref()), (500, Some("InternalServerException")), "{message}");
     assert!(

@@ -39,6 +39,14 @@ fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
     found
 }
 
+/// Gives everything under `dir` the modes umask 022 gives: directories 0755, files 0644.
+fn loosen(dir: &Path) {
+    for (path, _) in modes(dir) {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
 fn assert_private(dir: &Path) {
     let found = modes(dir);
     assert!(found.len() >= 4, "the directory, db, conf, the mark and the lock: {found:?}");
@@ -92,10 +100,7 @@ fn an_existing_database_readable_by_others_is_tightened_on_open_and_said_so() {
     let db = parent.path().join("ledger.db");
     cli_under_umask_022(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
     // As a database made before this check, or copied with `cp -r` under umask 022, has it.
-    for (path, _) in modes(&db) {
-        let mode = if path.is_dir() { 0o755 } else { 0o644 };
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
+    loosen(&db);
     if let Some(read) = nobody_can_read(&db.join("db")) {
         assert!(read, "loosened, the data file is readable by nobody: the test would catch a leak");
     }
@@ -121,10 +126,7 @@ fn the_private_copy_of_a_read_only_open_is_its_owners_only() {
     let parent = open_parent();
     let db = parent.path().join("ledger.db");
     cli_under_umask_022(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
-    for (path, _) in modes(&db) {
-        let mode = if path.is_dir() { 0o755 } else { 0o644 };
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
+    loosen(&db);
     let copy = Directory::acquire(&db, OpenMode::ReadOnly).unwrap();
     assert_ne!(copy.path, db);
     assert_private(&copy.path);

@@ -27,15 +27,26 @@ fn address(url: &str) -> String {
     url.trim_start_matches("http://").to_owned()
 }
 
-/// A request signed with `key`, as raw HTTP/1.1 bytes (for sockets the test keeps open).
-fn signed_raw(url: &str, key: &AccessKeyPair, method: &str, service: &str, target: &str) -> Vec<u8> {
-    let mut headers = http::HeaderMap::new();
-    headers.insert("host", address(url).parse().unwrap());
+/// `method target` signed with `key` over host, `headers` and `signed_body`, as raw HTTP/1.1
+/// bytes with `sent_body` after them (for sockets the test keeps open or tampers with).
+fn signed_bytes(
+    url: &str,
+    key: &AccessKeyPair,
+    (method, service, target): (&str, &str, &str),
+    headers: &[(&'static str, String)],
+    signed_body: &[u8],
+    sent_body: &[u8],
+) -> Vec<u8> {
+    let mut map = http::HeaderMap::new();
+    map.insert("host", address(url).parse().unwrap());
+    for (name, value) in headers {
+        map.insert(*name, value.parse().unwrap());
+    }
     let received = user_ledger::server::sigv4::Received {
         method,
         target,
-        headers: &headers,
-        body: b"",
+        headers: &map,
+        body: signed_body,
         payload_hash: None,
     };
     let signed = user_ledger::server::sigv4::sign_headers(
@@ -48,11 +59,19 @@ fn signed_raw(url: &str, key: &AccessKeyPair, method: &str, service: &str, targe
     )
     .unwrap();
     let mut text = format!("{method} {target} HTTP/1.1\r\nhost: {}\r\n", address(url));
-    for (name, value) in signed {
+    for (name, value) in headers.iter().map(|(n, v)| (n.to_string(), v.clone())).chain(signed) {
         text += &format!("{name}: {value}\r\n");
     }
+    if !sent_body.is_empty() || method == "POST" {
+        text += &format!("content-length: {}\r\n", sent_body.len());
+    }
     text += "\r\n";
-    text.into_bytes()
+    [text.as_bytes(), sent_body].concat()
+}
+
+/// A bodiless request signed with `key`, as raw HTTP/1.1 bytes.
+fn signed_raw(url: &str, key: &AccessKeyPair, method: &str, service: &str, target: &str) -> Vec<u8> {
+    signed_bytes(url, key, (method, service, target), &[], b"", b"")
 }
 
 /// The status line and headers of the response on `socket` (read byte by byte up to the blank line).
@@ -303,40 +322,12 @@ fn serve_on_a_busy_port_fails_clearly_every_time() {
     }
 }
 
-/// A POST /user with `body`, signed over the headers given and `x-amz-content-sha256` of
-/// `signed_body`, as raw bytes, the body to send appended.
+/// A POST /user signed over `x-amz-content-sha256` of `signed_body`, sending `sent_body`.
 fn signed_with_payload_hash(url: &str, key: &AccessKeyPair, signed_body: &[u8], sent_body: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     let hash: String = sha2::Sha256::digest(signed_body).iter().map(|b| format!("{b:02x}")).collect();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("host", address(url).parse().unwrap());
-    headers.insert("x-amz-content-sha256", hash.parse().unwrap());
-    let received = user_ledger::server::sigv4::Received {
-        method: "POST",
-        target: "/user",
-        headers: &headers,
-        body: signed_body,
-        payload_hash: None,
-    };
-    let signed = user_ledger::server::sigv4::sign_headers(
-        received,
-        &key.access_key_id,
-        &key.secret_access_key,
-        "us-east-1",
-        FINSPACE_DATA,
-        SystemTime::now(),
-    )
-    .unwrap();
-    let mut text = format!(
-        "POST /user HTTP/1.1\r\nhost: {}\r\nx-amz-content-sha256: {hash}\r\ncontent-length: {}\r\n",
-        address(url),
-        sent_body.len()
-    );
-    for (name, value) in signed {
-        text += &format!("{name}: {value}\r\n");
-    }
-    text += "\r\n";
-    [text.as_bytes(), sent_body].concat()
+    let headers = [("x-amz-content-sha256", hash)];
+    signed_bytes(url, key, ("POST", FINSPACE_DATA, "/user"), &headers, signed_body, sent_body)
 }
 
 #[test]
