@@ -415,3 +415,17 @@ fn an_overlong_target_or_header_section_is_refused_in_aws_shape_and_logged() {
     assert_eq!(log.lines().filter(|l| l.contains("\"status\":414")).count(), 1, "{log}");
     assert_eq!(log.lines().filter(|l| l.contains("\"status\":431")).count(), 2, "{log}");
 }
+
+#[test]
+fn h2c_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(&dir.path().join("db"), &[]);
+    let mut socket = TcpStream::connect(address(&host.url)).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The HTTP/2 connection preface, then an empty SETTINGS frame, as an h2c client opens.
+    socket.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    // An HTTP/2 server answers with its own SETTINGS frame (type 4 in the fourth byte).
+    assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.1 "), "{:?}", String::from_utf8_lossy(&answer));
+}
