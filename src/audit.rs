@@ -102,7 +102,9 @@ impl fmt::Display for Fault {
                 write!(f, "time {time_ms} is before the previous entry's {previous_ms}")
             }
             Fault::Contradiction(why) => write!(f, "{why}"),
-            Fault::HeadMismatch { head_seq } => write!(f, "meta's head names seq {head_seq} or another hash"),
+            Fault::HeadMismatch { head_seq } => {
+                write!(f, "the tip's head names seq {head_seq} or another hash")
+            }
             Fault::ViewsDiffer { tree, key } => {
                 write!(f, "view {tree}[{key}] differs from the fold of the log")
             }
@@ -261,7 +263,8 @@ pub fn verify_since(
     if codec::recompute_hash(&bytes) != Some(digest.hash) || sealed.hash != digest.hash {
         return Ok(problem(Fault::DigestMismatch));
     }
-    let chain = Chain { next_seq: digest.seq + 1, prev_hash: digest.hash, prev_time: sealed.envelope.time_ms };
+    let chain =
+        Chain { next_seq: digest.seq + 1, prev_hash: digest.hash, prev_time: sealed.envelope.time_ms };
     let mut report = walk(entries, chain, None, progress, &mut |_, _| Ok(None))?;
     report.events -= digest.seq;
     Ok(report)

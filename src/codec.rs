@@ -108,7 +108,8 @@ pub fn chain_hash(prev_hash: &[u8; 32], body: &[u8]) -> [u8; 32] {
 
 /// Decodes a log entry as a backend's log walk yields it: (8-byte seq key, sealed bytes).
 pub fn unseal_entry((key, bytes): (Vec<u8>, Vec<u8>)) -> Result<Sealed> {
-    let seq = seq_of(&key).ok_or_else(|| Error::corrupt(format_args!("corrupt log: key of {} bytes", key.len())))?;
+    let seq = seq_of(&key)
+        .ok_or_else(|| Error::corrupt(format_args!("corrupt log: key of {} bytes", key.len())))?;
     unseal(seq, &bytes)
 }
 

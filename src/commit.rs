@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::backend::{Backend, Head};
 use crate::clock::Clock;
 use crate::decider::Limits;
 use crate::error::{Error, Failure, Result};
-use crate::idempotency::Response;
-use crate::backend::{Backend, Head};
 use crate::guard::guard;
+use crate::idempotency::Response;
 use crate::subscribe::Published;
 use crate::writer::{WriteRequest, Writer};
 

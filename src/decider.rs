@@ -327,7 +327,9 @@ pub fn authorize(state: &(impl State + ?Sized), caller: &Caller, access: Access)
 fn held_permissions(state: &(impl State + ?Sized), user_id: &str) -> Result<Vec<ApplicationPermission>> {
     let mut held = vec![];
     for group in state.groups_of(user_id)? {
-        for permission in state.permission_group(&group)?.map(|g| g.application_permissions).unwrap_or_default() {
+        for permission in
+            state.permission_group(&group)?.map(|g| g.application_permissions).unwrap_or_default()
+        {
             if !held.contains(&permission) {
                 held.push(permission);
             }
@@ -346,8 +348,11 @@ fn check_escalation(state: &(impl State + ?Sized), caller: &Caller, command: &Co
     if state.user(id)?.is_none_or(|me| me.user_type == UserType::SuperUser) {
         return Ok(());
     }
-    let denied = |why: String| Err(Error::AccessDenied { message: format!("Caller {id} is an APP_USER: {why}") });
-    let is_super = |user_id: &str| Ok::<_, Error>(state.user(user_id)?.is_some_and(|u| u.user_type == UserType::SuperUser));
+    let denied =
+        |why: String| Err(Error::AccessDenied { message: format!("Caller {id} is an APP_USER: {why}") });
+    let is_super = |user_id: &str| {
+        Ok::<_, Error>(state.user(user_id)?.is_some_and(|u| u.user_type == UserType::SuperUser))
+    };
     let beyond = |granted: &[ApplicationPermission]| -> Result<Option<ApplicationPermission>> {
         let held = held_permissions(state, id)?;
         Ok(granted.iter().find(|p| !held.contains(p)).copied())
@@ -372,12 +377,17 @@ fn check_escalation(state: &(impl State + ?Sized), caller: &Caller, command: &Co
             denied("Only a superuser can reset password for other users".into())
         }
         Command::CreateAccessKey { user_id, .. } => match beyond(&held_permissions(state, user_id)?)? {
-            Some(p) => denied(format!("a key of user {user_id} would grant {p}, which the caller does not hold")),
+            Some(p) => {
+                denied(format!("a key of user {user_id} would grant {p}, which the caller does not hold"))
+            }
             None => Ok(()),
         },
-        Command::CreatePermissionGroup { group: NewGroup { application_permissions: granted, .. }, .. }
+        Command::CreatePermissionGroup {
+            group: NewGroup { application_permissions: granted, .. }, ..
+        }
         | Command::UpdatePermissionGroup {
-            changes: GroupChanges { application_permissions: Some(granted), .. }, ..
+            changes: GroupChanges { application_permissions: Some(granted), .. },
+            ..
         } => match beyond(granted)? {
             Some(p) => denied(format!("it cannot grant {p}, which it does not hold itself")),
             None => Ok(()),
@@ -398,7 +408,12 @@ fn check_escalation(state: &(impl State + ?Sized), caller: &Caller, command: &Co
 /// Decides what events `command` by `caller` causes in `state`, or why it is refused.
 ///
 /// An empty list means the request succeeds and changes nothing (a no-op).
-pub fn decide(state: &(impl State + ?Sized), limits: &Limits, caller: &Caller, command: &Command) -> Result<Vec<Event>> {
+pub fn decide(
+    state: &(impl State + ?Sized),
+    limits: &Limits,
+    caller: &Caller,
+    command: &Command,
+) -> Result<Vec<Event>> {
     authorize(state, caller, command.access())?;
     check_escalation(state, caller, command)?;
     match command {
@@ -721,7 +736,9 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
         }
         Event::CredentialsRevoked { access_key_id, user_id } => {
             match views.temporary_credential(access_key_id)? {
-                Some(credential) if credential.user_id == *user_id => views.remove_temporary_credential(access_key_id),
+                Some(credential) if credential.user_id == *user_id => {
+                    views.remove_temporary_credential(access_key_id)
+                }
                 before => {
                     return Err(contradiction(
                         event,
@@ -771,7 +788,9 @@ pub fn no_such_user(event: &Event) -> Error {
         Event::UserAddedToGroup { permission_group_id, user_id } => {
             contradiction(event, format_args!("user {user_id} in group {permission_group_id}"), true)
         }
-        Event::AccessKeyCreated { user_id, .. } => contradiction(event, format_args!("user {user_id}"), false),
+        Event::AccessKeyCreated { user_id, .. } => {
+            contradiction(event, format_args!("user {user_id}"), false)
+        }
         // No other event names a second user.
         _ => contradiction(event, "its user", false),
     }
@@ -1574,15 +1593,23 @@ mod tests {
         };
         let group = |permissions: &[ApplicationPermission]| Command::CreatePermissionGroup {
             permission_group_id: "01NEW00000000000000000000".into(),
-            group: NewGroup { name: "new".into(), description: None, application_permissions: permissions.to_vec() },
+            group: NewGroup {
+                name: "new".into(),
+                description: None,
+                application_permissions: permissions.to_vec(),
+            },
         };
         let reset = |user_id: &str| Command::ResetUserPassword {
             user_id: user_id.into(),
             password_hash: "h".into(),
             sealed_password: vec![],
         };
-        let key = |user_id: &str| Command::CreateAccessKey { access_key_id: "ULAKX".into(), user_id: user_id.into() };
-        let denied = |why: &str| Err(Error::AccessDenied { message: format!("Caller {ALICE} is an APP_USER: {why}") });
+        let key = |user_id: &str| Command::CreateAccessKey {
+            access_key_id: "ULAKX".into(),
+            user_id: user_id.into(),
+        };
+        let denied =
+            |why: &str| Err(Error::AccessDenied { message: format!("Caller {ALICE} is an APP_USER: {why}") });
         let refused = [
             (super_user("01S"), "only a SUPER_USER creates a SUPER_USER".to_owned()),
             (change(ALICE, Some(UserType::SuperUser)), "only a SUPER_USER makes a user a SUPER_USER".into()),
@@ -1592,8 +1619,14 @@ mod tests {
                 change(ADMIN, Some(UserType::AppUser)),
                 format!("only a SUPER_USER may UpdateUser for SUPER_USER {ADMIN}"),
             ),
-            (Command::DisableUser { user_id: ADMIN.into() }, format!("only a SUPER_USER may DisableUser for SUPER_USER {ADMIN}")),
-            (Command::EnableUser { user_id: ADMIN.into() }, format!("only a SUPER_USER may EnableUser for SUPER_USER {ADMIN}")),
+            (
+                Command::DisableUser { user_id: ADMIN.into() },
+                format!("only a SUPER_USER may DisableUser for SUPER_USER {ADMIN}"),
+            ),
+            (
+                Command::EnableUser { user_id: ADMIN.into() },
+                format!("only a SUPER_USER may EnableUser for SUPER_USER {ADMIN}"),
+            ),
             (key(ADMIN), format!("only a SUPER_USER may CreateAccessKey for SUPER_USER {ADMIN}")),
             (reset(ADMIN), "Only a superuser can reset password for other users".into()),
             (reset(BOB), "Only a superuser can reset password for other users".into()),
@@ -1612,8 +1645,13 @@ mod tests {
                 "it cannot grant GetTemporaryCredentials, which it does not hold itself".into(),
             ),
             (
-                Command::AssociateUserToPermissionGroup { permission_group_id: audit_group.into(), user_id: ALICE.into() },
-                format!("permission group {audit_group} grants ViewAuditData, which the caller does not hold"),
+                Command::AssociateUserToPermissionGroup {
+                    permission_group_id: audit_group.into(),
+                    user_id: ALICE.into(),
+                },
+                format!(
+                    "permission group {audit_group} grants ViewAuditData, which the caller does not hold"
+                ),
             ),
         ];
         let (alice, admin) = (Caller::User(ALICE.into()), Caller::User(ADMIN.into()));
@@ -1621,7 +1659,10 @@ mod tests {
             let then = decide(&state, &Limits::default(), &alice, command);
             assert_eq!(then, denied(why), "{command:?}");
             for allowed in [&admin, &Caller::System] {
-                assert!(decide(&state, &Limits::default(), allowed, command).is_ok(), "{allowed:?} {command:?}");
+                assert!(
+                    decide(&state, &Limits::default(), allowed, command).is_ok(),
+                    "{allowed:?} {command:?}"
+                );
             }
         }
         // What stays within Alice's own permissions she may do.
@@ -1633,8 +1674,14 @@ mod tests {
             reset(ALICE),
             key(BOB),
             group(&[ApplicationPermission::ManageUsersAndGroups]),
-            Command::AssociateUserToPermissionGroup { permission_group_id: GROUP.into(), user_id: BOB.into() },
-            Command::DisassociateUserFromPermissionGroup { permission_group_id: audit_group.into(), user_id: BOB.into() },
+            Command::AssociateUserToPermissionGroup {
+                permission_group_id: GROUP.into(),
+                user_id: BOB.into(),
+            },
+            Command::DisassociateUserFromPermissionGroup {
+                permission_group_id: audit_group.into(),
+                user_id: BOB.into(),
+            },
         ] {
             assert!(decide(&state, &Limits::default(), &alice, &command).is_ok(), "{command:?}");
         }
@@ -1674,7 +1721,8 @@ mod tests {
             membership(disassociate, ALICE),
             Command::SignIn { user_id: id() },
         ];
-        let reset = Command::ResetUserPassword { user_id: id(), password_hash: id(), sealed_password: vec![] };
+        let reset =
+            Command::ResetUserPassword { user_id: id(), password_hash: id(), sealed_password: vec![] };
         assert_eq!(reset.access(), Access::Read, "whose password decides who may: check_escalation");
         for command in manage {
             assert_eq!(command.access(), Access::Manage, "{}", command.operation());

@@ -27,4 +27,3 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
         _ => "(no message)".to_owned(),
     }
 }
-

@@ -80,9 +80,10 @@ impl Response {
             Command::IssueCredentials { access_key_id, expires_ms } => {
                 Response::Credentials { access_key_id: access_key_id.clone(), expires_ms: *expires_ms }
             }
-            Command::ResetUserPassword { user_id, sealed_password, .. } => {
-                Response::PasswordIssued { user_id: user_id.clone(), sealed_password: sealed_password.clone() }
-            }
+            Command::ResetUserPassword { user_id, sealed_password, .. } => Response::PasswordIssued {
+                user_id: user_id.clone(),
+                sealed_password: sealed_password.clone(),
+            },
             Command::CreateUser { user_id, .. }
             | Command::UpdateUser { user_id, .. }
             | Command::EnableUser { user_id }
@@ -110,7 +111,7 @@ impl Response {
     }
 }
 
-/// What the `tokens` tree holds for one (operation, clientToken).
+/// The token record a backend keeps for one (operation, clientToken).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// Fingerprint of the whole validated request and its caller.

@@ -11,47 +11,133 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
-/// Declares the internal modules: private, or public but hidden under the `whitebox` feature,
-/// which only this crate's own tests, benches and fault harness turn on.
-macro_rules! internal {
-    ($($name:ident),* $(,)?) => {$(
-        #[cfg(feature = "whitebox")]
-        #[doc(hidden)]
-        pub mod $name;
-        #[cfg(not(feature = "whitebox"))]
-        mod $name;
-    )*};
-}
-
-internal!(
-    access_key,
-    audit,
-    backend,
-    clock,
-    codec,
-    commit,
-    decider,
-    domain,
-    error,
-    event,
-    guard,
-    idempotency,
-    ledger,
-    page,
-    password,
-    refold,
-    request,
-    seal,
-    subscribe,
-    validate,
-    spill,
-    views,
-    write,
-    writer,
-);
+// The internal modules: private, or public but hidden under the `whitebox` feature, which only
+// this crate's own tests, benches and fault harness turn on. Each is declared twice, plainly,
+// rather than through a macro, so that rustfmt (which does not look inside macro calls) sees
+// every file.
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod access_key;
+#[cfg(not(feature = "whitebox"))]
+mod access_key;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod audit;
+#[cfg(not(feature = "whitebox"))]
+mod audit;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod backend;
+#[cfg(not(feature = "whitebox"))]
+mod backend;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod clock;
+#[cfg(not(feature = "whitebox"))]
+mod clock;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod codec;
+#[cfg(not(feature = "whitebox"))]
+mod codec;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod commit;
+#[cfg(not(feature = "whitebox"))]
+mod commit;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod decider;
+#[cfg(not(feature = "whitebox"))]
+mod decider;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod domain;
+#[cfg(not(feature = "whitebox"))]
+mod domain;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod error;
+#[cfg(not(feature = "whitebox"))]
+mod error;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod event;
+#[cfg(not(feature = "whitebox"))]
+mod event;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod guard;
+#[cfg(not(feature = "whitebox"))]
+mod guard;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod idempotency;
+#[cfg(not(feature = "whitebox"))]
+mod idempotency;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod ledger;
+#[cfg(not(feature = "whitebox"))]
+mod ledger;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod page;
+#[cfg(not(feature = "whitebox"))]
+mod page;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod password;
+#[cfg(not(feature = "whitebox"))]
+mod password;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod refold;
+#[cfg(not(feature = "whitebox"))]
+mod refold;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod request;
+#[cfg(not(feature = "whitebox"))]
+mod request;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod seal;
+#[cfg(not(feature = "whitebox"))]
+mod seal;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod spill;
+#[cfg(not(feature = "whitebox"))]
+mod spill;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod subscribe;
+#[cfg(not(feature = "whitebox"))]
+mod subscribe;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod validate;
+#[cfg(not(feature = "whitebox"))]
+mod validate;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod views;
+#[cfg(not(feature = "whitebox"))]
+mod views;
 pub mod wire;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod write;
+#[cfg(not(feature = "whitebox"))]
+mod write;
+#[cfg(feature = "whitebox")]
+#[doc(hidden)]
+pub mod writer;
+#[cfg(not(feature = "whitebox"))]
+mod writer;
 
 pub use audit::{AsOf, Digest, Fault, Problem, Report};
 pub use backend::OpenMode;

@@ -121,7 +121,9 @@ fn fold_key(event: &Event) -> Vec<u8> {
         | Event::PrincipalKeyCreated { access_key_id, .. }
         | Event::PrincipalKeyDeleted { access_key_id, .. }
         | Event::CredentialsIssued { access_key_id, .. }
-        | Event::CredentialsRevoked { access_key_id, .. } => [b"a\0", access_key_id.as_bytes(), b"\0"].concat(),
+        | Event::CredentialsRevoked { access_key_id, .. } => {
+            [b"a\0", access_key_id.as_bytes(), b"\0"].concat()
+        }
         event => subject_prefix(event.subject()),
     }
 }
@@ -230,7 +232,8 @@ fn check_claims(claims: Merge, rows: &mut Sorter, first: &mut Option<Contradicti
     for record in claims {
         let (key, value) = record?;
         let (email, seq) = key.split_at(key.len().saturating_sub(8));
-        let (user_id, address, hash, time_ms): (UserId, String, [u8; 32], i64) = codec::decode("a claim", &value)?;
+        let (user_id, address, hash, time_ms): (UserId, String, [u8; 32], i64) =
+            codec::decode("a claim", &value)?;
         match &owner {
             Some((held, owner)) if held == email => {
                 let seq = codec::seq_of(seq).unwrap_or(0);
@@ -265,7 +268,10 @@ fn check_needs(needs: Merge, facts: Merge, first: &mut Option<Contradiction>) ->
         if created.is_none_or(|created| created >= seq) {
             let sealed = codec::unseal(seq, &bytes)?;
             let message = decider::no_such_user(&sealed.envelope.event).to_string();
-            keep_first(first, Contradiction { seq, message, hash: sealed.hash, time_ms: sealed.envelope.time_ms });
+            keep_first(
+                first,
+                Contradiction { seq, message, hash: sealed.hash, time_ms: sealed.envelope.time_ms },
+            );
         }
     }
     Ok(())

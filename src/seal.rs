@@ -46,7 +46,8 @@ fn aad(purpose: Purpose, subject: &str) -> Vec<u8> {
 /// Seals `secret` for `purpose` and `subject` (a user id) under `key`, with a random nonce.
 pub fn seal(key: &[u8; 32], purpose: Purpose, subject: &str, secret: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|e| Error::failed(Failure::Io, format_args!("no randomness: {e}")))?;
+    getrandom::fill(&mut nonce)
+        .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness: {e}")))?;
     let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
     let aad = aad(purpose, subject);
     let sealed = cipher
@@ -58,14 +59,21 @@ pub fn seal(key: &[u8; 32], purpose: Purpose, subject: &str, secret: &[u8]) -> R
 /// Opens what [`seal`] sealed; a value sealed under another key, for another purpose or subject,
 /// or damaged, is Corrupt (it does not open).
 pub fn open(key: &[u8; 32], purpose: Purpose, subject: &str, sealed: &[u8]) -> Result<Vec<u8>> {
-    let broken = || Error::corrupt(format_args!("a sealed {} of {subject} does not open", String::from_utf8_lossy(purpose.label())));
+    let broken = || {
+        Error::corrupt(format_args!(
+            "a sealed {} of {subject} does not open",
+            String::from_utf8_lossy(purpose.label())
+        ))
+    };
     let (&version, rest) = sealed.split_first().ok_or_else(broken)?;
     if version != VERSION || rest.len() < NONCE_LEN {
         return Err(broken());
     }
     let (nonce, body) = rest.split_at(NONCE_LEN);
     let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
-    cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: &aad(purpose, subject) }).map_err(|_| broken())
+    cipher
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: &aad(purpose, subject) })
+        .map_err(|_| broken())
 }
 
 /// [`seal`], as text: [`TEXT_PREFIX`] and base64.
@@ -82,7 +90,8 @@ pub fn open_text(key: &[u8; 32], purpose: Purpose, subject: &str, text: &str) ->
         .decode(encoded)
         .map_err(|_| Error::corrupt(format_args!("a sealed value of {subject} is not base64")))?;
     let opened = open(key, purpose, subject, &sealed)?;
-    String::from_utf8(opened).map_err(|_| Error::corrupt(format_args!("a sealed value of {subject} is not text")))
+    String::from_utf8(opened)
+        .map_err(|_| Error::corrupt(format_args!("a sealed value of {subject} is not text")))
 }
 
 #[cfg(test)]
@@ -95,15 +104,25 @@ mod tests {
         let text = seal_text(&key, Purpose::PasswordHash, "alice", "$argon2id$v=19$secret").unwrap();
         assert!(text.starts_with(TEXT_PREFIX) && !text.contains("argon2"), "{text}");
         assert_eq!(open_text(&key, Purpose::PasswordHash, "alice", &text).unwrap(), "$argon2id$v=19$secret");
-        assert_ne!(seal_text(&key, Purpose::PasswordHash, "alice", "x").unwrap(), seal_text(&key, Purpose::PasswordHash, "alice", "x").unwrap(), "a fresh nonce each time");
+        assert_ne!(
+            seal_text(&key, Purpose::PasswordHash, "alice", "x").unwrap(),
+            seal_text(&key, Purpose::PasswordHash, "alice", "x").unwrap(),
+            "a fresh nonce each time"
+        );
         for (key, purpose, subject) in [
             (seal_key(&[8; 32]), Purpose::PasswordHash, "alice"),
             (key, Purpose::TemporaryPassword, "alice"),
             (key, Purpose::PasswordHash, "bob"),
         ] {
-            assert_eq!(open_text(&key, purpose, subject, &text).unwrap_err().failure(), Some(Failure::Corrupt));
+            assert_eq!(
+                open_text(&key, purpose, subject, &text).unwrap_err().failure(),
+                Some(Failure::Corrupt)
+            );
         }
-        assert_eq!(open_text(&key, Purpose::PasswordHash, "alice", "$argon2id$legacy").unwrap(), "$argon2id$legacy");
+        assert_eq!(
+            open_text(&key, Purpose::PasswordHash, "alice", "$argon2id$legacy").unwrap(),
+            "$argon2id$legacy"
+        );
         let mut flipped = seal(&key, Purpose::PasswordHash, "alice", b"x").unwrap();
         flipped[30] ^= 1;
         assert!(open(&key, Purpose::PasswordHash, "alice", &flipped).is_err());

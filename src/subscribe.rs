@@ -7,10 +7,10 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::codec;
 use crate::commit::Shared;
 use crate::error::{Error, Result};
 use crate::event::Sealed;
-use crate::codec;
 use crate::guard::guard;
 
 /// What the writer publishes: the last seq subscribers may read, and whether more will come.

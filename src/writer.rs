@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use ulid::Ulid;
 
+use crate::backend::{Backend, Changeset, Head, Tip, ViewChange};
 use crate::codec;
 use crate::decider::{self, Command, Limits, State, Views};
 use crate::domain::{
@@ -17,7 +18,6 @@ use crate::domain::{
 use crate::error::{Error, Failure, Result};
 use crate::event::{Envelope, Event};
 use crate::idempotency::{self, Response, TokenRecord};
-use crate::backend::{Backend, Changeset, Head, Tip, ViewChange};
 use crate::refold::refold;
 use crate::views::{self, kx_key, ViewTree};
 
@@ -108,7 +108,12 @@ impl Writer {
     /// corrupt log is an error and changes nothing. Only rows that differ are written, so a
     /// rebuild of healthy views writes almost nothing. Meta marks the views as folded up to seq 0
     /// until the end, so a crash midway leaves them reported as lagging.
-    pub fn rebuild(&mut self, backend: &dyn Backend, fold_memory: usize, progress: &mut dyn FnMut(u64)) -> Result<Head> {
+    pub fn rebuild(
+        &mut self,
+        backend: &dyn Backend,
+        fold_memory: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Head> {
         let mut folded = refold(backend.log(1), None, fold_memory, progress)?;
         let report = folded.report.clone();
         if let Some(problem) = report.problem {
@@ -133,7 +138,12 @@ impl Writer {
 
     /// Sweeps the whole token table once, purging every expired record, a commit per
     /// `chunk` examined; returns how many were purged.
-    pub fn purge_expired_tokens(&mut self, backend: &dyn Backend, now_ms: i64, chunk: usize) -> Result<usize> {
+    pub fn purge_expired_tokens(
+        &mut self,
+        backend: &dyn Backend,
+        now_ms: i64,
+        chunk: usize,
+    ) -> Result<usize> {
         let now_ms = now_ms.max(self.head.time_ms);
         let (mut from, mut total) = (None, 0);
         loop {

@@ -205,7 +205,7 @@ fn on_disk_tampering_is_found_by_verify() {
     });
     assert_eq!(verify(&t).map(|p| p.seq), Some(6));
 
-    // A forged entry appended with a valid link: the chain holds, but meta's head does not name it.
+    // A forged entry appended with a valid link: the chain holds, but the tip's head does not name it.
     let (t, alice) = busy();
     let head = t.ledger.digest().unwrap();
     let t = tamper(t, |raw| {
@@ -220,7 +220,7 @@ fn on_disk_tampering_is_found_by_verify() {
         raw.put_log(10, &codec::seal(&forged, head.hash).0);
     });
     let status = t.ledger.views_status().unwrap();
-    assert_eq!(status, "the log ends at seq 10 but meta's head is at seq 9");
+    assert_eq!(status, "the log ends at seq 10 but the tip's head is at seq 9");
     assert_eq!(verify(&t), Some(Problem { seq: 10, fault: Fault::HeadMismatch { head_seq: 9 } }));
 }
 
@@ -269,7 +269,10 @@ fn views_that_lag_or_lead_the_log_are_reported_and_rebuild_repairs_them() {
     let accepted = Ledger::accept_log(Config::new(dir.path().join("db")).clock(clock.clone())).unwrap();
     assert_eq!(accepted.seq, 8);
     let t = TestLedger { ledger: open(&clock, &dir, OpenMode::Create).unwrap(), clock, dir };
-    assert_eq!(t.ledger.views_status().as_deref(), Some("the log ends at seq 8 but meta's head is at seq 9"));
+    assert_eq!(
+        t.ledger.views_status().as_deref(),
+        Some("the log ends at seq 8 but the tip's head is at seq 9")
+    );
     assert_eq!(t.ledger.rebuild_views(&mut |_| {}).unwrap(), 8);
     assert_eq!(verify(&t), None);
     assert_eq!(

@@ -120,8 +120,12 @@ impl Backend for MemoryBackend {
     }
 
     fn log(&self, from_seq: u64) -> Entries<'_> {
-        let entries: Vec<_> =
-            self.read().log.range(from_seq..).map(|(seq, bytes)| Ok((codec::seq_key(*seq).to_vec(), bytes.clone()))).collect();
+        let entries: Vec<_> = self
+            .read()
+            .log
+            .range(from_seq..)
+            .map(|(seq, bytes)| Ok((codec::seq_key(*seq).to_vec(), bytes.clone())))
+            .collect();
         Box::new(entries.into_iter())
     }
 
@@ -162,7 +166,12 @@ impl Backend for MemoryBackend {
         Ok(page(range.map(|(_, u)| u.clone()), limit))
     }
 
-    fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize) -> Result<Page<KxUser>> {
+    fn kx_users_after(
+        &self,
+        environment_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<KxUser>> {
         let memory = self.read();
         let users = memory.views.kx_users.iter().filter(|((env, name), _)| {
             env == environment_id && after.is_none_or(|after| name.as_str() > after)
@@ -179,17 +188,21 @@ impl Backend for MemoryBackend {
 
     fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
         let memory = self.read();
-        let members = memory.views.memberships.iter().filter(|(g, user)| {
-            g == group && after.is_none_or(|after| user.as_str() > after)
-        });
+        let members = memory
+            .views
+            .memberships
+            .iter()
+            .filter(|(g, user)| g == group && after.is_none_or(|after| user.as_str() > after));
         Ok(page(members.map(|(_, user)| user.clone()), limit))
     }
 
     fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         let memory = self.read();
-        let groups = memory.views.memberships.iter().filter(|(group, u)| {
-            u == user && after.is_none_or(|after| group.as_str() > after)
-        });
+        let groups = memory
+            .views
+            .memberships
+            .iter()
+            .filter(|(group, u)| u == user && after.is_none_or(|after| group.as_str() > after));
         Ok(page(groups.map(|(group, _)| group.clone()), limit))
     }
 
@@ -210,7 +223,11 @@ impl Backend for MemoryBackend {
         Box::new(rows.into_iter())
     }
 
-    fn replace_view(&self, view: ViewTree, rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>) -> Result<()> {
+    fn replace_view(
+        &self,
+        view: ViewTree,
+        rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<()> {
         let rows = rows.collect::<Result<Vec<_>>>()?;
         set_view(&mut self.write().views, view, rows)
     }
@@ -316,7 +333,8 @@ fn set_view(views: &mut MemViews, view: ViewTree, rows: Vec<(Vec<u8>, Vec<u8>)>)
                 .filter_map(|(k, _)| k.strip_prefix(b"g\0"))
                 .map(|rest| {
                     let text = key_text(rest)?;
-                    let (group, user) = text.split_once('\0').ok_or_else(|| Error::corrupt("a membership key"))?;
+                    let (group, user) =
+                        text.split_once('\0').ok_or_else(|| Error::corrupt("a membership key"))?;
                     Ok((group.to_owned(), user.to_owned()))
                 })
                 .collect::<Result<_>>()?
@@ -334,6 +352,9 @@ fn key_text(bytes: &[u8]) -> Result<String> {
 }
 
 /// Rows keyed by text, with decoded values.
-fn by_key<T: serde::de::DeserializeOwned>(what: &str, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<BTreeMap<String, T>> {
+fn by_key<T: serde::de::DeserializeOwned>(
+    what: &str,
+    rows: &[(Vec<u8>, Vec<u8>)],
+) -> Result<BTreeMap<String, T>> {
     rows.iter().map(|(key, value)| Ok((key_text(key)?, codec::decode(what, value)?))).collect()
 }

@@ -33,9 +33,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::decider::{State, Views};
-use crate::domain::{
-    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
-};
+use crate::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId};
 use crate::error::Result;
 use crate::event::Subject;
 use crate::idempotency::TokenRecord;
@@ -166,7 +164,9 @@ impl ViewChange {
             ViewChange::PutPrincipalKey(key) => put(views::principal_key_row(key)),
             ViewChange::RemovePrincipalKey(id) => remove(ViewTree::PrincipalKeys, id.as_bytes()),
             ViewChange::PutTemporaryCredential(c) => put(views::temporary_credential_row(c)),
-            ViewChange::RemoveTemporaryCredential(id) => remove(ViewTree::TemporaryCredentials, id.as_bytes()),
+            ViewChange::RemoveTemporaryCredential(id) => {
+                remove(ViewTree::TemporaryCredentials, id.as_bytes())
+            }
             ViewChange::Member(group, user, member) => views::membership_keys(group, user)
                 .into_iter()
                 .map(|key| ((ViewTree::Memberships, key), member.then(Vec::new)))
@@ -247,7 +247,8 @@ pub trait Backend: State + Send + Sync {
     /// Users with ids after `after`, at most `limit`.
     fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>>;
     /// Kdb users of an environment named after `after`, at most `limit`.
-    fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize) -> Result<Page<KxUser>>;
+    fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize)
+        -> Result<Page<KxUser>>;
     /// Permission groups with ids after `after`, at most `limit`.
     fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>>;
     /// Members of `group` after user `after`, at most `limit`.
@@ -264,7 +265,11 @@ pub trait Backend: State + Send + Sync {
     fn view_rows(&self, view: ViewTree) -> Entries<'_>;
     /// Makes `view` hold exactly `rows` (canonical, in key order: a rebuild); writes as little
     /// as it can.
-    fn replace_view(&self, view: ViewTree, rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>) -> Result<()>;
+    fn replace_view(
+        &self,
+        view: ViewTree,
+        rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<()>;
     /// Bytes the database uses on disk.
     fn size_on_disk(&self) -> Result<u64>;
 }

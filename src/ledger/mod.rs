@@ -10,17 +10,17 @@ mod settings;
 
 use crate::access_key;
 use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
-use crate::clock::{Clock, SystemClock};
-use crate::commit::{BatchReport, CommitHook, Durability, Flusher, Hooks, Pipeline, Shared, SyncHook};
-use crate::decider::{self, Access, Command, Limits};
 use crate::backend::sled::directory::Directory;
 use crate::backend::sled::{Opened, SledBackend};
 use crate::backend::{Backend, Head, OpenMode};
+use crate::clock::{Clock, SystemClock};
 use crate::codec;
-use crate::guard::guard;
+use crate::commit::{BatchReport, CommitHook, Durability, Flusher, Hooks, Pipeline, Shared, SyncHook};
+use crate::decider::{self, Access, Command, Limits};
 use crate::domain::{AccessKey, AccessKeyPair, Caller, Identity, KxUser, PrincipalKey, User};
 use crate::error::{Error, Failure, Result, Rule};
 use crate::event::{Sealed, Subject};
+use crate::guard::guard;
 use crate::idempotency::{self, Response, TokenRecord};
 use crate::page::PageTokens;
 use crate::password::SignInLimiter;
@@ -96,7 +96,7 @@ pub const DEFAULT_REBUILD_CHUNK: usize = 10_000;
 pub const MAX_QUEUE_CAPACITY: i64 = 1 << 20;
 /// The largest batch a config may ask for.
 pub const MAX_BATCH: i64 = 1 << 16;
-/// The longest a clientToken may be remembered: a year (longer would only grow the tokens tree,
+/// The longest a clientToken may be remembered: a year (longer would only grow the token records,
 /// and far longer overflows the expiry's arithmetic).
 pub const MAX_TOKEN_TTL_MS: i64 = 366 * 24 * 60 * 60 * 1000;
 
@@ -331,11 +331,12 @@ impl Ledger {
         let ledger = Self::open_accepting(config, true)?;
         let shared = &ledger.inner.shared;
         let _writer = shared.lock_writer();
-        let report = refold(shared.backend.log(1), None, ledger.inner.config.fold_memory, &mut |_| {})?.report;
+        let report =
+            refold(shared.backend.log(1), None, ledger.inner.config.fold_memory, &mut |_| {})?.report;
         if let Some(problem) = report.problem {
             return Err(Error::corrupt(format_args!("cannot accept the log: it is corrupt at {problem}")));
         }
-        // The log's own end: meta's head may still name an entry sled lost.
+        // The log's own end: the tip's head may still name an entry sled lost.
         let head = Head { seq: report.head.seq, hash: report.head.hash, time_ms: report.time_ms };
         shared.backend.accept(head)?;
         Ok(report.head)
@@ -381,8 +382,10 @@ impl Ledger {
             let tip = backend.tip()?;
             let stale = settings::staleness(backend.as_ref(), &tip)?.or(failed_write);
             let page_secret = settings::page_secret(backend.as_ref())?;
-            let identity = settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
-            let environment_id = settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
+            let identity =
+                settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
+            let environment_id =
+                settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
             Ok((tip, stale, page_secret, identity, environment_id))
         })?;
         let read_only = config.mode == OpenMode::ReadOnly;
@@ -737,7 +740,7 @@ impl Ledger {
     }
 
     /// Verifies every link of the hash chain, that the log is dense and its times never
-    /// decrease, that meta's head names its end, that it extends `digest` (if given), and that
+    /// decrease, that the tip's head names its end, that it extends `digest` (if given), and that
     /// the views equal a fresh fold of the log. Writes wait meanwhile; reads do not.
     pub fn verify(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         guarded(|| self.verify_unguarded(digest, progress))
@@ -767,7 +770,7 @@ impl Ledger {
         Ok(report)
     }
 
-    /// Verifies the log alone: every link of the chain, density, times, that meta's head names
+    /// Verifies the log alone: every link of the chain, density, times, that the tip's head names
     /// its end and that it extends `digest` (if given); not the views. Writes wait meanwhile.
     pub fn verify_chain(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         guarded(|| {
@@ -779,7 +782,7 @@ impl Ledger {
     }
 
     /// Verifies only what was appended since `digest`, a point an auditor verified and kept: the
-    /// entry there is unchanged and every later one chains onto it, up to meta's head. Takes
+    /// entry there is unchanged and every later one chains onto it, up to the tip's head. Takes
     /// time in proportion to what is new; `report.events` counts the entries checked.
     pub fn verify_since(&self, digest: Digest, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         guarded(|| {
@@ -795,7 +798,7 @@ impl Ledger {
     }
 
     /// Adds to a sound chain's report what its end must also be: what the acknowledgement mark
-    /// recorded, and meta's head.
+    /// recorded, and the tip's head.
     fn check_end(&self, report: &mut Report, head: Head) {
         if report.problem.is_some() {
             return;

@@ -6,8 +6,8 @@ use crate::domain::{email_key, Caller, User, UserStatus};
 use crate::error::{Error, Result};
 use crate::idempotency::Response;
 use crate::password;
-use crate::seal::{self, Purpose};
 use crate::request::{validate_client_token, validate_user_id, ResetUserPasswordResponse};
+use crate::seal::{self, Purpose};
 use crate::write::unexpected;
 
 /// A hash to check passwords against when there is no user, so that an unknown email costs the
@@ -32,21 +32,28 @@ impl Ledger {
         let hash = password::hash(&temporary_password)?;
         let command = Command::ResetUserPassword {
             password_hash: seal::seal_text(key, Purpose::PasswordHash, &user_id, &hash)?,
-            sealed_password: seal::seal(key, Purpose::TemporaryPassword, &user_id, temporary_password.as_bytes())?,
+            sealed_password: seal::seal(
+                key,
+                Purpose::TemporaryPassword,
+                &user_id,
+                temporary_password.as_bytes(),
+            )?,
             user_id,
         };
         match self.command(caller, client_token, command)? {
             Response::PasswordIssued { user_id, sealed_password } => {
                 let opened = seal::open(key, Purpose::TemporaryPassword, &user_id, &sealed_password)?;
-                let temporary_password = String::from_utf8(opened)
-                    .map_err(|_| Error::corrupt(format_args!("the temporary password of {user_id} is not text")))?;
+                let temporary_password = String::from_utf8(opened).map_err(|_| {
+                    Error::corrupt(format_args!("the temporary password of {user_id} is not text"))
+                })?;
                 Ok(ResetUserPasswordResponse { user_id, temporary_password })
             }
             // A record written before passwords were kept for retries.
             Response::PasswordReset { .. } => Err(Error::Conflict {
-                message: "The temporary password of this clientToken was issued by an older version, which did \
+                message:
+                    "The temporary password of this clientToken was issued by an older version, which did \
                           not keep it; reset the password again with a new clientToken"
-                    .into(),
+                        .into(),
                 reason: Some("TEMPORARY_PASSWORD_ALREADY_ISSUED".into()),
             }),
             other => Err(unexpected(other)),
@@ -70,7 +77,8 @@ impl Ledger {
         })?;
         let found = match found {
             Some((user, sealed)) => {
-                let hash = seal::open_text(&self.inner.seal_key, Purpose::PasswordHash, &user.user_id, &sealed)?;
+                let hash =
+                    seal::open_text(&self.inner.seal_key, Purpose::PasswordHash, &user.user_id, &sealed)?;
                 Some((user, hash))
             }
             None => None,

@@ -45,7 +45,9 @@ pub fn identity(
         return Ok(identity);
     };
     let identity: Identity = codec::decode("meta identity", &bytes)?;
-    for (what, stored, given) in [("region", &identity.region, region), ("account", &identity.account, account)] {
+    for (what, stored, given) in
+        [("region", &identity.region, region), ("account", &identity.account, account)]
+    {
         if let Some(given) = given.filter(|g| g != stored) {
             return Err(Error::internal(format_args!(
                 "database at {} was created for {what} {stored}; it cannot be reopened for {what} {given}",
@@ -81,7 +83,7 @@ pub fn staleness(backend: &dyn Backend, tip: &Tip) -> Result<Option<String>> {
     let last = backend.last_seq()?;
     let (head, views) = (tip.head.seq, tip.views_seq);
     Ok(if last != head {
-        Some(format!("the log ends at seq {last} but meta's head is at seq {head}"))
+        Some(format!("the log ends at seq {last} but the tip's head is at seq {head}"))
     } else if views != head {
         let how = if views < head { "lag" } else { "lead" };
         Some(format!("the views {how} the log: folded up to seq {views}, the log ends at seq {last}"))

@@ -1,5 +1,5 @@
-//! The routes: the 11 FinSpace operations at the model's methods and URIs, and the root-only
-//! admin routes (`/ledger/…`) the CLI reaches with `--endpoint-url`.
+//! The routes: the 22 FinSpace user-management operations at the model's methods and URIs, and
+//! the root-only admin routes (`/ledger/…`) the CLI reaches with `--endpoint-url`.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -18,9 +18,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Failure, Result};
 use super::{files as sled_files, mark};
 use crate::backend::OpenMode;
+use crate::error::{Error, Failure, Result};
 
 /// The lock file's name in the database directory.
 pub const LOCK_FILE: &str = "ledger.lock";
@@ -69,8 +69,13 @@ impl Directory {
             .open(&lock_path)
             .map_err(|e| cannot(path, "lock", &e))?;
         wait_for(path, || file.try_lock())?;
-        let mut dir =
-            Directory { path: path.to_owned(), shown: path.to_owned(), _lock: Some(file), _copy: None, tightened: vec![] };
+        let mut dir = Directory {
+            path: path.to_owned(),
+            shown: path.to_owned(),
+            _lock: Some(file),
+            _copy: None,
+            tightened: vec![],
+        };
         // A new database is tightened silently: only an existing one's looser modes are news.
         let tightened = dir.tighten()?;
         if existed {
@@ -107,7 +112,13 @@ impl Directory {
             Error::failed(Failure::Io, format_args!("cannot copy {} to read it: {e}", path.display()))
         })?;
         let copied = copy.path().to_owned();
-        let dir = Directory { path: copied, shown: path.to_owned(), _lock: None, _copy: Some(copy), tightened: vec![] };
+        let dir = Directory {
+            path: copied,
+            shown: path.to_owned(),
+            _lock: None,
+            _copy: Some(copy),
+            tightened: vec![],
+        };
         // tempfile makes the directory 0700; the copied files keep the source's modes until here.
         dir.tighten()?;
         Ok(dir)

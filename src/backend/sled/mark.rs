@@ -14,9 +14,9 @@
 //! A crash during a write can tear only the slot after it; damage anywhere else is an error.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Failure, Result};

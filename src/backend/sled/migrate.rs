@@ -90,7 +90,8 @@ fn from_format_1(backend: &SledBackend) -> Result<()> {
             tree.insert(layout::meta_key(name), value)?;
         }
     }
-    let head: Head = meta.get("head")?.map(|v| codec::decode("meta head", &v)).transpose()?.unwrap_or_default();
+    let head: Head =
+        meta.get("head")?.map(|v| codec::decode("meta head", &v)).transpose()?.unwrap_or_default();
     let views_seq: u64 =
         meta.get("views_seq")?.map(|v| codec::decode("meta views_seq", &v)).transpose()?.unwrap_or(0);
     tree.insert(layout::meta_key(layout::TIP), codec::encode(&Tip { head, views_seq }))?;

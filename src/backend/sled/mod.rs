@@ -85,7 +85,9 @@ impl Drop for SledBackend {
             // hangs. (If it does hang, sled's file lock stays held and a reopen needs a new
             // process; what was acknowledged is on disk already.)
             // SAFETY: neither field is used after this; each is taken once.
-            let (db, tree) = unsafe { (std::mem::ManuallyDrop::take(&mut self.db), std::mem::ManuallyDrop::take(&mut self.tree)) };
+            let (db, tree) = unsafe {
+                (std::mem::ManuallyDrop::take(&mut self.db), std::mem::ManuallyDrop::take(&mut self.tree))
+            };
             let _ = std::thread::Builder::new().name("sled-close".into()).spawn(move || drop((tree, db)));
         } else {
             // SAFETY: neither field is used after this; each is dropped once.
@@ -294,7 +296,11 @@ impl SledBackend {
     /// in memory, and a rebuild from empty views writes millions of rows (a 1M-user rebuild
     /// grew to 8 GB before). The walk over the stored rows restarts after the last key it
     /// settled, so it never meets the rows it wrote itself.
-    fn reconcile(&self, view: ViewTree, wanted: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>) -> Result<()> {
+    fn reconcile(
+        &self,
+        view: ViewTree,
+        wanted: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<()> {
         let mut wanted = wanted.peekable();
         let mut settled: Option<Vec<u8>> = None;
         loop {
@@ -360,18 +366,23 @@ impl SledBackend {
     }
 
     /// The rows of `view` after key `after` (from the first if `None`), in key order.
-    fn rows_after(&self, view: ViewTree, after: Option<&[u8]>) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+    fn rows_after(
+        &self,
+        view: ViewTree,
+        after: Option<&[u8]>,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
         let prefix = layout::view_prefix(view);
         let lower = match after {
             Some(after) => Bound::Excluded(layout::view_key(view, after)),
             None => Bound::Included(prefix.to_vec()),
         };
-        self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)).take_while(move |entry| {
-            entry.as_ref().map_or(true, |(key, _)| key.starts_with(&prefix))
-        }).map(|entry| {
-            let (key, value) = entry?;
-            Ok((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()))
-        })
+        self.tree
+            .range::<Vec<u8>, _>((lower, Bound::Unbounded))
+            .take_while(move |entry| entry.as_ref().map_or(true, |(key, _)| key.starts_with(&prefix)))
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()))
+            })
     }
 }
 
@@ -479,7 +490,10 @@ impl Backend for SledBackend {
             return Ok(());
         }
         let free = fs2::available_space(&self.dir.path).map_err(|e| {
-            Error::failed(Failure::Io, format_args!("cannot read the free space of {}: {e}", self.path.display()))
+            Error::failed(
+                Failure::Io,
+                format_args!("cannot read the free space of {}: {e}", self.path.display()),
+            )
         })?;
         if free >= reserve {
             return Ok(());
@@ -573,7 +587,12 @@ impl Backend for SledBackend {
         self.page(ViewTree::Users, &[], after, limit, decode_user)
     }
 
-    fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize) -> Result<Page<KxUser>> {
+    fn kx_users_after(
+        &self,
+        environment_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<KxUser>> {
         let prefix = kx_key(environment_id, "");
         let after = after.map(|name| kx_key(environment_id, name));
         self.page(ViewTree::KxUsers, &prefix, after.as_deref(), limit, decode_kx_user)
@@ -596,7 +615,9 @@ impl Backend for SledBackend {
     }
 
     fn access_keys(&self) -> Result<Vec<AccessKey>> {
-        self.rows(ViewTree::AccessKeys).map(|row| row.and_then(|(k, v)| decode_row(ViewTree::AccessKeys, &k, &v))).collect()
+        self.rows(ViewTree::AccessKeys)
+            .map(|row| row.and_then(|(k, v)| decode_row(ViewTree::AccessKeys, &k, &v)))
+            .collect()
     }
 
     fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
@@ -613,7 +634,11 @@ impl Backend for SledBackend {
         Box::new(self.rows(view))
     }
 
-    fn replace_view(&self, view: ViewTree, rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>) -> Result<()> {
+    fn replace_view(
+        &self,
+        view: ViewTree,
+        rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<()> {
         self.reconcile(view, rows)
     }
 
