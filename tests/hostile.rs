@@ -429,3 +429,22 @@ fn h2c_is_not_served() {
     // An HTTP/2 server answers with its own SETTINGS frame (type 4 in the fourth byte).
     assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.1 "), "{:?}", String::from_utf8_lossy(&answer));
 }
+
+#[test]
+fn the_body_budget_refuses_bodies_past_it_but_never_bodiless_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(&dir.path().join("db"), &["--body-budget-mib", "1"]);
+    // A body announced at 1 MiB and never finished holds the whole budget.
+    let mut hog = TcpStream::connect(address(&host.url)).unwrap();
+    hog.write_all(b"POST /user HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\n\r\n{").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let root = host.root();
+    let body = json!({ "emailAddress": "ana@example.com", "type": "APP_USER" }).to_string();
+    let refused = root.send("POST", FINSPACE_DATA, "/user", body.as_bytes()).unwrap();
+    assert_eq!((refused.status, refused.error_type()), (503, Some("ServiceUnavailableException")));
+    // A request without a body needs none of it.
+    expect(&root.send("GET", FINSPACE_DATA, "/user?maxResults=1", b"").unwrap(), 200);
+    drop(hog);
+    std::thread::sleep(Duration::from_millis(300));
+    expect(&root.send("POST", FINSPACE_DATA, "/user", body.as_bytes()).unwrap(), 200);
+}

@@ -201,7 +201,9 @@ async fn handle(host: Host, operation: Operation, request: Request) -> Response 
             return with_caller(refused.into_response(), operation, None);
         }
     };
-    let declared = content_length(&parts.headers);
+    // hyper knows a body's exact length (0 for a request with neither Content-Length nor
+    // chunked encoding); a chunked one counts as the most it may be.
+    let declared = axum::body::HttpBody::size_hint(&body).exact().and_then(|n| usize::try_from(n).ok());
     // The body's share of the budget is taken before a byte of it is read, and held until the
     // request is answered: unauthenticated bodies can never hold more than the budget.
     let share = u32::try_from(declared.unwrap_or(MAX_BODY).min(MAX_BODY).div_ceil(1024)).unwrap_or(u32::MAX);
@@ -265,11 +267,6 @@ async fn handle(host: Host, operation: Operation, request: Request) -> Response 
     };
     let response = answer(&host, &incoming, operation, &caller).await;
     with_caller(response.unwrap_or_else(IntoResponse::into_response), operation, Some(caller))
-}
-
-/// The body length a request declares, if it declares one that parses.
-fn content_length(headers: &axum::http::HeaderMap) -> Option<usize> {
-    headers.get("content-length")?.to_str().ok()?.parse().ok()
 }
 
 /// The body hash a client signed, when it sent one as SHA-256 hex (not `UNSIGNED-PAYLOAD`).
