@@ -7,6 +7,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An error as the FinSpace API would return it; `status()` and `wire_name()` give its HTTP form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A request member broke a rule of the API model (400).
     #[error("1 validation error detected: Value at '{field}' failed to satisfy constraint: {rule}")]
@@ -191,6 +192,7 @@ impl Error {
 
 /// A rule of the API model that a request member can break.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rule {
     /// The member is required but absent.
     Required,
