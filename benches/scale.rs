@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use user_ledger::backend::sled::{files, layout, FORMAT_VERSION};
 use user_ledger::backend::Tip;
-use user_ledger::{codec, Caller, Config, CreateUserRequest, Digest, Durability, Ledger, OpenMode, Subject};
+use user_ledger::{
+    core::codec, Caller, Config, CreateUserRequest, Digest, Durability, Ledger, OpenMode, Subject,
+};
 
 /// Bump when the ledgers this bench builds change, so cached ones are built anew.
 const GENERATOR: u32 = 1;

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use user_ledger::backend::sled::layout;
-use user_ledger::idempotency::{self, Response, TokenRecord};
+use user_ledger::core::idempotency::{self, Response, TokenRecord};
 use user_ledger::views::ViewTree;
-use user_ledger::{codec, Caller, Config, CreateUserRequest, Durability, Envelope, Event, Ledger};
+use user_ledger::{core::codec, Caller, Config, CreateUserRequest, Durability, Envelope, Event, Ledger};
 use user_ledger::{ApiAccess, User, UserStatus, UserType};
 
 /// How long and how big.

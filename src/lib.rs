@@ -11,15 +11,15 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
-// The internal modules: private, or public but hidden under the `whitebox` feature, which only
-// this crate's own tests, benches and fault harness turn on. Each is declared twice, plainly,
-// rather than through a macro, so that rustfmt (which does not look inside macro calls) sees
-// every file.
+// The internal modules, one folder a layer (README.md, "Layout"): private, or public but hidden
+// under the `whitebox` feature, which only this crate's own tests, benches and fault harness turn
+// on. Each is declared twice, plainly, rather than through a macro, so that rustfmt (which does
+// not look inside macro calls) sees every file.
 #[cfg(feature = "whitebox")]
 #[doc(hidden)]
-pub mod access_key;
+pub mod api;
 #[cfg(not(feature = "whitebox"))]
-mod access_key;
+mod api;
 #[cfg(feature = "whitebox")]
 #[doc(hidden)]
 pub mod audit;
@@ -32,29 +32,14 @@ pub mod backend;
 mod backend;
 #[cfg(feature = "whitebox")]
 #[doc(hidden)]
-pub mod clock;
+pub mod core;
 #[cfg(not(feature = "whitebox"))]
-mod clock;
+mod core;
 #[cfg(feature = "whitebox")]
 #[doc(hidden)]
-pub mod codec;
+pub mod credentials;
 #[cfg(not(feature = "whitebox"))]
-mod codec;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod commit;
-#[cfg(not(feature = "whitebox"))]
-mod commit;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod decider;
-#[cfg(not(feature = "whitebox"))]
-mod decider;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod domain;
-#[cfg(not(feature = "whitebox"))]
-mod domain;
+mod credentials;
 #[cfg(feature = "whitebox")]
 #[doc(hidden)]
 pub mod error;
@@ -62,101 +47,32 @@ pub mod error;
 mod error;
 #[cfg(feature = "whitebox")]
 #[doc(hidden)]
-pub mod event;
-#[cfg(not(feature = "whitebox"))]
-mod event;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod guard;
-#[cfg(not(feature = "whitebox"))]
-mod guard;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod idempotency;
-#[cfg(not(feature = "whitebox"))]
-mod idempotency;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
 pub mod ledger;
 #[cfg(not(feature = "whitebox"))]
 mod ledger;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod page;
-#[cfg(not(feature = "whitebox"))]
-mod page;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod password;
-#[cfg(not(feature = "whitebox"))]
-mod password;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod refold;
-#[cfg(not(feature = "whitebox"))]
-mod refold;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod request;
-#[cfg(not(feature = "whitebox"))]
-mod request;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod seal;
-#[cfg(not(feature = "whitebox"))]
-mod seal;
 #[cfg(feature = "server")]
 pub mod server;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod spill;
-#[cfg(not(feature = "whitebox"))]
-mod spill;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod subscribe;
-#[cfg(not(feature = "whitebox"))]
-mod subscribe;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod validate;
-#[cfg(not(feature = "whitebox"))]
-mod validate;
 #[cfg(feature = "whitebox")]
 #[doc(hidden)]
 pub mod views;
 #[cfg(not(feature = "whitebox"))]
 mod views;
-pub mod wire;
 #[cfg(feature = "whitebox")]
 #[doc(hidden)]
 pub mod write;
 #[cfg(not(feature = "whitebox"))]
 mod write;
-#[cfg(feature = "whitebox")]
-#[doc(hidden)]
-pub mod writer;
-#[cfg(not(feature = "whitebox"))]
-mod writer;
+pub use api::wire;
 
-pub use audit::{AsOf, Digest, Fault, Problem, Report};
-pub use backend::OpenMode;
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use commit::{BatchReport, Durability};
-pub use decider::{Access, Limits};
-pub use domain::{
+pub use crate::core::clock::{Clock, ManualClock, SystemClock};
+pub use crate::core::domain::{
     AccessKey, AccessKeyPair, ApiAccess, ApplicationPermission, Caller, GroupChanges, Identity, KxUser,
     MembershipStatus, NewGroup, NewUser, PermissionGroup, PrincipalKey, Tags, TemporaryCredential, User,
     UserChanges, UserStatus, UserType,
 };
-pub use error::{Error, Failure, Result, Rule};
-pub use event::{Envelope, Event, Sealed, Subject};
-pub use ledger::{
-    Config, Credential, Ledger, Stats, Temporary, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE,
-    DEFAULT_FOLD_MEMORY, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_REBUILD_CHUNK, MAX_BATCH,
-    MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
-};
-pub use request::{
+pub use crate::core::event::{Envelope, Event, Sealed, Subject};
+pub use crate::core::{Access, Limits};
+pub use api::request::{
     CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, DeleteKxUserResponse,
     GetPermissionGroupResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse,
     ListPermissionGroupsByUserResponse, ListPermissionGroupsResponse, ListUsersByPermissionGroupResponse,
@@ -164,11 +80,20 @@ pub use request::{
     ResetUserPasswordResponse, TemporaryCredentials, UpdateKxUserRequest, UpdatePermissionGroupRequest,
     UpdateUserRequest, UserByPermissionGroup, UserIdResponse,
 };
-pub use subscribe::Subscription;
-pub use write::{Write, Written};
+pub use api::write_op::{Write, Written};
+pub use audit::{AsOf, Digest, Fault, Problem, Report};
+pub use backend::OpenMode;
+pub use error::{Error, Failure, Result, Rule};
+pub use ledger::{
+    Config, Credential, Ledger, Stats, Temporary, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE,
+    DEFAULT_FOLD_MEMORY, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_REBUILD_CHUNK, MAX_BATCH,
+    MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
+};
+pub use write::subscribe::Subscription;
+pub use write::{BatchReport, Durability};
 
 #[doc(hidden)]
-pub use guard::panic_message;
+pub use backend::guard::panic_message;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -9,9 +9,9 @@ use common::raw::Raw;
 use common::{TestLedger, SYSTEM, T0};
 use proptest::prelude::*;
 use tempfile::TempDir;
+use user_ledger::audit::refold;
 use user_ledger::audit::{self, Chain};
-use user_ledger::codec;
-use user_ledger::refold;
+use user_ledger::core::codec;
 use user_ledger::views::ViewTree;
 use user_ledger::{
     AsOf, Caller, Config, CreateKxUserRequest, CreateUserRequest, Digest, Durability, Envelope, Event,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{TestLedger, SYSTEM};
 use proptest::prelude::*;
-use user_ledger::refold;
+use user_ledger::audit::refold;
 use user_ledger::views::{MemViews, ViewTree};
 use user_ledger::{
     Caller, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Durability, Error, Event,

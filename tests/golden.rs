@@ -17,7 +17,7 @@ use user_ledger::audit;
 use user_ledger::backend::{Head, Tip};
 use user_ledger::views::MemViews;
 use user_ledger::{
-    codec, wire, Caller, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Ledger,
+    core::codec, wire, Caller, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Ledger,
     UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
 };
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{TestLedger, SYSTEM, T0};
 use proptest::prelude::*;
-use user_ledger::idempotency::{Response, TokenRecord};
+use user_ledger::core::idempotency::{Response, TokenRecord};
 use user_ledger::{CreateUserRequest, Error, UpdateUserRequest, UserStatus};
 
 const MINUTE: i64 = 60_000;

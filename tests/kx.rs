@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestLedger, SYSTEM, T0};
-use user_ledger::idempotency::Response;
+use user_ledger::core::idempotency::Response;
 use user_ledger::views::MemViews;
 use user_ledger::{
     Caller, Config, CreateKxUserRequest, CreateUserRequest, DeleteKxUserResponse, Error, Event,

@@ -7,12 +7,14 @@ use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{Backend, Changeset, Entries, Head, Page, Tip};
-use crate::codec;
-use crate::decider::State;
-use crate::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId};
+use crate::core::codec;
+use crate::core::domain::{
+    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
+use crate::core::event::Subject;
+use crate::core::idempotency::TokenRecord;
+use crate::core::State;
 use crate::error::{Error, Result};
-use crate::event::Subject;
-use crate::idempotency::TokenRecord;
 use crate::views::{subject_prefix, MemViews, ViewTree};
 
 /// A ledger's state in memory; lost when dropped.

@@ -29,16 +29,22 @@
 //! - **Durability**: a committed PostgreSQL transaction is already durable (`synchronous_commit
 //!   = on`), so `sync` is a no-op there; the acknowledgement mark, which guards against sled's
 //!   silent truncation, is the sled backend's own business.
+//!
+//! Invariant: a backend persists and indexes and decides nothing; a commit is all or nothing, and
+//! nothing here names the layers above it (the handle, the write path, the host).
 
 use serde::{Deserialize, Serialize};
 
-use crate::decider::{State, Views};
-use crate::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId};
+use crate::core::domain::{
+    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
+use crate::core::event::Subject;
+use crate::core::idempotency::TokenRecord;
+use crate::core::{State, Views};
 use crate::error::Result;
-use crate::event::Subject;
-use crate::idempotency::TokenRecord;
 use crate::views::{self, Row, ViewTree};
 
+pub mod guard;
 #[cfg(feature = "whitebox")]
 pub mod memory;
 pub mod sled;
@@ -238,7 +244,7 @@ pub trait Backend: State + Send + Sync {
     fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
     /// The seqs of the events about `subject`, in order.
     fn history(&self, subject: Subject) -> Result<Vec<u64>>;
-    /// The token record under `key` (see [`crate::idempotency::token_key`]), expired or not.
+    /// The token record under `key` (see [`crate::core::idempotency::token_key`]), expired or not.
     fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>>;
     /// Up to `limit` token records with keys after `after`, in key order.
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;

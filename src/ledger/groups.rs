@@ -1,17 +1,17 @@
 //! The permission group operations of the ledger: groups, memberships, and the listings of both.
 
 use super::Ledger;
-use crate::decider::State;
-use crate::domain::{Caller, MembershipStatus};
-use crate::error::{Error, Result, Rule};
-use crate::request::{
+use crate::api::request::{
     validate_permission_group_id, validate_user_id, CreatePermissionGroupRequest, DeleteKxUserResponse,
     GetPermissionGroupResponse, ListPermissionGroupsByUserResponse, ListPermissionGroupsResponse,
     ListUsersByPermissionGroupResponse, PermissionGroupByUser, PermissionGroupIdResponse,
     UpdatePermissionGroupRequest, UserByPermissionGroup,
 };
-use crate::validate;
-use crate::write::{unexpected, Write, Written};
+use crate::api::validate;
+use crate::api::write_op::{unexpected, Write, Written};
+use crate::core::domain::{Caller, MembershipStatus};
+use crate::core::State;
+use crate::error::{Error, Result, Rule};
 
 const GROUPS_SCOPE: &str = "groups";
 

@@ -1,4 +1,7 @@
 //! The public handle: validates requests, commits them through the writer, serves reads.
+//!
+//! Invariant: every change goes through the write path as a validated command, every read through
+//! the views, and every public method names only types a user can name.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,35 +11,35 @@ mod groups;
 mod passwords;
 mod settings;
 
-use crate::access_key;
-use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
-use crate::backend::sled::directory::Directory;
-use crate::backend::sled::{Opened, SledBackend};
-use crate::backend::{Backend, Head, OpenMode};
-use crate::clock::{Clock, SystemClock};
-use crate::codec;
-use crate::commit::{BatchReport, CommitHook, Durability, Flusher, Hooks, Pipeline, Shared, SyncHook};
-use crate::decider::{self, Access, Command, Limits};
-use crate::domain::{AccessKey, AccessKeyPair, Caller, Identity, KxUser, PrincipalKey, User};
-use crate::error::{Error, Failure, Result, Rule};
-use crate::event::{Sealed, Subject};
-use crate::guard::guard;
-use crate::idempotency::{self, Response, TokenRecord};
-use crate::page::PageTokens;
-use crate::password::SignInLimiter;
-use crate::refold::refold;
-pub use crate::refold::DEFAULT_FOLD_MEMORY;
-use crate::request::{
+use crate::api::page::PageTokens;
+use crate::api::request::{
     validate_environment_id, validate_kx_user_path, validate_user_id, CreateKxUserRequest, CreateUserRequest,
     DeleteKxUserResponse, KxUserResponse, KxUserSummary, ListKxUsersResponse, ListUsersResponse,
     UpdateKxUserRequest, UpdateUserRequest, UserIdResponse,
 };
-use crate::request::{ProgrammaticCredentials, TemporaryCredentials};
-use crate::subscribe::Subscription;
-use crate::validate;
+use crate::api::request::{ProgrammaticCredentials, TemporaryCredentials};
+use crate::api::validate;
+use crate::api::write_op::{unexpected, written, Write, Written};
+use crate::audit::refold::refold;
+pub use crate::audit::refold::DEFAULT_FOLD_MEMORY;
+use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
+use crate::backend::guard::guard;
+use crate::backend::sled::directory::Directory;
+use crate::backend::sled::{Opened, SledBackend};
+use crate::backend::{Backend, Head, OpenMode};
+use crate::core::clock::{Clock, SystemClock};
+use crate::core::codec;
+use crate::core::domain::{AccessKey, AccessKeyPair, Caller, Identity, KxUser, PrincipalKey, User};
+use crate::core::event::{Sealed, Subject};
+use crate::core::idempotency::{self, Response, TokenRecord};
+use crate::core::{self, Access, Command, Limits};
+use crate::credentials::access_key;
+use crate::credentials::password::SignInLimiter;
+use crate::error::{Error, Failure, Result, Rule};
 use crate::views::{MemViews, Rows, ViewTree};
-use crate::write::{unexpected, written, Write, Written};
-use crate::writer::{WriteRequest, Writer, PURGE_PER_COMMIT};
+use crate::write::batch::{WriteRequest, Writer, PURGE_PER_COMMIT};
+use crate::write::subscribe::Subscription;
+use crate::write::{BatchReport, CommitHook, Durability, Flusher, Hooks, Pipeline, Shared, SyncHook};
 
 /// How to open a ledger.
 #[derive(Debug, Clone)]
@@ -413,7 +416,7 @@ impl Ledger {
                 pages: PageTokens::new(page_secret),
                 sign_ins: SignInLimiter::default(),
                 key_secret: access_key::secret_key(&page_secret),
-                seal_key: crate::seal::seal_key(&page_secret),
+                seal_key: crate::core::seal::seal_key(&page_secret),
                 lost,
                 tightened,
                 pipeline,
@@ -714,7 +717,7 @@ impl Ledger {
     /// for hosts that serve the audit reads, which take no caller themselves.
     pub fn authorize(&self, caller: &Caller, access: Access) -> Result<()> {
         let shared = &self.inner.shared;
-        guarded(|| decider::authorize(shared.backend.as_ref(), caller, access))
+        guarded(|| core::authorize(shared.backend.as_ref(), caller, access))
     }
 
     /// The directory of the database.
@@ -989,7 +992,7 @@ impl Ledger {
         let shared = &self.inner.shared;
         shared.refuse_if_stale()?;
         guarded(|| {
-            decider::authorize(shared.backend.as_ref(), caller, Access::Read)?;
+            core::authorize(shared.backend.as_ref(), caller, Access::Read)?;
             read(shared.backend.as_ref())
         })
     }

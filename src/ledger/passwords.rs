@@ -1,14 +1,14 @@
 //! Passwords: ResetUserPassword, and the sign-in a host's login calls.
 
 use super::Ledger;
-use crate::decider::{Command, SIGN_IN_FAILED};
-use crate::domain::{email_key, Caller, User, UserStatus};
+use crate::api::request::{validate_client_token, validate_user_id, ResetUserPasswordResponse};
+use crate::api::write_op::unexpected;
+use crate::core::domain::{email_key, Caller, User, UserStatus};
+use crate::core::idempotency::Response;
+use crate::core::seal::{self, Purpose};
+use crate::core::{Command, SIGN_IN_FAILED};
+use crate::credentials::password;
 use crate::error::{Error, Result};
-use crate::idempotency::Response;
-use crate::password;
-use crate::request::{validate_client_token, validate_user_id, ResetUserPasswordResponse};
-use crate::seal::{self, Purpose};
-use crate::write::unexpected;
 
 /// A hash to check passwords against when there is no user, so that an unknown email costs the
 /// same time as a wrong password.

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::backend::{Backend, Tip};
-use crate::codec;
-use crate::domain::Identity;
+use crate::core::codec;
+use crate::core::domain::Identity;
 use crate::error::{Error, Result};
 
 const PAGE_SECRET: &str = "page_secret";

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::access_key::{self, ROOT_KEY_PREFIX};
-use crate::clock::{Clock, SystemClock};
-use crate::domain::{AccessKeyPair, Caller};
+use crate::core::clock::{Clock, SystemClock};
+use crate::core::domain::{AccessKeyPair, Caller};
+use crate::credentials::access_key::{self, ROOT_KEY_PREFIX};
 use crate::error::{Error, Failure, Result};
 use crate::ledger::Ledger;
 use crate::server::reply::ApiError;

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderValue};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
-use crate::domain::AccessKeyPair;
+use crate::core::domain::AccessKeyPair;
 use crate::error::{Error, Failure, Result};
 use crate::server::sigv4::{self, Received};
 

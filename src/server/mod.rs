@@ -2,6 +2,9 @@
 //! 1.43.116 sends them, SigV4-authenticated, plus root-only admin routes; and a signing client.
 //!
 //! Mount [`router`] in an axum app, or run [`serve`] (what `user-ledger serve` does).
+//!
+//! Invariant: nothing a client sends before it is authenticated costs more than a small, bounded
+//! amount (connections, header and body bytes, time), and every answer is in the AWS shape.
 
 mod auth;
 pub mod client;

@@ -10,9 +10,9 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use ulid::Ulid;
 
-use crate::commit::BatchReport;
 use crate::server::routes::Served;
 use crate::server::{ApiError, Host};
+use crate::write::BatchReport;
 
 /// The header carrying a request's id, on every response.
 pub const REQUEST_ID: &str = "x-amzn-requestid";

@@ -7,9 +7,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::api::wire;
 use crate::error::{Error, Rule};
 use crate::server::sigv4::Denied;
-use crate::wire;
 
 /// The header naming an error, which botocore reads the error code from.
 pub const ERROR_TYPE: &str = "x-amzn-errortype";
@@ -103,6 +103,6 @@ fn json_body(value: &serde_json::Value) -> ([(header::HeaderName, HeaderValue); 
 
 /// The answer to a request whose handler panicked: 500, and the host goes on serving.
 pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = crate::guard::panic_message(payload.as_ref());
+    let message = crate::backend::guard::panic_message(payload.as_ref());
     ApiError::internal(format!("the host panicked while handling the request: {message}")).into_response()
 }

@@ -17,19 +17,19 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::oneshot;
 
-use crate::decider::Access;
-use crate::domain::Caller;
-use crate::error::{Error, Rule};
-use crate::event::Subject;
-use crate::ledger::Ledger;
-use crate::request::{
+use crate::api::request::{
     CreateKxUserRequest, UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
 };
+use crate::api::wire;
+use crate::api::write_op::{Write, Written};
+use crate::core::domain::Caller;
+use crate::core::event::Subject;
+use crate::core::Access;
+use crate::error::{Error, Rule};
+use crate::ledger::Ledger;
 use crate::server::reply::{ok, ApiError};
 use crate::server::sigv4::Received;
 use crate::server::Host;
-use crate::wire;
-use crate::write::{Write, Written};
 
 /// The largest request body the host reads: 1 MiB.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -433,7 +433,7 @@ fn join_error(e: tokio::task::JoinError) -> ApiError {
     match e.try_into_panic() {
         Ok(payload) => ApiError::internal(format!(
             "the host panicked while handling the request: {}",
-            crate::guard::panic_message(payload.as_ref())
+            crate::backend::guard::panic_message(payload.as_ref())
         )),
         Err(e) => ApiError::internal(format!("the request was cancelled: {e}")),
     }
@@ -813,7 +813,7 @@ fn stream_log(ledger: Ledger, query: &Query, slot: StreamSlot) -> Result<Respons
     // serves requests (and user-key lookups). The slot bounds how many there are.
     let reader = move || {
         let _slot = slot;
-        let send = |entry: crate::error::Result<crate::event::Sealed>| {
+        let send = |entry: crate::error::Result<crate::core::event::Sealed>| {
             let line = entry.map(|e| format!("{}\n", wire::envelope_json(&e))).map_err(std::io::Error::other);
             let failed = line.is_err();
             sender.blocking_send(line).is_ok() && !failed

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use user_ledger::backend::sled::{files, layout};
 use user_ledger::backend::{Head, Tip};
-use user_ledger::codec;
+use user_ledger::core::codec;
 use user_ledger::views::ViewTree;
 
 /// The tree of a closed ledger's database.
@@ -127,7 +127,8 @@ pub fn to_format_1(path: &Path) {
             b'm' => drop(tree("meta").insert(rest, value).unwrap()),
             b'l' => drop(tree("log").insert(rest, value).unwrap()),
             b't' => {
-                let record: user_ledger::idempotency::TokenRecord = codec::decode("token", &value).unwrap();
+                let record: user_ledger::core::idempotency::TokenRecord =
+                    codec::decode("token", &value).unwrap();
                 let expiry = [&(record.expires_ms.max(0) as u64).to_be_bytes()[..], rest].concat();
                 tree("token_expiry").insert(expiry, &[]).unwrap();
                 tree("tokens").insert(rest, value).unwrap();

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::backend::guard::guard;
 use crate::error::{Error, Failure, Result};
-use crate::guard::guard;
 
 /// sled's data file in the database directory.
 pub const DATA_FILE: &str = "db";

@@ -12,7 +12,7 @@
 //! Format 1 (before 2026-11-24) kept each space in a tree of its own, the head and the views
 //! seq under two meta keys, and an expiry index beside the tokens: see [`super::migrate`].
 
-use crate::codec;
+use crate::core::codec;
 use crate::views::ViewTree;
 
 /// The tree that holds everything.

@@ -14,7 +14,7 @@ use ::sled::{Batch, Db, Tree};
 
 use super::{layout, SledBackend, FORMAT_VERSION};
 use crate::backend::{Head, Tip};
-use crate::codec;
+use crate::core::codec;
 use crate::error::{Error, Failure, Result};
 use crate::views::ViewTree;
 

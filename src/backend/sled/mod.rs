@@ -21,13 +21,15 @@ use self::directory::Directory;
 use self::files as sled_files;
 use self::mark::{Mark, MarkFile};
 use super::{Backend, Changeset, Entries, Head, Page, Tip};
-use crate::codec;
-use crate::decider::State;
-use crate::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId};
+use crate::backend::guard::guard;
+use crate::core::codec;
+use crate::core::domain::{
+    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
+use crate::core::event::Subject;
+use crate::core::idempotency::TokenRecord;
+use crate::core::State;
 use crate::error::{Error, Failure, Result};
-use crate::event::Subject;
-use crate::guard::guard;
-use crate::idempotency::TokenRecord;
 use crate::views::{
     groups_prefix, kx_count_key, kx_key, members_prefix, membership_keys, subject_prefix, ViewTree,
     ENABLED_USERS,

@@ -5,15 +5,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{
+use crate::api::validate::{
+    self, CLIENT_TOKEN, ENVIRONMENT_ID, GROUP_DESCRIPTION, GROUP_NAME, KX_CLIENT_TOKEN, KX_USER_NAME, NAME,
+    PERMISSION_GROUP_ID, ROLE_ARN, USER_ID,
+};
+use crate::core::domain::{
     ApiAccess, ApplicationPermission, GroupChanges, KxUser, MembershipStatus, NewGroup, NewUser,
     PermissionGroup, Tags, User, UserChanges, UserStatus, UserType,
 };
 use crate::error::Result;
-use crate::validate::{
-    self, CLIENT_TOKEN, ENVIRONMENT_ID, GROUP_DESCRIPTION, GROUP_NAME, KX_CLIENT_TOKEN, KX_USER_NAME, NAME,
-    PERMISSION_GROUP_ID, ROLE_ARN, USER_ID,
-};
 
 /// CreateUser (`POST /user`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

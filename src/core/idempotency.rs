@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
-use crate::decider::Command;
-use crate::domain::Caller;
+use crate::core::codec;
+use crate::core::domain::Caller;
+use crate::core::Command;
 use crate::error::{Error, Result};
 
 /// The default time a token is remembered: 10 minutes, as FinSpace promises.
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn fingerprints_cover_caller_and_members_but_not_the_generated_id() {
-        use crate::domain::{NewUser, UserType};
+        use crate::core::domain::{NewUser, UserType};
         let user = NewUser {
             email_address: "a@example.com".into(),
             user_type: UserType::AppUser,

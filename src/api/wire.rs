@@ -4,8 +4,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::audit::Report;
+use crate::core::event::Sealed;
 use crate::error::Error;
-use crate::event::Sealed;
 
 /// `value` as the API's JSON: members that are `null` (absent) are left out, at any depth.
 pub fn to_json(value: &impl Serialize) -> Value {

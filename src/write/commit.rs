@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::backend::guard::guard;
 use crate::backend::{Backend, Head};
-use crate::clock::Clock;
-use crate::decider::Limits;
+use crate::core::clock::Clock;
+use crate::core::idempotency::Response;
+use crate::core::Limits;
 use crate::error::{Error, Failure, Result};
-use crate::guard::guard;
-use crate::idempotency::Response;
-use crate::subscribe::Published;
-use crate::writer::{WriteRequest, Writer};
+use crate::write::batch::{WriteRequest, Writer};
+use crate::write::subscribe::Published;
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

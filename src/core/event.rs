@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::domain::{Caller, GroupChanges, GroupId, NewGroup, NewUser, Tags, UserChanges, UserId};
+use crate::core::domain::{Caller, GroupChanges, GroupId, NewGroup, NewUser, Tags, UserChanges, UserId};
 
 /// One state change. New variants go at the end: the codec numbers variants by position.
 ///

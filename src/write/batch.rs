@@ -9,16 +9,16 @@ use std::collections::BTreeMap;
 
 use ulid::Ulid;
 
+use crate::audit::refold::refold;
 use crate::backend::{Backend, Changeset, Head, Tip, ViewChange};
-use crate::codec;
-use crate::decider::{self, Command, Limits, State, Views};
-use crate::domain::{
+use crate::core::codec;
+use crate::core::domain::{
     AccessKey, Caller, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
+use crate::core::event::{Envelope, Event};
+use crate::core::idempotency::{self, Response, TokenRecord};
+use crate::core::{self, Command, Limits, State, Views};
 use crate::error::{Error, Failure, Result};
-use crate::event::{Envelope, Event};
-use crate::idempotency::{self, Response, TokenRecord};
-use crate::refold::refold;
 use crate::views::{self, kx_key, ViewTree};
 
 /// How many token records a commit examines for expiry on the side, at least; a commit that
@@ -224,7 +224,7 @@ impl<'s> Batch<'s> {
             }
             token = Some((key, fingerprint));
         }
-        let events = match decider::decide(self, limits, &request.caller, &request.command) {
+        let events = match core::decide(self, limits, &request.caller, &request.command) {
             Ok(events) => events,
             Err(e) => return refused(e),
         };

@@ -8,8 +8,8 @@ use std::fmt::Display;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::core::event::{Envelope, Sealed};
 use crate::error::{Error, Failure, Result};
-use crate::event::{Envelope, Sealed};
 
 /// The version byte of every encoded value and log entry (the encoding's version, not the
 /// sled layout's, which is `backend::sled::FORMAT_VERSION`); the only one this build reads.
@@ -126,8 +126,8 @@ pub fn seq_of(key: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Caller;
-    use crate::event::Event;
+    use crate::core::domain::Caller;
+    use crate::core::event::Event;
     use ulid::Ulid;
 
     fn envelope() -> Envelope {

@@ -7,11 +7,11 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::codec;
-use crate::commit::Shared;
+use crate::backend::guard::guard;
+use crate::core::codec;
+use crate::core::event::Sealed;
 use crate::error::{Error, Result};
-use crate::event::Sealed;
-use crate::guard::guard;
+use crate::write::Shared;
 
 /// What the writer publishes: the last seq subscribers may read, and whether more will come.
 #[derive(Debug, Default)]

@@ -1,13 +1,19 @@
 //! Materialized views: their canonical rows (what every backend's views must reproduce), and an
 //! in-memory fold of the log.
+//!
+//! Invariant: the views are a fold of the log and nothing else; the rows here are the one
+//! canonical form, so any two folds of the same log (in memory, on any backend, rebuilt) are equal
+//! row for row.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::codec;
-use crate::decider::{self, State, Views};
-use crate::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId};
+use crate::core::codec;
+use crate::core::domain::{
+    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
+use crate::core::event::{Envelope, Subject};
+use crate::core::{self, State, Views};
 use crate::error::Result;
-use crate::event::{Envelope, Subject};
 
 /// A view derived from the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,7 +130,7 @@ pub fn history_key(subject: Subject, seq: u64) -> Vec<u8> {
 ///
 /// The live writer, the in-memory fold and rebuild all go through here, so they cannot differ.
 pub fn fold(views: &mut impl Views, envelope: &Envelope) -> Result<()> {
-    decider::apply(views, &envelope.event, envelope.time_ms)?;
+    core::apply(views, &envelope.event, envelope.time_ms)?;
     views.add_history(history_key(envelope.event.subject(), envelope.seq));
     if let Some(other) = envelope.event.also_about() {
         views.add_history(history_key(other, envelope.seq));

@@ -3,16 +3,16 @@
 
 use serde::Serialize;
 
-use crate::decider::Command;
-use crate::domain::Identity;
-use crate::error::{Error, Result};
-use crate::idempotency::Response;
-use crate::request::{
+use crate::api::request::{
     validate_client_token, validate_kx_client_token, validate_kx_user_path, validate_permission_group_id,
     validate_user_id, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest,
     DeleteKxUserResponse, KxUserResponse, PermissionGroupIdResponse, UpdateKxUserRequest,
     UpdatePermissionGroupRequest, UpdateUserRequest, UserIdResponse,
 };
+use crate::core::domain::Identity;
+use crate::core::idempotency::Response;
+use crate::core::Command;
+use crate::error::{Error, Result};
 
 /// A write operation with its request.
 #[derive(Debug, Clone, Copy)]

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::codec;
+use crate::core::codec;
+use crate::core::event::{Sealed, Subject};
 use crate::error::{Error, Result};
-use crate::event::{Sealed, Subject};
 use crate::views::{MemViews, ViewTree};
 
 /// A point of the log an auditor keeps outside: the seq and the hash of the entry there.
@@ -207,7 +207,7 @@ pub const PROGRESS_EVERY: u64 = 10_000;
 ///
 /// Returns the report and the fold (for comparison with live views, or for a rebuild).
 /// `progress` hears the seq reached every [`PROGRESS_EVERY`] entries and at the end.
-// The in-memory reference fold: the bounded one (`crate::refold`) is held to its answers by tests.
+// The in-memory reference fold: the bounded one (`crate::audit::refold`) is held to its answers by tests.
 #[cfg_attr(not(any(test, feature = "whitebox")), allow(dead_code))]
 pub fn verify_entries(
     entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,

@@ -6,7 +6,7 @@
 //! 1. **Scan**: walk the log checking the chain (the same [`audit::walk`]), and sort every sound
 //!    entry by (fold key, seq) through a [`Sorter`], which spills sorted runs to temporary files.
 //!    The fold key is the event's subject, or for access keys, principals' keys and temporary
-//!    credentials the key id: what [`decider::apply`] reads and writes for the event.
+//!    credentials the key id: what [`core::apply`] reads and writes for the event.
 //! 2. **Fold per subject**: read the runs merged, so each subject's events come together in log
 //!    order, and fold them with the decider's own `apply` into views holding that subject only.
 //!    Its rows go to a second sorter, keyed by (view, key). What `apply` asks of others is
@@ -26,15 +26,15 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::iter::Peekable;
 
+use crate::audit::spill::{Merge, Sorter};
 use crate::audit::{self, Chain, Digest, Fault, Problem, Report};
-use crate::codec;
-use crate::decider::{self, State, Views};
-use crate::domain::{
+use crate::core::codec;
+use crate::core::domain::{
     email_key, AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
+use crate::core::event::{Event, Sealed, Subject};
+use crate::core::{self, State, Views};
 use crate::error::Result;
-use crate::event::{Event, Sealed, Subject};
-use crate::spill::{Merge, Sorter};
 use crate::views::{self, subject_prefix, MemViews, ViewTree};
 
 /// The default of [`crate::Config::fold_memory`]: 16 MiB (more measured no faster at 1M events).
@@ -237,7 +237,7 @@ fn check_claims(claims: Merge, rows: &mut Sorter, first: &mut Option<Contradicti
         match &owner {
             Some((held, owner)) if held == email => {
                 let seq = codec::seq_of(seq).unwrap_or(0);
-                let message = decider::email_taken(&user_id, &address, owner).to_string();
+                let message = core::email_taken(&user_id, &address, owner).to_string();
                 keep_first(first, Contradiction { seq, message, hash, time_ms });
             }
             _ => {
@@ -267,7 +267,7 @@ fn check_needs(needs: Merge, facts: Merge, first: &mut Option<Contradiction>) ->
         };
         if created.is_none_or(|created| created >= seq) {
             let sealed = codec::unseal(seq, &bytes)?;
-            let message = decider::no_such_user(&sealed.envelope.event).to_string();
+            let message = core::no_such_user(&sealed.envelope.event).to_string();
             keep_first(
                 first,
                 Contradiction { seq, message, hash: sealed.hash, time_ms: sealed.envelope.time_ms },
@@ -486,8 +486,8 @@ impl Views for SubjectFold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Caller, NewGroup, NewUser, UserChanges, UserType};
-    use crate::event::Envelope;
+    use crate::core::domain::{Caller, NewGroup, NewUser, UserChanges, UserType};
+    use crate::core::event::Envelope;
     use proptest::prelude::*;
 
     const USERS: [&str; 3] = ["u1", "u2", "u3"];

@@ -4,13 +4,13 @@
 //! code runs against the in-memory fold ([`crate::views::MemViews`]) and against a commit batch
 //! layered over the store.
 
-use crate::domain::{
+use crate::core::domain::{
     email_key, AccessKey, ApiAccess, ApplicationPermission, Caller, GroupChanges, KxUser, NewGroup, NewUser,
     PermissionGroup, PrincipalKey, Tags, TemporaryCredential, User, UserChanges, UserId, UserStatus,
     UserType,
 };
+use crate::core::event::{Event, Subject};
 use crate::error::{Error, Result};
-use crate::event::{Event, Subject};
 
 /// A validated request that may change state.
 #[derive(Debug, Clone, PartialEq, Eq)]
