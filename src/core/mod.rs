@@ -2,16 +2,38 @@
 //! speak (domain records, events, clientToken records), the one encoding of stored bytes, the
 //! injected clock and the sealing of secrets.
 //!
+//! The rules are kept by family, each family's decisions and folds in one file (`users`, `kx`,
+//! `keys`, `groups`), as cqrs-es keeps an aggregate's `handle` and `apply` together: a new
+//! command touches its family's file, [`command`], and the two dispatchers.
+//!
 //! Invariant: nothing here does I/O or starts a thread, time comes only through a [`clock::Clock`]
 //! the caller injects, and state comes in through [`State`] and [`Views`], so the same rules run
-//! over the in-memory fold, a commit batch and every backend. Nothing here names a layer above it (`tests/arrows.rs` holds that).
+//! over the in-memory fold, a commit batch and every backend. Nothing here names a layer above it
+//! (`tests/arrows.rs` holds that).
 
 pub mod clock;
 pub mod codec;
-pub mod decider;
 pub mod domain;
 pub mod event;
 pub mod idempotency;
 pub mod seal;
 
-pub use decider::*;
+mod apply;
+mod authorize;
+mod command;
+mod decide;
+mod groups;
+mod keys;
+mod kx;
+mod state;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+pub use apply::{apply, no_such_user};
+pub use authorize::{authorize, Access};
+pub use command::{Command, Limits};
+pub use decide::decide;
+pub use state::{State, Views};
+pub use users::{email_taken, SIGN_IN_FAILED};

@@ -1,0 +1,181 @@
+//! The command catalogue: every request that may change state, as the core decides it, with the
+//! API operation it belongs to and the access it needs; and the quotas decisions respect.
+
+use crate::core::authorize::Access;
+use crate::core::domain::{GroupChanges, NewGroup, NewUser, Tags, UserChanges, UserId};
+
+/// A validated request that may change state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// CreateUser; the id is chosen by the caller of `decide` so that `decide` stays pure.
+    CreateUser {
+        /// The id the new user gets.
+        user_id: UserId,
+        /// Its profile.
+        user: NewUser,
+    },
+    /// UpdateUser.
+    UpdateUser {
+        /// The user.
+        user_id: UserId,
+        /// The fields to set.
+        changes: UserChanges,
+    },
+    /// EnableUser.
+    EnableUser {
+        /// The user.
+        user_id: UserId,
+    },
+    /// DisableUser.
+    DisableUser {
+        /// The user.
+        user_id: UserId,
+    },
+    /// CreateKxUser.
+    CreateKxUser {
+        /// The environment.
+        environment_id: String,
+        /// The new user's name.
+        user_name: String,
+        /// Its IAM role.
+        iam_role: String,
+        /// Its tags.
+        tags: Tags,
+    },
+    /// UpdateKxUser: only the IAM role changes.
+    UpdateKxUser {
+        /// The environment.
+        environment_id: String,
+        /// The user's name.
+        user_name: String,
+        /// The new IAM role.
+        iam_role: String,
+    },
+    /// DeleteKxUser.
+    DeleteKxUser {
+        /// The environment.
+        environment_id: String,
+        /// The user's name.
+        user_name: String,
+    },
+    /// Issue an access key to a user; the id is chosen by the caller of `decide`.
+    CreateAccessKey {
+        /// The new key's id.
+        access_key_id: String,
+        /// The user it signs for.
+        user_id: UserId,
+    },
+    /// Delete an access key.
+    DeleteAccessKey {
+        /// The key's id.
+        access_key_id: String,
+    },
+    /// CreatePermissionGroup; the id is chosen by the caller of `decide`.
+    CreatePermissionGroup {
+        /// The new group's id.
+        permission_group_id: String,
+        /// What it is created with.
+        group: NewGroup,
+    },
+    /// UpdatePermissionGroup.
+    UpdatePermissionGroup {
+        /// The group.
+        permission_group_id: String,
+        /// The fields to set.
+        changes: GroupChanges,
+    },
+    /// DeletePermissionGroup.
+    DeletePermissionGroup {
+        /// The group.
+        permission_group_id: String,
+    },
+    /// AssociateUserToPermissionGroup.
+    AssociateUserToPermissionGroup {
+        /// The group.
+        permission_group_id: String,
+        /// The user.
+        user_id: UserId,
+    },
+    /// DisassociateUserFromPermissionGroup.
+    DisassociateUserFromPermissionGroup {
+        /// The group.
+        permission_group_id: String,
+        /// The user.
+        user_id: UserId,
+    },
+    /// ResetUserPassword; the temporary password is drawn, hashed and sealed by the caller of
+    /// `decide`.
+    ResetUserPassword {
+        /// The user.
+        user_id: UserId,
+        /// The salted argon2id hash of the new temporary password, sealed (see `seal`): what the
+        /// PasswordReset event records.
+        password_hash: String,
+        /// The temporary password itself, sealed: kept in the token record only, for a retry.
+        sealed_password: Vec<u8>,
+    },
+    /// Record a sign-in whose password was checked (sets lastLoginTime).
+    SignIn {
+        /// The user.
+        user_id: UserId,
+    },
+    /// Issue an access key standing for an IAM principal.
+    CreatePrincipalKey {
+        /// The new key's id.
+        access_key_id: String,
+        /// The principal's ARN.
+        principal_arn: String,
+    },
+    /// GetProgrammaticAccessCredentials, by a principal (the caller).
+    IssueCredentials {
+        /// The temporary key's id, chosen by the caller of `decide`.
+        access_key_id: String,
+        /// Epoch ms after which they are refused.
+        expires_ms: i64,
+    },
+}
+
+impl Command {
+    /// The API operation's name, e.g. `CreateUser`.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Command::CreateUser { .. } => "CreateUser",
+            Command::UpdateUser { .. } => "UpdateUser",
+            Command::EnableUser { .. } => "EnableUser",
+            Command::DisableUser { .. } => "DisableUser",
+            Command::CreateKxUser { .. } => "CreateKxUser",
+            Command::UpdateKxUser { .. } => "UpdateKxUser",
+            Command::DeleteKxUser { .. } => "DeleteKxUser",
+            Command::CreateAccessKey { .. } => "CreateAccessKey",
+            Command::DeleteAccessKey { .. } => "DeleteAccessKey",
+            Command::CreatePermissionGroup { .. } => "CreatePermissionGroup",
+            Command::UpdatePermissionGroup { .. } => "UpdatePermissionGroup",
+            Command::DeletePermissionGroup { .. } => "DeletePermissionGroup",
+            Command::AssociateUserToPermissionGroup { .. } => "AssociateUserToPermissionGroup",
+            Command::DisassociateUserFromPermissionGroup { .. } => "DisassociateUserFromPermissionGroup",
+            Command::ResetUserPassword { .. } => "ResetUserPassword",
+            Command::SignIn { .. } => "SignIn",
+            Command::CreatePrincipalKey { .. } => "CreatePrincipalKey",
+            Command::IssueCredentials { .. } => "GetProgrammaticAccessCredentials",
+        }
+    }
+
+    /// What a caller needs to be allowed the command.
+    pub fn access(&self) -> Access {
+        match self {
+            Command::IssueCredentials { .. } => Access::TemporaryCredentials,
+            // Its own password any user may reset; another's only a SUPER_USER (check_escalation).
+            Command::ResetUserPassword { .. } => Access::Read,
+            _ => Access::Manage,
+        }
+    }
+}
+
+/// Configured quotas that decisions respect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// The most users that may be ENABLED at once; `None` for no limit.
+    pub max_enabled_users: Option<u64>,
+    /// The most kdb users one environment may have; `None` for no limit.
+    pub max_kx_users_per_environment: Option<u64>,
+}

@@ -1,0 +1,199 @@
+//! The users family: CreateUser, UpdateUser, EnableUser, DisableUser, ResetUserPassword and
+//! sign-in; what each decides, and how its events fold into the user views.
+
+use crate::core::apply::contradiction;
+use crate::core::domain::{email_key, NewUser, User, UserChanges, UserId, UserStatus};
+use crate::core::event::Event;
+use crate::core::{Limits, State, Views};
+use crate::error::{Error, Result};
+
+/// CreateUser: refused if the email (in any case) or the id is taken, or the quota is reached.
+pub(super) fn create(
+    state: &(impl State + ?Sized),
+    limits: &Limits,
+    user_id: &UserId,
+    user: &NewUser,
+) -> Result<Vec<Event>> {
+    if let Some(owner) = state.email_owner(&email_key(&user.email_address))? {
+        return Err(Error::Conflict {
+            message: format!(
+                "A user with email address {} already exists (userId {owner})",
+                user.email_address
+            ),
+            reason: Some("EMAIL_ALREADY_EXISTS".into()),
+        });
+    }
+    if state.user(user_id)?.is_some() {
+        return Err(Error::Conflict {
+            message: format!("A user with userId {user_id} already exists"),
+            reason: Some("USER_ID_ALREADY_EXISTS".into()),
+        });
+    }
+    check_enabled_quota(state, limits)?;
+    Ok(vec![Event::Created { user_id: user_id.clone(), user: user.clone() }])
+}
+
+/// UpdateUser: an event of only the fields that change; none is a no-op.
+pub(super) fn update(
+    state: &(impl State + ?Sized),
+    user_id: &UserId,
+    changes: &UserChanges,
+) -> Result<Vec<Event>> {
+    let current = existing(state, user_id)?;
+    let changes = changed_fields(&current, changes);
+    Ok(if changes.is_empty() { vec![] } else { vec![Event::Updated { user_id: user_id.clone(), changes }] })
+}
+
+/// EnableUser: an event only when the status changes, within the quota.
+pub(super) fn enable(state: &(impl State + ?Sized), limits: &Limits, user_id: &UserId) -> Result<Vec<Event>> {
+    match existing(state, user_id)?.status {
+        UserStatus::Enabled => Ok(vec![]),
+        UserStatus::Disabled | UserStatus::Creating => {
+            check_enabled_quota(state, limits)?;
+            Ok(vec![Event::Enabled { user_id: user_id.clone() }])
+        }
+    }
+}
+
+/// DisableUser: an event only when the status changes.
+pub(super) fn disable(state: &(impl State + ?Sized), user_id: &UserId) -> Result<Vec<Event>> {
+    match existing(state, user_id)?.status {
+        UserStatus::Disabled => Ok(vec![]),
+        UserStatus::Enabled | UserStatus::Creating => Ok(vec![Event::Disabled { user_id: user_id.clone() }]),
+    }
+}
+
+/// ResetUserPassword: the (sealed) hash the caller of `decide` drew.
+pub(super) fn reset_password(
+    state: &(impl State + ?Sized),
+    user_id: &UserId,
+    password_hash: &str,
+) -> Result<Vec<Event>> {
+    existing(state, user_id)?;
+    Ok(vec![Event::PasswordReset { user_id: user_id.clone(), password_hash: password_hash.to_owned() }])
+}
+
+/// A sign-in whose password was checked: only an ENABLED user signs in.
+pub(super) fn sign_in(state: &(impl State + ?Sized), user_id: &UserId) -> Result<Vec<Event>> {
+    match state.user(user_id)? {
+        Some(user) if user.status == UserStatus::Enabled => {
+            Ok(vec![Event::SignedIn { user_id: user_id.clone() }])
+        }
+        _ => Err(Error::AccessDenied { message: SIGN_IN_FAILED.into() }),
+    }
+}
+
+/// The one answer to a failed sign-in, whatever failed: it must not tell an attacker which.
+pub const SIGN_IN_FAILED: &str =
+    "Sign-in failed: the email address and password do not match an ENABLED user";
+
+pub(super) fn existing(state: &(impl State + ?Sized), user_id: &str) -> Result<User> {
+    state
+        .user(user_id)?
+        .ok_or_else(|| Error::ResourceNotFound { message: format!("User {user_id} does not exist") })
+}
+
+fn check_enabled_quota(state: &(impl State + ?Sized), limits: &Limits) -> Result<()> {
+    match limits.max_enabled_users {
+        Some(max) if state.enabled_users()? >= max => {
+            Err(Error::LimitExceeded { message: format!("The limit of {max} enabled users is reached") })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Keeps only the fields of `requested` that differ from `current`.
+fn changed_fields(current: &User, requested: &UserChanges) -> UserChanges {
+    fn differs<T: PartialEq + Clone>(new: &Option<T>, old: Option<&T>) -> Option<T> {
+        new.as_ref().filter(|n| Some(*n) != old).cloned()
+    }
+    UserChanges {
+        user_type: differs(&requested.user_type, Some(&current.user_type)),
+        first_name: differs(&requested.first_name, current.first_name.as_ref()),
+        last_name: differs(&requested.last_name, current.last_name.as_ref()),
+        api_access: differs(&requested.api_access, current.api_access.as_ref()),
+        api_access_principal_arn: differs(
+            &requested.api_access_principal_arn,
+            current.api_access_principal_arn.as_ref(),
+        ),
+    }
+}
+
+/// What [`apply`] reports for a user created with an email another user has.
+pub fn email_taken(user_id: &str, email_address: &str, owner: &str) -> Error {
+    Error::corrupt(format_args!(
+        "corrupt log: Created event for user {user_id} with email {email_address}, which user {owner} has already"
+    ))
+}
+
+/// Folds a user event into the user, email and enabled-count views.
+pub(super) fn apply(views: &mut impl Views, user_id: &str, event: &Event, time_ms: i64) -> Result<()> {
+    let before = views.user(user_id)?;
+    let was_enabled = before.as_ref().is_some_and(|u| u.status == UserStatus::Enabled);
+    let user = match (before, event) {
+        (None, Event::Created { user_id, user }) => {
+            let key = email_key(&user.email_address);
+            // The decider refuses a taken email; a log that holds one anyway is corrupt.
+            if let Some(owner) = views.email_owner(&key)? {
+                return Err(email_taken(user_id, &user.email_address, &owner));
+            }
+            views.put_email(key, user_id.clone());
+            User {
+                user_id: user_id.clone(),
+                status: UserStatus::Enabled,
+                first_name: user.first_name.clone(),
+                last_name: user.last_name.clone(),
+                email_address: user.email_address.clone(),
+                user_type: user.user_type,
+                api_access: user.api_access,
+                api_access_principal_arn: user.api_access_principal_arn.clone(),
+                create_time: time_ms,
+                last_enabled_time: Some(time_ms),
+                last_disabled_time: None,
+                last_modified_time: time_ms,
+                last_login_time: None,
+            }
+        }
+        (Some(mut user), Event::Updated { changes, .. }) => {
+            let c = changes.clone();
+            user.user_type = c.user_type.unwrap_or(user.user_type);
+            user.first_name = c.first_name.or(user.first_name);
+            user.last_name = c.last_name.or(user.last_name);
+            user.api_access = c.api_access.or(user.api_access);
+            user.api_access_principal_arn = c.api_access_principal_arn.or(user.api_access_principal_arn);
+            user.last_modified_time = time_ms;
+            user
+        }
+        (Some(mut user), Event::Enabled { .. }) => {
+            user.status = UserStatus::Enabled;
+            user.last_enabled_time = Some(time_ms);
+            user.last_modified_time = time_ms;
+            user
+        }
+        (Some(mut user), Event::PasswordReset { user_id, password_hash }) => {
+            views.put_password(user_id, password_hash.clone());
+            user.last_modified_time = time_ms;
+            user
+        }
+        (Some(mut user), Event::SignedIn { .. }) => {
+            user.last_login_time = Some(time_ms);
+            user
+        }
+        (Some(mut user), Event::Disabled { .. }) => {
+            user.status = UserStatus::Disabled;
+            user.last_disabled_time = Some(time_ms);
+            user.last_modified_time = time_ms;
+            user
+        }
+        (before, event) => {
+            return Err(contradiction(event, format_args!("user {user_id}"), before.is_some()))
+        }
+    };
+    let is_enabled = user.status == UserStatus::Enabled;
+    if was_enabled != is_enabled {
+        let enabled = views.enabled_users()?;
+        views.set_enabled_users(if is_enabled { enabled + 1 } else { enabled.saturating_sub(1) });
+    }
+    views.put_user(user);
+    Ok(())
+}
