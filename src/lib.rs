@@ -81,7 +81,7 @@ pub use api::request::{
     UpdateUserRequest, UserByPermissionGroup, UserIdResponse,
 };
 pub use api::write_op::{Write, Written};
-pub use audit::{AsOf, Digest, Fault, Problem, Report};
+pub use audit::{AsOf, Digest, Fault, Problem, Report, VerifyMode};
 pub use backend::OpenMode;
 pub use error::{Error, Failure, Result, Rule};
 pub use ledger::{

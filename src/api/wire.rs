@@ -69,6 +69,19 @@ pub fn envelope_json(sealed: &Sealed) -> Value {
     body
 }
 
+/// A digest as `digest` and `/ledger/digest` answer it.
+pub fn digest_json(digest: &crate::audit::Digest) -> Value {
+    json!({ "digest": digest.to_string() })
+}
+
+/// The access keys as `list-access-keys` and `/ledger/access-keys` answer them.
+pub fn keys_json(
+    keys: &[crate::core::domain::AccessKey],
+    principal_keys: &[crate::core::domain::PrincipalKey],
+) -> Value {
+    json!({ "accessKeys": keys, "principalKeys": principal_keys })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

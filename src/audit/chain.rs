@@ -8,6 +8,30 @@ use crate::core::event::{Sealed, Subject};
 use crate::error::{Error, Result};
 use crate::views::{MemViews, ViewTree};
 
+/// Which verification to run, as `verify`'s flags and the host's `/ledger/verify` query name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// The chain and the views, against a kept digest if one is given.
+    Full(Option<Digest>),
+    /// The chain only, against a kept digest if one is given.
+    Chain(Option<Digest>),
+    /// The entries after a kept digest only (incremental).
+    Since(Digest),
+}
+
+impl VerifyMode {
+    /// The mode `digest`, `chain` and `since` name: `since` wins, then `chain`; a digest that does
+    /// not parse is a ValidationException naming its member.
+    pub fn named(digest: Option<&str>, chain: bool, since: Option<&str>) -> Result<Self> {
+        let digest = digest.map(str::parse::<Digest>).transpose()?;
+        Ok(match (since.map(str::parse::<Digest>).transpose()?, chain) {
+            (Some(since), _) => VerifyMode::Since(since),
+            (None, true) => VerifyMode::Chain(digest),
+            (None, false) => VerifyMode::Full(digest),
+        })
+    }
+}
+
 /// A point of the log an auditor keeps outside: the seq and the hash of the entry there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Digest {

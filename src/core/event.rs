@@ -176,6 +176,25 @@ pub enum Subject<'a> {
     Principal(&'a str),
 }
 
+impl<'a> Subject<'a> {
+    /// The subject a history request names by its members (`userId`, else `permissionGroupId`,
+    /// else `environmentId` with `userName`), as the CLI's flags and the host's query both give
+    /// them; none is a ValidationException naming `userId`.
+    pub fn named(
+        user_id: Option<&'a str>,
+        permission_group_id: Option<&'a str>,
+        environment_id: Option<&'a str>,
+        user_name: Option<&'a str>,
+    ) -> crate::error::Result<Self> {
+        match (user_id, permission_group_id, environment_id, user_name) {
+            (Some(id), _, _, _) => Ok(Subject::User(id)),
+            (None, Some(group), _, _) => Ok(Subject::PermissionGroup(group)),
+            (None, None, Some(env), Some(name)) => Ok(Subject::KxUser(env, name)),
+            _ => Err(crate::error::Error::validation("userId", crate::error::Rule::Required)),
+        }
+    }
+}
+
 impl Event {
     /// What the event is about.
     pub fn subject(&self) -> Subject<'_> {

@@ -22,7 +22,7 @@ use crate::api::validate;
 use crate::api::write_op::{unexpected, written, Write, Written};
 use crate::audit::refold::refold;
 pub use crate::audit::refold::DEFAULT_FOLD_MEMORY;
-use crate::audit::{self, AsOf, Digest, Fault, Problem, Report};
+use crate::audit::{self, AsOf, Digest, Fault, Problem, Report, VerifyMode};
 use crate::backend::guard::guard;
 use crate::backend::sled::directory::Directory;
 use crate::backend::sled::{Opened, SledBackend};
@@ -740,6 +740,16 @@ impl Ledger {
         shared.sync(head)?;
         shared.set_fresh();
         Ok(head.seq)
+    }
+
+    /// Runs the verification `mode` names: [`Ledger::verify`], [`Ledger::verify_chain`] or
+    /// [`Ledger::verify_since`].
+    pub fn verify_by(&self, mode: VerifyMode, progress: &mut dyn FnMut(u64)) -> Result<Report> {
+        match mode {
+            VerifyMode::Full(digest) => self.verify(digest, progress),
+            VerifyMode::Chain(digest) => self.verify_chain(digest, progress),
+            VerifyMode::Since(digest) => self.verify_since(digest, progress),
+        }
     }
 
     /// Verifies every link of the hash chain, that the log is dense and its times never

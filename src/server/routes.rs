@@ -22,6 +22,7 @@ use crate::api::request::{
 };
 use crate::api::wire;
 use crate::api::write_op::{Write, Written};
+use crate::audit::VerifyMode;
 use crate::core::domain::Caller;
 use crate::core::event::Subject;
 use crate::core::Access;
@@ -173,6 +174,39 @@ impl Operation {
     fn is_admin(self) -> bool {
         self.service() == ADMIN
     }
+
+    /// How the host runs the operation: decided here, once, for every operation.
+    pub fn kind(self) -> Kind {
+        use Operation::*;
+        match self {
+            CreateUser
+            | UpdateUser
+            | EnableUser
+            | DisableUser
+            | CreateKxUser
+            | UpdateKxUser
+            | DeleteKxUser
+            | CreatePermissionGroup
+            | UpdatePermissionGroup
+            | DeletePermissionGroup
+            | AssociateUserToPermissionGroup
+            | DisassociateUserFromPermissionGroup => Kind::Write,
+            Log => Kind::Stream,
+            _ => Kind::Read,
+        }
+    }
+}
+
+/// How the host runs an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Queued to the writer and awaited without holding a thread.
+    Write,
+    /// Run on the blocking pool: reads, audits, key operations, and ResetUserPassword (whose
+    /// argon2 hash is CPU work).
+    Read,
+    /// Streamed from a thread of its own (the log).
+    Stream,
 }
 
 /// What the access log and metrics learn of a request from its handler.
@@ -303,8 +337,18 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let call = Call { ledger: &host.ledger, caller, incoming };
     call.admit(operation)?;
-    if operation == Operation::Log {
-        return stream_log(host.ledger.clone(), &incoming.query, StreamSlot::take(host, caller)?);
+    match operation.kind() {
+        Kind::Stream => {
+            return stream_log(host.ledger.clone(), &incoming.query, StreamSlot::take(host, caller)?)
+        }
+        Kind::Write => {
+            let answer = call.start_write(operation)?;
+            let written = answer
+                .await
+                .map_err(|_| ApiError::internal("the ledger's writer stopped before answering"))?;
+            return Ok(ok(&written?));
+        }
+        Kind::Read => {}
     }
     // argon2id takes 19 MiB a hash: a bounded number at once, each waiting a bounded time.
     let turn = match operation {
@@ -321,11 +365,6 @@ async fn answer(
         }
         _ => None,
     };
-    if let Some(answer) = call.start_write(operation)? {
-        let written =
-            answer.await.map_err(|_| ApiError::internal("the ledger's writer stopped before answering"))?;
-        return Ok(ok(&written?));
-    }
     let (host, incoming, caller) = (host.clone(), incoming.clone(), caller.clone());
     blocking(move || {
         let _turn = turn;
@@ -543,11 +582,11 @@ impl Call<'_> {
         Err(Error::AccessDenied { message }.into())
     }
 
-    /// Queues `operation` if it is one of the API's writes; the answer arrives on the receiver.
+    /// Queues `operation`, a [`Kind::Write`]; the answer arrives on the receiver.
     fn start_write(
         &self,
         operation: Operation,
-    ) -> Result<Option<oneshot::Receiver<Result<Written, Error>>>, ApiError> {
+    ) -> Result<oneshot::Receiver<Result<Written, Error>>, ApiError> {
         use Operation::*;
         let (ledger, caller) = (self.ledger, self.caller);
         let (sender, receiver) = oneshot::channel();
@@ -626,34 +665,16 @@ impl Call<'_> {
                 };
                 ledger.write_then(caller, write, done)?
             }
-            _ => return Ok(None),
+            _ => return Err(ApiError::internal(format!("{} is not a write", operation.name()))),
         }
-        Ok(Some(receiver))
+        Ok(receiver)
     }
 
-    /// Runs a read, an audit or a key operation (on the blocking pool).
+    /// Runs a [`Kind::Read`] (on the blocking pool).
     fn run(&self, operation: Operation) -> Result<Response, ApiError> {
         use Operation::*;
         let (ledger, caller, query) = (self.ledger, self.caller, &self.incoming.query);
         Ok(match operation {
-            CreateUser
-            | UpdateUser
-            | EnableUser
-            | DisableUser
-            | CreateKxUser
-            | UpdateKxUser
-            | DeleteKxUser
-            | CreatePermissionGroup
-            | UpdatePermissionGroup
-            | DeletePermissionGroup
-            | AssociateUserToPermissionGroup
-            | DisassociateUserFromPermissionGroup
-            | Log => {
-                return Err(ApiError::internal(format!(
-                    "{} does not run on the blocking pool",
-                    operation.name()
-                )))
-            }
             GetUser => ok(&ledger.get_user(caller, self.label("userId"))?),
             ListUsers => {
                 ok(&ledger.list_users(caller, query.integer("maxResults")?, query.get("nextToken"))?)
@@ -696,28 +717,22 @@ impl Call<'_> {
                 query.get("nextToken"),
             )?),
             Verify => {
-                let digest = query.get("digest").map(str::parse).transpose()?;
-                let report = match (query.get("since").map(str::parse).transpose()?, query.get("chain")) {
-                    (Some(since), _) => ledger.verify_since(since, &mut |_| {})?,
-                    (None, Some("true")) => ledger.verify_chain(digest, &mut |_| {})?,
-                    (None, _) => ledger.verify(digest, &mut |_| {})?,
-                };
-                ok(&wire::report_json(&report))
+                let mode = VerifyMode::named(
+                    query.get("digest"),
+                    query.get("chain") == Some("true"),
+                    query.get("since"),
+                )?;
+                ok(&wire::report_json(&ledger.verify_by(mode, &mut |_| {})?))
             }
-            Digest => ok(&json!({ "digest": ledger.digest()?.to_string() })),
+            Digest => ok(&wire::digest_json(&ledger.digest()?)),
             Stats => ok(&ledger.stats()?),
             History => {
-                let subject = match (
+                let subject = Subject::named(
                     query.get("userId"),
                     query.get("permissionGroupId"),
                     query.get("environmentId"),
                     query.get("userName"),
-                ) {
-                    (Some(id), _, _, _) => Subject::User(id),
-                    (None, Some(group), _, _) => Subject::PermissionGroup(group),
-                    (None, None, Some(env), Some(name)) => Subject::KxUser(env, name),
-                    _ => return Err(ApiError::validation("userId", Rule::Required)),
-                };
+                )?;
                 let lines: String = ledger
                     .history(subject)?
                     .iter()
@@ -739,14 +754,15 @@ impl Call<'_> {
                     ))
                 }
             },
-            ListAccessKeys => ok(&json!({
-                "accessKeys": ledger.list_access_keys(caller, query.get("userId"))?,
-                "principalKeys": ledger.list_principal_keys(caller)?,
-            })),
+            ListAccessKeys => ok(&wire::keys_json(
+                &ledger.list_access_keys(caller, query.get("userId"))?,
+                &ledger.list_principal_keys(caller)?,
+            )),
             DeleteAccessKey => {
                 ledger.delete_access_key(caller, self.label("accessKeyId"))?;
                 ok(&json!({}))
             }
+            _ => return Err(ApiError::internal(format!("{} is not a read", operation.name()))),
         })
     }
 

@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use user_ledger::server::{self, Auth};
 use user_ledger::{
     wire, Access, AccessKeyPair, AsOf, Caller, Config, CreateKxUserRequest, CreatePermissionGroupRequest,
-    CreateUserRequest, Digest, Error, Failure, KxUserResponse, Ledger, OpenMode, Rule, Subject, Tags,
-    UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
+    CreateUserRequest, Error, Failure, KxUserResponse, Ledger, OpenMode, Rule, Subject, Tags,
+    UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest, VerifyMode,
 };
 
 /// Operate a user-ledger database.
@@ -759,12 +759,12 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
             Ok(Output::Printed)
         }
         Command::History { user_id, permission_group_id, environment_id, user_name } => {
-            let subject = match (&user_id, &permission_group_id, &environment_id, &user_name) {
-                (Some(id), _, _, _) => Subject::User(id),
-                (None, Some(group), _, _) => Subject::PermissionGroup(group),
-                (None, None, Some(env), Some(name)) => Subject::KxUser(env, name),
-                _ => return Err(Error::validation("userId", Rule::Required)),
-            };
+            let subject = Subject::named(
+                user_id.as_deref(),
+                permission_group_id.as_deref(),
+                environment_id.as_deref(),
+                user_name.as_deref(),
+            )?;
             let history = ledger.history(subject)?;
             Ok(Output::Lines(history.iter().map(wire::envelope_json).collect()))
         }
@@ -774,19 +774,13 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
             Ok(Output::Json(json!({ "events": events })))
         }
         Command::Verify { digest, chain, since } => {
-            let digest = digest.map(|d| d.parse::<Digest>()).transpose()?;
-            let since = since.map(|d| d.parse::<Digest>()).transpose()?;
+            let mode = VerifyMode::named(digest.as_deref(), chain, since.as_deref())?;
             let total = ledger.digest()?.seq;
-            let progress = &mut progress("verify", total);
-            let report = match (since, chain) {
-                (Some(since), _) => ledger.verify_since(since, progress)?,
-                (None, true) => ledger.verify_chain(digest, progress)?,
-                (None, false) => ledger.verify(digest, progress)?,
-            };
+            let report = ledger.verify_by(mode, &mut progress("verify", total))?;
             let body = wire::report_json(&report);
             Ok(if report.problem.is_none() { Output::Json(body) } else { Output::Failed(body) })
         }
-        Command::Digest => Ok(Output::Json(json!({ "digest": ledger.digest()?.to_string() }))),
+        Command::Digest => Ok(Output::Json(wire::digest_json(&ledger.digest()?))),
         Command::Stats => json(ledger.stats()),
         Command::CreateAccessKey { user_id, principal_arn } => match (user_id, principal_arn) {
             (Some(user_id), _) => json(ledger.create_access_key(&caller, &user_id)),
@@ -795,7 +789,7 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
         Command::ListAccessKeys { user_id } => {
             let keys = ledger.list_access_keys(&caller, user_id.as_deref())?;
             let principal_keys = ledger.list_principal_keys(&caller)?;
-            Ok(Output::Json(json!({ "accessKeys": keys, "principalKeys": principal_keys })))
+            Ok(Output::Json(wire::keys_json(&keys, &principal_keys)))
         }
         Command::DeleteAccessKey { access_key_id } => {
             ledger.delete_access_key(&caller, &access_key_id)?;
