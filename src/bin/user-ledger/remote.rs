@@ -8,7 +8,8 @@ use user_ledger::server::client::{Call, Client, Reply};
 use user_ledger::server::{self, ADMIN};
 use user_ledger::{AccessKeyPair, Error, Failure, Rule};
 
-use crate::{Cli, Command, Output};
+use crate::args::{Cli, Command};
+use crate::output::Output;
 
 /// Runs `cli.command` on the host at `endpoint`.
 pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {

@@ -1,0 +1,490 @@
+//! The flags: every command and its arguments, as clap derives them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use user_ledger::server;
+use user_ledger::{AsOf, Caller, Error, Rule};
+
+/// Operate a user-ledger database.
+#[derive(Parser)]
+#[command(name = "user-ledger", version, about)]
+pub(crate) struct Cli {
+    /// The database directory.
+    #[arg(long, global = true, env = "USER_LEDGER_DB", default_value = "./user-ledger.db")]
+    pub(crate) db: PathBuf,
+    /// Act as this ledger user (a userId), or as an IAM principal (an `arn:…` role ARN, which
+    /// may only get programmatic access credentials), instead of as the system.
+    #[arg(long, global = true)]
+    pub(crate) caller: Option<String>,
+    /// Region in kdb user ARNs; fixed when the database is created (default us-east-1).
+    #[arg(long, global = true, env = "USER_LEDGER_REGION")]
+    pub(crate) region: Option<String>,
+    /// Account in kdb user ARNs; fixed when the database is created (default 000000000000).
+    #[arg(long, global = true, env = "USER_LEDGER_ACCOUNT")]
+    pub(crate) account: Option<String>,
+    /// FinSpace environment id for GetProgrammaticAccessCredentials; fixed when the database is
+    /// created (default: a new ULID; `stats` shows it). `serve --environment-id` sets it too.
+    #[arg(long, global = true, env = "USER_LEDGER_ENVIRONMENT_ID")]
+    pub(crate) finspace_environment_id: Option<String>,
+    /// Read and audit the database without writing a byte to it (works on a private copy, so
+    /// on read-only media too, and after a loss of acknowledged writes); writes are refused.
+    #[arg(long, global = true)]
+    pub(crate) read_only: bool,
+    /// MiB that verify and rebuild may hold while folding the log; past it they spill sorted
+    /// runs to temporary files (default 16).
+    #[arg(long, global = true, env = "USER_LEDGER_FOLD_MEMORY_MIB")]
+    pub(crate) fold_memory_mib: Option<usize>,
+    /// MiB of free space writes must leave on the database's filesystem; below it writes are
+    /// refused (nothing written) until there is space again; 0 turns the check off (default 64).
+    #[arg(long, global = true, env = "USER_LEDGER_DISK_RESERVE_MIB")]
+    pub(crate) disk_reserve_mib: Option<u64>,
+    /// The most users that may be ENABLED at once: CreateUser and EnableUser past it answer
+    /// LimitExceededException (default: no limit).
+    #[arg(long, global = true, env = "USER_LEDGER_MAX_ENABLED_USERS")]
+    pub(crate) max_enabled_users: Option<u64>,
+    /// The most kdb users one environment may have: CreateKxUser past it answers
+    /// LimitExceededException (default: no limit).
+    #[arg(long, global = true, env = "USER_LEDGER_MAX_KX_USERS_PER_ENVIRONMENT")]
+    pub(crate) max_kx_users_per_environment: Option<u64>,
+    /// Seconds a clientToken is remembered (default 600, as FinSpace; at most 366 days).
+    #[arg(long, global = true, env = "USER_LEDGER_TOKEN_TTL_SECS")]
+    pub(crate) token_ttl_secs: Option<i64>,
+    /// Reach a running `user-ledger serve` instead of opening the database (audit and access-key
+    /// commands), signing with root credentials: USER_LEDGER_ROOT_ACCESS_KEY_ID and
+    /// USER_LEDGER_ROOT_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else
+    /// the database directory's root-credentials.json.
+    #[arg(long, global = true, env = "USER_LEDGER_ENDPOINT_URL")]
+    pub(crate) endpoint_url: Option<String>,
+    /// PEM certificates to trust for an https --endpoint-url.
+    #[arg(long, global = true)]
+    pub(crate) ca_bundle: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Create a user (CreateUser).
+    CreateUser {
+        #[arg(long)]
+        email_address: String,
+        #[arg(long = "type")]
+        user_type: String,
+        #[command(flatten)]
+        profile: Profile,
+    },
+    /// Show a user (GetUser), now or as it was at a point of the log.
+    GetUser {
+        #[arg(long)]
+        user_id: String,
+        #[command(flatten)]
+        as_of: AsOfArgs,
+    },
+    /// Change a user's type, names or API access (UpdateUser).
+    UpdateUser {
+        #[arg(long)]
+        user_id: String,
+        #[arg(long = "type")]
+        user_type: Option<String>,
+        #[command(flatten)]
+        profile: Profile,
+    },
+    /// Enable a user (EnableUser).
+    EnableUser(UserIdArgs),
+    /// Disable a user (DisableUser).
+    DisableUser(UserIdArgs),
+    /// List users, a page at a time (ListUsers).
+    ListUsers {
+        #[arg(long, allow_negative_numbers = true)]
+        max_results: Option<i64>,
+        /// A token from an earlier page (may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
+        next_token: Option<String>,
+    },
+    /// Remove every expired clientToken record; prints how many.
+    PurgeTokens,
+    /// Create a user of a kdb environment (CreateKxUser).
+    CreateKxUser {
+        #[command(flatten)]
+        user: KxUserArgs,
+        #[arg(long)]
+        iam_role: String,
+        /// `key=value,key2=value2`, or a JSON object.
+        #[arg(long)]
+        tags: Option<String>,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Show a kdb user (GetKxUser), now or as it was at a point of the log.
+    GetKxUser {
+        #[command(flatten)]
+        user: KxUserArgs,
+        #[command(flatten)]
+        as_of: AsOfArgs,
+    },
+    /// Change a kdb user's IAM role (UpdateKxUser).
+    UpdateKxUser {
+        #[command(flatten)]
+        user: KxUserArgs,
+        #[arg(long)]
+        iam_role: String,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Delete a kdb user; its history stays in the log (DeleteKxUser).
+    DeleteKxUser {
+        #[command(flatten)]
+        user: KxUserArgs,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// List the users of a kdb environment (ListKxUsers).
+    ListKxUsers {
+        #[arg(long)]
+        environment_id: String,
+        #[arg(long, allow_negative_numbers = true)]
+        max_results: Option<i64>,
+        /// A token from an earlier page (may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
+        next_token: Option<String>,
+    },
+    /// Temporary credentials for the user whose apiAccessPrincipalArn is the caller (`--caller
+    /// ARN`) (GetProgrammaticAccessCredentials).
+    GetProgrammaticAccessCredentials {
+        #[arg(long)]
+        environment_id: String,
+        #[arg(long, allow_negative_numbers = true)]
+        duration_in_minutes: Option<i64>,
+    },
+    /// Reset a user's password to a temporary one, printed this once (ResetUserPassword).
+    ResetUserPassword(UserIdArgs),
+    /// Create a permission group (CreatePermissionGroup).
+    CreatePermissionGroup {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Space-separated, as aws-cli takes lists: `ManageUsersAndGroups ViewAuditData`.
+        #[arg(long, num_args = 0.., required = true)]
+        application_permissions: Vec<String>,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Show a permission group (GetPermissionGroup).
+    GetPermissionGroup(GroupIdArgs),
+    /// Change a permission group's name, description or permissions (UpdatePermissionGroup).
+    UpdatePermissionGroup {
+        #[arg(long)]
+        permission_group_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, num_args = 0..)]
+        application_permissions: Option<Vec<String>>,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Delete a permission group and its memberships (DeletePermissionGroup).
+    DeletePermissionGroup {
+        #[command(flatten)]
+        group: GroupIdArgs,
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// List permission groups (ListPermissionGroups).
+    ListPermissionGroups(PageArgs),
+    /// Add a user to a permission group (AssociateUserToPermissionGroup).
+    AssociateUserToPermissionGroup(MembershipArgs),
+    /// Remove a user from a permission group (DisassociateUserFromPermissionGroup).
+    DisassociateUserFromPermissionGroup(MembershipArgs),
+    /// List the permission groups of a user (ListPermissionGroupsByUser).
+    ListPermissionGroupsByUser {
+        #[arg(long)]
+        user_id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// List the members of a permission group (ListUsersByPermissionGroup).
+    ListUsersByPermissionGroup {
+        #[command(flatten)]
+        group: GroupIdArgs,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Print the log as JSON lines.
+    Log {
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        from_seq: i64,
+        #[arg(long, allow_negative_numbers = true)]
+        limit: Option<i64>,
+        /// Then keep printing entries as they commit, until interrupted (with --endpoint-url:
+        /// a database this process opens is held by it, so nothing else could write).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Print every event about one user (--user-id), kdb user (--environment-id --user-name) or
+    /// permission group (--permission-group-id).
+    History {
+        #[arg(long, conflicts_with_all = ["environment_id", "user_name", "permission_group_id"], required_unless_present_any = ["environment_id", "permission_group_id"])]
+        user_id: Option<String>,
+        #[arg(long, conflicts_with_all = ["environment_id", "user_name"])]
+        permission_group_id: Option<String>,
+        #[arg(long, requires = "user_name")]
+        environment_id: Option<String>,
+        #[arg(long, requires = "environment_id")]
+        user_name: Option<String>,
+    },
+    /// Drop every view and refold it from the log.
+    RebuildViews,
+    /// Verify the hash chain and the views; exit 3 if something is wrong.
+    Verify {
+        /// A digest kept earlier (`SEQ:HASH`, from `digest`) that the log must still extend.
+        #[arg(long, conflicts_with = "since")]
+        digest: Option<String>,
+        /// Check the chain (and the digest) only, not the views.
+        #[arg(long, conflicts_with = "since")]
+        chain: bool,
+        /// Check only what was appended since this digest, kept from an earlier verify.
+        #[arg(long, value_name = "DIGEST")]
+        since: Option<String>,
+    },
+    /// Print the log's digest (`SEQ:HASH`) for an auditor to keep.
+    Digest,
+    /// Print counts: events, users, kdb users, tokens, bytes on disk.
+    Stats,
+    /// After a loss of acknowledged writes that no backup can undo: accept the log as it is now
+    /// (its chain must verify) as what this database acknowledged, so it opens again.
+    AcceptLog,
+    /// Issue an access key to a user, or one standing for an IAM principal (which may only call
+    /// GetProgrammaticAccessCredentials); prints its id and secret (shown only now).
+    CreateAccessKey {
+        #[arg(long, required_unless_present = "principal_arn", conflicts_with = "principal_arn")]
+        user_id: Option<String>,
+        #[arg(long)]
+        principal_arn: Option<String>,
+    },
+    /// List access keys (ids, users, creation times), of one user or all.
+    ListAccessKeys {
+        #[arg(long)]
+        user_id: Option<String>,
+    },
+    /// Delete an access key: requests signed with it are refused from now on.
+    DeleteAccessKey {
+        #[arg(long)]
+        access_key_id: String,
+    },
+    /// Serve the FinSpace REST API (finspace-data and finspace user operations) over HTTP with
+    /// SigV4, until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on; beyond loopback, TLS is required unless --insecure.
+    #[arg(long, default_value = server::DEFAULT_LISTEN)]
+    pub(crate) listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve plain HTTP beyond loopback.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long)]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+    /// The most writes that may wait to be committed; one more is answered 429 ThrottlingException.
+    #[arg(long, default_value_t = user_ledger::DEFAULT_QUEUE_CAPACITY)]
+    pub(crate) queue_capacity: usize,
+    /// The most writes committed in one batch (one transaction, one sync).
+    #[arg(long, default_value_t = user_ledger::DEFAULT_MAX_BATCH)]
+    pub(crate) max_batch: usize,
+    /// The root access key id (the root acts as the system); with none, a pair is generated
+    /// on first start and kept in the database directory.
+    #[arg(long, env = "USER_LEDGER_ROOT_ACCESS_KEY_ID", requires = "root_secret_access_key")]
+    pub(crate) root_access_key_id: Option<String>,
+    /// The FinSpace environment id of a new database (GetProgrammaticAccessCredentials).
+    #[arg(long)]
+    pub(crate) environment_id: Option<String>,
+    /// The root secret access key.
+    #[arg(
+        long,
+        env = "USER_LEDGER_ROOT_SECRET_ACCESS_KEY",
+        requires = "root_access_key_id",
+        hide_env_values = true
+    )]
+    pub(crate) root_secret_access_key: Option<String>,
+    /// The most connections open at once; one more is closed when accepted.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(usize))]
+    pub(crate) max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, counted from when it is ready
+    /// for the next request (so also the most a connection may sit idle between requests).
+    #[arg(long, default_value_t = server::DEFAULT_HEADER_TIMEOUT.as_secs_f64(), value_parser = positive_seconds)]
+    pub(crate) header_timeout_secs: f64,
+    /// Seconds a request's body may take to arrive once its headers have.
+    #[arg(long, default_value_t = server::Bounds::default().body_timeout.as_secs_f64(), value_parser = positive_seconds)]
+    pub(crate) body_timeout_secs: f64,
+    /// MiB of request bodies the host holds at once; a request past it is answered 503 unread.
+    #[arg(long, default_value_t = server::Bounds::default().body_budget / (1024 * 1024))]
+    pub(crate) body_budget_mib: usize,
+    /// The most /ledger/log streams at once (503 past it).
+    #[arg(long, default_value_t = server::Bounds::default().max_streams)]
+    pub(crate) max_log_streams: usize,
+    /// The most /ledger/log streams one caller holds at once (429 past it).
+    #[arg(long, default_value_t = server::Bounds::default().max_streams_per_caller)]
+    pub(crate) max_log_streams_per_caller: usize,
+    /// The most password hashes (argon2id, 19 MiB each) computed at once.
+    #[arg(long, default_value_t = server::Bounds::default().max_hashing)]
+    pub(crate) max_password_hashing: usize,
+}
+
+/// A number of seconds above 0 and at most a day.
+pub(crate) fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+        _ => Err(format!("{text:?} is not a number of seconds in (0, 86400]")),
+    }
+}
+
+impl Command {
+    /// Whether the command reads the audit trail (a `--caller` needs ViewAuditData for it).
+    pub(crate) fn audits(&self) -> bool {
+        matches!(
+            self,
+            Command::Log { .. } | Command::History { .. } | Command::Verify { .. } | Command::Digest
+        ) || matches!(self, Command::GetUser { as_of, .. } | Command::GetKxUser { as_of, .. } if as_of.as_of_seq.is_some() || as_of.as_of_time.is_some())
+    }
+
+    /// Whether the command may create the database: only the API's writes do. Reads and audits
+    /// of a database that is not there fail and create nothing.
+    pub(crate) fn creates_database(&self) -> bool {
+        matches!(
+            self,
+            Command::CreateUser { .. }
+                | Command::UpdateUser { .. }
+                | Command::EnableUser(_)
+                | Command::DisableUser(_)
+                | Command::CreateKxUser { .. }
+                | Command::UpdateKxUser { .. }
+                | Command::DeleteKxUser { .. }
+                | Command::ResetUserPassword(_)
+                | Command::GetProgrammaticAccessCredentials { .. }
+                | Command::CreatePermissionGroup { .. }
+                | Command::UpdatePermissionGroup { .. }
+                | Command::DeletePermissionGroup { .. }
+                | Command::AssociateUserToPermissionGroup(_)
+                | Command::DisassociateUserFromPermissionGroup(_)
+                | Command::Serve(_)
+        )
+    }
+}
+
+/// A point of the log to see a record at.
+#[derive(Args)]
+pub(crate) struct AsOfArgs {
+    /// After the event with this seq.
+    #[arg(long, conflicts_with = "as_of_time", allow_negative_numbers = true)]
+    pub(crate) as_of_seq: Option<i64>,
+    /// At this time: epoch milliseconds, or RFC 3339 (`2026-01-01T12:00:00Z`).
+    #[arg(long)]
+    pub(crate) as_of_time: Option<String>,
+}
+
+impl AsOfArgs {
+    pub(crate) fn get(&self) -> user_ledger::Result<Option<AsOf>> {
+        if let Some(seq) = self.as_of_seq {
+            return Ok(Some(AsOf::Seq(non_negative("asOfSeq", seq)?)));
+        }
+        let Some(text) = &self.as_of_time else { return Ok(None) };
+        if let Ok(ms) = text.parse::<i64>() {
+            return Ok(Some(AsOf::Time(ms)));
+        }
+        let rfc3339 = time::format_description::well_known::Rfc3339;
+        let at = time::OffsetDateTime::parse(text, &rfc3339)
+            .map_err(|_| Error::validation("asOfTime", Rule::Pattern("epoch milliseconds or RFC 3339")))?;
+        Ok(Some(AsOf::Time((at.unix_timestamp_nanos() / 1_000_000) as i64)))
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match (self.as_of_seq, &self.as_of_time) {
+            (Some(seq), _) => format!("at seq {seq}"),
+            (None, Some(t)) => format!("at {t}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct KxUserArgs {
+    #[arg(long)]
+    pub(crate) environment_id: String,
+    #[arg(long)]
+    pub(crate) user_name: String,
+}
+
+/// The optional members CreateUser and UpdateUser share.
+#[derive(Args)]
+pub(crate) struct Profile {
+    #[arg(long)]
+    pub(crate) first_name: Option<String>,
+    #[arg(long)]
+    pub(crate) last_name: Option<String>,
+    #[arg(long)]
+    pub(crate) api_access: Option<String>,
+    #[arg(long)]
+    pub(crate) api_access_principal_arn: Option<String>,
+    #[arg(long)]
+    pub(crate) client_token: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct GroupIdArgs {
+    #[arg(long)]
+    pub(crate) permission_group_id: String,
+}
+
+#[derive(Args)]
+pub(crate) struct MembershipArgs {
+    #[arg(long)]
+    pub(crate) permission_group_id: String,
+    #[arg(long)]
+    pub(crate) user_id: String,
+    #[arg(long)]
+    pub(crate) client_token: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct PageArgs {
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) max_results: Option<i64>,
+    /// A token from an earlier page (may start with `-`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) next_token: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct UserIdArgs {
+    #[arg(long)]
+    pub(crate) user_id: String,
+    #[arg(long)]
+    pub(crate) client_token: Option<String>,
+}
+
+/// A numeric flag that must not be negative, as a validation error naming it otherwise.
+pub(crate) fn non_negative(field: &str, value: i64) -> user_ledger::Result<u64> {
+    u64::try_from(value).map_err(|_| Error::validation(field, Rule::MinValue(0)))
+}
+
+/// Who `--caller` names: the system when absent, an IAM principal for an `arn:…`, else a user.
+pub(crate) fn caller(named: Option<String>) -> Caller {
+    match named {
+        None => Caller::System,
+        Some(arn) if arn.starts_with("arn:") => Caller::Principal(arn),
+        Some(user_id) => Caller::User(user_id),
+    }
+}

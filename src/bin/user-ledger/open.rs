@@ -1,0 +1,79 @@
+//! From the flags to an open ledger: the config they make, and opening it (or accepting its log).
+
+use serde_json::json;
+
+use user_ledger::{Config, Error, Failure, Ledger, OpenMode};
+
+use crate::args::Cli;
+use crate::output::Output;
+
+/// The config the global flags describe; a command that only reads opens an existing database.
+pub(crate) fn config(cli: &Cli) -> Config {
+    let mut config = Config::new(&cli.db);
+    config.region = cli.region.clone();
+    config.account = cli.account.clone();
+    config.environment_id = cli.finspace_environment_id.clone();
+    if let Some(mib) = cli.fold_memory_mib {
+        config.fold_memory = mib.saturating_mul(1 << 20);
+    }
+    if let Some(mib) = cli.disk_reserve_mib {
+        config.disk_reserve = mib.saturating_mul(1 << 20);
+    }
+    config.limits.max_enabled_users = cli.max_enabled_users;
+    config.limits.max_kx_users_per_environment = cli.max_kx_users_per_environment;
+    if let Some(secs) = cli.token_ttl_secs {
+        config.token_ttl_ms = secs.saturating_mul(1000);
+    }
+    config.mode = match (cli.read_only, cli.command.creates_database()) {
+        (true, _) => OpenMode::ReadOnly,
+        (false, true) => OpenMode::Create,
+        (false, false) => OpenMode::Existing,
+    };
+    config
+}
+
+/// `accept-log`: makes the log as it is the acknowledged one.
+pub(crate) fn accept_log(config: Config) -> user_ledger::Result<Output> {
+    let digest = Ledger::accept_log(config)?;
+    Ok(Output::Json(json!({ "events": digest.seq, "head": digest.to_string() })))
+}
+
+/// Makes glibc serve every allocation of 256 KiB or more (request bodies, argon2's 19 MiB) by its
+/// own mmap, returned to the system when freed. By default glibc raises that threshold to the size
+/// of the largest block freed, after which such blocks come from per-thread arenas that keep them:
+/// measured, 200 password resets spread over the blocking pool's threads left 584 MiB resident.
+pub(crate) fn give_large_allocations_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; it is called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
+/// Opens the ledger, telling the operator on stderr which files were readable by others.
+pub(crate) fn open_ledger(config: Config) -> Result<Ledger, user_ledger::Error> {
+    let ledger = Ledger::open(config).map_err(held_hint)?;
+    for path in ledger.tightened() {
+        eprintln!(
+            "warning: {} was readable by other users, who may have read the database's secret; now its \
+             owner's only. Rotate access keys if others could have read it.",
+            path.display()
+        );
+    }
+    Ok(ledger)
+}
+
+/// A database held by another process is most likely held by `serve`: say how to reach it.
+fn held_hint(error: Error) -> Error {
+    match error {
+        Error::InternalServer { message, cause: Failure::Locked } => Error::InternalServer {
+            message: format!(
+                "{message}; if `user-ledger serve` holds it, run this command with --endpoint-url URL \
+                 (audit and access-key commands; root credentials in AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY), or use aws-cli with --endpoint-url for the API operations"
+            ),
+            cause: Failure::Locked,
+        },
+        other => other,
+    }
+}

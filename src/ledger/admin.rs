@@ -1,0 +1,121 @@
+//! What an operator asks of a ledger: its counts, its clientToken records, sync and close.
+
+use std::path::Path;
+
+use super::{guarded, Ledger};
+use crate::core::domain::Identity;
+use crate::core::idempotency::{self, TokenRecord};
+use crate::error::{Error, Result};
+use crate::views::ViewTree;
+use crate::write::writer::PURGE_PER_COMMIT;
+
+/// Counts an operator wants to see.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Stats {
+    /// The FinSpace environment id (GetProgrammaticAccessCredentials takes it).
+    pub environment_id: String,
+    /// Events in the log.
+    pub events: u64,
+    /// FinSpace users.
+    pub users: u64,
+    /// kdb users.
+    pub kx_users: u64,
+    /// clientToken records, live or expired but not yet purged.
+    pub tokens: u64,
+    /// Bytes sled uses on disk.
+    pub bytes_on_disk: u64,
+}
+
+impl Ledger {
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.inner.config.path
+    }
+
+    /// Counts for operators: events, users, kdb users, token records, bytes on disk.
+    pub fn stats(&self) -> Result<Stats> {
+        let backend = &self.inner.shared.backend;
+        guarded(|| {
+            Ok(Stats {
+                environment_id: self.inner.environment_id.clone(),
+                events: self.inner.shared.lock_writer().head().seq,
+                users: backend.view_len(ViewTree::Users)?,
+                kx_users: backend.view_len(ViewTree::KxUsers)?,
+                tokens: backend.token_count()?,
+                bytes_on_disk: backend.size_on_disk()?,
+            })
+        })
+    }
+
+    /// The FinSpace environment id this database answers for.
+    pub fn environment_id(&self) -> &str {
+        &self.inner.environment_id
+    }
+
+    /// The region and account this database serves.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// Makes every acknowledged write durable now (useful with Periodic durability).
+    pub fn sync(&self) -> Result<()> {
+        let shared = &self.inner.shared;
+        shared.sync(shared.lock_writer().head())
+    }
+
+    /// How many write requests wait in the queue right now.
+    pub fn queued_writes(&self) -> usize {
+        self.inner.pipeline.queued()
+    }
+
+    /// Stops taking writes (they get InternalServerException), commits every queued one, and
+    /// waits for the writer to finish. Reads keep working. Dropping the last handle does this too.
+    pub fn close(&self) {
+        self.inner.pipeline.close();
+        self.inner.shared.published.close();
+    }
+
+    /// Ends every subscription once it has delivered what is committed now (they return `None`
+    /// instead of waiting): for a host that is shutting down while writes still drain.
+    pub fn end_subscriptions(&self) {
+        self.inner.shared.published.close();
+    }
+
+    /// Purges every expired clientToken record; returns how many were removed.
+    pub fn purge_expired_tokens(&self) -> Result<usize> {
+        let shared = &self.inner.shared;
+        let mut writer = shared.lock_writer();
+        shared.refuse_writes()?;
+        let now = shared.now_ms();
+        let total = writer.purge_expired_tokens(shared.backend.as_ref(), now, 64 * PURGE_PER_COMMIT)?;
+        if total > 0 && shared.immediate() {
+            shared.sync(writer.head())?;
+        }
+        Ok(total)
+    }
+
+    /// The stored record of `client_token` for `operation` (e.g. `CreateUser`), live or expired.
+    pub fn token(&self, operation: &str, client_token: &str) -> Result<Option<TokenRecord>> {
+        self.inner.shared.backend.token(&idempotency::token_key(operation, client_token))
+    }
+
+    /// Every stored clientToken record as (operation, token, record), live or expired.
+    pub fn tokens(&self) -> Result<Vec<(String, String, TokenRecord)>> {
+        let corrupt = || Error::corrupt("corrupt tokens: a key is not operation, zero byte, token");
+        let records = self.inner.shared.backend.tokens_after(None, usize::MAX)?;
+        records
+            .into_iter()
+            .map(|(key, record)| {
+                let (operation, token) = idempotency::split_token_key(&key).ok_or_else(corrupt)?;
+                Ok((operation.to_owned(), token.to_owned(), record))
+            })
+            .collect()
+    }
+
+    /// How many clientToken records are stored, live or expired but not yet purged.
+    pub fn token_count(&self) -> Result<u64> {
+        self.inner.shared.backend.token_count()
+    }
+}

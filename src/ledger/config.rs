@@ -1,0 +1,220 @@
+//! How to open a ledger: the [`Config`] builder and the defaults and bounds of its settings.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::validate;
+use crate::audit::refold::DEFAULT_FOLD_MEMORY;
+use crate::backend::OpenMode;
+use crate::core::clock::{Clock, SystemClock};
+use crate::core::idempotency;
+use crate::core::Limits;
+use crate::error::Result;
+use crate::write::{BatchReport, CommitHook, Durability, SyncHook};
+
+/// How to open a ledger.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The database directory.
+    pub path: PathBuf,
+    /// When writes are acknowledged.
+    pub durability: Durability,
+    /// sled's page cache, in bytes.
+    pub cache_capacity: u64,
+    /// Quotas.
+    pub limits: Limits,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// How long a clientToken is remembered, in ms.
+    pub token_ttl_ms: i64,
+    /// The most write requests that may wait; one more gets ThrottlingException.
+    pub queue_capacity: usize,
+    /// The most requests committed in one batch (one transaction, one flush).
+    pub max_batch: usize,
+    /// Called before every sync; for tests of failure handling.
+    pub sync_hook: Option<SyncHook>,
+    /// Called after every committed batch; for a host's metrics.
+    pub commit_hook: Option<CommitHook>,
+    /// Region of a new database (default `us-east-1`); an existing one must match.
+    pub region: Option<String>,
+    /// FinSpace environment id of a new database (default: a new ULID); an existing one must match.
+    pub environment_id: Option<String>,
+    /// Account of a new database (default `000000000000`); an existing one must match.
+    pub account: Option<String>,
+    /// Whether to create a missing database, insist on an existing one, or open read-only.
+    pub mode: OpenMode,
+    /// Whether syncs record the acknowledgement mark. Only the benchmark turns this off, to
+    /// measure what the mark costs; a ledger without it cannot detect lost acknowledged writes.
+    #[doc(hidden)]
+    pub record_mark: bool,
+    /// How many view changes a rebuild writes (and syncs) at a time, which bounds its write
+    /// buffer; default [`DEFAULT_REBUILD_CHUNK`].
+    pub rebuild_chunk: usize,
+    /// About how many bytes full verify and rebuild may hold while they fold the log; past it
+    /// they spill sorted runs to temporary files. Default [`DEFAULT_FOLD_MEMORY`].
+    pub fold_memory: usize,
+    /// The free space a write must leave on the database's filesystem: below it, writes are
+    /// refused (Failure::DiskFull) before the storage engine is touched, and work again once
+    /// there is space. 0 turns the check off. Default [`DEFAULT_DISK_RESERVE`].
+    pub disk_reserve: u64,
+}
+
+/// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
+/// segment rewrites, so that the engine itself never meets a full disk.
+pub const DEFAULT_DISK_RESERVE: u64 = 64 * 1024 * 1024;
+
+/// The default number of view changes a rebuild writes at a time.
+pub const DEFAULT_REBUILD_CHUNK: usize = 10_000;
+
+/// The largest write queue a config may ask for.
+pub const MAX_QUEUE_CAPACITY: i64 = 1 << 20;
+/// The largest batch a config may ask for.
+pub const MAX_BATCH: i64 = 1 << 16;
+/// The longest a clientToken may be remembered: a year (longer would only grow the token records,
+/// and far longer overflows the expiry's arithmetic).
+pub const MAX_TOKEN_TTL_MS: i64 = 366 * 24 * 60 * 60 * 1000;
+
+/// The default bound of the write queue.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+/// The default most requests per batch.
+pub const DEFAULT_MAX_BATCH: usize = 512;
+
+/// The default page cache: 64 MiB, not sled's 1 GiB, since the ledger is embedded in a host.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+impl Config {
+    /// Defaults for the database at `path`: Immediate durability, 64 MiB cache, no quota, system
+    /// clock, tokens remembered 10 minutes.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Config {
+            path: path.as_ref().to_owned(),
+            durability: Durability::Immediate,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            token_ttl_ms: idempotency::DEFAULT_TTL_MS,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            sync_hook: None,
+            commit_hook: None,
+            region: None,
+            environment_id: None,
+            account: None,
+            mode: OpenMode::Create,
+            record_mark: true,
+            rebuild_chunk: DEFAULT_REBUILD_CHUNK,
+            fold_memory: DEFAULT_FOLD_MEMORY,
+            disk_reserve: DEFAULT_DISK_RESERVE,
+        }
+    }
+
+    /// Sets how the database directory is opened (default: created if missing).
+    pub fn mode(mut self, mode: OpenMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the region kdb user ARNs name (fixed when the database is created).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets the account kdb user ARNs name (fixed when the database is created).
+    pub fn account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
+    }
+
+    /// Limits how many kdb users one environment may have.
+    pub fn max_kx_users_per_environment(mut self, max: u64) -> Self {
+        self.limits.max_kx_users_per_environment = Some(max);
+        self
+    }
+
+    /// Sets how long clientTokens are remembered (default 10 minutes).
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        // Saturated; `Ledger::open` refuses anything over MAX_TOKEN_TTL_MS.
+        self.token_ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Sets the durability.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the free space writes must leave on the database's filesystem (0: no check).
+    pub fn disk_reserve(mut self, bytes: u64) -> Self {
+        self.disk_reserve = bytes;
+        self
+    }
+
+    /// Sets how many view changes a rebuild writes at a time (at least 1).
+    pub fn rebuild_chunk(mut self, changes: usize) -> Self {
+        self.rebuild_chunk = changes;
+        self
+    }
+
+    /// Sets about how many bytes verify and rebuild may hold while folding the log (at least 1;
+    /// tiny values make them spill nearly every record, which tests use).
+    pub fn fold_memory(mut self, bytes: usize) -> Self {
+        self.fold_memory = bytes;
+        self
+    }
+
+    /// Sets sled's cache size in bytes.
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// Limits how many users may be ENABLED at once.
+    pub fn max_enabled_users(mut self, max: u64) -> Self {
+        self.limits.max_enabled_users = Some(max);
+        self
+    }
+
+    /// Sets the clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Bounds the write queue (default 4096).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Bounds a batch (default 512).
+    pub fn max_batch(mut self, max: usize) -> Self {
+        self.max_batch = max;
+        self
+    }
+
+    /// Calls `hook` before every sync; an error fails the sync. For tests of failure handling.
+    pub fn sync_hook(mut self, hook: impl Fn() -> std::io::Result<()> + Send + Sync + 'static) -> Self {
+        self.sync_hook = Some(SyncHook(Arc::new(hook)));
+        self
+    }
+
+    /// Checks the bounds a ledger can work within; `Ledger::open` refuses a config outside them
+    /// with a ValidationException naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        validate::in_range("queueCapacity", 1, MAX_QUEUE_CAPACITY, self.queue_capacity as i64)?;
+        validate::in_range("maxBatch", 1, MAX_BATCH, self.max_batch as i64)?;
+        validate::in_range("tokenTtl", 1, MAX_TOKEN_TTL_MS, self.token_ttl_ms)?;
+        validate::in_range("rebuildChunk", 1, MAX_QUEUE_CAPACITY, self.rebuild_chunk as i64)?;
+        validate::in_range("foldMemory", 1, i64::MAX, i64::try_from(self.fold_memory).unwrap_or(i64::MAX))?;
+        Ok(())
+    }
+
+    /// Calls `hook` after every committed batch with its size and sync time (for metrics).
+    pub fn on_commit(mut self, hook: impl Fn(BatchReport) + Send + Sync + 'static) -> Self {
+        self.commit_hook = Some(CommitHook(Arc::new(hook)));
+        self
+    }
+}

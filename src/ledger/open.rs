@@ -1,0 +1,145 @@
+//! Opening a ledger: validating the config, reading (or making) its settings, starting the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{settings, Config, Inner, Ledger};
+use crate::api::page::PageTokens;
+use crate::api::validate;
+use crate::audit::refold::refold;
+use crate::audit::{Digest, Fault, Problem};
+use crate::backend::guard::guard;
+use crate::backend::sled::directory::Directory;
+use crate::backend::sled::{Opened, SledBackend};
+use crate::backend::{Backend, Head, OpenMode};
+use crate::credentials::access_key;
+use crate::credentials::password::SignInLimiter;
+use crate::error::{Error, Failure, Result};
+use crate::write::writer::Writer;
+use crate::write::{Durability, Flusher, Hooks, Pipeline, Shared};
+
+impl Ledger {
+    /// Opens (or creates) the ledger `config` describes.
+    ///
+    /// Refuses (InternalServerException, [`Failure::Lost`] or [`Failure::Missing`]) a database
+    /// whose log no longer holds every write it acknowledged, unless opened read-only, when
+    /// reads show what is left and [`Ledger::verify`] reports the loss.
+    pub fn open(config: Config) -> Result<Ledger> {
+        Self::open_accepting(config, false)
+    }
+
+    /// Makes the log as it is now the acknowledged one, after a loss that [`Ledger::open`]
+    /// refuses: the operator's last resort when no backup holds the lost writes. The log's chain
+    /// must verify; returns the digest of the log accepted.
+    pub fn accept_log(config: Config) -> Result<Digest> {
+        if config.mode == OpenMode::ReadOnly {
+            return Err(Error::failed(
+                Failure::ReadOnly,
+                "accepting the log writes a new mark; open it writable",
+            ));
+        }
+        let ledger = Self::open_accepting(config, true)?;
+        let shared = &ledger.inner.shared;
+        let _writer = shared.lock_writer();
+        let report =
+            refold(shared.backend.log(1), None, ledger.inner.config.fold_memory, &mut |_| {})?.report;
+        if let Some(problem) = report.problem {
+            return Err(Error::corrupt(format_args!("cannot accept the log: it is corrupt at {problem}")));
+        }
+        // The log's own end: the tip's head may still name an entry sled lost.
+        let head = Head { seq: report.head.seq, hash: report.head.hash, time_ms: report.time_ms };
+        shared.backend.accept(head)?;
+        Ok(report.head)
+    }
+
+    fn open_accepting(config: Config, accept_loss: bool) -> Result<Ledger> {
+        config.validate()?;
+        let dir = Directory::acquire(&config.path, config.mode)?;
+        let Opened { backend, lost, tightened, failed_write } =
+            SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
+        backend.reserve(config.disk_reserve);
+        let read_only = config.mode == OpenMode::ReadOnly;
+        let lost = match lost {
+            Some((e, _)) if !read_only && !accept_loss => return Err(e),
+            lost => lost.map(|(e, seq)| Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }),
+        };
+        Self::start(Arc::new(backend), config, lost, tightened, failed_write)
+    }
+
+    /// Opens a ledger on `backend` (for example the in-memory one of the tests); `config.path`
+    /// only names it in messages.
+    #[cfg(feature = "whitebox")]
+    #[doc(hidden)]
+    pub fn open_backend(backend: Arc<dyn Backend>, config: Config) -> Result<Ledger> {
+        config.validate()?;
+        Self::start(backend, config, None, vec![], None)
+    }
+
+    /// Reads (or makes) the settings, checks the views, and starts the writer.
+    fn start(
+        backend: Arc<dyn Backend>,
+        config: Config,
+        lost: Option<Problem>,
+        tightened: Vec<PathBuf>,
+        failed_write: Option<String>,
+    ) -> Result<Ledger> {
+        let region = validate::optional("region", &validate::REGION, config.region.as_deref())?;
+        let account = validate::optional("account", &validate::ACCOUNT, config.account.as_deref())?;
+        let environment_id =
+            validate::optional("environmentId", &validate::ENVIRONMENT_ID, config.environment_id.as_deref())?;
+        let shown = config.path.as_path();
+        let (tip, stale, page_secret, identity, environment_id) = guard("while reading meta", || {
+            let tip = backend.tip()?;
+            let stale = settings::staleness(backend.as_ref(), &tip)?.or(failed_write);
+            let page_secret = settings::page_secret(backend.as_ref())?;
+            let identity =
+                settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
+            let environment_id =
+                settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
+            Ok((tip, stale, page_secret, identity, environment_id))
+        })?;
+        let read_only = config.mode == OpenMode::ReadOnly;
+        let shared = Arc::new(Shared::new(
+            backend,
+            Writer::new(tip.head, config.token_ttl_ms),
+            config.limits,
+            config.clock.clone(),
+            config.durability,
+            Hooks { sync: config.sync_hook.clone(), commit: config.commit_hook.clone() },
+            stale,
+            read_only,
+        ));
+        let flusher = match config.durability {
+            Durability::Immediate => None,
+            Durability::Periodic(period) => Some(Flusher::spawn(shared.clone(), period)),
+        };
+        let pipeline = Pipeline::start(shared.clone(), config.queue_capacity, config.max_batch)?;
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                shared,
+                identity: Arc::new(identity),
+                environment_id,
+                config,
+                pages: PageTokens::new(page_secret),
+                sign_ins: SignInLimiter::default(),
+                key_secret: access_key::secret_key(&page_secret),
+                seal_key: crate::core::seal::seal_key(&page_secret),
+                lost,
+                tightened,
+                pipeline,
+                _flusher: flusher,
+            }),
+        })
+    }
+
+    /// The directory and files of an existing database whose modes this open narrowed to the
+    /// owner's only (0700, 0600): they were readable by others, who may have read its secret.
+    pub fn tightened(&self) -> &[PathBuf] {
+        &self.inner.tightened
+    }
+
+    /// Opens the ledger at `path` with default configuration.
+    pub fn open_path(path: impl AsRef<Path>) -> Result<Ledger> {
+        Ledger::open(Config::new(path))
+    }
+}

@@ -1,0 +1,197 @@
+//! What the handle and the writer thread share: the backend, the writer's head, staleness,
+//! poisoning after a failed commit or sync,; and committing one batch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::backend::guard::guard;
+use crate::backend::{Backend, Head};
+use crate::core::clock::Clock;
+use crate::core::idempotency::Response;
+use crate::core::Limits;
+use crate::error::{Error, Failure, Result};
+use crate::write::durability::Durability;
+use crate::write::hooks::{BatchReport, Hooks};
+use crate::write::subscribe::Published;
+use crate::write::writer::{WriteRequest, Writer};
+
+/// What the writer thread and the ledger's other writers (purge, rebuild) share.
+pub struct Shared {
+    /// The database.
+    pub backend: Arc<dyn Backend>,
+    writer: Mutex<Writer>,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    durability: Durability,
+    hooks: Hooks,
+    /// Set when a sync failed: what is on disk is unknown, so writes stop until a reopen.
+    poisoned: AtomicBool,
+    /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
+    stale: Mutex<Option<String>>,
+    /// Whether `stale` holds a reason: read on every request, so it must not take the lock.
+    is_stale: AtomicBool,
+    /// Set when the ledger was opened read-only: every write is refused.
+    read_only: bool,
+    /// The seq subscribers may read up to.
+    pub published: Arc<Published>,
+}
+
+impl Shared {
+    /// Shared state for a backend whose log ends at the writer's head.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        writer: Writer,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+        durability: Durability,
+        hooks: Hooks,
+        stale: Option<String>,
+        read_only: bool,
+    ) -> Self {
+        let head_seq = writer.head().seq;
+        Shared {
+            read_only,
+            backend,
+            writer: Mutex::new(writer),
+            limits,
+            clock,
+            durability,
+            hooks,
+            poisoned: AtomicBool::new(false),
+            published: Arc::new(Published::new(head_seq)),
+            is_stale: AtomicBool::new(stale.is_some()),
+            stale: Mutex::new(stale),
+        }
+    }
+
+    /// The writer, for commits and for anything that must not interleave with them.
+    pub fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock leaves the head as last committed: still valid.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current time from the configured clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Whether a write must be on disk before it is acknowledged.
+    pub fn immediate(&self) -> bool {
+        self.durability == Durability::Immediate
+    }
+
+    /// Why the views cannot be trusted, if they cannot.
+    pub fn stale(&self) -> Option<String> {
+        self.stale.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Marks the views as trusted again (after a rebuild).
+    pub fn set_fresh(&self) {
+        *self.stale.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.is_stale.store(false, Ordering::SeqCst);
+    }
+
+    /// An error if the views cannot be trusted.
+    pub fn refuse_if_stale(&self) -> Result<()> {
+        if !self.is_stale.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        match self.stale() {
+            Some(why) => {
+                Err(Error::failed(Failure::StaleViews, format_args!("{why}; rebuild the views to repair")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// An error if writes must stop: read-only, after a failed sync, or while the views cannot be
+    /// trusted.
+    pub fn refuse_writes(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::failed(
+                Failure::ReadOnly,
+                "the ledger was opened read-only; it takes no writes",
+            ));
+        }
+        self.refuse_if_poisoned()?;
+        self.refuse_if_stale()
+    }
+
+    /// An error if a commit or a sync failed (or panicked): what is on disk past the last
+    /// acknowledged write is unknown, so nothing more is written until a reopen.
+    pub fn refuse_if_poisoned(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::failed(
+                Failure::Poisoned,
+                "the ledger refuses writes after a failed commit or sync (a full disk, an I/O error) or a \
+                 panicked commit; reopen it once the cause is gone (rebuild the views if it says so)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes committed writes, up to the log's `head` at least, durable; a failure poisons the
+    /// ledger.
+    pub fn sync(&self, head: Head) -> Result<()> {
+        let hooked = match &self.hooks.sync {
+            Some(hook) => (hook.0)().map_err(Error::from),
+            None => Ok(()),
+        };
+        hooked.and_then(|()| self.backend.sync(head)).map_err(|e| self.stop_writing(e))
+    }
+
+    /// After a failed commit or sync (`e`): no more writes until a reopen, the backend told, and
+    /// `e` with what happens now.
+    fn stop_writing(&self, e: Error) -> Error {
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.backend.write_failed();
+        Error::failed(
+            e.failure().unwrap_or(Failure::Io),
+            format_args!(
+                "{e}; the ledger stopped writing: reopen it once the cause is gone (a full disk has space \
+                 again), and rebuild the views if it then says so"
+            ),
+        )
+    }
+
+    /// Decides and commits `requests` as one batch, syncs once if required; one answer each.
+    pub(super) fn commit_batch(&self, requests: &[WriteRequest]) -> Vec<Result<Response>> {
+        let all = |e: Error| vec![Err(e); requests.len()];
+        if let Err(e) = self.refuse_writes() {
+            return all(e);
+        }
+        if let Err(e) = self.backend.check_space() {
+            return all(e);
+        }
+        let mut writer = self.lock_writer();
+        let commit = || writer.commit(self.backend.as_ref(), &self.limits, self.now_ms(), requests);
+        let committed = match guard("while committing a batch", commit) {
+            Ok(committed) => committed,
+            // What a failed or panicked commit left in the engine is unknown (sled 0.34 may
+            // have applied part of the batch in memory, and may never flush again after a
+            // failed write): stop writing until a reopen.
+            Err(e) => return all(self.stop_writing(e)),
+        };
+        let mut synced = None;
+        if committed.wrote && self.immediate() {
+            let started = Instant::now();
+            if let Err(e) = self.sync(writer.head()) {
+                return all(Error::failed(
+                    e.failure().unwrap_or(Failure::Io),
+                    format_args!("the batch may not be on disk: {e}"),
+                ));
+            }
+            synced = Some(started.elapsed());
+        }
+        if committed.wrote {
+            // After the sync under Immediate durability: subscribers see only what is on disk.
+            self.published.publish(writer.head().seq);
+        }
+        if let Some(hook) = &self.hooks.commit {
+            (hook.0)(BatchReport { requests: requests.len(), sync: synced });
+        }
+        committed.results.into_iter().map(|r| r.map(|outcome| outcome.response)).collect()
+    }
+}

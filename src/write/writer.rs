@@ -1,0 +1,128 @@
+//! The single writer: the head of the log as committed, and committing a batch of requests (or a
+//! purge of expired token records) as one atomic changeset.
+
+use crate::audit::rebuild::rebuild;
+use crate::backend::{Backend, Head};
+use crate::core::domain::Caller;
+use crate::core::event::Event;
+use crate::core::idempotency::Response;
+use crate::core::{Command, Limits};
+use crate::error::Result;
+use crate::write::batch::Batch;
+
+/// How many token records a commit examines for expiry on the side, at least; a commit that
+/// writes n records examines 2n, so the sweep outpaces the writes and the table stays bounded.
+pub const PURGE_PER_COMMIT: usize = 16;
+
+/// One request for the writer.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    /// Who asks.
+    pub caller: Caller,
+    /// The request's clientToken, recorded in its events and its token record.
+    pub client_token: Option<String>,
+    /// What is asked.
+    pub command: Command,
+}
+
+/// What a request that succeeded did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Its response (the stored one, for a retry).
+    pub response: Response,
+    /// The events it appended: none for a no-op or a retry.
+    pub events: Vec<Event>,
+}
+
+/// The result of a committed batch.
+#[derive(Debug)]
+pub struct Committed {
+    /// One result per request, in order.
+    pub results: Vec<Result<Outcome>>,
+    /// Whether the batch wrote anything (events, tokens, purges) that must be made durable.
+    pub wrote: bool,
+}
+
+/// The single writer's state: the head of the log as committed.
+#[derive(Debug)]
+pub struct Writer {
+    head: Head,
+    token_ttl_ms: i64,
+    /// Where the sweep for expired token records goes on: the last key it examined, or the
+    /// start.
+    sweep: Option<Vec<u8>>,
+}
+
+impl Writer {
+    /// A writer continuing the log at `head`, remembering tokens for `token_ttl_ms`.
+    pub fn new(head: Head, token_ttl_ms: i64) -> Self {
+        Writer { head, token_ttl_ms, sweep: None }
+    }
+
+    /// The head as last committed.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Decides and commits `requests` in one transaction.
+    ///
+    /// The error means nothing of the batch was written (storage failure or corrupt state).
+    pub fn commit(
+        &mut self,
+        backend: &dyn Backend,
+        limits: &Limits,
+        now_ms: i64,
+        requests: &[WriteRequest],
+    ) -> Result<Committed> {
+        let mut batch = Batch::new(backend, self.head);
+        // Event times never go backwards, even if the clock does.
+        let time_ms = now_ms.max(self.head.time_ms);
+        let mut results = Vec::with_capacity(requests.len());
+        for request in requests {
+            results.push(batch.execute(request, limits, time_ms, self.token_ttl_ms)?);
+        }
+        let wrote = !batch.changes.is_empty();
+        if wrote {
+            let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
+            let (_, next) = batch.purge_expired_tokens(self.sweep.as_deref(), time_ms, examine)?;
+            backend.commit(&batch.changes)?;
+            self.head = batch.head;
+            self.sweep = next;
+        }
+        Ok(Committed { results, wrote })
+    }
+
+    /// Rebuilds the views from the log ([`rebuild`]) and continues the log at its head.
+    pub fn rebuild(
+        &mut self,
+        backend: &dyn Backend,
+        fold_memory: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Head> {
+        let head = rebuild(backend, fold_memory, progress)?;
+        self.head = head;
+        Ok(head)
+    }
+
+    /// Sweeps the whole token table once, purging every expired record, a commit per
+    /// `chunk` examined; returns how many were purged.
+    pub fn purge_expired_tokens(
+        &mut self,
+        backend: &dyn Backend,
+        now_ms: i64,
+        chunk: usize,
+    ) -> Result<usize> {
+        let now_ms = now_ms.max(self.head.time_ms);
+        let (mut from, mut total) = (None, 0);
+        loop {
+            let mut batch = Batch::new(backend, self.head);
+            let (purged, next) = batch.purge_expired_tokens(from.as_deref(), now_ms, chunk)?;
+            backend.commit(&batch.changes)?;
+            total += purged;
+            match next {
+                Some(next) => from = Some(next),
+                None => return Ok(total),
+            }
+        }
+    }
+}
