@@ -9,6 +9,7 @@
 //! types, [`Subscription`], the JSON shapes in [`wire`], and (feature `server`) the HTTP host in
 //! [`server`]. Every other module is private; the layout is in README.md.
 #![warn(missing_docs)]
+#![deny(unnameable_types)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
 // The internal modules, one folder a layer (README.md, "Layout"): private, or public but hidden

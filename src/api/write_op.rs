@@ -96,7 +96,7 @@ pub enum Written {
 
 impl Write<'_> {
     /// Checks every member; returns the clientToken and the command to decide.
-    pub fn command(&self) -> Result<(Option<String>, Command)> {
+    pub(crate) fn command(&self) -> Result<(Option<String>, Command)> {
         let owned = |token: Option<&str>| token.map(str::to_owned);
         Ok(match *self {
             Write::CreateUser(request) => {

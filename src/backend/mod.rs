@@ -127,7 +127,8 @@ pub enum ViewChange {
 }
 
 impl ViewChange {
-    /// Replays this change onto `views`.
+    /// Replays this change onto `views` (the in-memory backend of the tests does).
+    #[cfg_attr(not(feature = "whitebox"), allow(dead_code))]
     pub fn apply(&self, views: &mut impl Views) {
         match self.clone() {
             ViewChange::PutUser(user) => views.put_user(user),

@@ -134,6 +134,7 @@ pub fn token_key(operation: &str, token: &str) -> Vec<u8> {
 }
 
 /// The (operation, token) a token key names; `None` if it is not one.
+#[cfg_attr(not(feature = "whitebox"), allow(dead_code))]
 pub fn split_token_key(key: &[u8]) -> Option<(&str, &str)> {
     let zero = key.iter().position(|&b| b == 0)?;
     let (operation, rest) = key.split_at_checked(zero)?;

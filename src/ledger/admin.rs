@@ -4,8 +4,8 @@ use std::path::Path;
 
 use super::{guarded, Ledger};
 use crate::core::domain::Identity;
-use crate::core::idempotency::{self, TokenRecord};
-use crate::error::{Error, Result};
+
+use crate::error::Result;
 use crate::views::ViewTree;
 use crate::write::writer::PURGE_PER_COMMIT;
 
@@ -94,24 +94,6 @@ impl Ledger {
             shared.sync(writer.head())?;
         }
         Ok(total)
-    }
-
-    /// The stored record of `client_token` for `operation` (e.g. `CreateUser`), live or expired.
-    pub fn token(&self, operation: &str, client_token: &str) -> Result<Option<TokenRecord>> {
-        self.inner.shared.backend.token(&idempotency::token_key(operation, client_token))
-    }
-
-    /// Every stored clientToken record as (operation, token, record), live or expired.
-    pub fn tokens(&self) -> Result<Vec<(String, String, TokenRecord)>> {
-        let corrupt = || Error::corrupt("corrupt tokens: a key is not operation, zero byte, token");
-        let records = self.inner.shared.backend.tokens_after(None, usize::MAX)?;
-        records
-            .into_iter()
-            .map(|(key, record)| {
-                let (operation, token) = idempotency::split_token_key(&key).ok_or_else(corrupt)?;
-                Ok((operation.to_owned(), token.to_owned(), record))
-            })
-            .collect()
     }
 
     /// How many clientToken records are stored, live or expired but not yet purged.

@@ -9,7 +9,7 @@ use crate::core::codec;
 use crate::core::domain::{KxUser, User};
 use crate::core::event::{Sealed, Subject};
 use crate::error::{Error, Result};
-use crate::views::{MemViews, Rows, ViewTree};
+use crate::views::{MemViews, ViewTree};
 use crate::write::subscribe::Subscription;
 
 impl Ledger {
@@ -175,19 +175,6 @@ impl Ledger {
     /// The log as stored, (key, bytes) per entry, for verification outside (e.g. export).
     pub fn raw_log(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
         self.inner.shared.backend.log(1)
-    }
-
-    /// Every stored view row, as bytes: what a fold of the log must reproduce.
-    pub fn view_rows(&self) -> Result<Rows> {
-        let backend = &self.inner.shared.backend;
-        let mut rows = Rows::new();
-        for view in ViewTree::ALL {
-            for row in backend.view_rows(view) {
-                let (key, value) = row?;
-                rows.insert((view, key), value);
-            }
-        }
-        Ok(rows)
     }
 
     /// The log's envelopes from `from_seq` on (0 and 1 both mean the first), then each new one

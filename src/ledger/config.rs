@@ -33,9 +33,9 @@ pub struct Config {
     /// The most requests committed in one batch (one transaction, one flush).
     pub max_batch: usize,
     /// Called before every sync; for tests of failure handling.
-    pub sync_hook: Option<SyncHook>,
+    pub(crate) sync_hook: Option<SyncHook>,
     /// Called after every committed batch; for a host's metrics.
-    pub commit_hook: Option<CommitHook>,
+    pub(crate) commit_hook: Option<CommitHook>,
     /// Region of a new database (default `us-east-1`); an existing one must match.
     pub region: Option<String>,
     /// FinSpace environment id of a new database (default: a new ULID); an existing one must match.

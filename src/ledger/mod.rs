@@ -25,6 +25,8 @@ mod admin;
 mod audit;
 mod config;
 mod groups;
+#[cfg(feature = "whitebox")]
+mod inspect;
 mod keys;
 mod kx;
 mod open;

@@ -27,7 +27,7 @@ use crate::ledger::Ledger;
 pub use auth::{root_credentials, Auth, ROOT_CREDENTIALS_FILE};
 pub use observe::{record_batch, REQUEST_ID};
 pub use reply::{ApiError, ERROR_TYPE};
-pub use routes::{parse_json, Operation, ADMIN, FINSPACE, FINSPACE_DATA, MAX_BODY};
+pub use routes::{parse_json, Kind, Operation, ADMIN, FINSPACE, FINSPACE_DATA, MAX_BODY};
 pub use serve::{serve, Listen, Tls, DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS};
 
 /// What a request may cost the host, beyond the connection bounds of [`Listen`]: every bound a

@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 /// A seam for tests of failure handling: called before every sync; an error makes the sync fail.
 #[derive(Clone)]
 pub struct SyncHook(pub Arc<dyn Fn() -> std::io::Result<()> + Send + Sync>);

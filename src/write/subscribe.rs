@@ -83,7 +83,7 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     /// A subscription starting at `from_seq` (0 and 1 both mean the first entry).
-    pub fn new(shared: Arc<Shared>, published: Arc<Published>, from_seq: u64) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, published: Arc<Published>, from_seq: u64) -> Self {
         Subscription { shared, published, next: from_seq.max(1) }
     }
 

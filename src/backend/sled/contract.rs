@@ -1,0 +1,251 @@
+//! The [`Backend`] contract kept by sled: meta and tip, atomic commits, syncs, the log, tokens,
+//! pages of the views.
+
+use std::ops::Bound;
+
+use ::sled::Batch;
+
+use super::mark::{Mark, MarkFile};
+use super::reads::{decode_group, decode_kx_user, decode_member, decode_row, decode_user, log_seq};
+use super::{layout, SledBackend};
+use crate::backend::{Backend, Changeset, Entries, Head, Page, Tip};
+use crate::core::codec;
+use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
+use crate::core::event::Subject;
+use crate::core::idempotency::TokenRecord;
+use crate::error::{Error, Failure, Result};
+use crate::views::{groups_prefix, kx_key, members_prefix, subject_prefix, ViewTree};
+
+impl Backend for SledBackend {
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(&layout::meta_key(name))?.map(|v| v.to_vec()))
+    }
+
+    fn put_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.tree.insert(layout::meta_key(name), value)?;
+        self.flush()
+    }
+
+    fn tip(&self) -> Result<Tip> {
+        match self.get(&layout::meta_key(layout::TIP))? {
+            Some(bytes) => codec::decode("meta tip", &bytes),
+            None => Ok(Tip::default()),
+        }
+    }
+
+    fn set_tip(&self, tip: Tip) -> Result<()> {
+        self.tree.insert(layout::meta_key(layout::TIP), codec::encode(&tip))?;
+        Ok(())
+    }
+
+    fn last_seq(&self) -> Result<u64> {
+        let log = layout::log_key(0).to_vec()..layout::log_end().to_vec();
+        match self.tree.range(log).next_back().transpose()? {
+            None => Ok(0),
+            Some((key, _)) => log_seq(&key),
+        }
+    }
+
+    fn commit(&self, changes: &Changeset) -> Result<()> {
+        let mut batch = Batch::default();
+        for (seq, bytes) in &changes.log {
+            batch.insert(&layout::log_key(*seq)[..], bytes.as_slice());
+        }
+        // A later change of the same row replaces an earlier one: sled's batch keeps the last.
+        for change in &changes.views {
+            for ((view, key), value) in change.rows() {
+                let key = layout::view_key(view, &key);
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+        }
+        for (key, record) in &changes.tokens {
+            let key = layout::token_key(key);
+            match record {
+                Some(record) => batch.insert(key, codec::encode(record)),
+                None => batch.remove(key),
+            }
+        }
+        if let Some(tip) = &changes.tip {
+            batch.insert(layout::meta_key(layout::TIP), codec::encode(tip));
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn sync(&self, head: Head) -> Result<()> {
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::failed(Failure::Poisoned, "an earlier write failed; reopen the database"));
+        }
+        self.flush().inspect_err(|_| self.write_failed())?;
+        let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+        match mark.as_mut() {
+            Some(mark) => mark.record(Mark { seq: head.seq, hash: head.hash }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_space(&self) -> Result<()> {
+        let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let free = fs2::available_space(&self.dir.path).map_err(|e| {
+            Error::failed(
+                Failure::Io,
+                format_args!("cannot read the free space of {}: {e}", self.path.display()),
+            )
+        })?;
+        if free >= reserve {
+            return Ok(());
+        }
+        Err(Error::failed(
+            Failure::DiskFull,
+            format_args!(
+                "the disk holding {} has {} KiB free, below the ledger's reserve of {} KiB (--disk-reserve-mib, \
+                 Config::disk_reserve); nothing was written: free some space and retry",
+                self.path.display(),
+                free / 1024,
+                reserve / 1024
+            ),
+        ))
+    }
+
+    /// sled 0.34 applies a batch key by key and writes its I/O buffers in the background, so a
+    /// failed write may leave part of a batch in memory and, later, on disk. The mark records
+    /// the failure (its slot overwrites bytes the file has, so a full disk does not stop it) and
+    /// nothing is flushed again, not even on drop.
+    fn write_failed(&self) {
+        if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+        // If even this fails, the open after it cannot know; the error that got here is reported.
+        let _ = mark.as_mut().map(MarkFile::record_failure);
+    }
+
+    fn accept(&self, head: Head) -> Result<()> {
+        let fresh = MarkFile::create(&self.dir.path, Mark { seq: head.seq, hash: head.hash })?;
+        *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+        Ok(())
+    }
+
+    fn log(&self, from_seq: u64) -> Entries<'_> {
+        let log = layout::log_key(from_seq).to_vec()..layout::log_end().to_vec();
+        Box::new(self.tree.range(log).map(|entry| {
+            let (key, value) = entry?;
+            Ok((key.get(1..).unwrap_or_default().to_vec(), value.to_vec()))
+        }))
+    }
+
+    fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(&layout::log_key(seq))?.map(|v| v.to_vec()))
+    }
+
+    fn history(&self, subject: Subject) -> Result<Vec<u64>> {
+        let prefix = subject_prefix(subject);
+        self.tree
+            .scan_prefix(layout::view_key(ViewTree::History, &prefix))
+            .keys()
+            .map(|key| {
+                let key = key?;
+                key.get(2 + prefix.len()..)
+                    .and_then(codec::seq_of)
+                    .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
+            })
+            .collect()
+    }
+
+    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+        self.get(&layout::token_key(key))?
+            .map(|v| codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(key)), &v))
+            .transpose()
+    }
+
+    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+        let lower = match after {
+            Some(after) => Bound::Excluded(layout::token_key(after)),
+            None => Bound::Included(layout::TOKENS_PREFIX.to_vec()),
+        };
+        let mut records = Vec::new();
+        for entry in self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+            let (key, value) = entry?;
+            let Some(key) = key.strip_prefix(&layout::TOKENS_PREFIX) else { break };
+            if records.len() == limit {
+                break;
+            }
+            let what = format_args!("tokens[{}]", String::from_utf8_lossy(key)).to_string();
+            records.push((key.to_vec(), codec::decode(what, &value)?));
+        }
+        Ok(records)
+    }
+
+    fn token_count(&self) -> Result<u64> {
+        self.count(&layout::TOKENS_PREFIX)
+    }
+
+    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
+        self.page(ViewTree::Users, &[], after, limit, decode_user)
+    }
+
+    fn kx_users_after(
+        &self,
+        environment_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<KxUser>> {
+        let prefix = kx_key(environment_id, "");
+        let after = after.map(|name| kx_key(environment_id, name));
+        self.page(ViewTree::KxUsers, &prefix, after.as_deref(), limit, decode_kx_user)
+    }
+
+    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
+        self.page(ViewTree::Groups, &[], after, limit, decode_group)
+    }
+
+    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
+        let prefix = members_prefix(group);
+        let after = after.map(|user| [prefix.as_slice(), user.as_bytes()].concat());
+        self.page(ViewTree::Memberships, &prefix, after.as_deref(), limit, decode_member)
+    }
+
+    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+        let prefix = groups_prefix(user);
+        let after = after.map(|group| [prefix.as_slice(), group.as_bytes()].concat());
+        self.page(ViewTree::Memberships, &prefix, after.as_deref(), limit, decode_member)
+    }
+
+    fn access_keys(&self) -> Result<Vec<AccessKey>> {
+        self.rows(ViewTree::AccessKeys)
+            .map(|row| row.and_then(|(k, v)| decode_row(ViewTree::AccessKeys, &k, &v)))
+            .collect()
+    }
+
+    fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
+        self.rows(ViewTree::PrincipalKeys)
+            .map(|row| row.and_then(|(k, v)| decode_row(ViewTree::PrincipalKeys, &k, &v)))
+            .collect()
+    }
+
+    fn view_len(&self, view: ViewTree) -> Result<u64> {
+        self.count(&layout::view_prefix(view))
+    }
+
+    fn view_rows(&self, view: ViewTree) -> Entries<'_> {
+        Box::new(self.rows(view))
+    }
+
+    fn replace_view(
+        &self,
+        view: ViewTree,
+        rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<()> {
+        self.reconcile(view, rows)
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
