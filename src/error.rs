@@ -244,17 +244,6 @@ impl fmt::Display for Rule {
     }
 }
 
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        let cause = match e {
-            sled::Error::Io(_) => Failure::Io,
-            sled::Error::Corruption { .. } => Failure::Corrupt,
-            _ => Failure::Other,
-        };
-        Error::failed(cause, format_args!("storage error: {e}"))
-    }
-}
-
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::failed(Failure::Io, format_args!("I/O error: {e}"))

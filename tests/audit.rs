@@ -562,4 +562,5 @@ fn a_second_user_with_a_taken_email_fails_verify_at_its_seq_and_rebuild_refuses(
             .starts_with("cannot rebuild the views: the log is corrupt at seq 10: corrupt log: Created"),
         "{err}"
     );
+    assert_eq!(err.failure(), Some(user_ledger::Failure::Corrupt), "the cause stays typed");
 }

@@ -1,6 +1,6 @@
-//! The golden fixture: a log written by format version 1 must decode and verify in every later
+//! The golden fixture: a log written in encoding version 1 must decode and verify in every later
 //! version. `tests/fixtures/golden-v1.jsonl` holds the stored entries; `golden-v1.json` what they
-//! must fold to. Regenerate only when adding a new format version (never to make this pass):
+//! must fold to. Regenerate only when adding a new encoding version (never to make this pass):
 //! `cargo test --test golden -- --ignored write_golden_fixture`.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -68,7 +68,7 @@ fn groups_summary(views: &MemViews, digest: String) -> Value {
 #[test]
 fn the_groups_golden_log_decodes_verifies_and_folds_to_the_same_records() {
     let entries = read_fixture("golden-v1-groups.jsonl");
-    assert!(entries.iter().all(|(_, v)| v[0] == 1), "the fixture is format version 1");
+    assert!(entries.iter().all(|(_, v)| v[0] == 1), "the fixture is encoding version 1");
     let (report, views) = audit::verify_entries(entries.into_iter().map(Ok), None, &mut |_| {}).unwrap();
     assert_eq!(report.problem, None);
     let expected: Value =
@@ -97,7 +97,7 @@ fn the_groups_golden_log_decodes_verifies_and_folds_to_the_same_records() {
 }
 
 #[test]
-#[ignore = "writes the fixture; run only when adding event kinds or a format version"]
+#[ignore = "writes the fixture; run only when adding event kinds or an encoding version"]
 fn write_groups_golden_fixture() {
     let t = TestLedger::new();
     let admin = t.create_with(CreateUserRequest {
@@ -173,7 +173,7 @@ fn write_groups_golden_fixture() {
 #[test]
 fn the_golden_log_decodes_verifies_and_folds_to_the_same_records() {
     let entries = read_entries();
-    assert!(entries.iter().all(|(_, v)| v[0] == 1), "the fixture is format version 1");
+    assert!(entries.iter().all(|(_, v)| v[0] == 1), "the fixture is encoding version 1");
     let (report, views) = audit::verify_entries(entries.into_iter().map(Ok), None, &mut |_| {}).unwrap();
     assert_eq!(report.problem, None);
     let expected: Value =
@@ -213,7 +213,7 @@ fn the_golden_log_loaded_into_a_database_rebuilds_and_verifies() {
 }
 
 #[test]
-#[ignore = "writes the fixture; run only when adding a format version"]
+#[ignore = "writes the fixture; run only when adding an encoding version"]
 fn write_golden_fixture() {
     let t = TestLedger::with(|c| c.region("eu-west-1").account("111122223333"));
     let full = CreateUserRequest {

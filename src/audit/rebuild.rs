@@ -15,7 +15,7 @@ pub fn rebuild(backend: &dyn Backend, fold_memory: usize, progress: &mut dyn FnM
     let mut folded = refold(backend.log(1), None, fold_memory, progress)?;
     let report = folded.report.clone();
     if let Some(problem) = report.problem {
-        return Err(Error::internal(format_args!(
+        return Err(Error::corrupt(format_args!(
             "cannot rebuild the views: the log is corrupt at {problem}"
         )));
     }

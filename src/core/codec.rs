@@ -11,9 +11,9 @@ use serde::Serialize;
 use crate::core::event::{Envelope, Sealed};
 use crate::error::{Error, Failure, Result};
 
-/// The version byte of every encoded value and log entry (the encoding's version, not the
-/// sled layout's, which is `backend::sled::FORMAT_VERSION`); the only one this build reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The version byte of every encoded value and log entry (the encoding version, not the
+/// sled layout's format, `backend::sled::FORMAT_VERSION`); the only one this build reads.
+pub const ENCODING_VERSION: u8 = 1;
 
 const HASH_LEN: usize = 32;
 
@@ -23,7 +23,7 @@ fn config() -> impl bincode::config::Config {
 
 /// Encodes a stored value: the version byte, then its bincode bytes.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
+    let mut out = vec![ENCODING_VERSION];
     // Writing into a Vec only fails for types serde cannot express; ours are all plain data.
     bincode::serde::encode_into_std_write(value, &mut out, config())
         .expect("plain data always encodes into a Vec");
@@ -38,10 +38,10 @@ pub fn decode<T: DeserializeOwned>(what: impl Display, bytes: &[u8]) -> Result<T
 
 fn strip_version<'a>(what: &impl Display, bytes: &'a [u8]) -> Result<&'a [u8]> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, body)) => Ok(body),
+        Some((&ENCODING_VERSION, body)) => Ok(body),
         Some((v, _)) => Err(Error::failed(
             Failure::FormatVersion,
-            format_args!("corrupt {what}: format version {v} is not readable by this build (it reads {FORMAT_VERSION})"),
+            format_args!("corrupt {what}: format version {v} is not readable by this build (it reads {ENCODING_VERSION})"),
         )),
         None => Err(Error::corrupt(format_args!("corrupt {what}: empty value"))),
     }
@@ -65,7 +65,7 @@ pub fn seal(envelope: &Envelope, prev_hash: [u8; 32]) -> (Vec<u8>, [u8; 32]) {
     let body = encoded.get(1..).unwrap_or_default();
     let hash = chain_hash(&prev_hash, body);
     let mut out = Vec::with_capacity(1 + 2 * HASH_LEN + body.len());
-    out.push(FORMAT_VERSION);
+    out.push(ENCODING_VERSION);
     out.extend_from_slice(&prev_hash);
     out.extend_from_slice(&hash);
     out.extend_from_slice(body);

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::backend::{Backend, Tip};
 use crate::core::codec;
 use crate::core::domain::Identity;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 
 const PAGE_SECRET: &str = "page_secret";
 const IDENTITY: &str = "identity";
@@ -22,7 +22,7 @@ pub fn page_secret(backend: &dyn Backend) -> Result<[u8; 32]> {
     }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)
-        .map_err(|e| Error::internal(format_args!("no randomness for the page secret: {e}")))?;
+        .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for the page secret: {e}")))?;
     backend.put_meta(PAGE_SECRET, &codec::encode(&secret))?;
     Ok(secret)
 }

@@ -7,7 +7,7 @@ use ::sled::Batch;
 
 use super::mark::{Mark, MarkFile};
 use super::reads::{decode_group, decode_kx_user, decode_member, decode_row, decode_user, log_seq};
-use super::{layout, SledBackend};
+use super::{layout, storage, SledBackend};
 use crate::backend::{Backend, Changeset, Entries, Head, Page, Tip};
 use crate::core::codec;
 use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
@@ -22,7 +22,7 @@ impl Backend for SledBackend {
     }
 
     fn put_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.tree.insert(layout::meta_key(name), value)?;
+        self.tree.insert(layout::meta_key(name), value).map_err(storage)?;
         self.flush()
     }
 
@@ -34,13 +34,13 @@ impl Backend for SledBackend {
     }
 
     fn set_tip(&self, tip: Tip) -> Result<()> {
-        self.tree.insert(layout::meta_key(layout::TIP), codec::encode(&tip))?;
+        self.tree.insert(layout::meta_key(layout::TIP), codec::encode(&tip)).map_err(storage)?;
         Ok(())
     }
 
     fn last_seq(&self) -> Result<u64> {
         let log = layout::log_key(0).to_vec()..layout::log_end().to_vec();
-        match self.tree.range(log).next_back().transpose()? {
+        match self.tree.range(log).next_back().transpose().map_err(storage)? {
             None => Ok(0),
             Some((key, _)) => log_seq(&key),
         }
@@ -71,7 +71,7 @@ impl Backend for SledBackend {
         if let Some(tip) = &changes.tip {
             batch.insert(layout::meta_key(layout::TIP), codec::encode(tip));
         }
-        self.tree.apply_batch(batch)?;
+        self.tree.apply_batch(batch).map_err(storage)?;
         Ok(())
     }
 
@@ -135,7 +135,7 @@ impl Backend for SledBackend {
     fn log(&self, from_seq: u64) -> Entries<'_> {
         let log = layout::log_key(from_seq).to_vec()..layout::log_end().to_vec();
         Box::new(self.tree.range(log).map(|entry| {
-            let (key, value) = entry?;
+            let (key, value) = entry.map_err(storage)?;
             Ok((key.get(1..).unwrap_or_default().to_vec(), value.to_vec()))
         }))
     }
@@ -150,7 +150,7 @@ impl Backend for SledBackend {
             .scan_prefix(layout::view_key(ViewTree::History, &prefix))
             .keys()
             .map(|key| {
-                let key = key?;
+                let key = key.map_err(storage)?;
                 key.get(2 + prefix.len()..)
                     .and_then(codec::seq_of)
                     .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
@@ -171,7 +171,7 @@ impl Backend for SledBackend {
         };
         let mut records = Vec::new();
         for entry in self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
-            let (key, value) = entry?;
+            let (key, value) = entry.map_err(storage)?;
             let Some(key) = key.strip_prefix(&layout::TOKENS_PREFIX) else { break };
             if records.len() == limit {
                 break;
@@ -246,6 +246,6 @@ impl Backend for SledBackend {
     }
 
     fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        self.db.size_on_disk().map_err(storage)
     }
 }

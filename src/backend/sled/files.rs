@@ -69,7 +69,7 @@ pub fn open_sled(config: ::sled::Config) -> Result<::sled::Db> {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => {
-                let cause = Error::from(e.clone()).failure().unwrap_or(Failure::Other);
+                let cause = super::storage(e.clone()).failure().unwrap_or(Failure::Other);
                 return Err(Error::failed(
                     cause,
                     format_args!("cannot open the database at {}: {e}", config.path.display()),

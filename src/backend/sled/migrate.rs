@@ -12,7 +12,7 @@
 
 use ::sled::{Batch, Db, Tree};
 
-use super::{layout, SledBackend, FORMAT_VERSION};
+use super::{layout, storage, SledBackend, FORMAT_VERSION};
 use crate::backend::{Head, Tip};
 use crate::core::codec;
 use crate::error::{Error, Failure, Result};
@@ -34,13 +34,13 @@ pub fn to_current(backend: &SledBackend) -> Result<()> {
     let has_format_1 = names.iter().any(|name| name.as_ref() == b"meta");
     // After the stamp, a crash while dropping may have left any of format 1's trees.
     let leftover = names.iter().any(|name| format_1_trees().any(|old| name.as_ref() == old.as_bytes()));
-    match backend.tree.get(layout::meta_key(layout::FORMAT))?.as_deref() {
+    match backend.tree.get(layout::meta_key(layout::FORMAT)).map_err(storage)?.as_deref() {
         Some([FORMAT_VERSION]) if leftover => drop_format_1(backend),
         Some([FORMAT_VERSION]) => Ok(()),
         other => {
-            let old_meta = if has_format_1 { Some(db.open_tree("meta")?) } else { None };
+            let old_meta = if has_format_1 { Some(db.open_tree("meta").map_err(storage)?) } else { None };
             let old_format = match &old_meta {
-                Some(meta) => meta.get("format")?,
+                Some(meta) => meta.get("format").map_err(storage)?,
                 None => None,
             };
             match (other, old_format.as_deref()) {
@@ -50,7 +50,10 @@ pub fn to_current(backend: &SledBackend) -> Result<()> {
                     format_args!("database at {} has records but no format version", backend.path.display()),
                 )),
                 (None, None) => {
-                    backend.tree.insert(layout::meta_key(layout::FORMAT), &[FORMAT_VERSION])?;
+                    backend
+                        .tree
+                        .insert(layout::meta_key(layout::FORMAT), &[FORMAT_VERSION])
+                        .map_err(storage)?;
                     backend.flush()
                 }
             }
@@ -71,33 +74,42 @@ fn unknown_format(backend: &SledBackend, found: &[u8]) -> Error {
 
 /// Whether format 1's log holds anything (a database whose meta lost its format).
 fn has_records(db: &Db) -> Result<bool> {
-    Ok(db.tree_names().iter().any(|name| name.as_ref() == b"log") && !db.open_tree("log")?.is_empty())
+    Ok(db.tree_names().iter().any(|name| name.as_ref() == b"log")
+        && !db.open_tree("log").map_err(storage)?.is_empty())
 }
 
 fn from_format_1(backend: &SledBackend) -> Result<()> {
     let (db, tree) = (&backend.db, &backend.tree);
     // What a migration cut short before its commit point copied.
-    tree.clear()?;
+    tree.clear().map_err(storage)?;
     crash_point("cleared");
-    copy(tree, &db.open_tree("log")?, layout::log_key_of)?;
-    copy(tree, &db.open_tree("tokens")?, layout::token_key)?;
+    copy(tree, &db.open_tree("log").map_err(storage)?, layout::log_key_of)?;
+    copy(tree, &db.open_tree("tokens").map_err(storage)?, layout::token_key)?;
     for view in ViewTree::ALL {
-        copy(tree, &db.open_tree(view.name())?, |key| layout::view_key(view, key))?;
+        copy(tree, &db.open_tree(view.name()).map_err(storage)?, |key| layout::view_key(view, key))?;
     }
-    let meta = db.open_tree("meta")?;
+    let meta = db.open_tree("meta").map_err(storage)?;
     for name in KEPT_META {
-        if let Some(value) = meta.get(name)? {
-            tree.insert(layout::meta_key(name), value)?;
+        if let Some(value) = meta.get(name).map_err(storage)? {
+            tree.insert(layout::meta_key(name), value).map_err(storage)?;
         }
     }
-    let head: Head =
-        meta.get("head")?.map(|v| codec::decode("meta head", &v)).transpose()?.unwrap_or_default();
-    let views_seq: u64 =
-        meta.get("views_seq")?.map(|v| codec::decode("meta views_seq", &v)).transpose()?.unwrap_or(0);
-    tree.insert(layout::meta_key(layout::TIP), codec::encode(&Tip { head, views_seq }))?;
+    let head: Head = meta
+        .get("head")
+        .map_err(storage)?
+        .map(|v| codec::decode("meta head", &v))
+        .transpose()?
+        .unwrap_or_default();
+    let views_seq: u64 = meta
+        .get("views_seq")
+        .map_err(storage)?
+        .map(|v| codec::decode("meta views_seq", &v))
+        .transpose()?
+        .unwrap_or(0);
+    tree.insert(layout::meta_key(layout::TIP), codec::encode(&Tip { head, views_seq })).map_err(storage)?;
     backend.flush()?;
     crash_point("copied");
-    tree.insert(layout::meta_key(layout::FORMAT), &[FORMAT_VERSION])?;
+    tree.insert(layout::meta_key(layout::FORMAT), &[FORMAT_VERSION]).map_err(storage)?;
     backend.flush()?;
     crash_point("stamped");
     drop_format_1(backend)
@@ -108,16 +120,16 @@ fn copy(to: &Tree, from: &Tree, key: impl Fn(&[u8]) -> Vec<u8>) -> Result<()> {
     let mut batch = Batch::default();
     let mut pending = 0;
     for entry in from.iter() {
-        let (old, value) = entry?;
+        let (old, value) = entry.map_err(storage)?;
         batch.insert(key(&old), value);
         pending += 1;
         if pending == CHUNK {
-            to.apply_batch(std::mem::take(&mut batch))?;
+            to.apply_batch(std::mem::take(&mut batch)).map_err(storage)?;
             pending = 0;
             crash_point("chunk");
         }
     }
-    to.apply_batch(batch)?;
+    to.apply_batch(batch).map_err(storage)?;
     Ok(())
 }
 
@@ -128,7 +140,7 @@ fn format_1_trees() -> impl Iterator<Item = &'static str> {
 
 fn drop_format_1(backend: &SledBackend) -> Result<()> {
     for name in format_1_trees() {
-        backend.db.drop_tree(name)?;
+        backend.db.drop_tree(name).map_err(storage)?;
         crash_point("dropped");
     }
     backend.flush()

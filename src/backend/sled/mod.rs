@@ -119,7 +119,7 @@ impl SledBackend {
         let tightened = dir.tightened.clone();
         let shown = dir.shown.clone();
         let backend = guard(format_args!("while opening the database at {}", shown.display()), || {
-            let tree = db.open_tree(layout::TREE)?;
+            let tree = db.open_tree(layout::TREE).map_err(storage)?;
             let data_file = File::open(dir.path.join(sled_files::DATA_FILE)).map_err(|e| {
                 Error::failed(
                     Failure::Io,
@@ -227,4 +227,16 @@ impl SledBackend {
             )),
         })
     }
+}
+
+/// A sled error as the engine's: its I/O and corruption kept as [`Failure::Io`] and
+/// [`Failure::Corrupt`], sled's own bugs and unsupported calls as [`Failure::Other`]. A function,
+/// not a `From`, so that sled's error type stays out of the public API.
+pub(super) fn storage(e: ::sled::Error) -> Error {
+    let cause = match e {
+        ::sled::Error::Io(_) => Failure::Io,
+        ::sled::Error::Corruption { .. } => Failure::Corrupt,
+        _ => Failure::Other,
+    };
+    Error::failed(cause, format_args!("storage error: {e}"))
 }

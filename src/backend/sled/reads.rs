@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use super::{layout, SledBackend};
+use super::{layout, storage, SledBackend};
 use crate::backend::{Backend, Page};
 use crate::core::codec;
 use crate::core::domain::{
@@ -16,13 +16,13 @@ use crate::views::{kx_count_key, kx_key, membership_keys, ViewTree, ENABLED_USER
 impl SledBackend {
     /// Flushes sled and fdatasyncs its data file.
     pub(super) fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        self.db.flush().map_err(storage)?;
         self.data_file.sync_data()?;
         Ok(())
     }
 
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<::sled::IVec>> {
-        Ok(self.tree.get(key)?)
+        self.tree.get(key).map_err(storage)
     }
 
     pub(super) fn view_get<T: serde::de::DeserializeOwned>(
@@ -50,7 +50,7 @@ impl SledBackend {
         let full_prefix = layout::view_key(view, prefix);
         let mut items = Vec::with_capacity(limit.min(128));
         for entry in self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
-            let (key, value) = entry?;
+            let (key, value) = entry.map_err(storage)?;
             if !key.starts_with(&full_prefix) {
                 break;
             }
@@ -71,7 +71,7 @@ impl SledBackend {
     pub(super) fn count(&self, prefix: &[u8]) -> Result<u64> {
         let mut count = 0;
         for key in self.tree.scan_prefix(prefix).keys() {
-            key?;
+            key.map_err(storage)?;
             count += 1;
         }
         Ok(count)
@@ -150,7 +150,7 @@ impl State for SledBackend {
 
     fn is_member(&self, group: &str, user: &str) -> Result<bool> {
         let [key, _] = membership_keys(group, user);
-        Ok(self.tree.contains_key(layout::view_key(ViewTree::Memberships, &key))?)
+        self.tree.contains_key(layout::view_key(ViewTree::Memberships, &key)).map_err(storage)
     }
 
     fn groups_of(&self, user: &str) -> Result<Vec<String>> {

@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use ::sled::Batch;
 
-use super::{layout, SledBackend};
+use super::{layout, storage, SledBackend};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::views::ViewTree;
@@ -78,7 +78,7 @@ impl SledBackend {
             }
             drop(live);
             if pending > 0 {
-                self.tree.apply_batch(batch).inspect_err(|_| self.write_failed())?;
+                self.tree.apply_batch(batch).inspect_err(|_| self.write_failed()).map_err(storage)?;
                 self.flush()?;
             }
             if done {
@@ -102,7 +102,7 @@ impl SledBackend {
             .range::<Vec<u8>, _>((lower, Bound::Unbounded))
             .take_while(move |entry| entry.as_ref().map_or(true, |(key, _)| key.starts_with(&prefix)))
             .map(|entry| {
-                let (key, value) = entry?;
+                let (key, value) = entry.map_err(storage)?;
                 Ok((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()))
             })
     }
