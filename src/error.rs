@@ -99,6 +99,10 @@ pub enum Failure {
     /// The disk's free space is below the ledger's reserve: nothing was written, and writes
     /// work again once there is space.
     DiskFull,
+    /// Another writer (another host on a shared database) moved the log's head after a batch
+    /// was decided: the batch wrote nothing. The writer decides it again; a caller sees this
+    /// only when that kept happening.
+    Conflict,
     /// Anything else.
     Other,
 }
@@ -119,6 +123,7 @@ impl fmt::Display for Failure {
             Failure::StaleViews => "views that lag or lead the log",
             Failure::FormatVersion => "an unreadable format version",
             Failure::DiskFull => "a full disk",
+            Failure::Conflict => "a head moved by another writer",
             Failure::Other => "an internal failure",
         })
     }

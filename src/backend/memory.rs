@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{Backend, Changeset, Entries, Head, Page, Tip};
+use super::{moved, Backend, Changeset, Entries, Head, Page, Tip, Wake};
 use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
@@ -17,10 +17,19 @@ use crate::core::State;
 use crate::error::{Error, Result};
 use crate::views::{subject_prefix, MemViews, ViewTree};
 
-/// A ledger's state in memory; lost when dropped.
-#[derive(Debug, Default)]
+/// A ledger's state in memory; lost when dropped. Several ledgers may share one (as hosts share
+/// a PostgreSQL database): commits are compare-and-set under one lock, and each ledger is woken
+/// by the others' commits.
+#[derive(Default)]
 pub struct MemoryBackend {
     state: RwLock<Memory>,
+    wakes: std::sync::Mutex<Vec<Wake>>,
+}
+
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackend").field("state", &self.state).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -74,9 +83,8 @@ impl Backend for MemoryBackend {
         Ok(self.read().meta.get(name).cloned())
     }
 
-    fn put_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.write().meta.insert(name.to_owned(), value.to_vec());
-        Ok(())
+    fn insert_meta(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.write().meta.entry(name.to_owned()).or_insert_with(|| value.to_vec()).clone())
     }
 
     fn tip(&self) -> Result<Tip> {
@@ -94,6 +102,9 @@ impl Backend for MemoryBackend {
 
     fn commit(&self, changes: &Changeset) -> Result<()> {
         let mut memory = self.write();
+        if memory.tip.head != changes.base {
+            return Err(moved(memory.tip.head, changes.base));
+        }
         for (seq, bytes) in &changes.log {
             memory.log.insert(*seq, bytes.clone());
         }
@@ -109,15 +120,21 @@ impl Backend for MemoryBackend {
         if let Some(tip) = changes.tip {
             memory.tip = tip;
         }
+        let seq = memory.tip.head.seq;
+        drop(memory);
+        for wake in self.wakes.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            wake(seq);
+        }
+        Ok(())
+    }
+
+    fn watch(&self, wake: Wake) -> Result<()> {
+        self.wakes.lock().unwrap_or_else(|p| p.into_inner()).push(wake);
         Ok(())
     }
 
     fn sync(&self, _head: Head) -> Result<()> {
         self.write().syncs += 1;
-        Ok(())
-    }
-
-    fn accept(&self, _head: Head) -> Result<()> {
         Ok(())
     }
 

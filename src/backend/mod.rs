@@ -183,6 +183,18 @@ impl ViewChange {
     }
 }
 
+/// The conflict a commit answers when the log's head is no longer the one its batch was decided
+/// against: another writer appended in between.
+pub fn moved(head: Head, base: Head) -> crate::error::Error {
+    crate::error::Error::failed(
+        crate::error::Failure::Conflict,
+        format_args!(
+            "the log's head moved to seq {} after the batch was decided against seq {}",
+            head.seq, base.seq
+        ),
+    )
+}
+
 /// Everything one commit writes, in logical terms.
 #[derive(Debug, Default)]
 pub struct Changeset {
@@ -194,6 +206,9 @@ pub struct Changeset {
     pub tokens: std::collections::BTreeMap<Vec<u8>, Option<TokenRecord>>,
     /// The tip after this commit, when it moves (it moves with every appended entry).
     pub tip: Option<Tip>,
+    /// The head of the log this changeset was decided against: the commit applies only while
+    /// the log still ends there (a compare-and-set on the chain).
+    pub base: Head,
 }
 
 impl Changeset {
@@ -210,21 +225,45 @@ pub type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>
 /// A page of a listing: the items, and whether more follow.
 pub type Page<T> = (Vec<T>, bool);
 
+/// What a backend calls when another writer committed: the seq of the head it saw.
+pub type Wake = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 /// A database that can hold a ledger. Reads of the views come through [`State`].
+///
+/// **Who calls what.** One process may hold many handles on one backend, but within a process
+/// only the writer thread (`write/`) calls [`Backend::commit`], [`Backend::sync`] and
+/// [`Backend::write_failed`], one call at a time; opening calls the settings methods before the
+/// writer starts; rebuild calls [`Backend::set_tip`] and [`Backend::replace_view`] holding the
+/// writer's lock; every other method is a read and may be called from any thread at any time,
+/// concurrently with a commit. Several processes (hosts) may share one backend when it says so
+/// (PostgreSQL); then nothing may be assumed about what the others do between two calls.
+///
+/// **Atomic** means a reader, here or on another host, sees all of a commit or none of it, and a
+/// crash leaves all or none of it. **Ordered** means in ascending key order (seq for the log,
+/// canonical key bytes for views and tokens). Every error names what failed (file, table, key or
+/// seq) and keeps its [`crate::Failure`].
 pub trait Backend: State + Send + Sync {
-    /// A small setting (page secret, identity, environment id) by name.
+    /// A setting (page secret, identity, environment id) by name; `None` if never stored.
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
-    /// Stores a setting, durably.
-    fn put_meta(&self, name: &str, value: &[u8]) -> Result<()>;
-    /// The head of the log and the seq the views are folded up to, as recorded.
+    /// Stores `value` under `name` unless a value is stored already, durably, and returns the
+    /// value stored now: `value`, or the one another opener stored first. Two hosts opening a
+    /// new ledger at once therefore agree on every setting.
+    fn insert_meta(&self, name: &str, value: &[u8]) -> Result<Vec<u8>>;
+    /// The head of the log and the seq the views are folded up to, as last committed.
     fn tip(&self) -> Result<Tip>;
-    /// Records the tip (a rebuild's start and end).
+    /// Records the tip, outside any commit: a rebuild's start and end, under the writer's lock.
     fn set_tip(&self, tip: Tip) -> Result<()>;
-    /// The seq of the last log entry (0 for an empty log).
+    /// The seq of the last log entry (0 for an empty log), read from the log itself.
     fn last_seq(&self) -> Result<u64>;
-    /// Applies `changes` atomically.
+    /// Applies `changes` atomically, if the log's head is still `changes.base`: the log rows,
+    /// view changes (in order, a later one winning), token records and the tip. When the head
+    /// moved (another writer committed) it writes nothing and answers
+    /// [`crate::Failure::Conflict`]; the writer then reloads the tip and decides the batch
+    /// again. A seq is never written twice, whatever the callers do.
     fn commit(&self, changes: &Changeset) -> Result<()>;
-    /// Makes every committed change durable; `head` is the log's end as committed now.
+    /// Makes every committed change durable; `head` is the log's end as committed now. Called
+    /// after a commit under `Durability::Immediate`, and by the flusher. A backend whose commits
+    /// are durable when they return does nothing.
     fn sync(&self, head: Head) -> Result<()>;
     /// Called by the writer once, when a commit or a sync failed (or a read inside one): the
     /// ledger writes nothing more through this backend. A backend that cannot promise that a
@@ -237,17 +276,23 @@ pub trait Backend: State + Send + Sync {
     fn check_space(&self) -> Result<()> {
         Ok(())
     }
-    /// Takes the log as it is now, ending at `head`, as the acknowledged one (after a loss).
-    fn accept(&self, head: Head) -> Result<()>;
-    /// The log from `from_seq` on, undecoded.
+    /// Asks to be told of commits other writers make: `wake(seq)` with the head's seq, from any
+    /// thread, soon after each (a wake-up, not the truth: subscribers then read the log from the
+    /// seq they reached). Called once, on open. A backend only this process writes has nothing
+    /// to tell (this process's writer wakes its subscribers itself) and does nothing.
+    fn watch(&self, wake: Wake) -> Result<()> {
+        let _ = wake;
+        Ok(())
+    }
+    /// The log from `from_seq` on, undecoded, ordered; a cursor, never the whole log in memory.
     fn log(&self, from_seq: u64) -> Entries<'_>;
     /// The sealed bytes of the log entry at `seq`.
     fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
-    /// The seqs of the events about `subject`, in order.
+    /// The seqs of the events about `subject`, ordered.
     fn history(&self, subject: Subject) -> Result<Vec<u64>>;
     /// The token record under `key` (see [`crate::core::idempotency::token_key`]), expired or not.
     fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>>;
-    /// Up to `limit` token records with keys after `after`, in key order.
+    /// Up to `limit` token records with keys after `after`, ordered.
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
     /// How many token records are stored.
     fn token_count(&self) -> Result<u64>;

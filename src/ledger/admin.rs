@@ -40,7 +40,7 @@ impl Ledger {
         guarded(|| {
             Ok(Stats {
                 environment_id: self.inner.environment_id.clone(),
-                events: self.inner.shared.lock_writer().head().seq,
+                events: self.inner.shared.head()?.seq,
                 users: backend.view_len(ViewTree::Users)?,
                 kx_users: backend.view_len(ViewTree::KxUsers)?,
                 tokens: backend.token_count()?,

@@ -49,13 +49,13 @@ impl Ledger {
 
     fn verify_unguarded(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         let shared = &self.inner.shared;
-        let writer = shared.lock_writer();
+        let _writer = shared.lock_writer();
         let backend = &shared.backend;
         let mut folded = refold(backend.log(1), digest, self.inner.config.fold_memory, progress)?;
         let mut report = folded.report.clone();
-        self.check_end(&mut report, writer.head());
+        let head = shared.head()?;
+        self.check_end(&mut report, head);
         if report.problem.is_none() {
-            let head = writer.head();
             if let Some(why) = shared.stale() {
                 report.problem = Some(Problem { seq: head.seq, fault: Fault::ViewsStale(why) });
             } else {
@@ -75,9 +75,9 @@ impl Ledger {
     /// its end and that it extends `digest` (if given); not the views. Writes wait meanwhile.
     pub fn verify_chain(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         guarded(|| {
-            let writer = self.inner.shared.lock_writer();
+            let _writer = self.inner.shared.lock_writer();
             let mut report = audit::verify_chain(self.inner.shared.backend.log(1), digest, progress)?;
-            self.check_end(&mut report, writer.head());
+            self.check_end(&mut report, self.inner.shared.head()?);
             Ok(report)
         })
     }
@@ -87,10 +87,10 @@ impl Ledger {
     /// time in proportion to what is new; `report.events` counts the entries checked.
     pub fn verify_since(&self, digest: Digest, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         guarded(|| {
-            let writer = self.inner.shared.lock_writer();
+            let _writer = self.inner.shared.lock_writer();
             let backend = &self.inner.shared.backend;
             let at_digest = backend.log_entry(digest.seq)?;
-            let head = writer.head();
+            let head = self.inner.shared.head()?;
             let from = digest.seq.saturating_add(1);
             let mut report = audit::verify_since(digest, at_digest, head.seq, backend.log(from), progress)?;
             self.check_end(&mut report, head);
@@ -114,7 +114,7 @@ impl Ledger {
 
     /// The digest of the log as it is now, for an auditor to keep.
     pub fn digest(&self) -> Result<Digest> {
-        let head = self.inner.shared.lock_writer().head();
+        let head = self.inner.shared.head()?;
         Ok(Digest { seq: head.seq, hash: head.hash })
     }
 

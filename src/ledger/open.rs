@@ -25,7 +25,7 @@ impl Ledger {
     /// whose log no longer holds every write it acknowledged, unless opened read-only, when
     /// reads show what is left and [`Ledger::verify`] reports the loss.
     pub fn open(config: Config) -> Result<Ledger> {
-        Self::open_accepting(config, false)
+        Self::open_sled(config)
     }
 
     /// Makes the log as it is now the acknowledged one, after a loss that [`Ledger::open`]
@@ -38,21 +38,23 @@ impl Ledger {
                 "accepting the log writes a new mark; open it writable",
             ));
         }
-        let ledger = Self::open_accepting(config, true)?;
-        let shared = &ledger.inner.shared;
-        let _writer = shared.lock_writer();
+        config.validate()?;
+        let dir = Directory::acquire(&config.path, config.mode)?;
+        let Opened { backend, .. } =
+            SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
         let report =
-            refold(shared.backend.log(1), None, ledger.inner.config.fold_memory, &mut |_| {})?.report;
+            guard("while reading the log", || refold(backend.log(1), None, config.fold_memory, &mut |_| {}))?
+                .report;
         if let Some(problem) = report.problem {
             return Err(Error::corrupt(format_args!("cannot accept the log: it is corrupt at {problem}")));
         }
         // The log's own end: the tip's head may still name an entry sled lost.
         let head = Head { seq: report.head.seq, hash: report.head.hash, time_ms: report.time_ms };
-        shared.backend.accept(head)?;
+        backend.accept(head)?;
         Ok(report.head)
     }
 
-    fn open_accepting(config: Config, accept_loss: bool) -> Result<Ledger> {
+    fn open_sled(config: Config) -> Result<Ledger> {
         config.validate()?;
         let dir = Directory::acquire(&config.path, config.mode)?;
         let Opened { backend, lost, tightened, failed_write } =
@@ -60,7 +62,7 @@ impl Ledger {
         backend.reserve(config.disk_reserve);
         let read_only = config.mode == OpenMode::ReadOnly;
         let lost = match lost {
-            Some((e, _)) if !read_only && !accept_loss => return Err(e),
+            Some((e, _)) if !read_only => return Err(e),
             lost => lost.map(|(e, seq)| Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }),
         };
         Self::start(Arc::new(backend), config, lost, tightened, failed_write)
@@ -113,6 +115,9 @@ impl Ledger {
             Durability::Immediate => None,
             Durability::Periodic(period) => Some(Flusher::spawn(shared.clone(), period)),
         };
+        // Commits of other writers (other hosts on a shared backend) wake subscribers too.
+        let published = shared.published.clone();
+        shared.backend.watch(Arc::new(move |seq| published.publish(seq)))?;
         let pipeline = Pipeline::start(shared.clone(), config.queue_capacity, config.max_batch)?;
         Ok(Ledger {
             inner: Arc::new(Inner {

@@ -23,8 +23,9 @@ pub fn page_secret(backend: &dyn Backend) -> Result<[u8; 32]> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)
         .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for the page secret: {e}")))?;
-    backend.put_meta(PAGE_SECRET, &codec::encode(&secret))?;
-    Ok(secret)
+    // Two hosts opening a new ledger at once: the first secret stored is everyone's.
+    let stored = backend.insert_meta(PAGE_SECRET, &codec::encode(&secret))?;
+    codec::decode("meta page_secret", &stored)
 }
 
 /// The region and account: `region` and `account` (or the defaults) for a new database; an
@@ -35,14 +36,16 @@ pub fn identity(
     region: Option<&str>,
     account: Option<&str>,
 ) -> Result<Identity> {
-    let Some(bytes) = backend.meta(IDENTITY)? else {
-        let default = Identity::default();
-        let identity = Identity {
-            region: region.map_or(default.region, str::to_owned),
-            account: account.map_or(default.account, str::to_owned),
-        };
-        backend.put_meta(IDENTITY, &codec::encode(&identity))?;
-        return Ok(identity);
+    let bytes = match backend.meta(IDENTITY)? {
+        Some(bytes) => bytes,
+        None => {
+            let default = Identity::default();
+            let identity = Identity {
+                region: region.map_or(default.region, str::to_owned),
+                account: account.map_or(default.account, str::to_owned),
+            };
+            backend.insert_meta(IDENTITY, &codec::encode(&identity))?
+        }
     };
     let identity: Identity = codec::decode("meta identity", &bytes)?;
     for (what, stored, given) in
@@ -62,10 +65,12 @@ pub fn identity(
 /// `given` (or a new ULID) when first asked, and the same ever after; another `given` later is
 /// an error.
 pub fn environment_id(backend: &dyn Backend, shown: &Path, given: Option<&str>) -> Result<String> {
-    let Some(bytes) = backend.meta(ENVIRONMENT)? else {
-        let id = given.map_or_else(|| ulid::Ulid::generate().to_string(), str::to_owned);
-        backend.put_meta(ENVIRONMENT, &codec::encode(&id))?;
-        return Ok(id);
+    let bytes = match backend.meta(ENVIRONMENT)? {
+        Some(bytes) => bytes,
+        None => {
+            let id = given.map_or_else(|| ulid::Ulid::generate().to_string(), str::to_owned);
+            backend.insert_meta(ENVIRONMENT, &codec::encode(&id))?
+        }
     };
     let stored: String = codec::decode("meta environment_id", &bytes)?;
     match given {

@@ -58,7 +58,7 @@ impl<'s> Batch<'s> {
             passwords: BTreeMap::new(),
             principal_keys: BTreeMap::new(),
             temporary_credentials: BTreeMap::new(),
-            changes: Changeset::default(),
+            changes: Changeset { base: head, ..Changeset::default() },
         }
     }
 

@@ -93,6 +93,12 @@ impl Shared {
         self.is_stale.store(false, Ordering::SeqCst);
     }
 
+    /// The head of the log as the backend has it now: this writer's last commit, or a later one
+    /// of another writer sharing the backend.
+    pub fn head(&self) -> Result<Head> {
+        Ok(self.backend.tip()?.head)
+    }
+
     /// An error if the views cannot be trusted.
     pub fn refuse_if_stale(&self) -> Result<()> {
         if !self.is_stale.load(Ordering::SeqCst) {

@@ -2,13 +2,16 @@
 //! purge of expired token records) as one atomic changeset.
 
 use crate::audit::rebuild::rebuild;
-use crate::backend::{Backend, Head};
+use crate::backend::{moved, Backend, Head};
 use crate::core::domain::Caller;
 use crate::core::event::Event;
 use crate::core::idempotency::Response;
 use crate::core::{Command, Limits};
-use crate::error::Result;
+use crate::error::{Error, Failure, Result};
 use crate::write::batch::Batch;
+
+/// How many times a batch is decided again when other writers keep moving the head.
+pub const MAX_CONFLICTS: usize = 16;
 
 /// How many token records a commit examines for expiry on the side, at least; a commit that
 /// writes n records examines 2n, so the sweep outpaces the writes and the table stays bounded.
@@ -66,8 +69,48 @@ impl Writer {
 
     /// Decides and commits `requests` in one transaction.
     ///
-    /// The error means nothing of the batch was written (storage failure or corrupt state).
+    /// When another writer moved the log's head first (a shared backend), the batch is decided
+    /// again against the new head, up to [`MAX_CONFLICTS`] times. The error means nothing of the
+    /// batch was written (storage failure, corrupt state, or conflicts that did not stop).
     pub fn commit(
+        &mut self,
+        backend: &dyn Backend,
+        limits: &Limits,
+        now_ms: i64,
+        requests: &[WriteRequest],
+    ) -> Result<Committed> {
+        for _ in 0..MAX_CONFLICTS {
+            match self.try_commit(backend, limits, now_ms, requests) {
+                Err(e) if e.failure() == Some(Failure::Conflict) => self.reload(backend)?,
+                done => return done,
+            }
+        }
+        Err(Error::failed(
+            Failure::Conflict,
+            format_args!(
+                "other writers moved the log's head {MAX_CONFLICTS} times while this batch was decided; \
+                 nothing was written: retry"
+            ),
+        ))
+    }
+
+    /// The conflict, if the log's head moved past this writer's (another writer committed).
+    fn check_unmoved(&self, backend: &dyn Backend) -> Result<()> {
+        let head = backend.tip()?.head;
+        if head == self.head {
+            Ok(())
+        } else {
+            Err(moved(head, self.head))
+        }
+    }
+
+    /// Continues from the head as the backend has it now (another writer appended).
+    fn reload(&mut self, backend: &dyn Backend) -> Result<()> {
+        self.head = backend.tip()?.head;
+        Ok(())
+    }
+
+    fn try_commit(
         &mut self,
         backend: &dyn Backend,
         limits: &Limits,
@@ -79,9 +122,22 @@ impl Writer {
         let time_ms = now_ms.max(self.head.time_ms);
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
-            results.push(batch.execute(request, limits, time_ms, self.token_ttl_ms)?);
+            match batch.execute(request, limits, time_ms, self.token_ttl_ms) {
+                Ok(result) => results.push(result),
+                // Reads of a shared backend made while another writer committed may disagree
+                // (a decision and its fold seeing different heads): decide again if so.
+                Err(e) => {
+                    self.check_unmoved(backend)?;
+                    return Err(e);
+                }
+            }
         }
         let wrote = !batch.changes.is_empty();
+        if !wrote {
+            // Nothing to compare-and-set: the answers stand only if the head did not move
+            // while they were decided.
+            self.check_unmoved(backend)?;
+        }
         if wrote {
             let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
             let (_, next) = batch.purge_expired_tokens(self.sweep.as_deref(), time_ms, examine)?;
@@ -113,11 +169,21 @@ impl Writer {
         chunk: usize,
     ) -> Result<usize> {
         let now_ms = now_ms.max(self.head.time_ms);
-        let (mut from, mut total) = (None, 0);
+        let (mut from, mut total, mut conflicts) = (None, 0, 0);
         loop {
             let mut batch = Batch::new(backend, self.head);
             let (purged, next) = batch.purge_expired_tokens(from.as_deref(), now_ms, chunk)?;
-            backend.commit(&batch.changes)?;
+            if let Err(e) = backend.commit(&batch.changes) {
+                match e.failure() {
+                    // Another writer appended: sweep this chunk again from the new head.
+                    Some(Failure::Conflict) if conflicts < MAX_CONFLICTS => {
+                        conflicts += 1;
+                        self.reload(backend)?;
+                        continue;
+                    }
+                    _ => return Err(e),
+                }
+            }
             total += purged;
             match next {
                 Some(next) => from = Some(next),

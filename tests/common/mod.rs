@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![allow(dead_code)]
 
+pub mod backends;
 #[cfg(feature = "server")]
 pub mod host;
 

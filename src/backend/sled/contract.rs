@@ -8,7 +8,7 @@ use ::sled::Batch;
 use super::mark::{Mark, MarkFile};
 use super::reads::{decode_group, decode_kx_user, decode_member, decode_row, decode_user, log_seq};
 use super::{layout, storage, SledBackend};
-use crate::backend::{Backend, Changeset, Entries, Head, Page, Tip};
+use crate::backend::{moved, Backend, Changeset, Entries, Head, Page, Tip};
 use crate::core::codec;
 use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
 use crate::core::event::Subject;
@@ -21,9 +21,15 @@ impl Backend for SledBackend {
         Ok(self.get(&layout::meta_key(name))?.map(|v| v.to_vec()))
     }
 
-    fn put_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.tree.insert(layout::meta_key(name), value).map_err(storage)?;
-        self.flush()
+    fn insert_meta(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let key = layout::meta_key(name);
+        // Only this process writes (the directory is locked), but the contract is the same.
+        let stored = match self.tree.compare_and_swap(&key, None::<&[u8]>, Some(value)).map_err(storage)? {
+            Ok(()) => value.to_vec(),
+            Err(existing) => existing.current.map_or_else(|| value.to_vec(), |v| v.to_vec()),
+        };
+        self.flush()?;
+        Ok(stored)
     }
 
     fn tip(&self) -> Result<Tip> {
@@ -47,6 +53,12 @@ impl Backend for SledBackend {
     }
 
     fn commit(&self, changes: &Changeset) -> Result<()> {
+        // The directory's lock makes this process the only writer, so the head cannot move
+        // between this check and the batch; the check keeps the contract all the same.
+        let head = self.tip()?.head;
+        if head != changes.base {
+            return Err(moved(head, changes.base));
+        }
         let mut batch = Batch::default();
         for (seq, bytes) in &changes.log {
             batch.insert(&layout::log_key(*seq)[..], bytes.as_slice());
@@ -124,12 +136,6 @@ impl Backend for SledBackend {
         let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
         // If even this fails, the open after it cannot know; the error that got here is reported.
         let _ = mark.as_mut().map(MarkFile::record_failure);
-    }
-
-    fn accept(&self, head: Head) -> Result<()> {
-        let fresh = MarkFile::create(&self.dir.path, Mark { seq: head.seq, hash: head.hash })?;
-        *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
-        Ok(())
     }
 
     fn log(&self, from_seq: u64) -> Entries<'_> {

@@ -29,7 +29,7 @@ use ::sled::Tree;
 use self::directory::Directory;
 use self::files as sled_files;
 use self::mark::{Mark, MarkFile};
-use super::Backend;
+use super::{Backend, Head};
 use crate::backend::guard::guard;
 use crate::core::codec;
 use crate::error::{Error, Failure, Result};
@@ -101,6 +101,14 @@ impl Drop for SledBackend {
 }
 
 impl SledBackend {
+    /// Takes the log as it is now, ending at `head`, as the acknowledged one (after a loss):
+    /// a new acknowledgement mark. Only sled has a mark, so only sled has this.
+    pub fn accept(&self, head: Head) -> Result<()> {
+        let fresh = MarkFile::create(&self.dir.path, Mark { seq: head.seq, hash: head.hash })?;
+        *self.mark.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+        Ok(())
+    }
+
     /// Sets the free space a write must leave on the database's filesystem (0: no check).
     pub fn reserve(&self, bytes: u64) {
         self.reserve.store(bytes, std::sync::atomic::Ordering::Relaxed);
