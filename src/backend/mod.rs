@@ -47,6 +47,9 @@ use crate::views::{self, Row, ViewTree};
 pub mod guard;
 #[cfg(feature = "whitebox")]
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub mod rows;
 pub mod sled;
 
 /// How opening treats the database directory.

@@ -6,15 +6,16 @@ use std::ops::Bound;
 use ::sled::Batch;
 
 use super::mark::{Mark, MarkFile};
-use super::reads::{decode_group, decode_kx_user, decode_member, decode_row, decode_user, log_seq};
+use super::reads::log_seq;
 use super::{layout, storage, SledBackend};
+use crate::backend::rows;
 use crate::backend::{moved, Backend, Changeset, Entries, Head, Page, Tip};
 use crate::core::codec;
 use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Failure, Result};
-use crate::views::{groups_prefix, kx_key, members_prefix, subject_prefix, ViewTree};
+use crate::views::{subject_prefix, ViewTree};
 
 impl Backend for SledBackend {
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -193,7 +194,7 @@ impl Backend for SledBackend {
     }
 
     fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
-        self.page(ViewTree::Users, &[], after, limit, decode_user)
+        rows::users_after(self, after, limit)
     }
 
     fn kx_users_after(
@@ -202,37 +203,27 @@ impl Backend for SledBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<KxUser>> {
-        let prefix = kx_key(environment_id, "");
-        let after = after.map(|name| kx_key(environment_id, name));
-        self.page(ViewTree::KxUsers, &prefix, after.as_deref(), limit, decode_kx_user)
+        rows::kx_users_after(self, environment_id, after, limit)
     }
 
     fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
-        self.page(ViewTree::Groups, &[], after, limit, decode_group)
+        rows::groups_after(self, after, limit)
     }
 
     fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
-        let prefix = members_prefix(group);
-        let after = after.map(|user| [prefix.as_slice(), user.as_bytes()].concat());
-        self.page(ViewTree::Memberships, &prefix, after.as_deref(), limit, decode_member)
+        rows::memberships_after(self, false, group, after, limit)
     }
 
     fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let prefix = groups_prefix(user);
-        let after = after.map(|group| [prefix.as_slice(), group.as_bytes()].concat());
-        self.page(ViewTree::Memberships, &prefix, after.as_deref(), limit, decode_member)
+        rows::memberships_after(self, true, user, after, limit)
     }
 
     fn access_keys(&self) -> Result<Vec<AccessKey>> {
-        self.rows(ViewTree::AccessKeys)
-            .map(|row| row.and_then(|(k, v)| decode_row(ViewTree::AccessKeys, &k, &v)))
-            .collect()
+        rows::all(self, ViewTree::AccessKeys)
     }
 
     fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
-        self.rows(ViewTree::PrincipalKeys)
-            .map(|row| row.and_then(|(k, v)| decode_row(ViewTree::PrincipalKeys, &k, &v)))
-            .collect()
+        rows::all(self, ViewTree::PrincipalKeys)
     }
 
     fn view_len(&self, view: ViewTree) -> Result<u64> {

@@ -1,0 +1,80 @@
+//! A `postgres://` location: the connection settings rust-postgres reads, and the options of
+//! ours it does not (`schema`), split apart; and the location as messages show it, without the
+//! password.
+
+use std::str::FromStr;
+
+use crate::error::{Error, Failure, Result};
+
+/// The schema a ledger lives in when the location names none.
+pub const DEFAULT_SCHEMA: &str = "user_ledger";
+
+/// A parsed location.
+#[derive(Clone)]
+pub struct Location {
+    /// What rust-postgres connects with.
+    pub config: ::postgres::Config,
+    /// The schema holding this ledger's tables (several ledgers may share one database).
+    pub schema: String,
+    /// `host:port/dbname?schema=…`, for messages: never the password.
+    pub shown: String,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Whether `location` names a PostgreSQL database rather than a sled directory.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+impl Location {
+    /// Parses `url` (`postgres://user[:password]@host[:port]/dbname[?option=value&…]`), taking out
+    /// `schema`; every other option is rust-postgres's (`sslmode`, `connect_timeout`, …).
+    pub fn parse(url: &str) -> Result<Location> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut schema = DEFAULT_SCHEMA.to_owned();
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("schema", value)) => schema = value.to_owned(),
+                _ => kept.push(pair),
+            }
+        }
+        let valid = !schema.is_empty()
+            && schema.len() <= 40
+            && schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !schema.as_bytes().first().is_some_and(u8::is_ascii_digit);
+        if !valid {
+            return Err(Error::failed(
+                Failure::Other,
+                format_args!(
+                    "schema {schema:?} of a postgres:// location must be 1..40 lowercase letters, digits \
+                     and _, not starting with a digit"
+                ),
+            ));
+        }
+        let rebuilt = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+        let mut config = ::postgres::Config::from_str(&rebuilt).map_err(|e| {
+            Error::failed(Failure::Other, format_args!("the postgres:// location does not parse: {e}"))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                ::postgres::config::Host::Tcp(name) => name.clone(),
+                ::postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let dbname = config.get_dbname().unwrap_or("postgres");
+        let shown = format!("postgres://{}:{port}/{dbname}?schema={schema}", hosts.join(","));
+        Ok(Location { config, schema, shown })
+    }
+}

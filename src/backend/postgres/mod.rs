@@ -1,0 +1,288 @@
+//! The PostgreSQL backend (feature `postgres`): a ledger several hosts write at once.
+//!
+//! Each commit is one transaction that takes the tip row `FOR UPDATE`, checks it is still the
+//! head the batch was decided against, and writes the log rows, view rows, token records and the
+//! new tip, then `NOTIFY`s the other hosts; a moved head is [`crate::Failure::Conflict`] and the
+//! writer decides again. Decisions read outside the transaction; the compare-and-set on the tip
+//! validates them (the writer also checks the head before it answers a batch that wrote nothing).
+//! Durability is PostgreSQL's: a commit is acknowledged once the server reports it durable.
+//!
+//! `location` parses the URL, `schema` makes the tables, `contract` keeps the [`Backend`]
+//! contract, `listen` turns other hosts' commits into wake-ups.
+//!
+//! Invariant: the tip row moves only inside a commit that checked it, so there is one chain:
+//! no seq twice, no fork; every error names the server (host, port, database), never the password.
+
+mod contract;
+mod listen;
+pub mod location;
+pub mod schema;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2_postgres::postgres::NoTls;
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::backend::rows::{self, RowStore};
+use crate::backend::OpenMode;
+use crate::core::domain::{
+    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
+use crate::core::State;
+use crate::error::{Error, Failure, Result};
+use crate::views::ViewTree;
+
+pub use location::{is_postgres, Location};
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// How long a caller waits for a connection of the pool before the error.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// A ledger stored in PostgreSQL.
+pub struct PgBackend {
+    pool: Pool,
+    location: Location,
+    /// The NOTIFY channel of this ledger's commits.
+    channel: String,
+    /// Set on drop: the listener thread stops.
+    closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PgBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgBackend").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl PgBackend {
+    /// Opens the ledger at `location`, making its tables if there are none and `mode` allows;
+    /// two hosts doing so at once end with one set of tables. Refuses a newer schema version, and
+    /// a server that would not make commits durable (`fsync` or `synchronous_commit` off).
+    pub fn open(location: &str, mode: OpenMode) -> Result<PgBackend> {
+        let location = Location::parse(location)?;
+        let manager = PostgresConnectionManager::new(location.config.clone(), NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .connection_timeout(POOL_WAIT)
+            .build(manager)
+            .map_err(|e| unreachable_server(&location, e))?;
+        let channel = format!("user_ledger_{}", location.schema);
+        let backend = PgBackend { pool, location, channel, closed: Arc::new(AtomicBool::new(false)) };
+        backend.check_durability()?;
+        backend.make_schema(mode)?;
+        Ok(backend)
+    }
+
+    /// A connection of the pool.
+    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+        self.pool.get().map_err(|e| unreachable_server(&self.location, e))
+    }
+
+    /// The error of a failed statement, naming the server and what was being done.
+    fn failed(&self, doing: &str, e: ::postgres::Error) -> Error {
+        sql_error(&self.location, doing, &e)
+    }
+
+    /// `name` in this ledger's schema.
+    fn t(&self, name: &str) -> String {
+        format!("{}.{name}", self.location.schema)
+    }
+
+    fn check_durability(&self) -> Result<()> {
+        let mut client = self.client()?;
+        for setting in ["fsync", "synchronous_commit"] {
+            let row = client
+                .query_one(&format!("SHOW {setting}"), &[])
+                .map_err(|e| self.failed("reading settings", e))?;
+            let value: String = row.get(0);
+            if value == "off" {
+                return Err(Error::failed(
+                    Failure::Other,
+                    format_args!(
+                        "the PostgreSQL server at {} has {setting} = off, so a commit it reports is not durable; \
+                         turn it on (the ledger acknowledges a write only once it is durable)",
+                        self.location.shown
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn make_schema(&self, mode: OpenMode) -> Result<()> {
+        let mut client = self.client()?;
+        let doing = "making the ledger's tables";
+        let mut tx = client.transaction().map_err(|e| self.failed(doing, e))?;
+        // One opener at a time makes the tables; the others then find them.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.channel])
+            .map_err(|e| self.failed(doing, e))?;
+        let version_table = self.t("schema_version");
+        let exists: Option<String> = tx
+            .query_one("SELECT to_regclass($1)::text", &[&version_table])
+            .map_err(|e| self.failed(doing, e))?
+            .get(0);
+        if exists.is_none() {
+            if mode != OpenMode::Create {
+                return Err(Error::failed(
+                    Failure::NoDatabase,
+                    format_args!("no ledger at {}: its tables do not exist", self.location.shown),
+                ));
+            }
+            tx.batch_execute(&schema::create(&self.location.schema)).map_err(|e| self.failed(doing, e))?;
+        }
+        let version: i32 = tx
+            .query_one(&format!("SELECT version FROM {version_table}"), &[])
+            .map_err(|e| self.failed(doing, e))?
+            .get(0);
+        if version != schema::SCHEMA_VERSION {
+            return Err(Error::failed(
+                Failure::FormatVersion,
+                format_args!(
+                    "the ledger at {} is in schema version {version}; this build reads version {}",
+                    self.location.shown,
+                    schema::SCHEMA_VERSION
+                ),
+            ));
+        }
+        tx.commit().map_err(|e| self.failed(doing, e))
+    }
+
+    /// The location as messages show it.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+}
+
+/// The error for a server that cannot be reached (or refuses the credentials), naming it.
+fn unreachable_server(location: &Location, e: impl std::fmt::Display) -> Error {
+    Error::failed(
+        Failure::Io,
+        format_args!("cannot connect to the PostgreSQL server at {}: {e}", location.shown),
+    )
+}
+
+/// The error of a failed statement: a serialization or unique violation is a conflict (another
+/// host won), a lost connection is I/O, anything else names the server and what was done.
+fn sql_error(location: &Location, doing: &str, e: &::postgres::Error) -> Error {
+    let cause = match e.code() {
+        Some(code)
+            if *code == ::postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == ::postgres::error::SqlState::UNIQUE_VIOLATION =>
+        {
+            Failure::Conflict
+        }
+        Some(code) if *code == ::postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => Failure::ReadOnly,
+        Some(_) => Failure::Other,
+        None => Failure::Io,
+    };
+    Error::failed(cause, format_args!("PostgreSQL at {} failed while {doing}: {e}", location.shown))
+}
+
+impl RowStore for PgBackend {
+    fn row(&self, view: ViewTree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let sql = format!("SELECT value FROM {} WHERE key = $1", self.t(schema::table(view)));
+        let row = self.client()?.query_opt(&sql, &[&key]).map_err(|e| self.failed("reading a view", e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn rows_under(
+        &self,
+        view: ViewTree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let end = prefix_end(prefix);
+        let sql = format!(
+            "SELECT key, value FROM {} WHERE key >= $1 AND ($2::bytea IS NULL OR key > $2) \
+             AND ($3::bytea IS NULL OR key < $3) ORDER BY key LIMIT $4",
+            self.t(schema::table(view))
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()?
+            .query(&sql, &[&prefix, &after, &end, &limit])
+            .map_err(|e| self.failed("reading a view", e))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+impl State for PgBackend {
+    fn user(&self, user_id: &str) -> Result<Option<User>> {
+        rows::user(self, user_id)
+    }
+
+    fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
+        rows::email_owner(self, email_key)
+    }
+
+    fn enabled_users(&self) -> Result<u64> {
+        rows::enabled_users(self)
+    }
+
+    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
+        rows::kx_user(self, environment_id, user_name)
+    }
+
+    fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
+        rows::kx_users_in(self, environment_id)
+    }
+
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        rows::access_key(self, access_key_id)
+    }
+
+    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
+        rows::permission_group(self, group)
+    }
+
+    fn is_member(&self, group: &str, user: &str) -> Result<bool> {
+        rows::is_member(self, group, user)
+    }
+
+    fn groups_of(&self, user: &str) -> Result<Vec<String>> {
+        Ok(rows::memberships_after(self, true, user, None, usize::MAX - 1)?.0)
+    }
+
+    fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
+        Ok(rows::memberships_after(self, false, group, None, usize::MAX - 1)?.0)
+    }
+
+    fn password_hash(&self, user: &str) -> Result<Option<String>> {
+        rows::password_hash(self, user)
+    }
+
+    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
+        rows::principal_key(self, access_key_id)
+    }
+
+    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
+        rows::temporary_credential(self, access_key_id)
+    }
+
+    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
+        rows::users_with_principal(self, principal_arn)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or `None` when there is none
+/// (an empty prefix, or one of 0xFF bytes only).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}

@@ -1,0 +1,192 @@
+//! The views as rows of a key-value engine: what a backend that stores canonical rows (sled,
+//! PostgreSQL) needs to answer [`State`] and the paged listings, written once for both.
+//!
+//! A backend gives [`RowStore::row`] and [`RowStore::rows_under`]; the functions here decode the
+//! rows, naming the view and key of one that does not decode.
+
+use crate::backend::Page;
+use crate::core::codec;
+use crate::core::domain::{
+    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
+};
+use crate::error::{Error, Result};
+use crate::views::{
+    groups_prefix, kx_count_key, kx_key, members_prefix, membership_keys, ViewTree, ENABLED_USERS,
+};
+
+/// Canonical rows of the views, by key.
+pub trait RowStore {
+    /// The value of row `key` of `view`.
+    fn row(&self, view: ViewTree, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Up to `limit` rows of `view` whose keys start with `prefix`, after `after` (a full key)
+    /// or from the first, in key order.
+    fn rows_under(
+        &self,
+        view: ViewTree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+/// Decodes a stored view row, naming the view and key if it does not decode.
+pub fn decode_row<T: serde::de::DeserializeOwned>(view: ViewTree, key: &[u8], value: &[u8]) -> Result<T> {
+    let shown = String::from_utf8_lossy(key).replace('\0', "/");
+    codec::decode(format_args!("{}[{shown}]", view.name()), value)
+}
+
+/// The last part of a membership key: the user of a (group, user) key, the group of a (user,
+/// group) one.
+pub fn decode_member(key: &[u8]) -> Result<String> {
+    let last = key.rsplit(|&b| b == 0).next().unwrap_or_default();
+    String::from_utf8(last.to_vec()).map_err(|_| {
+        Error::corrupt(format_args!("corrupt memberships: key {} is not UTF-8", String::from_utf8_lossy(key)))
+    })
+}
+
+/// Row `key` of `view`, decoded.
+pub fn get<T: serde::de::DeserializeOwned>(
+    store: &impl RowStore,
+    view: ViewTree,
+    key: &[u8],
+) -> Result<Option<T>> {
+    match store.row(view, key)? {
+        Some(value) => Ok(Some(decode_row(view, key, &value)?)),
+        None => Ok(None),
+    }
+}
+
+/// A keyset page of `view` under `prefix`, after `after`, at most `limit`, each row decoded.
+pub fn page<T>(
+    store: &impl RowStore,
+    view: ViewTree,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+    decode: impl Fn(&[u8], &[u8]) -> Result<T>,
+) -> Result<Page<T>> {
+    let mut rows = store.rows_under(view, prefix, after, limit.saturating_add(1))?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let items = rows.iter().map(|(k, v)| decode(k, v)).collect::<Result<_>>()?;
+    Ok((items, more))
+}
+
+/// Every row of `view`, decoded.
+pub fn all<T: serde::de::DeserializeOwned>(store: &impl RowStore, view: ViewTree) -> Result<Vec<T>> {
+    Ok(page(store, view, &[], None, usize::MAX - 1, |k, v| decode_row(view, k, v))?.0)
+}
+
+/// A counter of [`ViewTree::Counters`]; 0 when absent.
+pub fn counter(store: &impl RowStore, key: &[u8]) -> Result<u64> {
+    Ok(get(store, ViewTree::Counters, key)?.unwrap_or(0))
+}
+
+/// [`crate::core::State::user`].
+pub fn user(store: &impl RowStore, user_id: &str) -> Result<Option<User>> {
+    get(store, ViewTree::Users, user_id.as_bytes())
+}
+
+/// [`crate::core::State::email_owner`].
+pub fn email_owner(store: &impl RowStore, email_key: &str) -> Result<Option<UserId>> {
+    get(store, ViewTree::Emails, email_key.as_bytes())
+}
+
+/// [`crate::core::State::enabled_users`].
+pub fn enabled_users(store: &impl RowStore) -> Result<u64> {
+    counter(store, ENABLED_USERS)
+}
+
+/// [`crate::core::State::kx_user`].
+pub fn kx_user(store: &impl RowStore, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
+    get(store, ViewTree::KxUsers, &kx_key(environment_id, user_name))
+}
+
+/// [`crate::core::State::kx_users_in`].
+pub fn kx_users_in(store: &impl RowStore, environment_id: &str) -> Result<u64> {
+    counter(store, &kx_count_key(environment_id))
+}
+
+/// [`crate::core::State::access_key`].
+pub fn access_key(store: &impl RowStore, access_key_id: &str) -> Result<Option<AccessKey>> {
+    get(store, ViewTree::AccessKeys, access_key_id.as_bytes())
+}
+
+/// [`crate::core::State::permission_group`].
+pub fn permission_group(store: &impl RowStore, group: &str) -> Result<Option<PermissionGroup>> {
+    get(store, ViewTree::Groups, group.as_bytes())
+}
+
+/// [`crate::core::State::is_member`].
+pub fn is_member(store: &impl RowStore, group: &str, user: &str) -> Result<bool> {
+    let [key, _] = membership_keys(group, user);
+    Ok(store.row(ViewTree::Memberships, &key)?.is_some())
+}
+
+/// [`crate::core::State::password_hash`].
+pub fn password_hash(store: &impl RowStore, user: &str) -> Result<Option<String>> {
+    get(store, ViewTree::Passwords, user.as_bytes())
+}
+
+/// [`crate::core::State::principal_key`].
+pub fn principal_key(store: &impl RowStore, access_key_id: &str) -> Result<Option<PrincipalKey>> {
+    get(store, ViewTree::PrincipalKeys, access_key_id.as_bytes())
+}
+
+/// [`crate::core::State::temporary_credential`].
+pub fn temporary_credential(
+    store: &impl RowStore,
+    access_key_id: &str,
+) -> Result<Option<TemporaryCredential>> {
+    get(store, ViewTree::TemporaryCredentials, access_key_id.as_bytes())
+}
+
+/// [`crate::core::State::users_with_principal`]: a scan of every user, since the principal is
+/// rarely asked for and kept in no index.
+pub fn users_with_principal(store: &impl RowStore, principal_arn: &str) -> Result<Vec<User>> {
+    let users: Vec<User> = all(store, ViewTree::Users)?;
+    Ok(users.into_iter().filter(|u| u.api_access_principal_arn.as_deref() == Some(principal_arn)).collect())
+}
+
+/// [`crate::backend::Backend::users_after`].
+pub fn users_after(store: &impl RowStore, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
+    page(store, ViewTree::Users, &[], after, limit, |k, v| decode_row(ViewTree::Users, k, v))
+}
+
+/// [`crate::backend::Backend::kx_users_after`].
+pub fn kx_users_after(
+    store: &impl RowStore,
+    environment_id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<KxUser>> {
+    let prefix = kx_key(environment_id, "");
+    let after = after.map(|name| kx_key(environment_id, name));
+    page(store, ViewTree::KxUsers, &prefix, after.as_deref(), limit, |k, v| {
+        decode_row(ViewTree::KxUsers, k, v)
+    })
+}
+
+/// [`crate::backend::Backend::groups_after`].
+pub fn groups_after(
+    store: &impl RowStore,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Page<PermissionGroup>> {
+    page(store, ViewTree::Groups, &[], after, limit, |k, v| decode_row(ViewTree::Groups, k, v))
+}
+
+/// [`crate::backend::Backend::members_after`] (`user` false) and
+/// [`crate::backend::Backend::groups_of_after`] (`user` true): one membership index read from
+/// either side.
+pub fn memberships_after(
+    store: &impl RowStore,
+    of_user: bool,
+    id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<String>> {
+    let prefix = if of_user { groups_prefix(id) } else { members_prefix(id) };
+    let after = after.map(|other| [prefix.as_slice(), other.as_bytes()].concat());
+    page(store, ViewTree::Memberships, &prefix, after.as_deref(), limit, |k, _| decode_member(k))
+}
