@@ -287,6 +287,11 @@ pub trait Backend: State + Send + Sync {
         let _ = wake;
         Ok(())
     }
+    /// Whether other processes (hosts) may write this backend too: then state every host must
+    /// share (root credentials, sign-in failures) lives in it, not beside it.
+    fn is_shared(&self) -> bool {
+        false
+    }
     /// The log from `from_seq` on, undecoded, ordered; a cursor, never the whole log in memory.
     fn log(&self, from_seq: u64) -> Entries<'_>;
     /// The sealed bytes of the log entry at `seq`.

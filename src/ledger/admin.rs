@@ -1,10 +1,12 @@
-//! What an operator asks of a ledger: its counts, its clientToken records, sync and close.
+//! What an operator asks of a ledger: its counts, its clientToken records, sync and close, and
+//! a shared ledger's root credentials.
 
 use std::path::Path;
 
 use super::{guarded, Ledger};
-use crate::core::domain::Identity;
-
+use crate::core::codec;
+use crate::core::domain::{AccessKeyPair, Identity};
+use crate::credentials::access_key;
 use crate::error::Result;
 use crate::views::ViewTree;
 use crate::write::writer::PURGE_PER_COMMIT;
@@ -100,4 +102,26 @@ impl Ledger {
     pub fn token_count(&self) -> Result<u64> {
         self.inner.shared.backend.token_count()
     }
+
+    /// The root credentials of a ledger several hosts share (PostgreSQL): made by the first
+    /// host that asks, kept in the database, the same on every host; `true` when this call made
+    /// them. `None` for a ledger only this process holds, whose root credentials are a file
+    /// beside it (`server::root_credentials`).
+    pub fn shared_root_credentials(&self) -> Result<Option<(AccessKeyPair, bool)>> {
+        let backend = &self.inner.shared.backend;
+        if !backend.is_shared() {
+            return Ok(None);
+        }
+        let made = AccessKeyPair {
+            access_key_id: access_key::new_key_id(access_key::ROOT_KEY_PREFIX)?,
+            secret_access_key: access_key::new_secret()?,
+        };
+        let stored = backend.insert_meta(ROOT_CREDENTIALS, &codec::encode(&made))?;
+        let pair: AccessKeyPair = codec::decode("meta root_credentials", &stored)?;
+        let generated = pair == made;
+        Ok(Some((pair, generated)))
+    }
 }
+
+/// The meta name of a shared ledger's root credentials.
+const ROOT_CREDENTIALS: &str = "root_credentials";

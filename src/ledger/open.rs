@@ -24,7 +24,18 @@ impl Ledger {
     /// Refuses (InternalServerException, [`Failure::Lost`] or [`Failure::Missing`]) a database
     /// whose log no longer holds every write it acknowledged, unless opened read-only, when
     /// reads show what is left and [`Ledger::verify`] reports the loss.
+    ///
+    /// A `config.path` of `postgres://…` (feature `postgres`) opens the ledger in that
+    /// PostgreSQL database instead, which any number of hosts may open at once.
     pub fn open(config: Config) -> Result<Ledger> {
+        #[cfg(feature = "postgres")]
+        if let Some(location) = config.path.to_str().filter(|l| crate::backend::postgres::is_postgres(l)) {
+            config.validate()?;
+            let backend = crate::backend::postgres::PgBackend::open(location, config.mode)?;
+            // Messages name the server, never the password the location may hold.
+            let config = Config { path: PathBuf::from(&backend.location().shown), ..config };
+            return Self::start(Arc::new(backend), config, None, vec![], None);
+        }
         Self::open_sled(config)
     }
 

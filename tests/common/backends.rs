@@ -12,16 +12,24 @@ use user_ledger::backend::{Backend, OpenMode};
 pub enum Kind {
     Memory,
     Sled,
+    #[cfg(feature = "postgres")]
+    Postgres,
 }
 
 /// Every backend.
 pub fn all() -> Vec<Kind> {
-    vec![Kind::Memory, Kind::Sled]
+    let mut kinds = vec![Kind::Memory, Kind::Sled];
+    #[cfg(feature = "postgres")]
+    kinds.push(Kind::Postgres);
+    kinds
 }
 
 /// The backends several ledgers (hosts) may write at once.
 pub fn shared() -> Vec<Kind> {
-    vec![Kind::Memory]
+    let mut kinds = vec![Kind::Memory];
+    #[cfg(feature = "postgres")]
+    kinds.push(Kind::Postgres);
+    kinds
 }
 
 /// An open, empty backend and what it lives in.
@@ -51,6 +59,13 @@ impl Kind {
                 let lock = Directory::acquire(&path, OpenMode::Create).unwrap();
                 let Opened { backend, .. } = SledBackend::open(lock, 8 << 20, true, 1000).unwrap();
                 Fresh { backend: Arc::new(backend), _dir: Some(dir) }
+            }
+            #[cfg(feature = "postgres")]
+            Kind::Postgres => {
+                let location = super::postgres::fresh_location();
+                let backend =
+                    user_ledger::backend::postgres::PgBackend::open(&location, OpenMode::Create).unwrap();
+                Fresh { backend: Arc::new(backend), _dir: None }
             }
         }
     }

@@ -5,6 +5,8 @@
 pub mod backends;
 #[cfg(feature = "server")]
 pub mod host;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use tempfile::TempDir;
 use user_ledger::{Caller, Config, CreateUserRequest, Error, Ledger, ManualClock, Rule};

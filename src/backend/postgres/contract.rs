@@ -309,6 +309,10 @@ impl Backend for PgBackend {
         Ok(())
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn watch(&self, wake: Wake) -> Result<()> {
         super::listen::spawn(self.location.clone(), self.channel.clone(), self.closed.clone(), wake)
     }

@@ -26,14 +26,22 @@ pub(crate) fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<
     let root = match (args.root_access_key_id, args.root_secret_access_key) {
         (Some(access_key_id), Some(secret_access_key)) => AccessKeyPair { access_key_id, secret_access_key },
         _ => {
-            let (pair, generated) = server::root_credentials(ledger.path())?;
-            let file = ledger.path().join(server::ROOT_CREDENTIALS_FILE);
+            let (pair, generated, kept) = match ledger.shared_root_credentials()? {
+                Some((pair, generated)) => {
+                    (pair, generated, "the ledger's database (meta root_credentials)".to_owned())
+                }
+                None => {
+                    let (pair, generated) = server::root_credentials(ledger.path())?;
+                    let file = ledger.path().join(server::ROOT_CREDENTIALS_FILE);
+                    (pair, generated, format!("{} (mode 0600)", file.display()))
+                }
+            };
             if generated {
-                println!("# root credentials, generated and kept in {} (mode 0600):", file.display());
+                println!("# root credentials, generated and kept in {kept}:");
                 println!("export AWS_ACCESS_KEY_ID={}", pair.access_key_id);
                 println!("export AWS_SECRET_ACCESS_KEY={}", pair.secret_access_key);
             } else {
-                println!("# root credentials: {}", file.display());
+                println!("# root credentials: {kept}");
             }
             pair
         }

@@ -1,0 +1,171 @@
+//! A PostgreSQL server for the tests: the one `USER_LEDGER_TEST_POSTGRES` names, or a throwaway
+//! cluster this process starts from the machine's binaries (`initdb`, `postgres` on PATH) in a
+//! temporary directory, as the unprivileged user `postgres` when the tests run as root. The
+//! server dies with the process (PR_SET_PDEATHSIG). Without either, the tests fail saying what
+//! to install: never a silent skip.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A running server: its base URL (without a schema).
+pub struct Server {
+    pub url: String,
+    /// The cluster's data directory, when this process started it.
+    pub data: Option<PathBuf>,
+    pub port: u16,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
+
+/// The shared server of this test process, started on first use.
+pub fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("USER_LEDGER_TEST_POSTGRES") {
+        Ok(url) => Server { url, data: None, port: 0 },
+        Err(_) => start_cluster(),
+    })
+}
+
+/// A location for a ledger of its own: a fresh schema on the shared server.
+pub fn fresh_location() -> String {
+    let n = SCHEMAS.fetch_add(1, Ordering::SeqCst);
+    let schema = format!("t{}_{n}", std::process::id());
+    let url = &server().url;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}schema={schema}")
+}
+
+fn missing(what: &str) -> ! {
+    panic!(
+        "the PostgreSQL tests need a server: {what}. Install PostgreSQL 15's server binaries \
+         (Debian: apt-get install postgresql-15; initdb and postgres on PATH), or point \
+         USER_LEDGER_TEST_POSTGRES at a server (postgres://user@host:port/db)"
+    )
+}
+
+fn binary(name: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let path = Path::new(dir).join(name);
+        if path.is_file() {
+            return path;
+        }
+    }
+    for dir in ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"] {
+        let path = Path::new(dir).join(name);
+        if path.is_file() {
+            return path;
+        }
+    }
+    missing(&format!("{name} is not on PATH"))
+}
+
+/// The uid and gid to run the server as: `postgres` when this is root (initdb refuses root).
+fn run_as() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let name = std::ffi::CString::new("postgres").unwrap();
+    // SAFETY: getpwnam with a valid C string; the result is read at once, before another call.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        missing("the tests run as root and there is no user `postgres` to run the server as");
+    }
+    // SAFETY: entry is not null and points to getpwnam's static record.
+    Some(unsafe { ((*entry).pw_uid, (*entry).pw_gid) })
+}
+
+fn as_server_user(command: &mut Command, user: Option<(u32, u32)>) -> &mut Command {
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
+    command
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A new cluster in a temporary directory, started and ready.
+pub fn start_cluster() -> Server {
+    let (initdb, postgres) = (binary("initdb"), binary("postgres"));
+    let user = run_as();
+    remove_stale_clusters();
+    let root = std::env::temp_dir().join(format!("user-ledger-pg-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&root).unwrap();
+    let data = root.join("data");
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(&root, Some(uid), Some(gid)).unwrap();
+    }
+    let out = as_server_user(&mut Command::new(&initdb), user)
+        .args(["-D", data.to_str().unwrap(), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| missing(&format!("initdb did not run: {e}")));
+    assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    let port = free_port();
+    let child = spawn_server(&postgres, &data, port, user);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    wait_ready(&url, child);
+    Server { url, data: Some(data), port }
+}
+
+/// Removes the clusters of test processes that are gone (their servers died with them).
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("user-ledger-pg-").and_then(|r| r.split('-').next()) else { continue };
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        // SAFETY: signal 0 only asks whether the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Starts `postgres` on `data` at `port` from a thread that lives as long as the process, so
+/// that PR_SET_PDEATHSIG (which fires when the spawning thread ends) stops it with the process.
+fn spawn_server(postgres: &Path, data: &Path, port: u16, user: Option<(u32, u32)>) -> Child {
+    let (postgres, data) = (postgres.to_owned(), data.to_owned());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut command = Command::new(&postgres);
+        as_server_user(&mut command, user)
+            .args(["-D", data.to_str().unwrap(), "-p", &port.to_string(), "-k", data.to_str().unwrap()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "fsync=on"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl only sets this process's parent-death signal; it runs after setuid, so
+        // the setting survives, and exec of the (not set-uid) postgres binary keeps it.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
+                Ok(())
+            });
+        }
+        let _ = sender.send(command.spawn());
+        loop {
+            std::thread::park();
+        }
+    });
+    receiver.recv().unwrap().unwrap_or_else(|e| missing(&format!("postgres did not start: {e}")))
+}
+
+fn wait_ready(url: &str, mut child: Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if postgres::Client::connect(url, postgres::NoTls).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the test PostgreSQL server exited at start: {status}");
+        }
+        assert!(Instant::now() < deadline, "the test PostgreSQL server was not ready within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

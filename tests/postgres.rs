@@ -1,0 +1,168 @@
+//! The ledger on PostgreSQL, through the public API (`Ledger::open` of a `postgres://`
+//! location) and the CLI (`--db postgres://…`): the same answers as on sled, several hosts on
+//! one database, subscribers woken by other hosts, and clear errors that never show a password.
+//! The server is the suite's own throwaway cluster (tests/common/postgres.rs).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::postgres::{fresh_location, server};
+use common::{SYSTEM, T0};
+use user_ledger::core::codec::unseal_entry;
+use user_ledger::views::MemViews;
+use user_ledger::{
+    Config, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Failure, Ledger,
+    ManualClock, Subject,
+};
+
+fn open(location: &str) -> Ledger {
+    Ledger::open(Config::new(location).clock(ManualClock::new(T0)).fold_memory(256)).unwrap()
+}
+
+#[test]
+fn a_ledger_on_postgres_keeps_every_guarantee_it_has_on_sled() {
+    let location = fresh_location();
+    let ledger = open(&location);
+    let alice = ledger
+        .create_user(&SYSTEM, &CreateUserRequest::new("alice@example.com", "APP_USER"))
+        .unwrap()
+        .user_id;
+    let taken =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("ALICE@example.com", "APP_USER")).unwrap_err();
+    assert_eq!(taken.wire_name(), "ConflictException", "emails are unique case-insensitively");
+    ledger.disable_user(&SYSTEM, &alice, None).unwrap();
+    ledger
+        .create_kx_user(
+            &SYSTEM,
+            &CreateKxUserRequest::new("env1", "kx1", "arn:aws:iam::123456789012:role/r1"),
+        )
+        .unwrap();
+    let group = CreatePermissionGroupRequest::new("admins", &["ViewAuditData"]);
+    let group_id = ledger.create_permission_group(&SYSTEM, &group).unwrap().permission_group_id;
+    ledger.associate_user_to_permission_group(&SYSTEM, &group_id, &alice, None).unwrap();
+    assert_eq!(ledger.digest().unwrap().seq, 5);
+
+    // The views are the fold of the log, byte for byte, and verify says so in every mode.
+    let log: Vec<_> = ledger.raw_log().map(|e| unseal_entry(e.unwrap()).unwrap().envelope).collect();
+    assert_eq!(ledger.view_rows().unwrap(), MemViews::fold(&log).unwrap().rows());
+    assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+    assert_eq!(ledger.verify_chain(None, &mut |_| {}).unwrap().problem, None);
+    let digest = ledger.digest().unwrap();
+    assert_eq!(ledger.verify_since(digest, &mut |_| {}).unwrap().problem, None);
+    assert_eq!(ledger.history(Subject::User(&alice)).unwrap().len(), 3, "created, disabled, joined");
+    let rows = ledger.view_rows().unwrap();
+    assert_eq!(ledger.rebuild_views(&mut |_| {}).unwrap(), 5);
+    assert_eq!(ledger.view_rows().unwrap(), rows, "rebuild is byte-identical");
+
+    // Reopened (another process would see the same): the same digest and answers.
+    drop(ledger);
+    let again = open(&location);
+    assert_eq!(again.digest().unwrap(), digest);
+    assert_eq!(again.get_user(&SYSTEM, &alice).unwrap().status, user_ledger::UserStatus::Disabled);
+    assert_eq!(again.stats().unwrap().events, 5);
+}
+
+#[test]
+fn hosts_on_one_database_agree_on_emails_and_client_tokens() {
+    let location = fresh_location();
+    let hosts: Vec<Ledger> = (0..3).map(|_| open(&location)).collect();
+    let ids = |host: &Ledger| host.environment_id().to_owned();
+    assert!(hosts.iter().all(|h| ids(h) == ids(&hosts[0])), "one set of settings");
+    let answers = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for host in &hosts {
+            let answers = &answers;
+            s.spawn(move || {
+                for i in 0..30 {
+                    // Shared emails without tokens: each created once, by one host.
+                    let plain = CreateUserRequest::new(format!("u{i}@example.com"), "APP_USER");
+                    if let Err(e) = host.create_user(&SYSTEM, &plain) {
+                        assert_eq!(e.wire_name(), "ConflictException", "{e}");
+                    }
+                    // The same clientToken at every host: one event, one answer for all.
+                    let retried = CreateUserRequest {
+                        client_token: Some(format!("tok{i}")),
+                        ..CreateUserRequest::new(format!("t{i}@example.com"), "APP_USER")
+                    };
+                    let id = host.create_user(&SYSTEM, &retried).unwrap().user_id;
+                    answers.lock().unwrap().push((i, id));
+                }
+            });
+        }
+    });
+    assert_eq!(hosts[1].digest().unwrap().seq, 60, "30 emails and 30 tokens, each once; no seq twice");
+    let answers = answers.into_inner().unwrap();
+    for i in 0..30 {
+        let ids: std::collections::BTreeSet<_> =
+            answers.iter().filter(|(n, _)| *n == i).map(|(_, id)| id).collect();
+        assert_eq!(ids.len(), 1, "token tok{i} answered one id everywhere: {ids:?}");
+    }
+    for host in &hosts {
+        assert_eq!(host.verify(None, &mut |_| {}).unwrap().problem, None);
+        assert_eq!(host.list_users(&SYSTEM, Some(100), None).unwrap().users.len(), 60);
+    }
+}
+
+#[test]
+fn a_subscriber_on_one_host_sees_every_commit_of_another_in_seq_order() {
+    let location = fresh_location();
+    let (a, b) = (open(&location), open(&location));
+    let mut following = b.subscribe(1);
+    for i in 0..10 {
+        a.create_user(&SYSTEM, &CreateUserRequest::new(format!("s{i}@example.com"), "APP_USER")).unwrap();
+    }
+    let seqs: Vec<u64> = (0..10)
+        .map(|_| {
+            following.next_timeout(Duration::from_secs(10)).unwrap().expect("woken by NOTIFY").envelope.seq
+        })
+        .collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_unreachable_server_and_a_missing_ledger_are_clear_errors_without_the_password() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let location = format!("postgres://someone:s3cret-pw@127.0.0.1:{free}/db?connect_timeout=2");
+    let err = Ledger::open(Config::new(&location)).unwrap_err();
+    let message = err.to_string();
+    assert_eq!(err.failure(), Some(Failure::Io), "{message}");
+    assert!(message.contains(&format!("127.0.0.1:{free}/db")), "names host, port and database: {message}");
+    assert!(!message.contains("s3cret-pw"), "never the password: {message}");
+
+    let missing = fresh_location();
+    let err = Ledger::open(Config::new(&missing).mode(user_ledger::OpenMode::Existing)).unwrap_err();
+    assert_eq!(err.failure(), Some(Failure::NoDatabase), "{err}");
+}
+
+#[test]
+fn a_newer_schema_version_is_refused_by_name() {
+    let location = fresh_location();
+    drop(open(&location));
+    let schema = location.rsplit("schema=").next().unwrap().to_owned();
+    let mut client = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
+    client.execute(&format!("UPDATE {schema}.schema_version SET version = 2"), &[]).unwrap();
+    let err = Ledger::open(Config::new(&location)).unwrap_err();
+    assert_eq!(err.failure(), Some(Failure::FormatVersion), "{err}");
+    assert!(err.to_string().contains("schema version 2; this build reads version 1"), "{err}");
+}
+
+#[test]
+fn the_cli_runs_on_a_postgres_location() {
+    let location = fresh_location();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+            .args(["--db", &location])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let created = run(&["create-user", "--email-address", "cli@example.com", "--type", "APP_USER"]);
+    let id = created["userId"].as_str().unwrap().to_owned();
+    assert_eq!(run(&["get-user", "--user-id", &id])["emailAddress"], "cli@example.com");
+    let report = run(&["verify"]);
+    assert_eq!((report["events"].as_u64(), report.get("problem")), (Some(1), None), "{report}");
+}
