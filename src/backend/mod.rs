@@ -6,29 +6,20 @@
 //! new [`Tip`]. A backend must apply a changeset atomically (all or nothing) and must make
 //! everything committed durable when asked to [`Backend::sync`].
 //!
-//! Two implementations: [`sled`] (format 2: one tree, one `apply_batch` per commit) and, for
-//! tests, [`memory`], which keeps the same logical state in maps and proves the layers above do
-//! not lean on sled.
+//! Three implementations: [`sled`] (format 2: one tree, one `apply_batch` per commit; one
+//! process), `postgres` (feature `postgres`: one transaction per commit; any number of hosts) and,
+//! for tests, [`memory`], which keeps the same logical state in maps, may be shared by several
+//! ledgers in one process, and proves the layers above lean on no engine. [`rows`] holds what the
+//! two row stores (sled, PostgreSQL) share: the [`State`] reads and the paged listings.
+//! `tests/conformance.rs` runs one suite of the contract against all three.
 //!
-//! ## How a shared SQL database (PostgreSQL) maps onto this seam
-//!
-//! - **Tables**: `log(seq bigint primary key, sealed bytea)`, one table per view with its natural
-//!   key (`users(user_id primary key, …)`, `emails(email_key primary key, user_id)`,
-//!   `history(subject, seq)`…), `tokens(key primary key, record, expires_ms)` and a one-row
-//!   `tip(head_seq, head_hash, head_time_ms, views_seq)`. A [`ViewChange`] is one upsert or delete.
-//! - **Several hosts writing one ledger**: [`Backend::commit`] runs one transaction that first
-//!   takes the tip row `FOR UPDATE` and checks its seq is the `Changeset`'s starting head (an
-//!   optimistic compare-and-set on the chain); a mismatch means another host appended, and the
-//!   commit fails as a conflict that the writer answers by reloading the tip and deciding the
-//!   batch again against the new state. The `log` primary key makes a duplicate seq impossible
-//!   even without the lock. Reads of state for deciding run in the same transaction
-//!   (`REPEATABLE READ`), so a decision never sees half of another host's commit.
-//! - **Reading the log from a seq**: [`Backend::log`] is `SELECT seq, sealed FROM log WHERE seq
-//!   >= $1 ORDER BY seq` through a cursor; subscribers on other hosts learn of new entries with
-//!   `LISTEN/NOTIFY` on the tip instead of this process's in-memory notification.
-//! - **Durability**: a committed PostgreSQL transaction is already durable (`synchronous_commit
-//!   = on`), so `sync` is a no-op there; the acknowledgement mark, which guards against sled's
-//!   silent truncation, is the sled backend's own business.
+//! **Several writers.** Every [`Changeset`] names the head it was decided against
+//! ([`Changeset::base`]); [`Backend::commit`] applies it only while the log still ends there, else
+//! answers [`crate::Failure::Conflict`] and the writer decides the batch again on the new head.
+//! Decisions read outside the commit; the compare-and-set validates them (a batch that wrote
+//! nothing is checked against the head before it is answered). Settings are inserted if absent
+//! ([`Backend::insert_meta`]), so every opener agrees; other writers' commits wake subscribers
+//! through [`Backend::watch`].
 //!
 //! Invariant: a backend persists and indexes and decides nothing; a commit is all or nothing, and
 //! nothing here names the layers above it (the handle, the write path, the host).

@@ -1,14 +1,15 @@
 //! The views as rows of a key-value engine: what a backend that stores canonical rows (sled,
 //! PostgreSQL) needs to answer [`State`] and the paged listings, written once for both.
 //!
-//! A backend gives [`RowStore::row`] and [`RowStore::rows_under`]; the functions here decode the
-//! rows, naming the view and key of one that does not decode.
+//! A backend gives [`RowStore::row`] and [`RowStore::rows_under`] and gets [`State`] for them;
+//! the functions here decode the rows, naming the view and key of one that does not decode.
 
 use crate::backend::Page;
 use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
+use crate::core::State;
 use crate::error::{Error, Result};
 use crate::views::{
     groups_prefix, kx_count_key, kx_key, members_prefix, membership_keys, ViewTree, ENABLED_USERS,
@@ -82,70 +83,69 @@ pub fn counter(store: &impl RowStore, key: &[u8]) -> Result<u64> {
     Ok(get(store, ViewTree::Counters, key)?.unwrap_or(0))
 }
 
-/// [`crate::core::State::user`].
-pub fn user(store: &impl RowStore, user_id: &str) -> Result<Option<User>> {
-    get(store, ViewTree::Users, user_id.as_bytes())
-}
+/// The decider's reads, for every row store.
+impl<S: RowStore> State for S {
+    fn user(&self, user_id: &str) -> Result<Option<User>> {
+        get(self, ViewTree::Users, user_id.as_bytes())
+    }
 
-/// [`crate::core::State::email_owner`].
-pub fn email_owner(store: &impl RowStore, email_key: &str) -> Result<Option<UserId>> {
-    get(store, ViewTree::Emails, email_key.as_bytes())
-}
+    fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
+        get(self, ViewTree::Emails, email_key.as_bytes())
+    }
 
-/// [`crate::core::State::enabled_users`].
-pub fn enabled_users(store: &impl RowStore) -> Result<u64> {
-    counter(store, ENABLED_USERS)
-}
+    fn enabled_users(&self) -> Result<u64> {
+        counter(self, ENABLED_USERS)
+    }
 
-/// [`crate::core::State::kx_user`].
-pub fn kx_user(store: &impl RowStore, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
-    get(store, ViewTree::KxUsers, &kx_key(environment_id, user_name))
-}
+    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
+        get(self, ViewTree::KxUsers, &kx_key(environment_id, user_name))
+    }
 
-/// [`crate::core::State::kx_users_in`].
-pub fn kx_users_in(store: &impl RowStore, environment_id: &str) -> Result<u64> {
-    counter(store, &kx_count_key(environment_id))
-}
+    fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
+        counter(self, &kx_count_key(environment_id))
+    }
 
-/// [`crate::core::State::access_key`].
-pub fn access_key(store: &impl RowStore, access_key_id: &str) -> Result<Option<AccessKey>> {
-    get(store, ViewTree::AccessKeys, access_key_id.as_bytes())
-}
+    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        get(self, ViewTree::AccessKeys, access_key_id.as_bytes())
+    }
 
-/// [`crate::core::State::permission_group`].
-pub fn permission_group(store: &impl RowStore, group: &str) -> Result<Option<PermissionGroup>> {
-    get(store, ViewTree::Groups, group.as_bytes())
-}
+    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
+        get(self, ViewTree::Groups, group.as_bytes())
+    }
 
-/// [`crate::core::State::is_member`].
-pub fn is_member(store: &impl RowStore, group: &str, user: &str) -> Result<bool> {
-    let [key, _] = membership_keys(group, user);
-    Ok(store.row(ViewTree::Memberships, &key)?.is_some())
-}
+    fn is_member(&self, group: &str, user: &str) -> Result<bool> {
+        let [key, _] = membership_keys(group, user);
+        Ok(self.row(ViewTree::Memberships, &key)?.is_some())
+    }
 
-/// [`crate::core::State::password_hash`].
-pub fn password_hash(store: &impl RowStore, user: &str) -> Result<Option<String>> {
-    get(store, ViewTree::Passwords, user.as_bytes())
-}
+    fn groups_of(&self, user: &str) -> Result<Vec<String>> {
+        Ok(memberships_after(self, true, user, None, usize::MAX - 1)?.0)
+    }
 
-/// [`crate::core::State::principal_key`].
-pub fn principal_key(store: &impl RowStore, access_key_id: &str) -> Result<Option<PrincipalKey>> {
-    get(store, ViewTree::PrincipalKeys, access_key_id.as_bytes())
-}
+    fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
+        Ok(memberships_after(self, false, group, None, usize::MAX - 1)?.0)
+    }
 
-/// [`crate::core::State::temporary_credential`].
-pub fn temporary_credential(
-    store: &impl RowStore,
-    access_key_id: &str,
-) -> Result<Option<TemporaryCredential>> {
-    get(store, ViewTree::TemporaryCredentials, access_key_id.as_bytes())
-}
+    fn password_hash(&self, user: &str) -> Result<Option<String>> {
+        get(self, ViewTree::Passwords, user.as_bytes())
+    }
 
-/// [`crate::core::State::users_with_principal`]: a scan of every user, since the principal is
-/// rarely asked for and kept in no index.
-pub fn users_with_principal(store: &impl RowStore, principal_arn: &str) -> Result<Vec<User>> {
-    let users: Vec<User> = all(store, ViewTree::Users)?;
-    Ok(users.into_iter().filter(|u| u.api_access_principal_arn.as_deref() == Some(principal_arn)).collect())
+    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
+        get(self, ViewTree::PrincipalKeys, access_key_id.as_bytes())
+    }
+
+    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
+        get(self, ViewTree::TemporaryCredentials, access_key_id.as_bytes())
+    }
+
+    /// A scan of every user: the principal is rarely asked for, and kept in no index.
+    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
+        let users: Vec<User> = all(self, ViewTree::Users)?;
+        Ok(users
+            .into_iter()
+            .filter(|u| u.api_access_principal_arn.as_deref() == Some(principal_arn))
+            .collect())
+    }
 }
 
 /// [`crate::backend::Backend::users_after`].

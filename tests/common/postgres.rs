@@ -119,7 +119,9 @@ fn remove_stale_clusters() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("user-ledger-pg-").and_then(|r| r.split('-').next()) else { continue };
+        let Some(pid) = name.strip_prefix("user-ledger-pg-").and_then(|r| r.split('-').next()) else {
+            continue;
+        };
         let Ok(pid) = pid.parse::<i32>() else { continue };
         // SAFETY: signal 0 only asks whether the process exists.
         if unsafe { libc::kill(pid, 0) } != 0 {

@@ -25,12 +25,8 @@ use std::time::Duration;
 use r2d2_postgres::postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
-use crate::backend::rows::{self, RowStore};
+use crate::backend::rows::RowStore;
 use crate::backend::OpenMode;
-use crate::core::domain::{
-    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
-};
-use crate::core::State;
 use crate::error::{Error, Failure, Result};
 use crate::views::ViewTree;
 
@@ -213,64 +209,6 @@ impl RowStore for PgBackend {
             .query(&sql, &[&prefix, &after, &end, &limit])
             .map_err(|e| self.failed("reading a view", e))?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-}
-
-impl State for PgBackend {
-    fn user(&self, user_id: &str) -> Result<Option<User>> {
-        rows::user(self, user_id)
-    }
-
-    fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
-        rows::email_owner(self, email_key)
-    }
-
-    fn enabled_users(&self) -> Result<u64> {
-        rows::enabled_users(self)
-    }
-
-    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
-        rows::kx_user(self, environment_id, user_name)
-    }
-
-    fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
-        rows::kx_users_in(self, environment_id)
-    }
-
-    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
-        rows::access_key(self, access_key_id)
-    }
-
-    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
-        rows::permission_group(self, group)
-    }
-
-    fn is_member(&self, group: &str, user: &str) -> Result<bool> {
-        rows::is_member(self, group, user)
-    }
-
-    fn groups_of(&self, user: &str) -> Result<Vec<String>> {
-        Ok(rows::memberships_after(self, true, user, None, usize::MAX - 1)?.0)
-    }
-
-    fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
-        Ok(rows::memberships_after(self, false, group, None, usize::MAX - 1)?.0)
-    }
-
-    fn password_hash(&self, user: &str) -> Result<Option<String>> {
-        rows::password_hash(self, user)
-    }
-
-    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
-        rows::principal_key(self, access_key_id)
-    }
-
-    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
-        rows::temporary_credential(self, access_key_id)
-    }
-
-    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
-        rows::users_with_principal(self, principal_arn)
     }
 }
 

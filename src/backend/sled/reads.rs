@@ -4,11 +4,7 @@
 use std::ops::Bound;
 
 use super::{layout, storage, SledBackend};
-use crate::backend::rows::{self, RowStore};
-use crate::core::domain::{
-    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
-};
-use crate::core::State;
+use crate::backend::rows::RowStore;
 use crate::error::{Error, Result};
 use crate::views::ViewTree;
 
@@ -69,63 +65,5 @@ impl RowStore for SledBackend {
             rows.push((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()));
         }
         Ok(rows)
-    }
-}
-
-impl State for SledBackend {
-    fn user(&self, user_id: &str) -> Result<Option<User>> {
-        rows::user(self, user_id)
-    }
-
-    fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
-        rows::email_owner(self, email_key)
-    }
-
-    fn enabled_users(&self) -> Result<u64> {
-        rows::enabled_users(self)
-    }
-
-    fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
-        rows::kx_user(self, environment_id, user_name)
-    }
-
-    fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
-        rows::kx_users_in(self, environment_id)
-    }
-
-    fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
-        rows::access_key(self, access_key_id)
-    }
-
-    fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
-        rows::permission_group(self, group)
-    }
-
-    fn is_member(&self, group: &str, user: &str) -> Result<bool> {
-        rows::is_member(self, group, user)
-    }
-
-    fn groups_of(&self, user: &str) -> Result<Vec<String>> {
-        Ok(rows::memberships_after(self, true, user, None, usize::MAX - 1)?.0)
-    }
-
-    fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
-        Ok(rows::memberships_after(self, false, group, None, usize::MAX - 1)?.0)
-    }
-
-    fn password_hash(&self, user: &str) -> Result<Option<String>> {
-        rows::password_hash(self, user)
-    }
-
-    fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
-        rows::principal_key(self, access_key_id)
-    }
-
-    fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
-        rows::temporary_credential(self, access_key_id)
-    }
-
-    fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
-        rows::users_with_principal(self, principal_arn)
     }
 }
