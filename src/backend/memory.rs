@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{moved, Backend, Changeset, Entries, Head, Page, Tip, Wake};
+use super::{moved, Backend, Changeset, Entries, Head, Listings, Page, Tip, Wake};
 use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
@@ -178,61 +178,6 @@ impl Backend for MemoryBackend {
         Ok(self.read().tokens.len() as u64)
     }
 
-    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
-        let memory = self.read();
-        let after = after.map(text);
-        let range = memory.views.users.range::<str, _>((after_bound(after.as_deref()), Bound::Unbounded));
-        Ok(page(range.map(|(_, u)| u.clone()), limit))
-    }
-
-    fn kx_users_after(
-        &self,
-        environment_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<KxUser>> {
-        let memory = self.read();
-        let users = memory.views.kx_users.iter().filter(|((env, name), _)| {
-            env == environment_id && after.is_none_or(|after| name.as_str() > after)
-        });
-        Ok(page(users.map(|(_, u)| u.clone()), limit))
-    }
-
-    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
-        let memory = self.read();
-        let after = after.map(text);
-        let range = memory.views.groups.range::<str, _>((after_bound(after.as_deref()), Bound::Unbounded));
-        Ok(page(range.map(|(_, g)| g.clone()), limit))
-    }
-
-    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
-        let memory = self.read();
-        let members = memory
-            .views
-            .memberships
-            .iter()
-            .filter(|(g, user)| g == group && after.is_none_or(|after| user.as_str() > after));
-        Ok(page(members.map(|(_, user)| user.clone()), limit))
-    }
-
-    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let memory = self.read();
-        let groups = memory
-            .views
-            .memberships
-            .iter()
-            .filter(|(group, u)| u == user && after.is_none_or(|after| group.as_str() > after));
-        Ok(page(groups.map(|(group, _)| group.clone()), limit))
-    }
-
-    fn access_keys(&self) -> Result<Vec<AccessKey>> {
-        Ok(self.read().views.access_keys.values().cloned().collect())
-    }
-
-    fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
-        Ok(self.read().views.principal_keys.values().cloned().collect())
-    }
-
     fn view_len(&self, view: ViewTree) -> Result<u64> {
         Ok(self.read().views.rows_of(view).count() as u64)
     }
@@ -376,4 +321,61 @@ fn by_key<T: serde::de::DeserializeOwned>(
     rows: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<BTreeMap<String, T>> {
     rows.iter().map(|(key, value)| Ok((key_text(key)?, codec::decode(what, value)?))).collect()
+}
+
+impl Listings for MemoryBackend {
+    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
+        let memory = self.read();
+        let after = after.map(text);
+        let range = memory.views.users.range::<str, _>((after_bound(after.as_deref()), Bound::Unbounded));
+        Ok(page(range.map(|(_, u)| u.clone()), limit))
+    }
+
+    fn kx_users_after(
+        &self,
+        environment_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<KxUser>> {
+        let memory = self.read();
+        let users = memory.views.kx_users.iter().filter(|((env, name), _)| {
+            env == environment_id && after.is_none_or(|after| name.as_str() > after)
+        });
+        Ok(page(users.map(|(_, u)| u.clone()), limit))
+    }
+
+    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
+        let memory = self.read();
+        let after = after.map(text);
+        let range = memory.views.groups.range::<str, _>((after_bound(after.as_deref()), Bound::Unbounded));
+        Ok(page(range.map(|(_, g)| g.clone()), limit))
+    }
+
+    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
+        let memory = self.read();
+        let members = memory
+            .views
+            .memberships
+            .iter()
+            .filter(|(g, user)| g == group && after.is_none_or(|after| user.as_str() > after));
+        Ok(page(members.map(|(_, user)| user.clone()), limit))
+    }
+
+    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+        let memory = self.read();
+        let groups = memory
+            .views
+            .memberships
+            .iter()
+            .filter(|(group, u)| u == user && after.is_none_or(|after| group.as_str() > after));
+        Ok(page(groups.map(|(group, _)| group.clone()), limit))
+    }
+
+    fn access_keys(&self) -> Result<Vec<AccessKey>> {
+        Ok(self.read().views.access_keys.values().cloned().collect())
+    }
+
+    fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
+        Ok(self.read().views.principal_keys.values().cloned().collect())
+    }
 }

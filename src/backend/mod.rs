@@ -222,6 +222,26 @@ pub type Page<T> = (Vec<T>, bool);
 /// What a backend calls when another writer committed: the seq of the head it saw.
 pub type Wake = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 
+/// The paged listings of the views, which the handle's List operations read: keyset pages in
+/// key order. Every row store (sled, PostgreSQL) has them through [`rows`].
+pub trait Listings {
+    /// Users with ids after `after`, at most `limit`.
+    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>>;
+    /// Kdb users of an environment named after `after`, at most `limit`.
+    fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize)
+        -> Result<Page<KxUser>>;
+    /// Permission groups with ids after `after`, at most `limit`.
+    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>>;
+    /// Members of `group` after user `after`, at most `limit`.
+    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>>;
+    /// Groups of `user` after group `after`, at most `limit`.
+    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>>;
+    /// Every access key, in id order.
+    fn access_keys(&self) -> Result<Vec<AccessKey>>;
+    /// Every principal's key, in id order.
+    fn principal_keys(&self) -> Result<Vec<PrincipalKey>>;
+}
+
 /// A database that can hold a ledger. Reads of the views come through [`State`].
 ///
 /// **Who calls what.** One process may hold many handles on one backend, but within a process
@@ -236,7 +256,7 @@ pub type Wake = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 /// crash leaves all or none of it. **Ordered** means in ascending key order (seq for the log,
 /// canonical key bytes for views and tokens). Every error names what failed (file, table, key or
 /// seq) and keeps its [`crate::Failure`].
-pub trait Backend: State + Send + Sync {
+pub trait Backend: State + Listings + Send + Sync {
     /// A setting (page secret, identity, environment id) by name; `None` if never stored.
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `value` under `name` unless a value is stored already, durably, and returns the
@@ -295,21 +315,6 @@ pub trait Backend: State + Send + Sync {
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
     /// How many token records are stored.
     fn token_count(&self) -> Result<u64>;
-    /// Users with ids after `after`, at most `limit`.
-    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>>;
-    /// Kdb users of an environment named after `after`, at most `limit`.
-    fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize)
-        -> Result<Page<KxUser>>;
-    /// Permission groups with ids after `after`, at most `limit`.
-    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>>;
-    /// Members of `group` after user `after`, at most `limit`.
-    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>>;
-    /// Groups of `user` after group `after`, at most `limit`.
-    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>>;
-    /// Every access key, in id order.
-    fn access_keys(&self) -> Result<Vec<AccessKey>>;
-    /// Every principal's key, in id order.
-    fn principal_keys(&self) -> Result<Vec<PrincipalKey>>;
     /// How many records `view` holds.
     fn view_len(&self, view: ViewTree) -> Result<u64>;
     /// The rows of `view` in canonical form and order, for comparison with a fold of the log.

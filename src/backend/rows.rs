@@ -4,7 +4,7 @@
 //! A backend gives [`RowStore::row`] and [`RowStore::rows_under`] and gets [`State`] for them;
 //! the functions here decode the rows, naming the view and key of one that does not decode.
 
-use crate::backend::Page;
+use crate::backend::{Listings, Page};
 use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
@@ -148,38 +148,10 @@ impl<S: RowStore> State for S {
     }
 }
 
-/// [`crate::backend::Backend::users_after`].
-pub fn users_after(store: &impl RowStore, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
-    page(store, ViewTree::Users, &[], after, limit, |k, v| decode_row(ViewTree::Users, k, v))
-}
-
-/// [`crate::backend::Backend::kx_users_after`].
-pub fn kx_users_after(
-    store: &impl RowStore,
-    environment_id: &str,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<Page<KxUser>> {
-    let prefix = kx_key(environment_id, "");
-    let after = after.map(|name| kx_key(environment_id, name));
-    page(store, ViewTree::KxUsers, &prefix, after.as_deref(), limit, |k, v| {
-        decode_row(ViewTree::KxUsers, k, v)
-    })
-}
-
-/// [`crate::backend::Backend::groups_after`].
-pub fn groups_after(
-    store: &impl RowStore,
-    after: Option<&[u8]>,
-    limit: usize,
-) -> Result<Page<PermissionGroup>> {
-    page(store, ViewTree::Groups, &[], after, limit, |k, v| decode_row(ViewTree::Groups, k, v))
-}
-
-/// [`crate::backend::Backend::members_after`] (`user` false) and
-/// [`crate::backend::Backend::groups_of_after`] (`user` true): one membership index read from
+/// [`Listings::members_after`] (`of_user` false) and [`Listings::groups_of_after`] (`of_user`
+/// true): one membership index read from
 /// either side.
-pub fn memberships_after(
+fn memberships_after(
     store: &impl RowStore,
     of_user: bool,
     id: &str,
@@ -189,4 +161,44 @@ pub fn memberships_after(
     let prefix = if of_user { groups_prefix(id) } else { members_prefix(id) };
     let after = after.map(|other| [prefix.as_slice(), other.as_bytes()].concat());
     page(store, ViewTree::Memberships, &prefix, after.as_deref(), limit, |k, _| decode_member(k))
+}
+
+/// The paged listings, for every row store.
+impl<S: RowStore> Listings for S {
+    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
+        page(self, ViewTree::Users, &[], after, limit, |k, v| decode_row(ViewTree::Users, k, v))
+    }
+
+    fn kx_users_after(
+        &self,
+        environment_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<KxUser>> {
+        let prefix = kx_key(environment_id, "");
+        let after = after.map(|name| kx_key(environment_id, name));
+        page(self, ViewTree::KxUsers, &prefix, after.as_deref(), limit, |k, v| {
+            decode_row(ViewTree::KxUsers, k, v)
+        })
+    }
+
+    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
+        page(self, ViewTree::Groups, &[], after, limit, |k, v| decode_row(ViewTree::Groups, k, v))
+    }
+
+    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
+        memberships_after(self, false, group, after, limit)
+    }
+
+    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
+        memberships_after(self, true, user, after, limit)
+    }
+
+    fn access_keys(&self) -> Result<Vec<AccessKey>> {
+        all(self, ViewTree::AccessKeys)
+    }
+
+    fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
+        all(self, ViewTree::PrincipalKeys)
+    }
 }

@@ -7,7 +7,7 @@ use ::postgres::types::ToSql;
 
 use super::{schema, PgBackend};
 use crate::backend::rows::{self, RowStore};
-use crate::backend::{moved, Backend, Changeset, Entries, Head, Page, Tip, Wake};
+use crate::backend::{moved, Backend, Changeset, Entries, Head, Tip, Wake};
 use crate::core::codec;
 use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
 use crate::core::event::Subject;
@@ -385,39 +385,6 @@ impl Backend for PgBackend {
         let sql = format!("SELECT count(*) FROM {}", self.t("tokens"));
         let row = self.client()?.query_one(&sql, &[]).map_err(|e| self.failed("counting tokens", e))?;
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
-    }
-
-    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
-        rows::users_after(self, after, limit)
-    }
-
-    fn kx_users_after(
-        &self,
-        environment_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<KxUser>> {
-        rows::kx_users_after(self, environment_id, after, limit)
-    }
-
-    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
-        rows::groups_after(self, after, limit)
-    }
-
-    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
-        rows::memberships_after(self, false, group, after, limit)
-    }
-
-    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        rows::memberships_after(self, true, user, after, limit)
-    }
-
-    fn access_keys(&self) -> Result<Vec<AccessKey>> {
-        rows::all(self, ViewTree::AccessKeys)
-    }
-
-    fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
-        rows::all(self, ViewTree::PrincipalKeys)
     }
 
     fn view_len(&self, view: ViewTree) -> Result<u64> {

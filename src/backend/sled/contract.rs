@@ -8,10 +8,8 @@ use ::sled::Batch;
 use super::mark::{Mark, MarkFile};
 use super::reads::log_seq;
 use super::{layout, storage, SledBackend};
-use crate::backend::rows;
-use crate::backend::{moved, Backend, Changeset, Entries, Head, Page, Tip};
+use crate::backend::{moved, Backend, Changeset, Entries, Head, Tip};
 use crate::core::codec;
-use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Failure, Result};
@@ -191,39 +189,6 @@ impl Backend for SledBackend {
 
     fn token_count(&self) -> Result<u64> {
         self.count(&layout::TOKENS_PREFIX)
-    }
-
-    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
-        rows::users_after(self, after, limit)
-    }
-
-    fn kx_users_after(
-        &self,
-        environment_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<KxUser>> {
-        rows::kx_users_after(self, environment_id, after, limit)
-    }
-
-    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
-        rows::groups_after(self, after, limit)
-    }
-
-    fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {
-        rows::memberships_after(self, false, group, after, limit)
-    }
-
-    fn groups_of_after(&self, user: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        rows::memberships_after(self, true, user, after, limit)
-    }
-
-    fn access_keys(&self) -> Result<Vec<AccessKey>> {
-        rows::all(self, ViewTree::AccessKeys)
-    }
-
-    fn principal_keys(&self) -> Result<Vec<PrincipalKey>> {
-        rows::all(self, ViewTree::PrincipalKeys)
     }
 
     fn view_len(&self, view: ViewTree) -> Result<u64> {
