@@ -166,3 +166,24 @@ fn the_cli_runs_on_a_postgres_location() {
     let report = run(&["verify"]);
     assert_eq!((report["events"].as_u64(), report.get("problem")), (Some(1), None), "{report}");
 }
+
+#[test]
+fn immediate_refuses_a_server_that_does_not_sync_and_periodic_syncs_itself() {
+    let mut admin = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
+    let db = format!("nosync_{}", std::process::id());
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE {db} SET synchronous_commit = off")).unwrap();
+    let base = server().url.rsplit_once('/').unwrap().0.to_owned();
+    let location = format!("{base}/{db}?schema=ledger");
+
+    let err = Ledger::open(Config::new(&location)).unwrap_err();
+    assert!(err.to_string().contains("synchronous_commit = off"), "named: {err}");
+    assert!(!err.to_string().contains("password"), "{err}");
+
+    let periodic =
+        Config::new(&location).durability(user_ledger::Durability::Periodic(Duration::from_millis(20)));
+    let ledger = Ledger::open(periodic).unwrap();
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("p@example.com", "APP_USER")).unwrap();
+    ledger.sync().unwrap();
+    assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+}

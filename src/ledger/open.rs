@@ -31,7 +31,8 @@ impl Ledger {
         #[cfg(feature = "postgres")]
         if let Some(location) = config.path.to_str().filter(|l| crate::backend::postgres::is_postgres(l)) {
             config.validate()?;
-            let backend = crate::backend::postgres::PgBackend::open(location, config.mode)?;
+            let synchronous = config.durability == Durability::Immediate;
+            let backend = crate::backend::postgres::PgBackend::open(location, config.mode, synchronous)?;
             // Messages name the server, never the password the location may hold.
             let config = Config { path: PathBuf::from(&backend.location().shown), ..config };
             return Self::start(Arc::new(backend), config, None, vec![], None);

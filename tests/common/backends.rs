@@ -64,7 +64,8 @@ impl Kind {
             Kind::Postgres => {
                 let location = super::postgres::fresh_location();
                 let backend =
-                    user_ledger::backend::postgres::PgBackend::open(&location, OpenMode::Create).unwrap();
+                    user_ledger::backend::postgres::PgBackend::open(&location, OpenMode::Create, true)
+                        .unwrap();
                 Fresh { backend: Arc::new(backend), _dir: None }
             }
         }

@@ -304,9 +304,16 @@ impl Backend for PgBackend {
         }
     }
 
-    /// A commit PostgreSQL reported is durable already (`synchronous_commit` is on).
+    /// Under `synchronous_commit = on` a reported commit is durable already. Otherwise one
+    /// transaction committed with it on (and an xid, so that its commit record is flushed) makes
+    /// the WAL durable up to it, and so every commit before it.
     fn sync(&self, _head: Head) -> Result<()> {
-        Ok(())
+        if self.synchronous {
+            return Ok(());
+        }
+        self.client()?
+            .batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
+            .map_err(|e| self.failed("syncing", e))
     }
 
     fn is_shared(&self) -> bool {

@@ -45,6 +45,8 @@ pub struct PgBackend {
     channel: String,
     /// Set on drop: the listener thread stops.
     closed: Arc<AtomicBool>,
+    /// Whether commits are durable when they return (else `sync` makes them so).
+    synchronous: bool,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -62,9 +64,18 @@ impl Drop for PgBackend {
 impl PgBackend {
     /// Opens the ledger at `location`, making its tables if there are none and `mode` allows;
     /// two hosts doing so at once end with one set of tables. Refuses a newer schema version, and
-    /// a server that would not make commits durable (`fsync` or `synchronous_commit` off).
-    pub fn open(location: &str, mode: OpenMode) -> Result<PgBackend> {
-        let location = Location::parse(location)?;
+    /// a server that would not make commits durable (`fsync` off, or `synchronous_commit` off
+    /// when `synchronous`).
+    ///
+    /// `synchronous` (the ledger's `Durability::Immediate`): a commit returns once PostgreSQL
+    /// made it durable. Otherwise (`Durability::Periodic`) this backend's sessions commit with
+    /// `synchronous_commit = off`, and [`Backend::sync`] makes everything committed durable.
+    pub fn open(location: &str, mode: OpenMode, synchronous: bool) -> Result<PgBackend> {
+        let mut location = Location::parse(location)?;
+        if !synchronous {
+            let options = location.config.get_options().unwrap_or_default().to_owned();
+            location.config.options(format!("{options} -c synchronous_commit=off").trim());
+        }
         let manager = PostgresConnectionManager::new(location.config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(8)
@@ -72,7 +83,8 @@ impl PgBackend {
             .build(manager)
             .map_err(|e| unreachable_server(&location, e))?;
         let channel = format!("user_ledger_{}", location.schema);
-        let backend = PgBackend { pool, location, channel, closed: Arc::new(AtomicBool::new(false)) };
+        let closed = Arc::new(AtomicBool::new(false));
+        let backend = PgBackend { pool, location, channel, closed, synchronous };
         backend.check_durability()?;
         backend.make_schema(mode)?;
         Ok(backend)
@@ -95,7 +107,8 @@ impl PgBackend {
 
     fn check_durability(&self) -> Result<()> {
         let mut client = self.client()?;
-        for setting in ["fsync", "synchronous_commit"] {
+        let settings: &[&str] = if self.synchronous { &["fsync", "synchronous_commit"] } else { &["fsync"] };
+        for setting in settings {
             let row = client
                 .query_one(&format!("SHOW {setting}"), &[])
                 .map_err(|e| self.failed("reading settings", e))?;
