@@ -187,3 +187,62 @@ fn immediate_refuses_a_server_that_does_not_sync_and_periodic_syncs_itself() {
     ledger.sync().unwrap();
     assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
 }
+
+#[test]
+fn hosts_serve_again_by_themselves_after_the_server_is_killed_and_keep_every_acknowledged_write() {
+    // A cluster of this test's own: killing the shared one would fail the tests beside it.
+    let own = common::postgres::start_cluster();
+    let cluster = own.cluster.as_ref().unwrap();
+    let location = format!("{}?schema=killed", own.url);
+    let hosts = [open(&location), open(&location)];
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut after_restart = 0;
+    std::thread::scope(|s| {
+        for (n, host) in hosts.iter().enumerate() {
+            let (acknowledged, stop) = (&acknowledged, &stop);
+            s.spawn(move || {
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let email = format!("h{n}-{i}@example.com");
+                    match host.create_user(&SYSTEM, &CreateUserRequest::new(email.clone(), "APP_USER")) {
+                        Ok(_) => acknowledged.lock().unwrap().push(email),
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        cluster.kill();
+        std::thread::sleep(Duration::from_millis(800));
+        cluster.restart(&own.url);
+        // The pool's waits have deadlines (10 s) and it reconnects with backoff: writes resume
+        // within seconds, with no reopen.
+        let at_restart = acknowledged.lock().unwrap().len();
+        let deadline = std::time::Instant::now() + Duration::from_secs(45);
+        while after_restart < 20 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            after_restart = acknowledged.lock().unwrap().len() - at_restart;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    assert!(after_restart >= 20, "the hosts write again without a reopen: {after_restart} writes");
+    let mut listed = std::collections::BTreeSet::new();
+    let mut token = None;
+    loop {
+        let page = hosts[1].list_users(&SYSTEM, Some(100), token.as_deref()).unwrap();
+        listed.extend(page.users.into_iter().map(|u| u.email_address));
+        match page.next_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    for email in acknowledged.into_inner().unwrap() {
+        assert!(listed.contains(&email), "acknowledged {email} is there");
+    }
+    for host in &hosts {
+        assert_eq!(host.verify(None, &mut |_| {}).unwrap().problem, None);
+    }
+}

@@ -284,6 +284,12 @@ pub trait Backend: State + Listings + Send + Sync {
     /// failed batch left nothing behind records so durably, and reports it on the next open
     /// until a rebuild syncs again; one whose commits are all-or-nothing does nothing.
     fn write_failed(&self) {}
+    /// Whether the ledger may go on writing after a commit or sync of this backend failed:
+    /// true for one whose failed commits leave nothing behind and whose outcome is never in
+    /// doubt once answered (PostgreSQL); false (the writer stops until a reopen) otherwise.
+    fn recovers(&self) -> bool {
+        false
+    }
     /// Called by the writer before it decides each batch: refuses (Failure::DiskFull) when a
     /// write could meet a full disk, so that the engine never does; nothing has been written and
     /// nothing is poisoned. A backend with no local disk of its own answers Ok.

@@ -149,8 +149,13 @@ impl Shared {
     }
 
     /// After a failed commit or sync (`e`): no more writes until a reopen, the backend told, and
-    /// `e` with what happens now.
+    /// `e` with what happens now; unless the backend recovers by itself.
     fn stop_writing(&self, e: Error) -> Error {
+        if self.backend.recovers() {
+            // All or nothing, and a later commit compares and sets the head: the next batch
+            // simply tries again (a server back after a restart serves without a reopen).
+            return e;
+        }
         self.poisoned.store(true, Ordering::SeqCst);
         self.backend.write_failed();
         Error::failed(

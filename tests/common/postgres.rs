@@ -14,9 +14,41 @@ use std::time::{Duration, Instant};
 /// A running server: its base URL (without a schema).
 pub struct Server {
     pub url: String,
-    /// The cluster's data directory, when this process started it.
-    pub data: Option<PathBuf>,
-    pub port: u16,
+    /// The cluster, when this process started it.
+    pub cluster: Option<Cluster>,
+}
+
+/// A cluster this process started: it can be killed and started again.
+pub struct Cluster {
+    data: PathBuf,
+    port: u16,
+    user: Option<(u32, u32)>,
+    postmaster: std::sync::Mutex<Child>,
+}
+
+impl Cluster {
+    /// SIGKILLs the postmaster, as a crash would.
+    pub fn kill(&self) {
+        let mut child = self.postmaster.lock().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the server again on the same data and port, once its orphaned backends let go.
+    pub fn restart(&self, url: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let child = spawn_server(&binary("postgres"), &self.data, self.port, self.user);
+            if wait_ready(url, child, Duration::from_secs(15))
+                .map(|c| *self.postmaster.lock().unwrap() = c)
+                .is_ok()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the test PostgreSQL server did not start again within 60 s");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
@@ -25,7 +57,7 @@ static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 /// The shared server of this test process, started on first use.
 pub fn server() -> &'static Server {
     SERVER.get_or_init(|| match std::env::var("USER_LEDGER_TEST_POSTGRES") {
-        Ok(url) => Server { url, data: None, port: 0 },
+        Ok(url) => Server { url, cluster: None },
         Err(_) => start_cluster(),
     })
 }
@@ -110,8 +142,8 @@ pub fn start_cluster() -> Server {
     let port = free_port();
     let child = spawn_server(&postgres, &data, port, user);
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    wait_ready(&url, child);
-    Server { url, data: Some(data), port }
+    let child = wait_ready(&url, child, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    Server { url, cluster: Some(Cluster { data, port, user, postmaster: std::sync::Mutex::new(child) }) }
 }
 
 /// Removes the clusters of test processes that are gone (their servers died with them).
@@ -158,16 +190,20 @@ fn spawn_server(postgres: &Path, data: &Path, port: u16, user: Option<(u32, u32)
     receiver.recv().unwrap().unwrap_or_else(|e| missing(&format!("postgres did not start: {e}")))
 }
 
-fn wait_ready(url: &str, mut child: Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// The server once it takes connections, or why not within `limit`.
+fn wait_ready(url: &str, mut child: Child, limit: Duration) -> Result<Child, String> {
+    let deadline = Instant::now() + limit;
     loop {
         if postgres::Client::connect(url, postgres::NoTls).is_ok() {
-            return;
+            return Ok(child);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("the test PostgreSQL server exited at start: {status}");
+            return Err(format!("the test PostgreSQL server exited at start: {status}"));
         }
-        assert!(Instant::now() < deadline, "the test PostgreSQL server was not ready within 30 s");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!("the test PostgreSQL server was not ready within {limit:?}"));
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -320,6 +320,10 @@ impl Backend for PgBackend {
         true
     }
 
+    fn recovers(&self) -> bool {
+        true
+    }
+
     fn watch(&self, wake: Wake) -> Result<()> {
         super::listen::spawn(self.location.clone(), self.channel.clone(), self.closed.clone(), wake)
     }
