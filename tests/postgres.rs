@@ -246,3 +246,22 @@ fn hosts_serve_again_by_themselves_after_the_server_is_killed_and_keep_every_ack
         assert_eq!(host.verify(None, &mut |_| {}).unwrap().problem, None);
     }
 }
+
+#[test]
+fn failed_sign_ins_count_on_every_host() {
+    let location = fresh_location();
+    let (a, b) = (open(&location), open(&location));
+    let id =
+        a.create_user(&SYSTEM, &CreateUserRequest::new("signin@example.com", "APP_USER")).unwrap().user_id;
+    let password = a.reset_user_password(&SYSTEM, &id, None).unwrap().temporary_password;
+    assert_eq!(b.sign_in("signin@example.com", &password).unwrap().user_id, id);
+    for host in [&a, &a, &a, &b, &b] {
+        assert_eq!(
+            host.sign_in("signin@example.com", "wrong").unwrap_err().wire_name(),
+            "AccessDeniedException"
+        );
+    }
+    // Five failures, three on a and two on b: b refuses even the right password now.
+    assert_eq!(b.sign_in("signin@example.com", &password).unwrap_err().wire_name(), "AccessDeniedException");
+    assert_eq!(a.sign_in("signin@example.com", &password).unwrap_err().wire_name(), "AccessDeniedException");
+}

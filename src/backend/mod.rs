@@ -309,6 +309,19 @@ pub trait Backend: State + Listings + Send + Sync {
     fn is_shared(&self) -> bool {
         false
     }
+    /// How many sign-ins of `who` (an email key) failed after `since_ms`, as every host sees
+    /// them; `None` from a backend that keeps none (only this process writes it, and the ledger
+    /// counts in memory).
+    fn sign_in_failures(&self, who: &str, since_ms: i64) -> Result<Option<u64>> {
+        let _ = (who, since_ms);
+        Ok(None)
+    }
+    /// Records a failed sign-in of `who` at `Some(at_ms)`, or forgets its failures after a
+    /// success (`None`); `false` from a backend that keeps none.
+    fn note_sign_in(&self, who: &str, failed_at_ms: Option<i64>) -> Result<bool> {
+        let _ = (who, failed_at_ms);
+        Ok(false)
+    }
     /// The log from `from_seq` on, undecoded, ordered; a cursor, never the whole log in memory.
     fn log(&self, from_seq: u64) -> Entries<'_>;
     /// The sealed bytes of the log entry at `seq`.

@@ -68,7 +68,7 @@ impl Ledger {
         let denied = || Error::AccessDenied { message: SIGN_IN_FAILED.into() };
         let key = email_key(email_address.trim());
         let now = self.inner.shared.now_ms();
-        if !self.inner.sign_ins.allows(&key, now) {
+        if !self.sign_in_allowed(&key, now)? {
             return Err(denied());
         }
         let found = self.read(&Caller::System, |store| {
@@ -92,11 +92,33 @@ impl Ledger {
             }
         };
         let Some(user) = user.filter(|u| u.status == UserStatus::Enabled) else {
-            self.inner.sign_ins.failed(&key, now);
+            self.note_sign_in(&key, Some(now))?;
             return Err(denied());
         };
-        self.inner.sign_ins.succeeded(&key);
+        self.note_sign_in(&key, None)?;
         self.command(&Caller::System, None, Command::SignIn { user_id: user.user_id.clone() })?;
         self.get_user(&Caller::System, &user.user_id)
+    }
+
+    /// Whether `key` may try to sign in now: fewer failures than allowed within the window, as
+    /// every host counts them on a shared backend, else as this process does.
+    fn sign_in_allowed(&self, key: &str, now: i64) -> Result<bool> {
+        let backend = &self.inner.shared.backend;
+        Ok(match backend.sign_in_failures(key, now - password::FAILURE_WINDOW_MS)? {
+            Some(failures) => failures < password::MAX_FAILURES as u64,
+            None => self.inner.sign_ins.allows(key, now),
+        })
+    }
+
+    /// Records a failed sign-in (`Some(now)`) or a success (`None`) where failures are counted.
+    fn note_sign_in(&self, key: &str, failed_at: Option<i64>) -> Result<()> {
+        if self.inner.shared.backend.note_sign_in(key, failed_at)? {
+            return Ok(());
+        }
+        match failed_at {
+            Some(now) => self.inner.sign_ins.failed(key, now),
+            None => self.inner.sign_ins.succeeded(key),
+        }
+        Ok(())
     }
 }

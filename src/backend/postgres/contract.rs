@@ -324,6 +324,39 @@ impl Backend for PgBackend {
         true
     }
 
+    fn sign_in_failures(&self, who: &str, since_ms: i64) -> Result<Option<u64>> {
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE email_key = $1 AND at_ms > $2",
+            self.t("sign_in_failures")
+        );
+        let row = self
+            .client()?
+            .query_one(&sql, &[&who, &since_ms])
+            .map_err(|e| self.failed("reading sign-ins", e))?;
+        Ok(Some(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
+    }
+
+    fn note_sign_in(&self, who: &str, failed_at_ms: Option<i64>) -> Result<bool> {
+        let table = self.t("sign_in_failures");
+        let mut client = self.client()?;
+        let done = match failed_at_ms {
+            // Failures that left every window are dropped as new ones come.
+            Some(at_ms) => {
+                let window = at_ms - crate::credentials::password::FAILURE_WINDOW_MS;
+                let stale = format!("DELETE FROM {table} WHERE email_key = $1 AND at_ms <= $2");
+                client.execute(&stale, &[&who, &window]).and_then(|_| {
+                    client.execute(
+                        &format!("INSERT INTO {table} (email_key, at_ms) VALUES ($1, $2)"),
+                        &[&who, &at_ms],
+                    )
+                })
+            }
+            None => client.execute(&format!("DELETE FROM {table} WHERE email_key = $1"), &[&who]),
+        };
+        done.map_err(|e| self.failed("recording a sign-in", e))?;
+        Ok(true)
+    }
+
     fn watch(&self, wake: Wake) -> Result<()> {
         super::listen::spawn(self.location.clone(), self.channel.clone(), self.closed.clone(), wake)
     }

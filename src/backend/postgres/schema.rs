@@ -28,7 +28,9 @@ pub fn create(schema: &str) -> String {
          CREATE TABLE {schema}.tokens (
              key bytea PRIMARY KEY, operation text NOT NULL, client_token text NOT NULL,
              expires_ms bigint NOT NULL, record bytea NOT NULL);
-         CREATE INDEX ON {schema}.tokens (expires_ms);",
+         CREATE INDEX ON {schema}.tokens (expires_ms);
+         CREATE TABLE {schema}.sign_in_failures (email_key text NOT NULL, at_ms bigint NOT NULL);
+         CREATE INDEX ON {schema}.sign_in_failures (email_key, at_ms);",
         zeros = "00".repeat(32)
     );
     for view in ViewTree::ALL {
