@@ -265,3 +265,39 @@ fn failed_sign_ins_count_on_every_host() {
     assert_eq!(b.sign_in("signin@example.com", &password).unwrap_err().wire_name(), "AccessDeniedException");
     assert_eq!(a.sign_in("signin@example.com", &password).unwrap_err().wire_name(), "AccessDeniedException");
 }
+
+#[test]
+fn tls_to_a_server_with_a_private_certificate_is_trusted_with_its_ca_and_refused_without() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let pem = certified.cert.pem();
+    let own = common::postgres::start_cluster_with(|data| {
+        std::fs::write(data.join("server.crt"), &pem).unwrap();
+        std::fs::write(data.join("server.key"), certified.signing_key.serialize_pem()).unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(data.join("server.key")).unwrap().permissions(),
+            0o600,
+        );
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        ["-c", "ssl=on", "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key"]
+            .map(String::from)
+            .to_vec()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pem).unwrap();
+    let tls = own.url.replace("127.0.0.1", "localhost");
+
+    let trusted = format!("{tls}?sslmode=verify-full&sslrootcert={}&schema=tls", ca.display());
+    let ledger = open(&trusted);
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("tls@example.com", "APP_USER")).unwrap();
+    assert_eq!(ledger.digest().unwrap().seq, 1);
+
+    let untrusted = format!("{tls}?sslmode=require&schema=tls");
+    let err = Ledger::open(Config::new(&untrusted)).unwrap_err();
+    assert_eq!(err.failure(), Some(Failure::Io), "{err}");
+    assert!(err.to_string().contains("localhost:"), "names the server: {err}");
+}

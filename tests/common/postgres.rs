@@ -23,6 +23,7 @@ pub struct Cluster {
     data: PathBuf,
     port: u16,
     user: Option<(u32, u32)>,
+    args: Vec<String>,
     postmaster: std::sync::Mutex<Child>,
 }
 
@@ -38,7 +39,7 @@ impl Cluster {
     pub fn restart(&self, url: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let child = spawn_server(&binary("postgres"), &self.data, self.port, self.user);
+            let child = spawn_server(&binary("postgres"), &self.data, self.port, self.user, &self.args);
             if wait_ready(url, child, Duration::from_secs(15))
                 .map(|c| *self.postmaster.lock().unwrap() = c)
                 .is_ok()
@@ -124,6 +125,12 @@ fn free_port() -> u16 {
 
 /// A new cluster in a temporary directory, started and ready.
 pub fn start_cluster() -> Server {
+    start_cluster_with(|_| vec![])
+}
+
+/// A new cluster whose data directory `configure` may add files to (owned by the server's user
+/// once it returns), started with the server arguments it returns.
+pub fn start_cluster_with(configure: impl FnOnce(&Path) -> Vec<String>) -> Server {
     let (initdb, postgres) = (binary("initdb"), binary("postgres"));
     let user = run_as();
     remove_stale_clusters();
@@ -139,11 +146,20 @@ pub fn start_cluster() -> Server {
         .output()
         .unwrap_or_else(|e| missing(&format!("initdb did not run: {e}")));
     assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    let args = configure(&data);
+    if let Some((uid, gid)) = user {
+        for entry in std::fs::read_dir(&data).unwrap().flatten() {
+            std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).unwrap();
+        }
+    }
     let port = free_port();
-    let child = spawn_server(&postgres, &data, port, user);
+    let child = spawn_server(&postgres, &data, port, user, &args);
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let child = wait_ready(&url, child, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
-    Server { url, cluster: Some(Cluster { data, port, user, postmaster: std::sync::Mutex::new(child) }) }
+    Server {
+        url,
+        cluster: Some(Cluster { data, port, user, args, postmaster: std::sync::Mutex::new(child) }),
+    }
 }
 
 /// Removes the clusters of test processes that are gone (their servers died with them).
@@ -164,14 +180,15 @@ fn remove_stale_clusters() {
 
 /// Starts `postgres` on `data` at `port` from a thread that lives as long as the process, so
 /// that PR_SET_PDEATHSIG (which fires when the spawning thread ends) stops it with the process.
-fn spawn_server(postgres: &Path, data: &Path, port: u16, user: Option<(u32, u32)>) -> Child {
-    let (postgres, data) = (postgres.to_owned(), data.to_owned());
+fn spawn_server(postgres: &Path, data: &Path, port: u16, user: Option<(u32, u32)>, args: &[String]) -> Child {
+    let (postgres, data, args) = (postgres.to_owned(), data.to_owned(), args.to_vec());
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut command = Command::new(&postgres);
         as_server_user(&mut command, user)
             .args(["-D", data.to_str().unwrap(), "-p", &port.to_string(), "-k", data.to_str().unwrap()])
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "fsync=on"])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // SAFETY: prctl only sets this process's parent-death signal; it runs after setuid, so

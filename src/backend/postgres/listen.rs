@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::postgres::fallible_iterator::FallibleIterator;
-use ::postgres::NoTls;
 
 use super::Location;
 use crate::backend::Wake;
@@ -38,7 +37,7 @@ fn listen(
     closed: &AtomicBool,
     wake: &Wake,
 ) -> std::result::Result<(), ::postgres::Error> {
-    let mut client = location.config.connect(NoTls)?;
+    let mut client = location.config.connect(location.tls.clone())?;
     client.batch_execute(&format!("LISTEN {channel}"))?;
     let tip = client.query_one(&format!("SELECT head_seq FROM {}.tip", location.schema), &[])?;
     wake(u64::try_from(tip.get::<_, i64>(0)).unwrap_or(0));

@@ -4,6 +4,10 @@
 
 use std::str::FromStr;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
 use crate::error::{Error, Failure, Result};
 
 /// The schema a ledger lives in when the location names none.
@@ -14,6 +18,9 @@ pub const DEFAULT_SCHEMA: &str = "user_ledger";
 pub struct Location {
     /// What rust-postgres connects with.
     pub config: ::postgres::Config,
+    /// TLS to the server (rustls): every certificate verified, against `sslrootcert` or the
+    /// public roots.
+    pub tls: MakeRustlsConnect,
     /// The schema holding this ledger's tables (several ledgers may share one database).
     pub schema: String,
     /// `host:port/dbname?schema=…`, for messages: never the password.
@@ -33,14 +40,21 @@ pub fn is_postgres(location: &str) -> bool {
 
 impl Location {
     /// Parses `url` (`postgres://user[:password]@host[:port]/dbname[?option=value&…]`), taking out
-    /// `schema`; every other option is rust-postgres's (`sslmode`, `connect_timeout`, …).
+    /// `schema` and `sslrootcert` (a PEM file of the certificates to trust); `sslmode` is
+    /// `disable`, `prefer` (the default), `require`, or libpq's `verify-ca`/`verify-full`, all of
+    /// which verify the server's certificate and name; every other option is rust-postgres's
+    /// (`connect_timeout`, …).
     pub fn parse(url: &str) -> Result<Location> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut schema = DEFAULT_SCHEMA.to_owned();
+        let mut root_cert = None;
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("schema", value)) => schema = value.to_owned(),
+                Some(("sslrootcert", value)) => root_cert = Some(value.to_owned()),
+                // rustls always verifies: libpq's verifying modes are rust-postgres's `require`.
+                Some(("sslmode", "verify-full" | "verify-ca")) => kept.push("sslmode=require"),
                 _ => kept.push(pair),
             }
         }
@@ -75,6 +89,30 @@ impl Location {
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let dbname = config.get_dbname().unwrap_or("postgres");
         let shown = format!("postgres://{}:{port}/{dbname}?schema={schema}", hosts.join(","));
-        Ok(Location { config, schema, shown })
+        let tls = tls(root_cert.as_deref(), &shown)?;
+        Ok(Location { config, tls, schema, shown })
     }
+}
+
+/// The TLS connector: certificates from `root_cert` (PEM) or, without one, the public roots.
+fn tls(root_cert: Option<&str>, shown: &str) -> Result<MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            let bad = |e: &dyn std::fmt::Display| {
+                Error::failed(Failure::Io, format_args!("sslrootcert {path} of {shown}: {e}"))
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::failed(Failure::Other, format_args!("TLS for {shown}: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }

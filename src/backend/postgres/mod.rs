@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use r2d2_postgres::postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::backend::rows::RowStore;
 use crate::backend::OpenMode;
@@ -32,7 +32,7 @@ use crate::views::ViewTree;
 
 pub use location::{is_postgres, Location};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 
 /// How long a caller waits for a connection of the pool before the error.
 const POOL_WAIT: Duration = Duration::from_secs(10);
@@ -76,7 +76,7 @@ impl PgBackend {
             let options = location.config.get_options().unwrap_or_default().to_owned();
             location.config.options(format!("{options} -c synchronous_commit=off").trim());
         }
-        let manager = PostgresConnectionManager::new(location.config.clone(), NoTls);
+        let manager = PostgresConnectionManager::new(location.config.clone(), location.tls.clone());
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .connection_timeout(POOL_WAIT)
@@ -91,7 +91,7 @@ impl PgBackend {
     }
 
     /// A connection of the pool.
-    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>> {
         self.pool.get().map_err(|e| unreachable_server(&self.location, e))
     }
 
