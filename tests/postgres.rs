@@ -301,3 +301,54 @@ fn tls_to_a_server_with_a_private_certificate_is_trusted_with_its_ca_and_refused
     assert_eq!(err.failure(), Some(Failure::Io), "{err}");
     assert!(err.to_string().contains("localhost:"), "names the server: {err}");
 }
+
+#[test]
+fn connections_terminated_during_commits_lose_nothing_acknowledged_and_apply_nothing_twice() {
+    let mut admin = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
+    let db = format!("terminated_{}", std::process::id());
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    let base = server().url.rsplit_once('/').unwrap().0.to_owned();
+    let location = format!("{base}/{db}?schema=ledger");
+    let hosts = [open(&location), open(&location)];
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut terminated = 0;
+    std::thread::scope(|s| {
+        for (n, host) in hosts.iter().enumerate() {
+            let (acknowledged, stop) = (&acknowledged, &stop);
+            s.spawn(move || {
+                for i in 0..150 {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    // A retry of the same request (same token) whatever the last answer was.
+                    let request = CreateUserRequest {
+                        client_token: Some(format!("h{n}-{i}")),
+                        ..CreateUserRequest::new(format!("h{n}-{i}@example.com"), "APP_USER")
+                    };
+                    for _ in 0..50 {
+                        if let Ok(created) = host.create_user(&SYSTEM, &request) {
+                            acknowledged.lock().unwrap().push(created.user_id);
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            });
+        }
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(60));
+            let sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1";
+            terminated += admin.query_one(sql, &[&db]).unwrap().get::<_, i64>(0);
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    assert!(terminated > 0, "connections were terminated");
+    let acknowledged = acknowledged.into_inner().unwrap();
+    for id in &acknowledged {
+        hosts[0].get_user(&SYSTEM, id).unwrap();
+    }
+    let events = hosts[0].digest().unwrap().seq;
+    assert_eq!(events as usize, acknowledged.len(), "each acknowledged request once, no other event");
+    assert_eq!(hosts[1].verify(None, &mut |_| {}).unwrap().problem, None);
+}
