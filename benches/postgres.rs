@@ -1,0 +1,179 @@
+//! The ledger on PostgreSQL against the baselines a user would otherwise write, in one run on
+//! one throwaway server (`cargo bench --bench postgres`; a report, not a timed test).
+//!
+//! - durable CreateUser with a clientToken at 1, 16 and 64 callers on one host, and 64 callers
+//!   spread over 2 and 4 hosts (ledgers on one database);
+//! - the per-command transaction postgres-es or esrs users write (read the aggregate's version,
+//!   insert the event with the next one, upsert the view row, insert the token, commit), from
+//!   the same number of connections;
+//! - GetUser at 64 callers against a plain primary-key `SELECT`;
+//! - the same ledger operations on sled beside them.
+//!
+//! `USER_LEDGER_BENCH_SECS` (default 3) is how long each figure runs.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use user_ledger::{Caller, Config, CreateUserRequest, Ledger};
+
+fn seconds() -> Duration {
+    let secs = std::env::var("USER_LEDGER_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// Operations per second of `callers` threads running `op(caller, i)` for the bench's time.
+fn rate(callers: usize, op: impl Fn(usize, u64) + Sync) -> f64 {
+    let (done, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for caller in 0..callers {
+            let (done, stop, op) = (&done, &stop, &op);
+            s.spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    op(caller, i);
+                    i += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(seconds());
+        stop.store(true, Ordering::Relaxed);
+    });
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn create_on(hosts: &[Ledger], callers: usize, tag: &str) -> f64 {
+    rate(callers, |caller, i| {
+        let request = CreateUserRequest {
+            client_token: Some(format!("{tag}-{caller}-{i}")),
+            ..CreateUserRequest::new(format!("{tag}-{caller}-{i}@example.com"), "APP_USER")
+        };
+        hosts[caller % hosts.len()].create_user(&Caller::System, &request).unwrap();
+    })
+}
+
+fn get_on(ledger: &Ledger, ids: &[String], callers: usize) -> f64 {
+    rate(callers, |caller, i| {
+        let id = &ids[(caller * 7919 + i as usize) % ids.len()];
+        ledger.get_user(&Caller::System, id).unwrap();
+    })
+}
+
+/// The per-command transaction of an event-sourcing library on PostgreSQL, as its users write it.
+fn per_command(url: &str, callers: usize, tag: &str) -> f64 {
+    let mut setup = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    setup
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS es_events (aggregate_id text, version bigint, payload bytea, \
+             PRIMARY KEY (aggregate_id, version));
+             CREATE TABLE IF NOT EXISTS es_users (user_id text PRIMARY KEY, email text UNIQUE, body bytea);
+             CREATE TABLE IF NOT EXISTS es_tokens (token text PRIMARY KEY, response bytea);",
+        )
+        .unwrap();
+    let clients: Vec<_> = (0..callers)
+        .map(|_| std::sync::Mutex::new(postgres::Client::connect(url, postgres::NoTls).unwrap()))
+        .collect();
+    rate(callers, |caller, i| {
+        let mut client = clients[caller].lock().unwrap();
+        let id = format!("{tag}-{caller}-{i}");
+        let payload = vec![7u8; 160];
+        let mut tx = client.transaction().unwrap();
+        let version: i64 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM es_events WHERE aggregate_id = $1", &[&id])
+            .unwrap()
+            .get(0);
+        tx.execute("INSERT INTO es_events VALUES ($1, $2, $3)", &[&id, &(version + 1), &payload]).unwrap();
+        tx.execute(
+            "INSERT INTO es_users VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET body = EXCLUDED.body",
+            &[&id, &format!("{id}@example.com"), &payload],
+        )
+        .unwrap();
+        tx.execute("INSERT INTO es_tokens VALUES ($1, $2)", &[&id, &payload]).unwrap();
+        tx.commit().unwrap();
+    })
+}
+
+fn plain_select(url: &str, ids: &[String], callers: usize) -> f64 {
+    let clients: Vec<_> = (0..callers)
+        .map(|_| std::sync::Mutex::new(postgres::Client::connect(url, postgres::NoTls).unwrap()))
+        .collect();
+    rate(callers, |caller, i| {
+        let id = &ids[(caller * 7919 + i as usize) % ids.len()];
+        let mut client = clients[caller].lock().unwrap();
+        client.query_opt("SELECT body FROM es_users WHERE user_id = $1", &[id]).unwrap();
+    })
+}
+
+fn main() {
+    let server = pg::server();
+    let location = |schema: &str| format!("{}?schema={schema}", server.url);
+    let mut table = Vec::new();
+    let mut row = |what: String, ours: f64, base: Option<(&str, f64)>| {
+        let ratio = base.map_or(String::new(), |(name, b)| format!("{:.2}× {name}", ours / b));
+        println!("{what:<48} {ours:>10.0}/s  {ratio}");
+        table.push((what, ours, ratio));
+    };
+
+    let one = [Ledger::open(Config::new(location("bench1"))).unwrap()];
+    let mut one_host_64 = 0.0;
+    for callers in [1, 16, 64] {
+        let ours = create_on(&one, callers, &format!("c{callers}"));
+        let base = per_command(&server.url, callers, &format!("b{callers}"));
+        row(format!("CreateUser+token, 1 host, {callers} callers"), ours, Some(("per-command tx", base)));
+        row(format!("  per-command transaction, {callers} connections"), base, None);
+        if callers == 64 {
+            one_host_64 = ours;
+        }
+    }
+    for hosts in [2, 4] {
+        let ledgers: Vec<Ledger> = (0..hosts)
+            .map(|_| Ledger::open(Config::new(location(&format!("bench{hosts}")))).unwrap())
+            .collect();
+        let ours = create_on(&ledgers, 64, &format!("h{hosts}"));
+        row(format!("CreateUser+token, {hosts} hosts, 64 callers"), ours, Some(("1 host", one_host_64)));
+    }
+    let ids: Vec<String> = (0..1000)
+        .map(|i| {
+            let request = CreateUserRequest::new(format!("get{i}@example.com"), "APP_USER");
+            one[0].create_user(&Caller::System, &request).unwrap().user_id
+        })
+        .collect();
+    let mut client = postgres::Client::connect(&server.url, postgres::NoTls).unwrap();
+    let base_ids: Vec<String> = client
+        .query("SELECT user_id FROM es_users LIMIT 1000", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let select = plain_select(&server.url, &base_ids, 64);
+    row("GetUser, 64 callers".into(), get_on(&one[0], &ids, 64), Some(("plain select", select)));
+    row("  plain primary-key SELECT, 64 connections".into(), select, None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let sled = [Ledger::open(Config::new(dir.path().join("db"))).unwrap()];
+    for callers in [1, 16, 64] {
+        row(
+            format!("sled: CreateUser+token, {callers} callers"),
+            create_on(&sled, callers, &format!("s{callers}")),
+            None,
+        );
+    }
+    let sled_ids: Vec<String> = (0..1000)
+        .map(|i| {
+            sled[0]
+                .create_user(
+                    &Caller::System,
+                    &CreateUserRequest::new(format!("g{i}@example.com"), "APP_USER"),
+                )
+                .unwrap()
+                .user_id
+        })
+        .collect();
+    row("sled: GetUser, 64 callers".into(), get_on(&sled[0], &sled_ids, 64), None);
+}
