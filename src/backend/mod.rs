@@ -284,6 +284,16 @@ pub trait Backend: State + Listings + Send + Sync {
     /// failed batch left nothing behind records so durably, and reports it on the next open
     /// until a rebuild syncs again; one whose commits are all-or-nothing does nothing.
     fn write_failed(&self) {}
+    /// Called by the writer before it decides a batch, and [`Backend::end_batch`] after its
+    /// commit: a backend several hosts write may make their writers take turns here, so that a
+    /// batch decided is not refused for a head another host moved meanwhile (the compare-and-set
+    /// stays the guarantee; this only spares the work). Waits a bounded time, then answers
+    /// [`crate::Failure::Conflict`]. A backend only this process writes does nothing.
+    fn begin_batch(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Ends what [`Backend::begin_batch`] began; called whatever the batch's outcome.
+    fn end_batch(&self) {}
     /// Whether the ledger may go on writing after a commit or sync of this backend failed:
     /// true for one whose failed commits leave nothing behind and whose outcome is never in
     /// doubt once answered (PostgreSQL); false (the writer stops until a reopen) otherwise.

@@ -79,6 +79,19 @@ impl Writer {
         now_ms: i64,
         requests: &[WriteRequest],
     ) -> Result<Committed> {
+        backend.begin_batch()?;
+        let committed = self.commit_retrying(backend, limits, now_ms, requests);
+        backend.end_batch();
+        committed
+    }
+
+    fn commit_retrying(
+        &mut self,
+        backend: &dyn Backend,
+        limits: &Limits,
+        now_ms: i64,
+        requests: &[WriteRequest],
+    ) -> Result<Committed> {
         for _ in 0..MAX_CONFLICTS {
             match self.try_commit(backend, limits, now_ms, requests) {
                 Err(e) if e.failure() == Some(Failure::Conflict) => self.reload(backend)?,

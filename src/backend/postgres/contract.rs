@@ -15,6 +15,9 @@ use crate::core::idempotency::{self, TokenRecord};
 use crate::error::{Error, Result};
 use crate::views::{subject_prefix, ViewTree};
 
+/// The longest a writer waits for its turn before the batch fails as a conflict.
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How many rows one read of the log or a view fetches: memory stays bounded whatever the size.
 const PAGE_ROWS: usize = 1000;
 
@@ -322,6 +325,47 @@ impl Backend for PgBackend {
 
     fn recovers(&self) -> bool {
         true
+    }
+
+    /// The writers of every host take turns through one advisory lock on a session of its own,
+    /// waiting at most [`TURN_WAIT`]; a lost session loses the lock with it (the server frees it).
+    fn begin_batch(&self) -> Result<()> {
+        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        if turn.as_ref().is_none_or(::postgres::Client::is_closed) {
+            let mut client = self
+                .location
+                .config
+                .connect(self.location.tls.clone())
+                .map_err(|e| self.failed("connecting", e))?;
+            client
+                .batch_execute(&format!("SET lock_timeout = '{}ms'", TURN_WAIT.as_millis()))
+                .map_err(|e| self.failed("connecting", e))?;
+            *turn = Some(client);
+        }
+        let Some(client) = turn.as_mut() else { return Ok(()) };
+        match client.execute("SELECT pg_advisory_lock(hashtext($1 || '/turn'))", &[&self.channel]) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                *turn = None;
+                Err(Error::failed(
+                    crate::error::Failure::Conflict,
+                    format_args!(
+                        "{}: no turn to write within {TURN_WAIT:?}",
+                        self.failed("waiting for a turn", e)
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn end_batch(&self) {
+        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        let unlocked =
+            turn.as_mut().map(|c| c.execute("SELECT pg_advisory_unlock(hashtext($1 || '/turn'))", &[&self.channel]));
+        if let Some(Err(_)) = unlocked {
+            // The session is gone or unusable: dropping it frees the lock on the server.
+            *turn = None;
+        }
     }
 
     fn sign_in_failures(&self, who: &str, since_ms: i64) -> Result<Option<u64>> {

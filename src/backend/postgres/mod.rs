@@ -47,6 +47,8 @@ pub struct PgBackend {
     closed: Arc<AtomicBool>,
     /// Whether commits are durable when they return (else `sync` makes them so).
     synchronous: bool,
+    /// The session holding the writers' turn (an advisory lock) while a batch is decided.
+    turn: std::sync::Mutex<Option<::postgres::Client>>,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -84,7 +86,8 @@ impl PgBackend {
             .map_err(|e| unreachable_server(&location, e))?;
         let channel = format!("user_ledger_{}", location.schema);
         let closed = Arc::new(AtomicBool::new(false));
-        let backend = PgBackend { pool, location, channel, closed, synchronous };
+        let backend =
+            PgBackend { pool, location, channel, closed, synchronous, turn: std::sync::Mutex::new(None) };
         backend.check_durability()?;
         backend.make_schema(mode)?;
         Ok(backend)
