@@ -360,8 +360,9 @@ impl Backend for PgBackend {
 
     fn end_batch(&self) {
         let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
-        let unlocked =
-            turn.as_mut().map(|c| c.execute("SELECT pg_advisory_unlock(hashtext($1 || '/turn'))", &[&self.channel]));
+        let unlocked = turn
+            .as_mut()
+            .map(|c| c.execute("SELECT pg_advisory_unlock(hashtext($1 || '/turn'))", &[&self.channel]));
         if let Some(Err(_)) = unlocked {
             // The session is gone or unusable: dropping it frees the lock on the server.
             *turn = None;
