@@ -113,11 +113,9 @@ fn plain_select(url: &str, ids: &[String], callers: usize) -> f64 {
 fn main() {
     let server = pg::server();
     let location = |schema: &str| format!("{}?schema={schema}", server.url);
-    let mut table = Vec::new();
-    let mut row = |what: String, ours: f64, base: Option<(&str, f64)>| {
+    let row = |what: String, ours: f64, base: Option<(&str, f64)>| {
         let ratio = base.map_or(String::new(), |(name, b)| format!("{:.2}× {name}", ours / b));
         println!("{what:<48} {ours:>10.0}/s  {ratio}");
-        table.push((what, ours, ratio));
     };
 
     let one = [Ledger::open(Config::new(location("bench1"))).unwrap()];

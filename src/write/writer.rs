@@ -80,31 +80,24 @@ impl Writer {
         requests: &[WriteRequest],
     ) -> Result<Committed> {
         backend.begin_batch()?;
-        let committed = self.commit_retrying(backend, limits, now_ms, requests);
+        let mut decide_and_commit = || {
+            for _ in 0..MAX_CONFLICTS {
+                match self.try_commit(backend, limits, now_ms, requests) {
+                    Err(e) if e.failure() == Some(Failure::Conflict) => self.reload(backend)?,
+                    done => return done,
+                }
+            }
+            Err(Error::failed(
+                Failure::Conflict,
+                format_args!(
+                    "other writers moved the log's head {MAX_CONFLICTS} times while this batch was decided; \
+                     nothing was written: retry"
+                ),
+            ))
+        };
+        let committed = decide_and_commit();
         backend.end_batch();
         committed
-    }
-
-    fn commit_retrying(
-        &mut self,
-        backend: &dyn Backend,
-        limits: &Limits,
-        now_ms: i64,
-        requests: &[WriteRequest],
-    ) -> Result<Committed> {
-        for _ in 0..MAX_CONFLICTS {
-            match self.try_commit(backend, limits, now_ms, requests) {
-                Err(e) if e.failure() == Some(Failure::Conflict) => self.reload(backend)?,
-                done => return done,
-            }
-        }
-        Err(Error::failed(
-            Failure::Conflict,
-            format_args!(
-                "other writers moved the log's head {MAX_CONFLICTS} times while this batch was decided; \
-                 nothing was written: retry"
-            ),
-        ))
     }
 
     /// The conflict, if the log's head moved past this writer's (another writer committed).
