@@ -95,8 +95,9 @@ fn a_commit_decided_against_a_moved_head_writes_nothing_and_is_a_conflict() {
         let mut writer = Writer::new(Head::default(), 60_000);
         create_users(backend, &mut writer, &["a@example.com"]);
         let before: Vec<_> = backend.log(1).map(Result::unwrap).collect();
+        // A well-formed entry (a backend may read what it stores), decided against the empty log.
         let stale = Changeset {
-            log: vec![(1, b"a second seq 1".to_vec())],
+            log: vec![(1, before[0].1.clone())],
             tip: Some(Tip { head: Head { seq: 1, hash: [7; 32], time_ms: T0 }, views_seq: 1 }),
             base: Head::default(),
             ..Changeset::default()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{moved, Backend, Changeset, Entries, Head, Listings, Page, Tip, Wake};
+use super::{moved, Backend, Changeset, Entries, Head, Listings, Page, Reads, Tip, Wake};
 use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
@@ -76,6 +76,12 @@ fn after_bound<T>(after: Option<T>) -> Bound<T> {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Reads for MemoryBackend {
+    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+        Ok(self.read().tokens.get(key).cloned())
+    }
 }
 
 impl Backend for MemoryBackend {
@@ -162,10 +168,6 @@ impl Backend for MemoryBackend {
                 .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
         })
         .collect()
-    }
-
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
-        Ok(self.read().tokens.get(key).cloned())
     }
 
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {

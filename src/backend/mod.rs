@@ -242,6 +242,23 @@ pub trait Listings {
     fn principal_keys(&self) -> Result<Vec<PrincipalKey>>;
 }
 
+/// What the writer reads while it decides a batch: the views ([`State`]) and the token records.
+pub trait Reads: State {
+    /// The token record under `key` (see [`crate::core::idempotency::token_key`]), expired or not.
+    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>>;
+}
+
+/// Reads gathered for one batch attempt ([`Backend::prefetch`]): the writer decides the batch once
+/// with reads noted instead of made, fetches them all at once, and decides it again through the
+/// rows fetched. Only the writer thread holds one, so nobody else reads the rows it keeps.
+pub trait Prefetch: Reads {
+    /// While on, a read of a row or token record not fetched yet answers "absent" and is noted;
+    /// while off, such a read is made on the backend (and kept).
+    fn noting(&self, on: bool);
+    /// Fetches every read noted since the last call, at once; whether there were any.
+    fn fetch_noted(&self) -> Result<bool>;
+}
+
 /// A database that can hold a ledger. Reads of the views come through [`State`].
 ///
 /// **Who calls what.** One process may hold many handles on one backend, but within a process
@@ -256,7 +273,7 @@ pub trait Listings {
 /// crash leaves all or none of it. **Ordered** means in ascending key order (seq for the log,
 /// canonical key bytes for views and tokens). Every error names what failed (file, table, key or
 /// seq) and keeps its [`crate::Failure`].
-pub trait Backend: State + Listings + Send + Sync {
+pub trait Backend: Reads + Listings + Send + Sync {
     /// A setting (page secret, identity, environment id) by name; `None` if never stored.
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `value` under `name` unless a value is stored already, durably, and returns the
@@ -288,9 +305,18 @@ pub trait Backend: State + Listings + Send + Sync {
     /// commit: a backend several hosts write may make their writers take turns here, so that a
     /// batch decided is not refused for a head another host moved meanwhile (the compare-and-set
     /// stays the guarantee; this only spares the work). Waits a bounded time, then answers
-    /// [`crate::Failure::Conflict`]. A backend only this process writes does nothing.
-    fn begin_batch(&self) -> Result<()> {
-        Ok(())
+    /// [`crate::Failure::Conflict`]. Answers the log's head as of the turn when it read it on
+    /// the way (the writer continues from there), else `None`. A backend only this process
+    /// writes does nothing and answers `None`.
+    fn begin_batch(&self) -> Result<Option<Head>> {
+        Ok(None)
+    }
+    /// Called by the writer before it decides each batch attempt: a backend whose reads cost a
+    /// round trip each may answer a [`Prefetch`] through which the attempt reads, so that the
+    /// batch's reads are made at once. Valid for that attempt only (the writer drops it before
+    /// the next); `None` (the default): the attempt reads the backend itself.
+    fn prefetch(&self) -> Option<Box<dyn Prefetch + '_>> {
+        None
     }
     /// Ends what [`Backend::begin_batch`] began; called whatever the batch's outcome.
     fn end_batch(&self) {}
@@ -338,8 +364,6 @@ pub trait Backend: State + Listings + Send + Sync {
     fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
     /// The seqs of the events about `subject`, ordered.
     fn history(&self, subject: Subject) -> Result<Vec<u64>>;
-    /// The token record under `key` (see [`crate::core::idempotency::token_key`]), expired or not.
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>>;
     /// Up to `limit` token records with keys after `after`, ordered.
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
     /// How many token records are stored.

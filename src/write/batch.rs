@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use ulid::Ulid;
 
-use crate::backend::{Backend, Changeset, Head, Tip, ViewChange};
+use crate::backend::{Backend, Changeset, Head, Reads, Tip, ViewChange};
 use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
@@ -24,6 +24,8 @@ use crate::write::writer::{Outcome, WriteRequest};
 /// Pending changes of one commit, read through to the backend.
 pub(super) struct Batch<'s> {
     pub(super) backend: &'s dyn Backend,
+    /// Where the decisions read: the backend, or the reads gathered for this attempt.
+    pub(super) reads: &'s dyn Reads,
     /// The head after the entries appended so far.
     pub(super) head: Head,
     pub(super) users: BTreeMap<UserId, User>,
@@ -43,9 +45,10 @@ pub(super) struct Batch<'s> {
 }
 
 impl<'s> Batch<'s> {
-    pub(super) fn new(backend: &'s dyn Backend, head: Head) -> Self {
+    pub(super) fn new(backend: &'s dyn Backend, reads: &'s dyn Reads, head: Head) -> Self {
         Batch {
             backend,
+            reads,
             head,
             users: BTreeMap::new(),
             emails: BTreeMap::new(),
@@ -129,7 +132,7 @@ impl<'s> Batch<'s> {
     pub(super) fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
         match self.changes.tokens.get(key) {
             Some(record) => Ok(record.clone()),
-            None => self.backend.token(key),
+            None => self.reads.token(key),
         }
     }
 

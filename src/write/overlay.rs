@@ -16,62 +16,62 @@ impl State for Batch<'_> {
     fn user(&self, user_id: &str) -> Result<Option<User>> {
         match self.users.get(user_id) {
             Some(user) => Ok(Some(user.clone())),
-            None => self.backend.user(user_id),
+            None => self.reads.user(user_id),
         }
     }
 
     fn email_owner(&self, email_key: &str) -> Result<Option<UserId>> {
         match self.emails.get(email_key) {
             Some(id) => Ok(Some(id.clone())),
-            None => self.backend.email_owner(email_key),
+            None => self.reads.email_owner(email_key),
         }
     }
 
     fn enabled_users(&self) -> Result<u64> {
         match self.enabled_users {
             Some(count) => Ok(count),
-            None => self.backend.enabled_users(),
+            None => self.reads.enabled_users(),
         }
     }
 
     fn kx_user(&self, environment_id: &str, user_name: &str) -> Result<Option<KxUser>> {
         match self.kx_users.get(&kx_key(environment_id, user_name)) {
             Some(user) => Ok(user.clone()),
-            None => self.backend.kx_user(environment_id, user_name),
+            None => self.reads.kx_user(environment_id, user_name),
         }
     }
 
     fn kx_users_in(&self, environment_id: &str) -> Result<u64> {
         match self.kx_counts.get(environment_id) {
             Some(count) => Ok(*count),
-            None => self.backend.kx_users_in(environment_id),
+            None => self.reads.kx_users_in(environment_id),
         }
     }
 
     fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
         match self.access_keys.get(access_key_id) {
             Some(key) => Ok(key.clone()),
-            None => self.backend.access_key(access_key_id),
+            None => self.reads.access_key(access_key_id),
         }
     }
 
     fn permission_group(&self, group: &str) -> Result<Option<PermissionGroup>> {
         match self.groups.get(group) {
             Some(record) => Ok(record.clone()),
-            None => self.backend.permission_group(group),
+            None => self.reads.permission_group(group),
         }
     }
 
     fn is_member(&self, group: &str, user: &str) -> Result<bool> {
         match self.memberships.get(&(group.to_owned(), user.to_owned())) {
             Some(member) => Ok(*member),
-            None => self.backend.is_member(group, user),
+            None => self.reads.is_member(group, user),
         }
     }
 
     fn groups_of(&self, user: &str) -> Result<Vec<String>> {
         let mut groups: std::collections::BTreeSet<String> =
-            self.backend.groups_of(user)?.into_iter().collect();
+            self.reads.groups_of(user)?.into_iter().collect();
         for ((group, u), member) in &self.memberships {
             if u == user {
                 if *member {
@@ -87,21 +87,21 @@ impl State for Batch<'_> {
     fn password_hash(&self, user: &str) -> Result<Option<String>> {
         match self.passwords.get(user) {
             Some(hash) => Ok(Some(hash.clone())),
-            None => self.backend.password_hash(user),
+            None => self.reads.password_hash(user),
         }
     }
 
     fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>> {
         match self.principal_keys.get(access_key_id) {
             Some(key) => Ok(key.clone()),
-            None => self.backend.principal_key(access_key_id),
+            None => self.reads.principal_key(access_key_id),
         }
     }
 
     fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>> {
         match self.temporary_credentials.get(access_key_id) {
             Some(credential) => Ok(credential.clone()),
-            None => self.backend.temporary_credential(access_key_id),
+            None => self.reads.temporary_credential(access_key_id),
         }
     }
 
@@ -125,7 +125,7 @@ impl State for Batch<'_> {
 
     fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
         let mut members: std::collections::BTreeSet<UserId> =
-            self.backend.members_of(group)?.into_iter().collect();
+            self.reads.members_of(group)?.into_iter().collect();
         for ((g, user), member) in &self.memberships {
             if g == group {
                 if *member {

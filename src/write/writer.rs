@@ -2,7 +2,7 @@
 //! purge of expired token records) as one atomic changeset.
 
 use crate::audit::rebuild::rebuild;
-use crate::backend::{moved, Backend, Head};
+use crate::backend::{moved, Backend, Head, Prefetch, Reads};
 use crate::core::domain::Caller;
 use crate::core::event::Event;
 use crate::core::idempotency::Response;
@@ -12,6 +12,11 @@ use crate::write::batch::Batch;
 
 /// How many times a batch is decided again when other writers keep moving the head.
 pub const MAX_CONFLICTS: usize = 16;
+
+/// How many times a batch is decided with its reads noted before it is decided for real: each
+/// round fetches what the one before could not know it would read (a user's groups once its
+/// record is in, say); what is still missing after them is read one at a time.
+const GATHER_ROUNDS: usize = 3;
 
 /// How many token records a commit examines for expiry on the side, at least; a commit that
 /// writes n records examines 2n, so the sweep outpaces the writes and the table stays bounded.
@@ -79,7 +84,9 @@ impl Writer {
         now_ms: i64,
         requests: &[WriteRequest],
     ) -> Result<Committed> {
-        backend.begin_batch()?;
+        if let Some(head) = backend.begin_batch()? {
+            self.head = head;
+        }
         let mut decide_and_commit = || {
             for _ in 0..MAX_CONFLICTS {
                 match self.try_commit(backend, limits, now_ms, requests) {
@@ -123,9 +130,17 @@ impl Writer {
         now_ms: i64,
         requests: &[WriteRequest],
     ) -> Result<Committed> {
-        let mut batch = Batch::new(backend, self.head);
         // Event times never go backwards, even if the clock does.
         let time_ms = now_ms.max(self.head.time_ms);
+        let gathered = backend.prefetch();
+        let reads: &dyn Reads = match gathered.as_deref() {
+            Some(gathered) => {
+                self.gather(backend, gathered, limits, time_ms, requests)?;
+                gathered
+            }
+            None => backend,
+        };
+        let mut batch = Batch::new(backend, reads, self.head);
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
             match batch.execute(request, limits, time_ms, self.token_ttl_ms) {
@@ -154,6 +169,32 @@ impl Writer {
         Ok(Committed { results, wrote })
     }
 
+    /// Decides `requests` with their reads noted, not made, then fetches what was noted at once,
+    /// for up to [`GATHER_ROUNDS`] rounds; what the decisions answered is thrown away.
+    fn gather(
+        &self,
+        backend: &dyn Backend,
+        gathered: &dyn Prefetch,
+        limits: &Limits,
+        time_ms: i64,
+        requests: &[WriteRequest],
+    ) -> Result<()> {
+        for _ in 0..GATHER_ROUNDS {
+            gathered.noting(true);
+            let mut probe = Batch::new(backend, gathered, self.head);
+            for request in requests {
+                if probe.execute(request, limits, time_ms, self.token_ttl_ms).is_err() {
+                    break;
+                }
+            }
+            gathered.noting(false);
+            if !gathered.fetch_noted()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Rebuilds the views from the log ([`rebuild`]) and continues the log at its head.
     pub fn rebuild(
         &mut self,
@@ -177,7 +218,7 @@ impl Writer {
         let now_ms = now_ms.max(self.head.time_ms);
         let (mut from, mut total, mut conflicts) = (None, 0, 0);
         loop {
-            let mut batch = Batch::new(backend, self.head);
+            let mut batch = Batch::new(backend, backend, self.head);
             let (purged, next) = batch.purge_expired_tokens(from.as_deref(), now_ms, chunk)?;
             if let Err(e) = backend.commit(&batch.changes) {
                 match e.failure() {

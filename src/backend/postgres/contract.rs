@@ -3,57 +3,20 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use ::postgres::types::ToSql;
+use ::postgres::types::{ToSql, Type};
 
-use super::{schema, PgBackend};
-use crate::backend::rows::{self, RowStore};
-use crate::backend::{moved, Backend, Changeset, Entries, Head, Tip, Wake};
+use super::commit::{self, to_i64};
+use super::{schema, PgBackend, TURN_WAIT};
+use crate::backend::rows::RowStore;
+use crate::backend::{moved, Backend, Changeset, Entries, Head, Prefetch, Reads, Tip, Wake};
 use crate::core::codec;
-use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
 use crate::core::event::Subject;
-use crate::core::idempotency::{self, TokenRecord};
+use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Result};
 use crate::views::{subject_prefix, ViewTree};
 
-/// The longest a writer waits for its turn before the batch fails as a conflict.
-const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// How many rows one read of the log or a view fetches: memory stays bounded whatever the size.
 const PAGE_ROWS: usize = 1000;
-
-/// How a subject reads in the log table.
-fn subject_text(subject: Subject<'_>) -> String {
-    match subject {
-        Subject::User(id) => format!("user/{id}"),
-        Subject::KxUser(env, name) => format!("kx_user/{env}/{name}"),
-        Subject::PermissionGroup(id) => format!("permission_group/{id}"),
-        Subject::Principal(arn) => format!("principal/{arn}"),
-    }
-}
-
-/// A row's record as JSON named as in the API, for people reading the table (`None` for the
-/// rows that are only keys, and for password hashes).
-fn record_json(view: ViewTree, key: &[u8], value: &[u8]) -> Result<Option<serde_json::Value>> {
-    fn json<T: serde::de::DeserializeOwned + serde::Serialize>(
-        view: ViewTree,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<Option<serde_json::Value>> {
-        let record: T = rows::decode_row(view, key, value)?;
-        Ok(serde_json::to_value(record).ok())
-    }
-    match view {
-        ViewTree::Users => json::<User>(view, key, value),
-        ViewTree::Emails => json::<UserId>(view, key, value),
-        ViewTree::Counters => json::<u64>(view, key, value),
-        ViewTree::KxUsers => json::<KxUser>(view, key, value),
-        ViewTree::AccessKeys => json::<AccessKey>(view, key, value),
-        ViewTree::Groups => json::<PermissionGroup>(view, key, value),
-        ViewTree::PrincipalKeys => json::<PrincipalKey>(view, key, value),
-        ViewTree::TemporaryCredentials => json::<crate::core::domain::TemporaryCredential>(view, key, value),
-        ViewTree::History | ViewTree::Memberships | ViewTree::Passwords => Ok(None),
-    }
-}
 
 impl PgBackend {
     /// Writes `rows` (`Some` value: upsert; `None`: delete) of `view` in `tx`: one statement each.
@@ -73,7 +36,7 @@ impl PgBackend {
         let (mut keys, mut values, mut records) = (Vec::new(), Vec::new(), Vec::new());
         for (key, value) in rows {
             if let Some(value) = value {
-                records.push(record_json(view, key, value)?);
+                records.push(commit::record_json(view, key, value)?);
                 keys.push(key.as_slice());
                 values.push(value.as_slice());
             }
@@ -84,92 +47,6 @@ impl PgBackend {
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, record = EXCLUDED.record"
             );
             tx.execute(&sql, &[&keys, &values, &records]).map_err(|e| self.failed(doing, e))?;
-        }
-        Ok(())
-    }
-
-    fn commit_in(&self, tx: &mut ::postgres::Transaction<'_>, changes: &Changeset) -> Result<()> {
-        let doing = "committing a batch";
-        let tip = tx
-            .query_one(
-                &format!("SELECT head_seq, head_hash, head_time_ms FROM {} FOR UPDATE", self.t("tip")),
-                &[],
-            )
-            .map_err(|e| self.failed(doing, e))?;
-        let head = head_of(tip.get(0), tip.get(1), tip.get(2))?;
-        if head != changes.base {
-            return Err(moved(head, changes.base));
-        }
-        if !changes.log.is_empty() {
-            let (mut seqs, mut times, mut kinds, mut subjects, mut sealed) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for (seq, bytes) in &changes.log {
-                let envelope = codec::unseal(*seq, bytes)?.envelope;
-                seqs.push(to_i64(*seq)?);
-                times.push(envelope.time_ms);
-                kinds.push(envelope.event.kind().to_owned());
-                subjects.push(subject_text(envelope.event.subject()));
-                sealed.push(bytes.as_slice());
-            }
-            let sql = format!(
-                "INSERT INTO {} (seq, time_ms, kind, subject, sealed) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[])",
-                self.t("log")
-            );
-            tx.execute(&sql, &[&seqs, &times, &kinds, &subjects, &sealed])
-                .map_err(|e| self.failed(doing, e))?;
-        }
-        // The last change of a row wins, as the fold made them.
-        let mut by_view: BTreeMap<ViewTree, BTreeMap<Vec<u8>, Option<Vec<u8>>>> = BTreeMap::new();
-        for change in &changes.views {
-            for ((view, key), value) in change.rows() {
-                by_view.entry(view).or_default().insert(key, value);
-            }
-        }
-        for (view, rows) in &by_view {
-            self.write_rows(tx, *view, rows)?;
-        }
-        self.write_tokens(tx, &changes.tokens)?;
-        if let Some(tip) = &changes.tip {
-            self.write_tip(tx, tip)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&self.channel, &tip.head.seq.to_string()])
-                .map_err(|e| self.failed(doing, e))?;
-        }
-        Ok(())
-    }
-
-    fn write_tokens(
-        &self,
-        tx: &mut ::postgres::Transaction<'_>,
-        tokens: &BTreeMap<Vec<u8>, Option<TokenRecord>>,
-    ) -> Result<()> {
-        let doing = "committing a batch";
-        let table = self.t("tokens");
-        let gone: Vec<&[u8]> =
-            tokens.iter().filter(|(_, r)| r.is_none()).map(|(k, _)| k.as_slice()).collect();
-        if !gone.is_empty() {
-            tx.execute(&format!("DELETE FROM {table} WHERE key = ANY($1)"), &[&gone])
-                .map_err(|e| self.failed(doing, e))?;
-        }
-        let (mut keys, mut operations, mut client_tokens, mut expiries, mut records) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (key, record) in tokens {
-            let Some(record) = record else { continue };
-            let (operation, token) = idempotency::split_token_key(key).unwrap_or(("", ""));
-            keys.push(key.as_slice());
-            operations.push(operation.to_owned());
-            client_tokens.push(token.to_owned());
-            expiries.push(record.expires_ms);
-            records.push(codec::encode(record));
-        }
-        if !keys.is_empty() {
-            let sql = format!(
-                "INSERT INTO {table} (key, operation, client_token, expires_ms, record) \
-                 SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::bigint[], $5::bytea[]) \
-                 ON CONFLICT (key) DO UPDATE SET expires_ms = EXCLUDED.expires_ms, record = EXCLUDED.record"
-            );
-            tx.execute(&sql, &[&keys, &operations, &client_tokens, &expiries, &records])
-                .map_err(|e| self.failed(doing, e))?;
         }
         Ok(())
     }
@@ -200,8 +77,9 @@ impl PgBackend {
     }
 }
 
-fn to_i64(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| Error::corrupt(format_args!("seq {n} is past PostgreSQL's bigint")))
+/// A stored token record, decoded, naming its key if it does not decode.
+pub(super) fn decode_token(key: &[u8], bytes: &[u8]) -> Result<TokenRecord> {
+    codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(key)), bytes)
 }
 
 fn head_of(seq: i64, hash: Vec<u8>, time_ms: i64) -> Result<Head> {
@@ -250,6 +128,17 @@ impl<K> Iterator for Pages<'_, K> {
     }
 }
 
+impl Reads for PgBackend {
+    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+        let sql = format!("SELECT record FROM {} WHERE key = $1", self.t("tokens"));
+        let row = self
+            .client()?
+            .query_typed_opt(&sql, &[(&key, Type::BYTEA)])
+            .map_err(|e| self.failed("reading tokens", e))?;
+        row.map(|r| decode_token(key, &r.get::<_, Vec<u8>>(0))).transpose()
+    }
+}
+
 impl Backend for PgBackend {
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let sql = format!("SELECT value FROM {} WHERE name = $1", self.t("meta"));
@@ -287,13 +176,17 @@ impl Backend for PgBackend {
         u64::try_from(row.get::<_, i64>(0)).map_err(|_| Error::corrupt("corrupt log: a negative seq"))
     }
 
+    /// One call of `commit_batch` on the writer's session: one round trip.
     fn commit(&self, changes: &Changeset) -> Result<()> {
-        let mut client = self.client()?;
         let doing = "committing a batch";
-        let mut tx = client.transaction().map_err(|e| self.failed(doing, e))?;
-        self.commit_in(&mut tx, changes)?;
-        match tx.commit() {
-            Ok(()) => Ok(()),
+        let args = commit::Arguments::of(changes)?;
+        let sql = commit::sql(&self.location.schema);
+        let called = self.on_session(doing, |c| c.query_typed_one(&sql, &args.params(&self.channel)))?;
+        match called {
+            Ok(row) if row.get::<_, bool>(0) => {
+                Err(moved(head_of(row.get(1), row.get(2), row.get(3))?, changes.base))
+            }
+            Ok(_) => Ok(()),
             // The server may have committed before the connection died: the log says.
             Err(e) if e.code().is_none() => match self.landed(changes) {
                 Ok(true) => Ok(()),
@@ -327,46 +220,38 @@ impl Backend for PgBackend {
         true
     }
 
-    /// The writers of every host take turns through one advisory lock on a session of its own,
+    /// The writers of every host take turns through one advisory lock on the writer's session,
     /// waiting at most [`TURN_WAIT`]; a lost session loses the lock with it (the server frees it).
-    fn begin_batch(&self) -> Result<()> {
-        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
-        if turn.as_ref().is_none_or(::postgres::Client::is_closed) {
-            let mut client = self
-                .location
-                .config
-                .connect(self.location.tls.clone())
-                .map_err(|e| self.failed("connecting", e))?;
-            client
-                .batch_execute(&format!("SET lock_timeout = '{}ms'", TURN_WAIT.as_millis()))
-                .map_err(|e| self.failed("connecting", e))?;
-            *turn = Some(client);
-        }
-        let Some(client) = turn.as_mut() else { return Ok(()) };
-        match client.execute("SELECT pg_advisory_lock(hashtext($1 || '/turn'))", &[&self.channel]) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                *turn = None;
-                Err(Error::failed(
-                    crate::error::Failure::Conflict,
-                    format_args!(
-                        "{}: no turn to write within {TURN_WAIT:?}",
-                        self.failed("waiting for a turn", e)
-                    ),
-                ))
-            }
+    /// The head comes back with the turn, read once the turn is had.
+    fn begin_batch(&self) -> Result<Option<Head>> {
+        let sql =
+            format!("SELECT head_seq, head_hash, head_time_ms FROM {}.take_turn($1)", self.location.schema);
+        let taken = self
+            .on_session("waiting for a turn", |c| c.query_typed_one(&sql, &[(&self.channel, Type::TEXT)]))?;
+        match taken {
+            Ok(row) => Ok(Some(head_of(row.get(0), row.get(1), row.get(2))?)),
+            Err(e) => Err(Error::failed(
+                crate::error::Failure::Conflict,
+                format_args!(
+                    "{}: no turn to write within {TURN_WAIT:?}",
+                    self.failed("waiting for a turn", e)
+                ),
+            )),
         }
     }
 
     fn end_batch(&self) {
-        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
-        let unlocked = turn
-            .as_mut()
-            .map(|c| c.execute("SELECT pg_advisory_unlock(hashtext($1 || '/turn'))", &[&self.channel]));
-        if let Some(Err(_)) = unlocked {
-            // The session is gone or unusable: dropping it frees the lock on the server.
-            *turn = None;
+        let sql = "SELECT pg_advisory_unlock(hashtext($1 || '/turn'))";
+        if let Ok(Err(_)) =
+            self.on_session("ending a turn", |c| c.query_typed(sql, &[(&self.channel, Type::TEXT)]))
+        {
+            // The session is unusable: dropping it frees the lock on the server.
+            self.drop_session();
         }
+    }
+
+    fn prefetch(&self) -> Option<Box<dyn Prefetch + '_>> {
+        Some(Box::new(super::gather::Gathered::new(self)))
     }
 
     fn sign_in_failures(&self, who: &str, since_ms: i64) -> Result<Option<u64>> {
@@ -442,16 +327,6 @@ impl Backend for PgBackend {
             .collect()
     }
 
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
-        let sql = format!("SELECT record FROM {} WHERE key = $1", self.t("tokens"));
-        let row = self.client()?.query_opt(&sql, &[&key]).map_err(|e| self.failed("reading tokens", e))?;
-        row.map(|r| {
-            let bytes: Vec<u8> = r.get(0);
-            codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(key)), &bytes)
-        })
-        .transpose()
-    }
-
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
         let sql = format!(
             "SELECT key, record FROM {} WHERE ($1::bytea IS NULL OR key > $1) ORDER BY key LIMIT $2",
@@ -463,8 +338,7 @@ impl Backend for PgBackend {
         rows.into_iter()
             .map(|r| {
                 let (key, bytes): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
-                let record =
-                    codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(&key)), &bytes)?;
+                let record = decode_token(&key, &bytes)?;
                 Ok((key, record))
             })
             .collect()

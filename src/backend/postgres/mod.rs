@@ -13,7 +13,9 @@
 //! Invariant: the tip row moves only inside a commit that checked it, so there is one chain:
 //! no seq twice, no fork; every error names the server (host, port, database), never the password.
 
+mod commit;
 mod contract;
+mod gather;
 mod listen;
 pub mod location;
 pub mod schema;
@@ -37,6 +39,13 @@ type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 /// How long a caller waits for a connection of the pool before the error.
 const POOL_WAIT: Duration = Duration::from_secs(10);
 
+/// The longest a statement of the writer's session waits for a lock (its turn, the tip row)
+/// before it fails.
+const TURN_WAIT: Duration = Duration::from_secs(10);
+
+/// The outcome of statements on the writer's session: the outer error if it could not connect.
+type OnSession<T> = Result<std::result::Result<T, ::postgres::Error>>;
+
 /// A ledger stored in PostgreSQL.
 pub struct PgBackend {
     pool: Pool,
@@ -47,8 +56,9 @@ pub struct PgBackend {
     closed: Arc<AtomicBool>,
     /// Whether commits are durable when they return (else `sync` makes them so).
     synchronous: bool,
-    /// The session holding the writers' turn (an advisory lock) while a batch is decided.
-    turn: std::sync::Mutex<Option<::postgres::Client>>,
+    /// The writer's own session: it holds the writers' turn (an advisory lock) while a batch is
+    /// decided, and makes the batch's reads and its commit (no pool checkout on the way).
+    session: std::sync::Mutex<Option<::postgres::Client>>,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -87,7 +97,7 @@ impl PgBackend {
         let channel = format!("user_ledger_{}", location.schema);
         let closed = Arc::new(AtomicBool::new(false));
         let backend =
-            PgBackend { pool, location, channel, closed, synchronous, turn: std::sync::Mutex::new(None) };
+            PgBackend { pool, location, channel, closed, synchronous, session: std::sync::Mutex::new(None) };
         backend.check_durability()?;
         backend.make_schema(mode)?;
         Ok(backend)
@@ -96,6 +106,40 @@ impl PgBackend {
     /// A connection of the pool.
     fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>> {
         self.pool.get().map_err(|e| unreachable_server(&self.location, e))
+    }
+
+    /// Runs `statements` on the writer's session, connecting it first when there is none or it
+    /// was lost; a session lost on the way is dropped (the server frees its locks).
+    fn on_session<T>(
+        &self,
+        doing: &str,
+        statements: impl FnOnce(&mut ::postgres::Client) -> std::result::Result<T, ::postgres::Error>,
+    ) -> OnSession<T> {
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let client = match session.take() {
+            Some(client) if !client.is_closed() => session.insert(client),
+            _ => {
+                let mut client = self
+                    .location
+                    .config
+                    .connect(self.location.tls.clone())
+                    .map_err(|e| self.failed(doing, e))?;
+                client
+                    .batch_execute(&format!("SET lock_timeout = '{}ms'", TURN_WAIT.as_millis()))
+                    .map_err(|e| self.failed(doing, e))?;
+                session.insert(client)
+            }
+        };
+        let done = statements(client);
+        if client.is_closed() {
+            *session = None;
+        }
+        Ok(done)
+    }
+
+    /// Drops the writer's session (the server frees what it held).
+    fn drop_session(&self) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The error of a failed statement, naming the server and what was being done.
@@ -202,7 +246,10 @@ fn sql_error(location: &Location, doing: &str, e: &::postgres::Error) -> Error {
 impl RowStore for PgBackend {
     fn row(&self, view: ViewTree, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let sql = format!("SELECT value FROM {} WHERE key = $1", self.t(schema::table(view)));
-        let row = self.client()?.query_opt(&sql, &[&key]).map_err(|e| self.failed("reading a view", e))?;
+        let row = self
+            .client()?
+            .query_typed_opt(&sql, &[(&key, ::postgres::types::Type::BYTEA)])
+            .map_err(|e| self.failed("reading a view", e))?;
         Ok(row.map(|r| r.get(0)))
     }
 

@@ -8,12 +8,20 @@ use ::sled::Batch;
 use super::mark::{Mark, MarkFile};
 use super::reads::log_seq;
 use super::{layout, storage, SledBackend};
-use crate::backend::{moved, Backend, Changeset, Entries, Head, Tip};
+use crate::backend::{moved, Backend, Changeset, Entries, Head, Reads, Tip};
 use crate::core::codec;
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Failure, Result};
 use crate::views::{subject_prefix, ViewTree};
+
+impl Reads for SledBackend {
+    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+        self.get(&layout::token_key(key))?
+            .map(|v| codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(key)), &v))
+            .transpose()
+    }
+}
 
 impl Backend for SledBackend {
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -161,12 +169,6 @@ impl Backend for SledBackend {
                     .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
             })
             .collect()
-    }
-
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
-        self.get(&layout::token_key(key))?
-            .map(|v| codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(key)), &v))
-            .transpose()
     }
 
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
