@@ -82,6 +82,12 @@ impl Reads for MemoryBackend {
     fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
         Ok(self.read().tokens.get(key).cloned())
     }
+
+    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+        let memory = self.read();
+        let range = memory.tokens.range::<[u8], _>((after_bound(after), Bound::Unbounded));
+        Ok(range.take(limit).map(|(k, r)| (k.clone(), r.clone())).collect())
+    }
 }
 
 impl Backend for MemoryBackend {
@@ -168,12 +174,6 @@ impl Backend for MemoryBackend {
                 .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
         })
         .collect()
-    }
-
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
-        let memory = self.read();
-        let range = memory.tokens.range::<[u8], _>((after_bound(after), Bound::Unbounded));
-        Ok(range.take(limit).map(|(k, r)| (k.clone(), r.clone())).collect())
     }
 
     fn token_count(&self) -> Result<u64> {

@@ -246,6 +246,9 @@ pub trait Listings {
 pub trait Reads: State {
     /// The token record under `key` (see [`crate::core::idempotency::token_key`]), expired or not.
     fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>>;
+    /// Up to `limit` token records with keys after `after`, ordered (the writer's sweep for
+    /// expired ones).
+    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
 }
 
 /// Reads gathered for one batch attempt ([`Backend::prefetch`]): the writer decides the batch once
@@ -364,8 +367,6 @@ pub trait Backend: Reads + Listings + Send + Sync {
     fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
     /// The seqs of the events about `subject`, ordered.
     fn history(&self, subject: Subject) -> Result<Vec<u64>>;
-    /// Up to `limit` token records with keys after `after`, ordered.
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
     /// How many token records are stored.
     fn token_count(&self) -> Result<u64>;
     /// How many records `view` holds.

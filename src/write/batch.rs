@@ -150,7 +150,7 @@ impl<'s> Batch<'s> {
         now_ms: i64,
         limit: usize,
     ) -> Result<(usize, Option<Vec<u8>>)> {
-        let records = self.backend.tokens_after(from, limit)?;
+        let records = self.reads.tokens_after(from, limit)?;
         let next = (records.len() == limit).then(|| records.last().map(|(key, _)| key.clone())).flatten();
         let mut purged = 0;
         for (key, record) in records {

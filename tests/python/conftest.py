@@ -14,9 +14,12 @@ REGION = "us-east-1"
 
 
 class Host:
-    """One `user-ledger serve` process on a database directory."""
+    """One `user-ledger serve` process on a database directory or a postgres:// location.
 
-    def __init__(self, db, *args):
+    The first host of a ledger on PostgreSQL generates its root credentials and prints them;
+    the others are given them (`creds`), as an operator would."""
+
+    def __init__(self, db, *args, creds=None):
         self.db = str(db)
         self.proc = subprocess.Popen(
             [BIN, "--db", self.db, "serve", "--listen", "127.0.0.1:0", *args],
@@ -26,15 +29,23 @@ class Host:
             env={**os.environ, "RUST_LOG": "warn"},
         )
         self.url = None
+        exported = {}
         for line in self.proc.stdout:
+            if line.startswith("export "):
+                name, _, value = line[len("export ") :].strip().partition("=")
+                exported[name] = value
             if line.startswith("listening on "):
                 self.url = line.split()[2]
                 break
         assert self.url, "serve printed no listening line"
-        with open(os.path.join(self.db, "root-credentials.json")) as f:
-            creds = json.load(f)
-        self.key_id = creds["accessKeyId"]
-        self.secret = creds["secretAccessKey"]
+        if self.db.startswith("postgres://"):
+            given = creds or (exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"])
+            self.key_id, self.secret = given
+        else:
+            with open(os.path.join(self.db, "root-credentials.json")) as f:
+                stored = json.load(f)
+            self.key_id = stored["accessKeyId"]
+            self.secret = stored["secretAccessKey"]
 
     def client(self, service, key_id=None, secret=None, **config):
         return boto3.client(
@@ -69,8 +80,8 @@ def host(tmp_path_factory):
 def start_host():
     started = []
 
-    def start(db, *args):
-        h = Host(db, *args)
+    def start(db, *args, creds=None):
+        h = Host(db, *args, creds=creds)
         started.append(h)
         return h
 

@@ -77,6 +77,31 @@ impl PgBackend {
     }
 }
 
+impl PgBackend {
+    /// [`Reads::tokens_after`] on `client` (the pool's, or the writer's session).
+    pub(super) fn tokens_after_on(
+        &self,
+        client: &mut ::postgres::Client,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+        let sql = format!(
+            "SELECT key, record FROM {} WHERE ($1::bytea IS NULL OR key > $1) ORDER BY key LIMIT $2",
+            self.t("tokens")
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query_typed(&sql, &[(&after, Type::BYTEA), (&limit, Type::INT8)])
+            .map_err(|e| self.failed("reading tokens", e))?;
+        rows.into_iter()
+            .map(|r| {
+                let (key, bytes): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
+                Ok((key.clone(), decode_token(&key, &bytes)?))
+            })
+            .collect()
+    }
+}
+
 /// A stored token record, decoded, naming its key if it does not decode.
 pub(super) fn decode_token(key: &[u8], bytes: &[u8]) -> Result<TokenRecord> {
     codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(key)), bytes)
@@ -136,6 +161,10 @@ impl Reads for PgBackend {
             .query_typed_opt(&sql, &[(&key, Type::BYTEA)])
             .map_err(|e| self.failed("reading tokens", e))?;
         row.map(|r| decode_token(key, &r.get::<_, Vec<u8>>(0))).transpose()
+    }
+
+    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+        self.tokens_after_on(&mut *self.client()?, after, limit)
     }
 }
 
@@ -323,23 +352,6 @@ impl Backend for PgBackend {
                 key.get(prefix.len()..)
                     .and_then(codec::seq_of)
                     .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
-            })
-            .collect()
-    }
-
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
-        let sql = format!(
-            "SELECT key, record FROM {} WHERE ($1::bytea IS NULL OR key > $1) ORDER BY key LIMIT $2",
-            self.t("tokens")
-        );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows =
-            self.client()?.query(&sql, &[&after, &limit]).map_err(|e| self.failed("reading tokens", e))?;
-        rows.into_iter()
-            .map(|r| {
-                let (key, bytes): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
-                let record = decode_token(&key, &bytes)?;
-                Ok((key, record))
             })
             .collect()
     }

@@ -78,6 +78,11 @@ impl Reads for Gathered<'_> {
         let direct = || Ok(self.backend.token(key)?.map(|r| crate::core::codec::encode(&r)));
         self.read(TOKENS, key, direct)?.map(|bytes| decode_token(key, &bytes)).transpose()
     }
+
+    /// On the writer's session: the sweep reads inside the batch, with no pool checkout.
+    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+        self.backend.on_session("reading tokens", |c| self.backend.tokens_after_on(c, after, limit))?
+    }
 }
 
 impl Prefetch for Gathered<'_> {

@@ -44,7 +44,7 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 const TURN_WAIT: Duration = Duration::from_secs(10);
 
 /// The outcome of statements on the writer's session: the outer error if it could not connect.
-type OnSession<T> = Result<std::result::Result<T, ::postgres::Error>>;
+type OnSession<T, E = ::postgres::Error> = Result<std::result::Result<T, E>>;
 
 /// A ledger stored in PostgreSQL.
 pub struct PgBackend {
@@ -110,11 +110,11 @@ impl PgBackend {
 
     /// Runs `statements` on the writer's session, connecting it first when there is none or it
     /// was lost; a session lost on the way is dropped (the server frees its locks).
-    fn on_session<T>(
+    fn on_session<T, E>(
         &self,
         doing: &str,
-        statements: impl FnOnce(&mut ::postgres::Client) -> std::result::Result<T, ::postgres::Error>,
-    ) -> OnSession<T> {
+        statements: impl FnOnce(&mut ::postgres::Client) -> std::result::Result<T, E>,
+    ) -> OnSession<T, E> {
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let client = match session.take() {
             Some(client) if !client.is_closed() => session.insert(client),

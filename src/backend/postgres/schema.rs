@@ -141,6 +141,33 @@ pub fn create(schema: &str) -> String {
 ///   (a NULL record deletes) and tip, if the head is still the base; else nothing, and the head
 ///   that moved. It runs as one statement, so as one transaction.
 fn functions(schema: &str) -> String {
+    // Static statements per table (not EXECUTE), so that each session plans them once.
+    let mut fetch = String::new();
+    let mut write = String::new();
+    let tables = ViewTree::ALL.iter().map(|view| (table(*view), "value")).chain([("tokens", "record")]);
+    for (name, column) in tables {
+        fetch.push_str(&format!(
+            "IF '{name}' = ANY(tables) THEN
+                 RETURN QUERY SELECT w.place::integer, t.{column}
+                     FROM unnest(tables, keys) WITH ORDINALITY AS w(name, key, place)
+                     JOIN {schema}.{name} t ON t.key = w.key WHERE w.name = '{name}';
+             END IF;\n"
+        ));
+    }
+    for view in ViewTree::ALL {
+        let name = table(view);
+        write.push_str(&format!(
+            "IF '{name}' = ANY(tables) THEN
+                 DELETE FROM {schema}.{name} WHERE key IN
+                     (SELECT w.key FROM unnest(tables, keys, vals) AS w(name, key, value)
+                      WHERE w.name = '{name}' AND w.value IS NULL);
+                 INSERT INTO {schema}.{name} (key, value, record)
+                     SELECT w.key, w.value, w.record FROM unnest(tables, keys, vals, records) AS w(name, key, value, record)
+                     WHERE w.name = '{name}' AND w.value IS NOT NULL
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, record = EXCLUDED.record;
+             END IF;\n"
+        ));
+    }
     format!(
         "CREATE FUNCTION {schema}.take_turn(channel text)
          RETURNS TABLE (head_seq bigint, head_hash bytea, head_time_ms bigint) LANGUAGE plpgsql AS $$
@@ -153,15 +180,8 @@ fn functions(schema: &str) -> String {
          CREATE FUNCTION {schema}.fetch_rows(tables text[], keys bytea[])
          RETURNS TABLE (place integer, value bytea) LANGUAGE plpgsql AS $$
          #variable_conflict use_column
-         DECLARE name text;
          BEGIN
-             FOR name IN SELECT DISTINCT n FROM unnest(tables) AS n LOOP
-                 RETURN QUERY EXECUTE format(
-                     'SELECT w.place::integer, t.%I FROM unnest($1, $2) WITH ORDINALITY AS w(name, key, place)
-                      JOIN {schema}.%I t ON t.key = w.key WHERE w.name = $3',
-                     CASE WHEN name = 'tokens' THEN 'record' ELSE 'value' END, name)
-                     USING tables, keys, name;
-             END LOOP;
+             {fetch}
          END $$;
 
          CREATE FUNCTION {schema}.commit_batch(
@@ -174,7 +194,7 @@ fn functions(schema: &str) -> String {
          RETURNS TABLE (moved boolean, head_seq bigint, head_hash bytea, head_time_ms bigint)
          LANGUAGE plpgsql AS $$
          #variable_conflict use_column
-         DECLARE cur record; name text;
+         DECLARE cur record;
          BEGIN
              SELECT t.head_seq, t.head_hash, t.head_time_ms INTO cur FROM {schema}.tip t FOR UPDATE;
              IF cur.head_seq <> base_seq OR cur.head_hash <> base_hash THEN
@@ -183,20 +203,11 @@ fn functions(schema: &str) -> String {
              END IF;
              INSERT INTO {schema}.log (seq, time_ms, kind, subject, sealed)
                  SELECT * FROM unnest(seqs, times, kinds, subjects, sealed);
-             FOR name IN SELECT DISTINCT n FROM unnest(tables) AS n LOOP
-                 EXECUTE format(
-                     'DELETE FROM {schema}.%I WHERE key IN
-                      (SELECT w.key FROM unnest($1, $2, $3) AS w(name, key, value) WHERE w.name = $4 AND w.value IS NULL)',
-                     name) USING tables, keys, vals, name;
-                 EXECUTE format(
-                     'INSERT INTO {schema}.%I (key, value, record)
-                      SELECT w.key, w.value, w.record FROM unnest($1, $2, $3, $4) AS w(name, key, value, record)
-                      WHERE w.name = $5 AND w.value IS NOT NULL
-                      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, record = EXCLUDED.record',
-                     name) USING tables, keys, vals, records, name;
-             END LOOP;
-             DELETE FROM {schema}.tokens WHERE key IN
-                 (SELECT w.key FROM unnest(token_keys, token_records) AS w(key, record) WHERE w.record IS NULL);
+             {write}
+             IF EXISTS (SELECT FROM unnest(token_records) AS w(record) WHERE w.record IS NULL) THEN
+                 DELETE FROM {schema}.tokens WHERE key IN
+                     (SELECT w.key FROM unnest(token_keys, token_records) AS w(key, record) WHERE w.record IS NULL);
+             END IF;
              INSERT INTO {schema}.tokens (key, operation, client_token, expires_ms, record)
                  SELECT * FROM unnest(token_keys, operations, client_tokens, expiries, token_records)
                      AS w(key, operation, client_token, expires_ms, record)

@@ -21,6 +21,24 @@ impl Reads for SledBackend {
             .map(|v| codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(key)), &v))
             .transpose()
     }
+
+    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+        let lower = match after {
+            Some(after) => Bound::Excluded(layout::token_key(after)),
+            None => Bound::Included(layout::TOKENS_PREFIX.to_vec()),
+        };
+        let mut records = Vec::new();
+        for entry in self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+            let (key, value) = entry.map_err(storage)?;
+            let Some(key) = key.strip_prefix(&layout::TOKENS_PREFIX) else { break };
+            if records.len() == limit {
+                break;
+            }
+            let what = format_args!("tokens[{}]", String::from_utf8_lossy(key)).to_string();
+            records.push((key.to_vec(), codec::decode(what, &value)?));
+        }
+        Ok(records)
+    }
 }
 
 impl Backend for SledBackend {
@@ -169,24 +187,6 @@ impl Backend for SledBackend {
                     .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
             })
             .collect()
-    }
-
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
-        let lower = match after {
-            Some(after) => Bound::Excluded(layout::token_key(after)),
-            None => Bound::Included(layout::TOKENS_PREFIX.to_vec()),
-        };
-        let mut records = Vec::new();
-        for entry in self.tree.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
-            let (key, value) = entry.map_err(storage)?;
-            let Some(key) = key.strip_prefix(&layout::TOKENS_PREFIX) else { break };
-            if records.len() == limit {
-                break;
-            }
-            let what = format_args!("tokens[{}]", String::from_utf8_lossy(key)).to_string();
-            records.push((key.to_vec(), codec::decode(what, &value)?));
-        }
-        Ok(records)
     }
 
     fn token_count(&self) -> Result<u64> {
