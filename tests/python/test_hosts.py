@@ -131,6 +131,7 @@ def test_a_host_killed_mid_batch_loses_nothing_it_acknowledged(start_host):
         assert failures == [], failures
         a = start_host(location, creds=creds)
     assert after_kill, "the host that stayed wrote nothing after the other was killed"
+    assert unanswered, "no request was in flight at the killed host"
     # What the killed host's callers never heard back about is retried at the other host: the
     # stored answer if it was committed, else written now; either way once.
     fb = b.client("finspace-data")
