@@ -52,6 +52,48 @@ fn a_ledger_on_postgres_keeps_every_guarantee_it_has_on_sled() {
     let digest = ledger.digest().unwrap();
     assert_eq!(ledger.verify_since(digest, &mut |_| {}).unwrap().problem, None);
     assert_eq!(ledger.history(Subject::User(&alice)).unwrap().len(), 3, "created, disabled, joined");
+    // A DBA reads the tables with typed columns named as in the API.
+    let schema = location.rsplit("schema=").next().unwrap().to_owned();
+    let mut dba = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
+    let user = dba
+        .query_one(
+            &format!(
+                "SELECT email_address, status, type, (extract(epoch FROM create_time) * 1000)::bigint \
+                 FROM {schema}.users WHERE user_id = $1"
+            ),
+            &[&alice],
+        )
+        .unwrap();
+    let shown: (String, String, String, i64) = (user.get(0), user.get(1), user.get(2), user.get(3));
+    assert_eq!(shown, ("alice@example.com".into(), "DISABLED".into(), "APP_USER".into(), T0));
+    let member = dba
+        .query_one(
+            &format!(
+                "SELECT permission_group_id, user_id FROM {schema}.memberships WHERE indexed_by = 'group'"
+            ),
+            &[],
+        )
+        .unwrap();
+    assert_eq!((member.get::<_, String>(0), member.get::<_, String>(1)), (group_id.clone(), alice.clone()));
+    let history: Vec<i64> = dba
+        .query(
+            &format!("SELECT seq FROM {schema}.history WHERE subject = $1 ORDER BY seq"),
+            &[&format!("user/{alice}")],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(history, [1, 2, 5]);
+    let first = dba.query_one(&format!("SELECT kind, subject FROM {schema}.log WHERE seq = 1"), &[]).unwrap();
+    assert_eq!(
+        (first.get::<_, String>(0), first.get::<_, String>(1)),
+        ("Created".into(), format!("user/{alice}"))
+    );
+    let counted =
+        dba.query_one(&format!("SELECT count FROM {schema}.counters WHERE name = 'enabled_users'"), &[]);
+    assert_eq!(counted.unwrap().get::<_, i64>(0), 0, "alice is disabled");
+
     let rows = ledger.view_rows().unwrap();
     assert_eq!(ledger.rebuild_views(&mut |_| {}).unwrap(), 5);
     assert_eq!(ledger.view_rows().unwrap(), rows, "rebuild is byte-identical");
@@ -134,6 +176,79 @@ fn an_unreachable_server_and_a_missing_ledger_are_clear_errors_without_the_passw
     let missing = fresh_location();
     let err = Ledger::open(Config::new(&missing).mode(user_ledger::OpenMode::Existing)).unwrap_err();
     assert_eq!(err.failure(), Some(Failure::NoDatabase), "{err}");
+}
+
+#[test]
+fn a_wrong_password_and_a_read_only_server_are_clear_errors_that_write_nothing() {
+    // A cluster of this test's own, which asks every role but the admin for a password.
+    let own = common::postgres::start_cluster_with(|data| {
+        let hba = "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        vec![]
+    });
+    let port = own.cluster.as_ref().unwrap().port;
+    let mut admin = postgres::Client::connect(&own.url, postgres::NoTls).unwrap();
+    admin.batch_execute("CREATE ROLE ledger LOGIN PASSWORD 'right-pw'").unwrap();
+    admin.batch_execute("CREATE DATABASE ro OWNER ledger").unwrap();
+    let at = |password: &str, schema: &str| {
+        format!("postgres://ledger:{password}@127.0.0.1:{port}/ro?schema={schema}&connect_timeout=5")
+    };
+    let named = format!("127.0.0.1:{port}/ro");
+
+    let err = Ledger::open(Config::new(at("wrong-pw", "ledger"))).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("password authentication failed"), "{message}");
+    assert!(message.contains(&named), "names host, port and database: {message}");
+    assert!(!message.contains("wrong-pw") && !message.contains("right-pw"), "never the password: {message}");
+
+    let ledger = open(&at("right-pw", "ledger"));
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("before@example.com", "APP_USER")).unwrap();
+    drop(ledger);
+    admin.batch_execute("ALTER DATABASE ro SET default_transaction_read_only = on").unwrap();
+
+    // Opening an existing ledger only reads; its first write is refused by name, whole.
+    let ledger = open(&at("right-pw", "ledger"));
+    let err =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("after@example.com", "APP_USER")).unwrap_err();
+    assert_eq!(err.failure(), Some(Failure::ReadOnly), "{err}");
+    assert!(err.to_string().contains(&named) && err.to_string().contains("read-only"), "{err}");
+    assert_eq!(ledger.digest().unwrap().seq, 1, "nothing of the refused write is in the log");
+    assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+    // A new ledger cannot be made there: no tables are half made.
+    let err = Ledger::open(Config::new(at("right-pw", "fresh"))).unwrap_err();
+    assert_eq!(err.failure(), Some(Failure::ReadOnly), "{err}");
+    assert!(err.to_string().contains(&named), "{err}");
+    let schemas = admin.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = 'fresh'", &[]).unwrap();
+    assert_eq!(schemas.get::<_, i64>(0), 0);
+}
+
+#[test]
+fn verify_on_one_host_is_exact_while_another_writes() {
+    let location = fresh_location();
+    let (writer, auditor) = (open(&location), open(&location));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let seen: Vec<u64> = std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let email = format!("w{i}@example.com");
+                writer.create_user(&SYSTEM, &CreateUserRequest::new(&email, "APP_USER")).unwrap();
+            }
+        });
+        let reports: Vec<_> = (0..5).map(|_| auditor.verify(None, &mut |_| {})).collect();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        reports
+            .into_iter()
+            .map(|report| {
+                let report = report.unwrap();
+                assert_eq!(report.problem, None, "{report:?}");
+                report.events
+            })
+            .collect()
+    });
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "the other host wrote during every verify: {seen:?}");
 }
 
 #[test]

@@ -380,6 +380,12 @@ pub trait Backend: Reads + Listings + Send + Sync {
         view: ViewTree,
         rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     ) -> Result<()>;
+    /// This backend as of one moment, for an audit that reads the log and then the views and
+    /// must see them agree: `None` from a backend only this process writes (the writer's lock,
+    /// which audits hold, keeps it still). Reads only; the copy is dropped when the audit ends.
+    fn pinned(&self) -> Result<Option<Box<dyn Backend + '_>>> {
+        Ok(None)
+    }
     /// Bytes the database uses on disk.
     fn size_on_disk(&self) -> Result<u64>;
 }

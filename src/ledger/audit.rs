@@ -4,7 +4,7 @@
 use super::{guarded, Ledger};
 use crate::audit::refold::refold;
 use crate::audit::{self, AsOf, Digest, Fault, Problem, Report, VerifyMode};
-use crate::backend::Head;
+use crate::backend::{Backend, Head};
 use crate::core::codec;
 use crate::core::domain::{KxUser, User};
 use crate::core::event::{Sealed, Subject};
@@ -48,37 +48,48 @@ impl Ledger {
     }
 
     fn verify_unguarded(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
-        let shared = &self.inner.shared;
-        let _writer = shared.lock_writer();
-        let backend = &shared.backend;
-        let mut folded = refold(backend.log(1), digest, self.inner.config.fold_memory, progress)?;
-        let mut report = folded.report.clone();
-        let head = shared.head()?;
-        self.check_end(&mut report, head);
-        if report.problem.is_none() {
-            if let Some(why) = shared.stale() {
+        self.still(|backend| {
+            let mut folded = refold(backend.log(1), digest, self.inner.config.fold_memory, progress)?;
+            let mut report = folded.report.clone();
+            let head = backend.tip()?.head;
+            self.check_end(&mut report, head);
+            if report.problem.is_some() {
+                return Ok(report);
+            }
+            if let Some(why) = self.inner.shared.stale() {
                 report.problem = Some(Problem { seq: head.seq, fault: Fault::ViewsStale(why) });
-            } else {
-                for view in ViewTree::ALL {
-                    let live = backend.view_rows(view);
-                    if let Some(fault) = audit::first_difference(view, live, folded.rows_of(view))? {
-                        report.problem = Some(Problem { seq: head.seq, fault });
-                        break;
-                    }
+                return Ok(report);
+            }
+            for view in ViewTree::ALL {
+                let live = backend.view_rows(view);
+                if let Some(fault) = audit::first_difference(view, live, folded.rows_of(view))? {
+                    report.problem = Some(Problem { seq: head.seq, fault });
+                    break;
                 }
             }
-        }
-        Ok(report)
+            Ok(report)
+        })
+    }
+
+    /// Runs `audit` on the ledger as of one moment, holding the writer's lock: on a shared
+    /// backend's snapshot (other hosts write on), else on the backend itself, which the lock
+    /// holds still.
+    fn still<T>(&self, audit: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
+        let shared = &self.inner.shared;
+        let _writer = shared.lock_writer();
+        let pinned = shared.backend.pinned()?;
+        audit(pinned.as_deref().unwrap_or(shared.backend.as_ref()))
     }
 
     /// Verifies the log alone: every link of the chain, density, times, that the tip's head names
     /// its end and that it extends `digest` (if given); not the views. Writes wait meanwhile.
     pub fn verify_chain(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         guarded(|| {
-            let _writer = self.inner.shared.lock_writer();
-            let mut report = audit::verify_chain(self.inner.shared.backend.log(1), digest, progress)?;
-            self.check_end(&mut report, self.inner.shared.head()?);
-            Ok(report)
+            self.still(|backend| {
+                let mut report = audit::verify_chain(backend.log(1), digest, progress)?;
+                self.check_end(&mut report, backend.tip()?.head);
+                Ok(report)
+            })
         })
     }
 
@@ -87,14 +98,15 @@ impl Ledger {
     /// time in proportion to what is new; `report.events` counts the entries checked.
     pub fn verify_since(&self, digest: Digest, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         guarded(|| {
-            let _writer = self.inner.shared.lock_writer();
-            let backend = &self.inner.shared.backend;
-            let at_digest = backend.log_entry(digest.seq)?;
-            let head = self.inner.shared.head()?;
-            let from = digest.seq.saturating_add(1);
-            let mut report = audit::verify_since(digest, at_digest, head.seq, backend.log(from), progress)?;
-            self.check_end(&mut report, head);
-            Ok(report)
+            self.still(|backend| {
+                let at_digest = backend.log_entry(digest.seq)?;
+                let head = backend.tip()?.head;
+                let from = digest.seq.saturating_add(1);
+                let mut report =
+                    audit::verify_since(digest, at_digest, head.seq, backend.log(from), progress)?;
+                self.check_end(&mut report, head);
+                Ok(report)
+            })
         })
     }
 

@@ -21,7 +21,7 @@ pub struct Server {
 /// A cluster this process started: it can be killed and started again.
 pub struct Cluster {
     data: PathBuf,
-    port: u16,
+    pub port: u16,
     user: Option<(u32, u32)>,
     args: Vec<String>,
     postmaster: std::sync::Mutex<Child>,

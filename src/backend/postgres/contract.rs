@@ -435,6 +435,10 @@ impl Backend for PgBackend {
         flush(&mut changes)
     }
 
+    fn pinned(&self) -> Result<Option<Box<dyn Backend + '_>>> {
+        Ok(Some(Box::new(self.pin()?)))
+    }
+
     fn size_on_disk(&self) -> Result<u64> {
         let sql = "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
                    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'";

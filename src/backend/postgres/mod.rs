@@ -19,6 +19,7 @@ mod gather;
 mod listen;
 pub mod location;
 pub mod schema;
+mod snapshot;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct PgBackend {
     /// The writer's own session: it holds the writers' turn (an advisory lock) while a batch is
     /// decided, and makes the batch's reads and its commit (no pool checkout on the way).
     session: std::sync::Mutex<Option<::postgres::Client>>,
+    /// Set on a pinned copy ([`crate::backend::Backend::pinned`]): every read sees this snapshot.
+    snapshot: Option<Arc<snapshot::Snapshot>>,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -88,24 +91,29 @@ impl PgBackend {
             let options = location.config.get_options().unwrap_or_default().to_owned();
             location.config.options(format!("{options} -c synchronous_commit=off").trim());
         }
+        // One connection first: its error says why (a refused password, no such database), where
+        // the pool's would only say that it timed out.
+        drop(location.config.connect(location.tls.clone()).map_err(|e| unreachable_server(&location, &e))?);
         let manager = PostgresConnectionManager::new(location.config.clone(), location.tls.clone());
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .connection_timeout(POOL_WAIT)
             .build(manager)
-            .map_err(|e| unreachable_server(&location, e))?;
+            .map_err(|e| unreachable_server(&location, &e))?;
         let channel = format!("user_ledger_{}", location.schema);
         let closed = Arc::new(AtomicBool::new(false));
-        let backend =
-            PgBackend { pool, location, channel, closed, synchronous, session: std::sync::Mutex::new(None) };
+        let backend = PgBackend {
+            pool,
+            location,
+            channel,
+            closed,
+            synchronous,
+            session: std::sync::Mutex::new(None),
+            snapshot: None,
+        };
         backend.check_durability()?;
         backend.make_schema(mode)?;
         Ok(backend)
-    }
-
-    /// A connection of the pool.
-    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>> {
-        self.pool.get().map_err(|e| unreachable_server(&self.location, e))
     }
 
     /// Runs `statements` on the writer's session, connecting it first when there is none or it
@@ -219,10 +227,10 @@ impl PgBackend {
 }
 
 /// The error for a server that cannot be reached (or refuses the credentials), naming it.
-fn unreachable_server(location: &Location, e: impl std::fmt::Display) -> Error {
+pub(super) fn unreachable_server(location: &Location, e: &dyn std::error::Error) -> Error {
     Error::failed(
         Failure::Io,
-        format_args!("cannot connect to the PostgreSQL server at {}: {e}", location.shown),
+        format_args!("cannot connect to the PostgreSQL server at {}: {}", location.shown, reason(e)),
     )
 }
 
@@ -240,7 +248,19 @@ fn sql_error(location: &Location, doing: &str, e: &::postgres::Error) -> Error {
         Some(_) => Failure::Other,
         None => Failure::Io,
     };
-    Error::failed(cause, format_args!("PostgreSQL at {} failed while {doing}: {e}", location.shown))
+    Error::failed(cause, format_args!("PostgreSQL at {} failed while {doing}: {}", location.shown, reason(e)))
+}
+
+/// An error with its causes, as the server or the connection gave them (rust-postgres shows
+/// only "db error" for what the server said, keeping the message in the cause).
+fn reason(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        text.push_str(&format!(": {next}"));
+        cause = next.source();
+    }
+    text
 }
 
 impl RowStore for PgBackend {
