@@ -103,6 +103,9 @@ pub enum Failure {
     /// was decided: the batch wrote nothing. The writer decides it again; a caller sees this
     /// only when that kept happening.
     Conflict,
+    /// A copy's destination is not a prefix of its source: another ledger, one that went its
+    /// own way at a seq the message names, or one that is not a ledger at all. Nothing was written.
+    Diverged,
     /// Anything else.
     Other,
 }
@@ -124,6 +127,7 @@ impl fmt::Display for Failure {
             Failure::FormatVersion => "an unreadable format version",
             Failure::DiskFull => "a full disk",
             Failure::Conflict => "a head moved by another writer",
+            Failure::Diverged => "a destination that is not a prefix of the source",
             Failure::Other => "an internal failure",
         })
     }

@@ -74,6 +74,40 @@ pub fn digest_json(digest: &crate::audit::Digest) -> Value {
     json!({ "digest": digest.to_string() })
 }
 
+/// Raw rows (a copy's pages of log entries, token records or settings) as JSON:
+/// `{"rows": [[key, value], …]}`, each in standard base64.
+pub fn rows_json(rows: &[(Vec<u8>, Vec<u8>)]) -> Value {
+    json!({ "rows": rows.iter().map(|(k, v)| json!([base64_of(k), base64_of(v)])).collect::<Vec<_>>() })
+}
+
+/// `bytes` in standard base64.
+pub fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The rows [`rows_json`] made, back; anything else is an error naming what is wrong.
+pub fn rows_of(value: &Value) -> crate::error::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let malformed = || crate::error::Error::corrupt("a copy page that is not {\"rows\": [[key, value], …]}");
+    let rows = value.get("rows").and_then(Value::as_array).ok_or_else(malformed)?;
+    rows.iter()
+        .map(|row| match row.as_array().map(Vec::as_slice) {
+            Some([Value::String(key), Value::String(value)]) => {
+                Ok((bytes_of("key", key)?, bytes_of("value", value)?))
+            }
+            _ => Err(malformed()),
+        })
+        .collect()
+}
+
+/// Standard base64 `text` decoded; an error naming `member` if it is not base64.
+pub fn bytes_of(member: &'static str, text: &str) -> crate::error::Result<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| crate::error::Error::validation(member, crate::Rule::Pattern("standard base64")))
+}
+
 /// The access keys as `list-access-keys` and `/ledger/access-keys` answer them.
 pub fn keys_json(
     keys: &[crate::core::domain::AccessKey],

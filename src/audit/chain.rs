@@ -184,6 +184,14 @@ impl Default for Chain {
 }
 
 impl Chain {
+    /// A walk that goes on after `head`, an entry already checked (the empty head: from seq 1).
+    pub fn after(head: crate::backend::Head) -> Chain {
+        match head.seq {
+            0 => Chain::default(),
+            seq => Chain { next_seq: seq + 1, prev_hash: head.hash, prev_time: head.time_ms },
+        }
+    }
+
     /// Checks the entry stored under `key` with `bytes`: its place, decoding, link, hash, time.
     pub fn check(&mut self, key: &[u8], bytes: &[u8]) -> Result<Sealed, Problem> {
         let at = |fault| Problem { seq: self.next_seq, fault };

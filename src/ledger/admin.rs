@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::settings::ROOT_CREDENTIALS;
 use super::{guarded, Ledger};
 use crate::core::codec;
 use crate::core::domain::{AccessKeyPair, Identity};
@@ -122,6 +123,3 @@ impl Ledger {
         Ok(Some((pair, generated)))
     }
 }
-
-/// The meta name of a shared ledger's root credentials.
-const ROOT_CREDENTIALS: &str = "root_credentials";

@@ -24,6 +24,7 @@ use crate::write::{Flusher, Pipeline, Shared};
 mod admin;
 mod audit;
 mod config;
+mod copy;
 mod groups;
 #[cfg(feature = "whitebox")]
 mod inspect;
@@ -39,6 +40,7 @@ pub use config::{
     Config, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REBUILD_CHUNK, MAX_BATCH, MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
 };
+pub use copy::{copy_ledger, Copied, CopyOptions, CopyProgress, CopySource};
 pub use keys::{Credential, Temporary};
 
 /// A ledger of users: `Send + Sync`, cheap to clone; clones share one database.

@@ -28,16 +28,8 @@ impl Ledger {
     /// A `config.path` of `postgres://…` (feature `postgres`) opens the ledger in that
     /// PostgreSQL database instead, which any number of hosts may open at once.
     pub fn open(config: Config) -> Result<Ledger> {
-        #[cfg(feature = "postgres")]
-        if let Some(location) = config.path.to_str().filter(|l| crate::backend::postgres::is_postgres(l)) {
-            config.validate()?;
-            let synchronous = config.durability == Durability::Immediate;
-            let backend = crate::backend::postgres::PgBackend::open(location, config.mode, synchronous)?;
-            // Messages name the server, never the password the location may hold.
-            let config = Config { path: PathBuf::from(&backend.location().shown), ..config };
-            return Self::start(Arc::new(backend), config, None, vec![], None);
-        }
-        Self::open_sled(config)
+        let store = Store::open(config)?;
+        Self::start(store.backend, store.config, store.lost, store.tightened, store.failed_write)
     }
 
     /// Makes the log as it is now the acknowledged one, after a loss that [`Ledger::open`]
@@ -66,20 +58,6 @@ impl Ledger {
         Ok(report.head)
     }
 
-    fn open_sled(config: Config) -> Result<Ledger> {
-        config.validate()?;
-        let dir = Directory::acquire(&config.path, config.mode)?;
-        let Opened { backend, lost, tightened, failed_write } =
-            SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
-        backend.reserve(config.disk_reserve);
-        let read_only = config.mode == OpenMode::ReadOnly;
-        let lost = match lost {
-            Some((e, _)) if !read_only => return Err(e),
-            lost => lost.map(|(e, seq)| Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }),
-        };
-        Self::start(Arc::new(backend), config, lost, tightened, failed_write)
-    }
-
     /// Opens a ledger on `backend` (for example the in-memory one of the tests); `config.path`
     /// only names it in messages.
     #[cfg(feature = "whitebox")]
@@ -90,7 +68,7 @@ impl Ledger {
     }
 
     /// Reads (or makes) the settings, checks the views, and starts the writer.
-    fn start(
+    pub(super) fn start(
         backend: Arc<dyn Backend>,
         config: Config,
         lost: Option<Problem>,
@@ -104,7 +82,11 @@ impl Ledger {
         let shown = config.path.as_path();
         let (tip, stale, page_secret, identity, environment_id) = guard("while reading meta", || {
             let tip = backend.tip()?;
-            let stale = settings::staleness(backend.as_ref(), &tip)?.or(failed_write);
+            // A failed write says more than what it left behind (an entry past the tip, say).
+            let stale = match failed_write {
+                Some(why) => Some(why),
+                None => settings::staleness(backend.as_ref(), &tip)?,
+            };
             let page_secret = settings::page_secret(backend.as_ref())?;
             let identity =
                 settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
@@ -158,5 +140,50 @@ impl Ledger {
     /// Opens the ledger at `path` with default configuration.
     pub fn open_path(path: impl AsRef<Path>) -> Result<Ledger> {
         Ledger::open(Config::new(path))
+    }
+}
+
+/// A ledger's database, opened as its config says, before any setting is read or made.
+pub(super) struct Store {
+    /// The database.
+    pub backend: Arc<dyn Backend>,
+    /// The config, its path as messages show it (never a password).
+    pub config: Config,
+    /// What the log lost of what was acknowledged (only a read-only open goes on with a loss).
+    pub lost: Option<Problem>,
+    /// What opening narrowed to its owner's only.
+    pub tightened: Vec<PathBuf>,
+    /// Why an earlier write failed, if one did and no rebuild followed.
+    pub failed_write: Option<String>,
+}
+
+impl Store {
+    /// Opens the database `config` names: a sled directory, or (feature `postgres`) a
+    /// `postgres://` location.
+    pub(super) fn open(config: Config) -> Result<Store> {
+        config.validate()?;
+        #[cfg(feature = "postgres")]
+        if let Some(location) = config.path.to_str().filter(|l| crate::backend::postgres::is_postgres(l)) {
+            let synchronous = config.durability == Durability::Immediate;
+            let backend = crate::backend::postgres::PgBackend::open(location, config.mode, synchronous)?;
+            // Messages name the server, never the password the location may hold.
+            let config = Config { path: PathBuf::from(&backend.location().shown), ..config };
+            return Ok(Store {
+                backend: Arc::new(backend),
+                config,
+                lost: None,
+                tightened: vec![],
+                failed_write: None,
+            });
+        }
+        let dir = Directory::acquire(&config.path, config.mode)?;
+        let Opened { backend, lost, tightened, failed_write } =
+            SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
+        backend.reserve(config.disk_reserve);
+        let lost = match lost {
+            Some((e, _)) if config.mode != OpenMode::ReadOnly => return Err(e),
+            lost => lost.map(|(e, seq)| Problem { seq, fault: Fault::Unacknowledged(e.to_string()) }),
+        };
+        Ok(Store { backend: Arc::new(backend), config, lost, tightened, failed_write })
     }
 }

@@ -11,6 +11,12 @@ use crate::error::{Error, Failure, Result};
 const PAGE_SECRET: &str = "page_secret";
 const IDENTITY: &str = "identity";
 const ENVIRONMENT: &str = "environment_id";
+/// The meta name of a shared ledger's root credentials.
+pub const ROOT_CREDENTIALS: &str = "root_credentials";
+
+/// The settings a copy carries: what the ledger needs to go on as the same ledger (pages,
+/// access keys' secrets and sealed passwords derive from the page secret).
+pub const CARRIED: [&str; 4] = [PAGE_SECRET, IDENTITY, ENVIRONMENT, ROOT_CREDENTIALS];
 
 /// The secret that keys pagination tokens and derives access keys' secrets: made once, kept.
 pub fn page_secret(backend: &dyn Backend) -> Result<[u8; 32]> {

@@ -8,6 +8,7 @@
 
 mod auth;
 pub mod client;
+mod copy_source;
 mod observe;
 mod reply;
 mod routes;
@@ -25,6 +26,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::ledger::Ledger;
 
 pub use auth::{root_credentials, Auth, ROOT_CREDENTIALS_FILE};
+pub use copy_source::RemoteSource;
 pub use observe::{record_batch, REQUEST_ID};
 pub use reply::{ApiError, ERROR_TYPE};
 pub use routes::{parse_json, Kind, Operation, ADMIN, FINSPACE, FINSPACE_DATA, MAX_BODY};
@@ -128,6 +130,9 @@ pub fn router_with(ledger: Ledger, auth: Auth, bounds: Bounds) -> Router {
         .route("/ledger/history", get(to(History)))
         .route("/ledger/access-keys", post(to(CreateAccessKey)).get(to(ListAccessKeys)))
         .route("/ledger/access-keys/{accessKeyId}", delete(to(DeleteAccessKey)))
+        .route("/ledger/copy/settings", get(to(CopySettings)))
+        .route("/ledger/copy/log", get(to(CopyLog)))
+        .route("/ledger/copy/tokens", get(to(CopyTokens)))
         .fallback(routes::unknown_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .layer(CatchPanicLayer::custom(reply::panicked))

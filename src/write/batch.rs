@@ -21,6 +21,39 @@ use crate::error::{Error, Failure, Result};
 use crate::views::{self};
 use crate::write::writer::{Outcome, WriteRequest};
 
+/// How many times a batch is decided with its reads noted before it is decided for real: each
+/// round fetches what the one before could not know it would read (a user's groups once its
+/// record is in, say); what is still missing after them is read one at a time.
+const GATHER_ROUNDS: usize = 3;
+
+/// Runs `decide` on a batch continuing the log at `head`. On a backend whose reads are gathered
+/// ([`Backend::prefetch`]), `probe` first does the same work with reads noted, not made (its
+/// answers thrown away), and what it noted is fetched at once, for up to [`GATHER_ROUNDS`]
+/// rounds; `decide` then reads what was fetched.
+pub(super) fn gathered<T>(
+    backend: &dyn Backend,
+    head: Head,
+    probe: impl Fn(&mut Batch<'_>),
+    decide: impl FnOnce(&mut Batch<'_>) -> Result<T>,
+) -> Result<T> {
+    let prefetch = backend.prefetch();
+    let reads: &dyn Reads = match prefetch.as_deref() {
+        Some(prefetch) => {
+            for _ in 0..GATHER_ROUNDS {
+                prefetch.noting(true);
+                probe(&mut Batch::new(backend, prefetch, head));
+                prefetch.noting(false);
+                if !prefetch.fetch_noted()? {
+                    break;
+                }
+            }
+            prefetch
+        }
+        None => backend,
+    };
+    decide(&mut Batch::new(backend, reads, head))
+}
+
 /// Pending changes of one commit, read through to the backend.
 pub(super) struct Batch<'s> {
     pub(super) backend: &'s dyn Backend,
@@ -121,10 +154,21 @@ impl<'s> Batch<'s> {
             client_token: request.client_token.clone(),
             event,
         };
-        views::fold(self, &envelope)?;
         let (bytes, hash) = codec::seal(&envelope, head.hash);
+        self.append_sealed(&envelope, bytes, hash)
+    }
+
+    /// Folds `envelope` into the pending views and appends it as sealed (`bytes`, whose chain
+    /// hash is `hash`): the next log entry, as this batch made it or as a copy read it.
+    pub(super) fn append_sealed(
+        &mut self,
+        envelope: &Envelope,
+        bytes: Vec<u8>,
+        hash: [u8; 32],
+    ) -> Result<()> {
+        views::fold(self, envelope)?;
         self.changes.log.push((envelope.seq, bytes));
-        self.head = Head { seq: envelope.seq, hash, time_ms };
+        self.head = Head { seq: envelope.seq, hash, time_ms: envelope.time_ms };
         self.changes.tip = Some(Tip { head: self.head, views_seq: envelope.seq });
         Ok(())
     }

@@ -3,7 +3,7 @@
 //!
 //! `queue` holds the queue and the writer thread, `shared` what the thread shares with the
 //! handle, `writer` the single writer's head, `batch` the decision of one batch over an overlay
-//! of the backend (`overlay`), `durability` syncing, `hooks` what a host may attach,
+//! of the backend (`overlay`), `copy` appending entries sealed elsewhere, `durability` syncing, `hooks` what a host may attach,
 //! `subscribe` the feeds of committed entries.
 //!
 //! Invariant: a write is acknowledged only after its batch's one atomic changeset (events, view
@@ -11,6 +11,7 @@
 //! after a failed commit or sync nothing more is written (the pipeline is poisoned).
 
 pub mod batch;
+pub mod copy;
 pub mod durability;
 pub mod hooks;
 mod overlay;

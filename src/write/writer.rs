@@ -2,21 +2,16 @@
 //! purge of expired token records) as one atomic changeset.
 
 use crate::audit::rebuild::rebuild;
-use crate::backend::{moved, Backend, Head, Prefetch, Reads};
+use crate::backend::{moved, Backend, Head};
 use crate::core::domain::Caller;
 use crate::core::event::Event;
 use crate::core::idempotency::Response;
 use crate::core::{Command, Limits};
 use crate::error::{Error, Failure, Result};
-use crate::write::batch::Batch;
+use crate::write::batch::{gathered, Batch};
 
 /// How many times a batch is decided again when other writers keep moving the head.
 pub const MAX_CONFLICTS: usize = 16;
-
-/// How many times a batch is decided with its reads noted before it is decided for real: each
-/// round fetches what the one before could not know it would read (a user's groups once its
-/// record is in, say); what is still missing after them is read one at a time.
-const GATHER_ROUNDS: usize = 3;
 
 /// How many token records a commit examines for expiry on the side, at least; a commit that
 /// writes n records examines 2n, so the sweep outpaces the writes and the table stays bounded.
@@ -132,67 +127,45 @@ impl Writer {
     ) -> Result<Committed> {
         // Event times never go backwards, even if the clock does.
         let time_ms = now_ms.max(self.head.time_ms);
-        let gathered = backend.prefetch();
-        let reads: &dyn Reads = match gathered.as_deref() {
-            Some(gathered) => {
-                self.gather(backend, gathered, limits, time_ms, requests)?;
-                gathered
-            }
-            None => backend,
-        };
-        let mut batch = Batch::new(backend, reads, self.head);
-        let mut results = Vec::with_capacity(requests.len());
-        for request in requests {
-            match batch.execute(request, limits, time_ms, self.token_ttl_ms) {
-                Ok(result) => results.push(result),
-                // Reads of a shared backend made while another writer committed may disagree
-                // (a decision and its fold seeing different heads): decide again if so.
-                Err(e) => {
-                    self.check_unmoved(backend)?;
-                    return Err(e);
-                }
-            }
-        }
-        let wrote = !batch.changes.is_empty();
-        if !wrote {
-            // Nothing to compare-and-set: the answers stand only if the head did not move
-            // while they were decided.
-            self.check_unmoved(backend)?;
-        }
-        if wrote {
-            let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
-            let (_, next) = batch.purge_expired_tokens(self.sweep.as_deref(), time_ms, examine)?;
-            backend.commit(&batch.changes)?;
-            self.head = batch.head;
-            self.sweep = next;
-        }
-        Ok(Committed { results, wrote })
-    }
-
-    /// Decides `requests` with their reads noted, not made, then fetches what was noted at once,
-    /// for up to [`GATHER_ROUNDS`] rounds; what the decisions answered is thrown away.
-    fn gather(
-        &self,
-        backend: &dyn Backend,
-        gathered: &dyn Prefetch,
-        limits: &Limits,
-        time_ms: i64,
-        requests: &[WriteRequest],
-    ) -> Result<()> {
-        for _ in 0..GATHER_ROUNDS {
-            gathered.noting(true);
-            let mut probe = Batch::new(backend, gathered, self.head);
+        let ttl_ms = self.token_ttl_ms;
+        let probe = |probe: &mut Batch<'_>| {
             for request in requests {
-                if probe.execute(request, limits, time_ms, self.token_ttl_ms).is_err() {
+                if probe.execute(request, limits, time_ms, ttl_ms).is_err() {
                     break;
                 }
             }
-            gathered.noting(false);
-            if !gathered.fetch_noted()? {
-                break;
+        };
+        let sweep = self.sweep.clone();
+        let (committed, head, next) = gathered(backend, self.head, probe, |batch| {
+            let mut results = Vec::with_capacity(requests.len());
+            for request in requests {
+                match batch.execute(request, limits, time_ms, ttl_ms) {
+                    Ok(result) => results.push(result),
+                    // Reads of a shared backend made while another writer committed may disagree
+                    // (a decision and its fold seeing different heads): decide again if so.
+                    Err(e) => {
+                        self.check_unmoved(backend)?;
+                        return Err(e);
+                    }
+                }
             }
+            let wrote = !batch.changes.is_empty();
+            if !wrote {
+                // Nothing to compare-and-set: the answers stand only if the head did not move
+                // while they were decided.
+                self.check_unmoved(backend)?;
+                return Ok((Committed { results, wrote }, batch.head, sweep));
+            }
+            let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
+            let (_, next) = batch.purge_expired_tokens(sweep.as_deref(), time_ms, examine)?;
+            backend.commit(&batch.changes)?;
+            Ok((Committed { results, wrote }, batch.head, next))
+        })?;
+        if committed.wrote {
+            self.head = head;
+            self.sweep = next;
         }
-        Ok(())
+        Ok(committed)
     }
 
     /// Rebuilds the views from the log ([`rebuild`]) and continues the log at its head.

@@ -155,6 +155,15 @@ fn make_private(path: &Path, shown: &Path, changed: &mut Vec<PathBuf>) -> std::i
     Ok(())
 }
 
+/// Whether something other than a database is at `path`: a file, or a directory with entries
+/// but no database in it (a copy must not write its files among them).
+pub fn holds_something_else(path: &Path) -> bool {
+    match std::fs::read_dir(path) {
+        Ok(mut entries) => entries.next().is_some() && !holds_database(path),
+        Err(_) => path.exists(),
+    }
+}
+
 /// Whether `path` holds a database: sled's data file or the ledger's mark is there.
 fn holds_database(path: &Path) -> bool {
     path.join(sled_files::DATA_FILE).exists() || path.join(mark::FILE_NAME).exists()

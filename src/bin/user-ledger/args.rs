@@ -279,6 +279,33 @@ pub(crate) enum Command {
     /// Serve the FinSpace REST API (finspace-data and finspace user operations) over HTTP with
     /// SigV4, until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Copy a ledger into another database (a backup, a restore, a move between engines):
+    /// only what DST lacks when DST holds a prefix of the source; then verify DST and print the
+    /// digest both agree on.
+    Copy(CopyArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct CopyArgs {
+    /// The ledger to copy: a database directory or a postgres:// URL, opened so that no other
+    /// process writes it meanwhile (with --read-only: on a private copy, which also reads a
+    /// damaged database).
+    #[arg(long, required_unless_present = "from_endpoint", conflicts_with = "from_endpoint")]
+    pub(crate) from: Option<PathBuf>,
+    /// Copy from a running `user-ledger serve` instead, through its admin routes, signed with
+    /// root credentials as for --endpoint-url: a backup with no downtime.
+    #[arg(long)]
+    pub(crate) from_endpoint: Option<String>,
+    /// Where to copy to: a database directory (created readable by its owner only) or a
+    /// postgres:// URL.
+    #[arg(long)]
+    pub(crate) to: PathBuf,
+    /// Copy the log up to this seq (a point in time).
+    #[arg(long, conflicts_with = "before")]
+    pub(crate) to_seq: Option<u64>,
+    /// Copy the entries written before this time: epoch milliseconds or RFC 3339.
+    #[arg(long)]
+    pub(crate) before: Option<String>,
 }
 
 #[derive(Args)]
@@ -384,6 +411,18 @@ impl Command {
     }
 }
 
+/// A time given as epoch milliseconds or RFC 3339 (`2026-01-01T12:00:00Z`), in ms; `member`
+/// names it in the error.
+pub(crate) fn time_ms(member: &'static str, text: &str) -> user_ledger::Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let rfc3339 = time::format_description::well_known::Rfc3339;
+    let at = time::OffsetDateTime::parse(text, &rfc3339)
+        .map_err(|_| Error::validation(member, Rule::Pattern("epoch milliseconds or RFC 3339")))?;
+    Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 /// A point of the log to see a record at.
 #[derive(Args)]
 pub(crate) struct AsOfArgs {
@@ -401,13 +440,7 @@ impl AsOfArgs {
             return Ok(Some(AsOf::Seq(non_negative("asOfSeq", seq)?)));
         }
         let Some(text) = &self.as_of_time else { return Ok(None) };
-        if let Ok(ms) = text.parse::<i64>() {
-            return Ok(Some(AsOf::Time(ms)));
-        }
-        let rfc3339 = time::format_description::well_known::Rfc3339;
-        let at = time::OffsetDateTime::parse(text, &rfc3339)
-            .map_err(|_| Error::validation("asOfTime", Rule::Pattern("epoch milliseconds or RFC 3339")))?;
-        Ok(Some(AsOf::Time((at.unix_timestamp_nanos() / 1_000_000) as i64)))
+        Ok(Some(AsOf::Time(time_ms("asOfTime", text)?)))
     }
 
     pub(crate) fn describe(&self) -> String {

@@ -216,7 +216,7 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             Ok(Output::Json(json!({})))
         }
         // Handled above, before the ledger is opened.
-        Command::AcceptLog | Command::Serve(_) => {
+        Command::AcceptLog | Command::Serve(_) | Command::Copy(_) => {
             Err(Error::internal("this command cannot run on an open ledger"))
         }
     }

@@ -2,9 +2,10 @@
 //!
 //! One file per step, as ripgrep's `flags/` does it: `args` the flags, `open` the config they make
 //! and the opening, `local` the commands on an open ledger, `remote` the same against a running
-//! host, `serve` the host, `output` what is printed and the exit code. This file only dispatches.
+//! host, `serve` the host, `copy` a ledger into another database, `output` what is printed and the exit code. This file only dispatches.
 
 mod args;
+mod copy;
 mod local;
 mod open;
 mod output;
@@ -34,6 +35,9 @@ fn main() -> ExitCode {
 
 /// Runs the command: against a host with `--endpoint-url`, else on the database `--db` names.
 fn run(cli: Cli) -> user_ledger::Result<Output> {
+    if let Command::Copy(args) = &cli.command {
+        return copy::copy(&cli, args);
+    }
     if let Some(endpoint) = &cli.endpoint_url {
         return remote::run(endpoint, &cli);
     }

@@ -13,13 +13,7 @@ use crate::output::Output;
 
 /// Runs `cli.command` on the host at `endpoint`.
 pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
-    let region = cli.region.clone().or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
-    let client = Client::new(
-        endpoint,
-        credentials(cli)?,
-        region.as_deref().unwrap_or("us-east-1"),
-        cli.ca_bundle.as_deref(),
-    )?;
+    let client = Client::new(endpoint, credentials(cli)?, &region(cli), cli.ca_bundle.as_deref())?;
     let get = |target: String| client.send("GET", ADMIN, &target, b"");
     let reply = match &cli.command {
         Command::Verify { digest, chain, since } => {
@@ -88,8 +82,16 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
     answer(&reply)
 }
 
+/// The region to sign for: --region, else AWS_DEFAULT_REGION, else us-east-1.
+pub(crate) fn region(cli: &Cli) -> String {
+    cli.region
+        .clone()
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into())
+}
+
 /// The root credentials: USER_LEDGER_ROOT_*, else AWS_*, else the database's generated file.
-fn credentials(cli: &Cli) -> user_ledger::Result<AccessKeyPair> {
+pub(crate) fn credentials(cli: &Cli) -> user_ledger::Result<AccessKeyPair> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let pairs = [
         ("USER_LEDGER_ROOT_ACCESS_KEY_ID", "USER_LEDGER_ROOT_SECRET_ACCESS_KEY"),

@@ -9,6 +9,7 @@ use crate::api::wire;
 use crate::audit::VerifyMode;
 use crate::core::event::Subject;
 use crate::error::Rule;
+use crate::ledger::CopySource;
 use crate::server::reply::{ok, ApiError};
 
 use super::call::Call;
@@ -75,7 +76,33 @@ impl Call<'_> {
                 ledger.delete_access_key(caller, self.label("accessKeyId"))?;
                 ok(&json!({}))
             }
+            CopySettings => ok(&wire::rows_json(&named_rows(CopySource::settings(ledger)?))),
+            CopyLog => {
+                let from_seq = query.non_negative("fromSeq")?.unwrap_or(1);
+                let entries =
+                    CopySource::entries(ledger, from_seq, page_limit(query.non_negative("limit")?))?;
+                let rows: Vec<_> =
+                    entries.into_iter().map(|(seq, bytes)| (seq.to_be_bytes().to_vec(), bytes)).collect();
+                ok(&wire::rows_json(&rows))
+            }
+            CopyTokens => {
+                let after = query.get("after").map(|a| wire::bytes_of("after", a)).transpose()?;
+                let limit = page_limit(query.non_negative("limit")?);
+                ok(&wire::rows_json(&CopySource::tokens(ledger, after.as_deref(), limit)?))
+            }
             _ => return Err(ApiError::internal(format!("{} is not a read", operation.name()))),
         })
     }
+}
+
+/// The most rows one page of a copy route answers (and the default).
+pub const COPY_PAGE: usize = 4096;
+
+fn page_limit(asked: Option<u64>) -> usize {
+    asked.map_or(COPY_PAGE, |n| usize::try_from(n).unwrap_or(usize::MAX).min(COPY_PAGE))
+}
+
+/// Settings as rows: (name, value).
+fn named_rows(settings: Vec<(String, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    settings.into_iter().map(|(name, value)| (name.into_bytes(), value)).collect()
 }

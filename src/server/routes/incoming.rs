@@ -114,6 +114,13 @@ impl Query {
             })
             .transpose()
     }
+
+    /// An integer parameter that may not be negative.
+    pub(super) fn non_negative(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.integer(name)?
+            .map(|n| u64::try_from(n).map_err(|_| ApiError::validation(name, Rule::MinValue(0))))
+            .transpose()
+    }
 }
 
 /// Parses a JSON object body into `T`: bad JSON is a SerializationException, a member of the

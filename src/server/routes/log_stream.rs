@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use crate::api::wire;
 use crate::core::domain::Caller;
-use crate::error::{Error, Rule};
+use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::server::reply::ApiError;
 use crate::server::Host;
@@ -72,14 +72,8 @@ pub(super) fn json_lines(body: Body) -> Response {
 /// The log from `fromSeq` (default 1), at most `limit` entries, as JSON lines streamed from a
 /// blocking reader: constant memory whatever the log's size.
 pub(super) fn stream_log(ledger: Ledger, query: &Query, slot: StreamSlot) -> Result<Response, ApiError> {
-    let non_negative = |name: &str| -> Result<Option<u64>, ApiError> {
-        query
-            .integer(name)?
-            .map(|n| u64::try_from(n).map_err(|_| ApiError::validation(name, Rule::MinValue(0))))
-            .transpose()
-    };
-    let from_seq = non_negative("fromSeq")?.unwrap_or(1);
-    let limit = non_negative("limit")?.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let from_seq = query.non_negative("fromSeq")?.unwrap_or(1);
+    let limit = query.non_negative("limit")?.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
     let follow = query.get("follow") == Some("true");
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
     // A thread of its own, held as long as the client reads: never one of the pool's, which

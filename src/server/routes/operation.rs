@@ -63,6 +63,12 @@ pub enum Operation {
     ListAccessKeys,
     /// Admin: delete an access key.
     DeleteAccessKey,
+    /// Admin (root only): the settings a copy carries, secrets included.
+    CopySettings,
+    /// Admin (root only): a page of the log's sealed entries, for a copy.
+    CopyLog,
+    /// Admin (root only): a page of the token records, for a copy.
+    CopyTokens,
 }
 
 /// The signing name of finspace-data requests.
@@ -109,6 +115,9 @@ impl Operation {
             CreateAccessKey => "CreateAccessKey",
             ListAccessKeys => "ListAccessKeys",
             DeleteAccessKey => "DeleteAccessKey",
+            CopySettings => "CopySettings",
+            CopyLog => "CopyLog",
+            CopyTokens => "CopyTokens",
         }
     }
 

@@ -1,0 +1,350 @@
+//! Copying a ledger to another database, of any engine: the backup, the restore, the
+//! point-in-time recovery and the move between engines, as one operation.
+//!
+//! The log is copied entry by entry, its chain checked as it is read, and each chunk committed
+//! with the views folded up to it; the settings the ledger goes on with come first, unexpired
+//! token records last; then the destination is verified. A destination whose log is a prefix of
+//! the source's gets only the rest.
+//!
+//! Invariant: at every moment the destination is what it was, or a ledger whose log is a prefix
+//! of the source's and whose views are that prefix's fold (every commit holds whole entries with
+//! their folds), so a copy cut short at any point is completed by the next.
+
+use super::open::Store;
+use super::{guarded, settings, Config, Ledger};
+use crate::audit::chain::Chain;
+use crate::audit::Digest;
+use crate::backend::sled::directory;
+use crate::backend::{Backend, Head};
+use crate::core::codec;
+use crate::core::idempotency::TokenRecord;
+use crate::error::{Error, Failure, Result};
+use crate::write::copy::{append, carry_tokens};
+
+/// How many log entries one commit of a copy holds.
+const CHUNK_ENTRIES: usize = 4096;
+
+/// How many token records one page (and one commit) of a copy holds.
+const CHUNK_TOKENS: usize = 1024;
+
+/// What a copy reads: a ledger opened here ([`Ledger`]), or a running host through its admin
+/// routes (`server::client::RemoteSource`). Every method is a read; the log it answers must
+/// not change below the head it answered (it only grows).
+pub trait CopySource {
+    /// The source as messages name it (a path, a server, an endpoint; never a password).
+    fn shown(&self) -> String;
+    /// The settings a ledger goes on with (page secret, identity, environment id, root
+    /// credentials of a shared ledger), by name, as stored.
+    fn settings(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// The last entry of the log now (seq 0 for an empty log).
+    fn head(&self) -> Result<Digest>;
+    /// The sealed bytes of the entry at `seq`, if the log holds it.
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
+    /// Up to `limit` entries from `from_seq` on, ordered: (seq, sealed bytes).
+    fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Up to `limit` token records with keys after `after`, ordered: (key, encoded record).
+    fn tokens(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+/// Where a copy stops: the source's head, or an earlier point in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopyOptions {
+    /// Copy the log up to this seq, and the tokens as they stood then.
+    pub to_seq: Option<u64>,
+    /// Copy the entries written before this time (ms since the epoch), and the tokens as they
+    /// stood then.
+    pub before_ms: Option<i64>,
+}
+
+impl CopyOptions {
+    /// A copy up to the source's head.
+    pub fn new() -> Self {
+        CopyOptions::default()
+    }
+}
+
+/// How far a copy is, as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopyProgress {
+    /// Entries copied by this run so far.
+    pub copied: u64,
+    /// The destination's head seq now.
+    pub seq: u64,
+    /// The seq the copy goes up to (at most: a time cut may end it before).
+    pub until: u64,
+}
+
+/// What a finished copy did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Copied {
+    /// The destination's head seq before the copy (0: it was new or empty).
+    pub from_seq: u64,
+    /// Entries this run copied.
+    pub events: u64,
+    /// Token records carried (unexpired, and as they stood at the point copied to).
+    pub tokens: u64,
+    /// The digest source and destination agree on, at the destination's head.
+    #[serde(serialize_with = "shown")]
+    pub digest: Digest,
+}
+
+fn shown<S: serde::Serializer>(digest: &Digest, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_str(digest)
+}
+
+impl Ledger {
+    /// Copies this ledger into the database `to` names (a sled path or a `postgres://`
+    /// location), as [`copy_ledger`] does.
+    pub fn copy_to(
+        &self,
+        to: Config,
+        options: CopyOptions,
+        progress: &mut dyn FnMut(CopyProgress),
+    ) -> Result<Copied> {
+        copy_ledger(self, to, options, progress)
+    }
+}
+
+impl CopySource for Ledger {
+    fn shown(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn settings(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let backend = &self.inner.shared.backend;
+        let mut found = vec![];
+        for name in settings::CARRIED {
+            if let Some(value) = guarded(|| backend.meta(name))? {
+                found.push((name.to_string(), value));
+            }
+        }
+        Ok(found)
+    }
+
+    fn head(&self) -> Result<Digest> {
+        let head = guarded(|| self.inner.shared.backend.tip())?.head;
+        Ok(Digest { seq: head.seq, hash: head.hash })
+    }
+
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        guarded(|| self.inner.shared.backend.log_entry(seq))
+    }
+
+    fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        guarded(|| {
+            let mut entries = Vec::with_capacity(limit.min(CHUNK_ENTRIES));
+            for entry in self.inner.shared.backend.log(from_seq).take(limit) {
+                let (key, bytes) = entry?;
+                let seq = codec::seq_of(&key)
+                    .ok_or_else(|| Error::corrupt(format_args!("corrupt log: key of {} bytes", key.len())))?;
+                entries.push((seq, bytes));
+            }
+            Ok(entries)
+        })
+    }
+
+    fn tokens(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let records = guarded(|| self.inner.shared.backend.tokens_after(after, limit))?;
+        Ok(records.into_iter().map(|(key, record)| (key, codec::encode(&record))).collect())
+    }
+}
+
+/// Copies the ledger `source` reads into the database `to` names, up to where `options` say,
+/// then verifies the destination; `progress` hears how far it is after every commit.
+///
+/// A new or empty destination gets the whole log (and is verified whole); one whose log is a
+/// prefix of the source's gets the entries after it (and they are verified). A destination
+/// that holds another ledger, differs from the source at some seq, holds more than is to be
+/// copied, or is not a ledger at all is refused with [`Failure::Diverged`], unchanged. A sled
+/// destination is created readable by its owner only.
+pub fn copy_ledger(
+    source: &dyn CopySource,
+    to: Config,
+    options: CopyOptions,
+    progress: &mut dyn FnMut(CopyProgress),
+) -> Result<Copied> {
+    let carried = source.settings()?;
+    let source_head = source.head()?;
+    let until = match options.to_seq {
+        Some(seq) if seq > source_head.seq => {
+            return Err(Error::validation(
+                "toSeq",
+                crate::Rule::Type(format!("at most {}, where the source's log ends", source_head.seq)),
+            ))
+        }
+        Some(seq) => seq,
+        None => source_head.seq,
+    };
+    if !is_location(&to.path) && directory::holds_something_else(&to.path) {
+        return Err(diverged(&to.path, format_args!("it holds files but no ledger")));
+    }
+    let store = Store::open(to)?;
+    if let Some(problem) = store.lost {
+        return Err(Error::failed(Failure::Lost, format_args!("the destination lost writes: {problem}")));
+    }
+    let dst = store.backend.as_ref();
+    let named = &store.config.path.clone();
+    let tip = guarded(|| dst.tip())?;
+    if let Some(why) = guarded(|| settings::staleness(dst, &tip))?.or(store.failed_write.clone()) {
+        return Err(diverged(named, format_args!("its views cannot be trusted ({why}); rebuild them first")));
+    }
+    check_settings(dst, named, &carried)?;
+    let from_seq = tip.head.seq;
+    check_prefix(source, dst, named, tip.head, until)?;
+    for (name, value) in &carried {
+        guarded(|| dst.insert_meta(name, value))?;
+    }
+
+    let mut chain = Chain::after(tip.head);
+    let mut head = tip.head;
+    let cut_ms = options.before_ms;
+    let mut copied = 0;
+    'copy: while head.seq < until {
+        let want = usize::try_from(until - head.seq).unwrap_or(usize::MAX).min(CHUNK_ENTRIES);
+        let page = source.entries(head.seq + 1, want)?;
+        if page.is_empty() {
+            return Err(Error::corrupt(format_args!(
+                "the log of {} ends at seq {} before its head at seq {until}",
+                source.shown(),
+                head.seq
+            )));
+        }
+        let mut chunk = Vec::with_capacity(page.len());
+        let mut ended = false;
+        for (seq, bytes) in page {
+            let sealed = chain.check(&codec::seq_key(seq), &bytes).map_err(|problem| {
+                Error::corrupt(format_args!(
+                    "the log of {} is corrupt at {problem}; the copy holds the entries before it",
+                    source.shown()
+                ))
+            })?;
+            if cut_ms.is_some_and(|cut| sealed.envelope.time_ms >= cut) {
+                ended = true;
+                break;
+            }
+            chunk.push((sealed, bytes));
+        }
+        if !chunk.is_empty() {
+            head = guarded(|| append(dst, head, &chunk))?;
+            copied += chunk.len() as u64;
+            progress(CopyProgress { copied, seq: head.seq, until });
+        }
+        if ended {
+            break 'copy;
+        }
+    }
+
+    let now_ms = store.config.clock.now_ms();
+    let ttl_ms = store.config.token_ttl_ms;
+    let mut tokens = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = source.tokens(after.as_deref(), CHUNK_TOKENS)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        let mut kept = Vec::with_capacity(page.len());
+        for (key, bytes) in page {
+            let record: TokenRecord = codec::decode("token record", &bytes)?;
+            // As it stood at the head copied to: the event it answered is in, or (a no-op's)
+            // it was written before. A live source's later records stay behind.
+            let then = record.seq.map_or(record.expires_ms - ttl_ms <= head.time_ms, |s| s <= head.seq);
+            if then && record.expires_ms > now_ms {
+                kept.push((key, record));
+            }
+        }
+        tokens += kept.len() as u64;
+        guarded(|| carry_tokens(dst, head, kept))?;
+    }
+
+    let digest = Digest { seq: head.seq, hash: head.hash };
+    let ledger = Ledger::start(store.backend, store.config, None, store.tightened, None)?;
+    let report = match from_seq {
+        0 => ledger.verify(None, &mut |_| {})?,
+        _ => ledger.verify_since(Digest { seq: from_seq, hash: tip.head.hash }, &mut |_| {})?,
+    };
+    if let Some(problem) = report.problem {
+        return Err(Error::corrupt(format_args!(
+            "the copy at {} does not verify: {problem}",
+            named.display()
+        )));
+    }
+    if report.head != digest {
+        return Err(Error::corrupt(format_args!(
+            "the copy at {} ends at {}, the source's log at {digest}",
+            named.display(),
+            report.head
+        )));
+    }
+    Ok(Copied { from_seq, events: copied, tokens, digest })
+}
+
+/// Refuses a destination that holds settings of another ledger.
+fn check_settings(dst: &dyn Backend, named: &std::path::Path, carried: &[(String, Vec<u8>)]) -> Result<()> {
+    for (name, value) in carried {
+        if guarded(|| dst.meta(name))?.is_some_and(|stored| &stored != value) {
+            return Err(diverged(named, format_args!("it holds another ledger (its {name} differs)")));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a destination whose log is not a prefix of the source's up to `until`, naming the
+/// first seq where they differ. The chain makes equal entries at a seq mean equal logs up to
+/// it, so the first difference is found by bisection.
+fn check_prefix(
+    source: &dyn CopySource,
+    dst: &dyn Backend,
+    named: &std::path::Path,
+    head: Head,
+    until: u64,
+) -> Result<()> {
+    if head.seq == 0 {
+        return Ok(());
+    }
+    if head.seq > until {
+        return Err(diverged(
+            named,
+            format_args!("its log goes on to seq {}, past seq {until} where this copy ends", head.seq),
+        ));
+    }
+    let same = |seq: u64| -> Result<bool> {
+        let theirs = guarded(|| dst.log_entry(seq))?;
+        Ok(theirs.is_some() && theirs == source.entry(seq)?)
+    };
+    if same(head.seq)? {
+        return Ok(());
+    }
+    // Invariant: entries up to `low` agree (0: none checked), the one at `high` differs.
+    let (mut low, mut high) = (0, head.seq);
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if same(mid)? {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    Err(diverged(named, format_args!("its log differs from the source's from seq {high} on")))
+}
+
+fn diverged(named: &std::path::Path, why: std::fmt::Arguments<'_>) -> Error {
+    Error::failed(
+        Failure::Diverged,
+        format_args!("will not copy into {}: {why}; nothing was written", named.display()),
+    )
+}
+
+/// Whether `path` names a database server rather than a directory.
+fn is_location(path: &std::path::Path) -> bool {
+    #[cfg(feature = "postgres")]
+    return path.to_str().is_some_and(crate::backend::postgres::is_postgres);
+    #[cfg(not(feature = "postgres"))]
+    return {
+        let _ = path;
+        false
+    };
+}

@@ -1,0 +1,49 @@
+//! The write path of a copy: log entries sealed elsewhere (another ledger's log, checked on the
+//! way) appended as they are, folded into the views in the same commit, and token records carried.
+//!
+//! Invariant: a commit holds whole entries with the views folded up to them, so a destination
+//! is at every moment a ledger whose log is a prefix of the source's and whose views are its fold.
+
+use std::collections::BTreeMap;
+
+use crate::backend::{Backend, Changeset, Head};
+use crate::core::event::Sealed;
+use crate::core::idempotency::TokenRecord;
+use crate::error::{Error, Result};
+use crate::write::batch::gathered;
+
+/// Appends `entries` (the sealed bytes of each, checked to continue the chain at `head`) to
+/// `backend` in one commit, with the views folded up to the last, and makes them durable;
+/// returns the new head. An entry that contradicts the views is an error naming its seq, and
+/// nothing of the commit is written.
+pub fn append(backend: &dyn Backend, head: Head, entries: &[(Sealed, Vec<u8>)]) -> Result<Head> {
+    let probe = |probe: &mut crate::write::batch::Batch<'_>| {
+        for (sealed, bytes) in entries {
+            if probe.append_sealed(&sealed.envelope, bytes.clone(), sealed.hash).is_err() {
+                break;
+            }
+        }
+    };
+    let head = gathered(backend, head, probe, |batch| {
+        for (sealed, bytes) in entries {
+            let seq = sealed.envelope.seq;
+            batch.append_sealed(&sealed.envelope, bytes.clone(), sealed.hash).map_err(|e| {
+                Error::corrupt(format_args!("cannot fold the entry at seq {seq} into the copy's views: {e}"))
+            })?;
+        }
+        backend.commit(&batch.changes)?;
+        Ok(batch.head)
+    })?;
+    backend.sync(head)?;
+    Ok(head)
+}
+
+/// Stores `tokens` (by token key) on `backend` in one commit against `head`, durably.
+pub fn carry_tokens(backend: &dyn Backend, head: Head, tokens: Vec<(Vec<u8>, TokenRecord)>) -> Result<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let tokens: BTreeMap<_, _> = tokens.into_iter().map(|(key, record)| (key, Some(record))).collect();
+    backend.commit(&Changeset { tokens, base: head, ..Changeset::default() })?;
+    backend.sync(head)
+}
