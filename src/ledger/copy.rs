@@ -62,6 +62,16 @@ impl CopyOptions {
     pub fn new() -> Self {
         CopyOptions::default()
     }
+
+    /// A copy up to `seq`.
+    pub fn to_seq(self, seq: u64) -> Self {
+        CopyOptions { to_seq: Some(seq), ..self }
+    }
+
+    /// A copy of the entries written before `ms` (since the epoch).
+    pub fn before_ms(self, ms: i64) -> Self {
+        CopyOptions { before_ms: Some(ms), ..self }
+    }
 }
 
 /// How far a copy is, as it goes.
