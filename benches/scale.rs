@@ -3,7 +3,8 @@
 //! long operation in a child process of its own and reports its rate and the child's peak RSS.
 //!
 //! `cargo bench --bench scale` (sizes from `USER_LEDGER_SCALE_USERS`, default `1000000,3000000`;
-//! `USER_LEDGER_SCALE_ONLY=verify,verify-chain` runs only those operations).
+//! `USER_LEDGER_SCALE_ONLY=verify,verify-chain` runs only those operations). With the `postgres`
+//! feature, `copy-postgres` copies the ledger into a PostgreSQL cluster the bench starts.
 //! A report, not a timed test: it prints a table and asserts only that every operation succeeds.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -22,8 +23,15 @@ const GENERATOR: u32 = 1;
 /// Entries appended after the digest the incremental verify starts from.
 const TAIL: u64 = 10_000;
 
+#[cfg(feature = "postgres")]
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+
 /// The operations measured, in the order they run ("wipe-views" prepares the last one).
-const FIGURES: [&str; 9] = [
+const FIGURES: [&str; 11] = [
+    "copy-sled",
+    "copy-postgres",
     "verify",
     "verify-chain",
     "verify-since",
@@ -52,7 +60,16 @@ fn main() {
         let only = std::env::var("USER_LEDGER_SCALE_ONLY").ok();
         let chosen = |figure: &&str| only.as_deref().is_none_or(|only| only.split(',').any(|o| o == *figure));
         for figure in FIGURES.into_iter().filter(chosen) {
-            let (items, took, whole, rss_kib) = run_child(figure, &path, kept);
+            let to = match figure {
+                "copy-sled" => path.with_file_name("copy").to_str().unwrap().to_owned(),
+                #[cfg(feature = "postgres")]
+                "copy-postgres" => postgres::fresh_location(),
+                #[cfg(not(feature = "postgres"))]
+                "copy-postgres" => continue,
+                _ => String::new(),
+            };
+            let _ = std::fs::remove_dir_all(path.with_file_name("copy"));
+            let (items, took, whole, rss_kib) = run_child(figure, &path, kept, &to);
             if figure == "wipe-views" {
                 continue;
             }
@@ -105,9 +122,9 @@ fn create_users(ledger: &Ledger, from: u64, to: u64) {
     });
 }
 
-/// Runs `figure` in a child process; returns what it counted, how long the operation took after
+/// Runs `figure` in a child process (a copy's to `copy_to`); returns what it counted, how long the operation took after
 /// the ledger was open, how long the whole process took, and its peak RSS in KiB (from `wait4`).
-fn run_child(figure: &str, path: &Path, kept: Digest) -> (u64, Duration, Duration, i64) {
+fn run_child(figure: &str, path: &Path, kept: Digest, copy_to: &str) -> (u64, Duration, Duration, i64) {
     let started = Instant::now();
     // Reaped by wait4 below, which also reports its peak RSS.
     #[allow(clippy::zombie_processes)]
@@ -115,6 +132,7 @@ fn run_child(figure: &str, path: &Path, kept: Digest) -> (u64, Duration, Duratio
         .args(["--child", figure])
         .arg(path)
         .arg(kept.to_string())
+        .env("USER_LEDGER_SCALE_COPY_TO", copy_to)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -180,6 +198,10 @@ fn child(figure: &str, path: &Path, kept: Digest) -> (Instant, u64) {
             }
         }
         "rebuild-healthy" | "rebuild-empty" => ledger.rebuild_views(&mut |_| {}).unwrap(),
+        "copy-sled" | "copy-postgres" => {
+            let to = Config::new(std::env::var("USER_LEDGER_SCALE_COPY_TO").unwrap());
+            ledger.copy_to(to, user_ledger::CopyOptions::new(), &mut |_| {}).unwrap().events
+        }
         other => panic!("no figure {other}"),
     };
     (opened, items)
