@@ -212,7 +212,7 @@ fn the_golden_logs_and_the_format_1_database_copy_to_every_engine_with_their_dig
     }
     // The format-1 database, through the CLI (which opens it, migrating it in its own place).
     let format1 = dir.path().join("format1");
-    copy_dir(&fixtures.join("format1-db"), &format1);
+    common::copy_dir(&fixtures.join("format1-db"), &format1);
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures.join("format1-db.json")).unwrap()).unwrap();
     for to in [sled_path(&dir, "format1-copy"), postgres::fresh_location()] {
@@ -246,14 +246,6 @@ fn load_log(path: &Path, fixture: &Path) {
     raw.flush();
     drop(raw);
     Ledger::open_path(path).unwrap().rebuild_views(&mut |_| {}).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 #[test]

@@ -11,14 +11,6 @@ use common::SYSTEM;
 use serde_json::Value;
 use user_ledger::{Config, Ledger, OpenMode};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
 #[test]
 fn the_format_1_database_opens_verifies_and_answers() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -26,7 +18,7 @@ fn the_format_1_database_opens_verifies_and_answers() {
         serde_json::from_str(&std::fs::read_to_string(fixtures.join("format1-db.json")).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    copy_dir(&fixtures.join("format1-db"), &db);
+    common::copy_dir(&fixtures.join("format1-db"), &db);
     let ledger = Ledger::open(Config::new(&db).mode(OpenMode::Existing)).unwrap();
     let report = ledger.verify(None, &mut |_| {}).unwrap();
     assert_eq!(report.problem, None);

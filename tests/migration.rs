@@ -14,22 +14,10 @@ use common::SYSTEM;
 use tempfile::TempDir;
 use user_ledger::{Config, CreateUserRequest, Digest, Durability, Ledger, OpenMode};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 fn copy_of(template: &Path) -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    copy_dir(template, &path);
+    common::copy_dir(template, &path);
     (dir, path)
 }
 
