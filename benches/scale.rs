@@ -199,7 +199,10 @@ fn child(figure: &str, path: &Path, kept: Digest) -> (Instant, u64) {
         }
         "rebuild-healthy" | "rebuild-empty" => ledger.rebuild_views(&mut |_| {}).unwrap(),
         "copy-sled" | "copy-postgres" => {
-            let to = Config::new(std::env::var("USER_LEDGER_SCALE_COPY_TO").unwrap());
+            let mut to = Config::new(std::env::var("USER_LEDGER_SCALE_COPY_TO").unwrap());
+            if let Ok(mib) = std::env::var("USER_LEDGER_SCALE_CACHE_MIB") {
+                to = to.cache_capacity(mib.parse::<u64>().unwrap() << 20);
+            }
             ledger.copy_to(to, user_ledger::CopyOptions::new(), &mut |_| {}).unwrap().events
         }
         other => panic!("no figure {other}"),

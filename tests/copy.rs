@@ -254,24 +254,29 @@ fn a_second_copy_into_a_prefix_copies_only_what_came_after() {
     for i in 0..5 {
         t.create(&format!("u{i}@example.com"));
     }
-    for to in [sled_path(&t.dir, "backup"), postgres::fresh_location()] {
-        let first = t.ledger.copy_to(Config::new(&to), CopyOptions::new(), &mut |_| {}).unwrap();
+    let destinations = [sled_path(&t.dir, "backup"), postgres::fresh_location()];
+    for to in &destinations {
+        let first = t.ledger.copy_to(Config::new(to), CopyOptions::new(), &mut |_| {}).unwrap();
         assert_eq!((first.from_seq, first.events), (0, 5));
-        let again = t.ledger.copy_to(Config::new(&to), CopyOptions::new(), &mut |_| {}).unwrap();
+        let again = t.ledger.copy_to(Config::new(to), CopyOptions::new(), &mut |_| {}).unwrap();
         assert_eq!((again.from_seq, again.events), (5, 0), "nothing new: nothing copied");
         assert_eq!(again.digest, first.digest);
     }
-    let to = sled_path(&t.dir, "backup");
-    for i in 5..8 {
-        t.create(&format!("u{i}@example.com"));
+    // What came after: folded into the copy's views chunk by chunk.
+    let ana = t.create("ana@example.com");
+    let update = UpdateUserRequest { first_name: Some("Ana".into()), ..UpdateUserRequest::new(&ana) };
+    t.ledger.update_user(&SYSTEM, &update).unwrap();
+    t.ledger.disable_user(&SYSTEM, &t.create("u0b@example.com"), None).unwrap();
+    for to in &destinations {
+        let mut seen = vec![];
+        let third = t.ledger.copy_to(Config::new(to), CopyOptions::new(), &mut |p| seen.push(p.seq)).unwrap();
+        assert_eq!((third.from_seq, third.events), (5, 4));
+        assert_eq!(seen, [9], "one chunk, reported once");
+        assert_eq!(third.digest, t.ledger.digest().unwrap());
+        let copy = Ledger::open(Config::new(to)).unwrap();
+        assert_eq!(copy.verify(None, &mut |_| {}).unwrap().problem, None);
+        assert_eq!(answers(&copy), answers(&t.ledger));
     }
-    let mut seen = vec![];
-    let third = t.ledger.copy_to(Config::new(&to), CopyOptions::new(), &mut |p| seen.push(p.seq)).unwrap();
-    assert_eq!((third.from_seq, third.events), (5, 3));
-    assert_eq!(seen, [8], "one chunk, reported once");
-    assert_eq!(third.digest, t.ledger.digest().unwrap());
-    let copy = Ledger::open(Config::new(&to)).unwrap();
-    assert_eq!(answers(&copy), answers(&t.ledger));
 }
 
 #[test]
@@ -490,9 +495,14 @@ fn a_copy_killed_at_any_moment_leaves_a_prefix_the_next_run_completes() {
         if !to.join("db").exists() {
             continue;
         }
-        // A valid prefix: it opens, verifies, and its head is the source's entry at that seq.
+        // A valid prefix: it opens, its chain verifies, its head is the source's entry at that
+        // seq; its views are folded up to it, or (a new copy's) said to lag.
         let copy = Ledger::open(Config::new(&to).mode(OpenMode::ReadOnly)).unwrap();
-        assert_eq!(copy.verify(None, &mut |_| {}).unwrap().problem, None, "round {round}");
+        assert_eq!(copy.verify_chain(None, &mut |_| {}).unwrap().problem, None, "round {round}");
+        match copy.views_status() {
+            None => assert_eq!(copy.verify(None, &mut |_| {}).unwrap().problem, None, "round {round}"),
+            Some(why) => assert!(why.contains("the views lag the log"), "round {round}: {why}"),
+        }
         let head = copy.digest().unwrap();
         if head.seq > 0 {
             let entry = source_ledger.log(head.seq).next().unwrap().unwrap();

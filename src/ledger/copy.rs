@@ -1,25 +1,28 @@
 //! Copying a ledger to another database, of any engine: the backup, the restore, the
 //! point-in-time recovery and the move between engines, as one operation.
 //!
-//! The log is copied entry by entry, its chain checked as it is read, and each chunk committed
-//! with the views folded up to it; the settings the ledger goes on with come first, unexpired
-//! token records last; then the destination is verified. A destination whose log is a prefix of
-//! the source's gets only the rest.
+//! The log is copied entry by entry, its chain checked as it is read; the settings the ledger
+//! goes on with come first, unexpired token records last; then the destination is verified. A
+//! destination whose log is a prefix of the source's gets only the rest, each chunk committed
+//! with the views folded up to it; a new one gets the log first and its views folded from it at
+//! the end (in bounded memory, as rebuild-views does).
 //!
 //! Invariant: at every moment the destination is what it was, or a ledger whose log is a prefix
-//! of the source's and whose views are that prefix's fold (every commit holds whole entries with
-//! their folds), so a copy cut short at any point is completed by the next.
+//! of the source's (every commit holds whole entries): with its views folded up to its head, or,
+//! for a new one, marked as lagging until the copy folds them; so a copy cut short at any point
+//! is completed by the next.
 
 use super::open::Store;
 use super::{guarded, settings, Config, Ledger};
 use crate::audit::chain::Chain;
+use crate::audit::rebuild::rebuild;
 use crate::audit::Digest;
 use crate::backend::sled::directory;
 use crate::backend::{Backend, Head};
 use crate::core::codec;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Failure, Result};
-use crate::write::copy::{append, carry_tokens};
+use crate::write::copy::{append, append_log, carry_tokens};
 
 /// How many log entries one commit of a copy holds.
 const CHUNK_ENTRIES: usize = 4096;
@@ -199,8 +202,19 @@ pub fn copy_ledger(
     let dst = store.backend.as_ref();
     let named = &store.config.path.clone();
     let tip = guarded(|| dst.tip())?;
-    if let Some(why) = guarded(|| settings::staleness(dst, &tip))?.or(store.failed_write.clone()) {
-        return Err(diverged(named, format_args!("its views cannot be trusted ({why}); rebuild them first")));
+    // A new destination (or one a copy like this left with its log ahead of its views) gets its
+    // log first and its views folded from it at the end, rows in key order: on sled, several
+    // times faster than folding chunk by chunk, whose rows land all over the tree.
+    let log_first = store.failed_write.is_none()
+        && (tip.head.seq == 0
+            || (tip.views_seq < tip.head.seq && guarded(|| dst.last_seq())? == tip.head.seq));
+    if !log_first {
+        if let Some(why) = guarded(|| settings::staleness(dst, &tip))?.or(store.failed_write.clone()) {
+            return Err(diverged(
+                named,
+                format_args!("its views cannot be trusted ({why}); rebuild them first"),
+            ));
+        }
     }
     check_settings(dst, named, &carried)?;
     let from_seq = tip.head.seq;
@@ -239,13 +253,21 @@ pub fn copy_ledger(
             chunk.push((sealed, bytes));
         }
         if !chunk.is_empty() {
-            head = guarded(|| append(dst, head, &chunk))?;
+            head = match log_first {
+                true => guarded(|| append_log(dst, head, &chunk))?,
+                false => guarded(|| append(dst, head, &chunk))?,
+            };
             copied += chunk.len() as u64;
             progress(CopyProgress { copied, seq: head.seq, until });
         }
         if ended {
             break 'copy;
         }
+    }
+
+    if log_first {
+        guarded(|| rebuild(dst, store.config.fold_memory, &mut |_| {}))?;
+        guarded(|| dst.sync(head))?;
     }
 
     let now_ms = store.config.clock.now_ms();
