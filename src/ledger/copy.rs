@@ -1,28 +1,25 @@
 //! Copying a ledger to another database, of any engine: the backup, the restore, the
 //! point-in-time recovery and the move between engines, as one operation.
 //!
-//! The log is copied entry by entry, its chain checked as it is read; the settings the ledger
-//! goes on with come first, unexpired token records last; then the destination is verified. A
-//! destination whose log is a prefix of the source's gets only the rest, each chunk committed
-//! with the views folded up to it; a new one gets the log first and its views folded from it at
-//! the end (in bounded memory, as rebuild-views does).
+//! The log is copied entry by entry, its chain checked as it is read, and each chunk committed
+//! with the views folded up to it; the settings the ledger goes on with come first, unexpired
+//! token records last; then the destination is verified. A destination whose log is a prefix of
+//! the source's gets only the rest.
 //!
 //! Invariant: at every moment the destination is what it was, or a ledger whose log is a prefix
-//! of the source's (every commit holds whole entries): with its views folded up to its head, or,
-//! for a new one, marked as lagging until the copy folds them; so a copy cut short at any point
-//! is completed by the next.
+//! of the source's and whose views are that prefix's fold (every commit holds whole entries with
+//! their folds), so a copy cut short at any point is completed by the next.
 
 use super::open::Store;
 use super::{guarded, settings, Config, Ledger};
 use crate::audit::chain::Chain;
-use crate::audit::rebuild::rebuild;
 use crate::audit::Digest;
 use crate::backend::sled::directory;
 use crate::backend::{Backend, Head};
 use crate::core::codec;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Failure, Result};
-use crate::write::copy::{append, append_log, carry_tokens};
+use crate::write::copy::{append, carry_tokens};
 
 /// How many log entries one commit of a copy holds.
 const CHUNK_ENTRIES: usize = 4096;
@@ -202,19 +199,8 @@ pub fn copy_ledger(
     let dst = store.backend.as_ref();
     let named = &store.config.path.clone();
     let tip = guarded(|| dst.tip())?;
-    // A new destination (or one a copy like this left with its log ahead of its views) gets its
-    // log first and its views folded from it at the end, rows in key order: on sled, several
-    // times faster than folding chunk by chunk, whose rows land all over the tree.
-    let log_first = store.failed_write.is_none()
-        && (tip.head.seq == 0
-            || (tip.views_seq < tip.head.seq && guarded(|| dst.last_seq())? == tip.head.seq));
-    if !log_first {
-        if let Some(why) = guarded(|| settings::staleness(dst, &tip))?.or(store.failed_write.clone()) {
-            return Err(diverged(
-                named,
-                format_args!("its views cannot be trusted ({why}); rebuild them first"),
-            ));
-        }
+    if let Some(why) = guarded(|| settings::staleness(dst, &tip))?.or(store.failed_write.clone()) {
+        return Err(diverged(named, format_args!("its views cannot be trusted ({why}); rebuild them first")));
     }
     check_settings(dst, named, &carried)?;
     let from_seq = tip.head.seq;
@@ -223,74 +209,8 @@ pub fn copy_ledger(
         guarded(|| dst.insert_meta(name, value))?;
     }
 
-    let mut chain = Chain::after(tip.head);
-    let mut head = tip.head;
-    let cut_ms = options.before_ms;
-    let mut copied = 0;
-    'copy: while head.seq < until {
-        let want = usize::try_from(until - head.seq).unwrap_or(usize::MAX).min(CHUNK_ENTRIES);
-        let page = source.entries(head.seq + 1, want)?;
-        if page.is_empty() {
-            return Err(Error::corrupt(format_args!(
-                "the log of {} ends at seq {} before its head at seq {until}",
-                source.shown(),
-                head.seq
-            )));
-        }
-        let mut chunk = Vec::with_capacity(page.len());
-        let mut ended = false;
-        for (seq, bytes) in page {
-            let sealed = chain.check(&codec::seq_key(seq), &bytes).map_err(|problem| {
-                Error::corrupt(format_args!(
-                    "the log of {} is corrupt at {problem}; the copy holds the entries before it",
-                    source.shown()
-                ))
-            })?;
-            if cut_ms.is_some_and(|cut| sealed.envelope.time_ms >= cut) {
-                ended = true;
-                break;
-            }
-            chunk.push((sealed, bytes));
-        }
-        if !chunk.is_empty() {
-            head = match log_first {
-                true => guarded(|| append_log(dst, head, &chunk))?,
-                false => guarded(|| append(dst, head, &chunk))?,
-            };
-            copied += chunk.len() as u64;
-            progress(CopyProgress { copied, seq: head.seq, until });
-        }
-        if ended {
-            break 'copy;
-        }
-    }
-
-    if log_first {
-        guarded(|| rebuild(dst, store.config.fold_memory, &mut |_| {}))?;
-        guarded(|| dst.sync(head))?;
-    }
-
-    let now_ms = store.config.clock.now_ms();
-    let ttl_ms = store.config.token_ttl_ms;
-    let mut tokens = 0;
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = source.tokens(after.as_deref(), CHUNK_TOKENS)?;
-        let Some((last, _)) = page.last() else { break };
-        after = Some(last.clone());
-        let mut kept = Vec::with_capacity(page.len());
-        for (key, bytes) in page {
-            let record: TokenRecord = codec::decode("token record", &bytes)?;
-            // As it stood at the head copied to: the event it answered is in, or (a no-op's)
-            // it was written before. A live source's later records stay behind.
-            let then = record.seq.map_or(record.expires_ms - ttl_ms <= head.time_ms, |s| s <= head.seq);
-            if then && record.expires_ms > now_ms {
-                kept.push((key, record));
-            }
-        }
-        tokens += kept.len() as u64;
-        guarded(|| carry_tokens(dst, head, kept))?;
-    }
+    let (head, copied) = copy_log(source, dst, tip.head, until, options.before_ms, progress)?;
+    let tokens = copy_tokens(source, dst, head, &store.config)?;
 
     let digest = Digest { seq: head.seq, hash: head.hash };
     let ledger = Ledger::start(store.backend, store.config, None, store.tightened, None)?;
@@ -312,6 +232,81 @@ pub fn copy_ledger(
         )));
     }
     Ok(Copied { from_seq, events: copied, tokens, digest })
+}
+
+/// Copies the log after `head` up to `until` (and before `before_ms`), its chain checked as it
+/// is read, a commit a chunk with the views folded up to it. Returns the new head and how many
+/// entries were copied.
+fn copy_log(
+    source: &dyn CopySource,
+    dst: &dyn Backend,
+    mut head: Head,
+    until: u64,
+    before_ms: Option<i64>,
+    progress: &mut dyn FnMut(CopyProgress),
+) -> Result<(Head, u64)> {
+    let mut chain = Chain::after(head);
+    let mut copied = 0;
+    while head.seq < until {
+        let want = usize::try_from(until - head.seq).unwrap_or(usize::MAX).min(CHUNK_ENTRIES);
+        let page = source.entries(head.seq + 1, want)?;
+        if page.is_empty() {
+            return Err(Error::corrupt(format_args!(
+                "the log of {} ends at seq {} before its head at seq {until}",
+                source.shown(),
+                head.seq
+            )));
+        }
+        let mut chunk = Vec::with_capacity(page.len());
+        let mut ended = false;
+        for (seq, bytes) in page {
+            let sealed = chain.check(&codec::seq_key(seq), &bytes).map_err(|problem| {
+                Error::corrupt(format_args!(
+                    "the log of {} is corrupt at {problem}; the copy holds the entries before it",
+                    source.shown()
+                ))
+            })?;
+            if before_ms.is_some_and(|cut| sealed.envelope.time_ms >= cut) {
+                ended = true;
+                break;
+            }
+            chunk.push((sealed, bytes));
+        }
+        if !chunk.is_empty() {
+            head = guarded(|| append(dst, head, &chunk))?;
+            copied += chunk.len() as u64;
+            progress(CopyProgress { copied, seq: head.seq, until });
+        }
+        if ended {
+            break;
+        }
+    }
+    Ok((head, copied))
+}
+
+/// Carries the source's token records that are unexpired now and stood at `head`: the event
+/// each answered is in the copy, or (a no-op's) it was written before. A live source's later
+/// records stay behind. Returns how many were carried.
+fn copy_tokens(source: &dyn CopySource, dst: &dyn Backend, head: Head, config: &Config) -> Result<u64> {
+    let now_ms = config.clock.now_ms();
+    let mut tokens = 0;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = source.tokens(after.as_deref(), CHUNK_TOKENS)?;
+        let Some((last, _)) = page.last() else { return Ok(tokens) };
+        after = Some(last.clone());
+        let mut kept = Vec::with_capacity(page.len());
+        for (key, bytes) in page {
+            let record: TokenRecord = codec::decode("token record", &bytes)?;
+            let written_ms = record.expires_ms - config.token_ttl_ms;
+            let stood = record.seq.map_or(written_ms <= head.time_ms, |seq| seq <= head.seq);
+            if stood && record.expires_ms > now_ms {
+                kept.push((key, record));
+            }
+        }
+        tokens += kept.len() as u64;
+        guarded(|| carry_tokens(dst, head, kept))?;
+    }
 }
 
 /// Refuses a destination that holds settings of another ledger.

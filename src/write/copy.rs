@@ -1,13 +1,12 @@
 //! The write path of a copy: log entries sealed elsewhere (another ledger's log, checked on the
 //! way) appended as they are, folded into the views in the same commit, and token records carried.
 //!
-//! Invariant: a commit holds whole entries, with the views folded up to them or marked as lagging
-//! (folded later, from the log), so a destination is at every moment a ledger whose log is a
-//! prefix of the source's.
+//! Invariant: a commit holds whole entries with the views folded up to them, so a destination
+//! is at every moment a ledger whose log is a prefix of the source's and whose views are its fold.
 
 use std::collections::BTreeMap;
 
-use crate::backend::{Backend, Changeset, Head, Tip};
+use crate::backend::{Backend, Changeset, Head};
 use crate::core::event::Sealed;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Result};
@@ -37,26 +36,6 @@ pub fn append(backend: &dyn Backend, head: Head, entries: &[(Sealed, Vec<u8>)]) 
     })?;
     backend.sync(head)?;
     Ok(head)
-}
-
-/// Appends `entries` (checked to continue the chain at `head`) to `backend` in one commit with
-/// the views left to fold later: the tip marks them as folded up to seq 0, so that until a
-/// rebuild the ledger says they lag. Durable when it returns; returns the new head.
-pub fn append_log(backend: &dyn Backend, head: Head, entries: &[(Sealed, Vec<u8>)]) -> Result<Head> {
-    let log = entries.iter().map(|(sealed, bytes)| (sealed.envelope.seq, bytes.clone())).collect();
-    let last = entries.last().map_or(head, |(sealed, _)| Head {
-        seq: sealed.envelope.seq,
-        hash: sealed.hash,
-        time_ms: sealed.envelope.time_ms,
-    });
-    backend.commit(&Changeset {
-        log,
-        tip: Some(Tip { head: last, views_seq: 0 }),
-        base: head,
-        ..Changeset::default()
-    })?;
-    backend.sync(last)?;
-    Ok(last)
 }
 
 /// Stores `tokens` (by token key) on `backend` in one commit against `head`, durably.
