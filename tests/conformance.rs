@@ -68,7 +68,7 @@ fn an_empty_backend_has_no_log_no_tip_and_no_settings() {
 #[test]
 fn a_commit_appends_in_seq_order_and_its_views_are_the_fold_of_the_log() {
     each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), 60_000);
+        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
         create_users(backend, &mut writer, &["a@example.com", "b@example.com", "c@example.com"]);
         assert_eq!(backend.last_seq().unwrap(), 3, "{kind:?}");
         let tip = backend.tip().unwrap();
@@ -92,7 +92,7 @@ fn a_commit_appends_in_seq_order_and_its_views_are_the_fold_of_the_log() {
 #[test]
 fn a_commit_decided_against_a_moved_head_writes_nothing_and_is_a_conflict() {
     each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), 60_000);
+        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
         create_users(backend, &mut writer, &["a@example.com"]);
         let before: Vec<_> = backend.log(1).map(Result::unwrap).collect();
         // A well-formed entry (a backend may read what it stores), decided against the empty log.
@@ -114,7 +114,10 @@ fn a_commit_decided_against_a_moved_head_writes_nothing_and_is_a_conflict() {
 #[test]
 fn a_writer_behind_another_decides_its_batch_again_on_the_new_head() {
     each_backend(|kind, backend| {
-        let (mut a, mut b) = (Writer::new(Head::default(), 60_000), Writer::new(Head::default(), 60_000));
+        let (mut a, mut b) = (
+            Writer::new(Head::default(), Default::default(), 60_000),
+            Writer::new(Head::default(), Default::default(), 60_000),
+        );
         create_users(backend, &mut a, &["a@example.com"]);
         // b still believes the log is empty: its commit conflicts, it reloads, decides again.
         create_users(backend, &mut b, &["b@example.com"]);
@@ -138,7 +141,7 @@ fn insert_meta_keeps_the_first_value_and_returns_it_to_every_later_caller() {
 #[test]
 fn token_records_come_in_key_order_a_page_at_a_time() {
     each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), 60_000);
+        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
         create_users(backend, &mut writer, &["c@example.com", "a@example.com", "b@example.com"]);
         let all = backend.tokens_after(None, usize::MAX).unwrap();
         let keys: Vec<_> = all.iter().map(|(k, _)| k.clone()).collect();
@@ -155,7 +158,7 @@ fn token_records_come_in_key_order_a_page_at_a_time() {
 #[test]
 fn replace_view_makes_the_view_hold_exactly_the_rows_given() {
     each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), 60_000);
+        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
         create_users(backend, &mut writer, &["a@example.com", "b@example.com"]);
         let rows: Vec<_> = backend.view_rows(ViewTree::Emails).map(Result::unwrap).collect();
         assert_eq!(rows.len(), 2, "{kind:?}");

@@ -247,8 +247,11 @@ pub fn verify_entries(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Report, MemViews)> {
     let mut views = MemViews::default();
-    let fold = &mut |sealed: &Sealed, _: &[u8]| {
-        Ok(views.apply(&sealed.envelope).err().map(|e| Fault::Contradiction(e.to_string())))
+    let fold = &mut |sealed: &Sealed, bytes: &[u8]| {
+        Ok(views
+            .apply_entry(&sealed.envelope, bytes, sealed.hash)
+            .err()
+            .map(|e| Fault::Contradiction(e.to_string())))
     };
     let report = walk(entries, Chain::default(), digest, progress, fold)?;
     Ok((report, views))

@@ -5,6 +5,7 @@
 //! fold of the log; memory stays within `Config::fold_memory` whatever the log's size.
 
 pub mod chain;
+pub mod merkle;
 pub mod rebuild;
 pub mod refold;
 pub mod spill;

@@ -33,6 +33,7 @@ use crate::core::domain::{
     email_key, AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
 use crate::core::event::{Event, Sealed, Subject};
+use crate::core::merkle::Frontier;
 use crate::core::{self, State, Views};
 use crate::error::Result;
 use crate::views::{self, subject_prefix, MemViews, ViewTree};
@@ -89,12 +90,17 @@ pub fn refold(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Refolded> {
     let mut events = Sorter::new(budget / 2);
+    let mut out = Outputs::new(budget / 2);
+    // The Merkle tree folds in log order, from its frontier alone.
+    let mut tree = Frontier::default();
     let mut report = audit::walk(entries, Chain::default(), digest, progress, &mut |sealed, bytes| {
         let key = at_seq(fold_key(&sealed.envelope.event), sealed.envelope.seq);
         events.push(&key, bytes)?;
+        for (node, hash) in tree.append(bytes) {
+            out.rows.push(&row_key(ViewTree::Merkle, &node.key()), &hash)?;
+        }
         Ok(None)
     })?;
-    let mut out = Outputs::new(budget / 2);
     fold_subjects(events.finish()?, &mut out, progress)?;
     for ((view, key), value) in out.counter_rows() {
         out.rows.push(&row_key(view, &key), &value)?;

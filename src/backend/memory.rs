@@ -88,6 +88,10 @@ impl Reads for MemoryBackend {
         let range = memory.tokens.range::<[u8], _>((after_bound(after), Bound::Unbounded));
         Ok(range.take(limit).map(|(k, r)| (k.clone(), r.clone())).collect())
     }
+
+    fn merkle_node(&self, node: crate::core::merkle::Node) -> Result<Option<crate::core::merkle::Hash>> {
+        Ok(self.read().views.merkle.get(&node.key()[..]).copied())
+    }
 }
 
 impl Backend for MemoryBackend {
@@ -290,6 +294,14 @@ fn set_view(views: &mut MemViews, view: ViewTree, rows: Vec<(Vec<u8>, Vec<u8>)>)
                 .collect::<Result<_>>()?
         }
         ViewTree::History => views.history = rows.into_iter().map(|(k, _)| k).collect(),
+        ViewTree::Merkle => {
+            views.merkle = rows
+                .into_iter()
+                .map(|(k, v)| {
+                    Ok((k, v.try_into().map_err(|_| Error::corrupt("a merkle row that is not a hash"))?))
+                })
+                .collect::<Result<_>>()?
+        }
         ViewTree::AccessKeys => views.access_keys = by_key(what, &rows)?,
         ViewTree::Groups => views.groups = by_key(what, &rows)?,
         ViewTree::Memberships => {

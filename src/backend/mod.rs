@@ -31,6 +31,7 @@ use crate::core::domain::{
 };
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
+use crate::core::merkle::{Hash, Node};
 use crate::core::{State, Views};
 use crate::error::Result;
 use crate::views::{self, Row, ViewTree};
@@ -118,12 +119,14 @@ pub enum ViewChange {
     Member(String, UserId, bool),
     /// Add a history entry: the key [`crate::views::history_key`] makes of (subject, seq).
     History(Vec<u8>),
+    /// Store a complete subtree of the Merkle tree.
+    MerkleNode(Node, Hash),
 }
 
 impl ViewChange {
     /// Replays this change onto `views` (the in-memory backend of the tests does).
     #[cfg_attr(not(feature = "whitebox"), allow(dead_code))]
-    pub fn apply(&self, views: &mut impl Views) {
+    pub fn apply(&self, views: &mut views::MemViews) {
         match self.clone() {
             ViewChange::PutUser(user) => views.put_user(user),
             ViewChange::PutEmail(key, id) => views.put_email(key, id),
@@ -142,6 +145,7 @@ impl ViewChange {
             ViewChange::RemoveTemporaryCredential(id) => views.remove_temporary_credential(&id),
             ViewChange::Member(group, user, member) => views.set_member(&group, &user, member),
             ViewChange::History(key) => views.add_history(key),
+            ViewChange::MerkleNode(node, hash) => views.put_merkle_node(node, hash),
         }
     }
 
@@ -173,6 +177,7 @@ impl ViewChange {
                 .map(|key| ((ViewTree::Memberships, key), member.then(Vec::new)))
                 .collect(),
             ViewChange::History(key) => put(views::history_row(key.clone())),
+            ViewChange::MerkleNode(node, hash) => put(views::merkle_row(*node, hash)),
         }
     }
 }
@@ -249,6 +254,13 @@ pub trait Reads: State {
     /// Up to `limit` token records with keys after `after`, ordered (the writer's sweep for
     /// expired ones).
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
+    /// The hash of the Merkle tree's complete subtree `node`, if stored.
+    fn merkle_node(&self, node: Node) -> Result<Option<Hash>>;
+    /// The hashes of `nodes`, each if stored, in order: a backend whose reads cost a round
+    /// trip each reads them at once.
+    fn merkle_nodes(&self, nodes: &[Node]) -> Result<Vec<Option<Hash>>> {
+        nodes.iter().map(|node| self.merkle_node(*node)).collect()
+    }
 }
 
 /// Reads gathered for one batch attempt ([`Backend::prefetch`]): the writer decides the batch once

@@ -73,6 +73,21 @@ pub fn page<T>(
     Ok((items, more))
 }
 
+/// The hash of the Merkle tree's complete subtree `node`, if stored; a row that is not a hash is
+/// corrupt, named by its node.
+pub fn merkle_node(store: &impl RowStore, node: crate::core::merkle::Node) -> Result<Option<[u8; 32]>> {
+    let Some(value) = store.row(ViewTree::Merkle, &node.key())? else { return Ok(None) };
+    let hash = value.try_into().map_err(|v: Vec<u8>| {
+        Error::corrupt(format_args!(
+            "corrupt merkle: the node of level {} at index {} holds {} bytes, not a hash",
+            node.level,
+            node.index,
+            v.len()
+        ))
+    })?;
+    Ok(Some(hash))
+}
+
 /// Every row of `view`, decoded.
 pub fn all<T: serde::de::DeserializeOwned>(store: &impl RowStore, view: ViewTree) -> Result<Vec<T>> {
     Ok(page(store, view, &[], None, usize::MAX - 1, |k, v| decode_row(view, k, v))?.0)

@@ -44,7 +44,7 @@ impl Node {
     pub fn of_key(key: &[u8]) -> Option<Node> {
         let end = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
         let level = *key.get(8)?;
-        if key.len() != 9 || level > 63 || end == 0 || end % (1u64 << level) != 0 {
+        if key.len() != 9 || level > 63 || end == 0 || !end.is_multiple_of(1u64 << level) {
             return None;
         }
         Some(Node { level, index: (end >> level) - 1 })
@@ -84,10 +84,9 @@ pub struct Frontier {
 }
 
 impl Frontier {
-    /// The frontier of a tree of `size` leaves, its peaks' hashes read through `node`.
-    pub fn load(size: u64, node: &mut dyn FnMut(Node) -> Result<Hash>) -> Result<Frontier> {
-        let peaks = peaks(size).into_iter().map(|n| Ok((n, node(n)?))).collect::<Result<_>>()?;
-        Ok(Frontier { size, peaks })
+    /// The frontier of a tree of `size` leaves whose [`peaks`] have `hashes`, in order.
+    pub fn of_peaks(size: u64, hashes: Vec<Hash>) -> Frontier {
+        Frontier { size, peaks: peaks(size).into_iter().zip(hashes).collect() }
     }
 
     /// How many leaves the tree holds.
@@ -141,7 +140,7 @@ impl<'a> Tree<'a> {
     /// MTH(D[lo:hi]) for a range the RFC's recursion names: aligned at a subtree's start.
     fn range(&self, lo: u64, hi: u64) -> Result<Hash> {
         let n = hi - lo;
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             return (self.node)(Node { level: n.trailing_zeros() as u8, index: lo / n });
         }
         let k = split(n);
@@ -160,7 +159,10 @@ impl<'a> Tree<'a> {
     /// the sibling hashes from the leaf up.
     pub fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
         if index >= size {
-            return Err(Error::validation("leafIndex", crate::Rule::Type(format!("below the tree size {size}"))));
+            return Err(Error::validation(
+                "leafIndex",
+                crate::Rule::Type(format!("below the tree size {size}")),
+            ));
         }
         let mut path = vec![];
         self.path(index, 0, size, &mut path)?;
@@ -248,7 +250,13 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, path: &[Hash], root:
 
 /// Checks a consistency proof (RFC 9162 §2.1.4.2): that the tree of `second` leaves with root
 /// `second_root` extends the tree of `first` leaves with root `first_root`.
-pub fn verify_consistency(first: u64, second: u64, path: &[Hash], first_root: &Hash, second_root: &Hash) -> bool {
+pub fn verify_consistency(
+    first: u64,
+    second: u64,
+    path: &[Hash],
+    first_root: &Hash,
+    second_root: &Hash,
+) -> bool {
     if first == 0 || first > second {
         return false;
     }

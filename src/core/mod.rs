@@ -16,6 +16,7 @@ pub mod codec;
 pub mod domain;
 pub mod event;
 pub mod idempotency;
+pub mod merkle;
 pub mod seal;
 
 mod apply;

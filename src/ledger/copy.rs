@@ -13,7 +13,7 @@
 use super::open::Store;
 use super::{guarded, settings, Config, Ledger};
 use crate::audit::chain::Chain;
-use crate::audit::Digest;
+use crate::audit::{merkle, Digest};
 use crate::backend::sled::directory;
 use crate::backend::{Backend, Head};
 use crate::core::codec;
@@ -246,6 +246,7 @@ fn copy_log(
     progress: &mut dyn FnMut(CopyProgress),
 ) -> Result<(Head, u64)> {
     let mut chain = Chain::after(head);
+    let mut tree = guarded(|| merkle::ensure(dst, head.seq))?;
     let mut copied = 0;
     while head.seq < until {
         let want = usize::try_from(until - head.seq).unwrap_or(usize::MAX).min(CHUNK_ENTRIES);
@@ -273,7 +274,7 @@ fn copy_log(
             chunk.push((sealed, bytes));
         }
         if !chunk.is_empty() {
-            head = guarded(|| append(dst, head, &chunk))?;
+            head = guarded(|| append(dst, head, &mut tree, &chunk))?;
             copied += chunk.len() as u64;
             progress(CopyProgress { copied, seq: head.seq, until });
         }

@@ -7,11 +7,12 @@ use super::{settings, Config, Inner, Ledger};
 use crate::api::page::PageTokens;
 use crate::api::validate;
 use crate::audit::refold::refold;
-use crate::audit::{Digest, Fault, Problem};
+use crate::audit::{merkle, Digest, Fault, Problem};
 use crate::backend::guard::guard;
 use crate::backend::sled::directory::Directory;
 use crate::backend::sled::{Opened, SledBackend};
 use crate::backend::{Backend, Head, OpenMode};
+use crate::core::merkle::Frontier;
 use crate::credentials::access_key;
 use crate::credentials::password::SignInLimiter;
 use crate::error::{Error, Failure, Result};
@@ -95,9 +96,22 @@ impl Ledger {
             Ok((tip, stale, page_secret, identity, environment_id))
         })?;
         let read_only = config.mode == OpenMode::ReadOnly;
+        // A database written before the Merkle tree existed gets it now. Views that cannot be
+        // trusted get it with the rest from rebuild-views, which writes wait for.
+        let tree = match stale {
+            Some(_) => Frontier::default(),
+            None => match guard("while building the Merkle tree", || {
+                merkle::ensure(backend.as_ref(), tip.head.seq)
+            }) {
+                Ok(tree) => tree,
+                // Audits of a read-only ledger go on; verify names what the tree lacks.
+                Err(_) if read_only => Frontier::default(),
+                Err(e) => return Err(e),
+            },
+        };
         let shared = Arc::new(Shared::new(
             backend,
-            Writer::new(tip.head, config.token_ttl_ms),
+            Writer::new(tip.head, tree, config.token_ttl_ms),
             config.limits,
             config.clock.clone(),
             config.durability,

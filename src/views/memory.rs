@@ -2,10 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
 use crate::core::event::Envelope;
+use crate::core::merkle::{Frontier, Hash, Node};
 use crate::core::{State, Views};
 use crate::error::Result;
 use crate::views::{
@@ -41,6 +43,13 @@ pub struct MemViews {
     pub principal_keys: BTreeMap<String, PrincipalKey>,
     /// Temporary credentials by key id.
     pub temporary_credentials: BTreeMap<String, TemporaryCredential>,
+    /// The Merkle tree's complete subtrees: hash by row key.
+    pub merkle: BTreeMap<Vec<u8>, Hash>,
+    /// Where the Merkle tree's next leaf goes.
+    frontier: Frontier,
+    /// The hash of the last entry folded: what an envelope folded without its bytes is sealed
+    /// onto, to hash it into the tree.
+    prev_hash: [u8; 32],
 }
 
 // `fold` and `rows` serve audit's tests and this crate's own (whitebox) tests.
@@ -55,9 +64,25 @@ impl MemViews {
         Ok(views)
     }
 
-    /// Folds one envelope in.
+    /// Folds one envelope in: its effect, and its entry (sealed onto the last) into the tree.
     pub fn apply(&mut self, envelope: &Envelope) -> Result<()> {
-        fold(self, envelope)
+        let (bytes, hash) = codec::seal(envelope, self.prev_hash);
+        self.apply_entry(envelope, &bytes, hash)
+    }
+
+    /// Folds one log entry in: `envelope`, stored as `bytes`, whose chain hash is `hash`.
+    pub fn apply_entry(&mut self, envelope: &Envelope, bytes: &[u8], hash: [u8; 32]) -> Result<()> {
+        fold(self, envelope)?;
+        for (node, node_hash) in self.frontier.append(bytes) {
+            self.put_merkle_node(node, node_hash);
+        }
+        self.prev_hash = hash;
+        Ok(())
+    }
+
+    /// Stores a complete subtree of the Merkle tree.
+    pub fn put_merkle_node(&mut self, node: Node, hash: Hash) {
+        self.merkle.insert(node.key().to_vec(), hash);
     }
 
     /// The rows the store would hold for these views.
@@ -97,6 +122,7 @@ impl MemViews {
             ViewTree::TemporaryCredentials => {
                 Box::new(self.temporary_credentials.values().map(temporary_credential_row).map(strip))
             }
+            ViewTree::Merkle => Box::new(self.merkle.iter().map(|(key, hash)| (key.clone(), hash.to_vec()))),
             ViewTree::Memberships => {
                 let mut keys: Vec<Vec<u8>> =
                     self.memberships.iter().flat_map(|(group, user)| membership_keys(group, user)).collect();

@@ -21,7 +21,7 @@ pub use keys::{
 pub use memory::MemViews;
 pub use rows::{
     access_key_row, email_row, enabled_users_row, group_row, history_row, kx_count_row, kx_user_row,
-    password_row, principal_key_row, temporary_credential_row, user_row, Row,
+    merkle_row, password_row, principal_key_row, temporary_credential_row, user_row, Row,
 };
 
 /// A view derived from the log.
@@ -49,11 +49,14 @@ pub enum ViewTree {
     PrincipalKeys,
     /// accessKeyId → temporary credentials.
     TemporaryCredentials,
+    /// (tree size at which it completes, level) → hash: every complete subtree of the RFC 9162
+    /// Merkle tree over the log's entries (see [`crate::core::merkle`]).
+    Merkle,
 }
 
 impl ViewTree {
     /// Every view tree.
-    pub const ALL: [ViewTree; 11] = [
+    pub const ALL: [ViewTree; 12] = [
         ViewTree::Users,
         ViewTree::Emails,
         ViewTree::Counters,
@@ -65,6 +68,7 @@ impl ViewTree {
         ViewTree::Passwords,
         ViewTree::PrincipalKeys,
         ViewTree::TemporaryCredentials,
+        ViewTree::Merkle,
     ];
 
     /// The view's name, in messages (and format 1's tree of it).
@@ -81,6 +85,7 @@ impl ViewTree {
             ViewTree::Passwords => "passwords",
             ViewTree::PrincipalKeys => "principal_keys",
             ViewTree::TemporaryCredentials => "temporary_credentials",
+            ViewTree::Merkle => "merkle",
         }
     }
 }

@@ -66,3 +66,8 @@ pub fn temporary_credential_row(credential: &TemporaryCredential) -> Row {
 pub fn history_row(key: Vec<u8>) -> Row {
     ((ViewTree::History, key), Vec::new())
 }
+
+/// The row of a complete subtree of the Merkle tree: its hash under its key.
+pub fn merkle_row(node: crate::core::merkle::Node, hash: &crate::core::merkle::Hash) -> Row {
+    ((ViewTree::Merkle, node.key().to_vec()), hash.to_vec())
+}

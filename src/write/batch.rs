@@ -16,6 +16,7 @@ use crate::core::domain::{
 };
 use crate::core::event::{Envelope, Event};
 use crate::core::idempotency::{self, Response, TokenRecord};
+use crate::core::merkle::Frontier;
 use crate::core::{self, Limits};
 use crate::error::{Error, Failure, Result};
 use crate::views::{self};
@@ -33,6 +34,7 @@ const GATHER_ROUNDS: usize = 3;
 pub(super) fn gathered<T>(
     backend: &dyn Backend,
     head: Head,
+    tree: &Frontier,
     probe: impl Fn(&mut Batch<'_>),
     decide: impl FnOnce(&mut Batch<'_>) -> Result<T>,
 ) -> Result<T> {
@@ -41,7 +43,7 @@ pub(super) fn gathered<T>(
         Some(prefetch) => {
             for _ in 0..GATHER_ROUNDS {
                 prefetch.noting(true);
-                probe(&mut Batch::new(backend, prefetch, head));
+                probe(&mut Batch::new(backend, prefetch, head, tree.clone()));
                 prefetch.noting(false);
                 if !prefetch.fetch_noted()? {
                     break;
@@ -51,7 +53,7 @@ pub(super) fn gathered<T>(
         }
         None => backend,
     };
-    decide(&mut Batch::new(backend, reads, head))
+    decide(&mut Batch::new(backend, reads, head, tree.clone()))
 }
 
 /// Pending changes of one commit, read through to the backend.
@@ -61,6 +63,8 @@ pub(super) struct Batch<'s> {
     pub(super) reads: &'s dyn Reads,
     /// The head after the entries appended so far.
     pub(super) head: Head,
+    /// The Merkle tree's frontier after them.
+    pub(super) tree: Frontier,
     pub(super) users: BTreeMap<UserId, User>,
     pub(super) emails: BTreeMap<String, UserId>,
     pub(super) enabled_users: Option<u64>,
@@ -78,11 +82,12 @@ pub(super) struct Batch<'s> {
 }
 
 impl<'s> Batch<'s> {
-    pub(super) fn new(backend: &'s dyn Backend, reads: &'s dyn Reads, head: Head) -> Self {
+    pub(super) fn new(backend: &'s dyn Backend, reads: &'s dyn Reads, head: Head, tree: Frontier) -> Self {
         Batch {
             backend,
             reads,
             head,
+            tree,
             users: BTreeMap::new(),
             emails: BTreeMap::new(),
             enabled_users: None,
@@ -167,6 +172,9 @@ impl<'s> Batch<'s> {
         hash: [u8; 32],
     ) -> Result<()> {
         views::fold(self, envelope)?;
+        for (node, node_hash) in self.tree.append(&bytes) {
+            self.changes.views.push(ViewChange::MerkleNode(node, node_hash));
+        }
         self.changes.log.push((envelope.seq, bytes));
         self.head = Head { seq: envelope.seq, hash, time_ms: envelope.time_ms };
         self.changes.tip = Some(Tip { head: self.head, views_seq: envelope.seq });

@@ -9,14 +9,20 @@ use std::collections::BTreeMap;
 use crate::backend::{Backend, Changeset, Head};
 use crate::core::event::Sealed;
 use crate::core::idempotency::TokenRecord;
+use crate::core::merkle::Frontier;
 use crate::error::{Error, Result};
 use crate::write::batch::gathered;
 
 /// Appends `entries` (the sealed bytes of each, checked to continue the chain at `head`) to
-/// `backend` in one commit, with the views folded up to the last, and makes them durable;
-/// returns the new head. An entry that contradicts the views is an error naming its seq, and
+/// `backend` in one commit, with the views (and the Merkle tree, whose frontier at `head` is
+/// `tree`) folded up to the last, and makes them durable; returns the new head. An entry that contradicts the views is an error naming its seq, and
 /// nothing of the commit is written.
-pub fn append(backend: &dyn Backend, head: Head, entries: &[(Sealed, Vec<u8>)]) -> Result<Head> {
+pub fn append(
+    backend: &dyn Backend,
+    head: Head,
+    tree: &mut Frontier,
+    entries: &[(Sealed, Vec<u8>)],
+) -> Result<Head> {
     let probe = |probe: &mut crate::write::batch::Batch<'_>| {
         for (sealed, bytes) in entries {
             if probe.append_sealed(&sealed.envelope, bytes.clone(), sealed.hash).is_err() {
@@ -24,7 +30,7 @@ pub fn append(backend: &dyn Backend, head: Head, entries: &[(Sealed, Vec<u8>)]) 
             }
         }
     };
-    let head = gathered(backend, head, probe, |batch| {
+    let (head, grown) = gathered(backend, head, tree, probe, |batch| {
         for (sealed, bytes) in entries {
             let seq = sealed.envelope.seq;
             batch.append_sealed(&sealed.envelope, bytes.clone(), sealed.hash).map_err(|e| {
@@ -32,9 +38,10 @@ pub fn append(backend: &dyn Backend, head: Head, entries: &[(Sealed, Vec<u8>)]) 
             })?;
         }
         backend.commit(&batch.changes)?;
-        Ok(batch.head)
+        Ok((batch.head, batch.tree.clone()))
     })?;
     backend.sync(head)?;
+    *tree = grown;
     Ok(head)
 }
 

@@ -1,11 +1,13 @@
 //! The single writer: the head of the log as committed, and committing a batch of requests (or a
 //! purge of expired token records) as one atomic changeset.
 
+use crate::audit::merkle::frontier;
 use crate::audit::rebuild::rebuild;
 use crate::backend::{moved, Backend, Head};
 use crate::core::domain::Caller;
 use crate::core::event::Event;
 use crate::core::idempotency::Response;
+use crate::core::merkle::Frontier;
 use crate::core::{Command, Limits};
 use crate::error::{Error, Failure, Result};
 use crate::write::batch::{gathered, Batch};
@@ -50,6 +52,8 @@ pub struct Committed {
 #[derive(Debug)]
 pub struct Writer {
     head: Head,
+    /// The Merkle tree's frontier at the head.
+    tree: Frontier,
     token_ttl_ms: i64,
     /// Where the sweep for expired token records goes on: the last key it examined, or the
     /// start.
@@ -58,8 +62,8 @@ pub struct Writer {
 
 impl Writer {
     /// A writer continuing the log at `head`, remembering tokens for `token_ttl_ms`.
-    pub fn new(head: Head, token_ttl_ms: i64) -> Self {
-        Writer { head, token_ttl_ms, sweep: None }
+    pub fn new(head: Head, tree: Frontier, token_ttl_ms: i64) -> Self {
+        Writer { head, tree, token_ttl_ms, sweep: None }
     }
 
     /// The head as last committed.
@@ -80,7 +84,10 @@ impl Writer {
         requests: &[WriteRequest],
     ) -> Result<Committed> {
         if let Some(head) = backend.begin_batch()? {
-            self.head = head;
+            if head != self.head {
+                self.tree = frontier(backend, head.seq)?;
+                self.head = head;
+            }
         }
         let mut decide_and_commit = || {
             for _ in 0..MAX_CONFLICTS {
@@ -114,7 +121,9 @@ impl Writer {
 
     /// Continues from the head as the backend has it now (another writer appended).
     fn reload(&mut self, backend: &dyn Backend) -> Result<()> {
-        self.head = backend.tip()?.head;
+        let head = backend.tip()?.head;
+        self.tree = frontier(backend, head.seq)?;
+        self.head = head;
         Ok(())
     }
 
@@ -136,7 +145,7 @@ impl Writer {
             }
         };
         let sweep = self.sweep.clone();
-        let (committed, head, next) = gathered(backend, self.head, probe, |batch| {
+        let (committed, head, next) = gathered(backend, self.head, &self.tree, probe, |batch| {
             let mut results = Vec::with_capacity(requests.len());
             for request in requests {
                 match batch.execute(request, limits, time_ms, ttl_ms) {
@@ -154,15 +163,15 @@ impl Writer {
                 // Nothing to compare-and-set: the answers stand only if the head did not move
                 // while they were decided.
                 self.check_unmoved(backend)?;
-                return Ok((Committed { results, wrote }, batch.head, sweep));
+                return Ok((Committed { results, wrote }, (batch.head, batch.tree.clone()), sweep));
             }
             let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
             let (_, next) = batch.purge_expired_tokens(sweep.as_deref(), time_ms, examine)?;
             backend.commit(&batch.changes)?;
-            Ok((Committed { results, wrote }, batch.head, next))
+            Ok((Committed { results, wrote }, (batch.head, batch.tree.clone()), next))
         })?;
         if committed.wrote {
-            self.head = head;
+            (self.head, self.tree) = head;
             self.sweep = next;
         }
         Ok(committed)
@@ -176,6 +185,7 @@ impl Writer {
         progress: &mut dyn FnMut(u64),
     ) -> Result<Head> {
         let head = rebuild(backend, fold_memory, progress)?;
+        self.tree = frontier(backend, head.seq)?;
         self.head = head;
         Ok(head)
     }
@@ -191,7 +201,7 @@ impl Writer {
         let now_ms = now_ms.max(self.head.time_ms);
         let (mut from, mut total, mut conflicts) = (None, 0, 0);
         loop {
-            let mut batch = Batch::new(backend, backend, self.head);
+            let mut batch = Batch::new(backend, backend, self.head, self.tree.clone());
             let (purged, next) = batch.purge_expired_tokens(from.as_deref(), now_ms, chunk)?;
             if let Err(e) = backend.commit(&batch.changes) {
                 match e.failure() {

@@ -62,6 +62,15 @@ pub fn record_json(view: ViewTree, key: &[u8], value: &[u8]) -> Result<serde_jso
             _ => serde_json::Value::Null,
         },
         ViewTree::History => history_json(key),
+        ViewTree::Merkle => match crate::core::merkle::Node::of_key(key) {
+            Some(node) => serde_json::json!({
+                "treeSize": node.end(),
+                "level": node.level,
+                "index": node.index,
+                "hash": value.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            }),
+            None => serde_json::Value::Null,
+        },
     })
 }
 

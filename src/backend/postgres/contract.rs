@@ -166,6 +166,10 @@ impl Reads for PgBackend {
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
         self.tokens_after_on(&mut *self.client()?, after, limit)
     }
+
+    fn merkle_node(&self, node: crate::core::merkle::Node) -> Result<Option<crate::core::merkle::Hash>> {
+        crate::backend::rows::merkle_node(self, node)
+    }
 }
 
 impl Backend for PgBackend {

@@ -83,6 +83,10 @@ impl Reads for Gathered<'_> {
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
         self.backend.on_session("reading tokens", |c| self.backend.tokens_after_on(c, after, limit))?
     }
+
+    fn merkle_node(&self, node: crate::core::merkle::Node) -> Result<Option<crate::core::merkle::Hash>> {
+        crate::backend::rows::merkle_node(self, node)
+    }
 }
 
 impl Prefetch for Gathered<'_> {

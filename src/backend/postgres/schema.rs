@@ -74,6 +74,12 @@ fn columns(view: ViewTree) -> &'static [(&'static str, Column)] {
             ("principal_arn", Text("principalArn")),
             ("create_time", Time("createTime")),
         ],
+        ViewTree::Merkle => &[
+            ("tree_size", Number("treeSize")),
+            ("level", Number("level")),
+            ("node_index", Number("index")),
+            ("hash", Text("hash")),
+        ],
         ViewTree::TemporaryCredentials => &[
             ("access_key_id", Text("accessKeyId")),
             ("user_id", Text("userId")),

@@ -39,6 +39,10 @@ impl Reads for SledBackend {
         }
         Ok(records)
     }
+
+    fn merkle_node(&self, node: crate::core::merkle::Node) -> Result<Option<crate::core::merkle::Hash>> {
+        crate::backend::rows::merkle_node(self, node)
+    }
 }
 
 impl Backend for SledBackend {
