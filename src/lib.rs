@@ -65,6 +65,7 @@ pub mod write;
 mod write;
 pub use api::wire;
 
+pub use crate::core::checkpoint::{Checkpoint, ConsistencyProof, InclusionProof};
 pub use crate::core::clock::{Clock, ManualClock, SystemClock};
 pub use crate::core::domain::{
     AccessKey, AccessKeyPair, ApiAccess, ApplicationPermission, Caller, GroupChanges, Identity, KxUser,

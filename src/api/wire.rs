@@ -74,6 +74,75 @@ pub fn digest_json(digest: &crate::audit::Digest) -> Value {
     json!({ "digest": digest.to_string() })
 }
 
+/// An inclusion proof as JSON: what `proof --seq` prints and `verify-proof` reads.
+pub fn inclusion_json(proof: &crate::core::checkpoint::InclusionProof) -> Value {
+    json!({
+        "kind": "inclusion",
+        "seq": proof.index + 1,
+        "leafIndex": proof.index,
+        "treeSize": proof.size,
+        "entry": base64_of(&proof.entry),
+        "leafHash": base64_of(&crate::core::merkle::leaf_hash(&proof.entry)),
+        "path": proof.path.iter().map(|h| base64_of(h)).collect::<Vec<_>>(),
+    })
+}
+
+/// A consistency proof as JSON: what `proof --first-size` prints and `verify-proof` reads.
+pub fn consistency_json(proof: &crate::core::checkpoint::ConsistencyProof) -> Value {
+    json!({
+        "kind": "consistency",
+        "firstSize": proof.first,
+        "secondSize": proof.second,
+        "path": proof.path.iter().map(|h| base64_of(h)).collect::<Vec<_>>(),
+    })
+}
+
+/// A proof [`inclusion_json`] or [`consistency_json`] wrote, read back; anything else is an error
+/// naming the member at fault.
+pub fn proof_of(value: &Value) -> crate::error::Result<Proof> {
+    use crate::core::checkpoint::{ConsistencyProof, InclusionProof};
+    let number = |member: &'static str| {
+        value.get(member).and_then(Value::as_u64).ok_or_else(|| {
+            crate::error::Error::validation(member, crate::Rule::Type("a whole number".into()))
+        })
+    };
+    let path = value
+        .get("path")
+        .and_then(Value::as_array)
+        .ok_or_else(|| crate::error::Error::validation("path", crate::Rule::Type("a list of hashes".into())))?
+        .iter()
+        .map(|h| {
+            let bytes = bytes_of("path", h.as_str().unwrap_or_default())?;
+            bytes.try_into().map_err(|_| {
+                crate::error::Error::validation("path", crate::Rule::Type("32-byte hashes".into()))
+            })
+        })
+        .collect::<crate::error::Result<Vec<[u8; 32]>>>()?;
+    match value.get("kind").and_then(Value::as_str) {
+        Some("inclusion") => Ok(Proof::Inclusion(InclusionProof {
+            index: number("leafIndex")?,
+            size: number("treeSize")?,
+            entry: bytes_of("entry", value.get("entry").and_then(Value::as_str).unwrap_or_default())?,
+            path,
+        })),
+        Some("consistency") => Ok(Proof::Consistency(ConsistencyProof {
+            first: number("firstSize")?,
+            second: number("secondSize")?,
+            path,
+        })),
+        _ => Err(crate::error::Error::validation("kind", crate::Rule::Enum(&["inclusion", "consistency"]))),
+    }
+}
+
+/// A proof of either kind, as read from JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// That an entry is in a tree.
+    Inclusion(crate::core::checkpoint::InclusionProof),
+    /// That a tree extends another.
+    Consistency(crate::core::checkpoint::ConsistencyProof),
+}
+
 /// Raw rows (a copy's pages of log entries, token records or settings) as JSON:
 /// `{"rows": [[key, value], …]}`, each in standard base64.
 pub fn rows_json(rows: &[(Vec<u8>, Vec<u8>)]) -> Value {

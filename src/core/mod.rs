@@ -11,6 +11,7 @@
 //! over the in-memory fold, a commit batch and every backend. Nothing here names a layer above it
 //! (`tests/arrows.rs` holds that).
 
+pub mod checkpoint;
 pub mod clock;
 pub mod codec;
 pub mod domain;

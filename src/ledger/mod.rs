@@ -32,6 +32,7 @@ mod keys;
 mod kx;
 mod open;
 mod passwords;
+mod proofs;
 mod settings;
 mod users;
 
@@ -62,6 +63,8 @@ struct Inner {
     key_secret: [u8; 32],
     /// Seals password hashes and kept temporary passwords; from the database's secret.
     seal_key: [u8; 32],
+    /// Signs checkpoints of the Merkle tree; from the database's secret.
+    checkpoint_key: ed25519_dalek::SigningKey,
     /// What the log lost of what was acknowledged (a read-only open goes on regardless).
     lost: Option<Problem>,
     /// What opening narrowed to its owner's only.

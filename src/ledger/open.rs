@@ -137,6 +137,7 @@ impl Ledger {
                 sign_ins: SignInLimiter::default(),
                 key_secret: access_key::secret_key(&page_secret),
                 seal_key: crate::core::seal::seal_key(&page_secret),
+                checkpoint_key: crate::core::checkpoint::signing_key(&page_secret),
                 lost,
                 tightened,
                 pipeline,

@@ -253,6 +253,46 @@ pub(crate) enum Command {
     },
     /// Print the log's digest (`SEQ:HASH`) for an auditor to keep.
     Digest,
+    /// Print a signed checkpoint of the Merkle tree (a C2SP signed note): its size and root.
+    Checkpoint {
+        /// The tree of the first N entries (default: the whole log).
+        #[arg(long)]
+        tree_size: Option<u64>,
+    },
+    /// Print the verifier key of this ledger's checkpoints, for auditors to keep.
+    CheckpointKey,
+    /// Print a proof: that the entry at --seq is in the tree (inclusion), or that the tree of
+    /// --second-size entries extends the tree of --first-size (consistency).
+    Proof {
+        /// The entry to prove in the tree.
+        #[arg(long, required_unless_present = "first_size", conflicts_with = "first_size")]
+        seq: Option<u64>,
+        /// The tree the entry is in (default: the whole log).
+        #[arg(long, requires = "seq")]
+        tree_size: Option<u64>,
+        /// The earlier tree of a consistency proof.
+        #[arg(long)]
+        first_size: Option<u64>,
+        /// The later tree (default: the whole log).
+        #[arg(long, requires = "first_size")]
+        second_size: Option<u64>,
+    },
+    /// Check a signed checkpoint, and a proof against it, offline: no database is opened.
+    /// Exit 0 when everything holds, 3 when something does not.
+    VerifyProof {
+        /// The ledger's verifier key (from checkpoint-key), kept by the auditor.
+        #[arg(long)]
+        key: String,
+        /// A checkpoint file (from checkpoint).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// A proof file (from proof).
+        #[arg(long)]
+        proof: Option<PathBuf>,
+        /// For a consistency proof: the checkpoint of the earlier tree.
+        #[arg(long)]
+        old_checkpoint: Option<PathBuf>,
+    },
     /// Print counts: events, users, kdb users, tokens, bytes on disk.
     Stats,
     /// After a loss of acknowledged writes that no backup can undo: accept the log as it is now

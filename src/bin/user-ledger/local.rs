@@ -201,6 +201,20 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             Ok(if report.problem.is_none() { Output::Json(body) } else { Output::Failed(body) })
         }
         Command::Digest => Ok(Output::Json(wire::digest_json(&ledger.digest()?))),
+        Command::Checkpoint { tree_size } => {
+            print!("{}", ledger.checkpoint(tree_size)?);
+            Ok(Output::Printed)
+        }
+        Command::CheckpointKey => {
+            println!("{}", ledger.checkpoint_key());
+            Ok(Output::Printed)
+        }
+        Command::Proof { seq: Some(seq), tree_size, .. } => {
+            Ok(Output::Json(wire::inclusion_json(&ledger.inclusion_proof(seq, tree_size)?)))
+        }
+        Command::Proof { first_size, second_size, .. } => Ok(Output::Json(wire::consistency_json(
+            &ledger.consistency_proof(first_size.unwrap_or_default(), second_size)?,
+        ))),
         Command::Stats => json(ledger.stats()),
         Command::CreateAccessKey { user_id, principal_arn } => match (user_id, principal_arn) {
             (Some(user_id), _) => json(ledger.create_access_key(caller, &user_id)),
@@ -216,7 +230,7 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             Ok(Output::Json(json!({})))
         }
         // Handled above, before the ledger is opened.
-        Command::AcceptLog | Command::Serve(_) | Command::Copy(_) => {
+        Command::AcceptLog | Command::Serve(_) | Command::Copy(_) | Command::VerifyProof { .. } => {
             Err(Error::internal("this command cannot run on an open ledger"))
         }
     }

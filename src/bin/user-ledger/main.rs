@@ -2,13 +2,14 @@
 //!
 //! One file per step, as ripgrep's `flags/` does it: `args` the flags, `open` the config they make
 //! and the opening, `local` the commands on an open ledger, `remote` the same against a running
-//! host, `serve` the host, `copy` a ledger into another database, `output` what is printed and the exit code. This file only dispatches.
+//! host, `serve` the host, `copy` a ledger into another database, `proof` checking proofs offline, `output` what is printed and the exit code. This file only dispatches.
 
 mod args;
 mod copy;
 mod local;
 mod open;
 mod output;
+mod proof;
 mod remote;
 mod serve;
 
@@ -37,6 +38,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> user_ledger::Result<Output> {
     if let Command::Copy(args) = &cli.command {
         return copy::copy(&cli, args);
+    }
+    if let Command::VerifyProof { key, checkpoint, proof, old_checkpoint } = &cli.command {
+        return proof::verify(key, checkpoint, proof.as_deref(), old_checkpoint.as_deref());
     }
     if let Some(endpoint) = &cli.endpoint_url {
         return remote::run(endpoint, &cli);

@@ -1,0 +1,66 @@
+//! What an outside auditor is given: signed checkpoints of the Merkle tree, and inclusion and
+//! consistency proofs against them, read from the stored tree (never by re-hashing the log).
+
+use super::{guarded, Ledger};
+use crate::audit::merkle::with_tree;
+use crate::core::checkpoint::{verifier_key, Checkpoint, ConsistencyProof, InclusionProof};
+use crate::error::{Error, Result, Rule};
+
+impl Ledger {
+    /// The log's name in checkpoints, and its key's: `user-ledger/<account>/<environmentId>`.
+    pub fn origin(&self) -> String {
+        format!("user-ledger/{}/{}", self.inner.identity.account, self.inner.environment_id)
+    }
+
+    /// The verifier key of this ledger's checkpoints (`name+hash+base64key`), for auditors to
+    /// keep: derived from the database's secret, so a copy signs with the same key.
+    pub fn checkpoint_key(&self) -> String {
+        verifier_key(&self.origin(), &self.inner.checkpoint_key.verifying_key())
+    }
+
+    /// The tree of the first `size` entries (default: the whole log), signed: a C2SP signed
+    /// note with a `tlog-checkpoint` body.
+    pub fn checkpoint(&self, size: Option<u64>) -> Result<String> {
+        let size = self.tree_size("treeSize", size)?;
+        let root = self.stored(|reads| with_tree(reads, |tree| tree.root(size)))?;
+        Ok(Checkpoint { origin: self.origin(), size, root }.sign(&self.inner.checkpoint_key))
+    }
+
+    /// The proof that the entry at `seq` is in the tree of `size` entries (default: the whole
+    /// log), with the entry's sealed bytes.
+    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof> {
+        let size = self.tree_size("treeSize", size)?;
+        if seq == 0 || seq > size {
+            return Err(Error::validation("seq", Rule::Type(format!("from 1 to the tree size {size}"))));
+        }
+        let entry = guarded(|| self.inner.shared.backend.log_entry(seq))?
+            .ok_or_else(|| Error::corrupt(format_args!("the log lacks its entry at seq {seq}")))?;
+        let path = self.stored(|reads| with_tree(reads, |tree| tree.inclusion(seq - 1, size)))?;
+        Ok(InclusionProof { index: seq - 1, size, entry, path })
+    }
+
+    /// The proof that the tree of `second` entries (default: the whole log) extends the tree of
+    /// `first`.
+    pub fn consistency_proof(&self, first: u64, second: Option<u64>) -> Result<ConsistencyProof> {
+        let second = self.tree_size("secondSize", second)?;
+        let path = self.stored(|reads| with_tree(reads, |tree| tree.consistency(first, second)))?;
+        Ok(ConsistencyProof { first, second, path })
+    }
+
+    /// `size`, or the log's size now; refused past it.
+    fn tree_size(&self, member: &'static str, size: Option<u64>) -> Result<u64> {
+        let head = self.inner.shared.head()?.seq;
+        match size {
+            None => Ok(head),
+            Some(size) if size <= head => Ok(size),
+            Some(_) => Err(Error::validation(member, Rule::Type(format!("at most {head}, the log's size")))),
+        }
+    }
+
+    /// Reads the stored tree, once the views are trusted (it is one of them).
+    fn stored<T>(&self, read: impl FnOnce(&dyn crate::backend::Reads) -> Result<T>) -> Result<T> {
+        let shared = &self.inner.shared;
+        shared.refuse_if_stale()?;
+        guarded(|| read(shared.backend.as_ref()))
+    }
+}
