@@ -34,13 +34,15 @@ pub fn signing_key(secret: &[u8; 32]) -> SigningKey {
 
 /// The 4 bytes that name `key` in a signature line: SHA-256(name ‖ "\n" ‖ 0x01 ‖ key)[..4].
 fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
-    let hash = Sha256::new()
+    let hash: [u8; 32] = Sha256::new()
         .chain_update(name.as_bytes())
         .chain_update(b"\n")
         .chain_update([ED25519])
         .chain_update(key.as_bytes())
-        .finalize();
-    [hash[0], hash[1], hash[2], hash[3]]
+        .finalize()
+        .into();
+    let [a, b, c, d, ..] = hash;
+    [a, b, c, d]
 }
 
 /// The verifier key an auditor keeps: `name+hash+base64(0x01 ‖ key)`, as sumdb/note writes it.

@@ -41,6 +41,7 @@ impl Node {
     }
 
     /// The node a [`Node::key`] names; `None` for bytes that are not one.
+    #[cfg_attr(not(any(test, feature = "postgres")), allow(dead_code))]
     pub fn of_key(key: &[u8]) -> Option<Node> {
         let end = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
         let level = *key.get(8)?;
@@ -89,11 +90,6 @@ impl Frontier {
         Frontier { size, peaks: peaks(size).into_iter().zip(hashes).collect() }
     }
 
-    /// How many leaves the tree holds.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     /// Appends `entry` as the next leaf; returns the nodes it completes, leaf first.
     pub fn append(&mut self, entry: &[u8]) -> Vec<(Node, Hash)> {
         let leaf = (Node { level: 0, index: self.size }, leaf_hash(entry));
@@ -114,6 +110,7 @@ impl Frontier {
 
     /// The root of the tree: its peaks joined right to left (the empty tree's is SHA-256 of
     /// nothing, as RFC 9162 says).
+    #[cfg(test)]
     pub fn root(&self) -> Hash {
         let mut peaks = self.peaks.iter().rev();
         let Some((_, last)) = peaks.next() else { return Sha256::digest([]).into() };
