@@ -81,6 +81,15 @@ fn check(path: &std::path::Path, acknowledged: &[String], cycle: usize, full: bo
     for id in acknowledged {
         assert!(ledger.get_user(&Caller::System, id).is_ok(), "cycle {cycle}: acknowledged user {id} lost");
     }
+    // The Merkle tree is neither behind nor ahead of the log: its checkpoint is of the log's
+    // size, and the last entry's proof leads to its root.
+    let head = ledger.digest().unwrap().seq;
+    let signed =
+        user_ledger::Checkpoint::open(&ledger.checkpoint(None).unwrap(), &ledger.checkpoint_key()).unwrap();
+    assert_eq!(signed.size, head, "cycle {cycle}");
+    if head > 0 {
+        assert!(ledger.inclusion_proof(head, None).unwrap().holds(&signed), "cycle {cycle}");
+    }
     if full {
         let report = ledger.verify(None, &mut |_| {}).unwrap();
         assert_eq!(report.problem, None, "cycle {cycle}: views == fold(log) and the chain verify");
