@@ -2,7 +2,7 @@
 //! wrote (the `ct-merkle` crate): its roots for every tree size, and our inclusion and
 //! consistency proofs verified by it; a tampered entry, a wrong root and a forged checkpoint
 //! refused; the stored tree checked by verify and remade by rebuild; copies that prove the same.
-#![cfg(feature = "postgres")]
+#![cfg(all(feature = "postgres", feature = "server"))]
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
@@ -230,4 +230,63 @@ fn proofs_past_the_log_or_of_seq_0_are_refused_naming_the_member() {
     assert_eq!(common::validation(&t.ledger.checkpoint(Some(4))).unwrap().0, "treeSize");
     assert_eq!(common::validation(&t.ledger.consistency_proof(0, None)).unwrap().0, "firstSize");
     assert_eq!(common::validation(&t.ledger.consistency_proof(4, Some(3))).unwrap().0, "firstSize");
+}
+
+#[test]
+fn the_host_serves_checkpoints_and_proofs_to_auditors_and_to_no_one_else() {
+    use user_ledger::server::ADMIN;
+    use user_ledger::{CreatePermissionGroupRequest, UpdateUserRequest};
+    let host = common::host::InProcess::new();
+    let ledger = &host.ledger;
+    let create = |email: &str| {
+        let request = CreateUserRequest {
+            api_access: Some("ENABLED".into()),
+            ..CreateUserRequest::new(email, "APP_USER")
+        };
+        ledger.create_user(&SYSTEM, &request).unwrap().user_id
+    };
+    let (auditor, other) = (create("auditor@example.com"), create("other@example.com"));
+    let group = ledger
+        .create_permission_group(&SYSTEM, &CreatePermissionGroupRequest::new("audit", &["ViewAuditData"]))
+        .unwrap()
+        .permission_group_id;
+    ledger.associate_user_to_permission_group(&SYSTEM, &group, &auditor, None).unwrap();
+    ledger
+        .update_user(
+            &SYSTEM,
+            &UpdateUserRequest { first_name: Some("A".into()), ..UpdateUserRequest::new(&other) },
+        )
+        .unwrap();
+    let as_auditor = host.client(ledger.create_access_key(&SYSTEM, &auditor).unwrap());
+    let as_other = host.client(ledger.create_access_key(&SYSTEM, &other).unwrap());
+
+    let reply = as_auditor.send("GET", ADMIN, "/ledger/checkpoint-key", b"").unwrap();
+    assert_eq!(reply.status, 200);
+    let key = String::from_utf8(reply.body).unwrap();
+    assert_eq!(key.trim(), ledger.checkpoint_key());
+    let reply = as_auditor.send("GET", ADMIN, "/ledger/checkpoint?treeSize=4", b"").unwrap();
+    assert_eq!(reply.status, 200);
+    let signed = Checkpoint::open(&String::from_utf8(reply.body).unwrap(), &key).unwrap();
+    assert_eq!(signed.size, 4);
+    let reply = as_auditor.send("GET", ADMIN, "/ledger/proof?seq=2&treeSize=4", b"").unwrap();
+    let wire::Proof::Inclusion(proof) = wire::proof_of(&reply.json()).unwrap() else {
+        panic!("{}", reply.json())
+    };
+    assert!(proof.holds(&signed));
+    let reply = host.root().send("GET", ADMIN, "/ledger/proof?firstSize=2&secondSize=4", b"").unwrap();
+    let wire::Proof::Consistency(proof) = wire::proof_of(&reply.json()).unwrap() else {
+        panic!("{}", reply.json())
+    };
+    assert!(proof.holds(&checkpoint(ledger, 2), &signed));
+    let reply = as_auditor.send("GET", ADMIN, "/ledger/proof?seq=99", b"").unwrap();
+    assert_eq!((reply.status, reply.error_type()), (400, Some("ValidationException")));
+
+    let reply = as_other.send("GET", ADMIN, "/ledger/checkpoint", b"").unwrap();
+    assert_eq!((reply.status, reply.error_type()), (403, Some("AccessDeniedException")));
+    let reply = as_auditor.send("GET", ADMIN, "/ledger/copy/settings", b"").unwrap();
+    assert_eq!(
+        (reply.status, reply.error_type()),
+        (403, Some("AccessDeniedException")),
+        "secrets: root only"
+    );
 }

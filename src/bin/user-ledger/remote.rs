@@ -29,6 +29,23 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
             });
         }
         Command::Digest => get("/ledger/digest".into())?,
+        Command::Checkpoint { tree_size } => {
+            let size = tree_size.map(|n| n.to_string());
+            return printed(&get(with_query("/ledger/checkpoint", &[("treeSize", size.as_deref())]))?);
+        }
+        Command::CheckpointKey => return printed(&get("/ledger/checkpoint-key".into())?),
+        Command::Proof { seq, tree_size, first_size, second_size } => {
+            let text = |n: &Option<u64>| n.map(|n| n.to_string());
+            let (seq, size, first, second) =
+                (text(seq), text(tree_size), text(first_size), text(second_size));
+            let query = [
+                ("seq", seq.as_deref()),
+                ("treeSize", size.as_deref()),
+                ("firstSize", first.as_deref()),
+                ("secondSize", second.as_deref()),
+            ];
+            get(with_query("/ledger/proof", &query))?
+        }
         Command::Stats => get("/ledger/stats".into())?,
         Command::Log { from_seq, limit, follow } => {
             let (from, limit) = (from_seq.to_string(), limit.map(|n| n.to_string()));
@@ -72,7 +89,8 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
             return Err(Error::validation(
                 "endpoint-url",
                 Rule::Type(
-                    "used only with verify, digest, stats, log, history and the access-key commands; \
+                    "used only with verify, digest, stats, log, history, checkpoint, checkpoint-key, proof \
+                     and the access-key commands; \
                      for the API operations use aws finspace-data / aws finspace with --endpoint-url"
                         .into(),
                 ),

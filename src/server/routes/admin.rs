@@ -1,4 +1,5 @@
-//! The root-only admin routes (`/ledger/…`): verify, digest, stats, history, access keys.
+//! The admin routes (`/ledger/…`): verify, digest, stats, history, checkpoints and proofs (also for
+//! holders of ViewAuditData); access keys and the copy's pages (root only).
 
 use axum::body::Body;
 use axum::response::Response;
@@ -76,6 +77,21 @@ impl Call<'_> {
                 ledger.delete_access_key(caller, self.label("accessKeyId"))?;
                 ok(&json!({}))
             }
+            Checkpoint => text(ledger.checkpoint(query.non_negative("treeSize")?)?),
+            CheckpointKey => text(format!("{}\n", ledger.checkpoint_key())),
+            Proof => match query.non_negative("seq")? {
+                Some(seq) => {
+                    ok(&wire::inclusion_json(&ledger.inclusion_proof(seq, query.non_negative("treeSize")?)?))
+                }
+                None => {
+                    let first = query.non_negative("firstSize")?.ok_or_else(|| {
+                        ApiError::validation("firstSize", Rule::Type("given, or seq".into()))
+                    })?;
+                    ok(&wire::consistency_json(
+                        &ledger.consistency_proof(first, query.non_negative("secondSize")?)?,
+                    ))
+                }
+            },
             CopySettings => ok(&wire::rows_json(&named_rows(CopySource::settings(ledger)?))),
             CopyLog => {
                 let from_seq = query.non_negative("fromSeq")?.unwrap_or(1);
@@ -93,6 +109,16 @@ impl Call<'_> {
             _ => return Err(ApiError::internal(format!("{} is not a read", operation.name()))),
         })
     }
+}
+
+/// A plain-text answer: a signed note or a key, as the tools that read them take them.
+fn text(body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// The most rows one page of a copy route answers (and the default).

@@ -63,6 +63,12 @@ pub enum Operation {
     ListAccessKeys,
     /// Admin: delete an access key.
     DeleteAccessKey,
+    /// Admin: a signed checkpoint of the Merkle tree.
+    Checkpoint,
+    /// Admin: the verifier key of the checkpoints.
+    CheckpointKey,
+    /// Admin: an inclusion or a consistency proof.
+    Proof,
     /// Admin (root only): the settings a copy carries, secrets included.
     CopySettings,
     /// Admin (root only): a page of the log's sealed entries, for a copy.
@@ -115,6 +121,9 @@ impl Operation {
             CreateAccessKey => "CreateAccessKey",
             ListAccessKeys => "ListAccessKeys",
             DeleteAccessKey => "DeleteAccessKey",
+            Checkpoint => "Checkpoint",
+            CheckpointKey => "CheckpointKey",
+            Proof => "Proof",
             CopySettings => "CopySettings",
             CopyLog => "CopyLog",
             CopyTokens => "CopyTokens",
