@@ -29,7 +29,8 @@ const TAIL: u64 = 10_000;
 mod postgres;
 
 /// The operations measured, in the order they run ("wipe-views" prepares the last one).
-const FIGURES: [&str; 11] = [
+const FIGURES: [&str; 12] = [
+    "proofs",
     "copy-sled",
     "copy-postgres",
     "verify",
@@ -198,6 +199,21 @@ fn child(figure: &str, path: &Path, kept: Digest) -> (Instant, u64) {
             }
         }
         "rebuild-healthy" | "rebuild-empty" => ledger.rebuild_views(&mut |_| {}).unwrap(),
+        "proofs" => {
+            // Inclusion and consistency proofs of the whole tree, at seqs spread over the log.
+            let size = ledger.digest().unwrap().seq;
+            let bound = 64 - (size - 1).leading_zeros() as usize;
+            let mut x = 0x2545_f491_4f6c_dd1d_u64;
+            for _ in 0..5_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let seq = 1 + x % size;
+                assert!(ledger.inclusion_proof(seq, None).unwrap().path.len() <= bound);
+                assert!(ledger.consistency_proof(seq, None).unwrap().path.len() <= 2 * bound);
+            }
+            10_000
+        }
         "copy-sled" | "copy-postgres" => {
             let mut to = Config::new(std::env::var("USER_LEDGER_SCALE_COPY_TO").unwrap());
             if let Ok(mib) = std::env::var("USER_LEDGER_SCALE_CACHE_MIB") {

@@ -170,6 +170,22 @@ impl Reads for PgBackend {
     fn merkle_node(&self, node: crate::core::merkle::Node) -> Result<Option<crate::core::merkle::Hash>> {
         crate::backend::rows::merkle_node(self, node)
     }
+
+    /// One query on the writer's session: the writer reads the tree's frontier so whenever
+    /// another host moved the head, inside its turn.
+    fn merkle_nodes(
+        &self,
+        nodes: &[crate::core::merkle::Node],
+    ) -> Result<Vec<Option<crate::core::merkle::Hash>>> {
+        let keys: Vec<Vec<u8>> = nodes.iter().map(|n| n.key().to_vec()).collect();
+        let sql = format!("SELECT key, value FROM {} WHERE key = ANY($1)", self.t("merkle"));
+        let rows = self
+            .on_session("reading the Merkle tree", |c| c.query(&sql, &[&keys]))?
+            .map_err(|e| self.failed("reading the Merkle tree", e))?;
+        let found: std::collections::HashMap<Vec<u8>, Vec<u8>> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        keys.iter().map(|key| Ok(found.get(key).and_then(|v| v.as_slice().try_into().ok()))).collect()
+    }
 }
 
 impl Backend for PgBackend {
