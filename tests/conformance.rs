@@ -209,3 +209,30 @@ fn two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule() {
         assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "{kind:?}: b's subscribers see a's commits too");
     }
 }
+
+#[test]
+fn the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_once() {
+    use user_ledger::core::merkle::{leaf_hash, peaks, Node};
+    each_backend(|kind, backend| {
+        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+        create_users(backend, &mut writer, &["a@example.com", "b@example.com", "c@example.com"]);
+        create_users(backend, &mut writer, &["d@example.com", "e@example.com"]);
+        let entries: Vec<Vec<u8>> = backend.log(1).map(|e| e.unwrap().1).collect();
+        for (index, entry) in entries.iter().enumerate() {
+            let leaf = Node { level: 0, index: index as u64 };
+            assert_eq!(backend.merkle_node(leaf).unwrap(), Some(leaf_hash(entry)), "{kind:?}");
+        }
+        // Five leaves, two pairs, one of four: every complete subtree, nothing more.
+        assert_eq!(backend.view_len(ViewTree::Merkle).unwrap(), 8, "{kind:?}");
+        assert_eq!(backend.merkle_node(Node { level: 1, index: 2 }).unwrap(), None, "{kind:?}: not complete");
+        let wanted = [peaks(5), vec![Node { level: 3, index: 0 }]].concat();
+        let at_once = backend.merkle_nodes(&wanted).unwrap();
+        let one_by_one: Vec<_> = wanted.iter().map(|n| backend.merkle_node(*n).unwrap()).collect();
+        assert_eq!(at_once, one_by_one, "{kind:?}");
+        assert_eq!(
+            at_once.iter().filter(|h| h.is_some()).count(),
+            2,
+            "{kind:?}: the peaks of 5, not the node of 8"
+        );
+    });
+}
