@@ -61,7 +61,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer continuing the log at `head`, remembering tokens for `token_ttl_ms`.
+    /// A writer continuing the log at `head` (and the Merkle tree at its frontier `tree`),
+    /// remembering tokens for `token_ttl_ms`.
     pub fn new(head: Head, tree: Frontier, token_ttl_ms: i64) -> Self {
         Writer { head, tree, token_ttl_ms, sweep: None }
     }
