@@ -84,13 +84,12 @@ impl Writer {
         now_ms: i64,
         requests: &[WriteRequest],
     ) -> Result<Committed> {
-        if let Some(head) = backend.begin_batch()? {
-            if head != self.head {
+        let turn = backend.begin_batch()?;
+        let mut decide_and_commit = || {
+            if let Some(head) = turn.filter(|head| *head != self.head) {
                 self.tree = frontier(backend, head.seq)?;
                 self.head = head;
             }
-        }
-        let mut decide_and_commit = || {
             for _ in 0..MAX_CONFLICTS {
                 match self.try_commit(backend, limits, now_ms, requests) {
                     Err(e) if e.failure() == Some(Failure::Conflict) => self.reload(backend)?,

@@ -273,20 +273,27 @@ impl Backend for PgBackend {
     /// waiting at most [`TURN_WAIT`]; a lost session loses the lock with it (the server frees it).
     /// The head comes back with the turn, read once the turn is had.
     fn begin_batch(&self) -> Result<Option<Head>> {
+        // Writers of this process share the session, whose advisory lock is re-entrant: they
+        // take turns here first, as the hosts do on the server.
+        self.turns.take()?;
         let sql =
             format!("SELECT head_seq, head_hash, head_time_ms FROM {}.take_turn($1)", self.location.schema);
         let taken = self
-            .on_session("waiting for a turn", |c| c.query_typed_one(&sql, &[(&self.channel, Type::TEXT)]))?;
-        match taken {
-            Ok(row) => Ok(Some(head_of(row.get(0), row.get(1), row.get(2))?)),
-            Err(e) => Err(Error::failed(
-                crate::error::Failure::Conflict,
-                format_args!(
-                    "{}: no turn to write within {TURN_WAIT:?}",
-                    self.failed("waiting for a turn", e)
-                ),
-            )),
+            .on_session("waiting for a turn", |c| c.query_typed_one(&sql, &[(&self.channel, Type::TEXT)]))
+            .and_then(|taken| match taken {
+                Ok(row) => Ok(Some(head_of(row.get(0), row.get(1), row.get(2))?)),
+                Err(e) => Err(Error::failed(
+                    crate::error::Failure::Conflict,
+                    format_args!(
+                        "{}: no turn to write within {TURN_WAIT:?}",
+                        self.failed("waiting for a turn", e)
+                    ),
+                )),
+            });
+        if taken.is_err() {
+            self.turns.give_back();
         }
+        taken
     }
 
     fn end_batch(&self) {
@@ -297,6 +304,7 @@ impl Backend for PgBackend {
             // The session is unusable: dropping it frees the lock on the server.
             self.drop_session();
         }
+        self.turns.give_back();
     }
 
     fn prefetch(&self) -> Option<Box<dyn Prefetch + '_>> {

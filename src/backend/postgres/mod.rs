@@ -62,6 +62,42 @@ pub struct PgBackend {
     session: std::sync::Mutex<Option<::postgres::Client>>,
     /// Set on a pinned copy ([`crate::backend::Backend::pinned`]): every read sees this snapshot.
     snapshot: Option<Arc<snapshot::Snapshot>>,
+    /// The turn among this process's writers (ledgers opened on this one backend).
+    turns: Arc<Turns>,
+}
+
+/// A turn among the writers of one process: held from `begin_batch` to `end_batch`.
+#[derive(Default)]
+struct Turns {
+    taken: std::sync::Mutex<bool>,
+    freed: std::sync::Condvar,
+}
+
+impl Turns {
+    /// Waits for the turn, at most [`TURN_WAIT`]; then a conflict (nothing was written).
+    fn take(&self) -> Result<()> {
+        let taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut taken, waited) = self
+            .freed
+            .wait_timeout_while(taken, TURN_WAIT, |taken| *taken)
+            .unwrap_or_else(|p| p.into_inner());
+        if waited.timed_out() && *taken {
+            return Err(Error::failed(
+                Failure::Conflict,
+                format_args!(
+                    "another writer of this process kept its turn for {TURN_WAIT:?}; nothing was written"
+                ),
+            ));
+        }
+        *taken = true;
+        Ok(())
+    }
+
+    /// Ends the turn, waking a writer that waits for it.
+    fn give_back(&self) {
+        *self.taken.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.freed.notify_one();
+    }
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -110,6 +146,7 @@ impl PgBackend {
             synchronous,
             session: std::sync::Mutex::new(None),
             snapshot: None,
+            turns: Arc::default(),
         };
         backend.check_durability()?;
         backend.make_schema(mode)?;

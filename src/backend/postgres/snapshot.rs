@@ -81,6 +81,7 @@ impl PgBackend {
             synchronous: self.synchronous,
             session: Mutex::new(None),
             snapshot: Some(Arc::new(Snapshot { id, _holder: Mutex::new(holder) })),
+            turns: self.turns.clone(),
         })
     }
 }
