@@ -413,7 +413,7 @@ fn an_unknown_format_version_is_a_clear_error_on_open() {
 }
 
 #[test]
-fn a_create_user_with_a_client_token_adds_five_keys_to_format_2s_one_tree() {
+fn a_create_user_with_a_client_token_adds_seven_keys_to_format_2s_one_tree() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let ledger = Ledger::open(Config::new(&path)).unwrap();
@@ -432,10 +432,12 @@ fn a_create_user_with_a_client_token_adds_five_keys_to_format_2s_one_tree() {
     };
     ledger.create_user(&SYSTEM, &request).unwrap();
     drop(ledger);
-    // The log entry, the user, the email index, the history index and the token record; the tip
-    // and the enabled-users counter are rewritten once per batch. Format 1 wrote a sixth key (the
-    // token's expiry index) and two more per batch (head and views seq apart), over eight trees.
-    assert_eq!(keys(&path) - before, 5);
+    // The log entry, the user, the email index, the history index and the token record, and the
+    // Merkle tree's leaf and (the second entry completing a pair) the node above it; the tip and
+    // the enabled-users counter are rewritten once per batch. Format 1 wrote a sixth key (the
+    // token's expiry index) and two more per batch (head and views seq apart), over eight trees,
+    // and had no tree.
+    assert_eq!(keys(&path) - before, 7);
 }
 
 #[test]
