@@ -402,7 +402,8 @@ pub fn fold_subject_as_of(
         if past {
             break;
         }
-        views.apply(&envelope)?;
+        // One subject's events, not the log: its effect only, no Merkle tree to grow.
+        crate::views::fold(&mut views, &envelope)?;
     }
     Ok(views)
 }

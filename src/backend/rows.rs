@@ -73,19 +73,21 @@ pub fn page<T>(
     Ok((items, more))
 }
 
-/// The hash of the Merkle tree's complete subtree `node`, if stored; a row that is not a hash is
-/// corrupt, named by its node.
+/// The hash of the Merkle tree's complete subtree `node`, if stored.
 pub fn merkle_node(store: &impl RowStore, node: crate::core::merkle::Node) -> Result<Option<[u8; 32]>> {
-    let Some(value) = store.row(ViewTree::Merkle, &node.key())? else { return Ok(None) };
-    let hash = value.try_into().map_err(|v: Vec<u8>| {
+    store.row(ViewTree::Merkle, &node.key())?.map(|value| merkle_hash(node, value)).transpose()
+}
+
+/// A stored Merkle row's value as the hash it holds; any other bytes are corrupt, named by node.
+pub fn merkle_hash(node: crate::core::merkle::Node, value: Vec<u8>) -> Result<[u8; 32]> {
+    value.try_into().map_err(|v: Vec<u8>| {
         Error::corrupt(format_args!(
             "corrupt merkle: the node of level {} at index {} holds {} bytes, not a hash",
             node.level,
             node.index,
             v.len()
         ))
-    })?;
-    Ok(Some(hash))
+    })
 }
 
 /// Every row of `view`, decoded.

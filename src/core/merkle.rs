@@ -222,27 +222,11 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, path: &[Hash], root:
     if index >= size {
         return false;
     }
-    let (mut f_n, mut s_n) = (index, size - 1);
     let mut r = *leaf;
-    for p in path {
-        if s_n == 0 {
-            return false;
-        }
-        if f_n & 1 == 1 || f_n == s_n {
-            r = node_hash(p, &r);
-            if f_n & 1 == 0 {
-                while f_n & 1 == 0 && f_n != 0 {
-                    f_n >>= 1;
-                    s_n >>= 1;
-                }
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        f_n >>= 1;
-        s_n >>= 1;
-    }
-    s_n == 0 && &r == root
+    let climbed = climb(index, size - 1, path, |p, left| {
+        r = if left { node_hash(p, &r) } else { node_hash(&r, p) };
+    });
+    climbed && &r == root
 }
 
 /// Checks a consistency proof (RFC 9162 §2.1.4.2): that the tree of `second` leaves with root
@@ -260,37 +244,49 @@ pub fn verify_consistency(
     if first == second {
         return path.is_empty() && first_root == second_root;
     }
-    let mut path: Vec<Hash> = path.to_vec();
-    if first.is_power_of_two() {
-        path.insert(0, *first_root);
-    }
-    let Some((head, rest)) = path.split_first() else { return false };
+    // A first tree that is one complete subtree is its own first hash; the proof leaves it out.
+    let (start, rest) = match path.split_first() {
+        _ if first.is_power_of_two() => (first_root, path),
+        Some(split) => split,
+        None => return false,
+    };
     let (mut f_n, mut s_n) = (first - 1, second - 1);
     while f_n & 1 == 1 {
         f_n >>= 1;
         s_n >>= 1;
     }
-    let (mut fr, mut sr) = (*head, *head);
-    for c in rest {
+    let (mut fr, mut sr) = (*start, *start);
+    let climbed = climb(f_n, s_n, rest, |c, left| {
+        if left {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+        } else {
+            sr = node_hash(&sr, c);
+        }
+    });
+    climbed && &fr == first_root && &sr == second_root
+}
+
+/// Walks `path` up from node `f_n` of a level whose last node is `s_n`, as both of RFC 9162's
+/// verifications do: `step(hash, left)` folds in each hash, the sibling on the left when `left`.
+/// Whether the walk ends at the root: a path too long or too short does not.
+fn climb(mut f_n: u64, mut s_n: u64, path: &[Hash], mut step: impl FnMut(&Hash, bool)) -> bool {
+    for hash in path {
         if s_n == 0 {
             return false;
         }
-        if f_n & 1 == 1 || f_n == s_n {
-            fr = node_hash(c, &fr);
-            sr = node_hash(c, &sr);
-            if f_n & 1 == 0 {
-                while f_n & 1 == 0 && f_n != 0 {
-                    f_n >>= 1;
-                    s_n >>= 1;
-                }
+        let left = f_n & 1 == 1 || f_n == s_n;
+        step(hash, left);
+        if left {
+            while f_n & 1 == 0 && f_n != 0 {
+                f_n >>= 1;
+                s_n >>= 1;
             }
-        } else {
-            sr = node_hash(&sr, c);
         }
         f_n >>= 1;
         s_n >>= 1;
     }
-    &fr == first_root && &sr == second_root && s_n == 0
+    s_n == 0
 }
 
 #[cfg(test)]

@@ -182,9 +182,15 @@ impl Reads for PgBackend {
         let rows = self
             .on_session("reading the Merkle tree", |c| c.query(&sql, &[&keys]))?
             .map_err(|e| self.failed("reading the Merkle tree", e))?;
-        let found: std::collections::HashMap<Vec<u8>, Vec<u8>> =
+        let mut found: std::collections::HashMap<Vec<u8>, Vec<u8>> =
             rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-        keys.iter().map(|key| Ok(found.get(key).and_then(|v| v.as_slice().try_into().ok()))).collect()
+        nodes
+            .iter()
+            .zip(&keys)
+            .map(|(node, key)| {
+                found.remove(key).map(|value| crate::backend::rows::merkle_hash(*node, value)).transpose()
+            })
+            .collect()
     }
 }
 
