@@ -136,7 +136,12 @@ pub static ACCESS_KEY_ID: Shape = Shape { min: 16, max: 128, pattern: &ACCESS_KE
 /// `PaginationToken` of finspace (kdb): 1..1000.
 pub static KX_NEXT_TOKEN: Shape = Shape { min: 1, max: 1000, pattern: &ANY };
 
-/// Checks `value` of member `field` against `shape`: length in characters, then pattern.
+/// What no string member may hold: PostgreSQL's text and jsonb cannot store it, so a ledger
+/// that took it on one engine could not be copied to the other.
+pub const NUL: &str = "U+0000 (NUL)";
+
+/// Checks `value` of member `field` against `shape`: length in characters, no [`NUL`], then
+/// pattern.
 pub fn check(field: &str, shape: &Shape, value: &str) -> Result<()> {
     let len = value.chars().count();
     if len < shape.min {
@@ -144,6 +149,9 @@ pub fn check(field: &str, shape: &Shape, value: &str) -> Result<()> {
     }
     if len > shape.max {
         return Err(Error::validation(field, Rule::MaxLength(shape.max)));
+    }
+    if value.contains('\0') {
+        return Err(Error::validation(field, Rule::Contains(NUL)));
     }
     if !shape.pattern.regex.is_match(value) {
         return Err(Error::validation(field, Rule::Pattern(shape.pattern.source)));
@@ -316,6 +324,22 @@ mod tests {
                 Some(Rule::Pattern(r".*\S.*")),
                 "{blank:?}"
             );
+        }
+    }
+
+    #[test]
+    fn no_member_holds_a_nul_whatever_its_pattern() {
+        for shape in [
+            &NAME,
+            &USER_ID,
+            &CLIENT_TOKEN,
+            &KX_CLIENT_TOKEN,
+            &GROUP_NAME,
+            &GROUP_DESCRIPTION,
+            &KX_NEXT_TOKEN,
+        ] {
+            assert_eq!(rule_of(check("m", shape, "a\0b")), Some(Rule::Contains(NUL)));
+            assert_eq!(rule_of(check("m", shape, "ab")), None);
         }
     }
 

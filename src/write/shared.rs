@@ -180,6 +180,14 @@ impl Shared {
         let commit = || writer.commit(self.backend.as_ref(), &self.limits, self.now_ms(), requests);
         let committed = match guard("while committing a batch", commit) {
             Ok(committed) => committed,
+            // The engine refused what one request brought (a value it cannot store) and wrote
+            // nothing: each request alone, so that one caller's value fails only its own write.
+            Err(e)
+                if requests.len() > 1 && self.backend.recovers() && e.failure() == Some(Failure::Other) =>
+            {
+                drop(writer);
+                return requests.iter().flat_map(|r| self.commit_batch(std::slice::from_ref(r))).collect();
+            }
             // What a failed or panicked commit left in the engine is unknown (sled 0.34 may
             // have applied part of the batch in memory, and may never flush again after a
             // failed write): stop writing until a reopen.

@@ -33,8 +33,18 @@ pub struct InProcess {
 impl InProcess {
     /// A host on a fresh database configured by `configure`, with `auth` changed by `secure`.
     pub fn start(configure: impl FnOnce(Config) -> Config, secure: impl FnOnce(Auth) -> Auth) -> Self {
+        Self::start_at(None, configure, secure)
+    }
+
+    /// [`InProcess::start`] on the ledger at `location` (a fresh sled database if none).
+    pub fn start_at(
+        location: Option<&str>,
+        configure: impl FnOnce(Config) -> Config,
+        secure: impl FnOnce(Auth) -> Auth,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(configure(Config::new(dir.path().join("db")))).unwrap();
+        let location = location.map_or_else(|| dir.path().join("db").display().to_string(), str::to_owned);
+        let ledger = Ledger::open(configure(Config::new(location))).unwrap();
         let app = server::router(ledger.clone(), secure(Auth::new(root_key())));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = mpsc::channel();

@@ -17,19 +17,43 @@ use crate::core::idempotency;
 use crate::error::{Error, Result};
 use crate::views::ViewTree;
 
+/// A string as PostgreSQL's text and jsonb can hold it: U+0000, which neither can, shows as
+/// U+FFFD. Only the readable columns hold such text; the bytes beside them keep the truth, and
+/// the API refuses U+0000, so only a ledger written before that (on sled) has any to show.
+pub fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// [`storable`] for every string of a JSON value, keys included.
+fn storable_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Value::String(storable(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.into_iter().map(|(k, v)| (storable(&k), storable_json(v))).collect())
+        }
+        other => other,
+    }
+}
+
 /// How a subject reads in the log table.
 fn subject_text(subject: Subject<'_>) -> String {
-    match subject {
+    storable(&match subject {
         Subject::User(id) => format!("user/{id}"),
         Subject::KxUser(env, name) => format!("kx_user/{env}/{name}"),
         Subject::PermissionGroup(id) => format!("permission_group/{id}"),
         Subject::Principal(arn) => format!("principal/{arn}"),
-    }
+    })
 }
 
 /// A view row's record as JSON named as in the API: what the typed columns are generated from.
 /// Rows that are only keys get their key's parts; a password row never shows its hash.
 pub fn record_json(view: ViewTree, key: &[u8], value: &[u8]) -> Result<serde_json::Value> {
+    record_as_written(view, key, value).map(storable_json)
+}
+
+fn record_as_written(view: ViewTree, key: &[u8], value: &[u8]) -> Result<serde_json::Value> {
     fn json<T: serde::de::DeserializeOwned + serde::Serialize>(
         view: ViewTree,
         key: &[u8],
@@ -117,7 +141,7 @@ pub struct Arguments<'c> {
     records: Vec<Option<serde_json::Value>>,
     token_keys: Vec<&'c [u8]>,
     operations: Vec<&'c str>,
-    client_tokens: Vec<&'c str>,
+    client_tokens: Vec<String>,
     expiries: Vec<i64>,
     token_records: Vec<Option<Vec<u8>>>,
     tip_seq: Option<i64>,
@@ -156,7 +180,7 @@ impl<'c> Arguments<'c> {
             let (operation, token) = idempotency::split_token_key(key).unwrap_or(("", ""));
             args.token_keys.push(key);
             args.operations.push(operation);
-            args.client_tokens.push(token);
+            args.client_tokens.push(storable(token));
             args.expiries.push(record.as_ref().map_or(0, |r| r.expires_ms));
             args.token_records.push(record.as_ref().map(codec::encode));
         }
@@ -200,4 +224,21 @@ impl<'c> Arguments<'c> {
 /// `n` as PostgreSQL's bigint.
 pub fn to_i64(n: u64) -> Result<i64> {
     i64::try_from(n).map_err(|_| Error::corrupt(format_args!("seq {n} is past PostgreSQL's bigint")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_string_of_a_record_becomes_storable_and_nothing_else_changes() {
+        let record =
+            serde_json::json!({ "a\u{0}": ["x\u{0}y", 1, null], "b": { "c": "\u{0}" }, "d": "plain" });
+        let stored = storable_json(record);
+        assert_eq!(
+            stored,
+            serde_json::json!({ "a\u{FFFD}": ["x\u{FFFD}y", 1, null], "b": { "c": "\u{FFFD}" }, "d": "plain" })
+        );
+        assert_eq!(storable("no nul"), "no nul");
+    }
 }

@@ -1,0 +1,161 @@
+//! The ledger on PostgreSQL against hostile callers and other database roles (issue 29): one
+//! caller's value never fails another's write, and what another role can write, take or send
+//! (locks, notices, tables, rows) is refused by name or cannot break the ledger.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use common::host::{expect, InProcess};
+use common::postgres::{fresh_location, server};
+use common::{SYSTEM, T0};
+use serde_json::json;
+use user_ledger::core::codec;
+use user_ledger::server::FINSPACE_DATA;
+use user_ledger::{Config, CreateUserRequest, Ledger, ManualClock, UpdateUserRequest};
+
+fn open(location: &str) -> Ledger {
+    Ledger::open(Config::new(location).clock(ManualClock::new(T0)).fold_memory(256)).unwrap()
+}
+
+/// The schema a location names.
+fn schema_of(location: &str) -> String {
+    location.rsplit("schema=").next().unwrap().to_owned()
+}
+
+/// A session as the server's superuser, for what a DBA (or an attacker with a login) does.
+fn dba() -> postgres::Client {
+    postgres::Client::connect(&server().url, postgres::NoTls).unwrap()
+}
+
+#[test]
+fn a_nul_in_any_member_is_refused_by_name_and_fails_no_other_callers_write() {
+    let location = fresh_location();
+    let host = InProcess::start_at(Some(&location), |c| c, |a| a);
+    let root = host.root();
+    let victims = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let (root, victims) = (&root, &victims);
+            s.spawn(move || {
+                for i in 0..10 {
+                    let body = json!({ "emailAddress": format!("u{t}x{i}@example.com"), "type": "APP_USER",
+                                       "clientToken": format!("tok{t}x{i}") });
+                    let reply =
+                        root.send("POST", FINSPACE_DATA, "/user", body.to_string().as_bytes()).unwrap();
+                    expect(&reply, 200);
+                    victims.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+        s.spawn(|| {
+            let poisoned = [
+                (
+                    "firstName",
+                    json!({ "emailAddress": "n1@example.com", "type": "APP_USER", "firstName": "a\u{0}b" }),
+                ),
+                (
+                    "lastName",
+                    json!({ "emailAddress": "n2@example.com", "type": "APP_USER", "lastName": "\u{0}" }),
+                ),
+                (
+                    "clientToken",
+                    json!({ "emailAddress": "n3@example.com", "type": "APP_USER", "clientToken": "t\u{0}" }),
+                ),
+            ];
+            for _ in 0..5 {
+                for (member, body) in &poisoned {
+                    let reply =
+                        root.send("POST", FINSPACE_DATA, "/user", body.to_string().as_bytes()).unwrap();
+                    let message = expect(&reply, 400)["message"].as_str().unwrap().to_owned();
+                    assert_eq!(reply.error_type(), Some("ValidationException"));
+                    assert!(message.contains(member) && message.contains("U+0000"), "{message}");
+                }
+                let group = json!({ "name": "g", "applicationPermissions": [], "description": "x\u{0}" });
+                let reply = root
+                    .send("POST", FINSPACE_DATA, "/permission-group", group.to_string().as_bytes())
+                    .unwrap();
+                assert!(expect(&reply, 400)["message"].as_str().unwrap().contains("description"));
+            }
+        });
+    });
+    assert_eq!(victims.into_inner(), 60, "every other caller's write answered 200");
+    assert_eq!(host.ledger.digest().unwrap().seq, 60, "one event each, nothing of the refused");
+}
+
+#[test]
+fn a_batch_the_engine_refuses_is_retried_without_the_request_that_caused_it() {
+    // A rule the engine holds that the decider does not know (here a DBA's CHECK) refuses one
+    // request's row: its batch commits again without it, and only that caller fails.
+    let location = fresh_location();
+    let ledger = open(&location);
+    let schema = schema_of(&location);
+    dba()
+        .batch_execute(&format!(
+            "ALTER TABLE {schema}.users ADD CONSTRAINT no_mallory CHECK (first_name IS DISTINCT FROM 'Mallory')"
+        ))
+        .unwrap();
+    let ids: Vec<String> = (0..40)
+        .map(|i| {
+            ledger.create_user(&SYSTEM, &CreateUserRequest::new(format!("u{i}@example.com"), "APP_USER"))
+        })
+        .map(|r| r.unwrap().user_id)
+        .collect();
+    let (answers, mallory) = std::sync::mpsc::channel();
+    for (i, id) in ids.iter().enumerate() {
+        let name = if i == 17 { "Mallory" } else { "Alice" };
+        let update = UpdateUserRequest { first_name: Some(name.into()), ..UpdateUserRequest::new(id) };
+        let answers = answers.clone();
+        ledger
+            .write_then(&SYSTEM, user_ledger::Write::UpdateUser(&update), move |r| {
+                answers.send((i, r.map(|_| ()))).unwrap();
+            })
+            .unwrap();
+    }
+    drop(answers);
+    let results: Vec<_> = mallory.iter().collect();
+    assert_eq!(results.len(), 40);
+    for (i, result) in &results {
+        match i {
+            17 => assert_eq!(result.as_ref().unwrap_err().wire_name(), "InternalServerException"),
+            _ => assert!(result.is_ok(), "request {i}: {result:?}"),
+        }
+    }
+    assert_eq!(ledger.digest().unwrap().seq, 40 + 39);
+    assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+}
+
+#[test]
+fn a_sled_ledger_holding_a_nul_from_before_copies_to_postgres() {
+    // Written before the API refused U+0000: the sealed log keeps it; PostgreSQL's readable
+    // columns show U+FFFD in its place.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old");
+    let ledger = Ledger::open(Config::new(&path).clock(ManualClock::new(T0))).unwrap();
+    let request = CreateUserRequest {
+        first_name: Some("Al".into()),
+        ..CreateUserRequest::new("al@example.com", "APP_USER")
+    };
+    let id = ledger.create_user(&SYSTEM, &request).unwrap().user_id;
+    drop(ledger);
+    let raw = common::raw::Raw::open(&path);
+    let mut envelope = codec::unseal(1, &raw.log(1).unwrap()).unwrap().envelope;
+    let user_ledger::core::event::Event::Created { user, .. } = &mut envelope.event else { panic!() };
+    user.first_name = Some("A\u{0}l".into());
+    let (bytes, hash) = codec::seal(&envelope, [0; 32]);
+    raw.put_log(1, &bytes);
+    raw.set_head(user_ledger::backend::Head { seq: 1, hash, time_ms: envelope.time_ms });
+    raw.flush();
+    drop(raw);
+    Ledger::accept_log(Config::new(&path)).unwrap();
+    let source = Ledger::open_path(&path).unwrap();
+    source.rebuild_views(&mut |_| {}).unwrap();
+    let to = fresh_location();
+    let copied = source.copy_to(Config::new(&to), user_ledger::CopyOptions::new(), &mut |_| {}).unwrap();
+    assert_eq!(copied.events, 1);
+    let copy = open(&to);
+    assert_eq!(copy.get_user(&SYSTEM, &id).unwrap().first_name.as_deref(), Some("A\u{0}l"));
+    let schema = schema_of(&to);
+    let row = dba().query_one(&format!("SELECT first_name FROM {schema}.users"), &[]).unwrap();
+    assert_eq!(row.get::<_, String>(0), "A\u{FFFD}l");
+    assert_eq!(copy.verify(None, &mut |_| {}).unwrap().problem, None);
+}
