@@ -448,3 +448,92 @@ fn the_body_budget_refuses_bodies_past_it_but_never_bodiless_requests() {
     std::thread::sleep(Duration::from_millis(300));
     expect(&root.send("POST", FINSPACE_DATA, "/user", body.as_bytes()).unwrap(), 200);
 }
+
+/// Open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+/// Whether the host closed `socket` (what it sent read first), within 100 ms.
+fn is_closed(socket: &mut TcpStream) -> bool {
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    loop {
+        match socket.read(&mut [0u8; 256]) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+/// A request on a new socket, answered within `limit`: its status, and the socket kept alive.
+fn answered_within(url: &str, key: &AccessKeyPair, limit: Duration) -> (u16, TcpStream) {
+    let mut socket = TcpStream::connect(address(url)).unwrap();
+    socket.set_read_timeout(Some(limit)).unwrap();
+    socket.write_all(&signed_raw(url, key, "GET", FINSPACE_DATA, "/user?maxResults=1")).unwrap();
+    (status_of(&response_head(&mut socket)), socket)
+}
+
+#[test]
+fn idle_and_kept_alive_sockets_at_the_bound_give_way_to_new_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(&dir.path().join("db"), &["--max-connections", "32"]);
+    let addr = address(&host.url);
+    // Half the bound answered (unsigned: 403) and kept alive, half never sending a byte.
+    let mut held: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut socket = TcpStream::connect(&addr).unwrap();
+            socket.write_all(b"GET /user?maxResults=1 HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+            assert_eq!(status_of(&response_head(&mut socket)), 403);
+            socket
+        })
+        .collect();
+    held.extend((0..16).map(|_| TcpStream::connect(&addr).unwrap()));
+    std::thread::sleep(Duration::from_millis(200));
+    // Far sooner than the 20 s header timeout would free a place: every new client is answered.
+    // Each new client keeps its socket, so each takes a place.
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        let (status, socket) = answered_within(&host.url, &host.key, Duration::from_secs(5));
+        assert_eq!(status, 200);
+        clients.push(socket);
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // The longest idle gave way first: every held socket, then the first 8 new clients.
+    assert!(held.iter_mut().all(is_closed), "every held socket closed");
+    let open: Vec<bool> = clients.iter_mut().map(|s| !is_closed(s)).collect();
+    assert_eq!(open, [vec![false; 8], vec![true; 32]].concat(), "the 32 newest clients keep their sockets");
+}
+
+#[test]
+fn idle_and_half_sent_requests_on_the_metrics_port_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let host = Process::start(
+        &dir.path().join("db"),
+        &["--metrics-listen", &metrics.to_string(), "--header-timeout-secs", "2"],
+    );
+    let pid = host.child.id();
+    let baseline = open_fds(pid);
+    let sockets: Vec<TcpStream> = (0..300)
+        .filter_map(|_| {
+            let mut socket = TcpStream::connect(metrics).ok()?;
+            let _ = socket.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n");
+            Some(socket)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let held = open_fds(pid);
+    assert!(held <= baseline + 2 * 16 + 2, "the metrics port holds {held} descriptors over {baseline}");
+    // Scrapes and API requests are answered in the middle of it.
+    let mut scrape = TcpStream::connect(metrics).unwrap();
+    scrape.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    scrape.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    assert_eq!(status_of(&response_head(&mut scrape)), 200);
+    assert_eq!(answered_within(&host.url, &host.key, Duration::from_secs(5)).0, 200);
+    // And what is left is closed at the header timeout.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(open_fds(pid) <= baseline + 2, "{} descriptors over {baseline}", open_fds(pid));
+    drop(sockets);
+}

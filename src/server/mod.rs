@@ -8,6 +8,7 @@
 
 mod auth;
 pub mod client;
+mod connections;
 mod copy_source;
 mod observe;
 mod reply;

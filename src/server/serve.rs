@@ -4,19 +4,15 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use hyper_util::rt::TokioTimer;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::server::connections::Bounded;
 
 use crate::error::{Error, Failure, Result};
 
@@ -25,6 +21,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7701";
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const GRACE: Duration = Duration::from_secs(30);
+
+/// The most connections the metrics port holds (scrapers are few).
+const MAX_METRICS_CONNECTIONS: usize = 16;
 
 /// A TLS certificate chain and its private key, PEM files.
 #[derive(Debug, Clone)]
@@ -46,7 +45,8 @@ pub struct Listen {
     pub insecure: bool,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
-    /// The most connections open at once; one more is closed as soon as it is accepted.
+    /// The most connections open at once; at the bound a new one closes the longest-idle one
+    /// (one with no request in progress), or is itself closed if every one is busy.
     pub max_connections: usize,
     /// How long a connection may take to send a request's headers, counted from when it is ready
     /// for the next request: it also closes a connection idle that long between requests.
@@ -91,50 +91,33 @@ pub async fn serve(
             ),
         ));
     }
-    if let Some(addr) = listen.metrics {
-        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-        const SECONDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
-        const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
-        let buckets = |builder: PrometheusBuilder, matcher, buckets| {
-            builder
-                .set_buckets_for_metric(matcher, buckets)
-                .map_err(|e| Error::internal(format_args!("metrics: {e}")))
-        };
-        let builder = buckets(PrometheusBuilder::new(), Matcher::Suffix("seconds".into()), SECONDS)?;
-        buckets(builder, Matcher::Full("user_ledger_batch_size".into()), SIZES)?
-            .with_http_listener(addr)
-            .install()
-            .map_err(|e| Error::failed(Failure::Io, format_args!("cannot serve metrics on {addr}: {e}")))?;
-    }
     let handle = Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
         stopper.graceful_shutdown(Some(GRACE));
     });
+    if let Some(addr) = listen.metrics {
+        let metrics = metrics_router()?;
+        let listener = bind(addr)
+            .map_err(|e| Error::failed(Failure::Io, format_args!("cannot serve metrics on {addr}: {e}")))?;
+        let mut server = axum_server::from_tcp(listener)
+            .map_err(|e| Error::failed(Failure::Io, format_args!("cannot serve metrics on {addr}: {e}")))?
+            .acceptor(Bounded::new(MAX_METRICS_CONNECTIONS))
+            .handle(handle.clone())
+            .http1_only();
+        configure(&mut server, listen.header_timeout);
+        tokio::spawn(server.serve(metrics.into_make_service()));
+    }
     let service = app.into_make_service();
     let io =
         |e: std::io::Error| Error::failed(Failure::Io, format_args!("cannot serve on {}: {e}", listen.addr));
-    let limit = Limited(Arc::new(Semaphore::new(listen.max_connections)));
+    let limit = Bounded::new(listen.max_connections);
     // Bound here, before anything is spawned: a failed bind is this call's error, every time
     // (waiting on axum-server's `Handle::listening` for it hung once in 71 tries).
-    let listener = std::net::TcpListener::bind(listen.addr).map_err(io)?;
-    listener.set_nonblocking(true).map_err(io)?;
+    let listener = bind(listen.addr).map_err(io)?;
     let addr = listener.local_addr().map_err(io)?;
     let server = axum_server::from_tcp(listener).map_err(io)?;
-    // HTTP/1 only (what the AWS SDKs speak to FinSpace): one request at a time per connection,
-    // so the connection bound is the request bound, and hyper's header timer covers it all.
-    fn configure<A>(server: &mut axum_server::Server<SocketAddr, A>, header_timeout: Duration) {
-        // hyper's own limits stay above the host's (observe::MAX_*), which answer in AWS shape;
-        // 64 KiB of read buffer a connection bounds what slow headers can hold.
-        server
-            .http_builder()
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .max_buf_size(64 * 1024)
-            .max_headers(128);
-    }
     let server = match &listen.tls {
         None => {
             let mut server = server.acceptor(limit).handle(handle.clone()).http1_only();
@@ -167,69 +150,48 @@ pub async fn serve(
     }
 }
 
-/// Accepts a connection only while fewer than the bound are open: each holds a permit for its
-/// lifetime; one past the bound is closed at once (axum-server drops a stream whose accept fails).
-#[derive(Clone)]
-struct Limited(Arc<Semaphore>);
-
-impl<S: Send + 'static> Accept<TcpStream, S> for Limited {
-    type Stream = Counted<TcpStream>;
-    type Service = S;
-    type Future = std::future::Ready<std::io::Result<(Self::Stream, S)>>;
-
-    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        std::future::ready(match self.0.clone().try_acquire_owned() {
-            Ok(permit) => Ok((Counted { inner: stream, _permit: permit }, service)),
-            Err(_) => {
-                metrics::counter!("user_ledger_connections_refused_total").increment(1);
-                Err(std::io::Error::other("the host holds as many connections as it allows"))
-            }
-        })
-    }
+/// A listening socket on `addr`, non-blocking for tokio.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
-/// A connection counted against [`Limited`]'s bound until it is dropped.
-struct Counted<S> {
-    inner: S,
-    _permit: OwnedSemaphorePermit,
+/// HTTP/1 only (what the AWS SDKs speak to FinSpace): one request at a time per connection, so
+/// the connection bound is the request bound, and hyper's header timer covers it all.
+fn configure<A>(server: &mut axum_server::Server<SocketAddr, A>, header_timeout: Duration) {
+    // hyper's own limits stay above the host's (observe::MAX_*), which answer in AWS shape;
+    // 64 KiB of read buffer a connection bounds what slow headers can hold.
+    server
+        .http_builder()
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 * 1024)
+        .max_headers(128);
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+/// `/metrics` in Prometheus's text format, from the recorder this installs for the process.
+fn metrics_router() -> Result<Router> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    const SECONDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+    const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+    let buckets = |builder: PrometheusBuilder, matcher, buckets| {
+        builder
+            .set_buckets_for_metric(matcher, buckets)
+            .map_err(|e| Error::internal(format_args!("metrics: {e}")))
+    };
+    let builder = buckets(PrometheusBuilder::new(), Matcher::Suffix("seconds".into()), SECONDS)?;
+    let recorder = buckets(builder, Matcher::Full("user_ledger_batch_size".into()), SIZES)?
+        .install_recorder()
+        .map_err(|e| Error::internal(format_args!("metrics: {e}")))?;
+    let upkeep = recorder.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(Router::new().route("/metrics", axum::routing::get(move || std::future::ready(recorder.render()))))
 }

@@ -386,7 +386,8 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) root_secret_access_key: Option<String>,
-    /// The most connections open at once; one more is closed when accepted.
+    /// The most connections open at once; one more closes the longest-idle one, or is closed
+    /// when accepted if every one has a request in progress.
     #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(usize))]
     pub(crate) max_connections: usize,
     /// Seconds a connection may take to send a request's headers, counted from when it is ready
