@@ -132,3 +132,85 @@ fn the_private_copy_of_a_read_only_open_is_its_owners_only() {
     assert_private(&copy.path);
     assert_eq!(modes(&db)[0].1, 0o755, "a read-only open leaves the source as it is");
 }
+
+/// The CLI under umask 022, expected to fail: its stderr.
+fn cli_refused(db: &Path, args: &[&str]) -> String {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_user-ledger")).arg("--db").arg(db).args(args).output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "{args:?} must be refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_database_named_through_a_symbolic_link_is_made_private_where_it_lives() {
+    let parent = open_parent();
+    // An existing database, loosened, reached through a link.
+    let real = parent.path().join("real.db");
+    cli_under_umask_022(&real, &["create-user", "--email-address", "a@example.com", "--type", "SUPER_USER"]);
+    loosen(&real);
+    let link = parent.path().join("link.db");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    cli_under_umask_022(&link, &["list-users", "--max-results", "10"]);
+    assert_private(&real);
+    if let Some(read) = nobody_can_read(&real.join("db")) {
+        assert!(!read, "nobody must not read the secret through the link");
+    }
+    // A new database in an empty directory a link names, and a copy's destination likewise.
+    for (name, args) in [
+        ("new", vec!["create-user", "--email-address", "b@example.com", "--type", "APP_USER"]),
+        ("copied", vec!["copy", "--from", real.to_str().unwrap(), "--to"]),
+    ] {
+        let target = parent.path().join(format!("{name}-target"));
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = parent.path().join(format!("{name}-link"));
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut args = args.clone();
+        if name == "copied" {
+            args.push(link.to_str().unwrap());
+        }
+        cli_under_umask_022(&link, &args);
+        assert_private(&target);
+    }
+    // A link that leads nowhere is refused by name, and creates nothing.
+    let dangling = parent.path().join("dangling");
+    std::os::unix::fs::symlink(parent.path().join("nowhere"), &dangling).unwrap();
+    let stderr =
+        cli_refused(&dangling, &["create-user", "--email-address", "c@example.com", "--type", "APP_USER"]);
+    assert!(stderr.contains("is a symbolic link that leads nowhere"), "{stderr}");
+    assert!(!parent.path().join("nowhere").exists());
+}
+
+#[test]
+fn a_symbolic_link_inside_a_database_is_refused_by_name() {
+    let parent = open_parent();
+    let db = parent.path().join("ledger.db");
+    cli_under_umask_022(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
+    let elsewhere = parent.path().join("conf-elsewhere");
+    std::fs::rename(db.join("conf"), &elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, db.join("conf")).unwrap();
+    let stderr = cli_refused(&db, &["list-users", "--max-results", "10"]);
+    assert!(stderr.contains(&format!("{} is a symbolic link", db.join("conf").display())), "{stderr}");
+}
+
+#[test]
+fn a_database_directory_another_user_owns_is_refused_and_left_untouched() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("this test makes a directory owned by `nobody`: run the suite as root (CI does)");
+    }
+    let parent = open_parent();
+    let theirs = parent.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let stderr =
+        cli_refused(&theirs, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
+    assert!(stderr.contains("is owned by uid 65534, not by this process's user (uid 0)"), "{stderr}");
+    let source = parent.path().join("mine");
+    cli_under_umask_022(&source, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
+    let stderr =
+        cli_refused(&source, &["copy", "--from", source.to_str().unwrap(), "--to", theirs.to_str().unwrap()]);
+    assert!(stderr.contains("is owned by uid 65534"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0, "nothing written in it");
+}

@@ -45,7 +45,10 @@ pub struct Directory {
 
 impl Directory {
     /// Takes the database at `path` as `mode` says: locked before anything in it is touched.
-    pub fn acquire(path: &Path, mode: OpenMode) -> Result<Directory> {
+    pub fn acquire(named: &Path, mode: OpenMode) -> Result<Directory> {
+        let resolved = resolve(named)?;
+        let path = resolved.as_path();
+        check_owner(path, named)?;
         let existed = holds_database(path);
         if !existed && mode != OpenMode::Create {
             return Err(Error::failed(
@@ -71,7 +74,7 @@ impl Directory {
         wait_for(path, || file.try_lock())?;
         let mut dir = Directory {
             path: path.to_owned(),
-            shown: path.to_owned(),
+            shown: named.to_owned(),
             _lock: Some(file),
             _copy: None,
             tightened: vec![],
@@ -130,13 +133,58 @@ const PRIVATE_DIR: u32 = 0o700;
 /// The mode of every file in the database directory.
 pub const PRIVATE_FILE: u32 = 0o600;
 
+/// The directory `named` names: the target of a symbolic link (whose files are the ones made
+/// private), or `named` itself.
+fn resolve(named: &Path) -> Result<PathBuf> {
+    match std::fs::symlink_metadata(named) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(named).map_err(|e| {
+            Error::failed(
+                Failure::Io,
+                format_args!(
+                    "the database path {} is a symbolic link that leads nowhere: {e}",
+                    named.display()
+                ),
+            )
+        }),
+        _ => Ok(named.to_owned()),
+    }
+}
+
+/// Refuses a database directory another user owns: its owner could read the secret in it
+/// whatever its modes, or loosen them again.
+fn check_owner(path: &Path, named: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() == me {
+        return Ok(());
+    }
+    Err(Error::failed(
+        Failure::Other,
+        format_args!(
+            "the database directory {} is owned by uid {}, not by this process's user (uid {me}): its owner \
+             could read the database's secret; use a directory of your own",
+            named.display(),
+            meta.uid()
+        ),
+    ))
+}
+
 /// Takes group and other permissions from `path` and, recursively, from what is in it, pushing
-/// what changed (named under `shown`) onto `changed`. Symbolic links are left alone.
+/// what changed (named under `shown`) onto `changed`. A symbolic link inside is refused: sled
+/// would write the database through it, to a file whose modes are not the database's own.
 fn make_private(path: &Path, shown: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
     let (wanted, is_dir) = match meta.file_type() {
         t if t.is_dir() => (PRIVATE_DIR, true),
         t if t.is_file() => (PRIVATE_FILE, false),
+        t if t.is_symlink() => {
+            return Err(std::io::Error::other(format!(
+                "{} is a symbolic link: a database's files must be its own",
+                shown.display()
+            )))
+        }
         _ => return Ok(()),
     };
     let mode = meta.permissions().mode() & 0o7777;
