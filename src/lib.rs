@@ -84,6 +84,7 @@ pub use api::request::{
 };
 pub use api::write_op::{Write, Written};
 pub use audit::{AsOf, Digest, Fault, Problem, Report, VerifyMode};
+pub use backend::place::Place;
 pub use backend::OpenMode;
 pub use error::{Error, Failure, Result, Rule};
 pub use ledger::{

@@ -159,3 +159,44 @@ fn a_sled_ledger_holding_a_nul_from_before_copies_to_postgres() {
     assert_eq!(row.get::<_, String>(0), "A\u{FFFD}l");
     assert_eq!(copy.verify(None, &mut |_| {}).unwrap().problem, None);
 }
+
+#[test]
+fn a_database_location_is_told_apart_once_and_its_password_never_shows() {
+    let location = fresh_location();
+    let with_password = location.replacen("postgres@", "postgres:pw-secret-42@", 1);
+    let cwd = tempfile::tempdir().unwrap();
+    let run = |db: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+            .current_dir(cwd.path())
+            .env("USER_LEDGER_DB", db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // The scheme in any case is PostgreSQL.
+    let upper = with_password.replacen("postgres://", "POSTGRES://", 1);
+    let out = run(&upper, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(open(&location).digest().unwrap().seq, 1, "written to the server's ledger");
+    // Anything else that looks like one is refused: never a directory named after it.
+    for bad in [
+        format!(" {with_password}"),
+        format!("{with_password} "),
+        with_password.replacen("://", ":", 1),
+        with_password.replacen("postgres://", "postgress://", 1),
+    ] {
+        let out = run(&bad, &["list-users", "--max-results", "1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}: {stderr}");
+        assert!(stderr.contains("the database location"), "{bad:?}: {stderr}");
+        assert!(!stderr.contains("pw-secret-42"), "{stderr}");
+    }
+    let out = run(&with_password, &["accept-log"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("accept-log accepts a sled database"), "{stderr}");
+    assert!(!stderr.contains("pw-secret-42"), "{stderr}");
+    let help = run(&with_password, &["--help"]);
+    assert!(help.status.success());
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("pw-secret-42"));
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0, "no directory was made");
+}

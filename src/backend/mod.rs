@@ -39,6 +39,7 @@ use crate::views::{self, Row, ViewTree};
 pub mod guard;
 #[cfg(feature = "whitebox")]
 pub mod memory;
+pub mod place;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rows;

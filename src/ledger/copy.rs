@@ -368,11 +368,5 @@ fn diverged(named: &std::path::Path, why: std::fmt::Arguments<'_>) -> Error {
 
 /// Whether `path` names a database server rather than a directory.
 fn is_location(path: &std::path::Path) -> bool {
-    #[cfg(feature = "postgres")]
-    return path.to_str().is_some_and(crate::backend::postgres::is_postgres);
-    #[cfg(not(feature = "postgres"))]
-    return {
-        let _ = path;
-        false
-    };
+    matches!(crate::backend::place::place(path), Ok(crate::backend::place::Place::Postgres(_)))
 }

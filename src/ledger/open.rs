@@ -9,6 +9,7 @@ use crate::api::validate;
 use crate::audit::refold::refold;
 use crate::audit::{merkle, Digest, Fault, Problem};
 use crate::backend::guard::guard;
+use crate::backend::place::{place, Place};
 use crate::backend::sled::directory::Directory;
 use crate::backend::sled::{Opened, SledBackend};
 use crate::backend::{Backend, Head, OpenMode};
@@ -44,7 +45,14 @@ impl Ledger {
             ));
         }
         config.validate()?;
-        let dir = Directory::acquire(&config.path, config.mode)?;
+        let Place::Sled(path) = place(&config.path)? else {
+            return Err(Error::failed(
+                Failure::Other,
+                "accept-log accepts a sled database's log as it stands; a PostgreSQL ledger's log is the \
+                 server's own: restore it from the server's backups",
+            ));
+        };
+        let dir = Directory::acquire(path, config.mode)?;
         let Opened { backend, .. } =
             SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
         let report =
@@ -172,26 +180,37 @@ pub(super) struct Store {
     pub failed_write: Option<String>,
 }
 
+/// The error for a postgres:// location in a build without the backend.
+#[cfg(not(feature = "postgres"))]
+fn no_postgres() -> Error {
+    Error::failed(Failure::Other, "this build has no PostgreSQL backend (cargo feature `postgres`)")
+}
+
 impl Store {
     /// Opens the database `config` names: a sled directory, or (feature `postgres`) a
     /// `postgres://` location.
     pub(super) fn open(config: Config) -> Result<Store> {
         config.validate()?;
-        #[cfg(feature = "postgres")]
-        if let Some(location) = config.path.to_str().filter(|l| crate::backend::postgres::is_postgres(l)) {
-            let synchronous = config.durability == Durability::Immediate;
-            let backend = crate::backend::postgres::PgBackend::open(location, config.mode, synchronous)?;
-            // Messages name the server, never the password the location may hold.
-            let config = Config { path: PathBuf::from(&backend.location().shown), ..config };
-            return Ok(Store {
-                backend: Arc::new(backend),
-                config,
-                lost: None,
-                tightened: vec![],
-                failed_write: None,
-            });
-        }
-        let dir = Directory::acquire(&config.path, config.mode)?;
+        let dir = match place(&config.path)? {
+            Place::Sled(path) => path.to_owned(),
+            #[cfg(feature = "postgres")]
+            Place::Postgres(location) => {
+                let synchronous = config.durability == Durability::Immediate;
+                let backend = crate::backend::postgres::PgBackend::open(&location, config.mode, synchronous)?;
+                // Messages name the server, never the password the location may hold.
+                let config = Config { path: PathBuf::from(&backend.location().shown), ..config };
+                return Ok(Store {
+                    backend: Arc::new(backend),
+                    config,
+                    lost: None,
+                    tightened: vec![],
+                    failed_write: None,
+                });
+            }
+            #[cfg(not(feature = "postgres"))]
+            Place::Postgres(_) => return Err(no_postgres()),
+        };
+        let dir = Directory::acquire(&dir, config.mode)?;
         let Opened { backend, lost, tightened, failed_write } =
             SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
         backend.reserve(config.disk_reserve);

@@ -33,11 +33,6 @@ impl std::fmt::Debug for Location {
     }
 }
 
-/// Whether `location` names a PostgreSQL database rather than a sled directory.
-pub fn is_postgres(location: &str) -> bool {
-    location.starts_with("postgres://") || location.starts_with("postgresql://")
-}
-
 impl Location {
     /// Parses `url` (`postgres://user[:password]@host[:port]/dbname[?option=value&…]`), taking out
     /// `schema` and `sslrootcert` (a PEM file of the certificates to trust); `sslmode` is

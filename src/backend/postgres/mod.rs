@@ -33,7 +33,7 @@ use crate::backend::OpenMode;
 use crate::error::{Error, Failure, Result};
 use crate::views::ViewTree;
 
-pub use location::{is_postgres, Location};
+pub use location::Location;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 

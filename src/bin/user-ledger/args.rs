@@ -11,8 +11,14 @@ use user_ledger::{AsOf, Caller, Error, Rule};
 #[derive(Parser)]
 #[command(name = "user-ledger", version, about)]
 pub(crate) struct Cli {
-    /// The database directory.
-    #[arg(long, global = true, env = "USER_LEDGER_DB", default_value = "./user-ledger.db")]
+    /// The database: a directory (sled), or a postgres:// URL (its scheme in any case).
+    #[arg(
+        long,
+        global = true,
+        env = "USER_LEDGER_DB",
+        default_value = "./user-ledger.db",
+        hide_env_values = true
+    )]
     pub(crate) db: PathBuf,
     /// Act as this ledger user (a userId), or as an IAM principal (an `arn:…` role ARN, which
     /// may only get programmatic access credentials), instead of as the system.
