@@ -106,6 +106,10 @@ pub enum Failure {
     /// A copy's destination is not a prefix of its source: another ledger, one that went its
     /// own way at a seq the message names, or one that is not a ledger at all. Nothing was written.
     Diverged,
+    /// A wait on the database passed its deadline (a lock another session held, a statement that
+    /// ran too long, a server that stopped answering): the message names what was waited for
+    /// and, for a lock, who held it. Nothing was written.
+    Timeout,
     /// Anything else.
     Other,
 }
@@ -128,6 +132,7 @@ impl fmt::Display for Failure {
             Failure::DiskFull => "a full disk",
             Failure::Conflict => "a head moved by another writer",
             Failure::Diverged => "a destination that is not a prefix of the source",
+            Failure::Timeout => "a wait past its deadline",
             Failure::Other => "an internal failure",
         })
     }

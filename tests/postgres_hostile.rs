@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::host::{expect, InProcess};
 use common::postgres::{fresh_location, server};
 use common::{SYSTEM, T0};
@@ -199,4 +201,76 @@ fn a_database_location_is_told_apart_once_and_its_password_never_shows() {
     assert!(help.status.success());
     assert!(!String::from_utf8_lossy(&help.stdout).contains("pw-secret-42"));
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0, "no directory was made");
+}
+
+/// A login role of its own for this test (roles are the cluster's), connected.
+fn role(name: &str, rights: &str) -> postgres::Client {
+    let mut dba = dba();
+    dba.batch_execute(&format!("DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN {rights}")).unwrap();
+    let url = server().url.replacen("postgres@", &format!("{name}@"), 1);
+    postgres::Client::connect(&url, postgres::NoTls).unwrap()
+}
+
+/// Runs `f` on a thread and gives its answer, or panics if it takes longer than `limit`.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (answer, answered) = std::sync::mpsc::channel();
+    std::thread::spawn(move || answer.send(f()));
+    answered.recv_timeout(limit).unwrap_or_else(|_| panic!("no answer within {limit:?}"))
+}
+
+#[test]
+fn a_connect_only_role_cannot_hold_the_turn_or_the_opening_hostage() {
+    let location = fresh_location();
+    let schema = schema_of(&location);
+    let ledger = open(&location);
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap();
+    // Every advisory key a ledger ever used, and the tip row: the role may take the former only.
+    let mut intruder = role(&format!("intruder_{schema}"), "");
+    let channel = format!("user_ledger_{schema}");
+    intruder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock(hashtext('{channel}/turn')), pg_advisory_lock(hashtext('{channel}'))"
+        ))
+        .unwrap();
+    let refused =
+        intruder.batch_execute(&format!("BEGIN; SELECT * FROM {schema}.tip FOR UPDATE")).unwrap_err();
+    assert_eq!(refused.code(), Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{refused:?}");
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        ledger
+            .create_user(&SYSTEM, &CreateUserRequest::new(format!("u{i}@example.com"), "APP_USER"))
+            .unwrap();
+    }
+    let again =
+        within(Duration::from_secs(5), move || Ledger::open(Config::new(&location)).map(|l| l.digest()));
+    assert_eq!(again.unwrap().unwrap().seq, 6);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_table_a_dba_locks_fails_reads_and_writes_at_the_deadline_naming_the_holder() {
+    // A deadline of 1 s for the test (the default is 10 s): the URL's options win over ours.
+    let location = format!("{}&options=-c%20lock_timeout%3D1000", fresh_location());
+    let schema = schema_of(&location).split('&').next().unwrap().to_owned();
+    let ledger = open(&location);
+    let id =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
+    let mut dba = dba();
+    let pid: i32 = dba.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let mut tx = dba.transaction().unwrap();
+    tx.batch_execute(&format!("LOCK TABLE {schema}.users IN ACCESS EXCLUSIVE MODE")).unwrap();
+    let started = std::time::Instant::now();
+    let read = ledger.get_user(&SYSTEM, &id).unwrap_err();
+    let update = UpdateUserRequest { first_name: Some("A".into()), ..UpdateUserRequest::new(&id) };
+    let write = ledger.update_user(&SYSTEM, &update).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    for e in [&read, &write] {
+        assert_eq!(e.failure(), Some(user_ledger::Failure::Timeout), "{e}");
+        let message = e.to_string();
+        assert!(message.contains("lock_timeout") && message.contains(&format!("pid {pid}")), "{message}");
+    }
+    tx.rollback().unwrap();
+    assert_eq!(ledger.get_user(&SYSTEM, &id).unwrap().first_name, None);
+    ledger.update_user(&SYSTEM, &update).unwrap();
+    assert_eq!(ledger.digest().unwrap().seq, 2, "the refused write left nothing");
 }

@@ -2,17 +2,18 @@
 //! compares and sets the tip, the log read in pages by seq, views and tokens by key.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
 
 use ::postgres::types::{ToSql, Type};
 
 use super::commit::{self, to_i64};
-use super::{schema, PgBackend, TURN_WAIT};
+use super::{schema, PgBackend};
 use crate::backend::rows::RowStore;
 use crate::backend::{moved, Backend, Changeset, Entries, Head, Prefetch, Reads, Tip, Wake};
 use crate::core::codec;
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::views::{subject_prefix, ViewTree};
 
 /// How many rows one read of the log or a view fetches: memory stays bounded whatever the size.
@@ -236,18 +237,29 @@ impl Backend for PgBackend {
         let doing = "committing a batch";
         let args = commit::Arguments::of(changes)?;
         let sql = commit::sql(&self.location.schema);
-        let called = self.on_session(doing, |c| c.query_typed_one(&sql, &args.params(&self.channel)))?;
+        // Inside a turn the batch's transaction is open (it holds the tip row): COMMIT ends it.
+        let in_turn = self.in_turn.load(Ordering::SeqCst);
+        let called = self.on_session(doing, |c| {
+            let row = c.query_typed_one(&sql, &args.params(&self.channel))?;
+            if in_turn && !row.get::<_, bool>(0) {
+                c.batch_execute("COMMIT")?;
+            }
+            Ok::<_, ::postgres::Error>(row)
+        })?;
         match called {
             Ok(row) if row.get::<_, bool>(0) => {
                 Err(moved(head_of(row.get(1), row.get(2), row.get(3))?, changes.base))
             }
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.in_turn.store(false, Ordering::SeqCst);
+                Ok(())
+            }
             // The server may have committed before the connection died: the log says.
             Err(e) if e.code().is_none() => match self.landed(changes) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(self.failed(doing, e)),
                 Err(unknown) => Err(Error::failed(
-                    crate::error::Failure::Io,
+                    Failure::Io,
                     format_args!("{}; whether the batch is in is unknown: {unknown}", self.failed(doing, e)),
                 )),
             },
@@ -275,40 +287,48 @@ impl Backend for PgBackend {
         true
     }
 
-    /// The writers of every host take turns through one advisory lock on the writer's session,
-    /// waiting at most [`TURN_WAIT`]; a lost session loses the lock with it (the server frees it).
-    /// The head comes back with the turn, read once the turn is had.
+    /// The writers of every host take turns through the tip row, locked `FOR UPDATE` in the
+    /// transaction the writer's session opens here and ends at its commit (or `end_batch`):
+    /// only the ledger's own role can lock it, and a wait past [`super::LOCK_WAIT`] names the
+    /// sessions holding it. A lost session loses the turn with it (the server frees the row).
+    /// The head comes back with the turn.
     fn begin_batch(&self) -> Result<Option<Head>> {
-        // Writers of this process share the session, whose advisory lock is re-entrant: they
-        // take turns here first, as the hosts do on the server.
+        // Writers of this process share the session: they take turns here first.
         self.turns.take()?;
-        let sql =
-            format!("SELECT head_seq, head_hash, head_time_ms FROM {}.take_turn($1)", self.location.schema);
-        let taken = self
-            .on_session("waiting for a turn", |c| c.query_typed_one(&sql, &[(&self.channel, Type::TEXT)]))
-            .and_then(|taken| match taken {
-                Ok(row) => Ok(Some(head_of(row.get(0), row.get(1), row.get(2))?)),
-                Err(e) => Err(Error::failed(
-                    crate::error::Failure::Conflict,
-                    format_args!(
-                        "{}: no turn to write within {TURN_WAIT:?}",
-                        self.failed("waiting for a turn", e)
-                    ),
-                )),
-            });
+        let sql = format!(
+            "BEGIN; SELECT head_seq, encode(head_hash, 'base64'), head_time_ms FROM {} FOR UPDATE",
+            self.t("tip")
+        );
+        let taken = self.on_session("waiting for a turn", |c| c.simple_query(&sql)).and_then(|taken| {
+            self.in_turn.store(true, Ordering::SeqCst);
+            let messages = taken.map_err(|e| self.failed("waiting for a turn", e))?;
+            let row = messages
+                .iter()
+                .find_map(|m| match m {
+                    ::postgres::SimpleQueryMessage::Row(row) => Some(row),
+                    _ => None,
+                })
+                .ok_or_else(|| Error::corrupt(format_args!("{}: the tip row is missing", self.t("tip"))))?;
+            let field = |n: usize| row.get(n).unwrap_or_default();
+            let bad = |what: &str| Error::corrupt(format_args!("{}: {what} does not read", self.t("tip")));
+            let hash = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, field(1))
+                .map_err(|_| bad("head_hash"))?;
+            let seq = field(0).parse::<i64>().map_err(|_| bad("head_seq"))?;
+            let time = field(2).parse::<i64>().map_err(|_| bad("head_time_ms"))?;
+            Ok(Some(head_of(seq, hash, time)?))
+        });
         if taken.is_err() {
-            self.turns.give_back();
+            self.end_batch();
         }
         taken
     }
 
     fn end_batch(&self) {
-        let sql = "SELECT pg_advisory_unlock(hashtext($1 || '/turn'))";
-        if let Ok(Err(_)) =
-            self.on_session("ending a turn", |c| c.query_typed(sql, &[(&self.channel, Type::TEXT)]))
-        {
-            // The session is unusable: dropping it frees the lock on the server.
-            self.drop_session();
+        if self.in_turn.swap(false, Ordering::SeqCst) {
+            if let Ok(Err(_)) = self.on_session("ending a turn", |c| c.batch_execute("ROLLBACK")) {
+                // The session is unusable: dropping it frees the turn on the server.
+                self.drop_session();
+            }
         }
         self.turns.give_back();
     }

@@ -3,6 +3,7 @@
 //! password.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -12,6 +13,18 @@ use crate::error::{Error, Failure, Result};
 
 /// The schema a ledger lives in when the location names none.
 pub const DEFAULT_SCHEMA: &str = "user_ledger";
+
+/// The longest a statement of the ledger's waits for a lock (`lock_timeout`): a turn to write,
+/// a table a DBA locked.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The longest a statement of the ledger's runs (`statement_timeout`).
+pub const STATEMENT_WAIT: Duration = Duration::from_secs(30);
+/// How long a connection may take to be made (`connect_timeout`, unless the URL sets it).
+pub const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// How long sent data may go unacknowledged before the connection is dropped
+/// (`TCP_USER_TIMEOUT`), and when an idle connection is probed (TCP keepalives): a server behind
+/// a partition is found out in about this long.
+pub const TCP_WAIT: Duration = Duration::from_secs(30);
 
 /// A parsed location.
 #[derive(Clone)]
@@ -70,9 +83,7 @@ impl Location {
         let mut config = ::postgres::Config::from_str(&rebuilt).map_err(|e| {
             Error::failed(Failure::Other, format_args!("the postgres:// location does not parse: {e}"))
         })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(10));
-        }
+        deadlines(&mut config);
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
@@ -87,6 +98,32 @@ impl Location {
         let tls = tls(root_cert.as_deref(), &shown)?;
         Ok(Location { config, tls, schema, shown })
     }
+}
+
+/// Every wait of the ledger's sessions bounded: the server's lock and statement timeouts
+/// (options the URL gives come after, so they win), the connect timeout, and TCP's.
+fn deadlines(config: &mut ::postgres::Config) {
+    let ours = format!(
+        "-c lock_timeout={} -c statement_timeout={}",
+        LOCK_WAIT.as_millis(),
+        STATEMENT_WAIT.as_millis()
+    );
+    let options = match config.get_options() {
+        Some(theirs) => format!("{ours} {theirs}"),
+        None => ours,
+    };
+    config.options(&options);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_WAIT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_WAIT);
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(TCP_WAIT / 2)
+        .keepalives_interval(TCP_WAIT / 6)
+        .keepalives_retries(3);
 }
 
 /// The TLS connector: certificates from `root_cert` (PEM) or, without one, the public roots.

@@ -33,16 +33,16 @@ use crate::backend::OpenMode;
 use crate::error::{Error, Failure, Result};
 use crate::views::ViewTree;
 
-pub use location::Location;
+pub use location::{Location, LOCK_WAIT};
 
 type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 
 /// How long a caller waits for a connection of the pool before the error.
 const POOL_WAIT: Duration = Duration::from_secs(10);
 
-/// The longest a statement of the writer's session waits for a lock (its turn, the tip row)
-/// before it fails.
-const TURN_WAIT: Duration = Duration::from_secs(10);
+/// The longest the writer's session may sit in its transaction between two statements (a host
+/// that stopped mid-batch gives the turn back after this long).
+const IDLE_IN_TURN: Duration = Duration::from_secs(30);
 
 /// The outcome of statements on the writer's session: the outer error if it could not connect.
 type OnSession<T, E = ::postgres::Error> = Result<std::result::Result<T, E>>;
@@ -57,9 +57,12 @@ pub struct PgBackend {
     closed: Arc<AtomicBool>,
     /// Whether commits are durable when they return (else `sync` makes them so).
     synchronous: bool,
-    /// The writer's own session: it holds the writers' turn (an advisory lock) while a batch is
-    /// decided, and makes the batch's reads and its commit (no pool checkout on the way).
+    /// The writer's own session: it holds the writers' turn (the tip row, locked in its
+    /// transaction) while a batch is decided, and makes the batch's reads and its commit (no pool
+    /// checkout on the way).
     session: std::sync::Mutex<Option<::postgres::Client>>,
+    /// Whether the session's transaction holding the turn is open.
+    in_turn: AtomicBool,
     /// Set on a pinned copy ([`crate::backend::Backend::pinned`]): every read sees this snapshot.
     snapshot: Option<Arc<snapshot::Snapshot>>,
     /// The turn among this process's writers (ledgers opened on this one backend).
@@ -74,18 +77,18 @@ struct Turns {
 }
 
 impl Turns {
-    /// Waits for the turn, at most [`TURN_WAIT`]; then a conflict (nothing was written).
+    /// Waits for the turn, at most [`LOCK_WAIT`]; then a timeout (nothing was written).
     fn take(&self) -> Result<()> {
         let taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
         let (mut taken, waited) = self
             .freed
-            .wait_timeout_while(taken, TURN_WAIT, |taken| *taken)
+            .wait_timeout_while(taken, LOCK_WAIT, |taken| *taken)
             .unwrap_or_else(|p| p.into_inner());
         if waited.timed_out() && *taken {
             return Err(Error::failed(
-                Failure::Conflict,
+                Failure::Timeout,
                 format_args!(
-                    "another writer of this process kept its turn for {TURN_WAIT:?}; nothing was written"
+                    "another writer of this process kept its turn for {LOCK_WAIT:?}; nothing was written"
                 ),
             ));
         }
@@ -145,6 +148,7 @@ impl PgBackend {
             closed,
             synchronous,
             session: std::sync::Mutex::new(None),
+            in_turn: AtomicBool::new(false),
             snapshot: None,
             turns: Arc::default(),
         };
@@ -170,7 +174,10 @@ impl PgBackend {
                     .connect(self.location.tls.clone())
                     .map_err(|e| self.failed(doing, e))?;
                 client
-                    .batch_execute(&format!("SET lock_timeout = '{}ms'", TURN_WAIT.as_millis()))
+                    .batch_execute(&format!(
+                        "SET idle_in_transaction_session_timeout = {}",
+                        IDLE_IN_TURN.as_millis()
+                    ))
                     .map_err(|e| self.failed(doing, e))?;
                 session.insert(client)
             }
@@ -178,6 +185,7 @@ impl PgBackend {
         let done = statements(client);
         if client.is_closed() {
             *session = None;
+            self.in_turn.store(false, Ordering::SeqCst);
         }
         Ok(done)
     }
@@ -185,11 +193,51 @@ impl PgBackend {
     /// Drops the writer's session (the server frees what it held).
     fn drop_session(&self) {
         *self.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.in_turn.store(false, Ordering::SeqCst);
     }
 
-    /// The error of a failed statement, naming the server and what was being done.
+    /// The error of a failed statement, naming the server and what was being done; a lock waited
+    /// for past [`LOCK_WAIT`] names the sessions that held locks on the ledger.
     fn failed(&self, doing: &str, e: ::postgres::Error) -> Error {
-        sql_error(&self.location, doing, &e)
+        let error = sql_error(&self.location, doing, &e);
+        if e.code() != Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            return error;
+        }
+        match self.lock_holders() {
+            Ok(holders) if !holders.is_empty() => {
+                Error::failed(Failure::Timeout, format_args!("{error}; held by {}", holders.join(", ")))
+            }
+            _ => error,
+        }
+    }
+
+    /// The other sessions holding locks on this ledger's tables or its advisory keys, as
+    /// `pid N (role R, application A)`.
+    fn lock_holders(&self) -> Result<Vec<String>> {
+        let sql = "SELECT DISTINCT a.pid, a.usename::text, a.application_name FROM pg_locks l
+                   JOIN pg_stat_activity a ON a.pid = l.pid
+                   LEFT JOIN pg_class c ON c.oid = l.relation
+                   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE l.granted AND l.pid <> pg_backend_pid()
+                     AND (n.nspname = $1 OR (l.locktype = 'advisory' AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)))
+                   ORDER BY a.pid";
+        let rows = self
+            .pool
+            .get()
+            .map_err(|e| unreachable_server(&self.location, &e))?
+            .query(sql, &[&self.location.schema, &self.channel])
+            .map_err(|e| sql_error(&self.location, "naming who holds the locks", &e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "pid {} (role {}, application {:?})",
+                    r.get::<_, i32>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2)
+                )
+            })
+            .collect())
     }
 
     /// `name` in this ledger's schema.
@@ -222,23 +270,31 @@ impl PgBackend {
     fn make_schema(&self, mode: OpenMode) -> Result<()> {
         let mut client = self.client()?;
         let doing = "making the ledger's tables";
-        let mut tx = client.transaction().map_err(|e| self.failed(doing, e))?;
-        // One opener at a time makes the tables; the others then find them.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.channel])
-            .map_err(|e| self.failed(doing, e))?;
         let version_table = self.t("schema_version");
-        let exists: Option<String> = tx
-            .query_one("SELECT to_regclass($1)::text", &[&version_table])
-            .map_err(|e| self.failed(doing, e))?
-            .get(0);
-        if exists.is_none() {
+        let exists = |tx: &mut ::postgres::Transaction<'_>| -> Result<bool> {
+            let found: Option<String> = tx
+                .query_one("SELECT to_regclass($1)::text", &[&version_table])
+                .map_err(|e| self.failed(doing, e))?
+                .get(0);
+            Ok(found.is_some())
+        };
+        let mut tx = client.transaction().map_err(|e| self.failed(doing, e))?;
+        // An existing ledger opens without a lock, so no other session can hold its opening up.
+        if !exists(&mut tx)? {
             if mode != OpenMode::Create {
                 return Err(Error::failed(
                     Failure::NoDatabase,
                     format_args!("no ledger at {}: its tables do not exist", self.location.shown),
                 ));
             }
-            tx.batch_execute(&schema::create(&self.location.schema)).map_err(|e| self.failed(doing, e))?;
+            // One opener at a time makes the tables (waiting at most LOCK_WAIT); the others then
+            // find them.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.channel])
+                .map_err(|e| self.failed(doing, e))?;
+            if !exists(&mut tx)? {
+                tx.batch_execute(&schema::create(&self.location.schema))
+                    .map_err(|e| self.failed(doing, e))?;
+            }
         }
         let version: i32 = tx
             .query_one(&format!("SELECT version FROM {version_table}"), &[])
@@ -274,6 +330,26 @@ pub(super) fn unreachable_server(location: &Location, e: &dyn std::error::Error)
 /// The error of a failed statement: a serialization or unique violation is a conflict (another
 /// host won), a lost connection is I/O, anything else names the server and what was done.
 fn sql_error(location: &Location, doing: &str, e: &::postgres::Error) -> Error {
+    use ::postgres::error::SqlState;
+    let deadline = match e.code() {
+        Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => {
+            Some(format!("a lock waited for past lock_timeout ({LOCK_WAIT:?})"))
+        }
+        Some(code) if *code == SqlState::QUERY_CANCELED => Some(format!(
+            "a statement cancelled by the server (statement_timeout, {:?} unless set otherwise)",
+            location::STATEMENT_WAIT
+        )),
+        Some(code) if *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT => {
+            Some(format!("a transaction left idle past {IDLE_IN_TURN:?}"))
+        }
+        _ => None,
+    };
+    if let Some(what) = deadline {
+        return Error::failed(
+            Failure::Timeout,
+            format_args!("PostgreSQL at {} failed while {doing}: {what}: {}", location.shown, reason(e)),
+        );
+    }
     let cause = match e.code() {
         Some(code)
             if *code == ::postgres::error::SqlState::T_R_SERIALIZATION_FAILURE

@@ -139,8 +139,6 @@ pub fn create(schema: &str) -> String {
 
 /// The functions a writer calls, each one round trip.
 ///
-/// - `take_turn(channel)`: waits for the writers' turn (a session advisory lock) and answers the
-///   head as committed once it has it.
 /// - `fetch_rows(tables, keys)`: the values of (table, key) pairs, by their place in the arrays
 ///   (`tokens` names the token records).
 /// - `commit_batch(…)`: one batch's log rows, view rows (a NULL value deletes), token records
@@ -175,15 +173,7 @@ fn functions(schema: &str) -> String {
         ));
     }
     format!(
-        "CREATE FUNCTION {schema}.take_turn(channel text)
-         RETURNS TABLE (head_seq bigint, head_hash bytea, head_time_ms bigint) LANGUAGE plpgsql AS $$
-         #variable_conflict use_column
-         BEGIN
-             PERFORM pg_advisory_lock(hashtext(channel || '/turn'));
-             RETURN QUERY SELECT t.head_seq, t.head_hash, t.head_time_ms FROM {schema}.tip t;
-         END $$;
-
-         CREATE FUNCTION {schema}.fetch_rows(tables text[], keys bytea[])
+        "CREATE FUNCTION {schema}.fetch_rows(tables text[], keys bytea[])
          RETURNS TABLE (place integer, value bytea) LANGUAGE plpgsql AS $$
          #variable_conflict use_column
          BEGIN

@@ -80,6 +80,7 @@ impl PgBackend {
             closed: Arc::new(AtomicBool::new(false)),
             synchronous: self.synchronous,
             session: Mutex::new(None),
+            in_turn: AtomicBool::new(false),
             snapshot: Some(Arc::new(Snapshot { id, _holder: Mutex::new(holder) })),
             turns: self.turns.clone(),
         })
