@@ -274,3 +274,111 @@ fn a_table_a_dba_locks_fails_reads_and_writes_at_the_deadline_naming_the_holder(
     ledger.update_user(&SYSTEM, &update).unwrap();
     assert_eq!(ledger.digest().unwrap().seq, 2, "the refused write left nothing");
 }
+
+#[test]
+fn a_forged_notice_is_only_a_hint_and_breaks_no_subscriber() {
+    let location = fresh_location();
+    let schema = schema_of(&location);
+    let ledger = open(&location);
+    let mut subscription = ledger.subscribe(1);
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap();
+    assert_eq!(subscription.next_timeout(Duration::from_secs(5)).unwrap().unwrap().envelope.seq, 1);
+    let mut intruder = role(&format!("notifier_{schema}"), "");
+    for payload in ["999999999", "-1", "not a seq", ""] {
+        intruder.batch_execute(&format!("NOTIFY user_ledger_{schema}, '{payload}'")).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(subscription.next_timeout(Duration::from_millis(300)).unwrap(), None, "nothing was committed");
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("b@example.com", "APP_USER")).unwrap();
+    assert_eq!(subscription.next_timeout(Duration::from_secs(5)).unwrap().unwrap().envelope.seq, 2);
+}
+
+/// One round of the follow test on `own` (a cluster of the test's own): three hosts write while
+/// each follows the log; the server is stopped cleanly, started, SIGKILLed, started. Every
+/// stream delivers every seq once, in order, with no error.
+fn three_followers_across_a_stop_and_a_kill(own: &common::postgres::Server, schema: &str) {
+    let cluster = own.cluster.as_ref().unwrap();
+    let location = format!("{}?schema={schema}", own.url);
+    let hosts: Vec<Ledger> = (0..3).map(|_| open(&location)).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let last = std::sync::atomic::AtomicU64::new(u64::MAX);
+    std::thread::scope(|s| {
+        let followers: Vec<_> = hosts
+            .iter()
+            .map(|host| {
+                let (mut subscription, last) = (host.subscribe(1), &last);
+                s.spawn(move || {
+                    let mut seen = Vec::new();
+                    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+                    while seen.last().copied().unwrap_or(0) != last.load(std::sync::atomic::Ordering::SeqCst)
+                    {
+                        assert!(std::time::Instant::now() < deadline, "stream stuck at {:?}", seen.last());
+                        match subscription.next_timeout(Duration::from_millis(200)) {
+                            Ok(Some(entry)) => seen.push(entry.envelope.seq),
+                            Ok(None) => {}
+                            Err(e) => panic!("the stream broke after {:?}: {e}", seen.last()),
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for (n, host) in hosts.iter().enumerate() {
+            let stop = &stop;
+            s.spawn(move || {
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let email = format!("h{n}-{i}@example.com");
+                    if host.create_user(&SYSTEM, &CreateUserRequest::new(email, "APP_USER")).is_err() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            });
+        }
+        let writes = |at_least: u64| {
+            let from = hosts[0].digest().map_or(0, |d| d.seq);
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while hosts[0].digest().map_or(0, |d| d.seq) < from + at_least {
+                assert!(std::time::Instant::now() < deadline, "no writes after a restart");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        writes(20);
+        cluster.stop();
+        std::thread::sleep(Duration::from_millis(500));
+        cluster.restart(&own.url);
+        writes(20);
+        cluster.kill();
+        std::thread::sleep(Duration::from_millis(500));
+        cluster.restart(&own.url);
+        writes(20);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Once the writers are done: the head the streams must reach.
+        std::thread::sleep(Duration::from_millis(200));
+        let head = hosts[0].digest().unwrap().seq;
+        last.store(head, std::sync::atomic::Ordering::SeqCst);
+        for follower in followers {
+            let seen = follower.join().unwrap();
+            assert_eq!(seen, (1..=head).collect::<Vec<u64>>(), "every seq once, in order");
+        }
+    });
+}
+
+#[test]
+fn followers_on_three_hosts_stream_across_a_stop_and_a_kill_of_the_server() {
+    let own = common::postgres::start_cluster();
+    three_followers_across_a_stop_and_a_kill(&own, "follow");
+}
+
+/// The twenty rounds: `cargo test --all-features --test postgres_hostile -- --ignored`.
+#[test]
+#[ignore]
+fn followers_stream_across_twenty_stops_and_kills() {
+    let own = common::postgres::start_cluster();
+    for round in 0..20 {
+        eprintln!("round {round}");
+        three_followers_across_a_stop_and_a_kill(&own, &format!("follow{round}"));
+    }
+}

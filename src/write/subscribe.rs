@@ -5,13 +5,18 @@
 //! the log at its own pace, so a slow one never holds the writer back.
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::guard::guard;
 use crate::core::codec;
 use crate::core::event::Sealed;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use crate::write::Shared;
+
+/// How long a subscription on a backend that recovers by itself (PostgreSQL) goes on trying to
+/// read its next entry while the server is away (restarting, failing over) before it ends with
+/// the error.
+pub const RESUME_WAIT: Duration = Duration::from_secs(60);
 
 /// What the writer publishes: the last seq subscribers may read, and whether more will come.
 #[derive(Debug, Default)]
@@ -107,7 +112,25 @@ impl Subscription {
         }
     }
 
+    /// The next entry; on a backend that recovers by itself, a read that fails because the
+    /// server is away is tried again, every 250 ms for at most [`RESUME_WAIT`].
     fn read(&mut self) -> Result<Sealed> {
+        let started = Instant::now();
+        loop {
+            match self.read_once() {
+                Err(e)
+                    if self.shared.backend.recovers()
+                        && matches!(e.failure(), Some(Failure::Io | Failure::Timeout))
+                        && started.elapsed() < RESUME_WAIT =>
+                {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                done => return done,
+            }
+        }
+    }
+
+    fn read_once(&mut self) -> Result<Sealed> {
         let seq = self.next;
         let backend = &self.shared.backend;
         let entry = guard("while reading the log", || {

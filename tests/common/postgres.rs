@@ -35,6 +35,15 @@ impl Cluster {
         let _ = child.wait();
     }
 
+    /// Stops the server as `pg_ctl stop -m fast` does (SIGINT: sessions ended, a clean
+    /// checkpoint) and waits for it to exit.
+    pub fn stop(&self) {
+        let mut child = self.postmaster.lock().unwrap();
+        // SAFETY: kill only sends a signal to the server this process started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let _ = child.wait();
+    }
+
     /// Starts the server again on the same data and port, once its orphaned backends let go.
     pub fn restart(&self, url: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);

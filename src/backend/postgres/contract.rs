@@ -255,7 +255,7 @@ impl Backend for PgBackend {
                 Ok(())
             }
             // The server may have committed before the connection died: the log says.
-            Err(e) if e.code().is_none() => match self.landed(changes) {
+            Err(e) if super::lost_connection(&e) => match self.landed(changes) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(self.failed(doing, e)),
                 Err(unknown) => Err(Error::failed(

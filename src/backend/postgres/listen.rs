@@ -1,5 +1,7 @@
-//! Other hosts' commits as wake-ups: a thread that `LISTEN`s on the ledger's channel and calls
-//! the wake with each commit's seq, reconnecting by itself when the server goes away.
+//! Other hosts' commits as wake-ups: a thread that `LISTEN`s on the ledger's channel and, on any
+//! notice, calls the wake with the head as the tip row has it, reconnecting by itself when the
+//! server goes away. A notice is only a hint: any role that can connect may send one on the
+//! channel, so its payload is never read.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,20 +41,27 @@ fn listen(
 ) -> std::result::Result<(), ::postgres::Error> {
     let mut client = location.config.connect(location.tls.clone())?;
     client.batch_execute(&format!("LISTEN {channel}"))?;
-    let tip = client.query_one(&format!("SELECT head_seq FROM {}.tip", location.schema), &[])?;
-    wake(u64::try_from(tip.get::<_, i64>(0)).unwrap_or(0));
+    let head = format!("SELECT head_seq FROM {}.tip", location.schema);
+    let read_head = |client: &mut ::postgres::Client| -> std::result::Result<(), ::postgres::Error> {
+        let seq = client.query_one(&head, &[])?.get::<_, i64>(0);
+        wake(u64::try_from(seq).unwrap_or(0));
+        Ok(())
+    };
+    read_head(&mut client)?;
     while !closed.load(Ordering::SeqCst) {
-        let mut notices = client.notifications();
-        let mut iter = notices.timeout_iter(TICK);
-        while let Some(notice) = iter.next()? {
-            if let Ok(seq) = notice.payload().parse::<u64>() {
-                wake(seq);
-            }
+        let noticed = {
+            let mut notices = client.notifications();
+            let noticed = notices.timeout_iter(TICK).next()?.is_some();
+            // Whatever else arrived meanwhile is answered by the same read.
+            while notices.iter().next()?.is_some() {}
+            noticed
+        };
+        if noticed {
+            read_head(&mut client)?;
+        } else {
+            // The connection may have died silently: a round trip finds out.
+            client.simple_query("")?;
         }
-        // The connection may have died silently: a round trip finds out.
-        drop(iter);
-        drop(notices);
-        client.simple_query("")?;
     }
     Ok(())
 }

@@ -358,10 +358,21 @@ fn sql_error(location: &Location, doing: &str, e: &::postgres::Error) -> Error {
             Failure::Conflict
         }
         Some(code) if *code == ::postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => Failure::ReadOnly,
+        _ if lost_connection(e) => Failure::Io,
         Some(_) => Failure::Other,
         None => Failure::Io,
     };
     Error::failed(cause, format_args!("PostgreSQL at {} failed while {doing}: {}", location.shown, reason(e)))
+}
+
+/// Whether `e` means the connection is gone: dropped, or ended by a server going away
+/// (shutdown, crash, a terminated backend, one still starting), so a statement in flight may or
+/// may not have taken effect.
+pub(super) fn lost_connection(e: &::postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => code.code().starts_with("08") || code.code().starts_with("57P") || e.is_closed(),
+    }
 }
 
 /// An error with its causes, as the server or the connection gave them (rust-postgres shows
