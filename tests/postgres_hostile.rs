@@ -382,3 +382,25 @@ fn followers_stream_across_twenty_stops_and_kills() {
         three_followers_across_a_stop_and_a_kill(&own, &format!("follow{round}"));
     }
 }
+
+#[test]
+fn a_schema_or_tables_another_role_made_are_refused_by_name_and_nothing_is_written() {
+    // A role that may create schemas makes the ledger's schema, and in a second one every table
+    // and function a ledger has, before the ledger's role opens either.
+    let (empty, full) = (schema_of(&fresh_location()), schema_of(&fresh_location()));
+    let mut squatter = role(&format!("squatter_{full}"), "");
+    dba().batch_execute(&format!("GRANT CREATE ON DATABASE postgres TO squatter_{full}")).unwrap();
+    squatter.batch_execute(&format!("CREATE SCHEMA {empty}")).unwrap();
+    squatter.batch_execute(&user_ledger::backend::postgres::schema::create(&full)).unwrap();
+    for (schema, named) in [(&empty, format!("schema {empty}")), (&full, "relation access_keys".to_owned())] {
+        let location = format!("{}?schema={schema}", server().url);
+        let refused = Ledger::open(Config::new(&location)).unwrap_err().to_string();
+        assert!(refused.contains(&format!("{named} (owned by squatter_{full})")), "{refused}");
+        assert!(refused.contains("that this role did not make"), "{refused}");
+    }
+    let tables: i64 =
+        dba().query_one("SELECT count(*) FROM pg_tables WHERE schemaname = $1", &[&empty]).unwrap().get(0);
+    assert_eq!(tables, 0, "nothing made in a schema another role owns");
+    let meta: i64 = dba().query_one(&format!("SELECT count(*) FROM {full}.meta"), &[]).unwrap().get(0);
+    assert_eq!(meta, 0, "nothing written to tables another role owns");
+}

@@ -279,6 +279,7 @@ impl PgBackend {
             Ok(found.is_some())
         };
         let mut tx = client.transaction().map_err(|e| self.failed(doing, e))?;
+        self.check_owners(&mut tx)?;
         // An existing ledger opens without a lock, so no other session can hold its opening up.
         if !exists(&mut tx)? {
             if mode != OpenMode::Create {
@@ -311,6 +312,43 @@ impl PgBackend {
             ));
         }
         tx.commit().map_err(|e| self.failed(doing, e))
+    }
+
+    /// Refuses a ledger schema, or anything in it, owned by a role other than the ledger's own:
+    /// that role could read what the ledger writes, or change what it trusts (a table's rows, a
+    /// function's code), whatever is granted.
+    fn check_owners(&self, tx: &mut ::postgres::Transaction<'_>) -> Result<()> {
+        let sql = "SELECT what || ' ' || name || ' (owned by ' || owner || ')' FROM (
+                 SELECT 'schema' AS what, n.nspname::text AS name, pg_get_userbyid(n.nspowner)::text AS owner
+                     FROM pg_namespace n WHERE n.nspname = $1
+                 UNION ALL
+                 SELECT 'relation', c.relname::text, pg_get_userbyid(c.relowner)::text
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relkind <> 'i'
+                 UNION ALL
+                 SELECT 'function', p.proname::text, pg_get_userbyid(p.proowner)::text
+                     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1
+             ) o WHERE owner <> current_user ORDER BY what DESC, name LIMIT 6";
+        let foreign: Vec<String> = tx
+            .query(sql, &[&self.location.schema])
+            .map_err(|e| self.failed("checking who owns the ledger's tables", e))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err(Error::failed(
+            Failure::Other,
+            format_args!(
+                "the ledger at {} has {} that this role did not make: {}; a role that owns them could read \
+                 or change what the ledger writes. Use a schema of the ledger's role's own (a new one is \
+                 made for it), or have that role own them",
+                self.location.shown,
+                if foreign.len() > 5 { "objects (first 5 shown)" } else { "objects" },
+                foreign.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ))
     }
 
     /// The location as messages show it.
