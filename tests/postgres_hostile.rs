@@ -404,3 +404,59 @@ fn a_schema_or_tables_another_role_made_are_refused_by_name_and_nothing_is_writt
     let meta: i64 = dba().query_one(&format!("SELECT count(*) FROM {full}.meta"), &[]).unwrap().get(0);
     assert_eq!(meta, 0, "nothing written to tables another role owns");
 }
+
+/// What verify says of `ledger`: its problem or error, `None` when clean.
+fn verify_finds(ledger: &Ledger) -> Option<String> {
+    match ledger.verify(None, &mut |_| {}) {
+        Ok(report) => report.problem.map(|p| p.to_string()),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+#[test]
+fn what_a_dba_changes_behind_the_ledger_is_found_by_verify_and_never_rebuilt_silently() {
+    let location = fresh_location();
+    let schema = schema_of(&location);
+    let ledger = open(&location);
+    let id =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("b@example.com", "APP_USER")).unwrap();
+    drop(ledger);
+    let mut dba = dba();
+
+    // The Merkle rows deleted: opening does not build them again; verify says what is missing,
+    // writes wait for rebuild-views, which makes them again.
+    dba.batch_execute(&format!("DELETE FROM {schema}.merkle")).unwrap();
+    let ledger = open(&location);
+    let found = verify_finds(&ledger).expect("verify finds the missing tree");
+    assert!(found.contains("merkle") || found.contains("Merkle"), "{found}");
+    let refused =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("c@example.com", "APP_USER")).unwrap_err();
+    assert_eq!(refused.failure(), Some(user_ledger::Failure::StaleViews), "{refused}");
+    drop(ledger);
+    let ledger = open(&location);
+    assert!(verify_finds(&ledger).is_some(), "a second open rebuilt nothing either");
+    ledger.rebuild_views(&mut |_| {}).unwrap();
+    assert_eq!(verify_finds(&ledger), None);
+
+    // A user's record made a SUPER_USER: the typed column would lie; verify names the row.
+    dba.batch_execute(&format!(
+        "UPDATE {schema}.users SET record = jsonb_set(record, '{{type}}', '\"SUPER_USER\"') WHERE user_id = '{id}'"
+    ))
+    .unwrap();
+    let found = verify_finds(&ledger).expect("verify finds the edited record");
+    assert!(
+        found.contains(&format!("{schema}.users row")) && found.contains("disagrees with its value"),
+        "{found}"
+    );
+    ledger.rebuild_views(&mut |_| {}).unwrap();
+    assert_eq!(verify_finds(&ledger), None, "rebuild-views writes the record again");
+    let shown: String =
+        dba.query_one(&format!("SELECT type FROM {schema}.users WHERE user_id = $1"), &[&id]).unwrap().get(0);
+    assert_eq!(shown, "APP_USER");
+
+    // A log row's kind or subject changed: verify names its seq.
+    dba.batch_execute(&format!("UPDATE {schema}.log SET kind = 'Deleted' WHERE seq = 2")).unwrap();
+    let found = verify_finds(&ledger).expect("verify finds the edited log row");
+    assert!(found.contains(&format!("{schema}.log row at seq 2")), "{found}");
+}

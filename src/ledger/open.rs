@@ -104,16 +104,26 @@ impl Ledger {
             Ok((tip, stale, page_secret, identity, environment_id))
         })?;
         let read_only = config.mode == OpenMode::ReadOnly;
-        // A database written before the Merkle tree existed gets it now. Views that cannot be
-        // trusted get it with the rest from rebuild-views, which writes wait for.
-        let tree = match stale {
-            Some(_) => Frontier::default(),
-            None => match guard("while building the Merkle tree", || {
-                merkle::ensure(backend.as_ref(), tip.head.seq)
+        // A database written before the Merkle tree existed gets it now, and is marked as keeping
+        // it; one marked so that lacks the tree's frontier was damaged: only audits work (verify
+        // names what is missing) until rebuild-views. Views that cannot be trusted get the tree
+        // with the rest from rebuild-views, which writes wait for.
+        let (tree, stale) = match stale {
+            Some(why) => (Frontier::default(), Some(why)),
+            None => match guard("while reading the Merkle tree", || {
+                match (settings::keeps_tree(backend.as_ref())?, read_only) {
+                    // Audits of a read-only ledger go on without it; verify names what it lacks.
+                    (false, true) => return Ok(None),
+                    (false, false) => {
+                        merkle::ensure(backend.as_ref(), tip.head.seq)?;
+                        settings::mark_tree_kept(backend.as_ref())?;
+                    }
+                    (true, _) => {}
+                }
+                merkle::frontier(backend.as_ref(), tip.head.seq).map(Some)
             }) {
-                Ok(tree) => tree,
-                // Audits of a read-only ledger go on; verify names what the tree lacks.
-                Err(_) if read_only => Frontier::default(),
+                Ok(tree) => (tree.unwrap_or_default(), None),
+                Err(e) if e.failure() == Some(Failure::Corrupt) => (Frontier::default(), Some(e.to_string())),
                 Err(e) => return Err(e),
             },
         };

@@ -11,6 +11,10 @@ use crate::error::{Error, Failure, Result};
 const PAGE_SECRET: &str = "page_secret";
 const IDENTITY: &str = "identity";
 const ENVIRONMENT: &str = "environment_id";
+/// The meta name saying the ledger keeps its Merkle tree with every commit: set when it is made,
+/// or when a ledger written before the tree existed got it. From then on a missing node is
+/// damage for verify to report, never something to build again silently.
+const MERKLE_TREE: &str = "merkle_tree";
 /// The meta name of a shared ledger's root credentials.
 pub const ROOT_CREDENTIALS: &str = "root_credentials";
 
@@ -86,6 +90,16 @@ pub fn environment_id(backend: &dyn Backend, shown: &Path, given: Option<&str>) 
         ))),
         _ => Ok(stored),
     }
+}
+
+/// Whether the ledger is marked as keeping its Merkle tree (see [`MERKLE_TREE`]).
+pub fn keeps_tree(backend: &dyn Backend) -> Result<bool> {
+    Ok(backend.meta(MERKLE_TREE)?.is_some())
+}
+
+/// Marks the ledger as keeping its Merkle tree, once it holds the whole of it.
+pub fn mark_tree_kept(backend: &dyn Backend) -> Result<()> {
+    backend.insert_meta(MERKLE_TREE, b"1").map(drop)
 }
 
 /// Why the views cannot be trusted, comparing the tip with the log's last entry: `None` if

@@ -37,6 +37,16 @@ fn storable_json(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// `bytes` in hexadecimal, as messages and records show keys and hashes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The log table's readable columns of `envelope`: its event's kind and subject.
+pub fn log_columns(envelope: &crate::core::event::Envelope) -> (String, String) {
+    (envelope.event.kind().to_owned(), subject_text(envelope.event.subject()))
+}
+
 /// How a subject reads in the log table.
 fn subject_text(subject: Subject<'_>) -> String {
     storable(&match subject {
@@ -91,7 +101,7 @@ fn record_as_written(view: ViewTree, key: &[u8], value: &[u8]) -> Result<serde_j
                 "treeSize": node.end(),
                 "level": node.level,
                 "index": node.index,
-                "hash": value.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                "hash": hex(value),
             }),
             None => serde_json::Value::Null,
         },
@@ -160,10 +170,11 @@ impl<'c> Arguments<'c> {
         };
         for (seq, bytes) in &changes.log {
             let envelope = codec::unseal(*seq, bytes)?.envelope;
+            let (kind, subject) = log_columns(&envelope);
             args.seqs.push(to_i64(*seq)?);
             args.times.push(envelope.time_ms);
-            args.kinds.push(envelope.event.kind().to_owned());
-            args.subjects.push(subject_text(envelope.event.subject()));
+            args.kinds.push(kind);
+            args.subjects.push(subject);
             args.sealed.push(bytes);
         }
         let mut rows: BTreeMap<(ViewTree, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
 use ::postgres::types::{ToSql, Type};
 
@@ -70,11 +71,55 @@ impl PgBackend {
         Ok(self.log_entry(*seq)?.as_deref() == Some(bytes.as_slice()))
     }
 
-    /// One page of `sql` (which takes the last key seen and a limit) as (key, value) rows.
-    fn page_of(&self, sql: &str, after: &(dyn ToSql + Sync)) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// One page of `sql` (which takes the last key seen and a limit) as rows.
+    fn rows_of(&self, sql: &str, after: &(dyn ToSql + Sync)) -> Result<Vec<::postgres::Row>> {
         let limit = i64::try_from(PAGE_ROWS).unwrap_or(i64::MAX);
-        let rows = self.client()?.query(sql, &[after, &limit]).map_err(|e| self.failed("reading", e))?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.client()?.query(sql, &[after, &limit]).map_err(|e| self.failed("reading", e))
+    }
+
+    /// The rows of `view` in key order, each row's `record` (what the typed columns show)
+    /// compared with the record its value makes: one that disagrees (edited outside the ledger)
+    /// is an error naming it, or, given `disagreeing`, has its key put there instead.
+    fn stored_rows<'a>(
+        &'a self,
+        view: ViewTree,
+        disagreeing: Option<&'a Mutex<Vec<Vec<u8>>>>,
+    ) -> Entries<'a> {
+        let table = self.t(schema::table(view));
+        let sql = format!(
+            "SELECT key, value, record FROM {table} WHERE ($1::bytea IS NULL OR key > $1) ORDER BY key LIMIT $2"
+        );
+        let page = move |after: &Option<Vec<u8>>| -> Result<Vec<Row>> {
+            let mut page = Vec::with_capacity(PAGE_ROWS);
+            for row in self.rows_of(&sql, after)? {
+                let (key, value): (Vec<u8>, Vec<u8>) = (row.get(0), row.get(1));
+                let stored: Option<serde_json::Value> = row.get(2);
+                // A value that does not decode is the audit's to report, as on every engine.
+                if let Ok(wanted) = commit::record_json(view, &key, &value) {
+                    if stored.as_ref() != Some(&wanted) {
+                        match disagreeing {
+                            Some(keys) => keys.lock().unwrap_or_else(|p| p.into_inner()).push(key.clone()),
+                            None => {
+                                return Err(Error::corrupt(format_args!(
+                                    "{table} row {}: its record (and so its typed columns) disagrees with its value; \
+                                     it was changed outside the ledger: rebuild the views",
+                                    commit::hex(&key)
+                                )))
+                            }
+                        }
+                    }
+                }
+                page.push((key, value));
+            }
+            Ok(page)
+        };
+        Box::new(Pages {
+            next: Box::new(page),
+            after: None,
+            key_of: |key| Some(key.to_vec()),
+            buffer: VecDeque::new(),
+            done: false,
+        })
     }
 }
 
@@ -374,14 +419,36 @@ impl Backend for PgBackend {
         super::listen::spawn(self.location.clone(), self.channel.clone(), self.closed.clone(), wake)
     }
 
+    /// The readable columns (`kind`, `subject`) are compared with the sealed entry: one that
+    /// disagrees (edited outside the ledger) is an error naming its seq.
     fn log(&self, from_seq: u64) -> Entries<'_> {
         // int8send: the seq's 8 big-endian bytes, which are the log's keys.
+        let table = self.t("log");
         let sql = format!(
-            "SELECT int8send(seq), sealed FROM {} WHERE seq > $1 ORDER BY seq LIMIT $2",
-            self.t("log")
+            "SELECT int8send(seq), sealed, kind, subject FROM {table} WHERE seq > $1 ORDER BY seq LIMIT $2"
         );
+        let page = move |after: &i64| -> Result<Vec<Row>> {
+            let mut page = Vec::with_capacity(PAGE_ROWS);
+            for row in self.rows_of(&sql, after)? {
+                let (key, sealed): (Vec<u8>, Vec<u8>) = (row.get(0), row.get(1));
+                let seq = codec::seq_of(&key).unwrap_or(0);
+                // An entry that does not unseal is the audit's to report, as on every engine.
+                if let Ok(entry) = codec::unseal(seq, &sealed) {
+                    let stored = (row.get::<_, String>(2), row.get::<_, String>(3));
+                    if stored != commit::log_columns(&entry.envelope) {
+                        return Err(Error::corrupt(format_args!(
+                            "{table} row at seq {seq}: its kind or subject ({}, {}) disagrees with its sealed \
+                             entry; it was changed outside the ledger",
+                            stored.0, stored.1
+                        )));
+                    }
+                }
+                page.push((key, sealed));
+            }
+            Ok(page)
+        };
         Box::new(Pages {
-            next: Box::new(move |after: &i64| self.page_of(&sql, after)),
+            next: Box::new(page),
             after: i64::try_from(from_seq).unwrap_or(i64::MAX).saturating_sub(1),
             key_of: |key| key.try_into().map_or(i64::MAX, i64::from_be_bytes),
             buffer: VecDeque::new(),
@@ -423,17 +490,7 @@ impl Backend for PgBackend {
     }
 
     fn view_rows(&self, view: ViewTree) -> Entries<'_> {
-        let sql = format!(
-            "SELECT key, value FROM {} WHERE ($1::bytea IS NULL OR key > $1) ORDER BY key LIMIT $2",
-            self.t(schema::table(view))
-        );
-        Box::new(Pages {
-            next: Box::new(move |after: &Option<Vec<u8>>| self.page_of(&sql, after)),
-            after: None,
-            key_of: |key| Some(key.to_vec()),
-            buffer: VecDeque::new(),
-            done: false,
-        })
+        self.stored_rows(view, None)
     }
 
     fn replace_view(
@@ -441,8 +498,10 @@ impl Backend for PgBackend {
         view: ViewTree,
         rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     ) -> Result<()> {
-        // Merge the stored rows with the wanted ones, both in key order; write only what differs.
-        let mut stored = self.view_rows(view).peekable();
+        // Merge the stored rows with the wanted ones, both in key order; write only what differs
+        // (a row whose record was edited differs too).
+        let edited = Mutex::new(Vec::new());
+        let mut stored = self.stored_rows(view, Some(&edited)).peekable();
         let mut changes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let flush = |changes: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>| -> Result<()> {
             if changes.is_empty() {
@@ -466,7 +525,8 @@ impl Backend for PgBackend {
             }
             match stored.peek() {
                 Some(Ok((old, old_value))) if *old == key => {
-                    if *old_value != value {
+                    let record_edited = edited.lock().unwrap_or_else(|p| p.into_inner()).contains(&key);
+                    if *old_value != value || record_edited {
                         changes.insert(key, Some(value));
                     }
                     stored.next();
