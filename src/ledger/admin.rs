@@ -29,6 +29,9 @@ pub struct Stats {
     pub tokens: u64,
     /// Bytes sled uses on disk.
     pub bytes_on_disk: u64,
+    /// Why this open rebuilt the views from the log (the write before it failed), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired_at_open: Option<String>,
 }
 
 impl Ledger {
@@ -48,6 +51,7 @@ impl Ledger {
                 kx_users: backend.view_len(ViewTree::KxUsers)?,
                 tokens: backend.token_count()?,
                 bytes_on_disk: backend.size_on_disk()?,
+                repaired_at_open: self.repaired().map(str::to_owned),
             })
         })
     }

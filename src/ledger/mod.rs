@@ -69,6 +69,8 @@ struct Inner {
     lost: Option<Problem>,
     /// What opening narrowed to its owner's only.
     tightened: Vec<PathBuf>,
+    /// Why the views were rebuilt at open (the write before it failed), if they were.
+    repaired: std::sync::OnceLock<String>,
     /// Dropped first: drains the queue and stops the writer.
     pipeline: Pipeline,
     /// Dropped after the writer: syncs one last time and stops.

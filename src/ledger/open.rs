@@ -29,9 +29,25 @@ impl Ledger {
     ///
     /// A `config.path` of `postgres://…` (feature `postgres`) opens the ledger in that
     /// PostgreSQL database instead, which any number of hosts may open at once.
+    ///
+    /// A ledger whose last write failed inside the engine (a full disk, say) repairs itself
+    /// here: its views are rebuilt from the log, which holds every acknowledged write, and
+    /// [`Ledger::repaired`] says why. Only a damaged log needs an operator.
     pub fn open(config: Config) -> Result<Ledger> {
         let store = Store::open(config)?;
-        Self::start(store.backend, store.config, store.lost, store.tightened, store.failed_write)
+        let repair = store.failed_write.clone().filter(|_| store.config.mode != OpenMode::ReadOnly);
+        let ledger =
+            Self::start(store.backend, store.config, store.lost, store.tightened, store.failed_write)?;
+        if let Some(why) = repair {
+            ledger.rebuild_views(&mut |_| {})?;
+            let _ = ledger.inner.repaired.set(why);
+        }
+        Ok(ledger)
+    }
+
+    /// Why this open rebuilt the views (the write before it failed inside the engine), if it did.
+    pub fn repaired(&self) -> Option<&str> {
+        self.inner.repaired.get().map(String::as_str)
     }
 
     /// Makes the log as it is now the acknowledged one, after a loss that [`Ledger::open`]
@@ -158,6 +174,7 @@ impl Ledger {
                 checkpoint_key: crate::core::checkpoint::signing_key(&page_secret),
                 lost,
                 tightened,
+                repaired: std::sync::OnceLock::new(),
                 pipeline,
                 _flusher: flusher,
             }),

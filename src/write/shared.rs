@@ -132,7 +132,7 @@ impl Shared {
             return Err(Error::failed(
                 Failure::Poisoned,
                 "the ledger refuses writes after a failed commit or sync (a full disk, an I/O error) or a \
-                 panicked commit; reopen it once the cause is gone (rebuild the views if it says so)",
+                 panicked commit; reopen it once the cause is gone (opening rebuilds the views from the log)",
             ));
         }
         Ok(())
@@ -162,7 +162,7 @@ impl Shared {
             e.failure().unwrap_or(Failure::Io),
             format_args!(
                 "{e}; the ledger stopped writing: reopen it once the cause is gone (a full disk has space \
-                 again), and rebuild the views if it then says so"
+                 again): opening rebuilds the views from the log"
             ),
         )
     }

@@ -53,6 +53,12 @@ pub(crate) fn give_large_allocations_back() {
 /// Opens the ledger, telling the operator on stderr which files were readable by others.
 pub(crate) fn open_ledger(config: Config) -> Result<Ledger, user_ledger::Error> {
     let ledger = Ledger::open(config).map_err(held_hint)?;
+    if let Some(why) = ledger.repaired() {
+        eprintln!(
+            "warning: the last write before this open failed ({why}); the views were rebuilt from the log, \
+             which holds every acknowledged write"
+        );
+    }
     for path in ledger.tightened() {
         eprintln!(
             "warning: {} was readable by other users, who may have read the database's secret; now its \
