@@ -391,6 +391,7 @@ fn a_schema_or_tables_another_role_made_are_refused_by_name_and_nothing_is_writt
     let mut squatter = role(&format!("squatter_{full}"), "");
     dba().batch_execute(&format!("GRANT CREATE ON DATABASE postgres TO squatter_{full}")).unwrap();
     squatter.batch_execute(&format!("CREATE SCHEMA {empty}")).unwrap();
+    squatter.batch_execute(&format!("CREATE SCHEMA {full}")).unwrap();
     squatter.batch_execute(&user_ledger::backend::postgres::schema::create(&full)).unwrap();
     for (schema, named) in [(&empty, format!("schema {empty}")), (&full, "relation access_keys".to_owned())] {
         let location = format!("{}?schema={schema}", server().url);
@@ -459,4 +460,57 @@ fn what_a_dba_changes_behind_the_ledger_is_found_by_verify_and_never_rebuilt_sil
     dba.batch_execute(&format!("UPDATE {schema}.log SET kind = 'Deleted' WHERE seq = 2")).unwrap();
     let found = verify_finds(&ledger).expect("verify finds the edited log row");
     assert!(found.contains(&format!("{schema}.log row at seq 2")), "{found}");
+}
+
+/// The README's ```sql blocks under "Roles and grants", in order.
+fn readme_grants() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section =
+        readme.split("**Roles and grants.**").nth(1).unwrap().split("**Deadlines.**").next().unwrap();
+    section.split("```sql").skip(1).map(|block| block.split("```").next().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn the_readmes_roles_and_grants_run_a_ledger_and_show_a_reader_nothing_secret() {
+    let blocks = readme_grants();
+    assert_eq!(blocks.len(), 2, "the set-up and the grants");
+    let schema = schema_of(&fresh_location());
+    let (owner, reader) = (format!("ledger_{schema}"), format!("reader_{schema}"));
+    let ours = |sql: &str| {
+        let word = |w: &str| regex::Regex::new(&format!(r"\b{w}\b")).unwrap();
+        let sql = word("ledger").replace_all(sql, owner.as_str()).replace("ledger_reader", &reader);
+        word("prod").replace_all(&sql, schema.as_str()).into_owned()
+    };
+    let mut dba = dba();
+    dba.batch_execute(&format!("DROP ROLE IF EXISTS {owner}; DROP ROLE IF EXISTS {reader};")).unwrap();
+    dba.batch_execute(&ours(&blocks[0])).unwrap();
+    // The ledger, as its own role (no superuser): it makes its tables in the schema it owns.
+    let as_role = |role: &str| server().url.replacen("postgres@", &format!("{role}@"), 1);
+    let location = format!("{}?schema={schema}", as_role(&owner));
+    let ledger = open(&location);
+    let id =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
+    ledger.reset_user_password(&SYSTEM, &id, Some("tok")).unwrap();
+    let mut as_owner = postgres::Client::connect(&as_role(&owner), postgres::NoTls).unwrap();
+    as_owner.batch_execute(&ours(&blocks[1])).unwrap();
+    let mut as_reader = postgres::Client::connect(&as_role(&reader), postgres::NoTls).unwrap();
+    for readable in [
+        format!("SELECT email_address FROM {schema}.users"),
+        format!("SELECT kind, subject FROM {schema}.log"),
+        format!("SELECT user_id FROM {schema}.passwords"),
+        format!("SELECT operation, client_token, expires_ms FROM {schema}.tokens"),
+        format!("SELECT tree_size, hash FROM {schema}.merkle"),
+    ] {
+        assert_eq!(as_reader.query(&readable, &[]).unwrap().len().min(1), 1, "{readable}");
+    }
+    for secret in [
+        format!("SELECT value FROM {schema}.meta"),
+        format!("SELECT value FROM {schema}.passwords"),
+        format!("SELECT record FROM {schema}.tokens"),
+        format!("UPDATE {schema}.users SET record = record"),
+        format!("SELECT * FROM {schema}.tip FOR UPDATE"),
+    ] {
+        let refused = as_reader.query(&secret, &[]).unwrap_err();
+        assert_eq!(refused.code(), Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{secret}");
+    }
 }

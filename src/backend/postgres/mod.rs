@@ -293,6 +293,16 @@ impl PgBackend {
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.channel])
                 .map_err(|e| self.failed(doing, e))?;
             if !exists(&mut tx)? {
+                // Made only if missing: a schema a DBA made for the ledger's role needs no right to
+                // create schemas in the database.
+                let schema: Option<String> = tx
+                    .query_one("SELECT to_regnamespace($1)::text", &[&self.location.schema])
+                    .map_err(|e| self.failed(doing, e))?
+                    .get(0);
+                if schema.is_none() {
+                    tx.batch_execute(&format!("CREATE SCHEMA {}", self.location.schema))
+                        .map_err(|e| self.failed(doing, e))?;
+                }
                 tx.batch_execute(&schema::create(&self.location.schema))
                     .map_err(|e| self.failed(doing, e))?;
             }

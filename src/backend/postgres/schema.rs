@@ -101,11 +101,10 @@ fn column_sql(name: &str, column: Column) -> String {
     format!("{name} {sql_type} GENERATED ALWAYS AS ({expression}) STORED")
 }
 
-/// The SQL that makes a new ledger's tables and functions in `schema`.
+/// The SQL that makes a new ledger's tables and functions in `schema`, which exists.
 pub fn create(schema: &str) -> String {
     let mut sql = format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE {schema}.schema_version (version integer NOT NULL);
+        "CREATE TABLE {schema}.schema_version (version integer NOT NULL);
          INSERT INTO {schema}.schema_version VALUES ({SCHEMA_VERSION});
          CREATE TABLE {schema}.meta (name text PRIMARY KEY, value bytea NOT NULL);
          CREATE TABLE {schema}.tip (
