@@ -155,18 +155,60 @@ pub fn base64_of(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The rows [`rows_json`] made, back; anything else is an error naming what is wrong.
-pub fn rows_of(value: &Value) -> crate::error::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let malformed = || crate::error::Error::corrupt("a copy page that is not {\"rows\": [[key, value], …]}");
-    let rows = value.get("rows").and_then(Value::as_array).ok_or_else(malformed)?;
-    rows.iter()
-        .map(|row| match row.as_array().map(Vec::as_slice) {
-            Some([Value::String(key), Value::String(value)]) => {
-                Ok((bytes_of("key", key)?, bytes_of("value", value)?))
+/// The rows [`rows_json`] made, back from the bytes of a page, at most `max` of them: a page of
+/// more is refused as it is read, so what a hostile host sends cannot grow the reader past the
+/// page's own size. Anything else is an error naming what is wrong.
+pub fn rows_in(page: &[u8], max: usize) -> crate::error::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+    /// `{"rows": [...]}` with at most `max` rows.
+    struct Page(usize);
+    /// The array of rows, at most `max`.
+    struct Bounded(usize);
+    impl<'de> DeserializeSeed<'de> for Bounded {
+        type Value = Rows;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Rows, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = Rows;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "at most {} rows of [key, value]", self.0)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rows, A::Error> {
+            let mut rows = Vec::new();
+            while let Some((key, value)) = seq.next_element::<(String, String)>()? {
+                if rows.len() == self.0 {
+                    return Err(de::Error::custom(format_args!("more than the {} rows asked for", self.0)));
+                }
+                let bytes = |member, text: &str| bytes_of(member, text).map_err(de::Error::custom);
+                rows.push((bytes("key", &key)?, bytes("value", &value)?));
             }
-            _ => Err(malformed()),
-        })
-        .collect()
+            Ok(rows)
+        }
+    }
+    impl<'de> Visitor<'de> for Page {
+        type Value = Rows;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("{\"rows\": [[key, value], …]}")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rows, A::Error> {
+            let mut rows = None;
+            while let Some(name) = map.next_key::<String>()? {
+                match name.as_str() {
+                    "rows" if rows.is_none() => rows = Some(map.next_value_seed(Bounded(self.0))?),
+                    _ => return Err(de::Error::custom(format_args!("an unexpected member {name:?}"))),
+                }
+            }
+            rows.ok_or_else(|| de::Error::missing_field("rows"))
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_slice(page);
+    let rows = de::Deserializer::deserialize_map(&mut reader, Page(max))
+        .and_then(|rows| reader.end().map(|()| rows))
+        .map_err(|e| crate::error::Error::corrupt(format_args!("a copy page that does not read: {e}")))?;
+    Ok(rows)
 }
 
 /// Standard base64 `text` decoded; an error naming `member` if it is not base64.
@@ -189,6 +231,20 @@ pub fn keys_json(
 mod tests {
     use super::*;
     use crate::error::Rule;
+
+    #[test]
+    fn a_copy_page_reads_back_and_no_more_rows_than_asked_for() {
+        let rows = vec![(b"k1".to_vec(), b"v1".to_vec()), (vec![0, 255], vec![])];
+        let page = rows_json(&rows).to_string();
+        assert_eq!(rows_in(page.as_bytes(), 2).unwrap(), rows);
+        let refused = rows_in(page.as_bytes(), 1).unwrap_err().to_string();
+        assert!(refused.contains("more than the 1 rows asked for"), "{refused}");
+        for bad in
+            [r#"{"rows": [["!", ""]]}"#, r#"{"rows": [], "more": 1}"#, r#"{}"#, r#"{"rows": [["a"]]}"#, "[]"]
+        {
+            assert!(rows_in(bad.as_bytes(), 10).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn nulls_are_omitted_at_any_depth() {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderValue};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
@@ -14,6 +14,12 @@ use crate::server::sigv4::{self, Received};
 
 /// The largest reply `call` reads whole; `stream` has no limit.
 const MAX_REPLY: u64 = 256 * 1024 * 1024;
+/// How long making a connection may take.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// How long the host may take to start its answer (a stream's too).
+const ANSWER_WAIT: Duration = Duration::from_secs(60);
+/// How long a whole reply of `call` may take, from the request to its last byte.
+const CALL_WAIT: Duration = Duration::from_secs(300);
 
 /// A signing client for one host and one key pair.
 #[derive(Debug, Clone)]
@@ -105,8 +111,12 @@ impl Client {
                 .collect::<Vec<Certificate<'static>>>();
             tls = tls.root_certs(RootCerts::Specific(Arc::new(certs)));
         }
-        let config =
-            ureq::Agent::config_builder().http_status_as_error(false).tls_config(tls.build()).build();
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls.build())
+            .timeout_connect(Some(CONNECT_WAIT))
+            .timeout_recv_response(Some(ANSWER_WAIT))
+            .build();
         Ok(Client {
             agent: ureq::Agent::new_with_config(config),
             endpoint,
@@ -123,7 +133,7 @@ impl Client {
 
     /// Sends `call`.
     pub fn call(&self, call: Call<'_>) -> Result<Reply> {
-        let (status, headers, body) = self.start(&call)?;
+        let (status, headers, body) = self.start(&call, Some(CALL_WAIT))?;
         let body =
             body.into_with_config().limit(MAX_REPLY).read_to_vec().map_err(|e| self.failed(&call, &e))?;
         Ok(Reply { status, headers, body })
@@ -132,7 +142,7 @@ impl Client {
     /// Sends `call` and copies a 200's body to `out` as it arrives (a followed log); another
     /// status is returned as a whole reply.
     pub fn stream(&self, call: Call<'_>, out: &mut dyn std::io::Write) -> Result<Reply> {
-        let (status, headers, body) = self.start(&call)?;
+        let (status, headers, body) = self.start(&call, None)?;
         let mut reader = body.into_with_config().limit(u64::MAX).reader();
         if status != 200 {
             let mut body = Vec::new();
@@ -155,7 +165,8 @@ impl Client {
         Error::failed(Failure::Io, format_args!("{} {}{}: {e}", call.method, self.endpoint, call.target))
     }
 
-    fn start(&self, call: &Call<'_>) -> Result<(u16, HeaderMap, ureq::Body)> {
+    /// Sends `call`, its whole exchange bounded by `deadline` if given.
+    fn start(&self, call: &Call<'_>, deadline: Option<Duration>) -> Result<(u16, HeaderMap, ureq::Body)> {
         let failed = |e: &dyn std::fmt::Display| {
             Error::failed(Failure::Io, format_args!("{} {}{}: {e}", call.method, self.endpoint, call.target))
         };
@@ -198,7 +209,11 @@ impl Client {
             .body(call.body.to_vec())
             .map_err(|e| failed(&e))?;
         *request.headers_mut() = headers;
-        let response = self.agent.run(request).map_err(|e| failed(&e))?;
+        let response = ureq::RequestExt::with_agent(request, &self.agent)
+            .configure()
+            .timeout_global(deadline)
+            .run()
+            .map_err(|e| failed(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         Ok((status, headers, response.into_body()))

@@ -8,6 +8,9 @@ use crate::ledger::CopySource;
 use crate::server::client::{Client, Reply};
 use crate::server::ADMIN;
 
+/// The most settings a host may answer (a ledger has a handful).
+const MAX_SETTINGS: usize = 64;
+
 /// A host reached with its root credentials, read as a [`CopySource`].
 #[derive(Debug)]
 pub struct RemoteSource {
@@ -21,16 +24,23 @@ impl RemoteSource {
         RemoteSource { client, endpoint: endpoint.to_owned() }
     }
 
-    /// The rows the copy route `target` answers.
-    fn rows(&self, target: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        wire::rows_of(&self.json(target)?)
+    /// The rows the copy route `target` answers, at most `max`.
+    fn rows(&self, target: &str, max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        wire::rows_in(&self.body(target)?, max)
     }
 
     /// The JSON a 200 answers; another status as the error it names.
     fn json(&self, target: &str) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.body(target)?).map_err(|e| {
+            Error::corrupt(format_args!("{}{target} answered what is not JSON: {e}", self.endpoint))
+        })
+    }
+
+    /// The body a 200 answers; another status as the error it names.
+    fn body(&self, target: &str) -> Result<Vec<u8>> {
         let reply = self.client.send("GET", ADMIN, target, b"")?;
         if reply.status == 200 {
-            return Ok(reply.json());
+            return Ok(reply.body);
         }
         Err(self.refused(&reply))
     }
@@ -54,7 +64,7 @@ impl CopySource for RemoteSource {
     }
 
     fn settings(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows = self.rows("/ledger/copy/settings")?;
+        let rows = self.rows("/ledger/copy/settings", MAX_SETTINGS)?;
         rows.into_iter()
             .map(|(name, value)| {
                 let name =
@@ -78,7 +88,7 @@ impl CopySource for RemoteSource {
     }
 
     fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let rows = self.rows(&format!("/ledger/copy/log?fromSeq={from_seq}&limit={limit}"))?;
+        let rows = self.rows(&format!("/ledger/copy/log?fromSeq={from_seq}&limit={limit}"), limit)?;
         rows.into_iter()
             .map(|(key, bytes)| {
                 let seq = crate::core::codec::seq_of(&key)
@@ -94,6 +104,6 @@ impl CopySource for RemoteSource {
             target.push_str("&after=");
             target.extend(form_urlencoded::byte_serialize(wire::base64_of(after).as_bytes()));
         }
-        self.rows(&target)
+        self.rows(&target, limit)
     }
 }
