@@ -228,8 +228,16 @@ fn proofs_past_the_log_or_of_seq_0_are_refused_naming_the_member() {
     assert_eq!(common::validation(&t.ledger.inclusion_proof(4, None)).unwrap().0, "seq");
     assert_eq!(common::validation(&t.ledger.inclusion_proof(0, None)).unwrap().0, "seq");
     assert_eq!(common::validation(&t.ledger.checkpoint(Some(4))).unwrap().0, "treeSize");
-    assert_eq!(common::validation(&t.ledger.consistency_proof(0, None)).unwrap().0, "firstSize");
     assert_eq!(common::validation(&t.ledger.consistency_proof(4, Some(3))).unwrap().0, "firstSize");
+}
+
+#[test]
+fn every_tree_is_consistent_with_the_empty_checkpoint_and_only_with_its_root() {
+    let t = ledger_of(3);
+    let (empty, now) = (checkpoint(&t.ledger, 0), checkpoint(&t.ledger, 3));
+    let proof = t.ledger.consistency_proof(0, None).unwrap();
+    assert!(proof.holds(&empty, &now), "a ledger's first checkpoint (size 0) is extended by every later one");
+    assert!(!proof.holds(&checkpoint(&t.ledger, 1), &now), "a size-1 checkpoint is not the empty one");
 }
 
 #[test]

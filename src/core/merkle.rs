@@ -185,11 +185,15 @@ impl<'a> Tree<'a> {
     /// The consistency proof between the trees of `first` and `second` leaves (RFC 9162
     /// §2.1.4.1), 0 < first ≤ second.
     pub fn consistency(&self, first: u64, second: u64) -> Result<Vec<Hash>> {
-        if first == 0 || first > second {
+        if first > second {
             return Err(Error::validation(
                 "firstSize",
-                crate::Rule::Type(format!("from 1 to the second size {second}")),
+                crate::Rule::Type(format!("from 0 to the second size {second}")),
             ));
+        }
+        // Every tree extends the empty one: its proof is empty.
+        if first == 0 {
+            return Ok(vec![]);
         }
         let mut proof = vec![];
         self.subproof(first, 0, second, true, &mut proof)?;
@@ -238,8 +242,12 @@ pub fn verify_consistency(
     first_root: &Hash,
     second_root: &Hash,
 ) -> bool {
-    if first == 0 || first > second {
+    if first > second {
         return false;
+    }
+    // Every tree extends the empty one, whose root is SHA-256 of nothing (RFC 9162).
+    if first == 0 {
+        return path.is_empty() && *first_root == <[u8; 32]>::from(Sha256::digest([]));
     }
     if first == second {
         return path.is_empty() && first_root == second_root;
