@@ -214,3 +214,19 @@ fn a_database_directory_another_user_owns_is_refused_and_left_untouched() {
     assert!(stderr.contains("is owned by uid 65534"), "{stderr}");
     assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0, "nothing written in it");
 }
+
+#[test]
+fn a_file_sled_made_under_the_umask_inside_the_private_directory_is_narrowed_without_alarm() {
+    let parent = open_parent();
+    let db = parent.path().join("ledger.db");
+    cli_under_umask_022(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
+    // As sled makes a blob file (or a snapshot) while the database is open: 0644 inside 0700.
+    let blobs = db.join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(blobs.join("1"), b"x").unwrap();
+    std::fs::set_permissions(blobs.join("1"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = cli_under_umask_022(&db, &["list-users", "--max-results", "10"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "nobody could reach them: no warning");
+    assert_private(&db);
+}

@@ -91,7 +91,7 @@ impl Directory {
     /// the process's umask); returns what it changed. Called again once sled has made its files.
     pub fn tighten(&self) -> Result<Vec<PathBuf>> {
         let mut changed = vec![];
-        make_private(&self.path, &self.shown, &mut changed)
+        make_private(&self.path, &self.shown, true, &mut changed)
             .map_err(|e| cannot(&self.shown, "restrict the file modes of", &e))?;
         Ok(changed)
     }
@@ -172,9 +172,11 @@ fn check_owner(path: &Path, named: &Path) -> Result<()> {
 }
 
 /// Takes group and other permissions from `path` and, recursively, from what is in it, pushing
-/// what changed (named under `shown`) onto `changed`. A symbolic link inside is refused: sled
-/// would write the database through it, to a file whose modes are not the database's own.
-fn make_private(path: &Path, shown: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// what changed (named under `shown`) onto `changed` where others could reach it (`exposed`: no
+/// directory above it within the database shut them out, so a file sled made under the umask
+/// inside a private directory is narrowed without alarm). A symbolic link inside is refused:
+/// sled would write the database through it, to a file whose modes are not the database's own.
+fn make_private(path: &Path, shown: &Path, exposed: bool, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
     let (wanted, is_dir) = match meta.file_type() {
         t if t.is_dir() => (PRIVATE_DIR, true),
@@ -192,12 +194,16 @@ fn make_private(path: &Path, shown: &Path, changed: &mut Vec<PathBuf>) -> std::i
         // Keep the owner's own bits (a data file is never made executable, nor a directory
         // unsearchable); only group and other lose theirs.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode((mode & 0o700) | (wanted & 0o700)))?;
-        changed.push(shown.to_owned());
+        if exposed {
+            changed.push(shown.to_owned());
+        }
     }
     if is_dir {
+        // Others reach what is inside only through a directory they may search.
+        let inside_exposed = exposed && mode & 0o011 != 0;
         for entry in std::fs::read_dir(path)? {
             let name = entry?.file_name();
-            make_private(&path.join(&name), &shown.join(&name), changed)?;
+            make_private(&path.join(&name), &shown.join(&name), inside_exposed, changed)?;
         }
     }
     Ok(())
