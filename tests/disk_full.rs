@@ -233,3 +233,18 @@ fn a_full_disk_inside_the_engine_stops_writes_never_hangs_and_the_next_open_repa
     let host = Process::start_logging_to(&db, &["--disk-reserve-mib", "4"], &log);
     assert_eq!(create_kx_user(&host.root(), 7000).0, 200);
 }
+
+#[test]
+fn a_copy_below_the_reserve_is_refused_before_sled_is_touched() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = user_ledger::Ledger::open_path(source_dir.path().join("db")).unwrap();
+    for i in 0..5 {
+        let request = user_ledger::CreateUserRequest::new(format!("u{i}@example.com"), "APP_USER");
+        source.create_user(&user_ledger::Caller::System, &request).unwrap();
+    }
+    let fs = Tmpfs::mount(16);
+    let to = user_ledger::Config::new(fs.path().join("copy")).disk_reserve(64 << 20);
+    let refused = source.copy_to(to, user_ledger::CopyOptions::new(), &mut |_| {}).unwrap_err();
+    assert_eq!(refused.failure(), Some(user_ledger::Failure::DiskFull), "{refused}");
+    assert!(refused.to_string().contains("below the ledger's reserve"), "{refused}");
+}

@@ -15,14 +15,17 @@ use crate::write::batch::gathered;
 
 /// Appends `entries` (the sealed bytes of each, checked to continue the chain at `head`) to
 /// `backend` in one commit, with the views (and the Merkle tree, whose frontier at `head` is
-/// `tree`) folded up to the last, and makes them durable; returns the new head. An entry that contradicts the views is an error naming its seq, and
-/// nothing of the commit is written.
+/// `tree`) folded up to the last, and makes them durable; returns the new head. An entry that
+/// contradicts the views is an error naming its seq, and nothing of the commit is written; so is
+/// a disk below the ledger's reserve ([`Failure::DiskFull`](crate::Failure::DiskFull)).
 pub fn append(
     backend: &dyn Backend,
     head: Head,
     tree: &mut Frontier,
     entries: &[(Sealed, Vec<u8>)],
 ) -> Result<Head> {
+    // The reserve holds for a copy as for the writer: a full disk is never met inside sled.
+    backend.check_space()?;
     let probe = |probe: &mut crate::write::batch::Batch<'_>| {
         for (sealed, bytes) in entries {
             if probe.append_sealed(&sealed.envelope, bytes.clone(), sealed.hash).is_err() {
@@ -50,6 +53,7 @@ pub fn carry_tokens(backend: &dyn Backend, head: Head, tokens: Vec<(Vec<u8>, Tok
     if tokens.is_empty() {
         return Ok(());
     }
+    backend.check_space()?;
     let tokens: BTreeMap<_, _> = tokens.into_iter().map(|(key, record)| (key, Some(record))).collect();
     backend.commit(&Changeset { tokens, base: head, ..Changeset::default() })?;
     backend.sync(head)
