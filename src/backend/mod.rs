@@ -321,9 +321,10 @@ pub trait Backend: Reads + Listings + Send + Sync {
     /// commit: a backend several hosts write may make their writers take turns here, so that a
     /// batch decided is not refused for a head another host moved meanwhile (the compare-and-set
     /// stays the guarantee; this only spares the work). Waits a bounded time, then answers
-    /// [`crate::Failure::Conflict`]. Answers the log's head as of the turn when it read it on
-    /// the way (the writer continues from there), else `None`. A backend only this process
-    /// writes does nothing and answers `None`.
+    /// [`crate::Failure::Timeout`] naming who held the turn. Answers the log's head as of the
+    /// turn when it read it on the way (the writer continues from there), else `None`. A
+    /// commit made during the turn ends it on the backend's side; [`Backend::end_batch`] ends it
+    /// otherwise. A backend only this process writes does nothing and answers `None`.
     fn begin_batch(&self) -> Result<Option<Head>> {
         Ok(None)
     }

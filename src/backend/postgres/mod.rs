@@ -1,17 +1,19 @@
 //! The PostgreSQL backend (feature `postgres`): a ledger several hosts write at once.
 //!
-//! Each commit is one transaction that takes the tip row `FOR UPDATE`, checks it is still the
-//! head the batch was decided against, and writes the log rows, view rows, token records and the
-//! new tip, then `NOTIFY`s the other hosts; a moved head is [`crate::Failure::Conflict`] and the
-//! writer decides again. Decisions read outside the transaction; the compare-and-set on the tip
-//! validates them (the writer also checks the head before it answers a batch that wrote nothing).
+//! The writers of all hosts take turns through the tip row, locked `FOR UPDATE` in the writer's
+//! transaction; each commit in it checks the tip is still the head the batch was decided
+//! against, and writes the log rows, view rows, token records and the new tip, then `NOTIFY`s
+//! the other hosts; a moved head is [`crate::Failure::Conflict`] and the writer decides again.
 //! Durability is PostgreSQL's: a commit is acknowledged once the server reports it durable.
 //!
-//! `location` parses the URL, `schema` makes the tables, `contract` keeps the [`Backend`]
-//! contract, `listen` turns other hosts' commits into wake-ups.
+//! `location` parses the URL and sets every session's deadlines, `schema` makes the tables,
+//! `contract` keeps the [`Backend`] contract, `listen` turns other hosts' commits into wake-ups.
 //!
 //! Invariant: the tip row moves only inside a commit that checked it, so there is one chain:
-//! no seq twice, no fork; every error names the server (host, port, database), never the password.
+//! no seq twice, no fork; nothing another role can write, lock or send is trusted (objects it
+//! owns are refused, a notice is only a hint, readable columns are checked against the sealed
+//! bytes); every wait has a deadline; every error names the server (host, port, database),
+//! never the password.
 
 mod commit;
 mod contract;
