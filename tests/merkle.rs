@@ -10,7 +10,7 @@ mod common;
 use common::{cli, postgres, TestLedger, SYSTEM};
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof as CtConsistency, InclusionProof as CtInclusion, RootHash};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::Sha256;
 use user_ledger::views::ViewTree;
 use user_ledger::{wire, Checkpoint, Config, CopyOptions, CreateUserRequest, Fault, Ledger, OpenMode};
@@ -164,6 +164,12 @@ fn verify_proof_checks_files_offline_and_exits_3_when_a_proof_fails() {
     let (code, body) = run(&["--checkpoint", &new, "--proof", &inclusion_file]);
     assert_eq!((code, &body["verified"]), (Some(0), &Value::Bool(true)), "{body}");
     assert_eq!(body["checkpoint"]["treeSize"], 6);
+    // And what the proven entry says: the third user's creation.
+    let entry = &body["proof"]["entry"];
+    assert_eq!(
+        (&entry["seq"], &entry["event"]["Created"]["user"]["emailAddress"]),
+        (&json!(3), &json!("m2@example.com"))
+    );
     let (code, body) = run(&["--checkpoint", &new, "--proof", &consistency, "--old-checkpoint", &old]);
     assert_eq!((code, &body["verified"]), (Some(0), &Value::Bool(true)), "{body}");
     // The inclusion proof is of the tree of 6, not of 2.

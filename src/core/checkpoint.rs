@@ -157,6 +157,12 @@ pub struct ConsistencyProof {
 }
 
 impl InclusionProof {
+    /// The proven entry, unsealed: what it says (its seq, time, caller and event), for an
+    /// auditor to read beside the proof. An error if its bytes are not an entry at its seq.
+    pub fn entry(&self) -> crate::error::Result<crate::core::event::Sealed> {
+        crate::core::codec::unseal(self.index + 1, &self.entry)
+    }
+
     /// Whether the proof leads from its entry to `checkpoint`'s root at `checkpoint`'s size.
     pub fn holds(&self, checkpoint: &Checkpoint) -> bool {
         self.size == checkpoint.size

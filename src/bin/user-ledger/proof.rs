@@ -27,8 +27,11 @@ pub(crate) fn verify(
         .map_err(|e| Error::validation("proof", user_ledger::Rule::Type(format!("JSON ({e})"))))?;
     let (holds, what) = match wire::proof_of(&proof)? {
         Proof::Inclusion(p) => {
-            let what = json!({ "seq": p.index + 1, "treeSize": p.size });
-            (p.holds(&checkpoint), what)
+            let holds = p.holds(&checkpoint);
+            // What the proven entry says, once the proof shows it is the ledger's.
+            let entry = p.entry().ok().filter(|_| holds).map(|entry| wire::envelope_json(&entry));
+            let what = json!({ "seq": p.index + 1, "treeSize": p.size, "entry": entry });
+            (holds, what)
         }
         Proof::Consistency(p) => {
             let Some(old) = old_checkpoint else {
