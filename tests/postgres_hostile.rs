@@ -514,3 +514,12 @@ fn the_readmes_roles_and_grants_run_a_ledger_and_show_a_reader_nothing_secret() 
         assert_eq!(refused.code(), Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{secret}");
     }
 }
+
+#[test]
+fn a_server_out_of_connections_is_named_with_its_own_reason() {
+    // Seven connections in all: fewer than the pool of eight the ledger opens.
+    let own = common::postgres::start_cluster_with(|_| vec!["-c".into(), "max_connections=7".into()]);
+    let refused = Ledger::open(Config::new(format!("{}?schema=crowded", own.url))).unwrap_err().to_string();
+    assert!(refused.contains("too many clients"), "{refused}");
+    assert!(refused.contains("no connection to the PostgreSQL server at"), "{refused}");
+}

@@ -52,6 +52,8 @@ type OnSession<T, E = ::postgres::Error> = Result<std::result::Result<T, E>>;
 /// A ledger stored in PostgreSQL.
 pub struct PgBackend {
     pool: Pool,
+    /// Why the pool last failed to connect, kept for the error of a checkout that times out.
+    connect_error: LastConnectError,
     location: Location,
     /// The NOTIFY channel of this ledger's commits.
     channel: String,
@@ -69,6 +71,34 @@ pub struct PgBackend {
     snapshot: Option<Arc<snapshot::Snapshot>>,
     /// The turn among this process's writers (ledgers opened on this one backend).
     turns: Arc<Turns>,
+}
+
+/// The pool's last failure to connect, with its causes: r2d2 keeps only the outer error's text
+/// ("db error"), which would hide the server's reason ("sorry, too many clients already").
+#[derive(Debug, Default, Clone)]
+struct LastConnectError(Arc<std::sync::Mutex<Option<String>>>);
+
+impl r2d2::HandleError<::postgres::Error> for LastConnectError {
+    fn handle_error(&self, error: ::postgres::Error) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason(&error));
+    }
+}
+
+impl LastConnectError {
+    /// The error of a checkout that failed: the pool's wait, and the last reason it could not
+    /// connect if there was one.
+    fn of(&self, location: &Location, e: &r2d2::Error) -> Error {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(why) => Error::failed(
+                Failure::Io,
+                format_args!(
+                    "no connection to the PostgreSQL server at {} within {POOL_WAIT:?}: {why}",
+                    location.shown
+                ),
+            ),
+            None => unreachable_server(location, e),
+        }
+    }
 }
 
 /// A turn among the writers of one process: held from `begin_batch` to `end_batch`.
@@ -136,15 +166,18 @@ impl PgBackend {
         // the pool's would only say that it timed out.
         drop(location.config.connect(location.tls.clone()).map_err(|e| unreachable_server(&location, &e))?);
         let manager = PostgresConnectionManager::new(location.config.clone(), location.tls.clone());
+        let connect_error = LastConnectError::default();
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .connection_timeout(POOL_WAIT)
+            .error_handler(Box::new(connect_error.clone()))
             .build(manager)
-            .map_err(|e| unreachable_server(&location, &e))?;
+            .map_err(|e| connect_error.of(&location, &e))?;
         let channel = format!("user_ledger_{}", location.schema);
         let closed = Arc::new(AtomicBool::new(false));
         let backend = PgBackend {
             pool,
+            connect_error,
             location,
             channel,
             closed,
@@ -224,9 +257,7 @@ impl PgBackend {
                      AND (n.nspname = $1 OR (l.locktype = 'advisory' AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)))
                    ORDER BY a.pid";
         let rows = self
-            .pool
-            .get()
-            .map_err(|e| unreachable_server(&self.location, &e))?
+            .client()?
             .query(sql, &[&self.location.schema, &self.channel])
             .map_err(|e| sql_error(&self.location, "naming who holds the locks", &e))?;
         Ok(rows

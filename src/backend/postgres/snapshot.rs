@@ -51,7 +51,7 @@ impl Drop for Reader {
 impl PgBackend {
     /// A connection of the pool to read with (on this backend's snapshot, if it is pinned).
     pub(super) fn client(&self) -> Result<Reader> {
-        let mut connection = self.pool.get().map_err(|e| super::unreachable_server(&self.location, &e))?;
+        let mut connection = self.pool.get().map_err(|e| self.connect_error.of(&self.location, &e))?;
         let Some(snapshot) = &self.snapshot else { return Ok(Reader { connection, pinned: false }) };
         connection
             .batch_execute(&format!(
@@ -74,6 +74,7 @@ impl PgBackend {
             holder.query_one("SELECT pg_export_snapshot()", &[]).map_err(|e| self.failed(doing, e))?.get(0);
         Ok(PgBackend {
             pool: self.pool.clone(),
+            connect_error: self.connect_error.clone(),
             location: self.location.clone(),
             channel: self.channel.clone(),
             // The copy's own: dropping it must not stop this backend's listener.
