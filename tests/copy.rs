@@ -519,3 +519,33 @@ fn a_copy_killed_at_any_moment_leaves_a_prefix_the_next_run_completes() {
     let copy = Ledger::open(Config::new(&to)).unwrap();
     assert_eq!(copy.stats().unwrap().users, 20_000);
 }
+
+#[test]
+fn a_copy_whose_destination_another_copy_moved_goes_on_after_it() {
+    // As a rerun meets the last commit of a copy killed just before: two copies into one
+    // PostgreSQL destination, held at the writers' turn until both are waiting for it.
+    let t = TestLedger::new();
+    for i in 0..30 {
+        t.create(&format!("u{i}@example.com"));
+    }
+    let to = postgres::fresh_location();
+    let first = CopyOptions::new().to_seq(1);
+    t.ledger.copy_to(Config::new(&to), first, &mut |_| {}).unwrap();
+    let schema = to.rsplit("schema=").next().unwrap().to_owned();
+    let mut dba = ::postgres::Client::connect(&postgres::server().url, ::postgres::NoTls).unwrap();
+    let mut held = dba.transaction().unwrap();
+    held.batch_execute(&format!("SELECT * FROM {schema}.tip FOR UPDATE")).unwrap();
+    let copies: Vec<_> = (0..2)
+        .map(|_| {
+            let (ledger, to) = (t.ledger.clone(), to.clone());
+            std::thread::spawn(move || ledger.copy_to(Config::new(&to), CopyOptions::new(), &mut |_| {}))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    held.commit().unwrap();
+    let digests: Vec<_> = copies.into_iter().map(|c| c.join().unwrap().unwrap().digest).collect();
+    assert_eq!(digests, vec![t.ledger.digest().unwrap(); 2], "both end at the source's head");
+    let copy = Ledger::open(Config::new(&to).mode(OpenMode::Existing)).unwrap();
+    assert_eq!(copy.verify(None, &mut |_| {}).unwrap().problem, None);
+    assert_eq!(copy.stats().unwrap().users, 30);
+}

@@ -209,7 +209,7 @@ pub fn copy_ledger(
         guarded(|| dst.insert_meta(name, value))?;
     }
 
-    let (head, copied) = copy_log(source, dst, tip.head, until, options.before_ms, progress)?;
+    let (head, copied) = copy_log(source, dst, named, tip.head, until, options.before_ms, progress)?;
     let tokens = copy_tokens(source, dst, head, &store.config)?;
 
     let digest = Digest { seq: head.seq, hash: head.hash };
@@ -237,9 +237,15 @@ pub fn copy_ledger(
 /// Copies the log after `head` up to `until` (and before `before_ms`), its chain checked as it
 /// is read, a commit a chunk with the views folded up to it. Returns the new head and how many
 /// entries were copied.
+///
+/// Each chunk is committed in a writers' turn of `dst` (on a shared backend): another writer
+/// that moved its head meanwhile (an earlier copy killed, whose last commit landed late) is
+/// found there, and the copy goes on after it if it holds the source's entries, or stops as
+/// diverged.
 fn copy_log(
     source: &dyn CopySource,
     dst: &dyn Backend,
+    named: &std::path::Path,
     mut head: Head,
     until: u64,
     before_ms: Option<i64>,
@@ -274,7 +280,22 @@ fn copy_log(
             chunk.push((sealed, bytes));
         }
         if !chunk.is_empty() {
-            head = guarded(|| append(dst, head, &mut tree, &chunk))?;
+            let turn = guarded(|| dst.begin_batch());
+            let appended = match turn {
+                Ok(Some(moved)) if moved != head => Err(moved),
+                Ok(_) => Ok(guarded(|| append(dst, head, &mut tree, &chunk))),
+                Err(e) => Ok(Err(e)),
+            };
+            dst.end_batch();
+            match appended {
+                Ok(done) => head = done?,
+                Err(moved) => {
+                    check_prefix(source, dst, named, moved, until)?;
+                    (head, chain, tree) =
+                        (moved, Chain::after(moved), guarded(|| merkle::frontier(dst, moved.seq))?);
+                    continue;
+                }
+            }
             copied += chunk.len() as u64;
             progress(CopyProgress { copied, seq: head.seq, until });
         }
