@@ -523,3 +523,44 @@ fn a_server_out_of_connections_is_named_with_its_own_reason() {
     assert!(refused.contains("too many clients"), "{refused}");
     assert!(refused.contains("no connection to the PostgreSQL server at"), "{refused}");
 }
+
+#[test]
+fn a_frozen_server_fails_reads_and_writes_at_the_clients_deadline_and_serves_again_once_thawed() {
+    // Every process of the server stopped, as a frozen machine: its kernel still acknowledges
+    // TCP, so no keepalive or TCP timeout fires, and the server's own timeouts cannot run. The
+    // client's deadline is the statement timeout and 5 s: 2 s here, through the URL.
+    let own = common::postgres::start_cluster();
+    let cluster = own.cluster.as_ref().unwrap();
+    let location = format!("{}?schema=frozen&options=-c%20statement_timeout%3D2000", own.url);
+    let ledger = open(&location);
+    let id =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
+    cluster.signal_all(libc::SIGSTOP);
+    let started = std::time::Instant::now();
+    let (reader, writer) = (ledger.clone(), ledger.clone());
+    let read = std::thread::spawn(move || reader.get_user(&SYSTEM, &id).map(|_| ()));
+    let write = std::thread::spawn(move || {
+        writer.create_user(&SYSTEM, &CreateUserRequest::new("b@example.com", "APP_USER")).map(|_| ())
+    });
+    let answers = [read.join().unwrap(), write.join().unwrap()];
+    let took = started.elapsed();
+    cluster.signal_all(libc::SIGCONT);
+    assert!(took < Duration::from_secs(12), "answered after {took:?}");
+    for answer in answers {
+        let e = answer.unwrap_err();
+        assert_eq!(e.failure(), Some(user_ledger::Failure::Timeout), "{e}");
+        assert!(e.to_string().contains("no answer from the server within"), "{e}");
+    }
+    // Thawed: new sessions replace the broken ones, and nothing half-done was kept.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let created = loop {
+        match ledger.create_user(&SYSTEM, &CreateUserRequest::new("c@example.com", "APP_USER")) {
+            Ok(created) => break created,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "not serving again: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(ledger.get_user(&SYSTEM, &created.user_id).unwrap().email_address, "c@example.com");
+    assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+    assert!(ledger.digest().unwrap().seq <= 3, "a@ and c@, and b@ only if its commit landed");
+}

@@ -44,6 +44,27 @@ impl Cluster {
         let _ = child.wait();
     }
 
+    /// Sends `signal` to the server and every process it started (its sessions, its workers):
+    /// SIGSTOP freezes the whole server, as a stopped machine would, while the kernel still
+    /// answers TCP; SIGCONT thaws it.
+    pub fn signal_all(&self, signal: i32) {
+        let postmaster = self.postmaster.lock().unwrap().id() as i32;
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // The parent's pid is the second field after the command's closing parenthesis.
+            let ppid = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1));
+            if ppid.and_then(|p| p.parse::<i32>().ok()) == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        for pid in pids {
+            // SAFETY: kill only sends a signal to the server's own processes.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
     /// Starts the server again on the same data and port, once its orphaned backends let go.
     pub fn restart(&self, url: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ::postgres::types::{ToSql, Type};
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::backend::rows;
 use crate::backend::Changeset;

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-use ::postgres::types::{ToSql, Type};
+use tokio_postgres::types::{ToSql, Type};
 
 use super::commit::{self, to_i64};
+use super::session::{Session, SqlError};
 use super::{schema, PgBackend};
 use crate::backend::rows::RowStore;
 use crate::backend::{moved, Backend, Changeset, Entries, Head, Prefetch, Reads, Tip, Wake};
@@ -24,7 +25,7 @@ impl PgBackend {
     /// Writes `rows` (`Some` value: upsert; `None`: delete) of `view` in `tx`: one statement each.
     fn write_rows(
         &self,
-        tx: &mut ::postgres::Transaction<'_>,
+        tx: &mut Session,
         view: ViewTree,
         rows: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     ) -> Result<()> {
@@ -53,7 +54,7 @@ impl PgBackend {
         Ok(())
     }
 
-    fn write_tip(&self, tx: &mut ::postgres::Transaction<'_>, tip: &Tip) -> Result<()> {
+    fn write_tip(&self, tx: &mut Session, tip: &Tip) -> Result<()> {
         let sql = format!(
             "UPDATE {} SET head_seq = $1, head_hash = $2, head_time_ms = $3, views_seq = $4",
             self.t("tip")
@@ -72,7 +73,7 @@ impl PgBackend {
     }
 
     /// One page of `sql` (which takes the last key seen and a limit) as rows.
-    fn rows_of(&self, sql: &str, after: &(dyn ToSql + Sync)) -> Result<Vec<::postgres::Row>> {
+    fn rows_of(&self, sql: &str, after: &(dyn ToSql + Sync)) -> Result<Vec<tokio_postgres::Row>> {
         let limit = i64::try_from(PAGE_ROWS).unwrap_or(i64::MAX);
         self.client()?.query(sql, &[after, &limit]).map_err(|e| self.failed("reading", e))
     }
@@ -127,7 +128,7 @@ impl PgBackend {
     /// [`Reads::tokens_after`] on `client` (the pool's, or the writer's session).
     pub(super) fn tokens_after_on(
         &self,
-        client: &mut ::postgres::Client,
+        client: &mut Session,
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
@@ -265,10 +266,7 @@ impl Backend for PgBackend {
     }
 
     fn set_tip(&self, tip: Tip) -> Result<()> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(|e| self.failed("recording the tip", e))?;
-        self.write_tip(&mut tx, &tip)?;
-        tx.commit().map_err(|e| self.failed("recording the tip", e))
+        self.client()?.transaction(|e| self.failed("recording the tip", e), |tx| self.write_tip(tx, &tip))
     }
 
     fn last_seq(&self) -> Result<u64> {
@@ -289,7 +287,7 @@ impl Backend for PgBackend {
             if in_turn && !row.get::<_, bool>(0) {
                 c.batch_execute("COMMIT")?;
             }
-            Ok::<_, ::postgres::Error>(row)
+            Ok::<_, SqlError>(row)
         })?;
         match called {
             Ok(row) if row.get::<_, bool>(0) => {
@@ -350,7 +348,7 @@ impl Backend for PgBackend {
             let row = messages
                 .iter()
                 .find_map(|m| match m {
-                    ::postgres::SimpleQueryMessage::Row(row) => Some(row),
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
                     _ => None,
                 })
                 .ok_or_else(|| Error::corrupt(format_args!("{}: the tip row is missing", self.t("tip"))))?;
@@ -370,10 +368,7 @@ impl Backend for PgBackend {
 
     fn end_batch(&self) {
         if self.in_turn.swap(false, Ordering::SeqCst) {
-            if let Ok(Err(_)) = self.on_session("ending a turn", |c| c.batch_execute("ROLLBACK")) {
-                // The session is unusable: dropping it frees the turn on the server.
-                self.drop_session();
-            }
+            self.end_turn();
         }
         self.turns.give_back();
     }
@@ -507,10 +502,10 @@ impl Backend for PgBackend {
             if changes.is_empty() {
                 return Ok(());
             }
-            let mut client = self.client()?;
-            let mut tx = client.transaction().map_err(|e| self.failed("rebuilding a view", e))?;
-            self.write_rows(&mut tx, view, changes)?;
-            tx.commit().map_err(|e| self.failed("rebuilding a view", e))?;
+            self.client()?.transaction(
+                |e| self.failed("rebuilding a view", e),
+                |tx| self.write_rows(tx, view, changes),
+            )?;
             changes.clear();
             Ok(())
         };

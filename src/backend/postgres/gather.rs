@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 
-use ::postgres::types::Type;
+use tokio_postgres::types::Type;
 
 use super::contract::decode_token;
 use super::{schema, PgBackend};

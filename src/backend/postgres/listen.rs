@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::postgres::fallible_iterator::FallibleIterator;
-
+use super::session::{Session, SqlError};
 use super::Location;
 use crate::backend::Wake;
 use crate::error::{Error, Failure, Result};
@@ -38,29 +37,23 @@ fn listen(
     channel: &str,
     closed: &AtomicBool,
     wake: &Wake,
-) -> std::result::Result<(), ::postgres::Error> {
-    let mut client = location.config.connect(location.tls.clone())?;
-    client.batch_execute(&format!("LISTEN {channel}"))?;
+) -> std::result::Result<(), SqlError> {
+    let mut session = Session::connect(location)?;
+    session.batch_execute(&format!("LISTEN {channel}"))?;
     let head = format!("SELECT head_seq FROM {}.tip", location.schema);
-    let read_head = |client: &mut ::postgres::Client| -> std::result::Result<(), ::postgres::Error> {
-        let seq = client.query_one(&head, &[])?.get::<_, i64>(0);
+    let read_head = |session: &mut Session| -> std::result::Result<(), SqlError> {
+        let seq = session.query_one(&head, &[])?.get::<_, i64>(0);
         wake(u64::try_from(seq).unwrap_or(0));
         Ok(())
     };
-    read_head(&mut client)?;
+    read_head(&mut session)?;
     while !closed.load(Ordering::SeqCst) {
-        let noticed = {
-            let mut notices = client.notifications();
-            let noticed = notices.timeout_iter(TICK).next()?.is_some();
-            // Whatever else arrived meanwhile is answered by the same read.
-            while notices.iter().next()?.is_some() {}
-            noticed
-        };
-        if noticed {
-            read_head(&mut client)?;
+        // Whatever arrived while waiting is answered by the same read.
+        if session.notice(TICK)? {
+            read_head(&mut session)?;
         } else {
             // The connection may have died silently: a round trip finds out.
-            client.simple_query("")?;
+            session.batch_execute("")?;
         }
     }
     Ok(())

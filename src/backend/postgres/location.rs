@@ -30,7 +30,11 @@ pub const TCP_WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Location {
     /// What rust-postgres connects with.
-    pub config: ::postgres::Config,
+    pub config: tokio_postgres::Config,
+    /// The longest a call may wait for the server's answer before the client gives up on the
+    /// connection: the server's statement timeout and a grace, so that the server's own error
+    /// comes first whenever the server can still send one.
+    pub deadline: Duration,
     /// TLS to the server (rustls): every certificate verified, against `sslrootcert` or the
     /// public roots.
     pub tls: MakeRustlsConnect,
@@ -80,29 +84,30 @@ impl Location {
             ));
         }
         let rebuilt = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
-        let mut config = ::postgres::Config::from_str(&rebuilt).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(&rebuilt).map_err(|e| {
             Error::failed(Failure::Other, format_args!("the postgres:// location does not parse: {e}"))
         })?;
-        deadlines(&mut config);
+        let deadline = deadlines(&mut config);
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
             .map(|h| match h {
-                ::postgres::config::Host::Tcp(name) => name.clone(),
-                ::postgres::config::Host::Unix(path) => path.display().to_string(),
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
             })
             .collect();
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let dbname = config.get_dbname().unwrap_or("postgres");
         let shown = format!("postgres://{}:{port}/{dbname}?schema={schema}", hosts.join(","));
         let tls = tls(root_cert.as_deref(), &shown)?;
-        Ok(Location { config, tls, schema, shown })
+        Ok(Location { config, deadline, tls, schema, shown })
     }
 }
 
 /// Every wait of the ledger's sessions bounded: the server's lock and statement timeouts
-/// (options the URL gives come after, so they win), the connect timeout, and TCP's.
-fn deadlines(config: &mut ::postgres::Config) {
+/// (options the URL gives come after, so they win), the connect timeout, and TCP's. Returns the
+/// client's own deadline for an answer: the statement timeout in force and [`ANSWER_GRACE`].
+fn deadlines(config: &mut tokio_postgres::Config) -> Duration {
     let ours = format!(
         "-c lock_timeout={} -c statement_timeout={}",
         LOCK_WAIT.as_millis(),
@@ -112,6 +117,7 @@ fn deadlines(config: &mut ::postgres::Config) {
         Some(theirs) => format!("{ours} {theirs}"),
         None => ours,
     };
+    let statement = statement_timeout(&options).unwrap_or(STATEMENT_WAIT);
     config.options(&options);
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_WAIT);
@@ -124,6 +130,34 @@ fn deadlines(config: &mut ::postgres::Config) {
         .keepalives_idle(TCP_WAIT / 2)
         .keepalives_interval(TCP_WAIT / 6)
         .keepalives_retries(3);
+    // A statement timeout of 0 (none) leaves the client's at its longest.
+    if statement.is_zero() {
+        UNBOUNDED_STATEMENT
+    } else {
+        statement + ANSWER_GRACE
+    }
+}
+
+/// How much longer than the statement timeout the client waits for an answer.
+pub const ANSWER_GRACE: Duration = Duration::from_secs(5);
+/// The client's deadline where the URL turned the statement timeout off.
+const UNBOUNDED_STATEMENT: Duration = Duration::from_secs(3600);
+
+/// The last `statement_timeout` that `options` (`-c name=value …`) set: milliseconds, or a
+/// number with the unit `ms`, `s`, `min` or `h`.
+fn statement_timeout(options: &str) -> Option<Duration> {
+    let value = options.split_whitespace().rev().find_map(|o| o.strip_prefix("statement_timeout="))?;
+    let digits = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let ms = match unit {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(number.saturating_mul(ms)))
 }
 
 /// The TLS connector: certificates from `root_cert` (PEM) or, without one, the public roots.

@@ -21,14 +21,12 @@ mod gather;
 mod listen;
 pub mod location;
 pub mod schema;
+mod session;
 mod snapshot;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use r2d2_postgres::PostgresConnectionManager;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::backend::rows::RowStore;
 use crate::backend::OpenMode;
@@ -36,8 +34,9 @@ use crate::error::{Error, Failure, Result};
 use crate::views::ViewTree;
 
 pub use location::{Location, LOCK_WAIT};
+use session::{Manager, Session, SqlError};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+type Pool = r2d2::Pool<Manager>;
 
 /// How long a caller waits for a connection of the pool before the error.
 const POOL_WAIT: Duration = Duration::from_secs(10);
@@ -47,7 +46,7 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 const IDLE_IN_TURN: Duration = Duration::from_secs(30);
 
 /// The outcome of statements on the writer's session: the outer error if it could not connect.
-type OnSession<T, E = ::postgres::Error> = Result<std::result::Result<T, E>>;
+type OnSession<T, E = SqlError> = Result<std::result::Result<T, E>>;
 
 /// A ledger stored in PostgreSQL.
 pub struct PgBackend {
@@ -64,7 +63,7 @@ pub struct PgBackend {
     /// The writer's own session: it holds the writers' turn (the tip row, locked in its
     /// transaction) while a batch is decided, and makes the batch's reads and its commit (no pool
     /// checkout on the way).
-    session: std::sync::Mutex<Option<::postgres::Client>>,
+    session: std::sync::Mutex<Option<Session>>,
     /// Whether the session's transaction holding the turn is open.
     in_turn: AtomicBool,
     /// Set on a pinned copy ([`crate::backend::Backend::pinned`]): every read sees this snapshot.
@@ -76,11 +75,13 @@ pub struct PgBackend {
 /// The pool's last failure to connect, with its causes: r2d2 keeps only the outer error's text
 /// ("db error"), which would hide the server's reason ("sorry, too many clients already").
 #[derive(Debug, Default, Clone)]
-struct LastConnectError(Arc<std::sync::Mutex<Option<String>>>);
+struct LastConnectError(Arc<std::sync::Mutex<Option<(String, Failure)>>>);
 
-impl r2d2::HandleError<::postgres::Error> for LastConnectError {
-    fn handle_error(&self, error: ::postgres::Error) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason(&error));
+impl r2d2::HandleError<SqlError> for LastConnectError {
+    fn handle_error(&self, error: SqlError) {
+        // A server that answers nothing is a wait past its deadline; anything else, I/O.
+        let failure = if matches!(error, SqlError::Deadline(_)) { Failure::Timeout } else { Failure::Io };
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((error.to_string(), failure));
     }
 }
 
@@ -89,8 +90,8 @@ impl LastConnectError {
     /// connect if there was one.
     fn of(&self, location: &Location, e: &r2d2::Error) -> Error {
         match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(why) => Error::failed(
-                Failure::Io,
+            Some((why, failure)) => Error::failed(
+                failure,
                 format_args!(
                     "no connection to the PostgreSQL server at {} within {POOL_WAIT:?}: {why}",
                     location.shown
@@ -164,8 +165,8 @@ impl PgBackend {
         }
         // One connection first: its error says why (a refused password, no such database), where
         // the pool's would only say that it timed out.
-        drop(location.config.connect(location.tls.clone()).map_err(|e| unreachable_server(&location, &e))?);
-        let manager = PostgresConnectionManager::new(location.config.clone(), location.tls.clone());
+        drop(Session::connect(&location).map_err(|e| unreachable_server(&location, &e))?);
+        let manager = Manager::new(location.clone());
         let connect_error = LastConnectError::default();
         let pool = r2d2::Pool::builder()
             .max_size(8)
@@ -197,17 +198,13 @@ impl PgBackend {
     fn on_session<T, E>(
         &self,
         doing: &str,
-        statements: impl FnOnce(&mut ::postgres::Client) -> std::result::Result<T, E>,
+        statements: impl FnOnce(&mut Session) -> std::result::Result<T, E>,
     ) -> OnSession<T, E> {
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let client = match session.take() {
             Some(client) if !client.is_closed() => session.insert(client),
             _ => {
-                let mut client = self
-                    .location
-                    .config
-                    .connect(self.location.tls.clone())
-                    .map_err(|e| self.failed(doing, e))?;
+                let mut client = Session::connect(&self.location).map_err(|e| self.failed(doing, e))?;
                 client
                     .batch_execute(&format!(
                         "SET idle_in_transaction_session_timeout = {}",
@@ -225,17 +222,22 @@ impl PgBackend {
         Ok(done)
     }
 
-    /// Drops the writer's session (the server frees what it held).
-    fn drop_session(&self) {
-        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.in_turn.store(false, Ordering::SeqCst);
+    /// Rolls back the writer's session's open transaction, never connecting for it: a session
+    /// that is gone or cannot roll back is dropped, and the server frees what it held.
+    fn end_turn(&self) {
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = session.as_mut() {
+            if client.is_closed() || client.batch_execute("ROLLBACK").is_err() {
+                *session = None;
+            }
+        }
     }
 
     /// The error of a failed statement, naming the server and what was being done; a lock waited
     /// for past [`LOCK_WAIT`] names the sessions that held locks on the ledger.
-    fn failed(&self, doing: &str, e: ::postgres::Error) -> Error {
+    fn failed(&self, doing: &str, e: SqlError) -> Error {
         let error = sql_error(&self.location, doing, &e);
-        if e.code() != Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+        if e.code() != Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
             return error;
         }
         match self.lock_holders() {
@@ -301,66 +303,69 @@ impl PgBackend {
     }
 
     fn make_schema(&self, mode: OpenMode) -> Result<()> {
-        let mut client = self.client()?;
         let doing = "making the ledger's tables";
         let version_table = self.t("schema_version");
-        let exists = |tx: &mut ::postgres::Transaction<'_>| -> Result<bool> {
+        let exists = |tx: &mut Session| -> Result<bool> {
             let found: Option<String> = tx
                 .query_one("SELECT to_regclass($1)::text", &[&version_table])
                 .map_err(|e| self.failed(doing, e))?
                 .get(0);
             Ok(found.is_some())
         };
-        let mut tx = client.transaction().map_err(|e| self.failed(doing, e))?;
-        self.check_owners(&mut tx)?;
-        // An existing ledger opens without a lock, so no other session can hold its opening up.
-        if !exists(&mut tx)? {
-            if mode != OpenMode::Create {
-                return Err(Error::failed(
-                    Failure::NoDatabase,
-                    format_args!("no ledger at {}: its tables do not exist", self.location.shown),
-                ));
-            }
-            // One opener at a time makes the tables (waiting at most LOCK_WAIT); the others then
-            // find them.
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.channel])
-                .map_err(|e| self.failed(doing, e))?;
-            if !exists(&mut tx)? {
-                // Made only if missing: a schema a DBA made for the ledger's role needs no right to
-                // create schemas in the database.
-                let schema: Option<String> = tx
-                    .query_one("SELECT to_regnamespace($1)::text", &[&self.location.schema])
+        self.client()?.transaction(
+            |e| self.failed(doing, e),
+            |tx| {
+                self.check_owners(tx)?;
+                // An existing ledger opens without a lock, so no other session can hold its opening up.
+                if !exists(tx)? {
+                    if mode != OpenMode::Create {
+                        return Err(Error::failed(
+                            Failure::NoDatabase,
+                            format_args!("no ledger at {}: its tables do not exist", self.location.shown),
+                        ));
+                    }
+                    // One opener at a time makes the tables (waiting at most LOCK_WAIT); the others
+                    // then find them.
+                    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.channel])
+                        .map_err(|e| self.failed(doing, e))?;
+                    if !exists(tx)? {
+                        // Made only if missing: a schema a DBA made for the ledger's role needs no
+                        // right to create schemas in the database.
+                        let schema: Option<String> = tx
+                            .query_one("SELECT to_regnamespace($1)::text", &[&self.location.schema])
+                            .map_err(|e| self.failed(doing, e))?
+                            .get(0);
+                        if schema.is_none() {
+                            tx.batch_execute(&format!("CREATE SCHEMA {}", self.location.schema))
+                                .map_err(|e| self.failed(doing, e))?;
+                        }
+                        tx.batch_execute(&schema::create(&self.location.schema))
+                            .map_err(|e| self.failed(doing, e))?;
+                    }
+                }
+                let version: i32 = tx
+                    .query_one(&format!("SELECT version FROM {version_table}"), &[])
                     .map_err(|e| self.failed(doing, e))?
                     .get(0);
-                if schema.is_none() {
-                    tx.batch_execute(&format!("CREATE SCHEMA {}", self.location.schema))
-                        .map_err(|e| self.failed(doing, e))?;
+                if version != schema::SCHEMA_VERSION {
+                    return Err(Error::failed(
+                        Failure::FormatVersion,
+                        format_args!(
+                            "the ledger at {} is in schema version {version}; this build reads version {}",
+                            self.location.shown,
+                            schema::SCHEMA_VERSION
+                        ),
+                    ));
                 }
-                tx.batch_execute(&schema::create(&self.location.schema))
-                    .map_err(|e| self.failed(doing, e))?;
-            }
-        }
-        let version: i32 = tx
-            .query_one(&format!("SELECT version FROM {version_table}"), &[])
-            .map_err(|e| self.failed(doing, e))?
-            .get(0);
-        if version != schema::SCHEMA_VERSION {
-            return Err(Error::failed(
-                Failure::FormatVersion,
-                format_args!(
-                    "the ledger at {} is in schema version {version}; this build reads version {}",
-                    self.location.shown,
-                    schema::SCHEMA_VERSION
-                ),
-            ));
-        }
-        tx.commit().map_err(|e| self.failed(doing, e))
+                Ok(())
+            },
+        )
     }
 
     /// Refuses a ledger schema, or anything in it, owned by a role other than the ledger's own:
     /// that role could read what the ledger writes, or change what it trusts (a table's rows, a
     /// function's code), whatever is granted.
-    fn check_owners(&self, tx: &mut ::postgres::Transaction<'_>) -> Result<()> {
+    fn check_owners(&self, tx: &mut Session) -> Result<()> {
         let sql = "SELECT what || ' ' || name || ' (owned by ' || owner || ')' FROM (
                  SELECT 'schema' AS what, n.nspname::text AS name, pg_get_userbyid(n.nspowner)::text AS owner
                      FROM pg_namespace n WHERE n.nspname = $1
@@ -410,8 +415,8 @@ pub(super) fn unreachable_server(location: &Location, e: &dyn std::error::Error)
 
 /// The error of a failed statement: a serialization or unique violation is a conflict (another
 /// host won), a lost connection is I/O, anything else names the server and what was done.
-fn sql_error(location: &Location, doing: &str, e: &::postgres::Error) -> Error {
-    use ::postgres::error::SqlState;
+fn sql_error(location: &Location, doing: &str, e: &SqlError) -> Error {
+    use tokio_postgres::error::SqlState;
     let deadline = match e.code() {
         Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => {
             Some(format!("a lock waited for past lock_timeout ({LOCK_WAIT:?})"))
@@ -423,36 +428,38 @@ fn sql_error(location: &Location, doing: &str, e: &::postgres::Error) -> Error {
         Some(code) if *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT => {
             Some(format!("a transaction left idle past {IDLE_IN_TURN:?}"))
         }
+        _ if matches!(e, SqlError::Deadline(_)) => Some("a server that stopped answering".to_owned()),
         _ => None,
     };
     if let Some(what) = deadline {
         return Error::failed(
             Failure::Timeout,
-            format_args!("PostgreSQL at {} failed while {doing}: {what}: {}", location.shown, reason(e)),
+            format_args!("PostgreSQL at {} failed while {doing}: {what}: {e}", location.shown),
         );
     }
     let cause = match e.code() {
-        Some(code)
-            if *code == ::postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-                || *code == ::postgres::error::SqlState::UNIQUE_VIOLATION =>
-        {
+        Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::UNIQUE_VIOLATION => {
             Failure::Conflict
         }
-        Some(code) if *code == ::postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => Failure::ReadOnly,
+        Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => Failure::ReadOnly,
         _ if lost_connection(e) => Failure::Io,
         Some(_) => Failure::Other,
         None => Failure::Io,
     };
-    Error::failed(cause, format_args!("PostgreSQL at {} failed while {doing}: {}", location.shown, reason(e)))
+    Error::failed(cause, format_args!("PostgreSQL at {} failed while {doing}: {e}", location.shown))
 }
 
-/// Whether `e` means the connection is gone: dropped, or ended by a server going away
-/// (shutdown, crash, a terminated backend, one still starting), so a statement in flight may or
-/// may not have taken effect.
-pub(super) fn lost_connection(e: &::postgres::Error) -> bool {
-    match e.code() {
-        None => true,
-        Some(code) => code.code().starts_with("08") || code.code().starts_with("57P") || e.is_closed(),
+/// Whether `e` means the connection is gone or its state unknown: dropped, ended by a server
+/// going away (shutdown, crash, a terminated backend, one still starting), or silent past its
+/// deadline; a statement in flight may or may not have taken effect.
+pub(super) fn lost_connection(e: &SqlError) -> bool {
+    match e {
+        SqlError::Sql(e) => match e.code() {
+            None => true,
+            Some(code) => code.code().starts_with("08") || code.code().starts_with("57P") || e.is_closed(),
+        },
+        SqlError::Deadline(_) | SqlError::Closed => true,
+        SqlError::Local(_) => false,
     }
 }
 
@@ -473,7 +480,7 @@ impl RowStore for PgBackend {
         let sql = format!("SELECT value FROM {} WHERE key = $1", self.t(schema::table(view)));
         let row = self
             .client()?
-            .query_typed_opt(&sql, &[(&key, ::postgres::types::Type::BYTEA)])
+            .query_typed_opt(&sql, &[(&key, tokio_postgres::types::Type::BYTEA)])
             .map_err(|e| self.failed("reading a view", e))?;
         Ok(row.map(|r| r.get(0)))
     }

@@ -5,9 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use r2d2_postgres::PostgresConnectionManager;
-use tokio_postgres_rustls::MakeRustlsConnect;
-
+use super::session::{Manager, Session};
 use super::PgBackend;
 use crate::error::Result;
 
@@ -15,18 +13,18 @@ use crate::error::Result;
 pub struct Snapshot {
     id: String,
     /// The session whose open transaction keeps the snapshot valid; dropping it ends both.
-    _holder: Mutex<::postgres::Client>,
+    _holder: Mutex<Session>,
 }
 
 /// A connection of the pool; on a pinned backend, inside a read-only transaction on its
 /// snapshot, which ends when the reader is dropped.
 pub struct Reader {
-    connection: r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>,
+    connection: r2d2::PooledConnection<Manager>,
     pinned: bool,
 }
 
 impl std::ops::Deref for Reader {
-    type Target = ::postgres::Client;
+    type Target = Session;
 
     fn deref(&self) -> &Self::Target {
         &self.connection
@@ -65,8 +63,7 @@ impl PgBackend {
     /// This backend as of now: every read of the copy sees the ledger as it is at this call.
     pub(super) fn pin(&self) -> Result<PgBackend> {
         let doing = "taking a snapshot";
-        let mut holder =
-            self.location.config.connect(self.location.tls.clone()).map_err(|e| self.failed(doing, e))?;
+        let mut holder = Session::connect(&self.location).map_err(|e| self.failed(doing, e))?;
         holder
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| self.failed(doing, e))?;

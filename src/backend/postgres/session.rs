@@ -1,0 +1,283 @@
+//! One connection to the server, with a deadline on every call.
+//!
+//! rust-postgres's blocking client has none, and a server that stops answering while its machine
+//! still acknowledges TCP (a stopped process: no keepalive or TCP timeout ever fires) would hold
+//! a caller forever. So the async client runs on the connection's own single-threaded runtime
+//! (as the blocking client does inside), each call under `tokio::time::timeout`; a call past its
+//! deadline leaves the session broken, and a broken session is dropped, never used again.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, SimpleQueryMessage};
+
+use super::Location;
+
+/// Why a call failed: what the server or the connection said, or no answer by the deadline.
+#[derive(Debug)]
+pub enum SqlError {
+    /// The server refused the statement, or the connection failed.
+    Sql(tokio_postgres::Error),
+    /// No answer within this long: the session is broken.
+    Deadline(Duration),
+    /// The connection ended.
+    Closed,
+    /// The client could not start (no runtime for it).
+    Local(std::io::Error),
+}
+
+impl SqlError {
+    /// The server's SQLSTATE, if it answered with one.
+    pub fn code(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            SqlError::Sql(e) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SqlError::Sql(e) => write!(f, "{}", super::reason(e)),
+            SqlError::Deadline(d) => write!(f, "no answer from the server within {d:?}"),
+            SqlError::Closed => f.write_str("the connection ended"),
+            SqlError::Local(e) => write!(f, "the client could not start: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+impl From<tokio_postgres::Error> for SqlError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        SqlError::Sql(e)
+    }
+}
+
+/// A connection whose every call has a deadline.
+pub struct Session {
+    runtime: Runtime,
+    client: tokio_postgres::Client,
+    /// The longest a call may wait for its answer.
+    deadline: Duration,
+    /// Set when a call passed its deadline: the connection's state is unknown.
+    broken: bool,
+    /// The channel's notices, for a session that listens.
+    notices: UnboundedReceiver<()>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("deadline", &self.deadline).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Connects to `location`, the whole of it (TCP, TLS, start-up) within its connect timeout
+    /// and a grace; every call after within `location.deadline`.
+    pub fn connect(location: &Location) -> Result<Session, SqlError> {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(SqlError::Local)?;
+        let limit = location.config.get_connect_timeout().copied().unwrap_or(super::location::CONNECT_WAIT)
+            + super::location::ANSWER_GRACE;
+        let connecting = location.config.connect(location.tls.clone());
+        // The timer is made inside the runtime, whose clock it needs.
+        let (client, mut connection) =
+            match runtime.block_on(async { tokio::time::timeout(limit, connecting).await }) {
+                Ok(connected) => connected?,
+                Err(_) => return Err(SqlError::Deadline(limit)),
+            };
+        let deadline = location.deadline;
+        // Driven whenever a call runs (the runtime has one thread, busy only inside calls):
+        // answers to the client, notices to the channel.
+        let (noticed, notices) = unbounded_channel();
+        runtime.spawn(async move {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                        let _ = noticed.send(());
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return,
+                }
+            }
+        });
+        Ok(Session { runtime, client, deadline, broken: false, notices })
+    }
+
+    /// Runs `call` on the client within the deadline.
+    fn run<'a, T, F>(&'a mut self, call: impl FnOnce(&'a tokio_postgres::Client) -> F) -> Result<T, SqlError>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>> + 'a,
+    {
+        let Session { runtime, client, deadline, broken, .. } = self;
+        let deadline = *deadline;
+        match runtime.block_on(async { tokio::time::timeout(deadline, call(client)).await }) {
+            Ok(answer) => answer.map_err(SqlError::Sql),
+            Err(_) => {
+                *broken = true;
+                Err(SqlError::Deadline(deadline))
+            }
+        }
+    }
+
+    /// Whether the session can no longer be used: its connection ended, or a call passed its
+    /// deadline.
+    pub fn is_closed(&self) -> bool {
+        self.broken || self.client.is_closed()
+    }
+
+    /// Runs `sql` (several statements, no parameters).
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), SqlError> {
+        self.run(|c| c.batch_execute(sql))
+    }
+
+    /// Runs `sql` in the simple protocol, its rows as text.
+    pub fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, SqlError> {
+        self.run(|c| c.simple_query(sql))
+    }
+
+    /// Runs `sql`; the rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, SqlError> {
+        self.run(|c| c.execute(sql, params))
+    }
+
+    /// The rows of `sql`.
+    pub fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, SqlError> {
+        self.run(|c| c.query(sql, params))
+    }
+
+    /// The one row of `sql`.
+    pub fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, SqlError> {
+        self.run(|c| c.query_one(sql, params))
+    }
+
+    /// The row of `sql`, if any.
+    pub fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, SqlError> {
+        self.run(|c| c.query_opt(sql, params))
+    }
+
+    /// The rows of `sql`, its parameters typed (one round trip, no prepare).
+    pub fn query_typed(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), tokio_postgres::types::Type)],
+    ) -> Result<Vec<Row>, SqlError> {
+        self.run(|c| c.query_typed(sql, params))
+    }
+
+    /// The one row of `sql`, its parameters typed.
+    pub fn query_typed_one(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), tokio_postgres::types::Type)],
+    ) -> Result<Row, SqlError> {
+        self.run(|c| c.query_typed_one(sql, params))
+    }
+
+    /// The row of `sql`, if any, its parameters typed.
+    pub fn query_typed_opt(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), tokio_postgres::types::Type)],
+    ) -> Result<Option<Row>, SqlError> {
+        self.run(|c| c.query_typed_opt(sql, params))
+    }
+
+    /// Runs `work` in a transaction: committed if it answers `Ok`, rolled back otherwise (a
+    /// session that cannot roll back is broken, and dropped by whoever holds it). `failed` makes
+    /// the caller's error of a failed BEGIN or COMMIT.
+    pub fn transaction<T, E>(
+        &mut self,
+        failed: impl Fn(SqlError) -> E,
+        work: impl FnOnce(&mut Session) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.batch_execute("BEGIN").map_err(&failed)?;
+        match work(self) {
+            Ok(done) => {
+                self.batch_execute("COMMIT").map_err(&failed)?;
+                Ok(done)
+            }
+            Err(e) => {
+                if self.batch_execute("ROLLBACK").is_err() {
+                    self.broken = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits up to `wait` for a notice on a channel this session listens to: whether one came
+    /// (every one that came meanwhile counts as that one). An error once the connection ended.
+    pub fn notice(&mut self, wait: Duration) -> Result<bool, SqlError> {
+        let Session { runtime, notices, .. } = self;
+        match runtime.block_on(async { tokio::time::timeout(wait, notices.recv()).await }) {
+            Ok(Some(())) => {
+                while notices.try_recv().is_ok() {}
+                Ok(true)
+            }
+            Ok(None) => Err(SqlError::Closed),
+            Err(_) => Ok(false),
+        }
+    }
+}
+
+/// How long a pooled session's check before use may wait for the server's answer: a healthy
+/// server answers at once, so this is short, and a silent one costs a checkout little.
+const CHECK_WAIT: Duration = Duration::from_secs(2);
+
+/// Makes the pool's sessions.
+#[derive(Debug)]
+pub struct Manager {
+    /// Where they connect.
+    pub location: Location,
+    /// Until when the server counts as silent (ms after `epoch`), after a check found it so:
+    /// the pool's other idle sessions are then dropped at once instead of each being checked
+    /// in turn.
+    silent_until: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Manager {
+    /// The pool's sessions of `location`.
+    pub fn new(location: Location) -> Self {
+        Manager { location, silent_until: 0.into(), epoch: std::time::Instant::now() }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Session;
+    type Error = SqlError;
+
+    fn connect(&self) -> Result<Session, SqlError> {
+        Session::connect(&self.location)
+    }
+
+    fn is_valid(&self, session: &mut Session) -> Result<(), SqlError> {
+        use std::sync::atomic::Ordering;
+        if self.now_ms() < self.silent_until.load(Ordering::SeqCst) {
+            return Err(SqlError::Deadline(CHECK_WAIT));
+        }
+        let check = CHECK_WAIT.min(session.deadline);
+        let deadline = std::mem::replace(&mut session.deadline, check);
+        let checked = session.batch_execute("");
+        session.deadline = deadline;
+        if let Err(SqlError::Deadline(_)) = checked {
+            let until = self.now_ms().saturating_add(u64::try_from(CHECK_WAIT.as_millis()).unwrap_or(0));
+            self.silent_until.store(until, Ordering::SeqCst);
+        }
+        checked
+    }
+
+    fn has_broken(&self, session: &mut Session) -> bool {
+        session.is_closed()
+    }
+}
