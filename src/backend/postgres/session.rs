@@ -9,9 +9,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::task::{Context, Poll};
+
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_postgres::types::ToSql;
+use tokio_postgres::AsyncMessage;
 use tokio_postgres::{Row, SimpleQueryMessage};
 
 use super::Location;
@@ -58,21 +60,46 @@ impl From<tokio_postgres::Error> for SqlError {
     }
 }
 
+/// The connection's side of a session: polled for its messages (answers go to the client;
+/// notifications come out here).
+type Driver =
+    Box<dyn FnMut(&mut Context<'_>) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>> + Send>;
+
 /// A connection whose every call has a deadline.
 pub struct Session {
     runtime: Runtime,
     client: tokio_postgres::Client,
+    /// Polled in the same task as each call, as rust-postgres's blocking client does: one task,
+    /// no hand-offs between a call and the socket.
+    driver: Driver,
     /// The longest a call may wait for its answer.
     deadline: Duration,
     /// Set when a call passed its deadline: the connection's state is unknown.
     broken: bool,
-    /// The channel's notices, for a session that listens.
-    notices: UnboundedReceiver<()>,
+    /// Notifications received and not yet asked for.
+    noticed: usize,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session").field("deadline", &self.deadline).finish_non_exhaustive()
+    }
+}
+
+/// Polls the connection until it has nothing more to do now, counting notifications; its error,
+/// if it failed. A connection that ended is left to the client, whose calls then fail.
+fn drive(
+    driver: &mut Driver,
+    noticed: &mut usize,
+    cx: &mut Context<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    loop {
+        match driver(cx) {
+            Poll::Ready(Some(Ok(AsyncMessage::Notification(_)))) => *noticed += 1,
+            Poll::Ready(Some(Ok(_))) => {}
+            Poll::Ready(Some(Err(e))) => return Err(e),
+            Poll::Ready(None) | Poll::Pending => return Ok(()),
+        }
     }
 }
 
@@ -91,32 +118,28 @@ impl Session {
                 Ok(connected) => connected?,
                 Err(_) => return Err(SqlError::Deadline(limit)),
             };
-        let deadline = location.deadline;
-        // Driven whenever a call runs (the runtime has one thread, busy only inside calls):
-        // answers to the client, notices to the channel.
-        let (noticed, notices) = unbounded_channel();
-        runtime.spawn(async move {
-            loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
-                        let _ = noticed.send(());
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return,
-                }
-            }
-        });
-        Ok(Session { runtime, client, deadline, broken: false, notices })
+        let driver: Driver = Box::new(move |cx| connection.poll_message(cx));
+        Ok(Session { runtime, client, driver, deadline: location.deadline, broken: false, noticed: 0 })
     }
 
-    /// Runs `call` on the client within the deadline.
+    /// Runs `call` on the client within the deadline, driving the connection meanwhile.
     fn run<'a, T, F>(&'a mut self, call: impl FnOnce(&'a tokio_postgres::Client) -> F) -> Result<T, SqlError>
     where
         F: Future<Output = Result<T, tokio_postgres::Error>> + 'a,
     {
-        let Session { runtime, client, deadline, broken, .. } = self;
+        let Session { runtime, client, driver, deadline, broken, noticed } = self;
         let deadline = *deadline;
-        match runtime.block_on(async { tokio::time::timeout(deadline, call(client)).await }) {
+        let mut call = std::pin::pin!(call(client));
+        let answered = runtime.block_on(async {
+            let both = std::future::poll_fn(|cx| {
+                if let Err(e) = drive(driver, noticed, cx) {
+                    return Poll::Ready(Err(e));
+                }
+                call.as_mut().poll(cx)
+            });
+            tokio::time::timeout(deadline, both).await
+        });
+        match answered {
             Ok(answer) => answer.map_err(SqlError::Sql),
             Err(_) => {
                 *broken = true;
@@ -214,13 +237,22 @@ impl Session {
     /// Waits up to `wait` for a notice on a channel this session listens to: whether one came
     /// (every one that came meanwhile counts as that one). An error once the connection ended.
     pub fn notice(&mut self, wait: Duration) -> Result<bool, SqlError> {
-        let Session { runtime, notices, .. } = self;
-        match runtime.block_on(async { tokio::time::timeout(wait, notices.recv()).await }) {
-            Ok(Some(())) => {
-                while notices.try_recv().is_ok() {}
+        let Session { runtime, client, driver, noticed, .. } = self;
+        let waited = runtime.block_on(async {
+            let heard = std::future::poll_fn(|cx| match drive(driver, noticed, cx) {
+                Err(e) => Poll::Ready(Err(e)),
+                Ok(()) if *noticed > 0 => Poll::Ready(Ok(())),
+                Ok(()) => Poll::Pending,
+            });
+            tokio::time::timeout(wait, heard).await
+        });
+        match waited {
+            Ok(Err(e)) => Err(SqlError::Sql(e)),
+            _ if client.is_closed() => Err(SqlError::Closed),
+            Ok(Ok(())) => {
+                *noticed = 0;
                 Ok(true)
             }
-            Ok(None) => Err(SqlError::Closed),
             Err(_) => Ok(false),
         }
     }
