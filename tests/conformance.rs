@@ -139,6 +139,17 @@ fn insert_meta_keeps_the_first_value_and_returns_it_to_every_later_caller() {
 }
 
 #[test]
+fn remove_meta_removes_a_setting_and_a_missing_one_is_no_error() {
+    each_backend(|kind, backend| {
+        backend.insert_meta("page_secret", b"clear").unwrap();
+        backend.remove_meta("page_secret").unwrap();
+        assert_eq!(backend.meta("page_secret").unwrap(), None, "{kind:?}");
+        backend.remove_meta("page_secret").unwrap();
+        assert_eq!(backend.insert_meta("page_secret", b"again").unwrap(), b"again", "{kind:?}");
+    });
+}
+
+#[test]
 fn token_records_come_in_key_order_a_page_at_a_time() {
     each_backend(|kind, backend| {
         let mut writer = Writer::new(Head::default(), Default::default(), 60_000);

@@ -103,6 +103,11 @@ impl Backend for MemoryBackend {
         Ok(self.write().meta.entry(name.to_owned()).or_insert_with(|| value.to_vec()).clone())
     }
 
+    fn remove_meta(&self, name: &str) -> Result<()> {
+        self.write().meta.remove(name);
+        Ok(())
+    }
+
     fn tip(&self) -> Result<Tip> {
         Ok(self.read().tip)
     }

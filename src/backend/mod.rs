@@ -296,6 +296,8 @@ pub trait Backend: Reads + Listings + Send + Sync {
     /// value stored now: `value`, or the one another opener stored first. Two hosts opening a
     /// new ledger at once therefore agree on every setting.
     fn insert_meta(&self, name: &str, value: &[u8]) -> Result<Vec<u8>>;
+    /// Removes the setting `name`, durably, if it is there (a clear secret once it is wrapped).
+    fn remove_meta(&self, name: &str) -> Result<()>;
     /// The head of the log and the seq the views are folded up to, as last committed.
     fn tip(&self) -> Result<Tip>;
     /// Records the tip, outside any commit: a rebuild's start and end, under the writer's lock.

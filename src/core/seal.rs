@@ -22,6 +22,8 @@ pub enum Purpose {
     PasswordHash,
     /// A temporary password, in the token record of its ResetUserPassword.
     TemporaryPassword,
+    /// A data key of the keyring, wrapped under the root key (the subject is its id).
+    DataKey,
 }
 
 impl Purpose {
@@ -29,6 +31,7 @@ impl Purpose {
         match self {
             Purpose::PasswordHash => b"password hash",
             Purpose::TemporaryPassword => b"temporary password",
+            Purpose::DataKey => b"data key",
         }
     }
 }

@@ -58,6 +58,11 @@ pub struct Config {
     /// refused (Failure::DiskFull) before the storage engine is touched, and work again once
     /// there is space. 0 turns the check off. Default [`DEFAULT_DISK_RESERVE`].
     pub disk_reserve: u64,
+    /// The root key that wraps the ledger's data keys, held outside the data. Given one, a new
+    /// ledger stores its data key wrapped, never in the clear, and an older ledger's clear secret
+    /// is wrapped at open and its clear copy removed; a ledger whose keyring it does not open is
+    /// refused. Default none.
+    pub root_key: Option<crate::credentials::keyring::RootKey>,
 }
 
 /// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
@@ -106,7 +111,14 @@ impl Config {
             rebuild_chunk: DEFAULT_REBUILD_CHUNK,
             fold_memory: DEFAULT_FOLD_MEMORY,
             disk_reserve: DEFAULT_DISK_RESERVE,
+            root_key: None,
         }
+    }
+
+    /// Sets the root key that wraps the ledger's data keys (see [`Config::root_key`]).
+    pub fn root_key(mut self, key: crate::credentials::keyring::RootKey) -> Self {
+        self.root_key = Some(key);
+        self
     }
 
     /// Sets how the database directory is opened (default: created if missing).

@@ -109,12 +109,18 @@ fn shown<S: serde::Serializer>(digest: &Digest, serializer: S) -> std::result::R
 impl Ledger {
     /// Copies this ledger into the database `to` names (a sled path or a `postgres://`
     /// location), as [`copy_ledger`] does.
+    ///
+    /// The copy keeps this ledger's keyring, wrapped under the same root key: `to` is given this
+    /// ledger's root key unless it names one.
     pub fn copy_to(
         &self,
-        to: Config,
+        mut to: Config,
         options: CopyOptions,
         progress: &mut dyn FnMut(CopyProgress),
     ) -> Result<Copied> {
+        if to.root_key.is_none() {
+            to.root_key = self.inner.config.root_key.clone();
+        }
         copy_ledger(self, to, options, progress)
     }
 }

@@ -65,6 +65,8 @@ struct Inner {
     seal_key: [u8; 32],
     /// Signs checkpoints of the Merkle tree; from the database's secret.
     checkpoint_key: ed25519_dalek::SigningKey,
+    /// What is wrong with how the ledger keeps its secret (in the clear), if anything.
+    key_warning: Option<String>,
     /// What the log lost of what was acknowledged (a read-only open goes on regardless).
     lost: Option<Problem>,
     /// What opening narrowed to its owner's only.

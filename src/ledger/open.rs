@@ -45,6 +45,12 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// What is wrong with how this ledger keeps its secret, if anything: a ledger given no root
+    /// key keeps it in the clear, inside the database.
+    pub fn key_warning(&self) -> Option<&str> {
+        self.inner.key_warning.as_deref()
+    }
+
     /// Why this open rebuilt the views (the write before it failed inside the engine), if it did.
     pub fn repaired(&self) -> Option<&str> {
         self.inner.repaired.get().map(String::as_str)
@@ -105,20 +111,23 @@ impl Ledger {
         let environment_id =
             validate::optional("environmentId", &validate::ENVIRONMENT_ID, config.environment_id.as_deref())?;
         let shown = config.path.as_path();
-        let (tip, stale, page_secret, identity, environment_id) = guard("while reading meta", || {
-            let tip = backend.tip()?;
-            // A failed write says more than what it left behind (an entry past the tip, say).
-            let stale = match failed_write {
-                Some(why) => Some(why),
-                None => settings::staleness(backend.as_ref(), &tip)?,
-            };
-            let page_secret = settings::page_secret(backend.as_ref())?;
-            let identity =
-                settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
-            let environment_id =
-                settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
-            Ok((tip, stale, page_secret, identity, environment_id))
-        })?;
+        let root_key = config.root_key.as_ref();
+        let now_ms = config.clock.now_ms();
+        let (tip, stale, (secret, key_warning), identity, environment_id) =
+            guard("while reading meta", || {
+                let tip = backend.tip()?;
+                // A failed write says more than what it left behind (an entry past the tip, say).
+                let stale = match failed_write {
+                    Some(why) => Some(why),
+                    None => settings::staleness(backend.as_ref(), &tip)?,
+                };
+                let secret = settings::database_secret(backend.as_ref(), root_key, now_ms)?;
+                let identity =
+                    settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
+                let environment_id =
+                    settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
+                Ok((tip, stale, secret, identity, environment_id))
+            })?;
         let read_only = config.mode == OpenMode::ReadOnly;
         // A database written before the Merkle tree existed gets it now, and is marked as keeping
         // it; one marked so that lacks the tree's frontier was damaged: only audits work (verify
@@ -167,11 +176,12 @@ impl Ledger {
                 identity: Arc::new(identity),
                 environment_id,
                 config,
-                pages: PageTokens::new(page_secret),
+                pages: PageTokens::new(secret),
                 sign_ins: SignInLimiter::default(),
-                key_secret: access_key::secret_key(&page_secret),
-                seal_key: crate::core::seal::seal_key(&page_secret),
-                checkpoint_key: crate::core::checkpoint::signing_key(&page_secret),
+                key_secret: access_key::secret_key(&secret),
+                seal_key: crate::core::seal::seal_key(&secret),
+                checkpoint_key: crate::core::checkpoint::signing_key(&secret),
+                key_warning,
                 lost,
                 tightened,
                 repaired: std::sync::OnceLock::new(),

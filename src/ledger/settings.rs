@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::backend::{Backend, Tip};
 use crate::core::codec;
 use crate::core::domain::Identity;
+use crate::credentials::keyring::{Keyring, RootKey};
 use crate::error::{Error, Failure, Result};
 
 const PAGE_SECRET: &str = "page_secret";
@@ -18,24 +19,76 @@ const MERKLE_TREE: &str = "merkle_tree";
 /// The meta name of a shared ledger's root credentials.
 pub const ROOT_CREDENTIALS: &str = "root_credentials";
 
-/// The settings a copy carries: what the ledger needs to go on as the same ledger (pages,
-/// access keys' secrets and sealed passwords derive from the page secret).
-pub const CARRIED: [&str; 4] = [PAGE_SECRET, IDENTITY, ENVIRONMENT, ROOT_CREDENTIALS];
+/// The meta name of the keyring: the data keys, wrapped under the root key.
+pub const KEYRING: &str = "keyring";
 
-/// The secret that keys pagination tokens and derives access keys' secrets: made once, kept.
-pub fn page_secret(backend: &dyn Backend) -> Result<[u8; 32]> {
-    if let Some(bytes) = backend.meta(PAGE_SECRET)? {
-        return codec::decode("meta page_secret", &bytes);
+/// The settings a copy carries: what the ledger needs to go on as the same ledger (pages,
+/// access keys' secrets and sealed passwords derive from its data key, or its older clear
+/// secret).
+pub const CARRIED: [&str; 5] = [KEYRING, PAGE_SECRET, IDENTITY, ENVIRONMENT, ROOT_CREDENTIALS];
+
+/// The secret everything the ledger derives comes from (pagination tokens' MACs, access keys'
+/// secrets, the seal of passwords, the checkpoint key), made once and kept: the keyring's current
+/// data key, opened with `root`; or, for a ledger given no root key that has no keyring, its
+/// clear secret, with a warning that says so. Given `root`, a new ledger gets a keyring, and an
+/// older ledger's clear secret becomes data key 0 and its clear copy is removed.
+pub fn database_secret(
+    backend: &dyn Backend,
+    root: Option<&RootKey>,
+    now_ms: i64,
+) -> Result<([u8; 32], Option<String>)> {
+    let stored_ring =
+        backend.meta(KEYRING)?.map(|bytes| codec::decode::<Keyring>("meta keyring", &bytes)).transpose()?;
+    if let Some(ring) = stored_ring {
+        let root = root.ok_or_else(|| {
+            Error::failed(
+                Failure::Other,
+                format_args!(
+                    "this ledger's data keys are wrapped under root key {}: give it (--root-key-file, \
+                     USER_LEDGER_ROOT_KEY_FILE or USER_LEDGER_ROOT_KEY; Config::root_key)",
+                    ring.root_key_id
+                ),
+            )
+        })?;
+        let key = ring.current_key(root)?;
+        // An older ledger wrapped by another opener: its clear copy goes now too.
+        if backend.meta(PAGE_SECRET)?.is_some() {
+            backend.remove_meta(PAGE_SECRET)?;
+        }
+        return Ok((key, None));
     }
-    if backend.last_seq()? > 0 {
-        return Err(Error::corrupt("corrupt meta: page_secret is missing"));
+    let clear = backend
+        .meta(PAGE_SECRET)?
+        .map(|bytes| codec::decode::<[u8; 32]>("meta page_secret", &bytes))
+        .transpose()?;
+    let secret = match clear {
+        Some(secret) => secret,
+        None if backend.last_seq()? > 0 => {
+            return Err(Error::corrupt("corrupt meta: page_secret is missing"))
+        }
+        None => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret)
+                .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for a data key: {e}")))?;
+            secret
+        }
+    };
+    let Some(root) = root else {
+        // Two hosts opening a new ledger at once: the first secret stored is everyone's.
+        let stored = backend.insert_meta(PAGE_SECRET, &codec::encode(&secret))?;
+        let warning = "this ledger's secret, from which every access key's secret and the checkpoint key \
+                       derive, is stored in the clear inside the database: whoever reads the storage or a \
+                       backup can act as any user. Give a root key (--root-key-file) to wrap it";
+        return Ok((codec::decode("meta page_secret", &stored)?, Some(warning.to_owned())));
+    };
+    let ring = Keyring::new(root, &secret, now_ms)?;
+    // The first keyring stored is everyone's; then no clear copy is left.
+    let stored = backend.insert_meta(KEYRING, &codec::encode(&ring))?;
+    let key = codec::decode::<Keyring>("meta keyring", &stored)?.current_key(root)?;
+    if clear.is_some() {
+        backend.remove_meta(PAGE_SECRET)?;
     }
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret)
-        .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for the page secret: {e}")))?;
-    // Two hosts opening a new ledger at once: the first secret stored is everyone's.
-    let stored = backend.insert_meta(PAGE_SECRET, &codec::encode(&secret))?;
-    codec::decode("meta page_secret", &stored)
+    Ok((key, None))
 }
 
 /// The region and account: `region` and `account` (or the defaults) for a new database; an

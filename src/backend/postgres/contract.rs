@@ -257,6 +257,11 @@ impl Backend for PgBackend {
         self.meta(name)?.ok_or_else(|| Error::corrupt(format_args!("meta {name} vanished after its insert")))
     }
 
+    fn remove_meta(&self, name: &str) -> Result<()> {
+        let sql = format!("DELETE FROM {} WHERE name = $1", self.t("meta"));
+        self.client()?.execute(&sql, &[&name]).map_err(|e| self.failed("removing meta", e)).map(drop)
+    }
+
     fn tip(&self) -> Result<Tip> {
         let sql = format!("SELECT head_seq, head_hash, head_time_ms, views_seq FROM {}", self.t("tip"));
         let row = self.client()?.query_one(&sql, &[]).map_err(|e| self.failed("reading the tip", e))?;

@@ -61,6 +61,11 @@ impl Backend for SledBackend {
         Ok(stored)
     }
 
+    fn remove_meta(&self, name: &str) -> Result<()> {
+        self.tree.remove(layout::meta_key(name)).map_err(storage)?;
+        self.flush()
+    }
+
     fn tip(&self) -> Result<Tip> {
         match self.get(&layout::meta_key(layout::TIP))? {
             Some(bytes) => codec::decode("meta tip", &bytes),

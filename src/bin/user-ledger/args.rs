@@ -20,6 +20,10 @@ pub(crate) struct Cli {
         hide_env_values = true
     )]
     pub(crate) db: PathBuf,
+    /// A file holding the root key (32 bytes in base64, its owner's only) that wraps the
+    /// ledger's data keys; `USER_LEDGER_ROOT_KEY` may hold the key itself instead.
+    #[arg(long, global = true, env = "USER_LEDGER_ROOT_KEY_FILE")]
+    pub(crate) root_key_file: Option<PathBuf>,
     /// Act as this ledger user (a userId), or as an IAM principal (an `arn:…` role ARN, which
     /// may only get programmatic access credentials), instead of as the system.
     #[arg(long, global = true)]

@@ -45,7 +45,7 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     if let Some(endpoint) = &cli.endpoint_url {
         return remote::run(endpoint, &cli);
     }
-    let config = open::config(&cli);
+    let config = open::config(&cli)?;
     let caller = args::caller(cli.caller);
     match cli.command {
         Command::AcceptLog => open::accept_log(config),

@@ -2,14 +2,27 @@
 
 use serde_json::json;
 
-use user_ledger::{Config, Error, Failure, Ledger, OpenMode};
+use user_ledger::{Config, Error, Failure, Ledger, OpenMode, RootKey};
 
 use crate::args::Cli;
 use crate::output::Output;
 
+/// The root key the flags or environment give: `--root-key-file` (`USER_LEDGER_ROOT_KEY_FILE`),
+/// else `USER_LEDGER_ROOT_KEY` (the key itself, as orchestrators inject secrets), else none.
+fn root_key(cli: &Cli) -> user_ledger::Result<Option<RootKey>> {
+    if let Some(path) = &cli.root_key_file {
+        return RootKey::from_file(path).map(Some);
+    }
+    match std::env::var("USER_LEDGER_ROOT_KEY") {
+        Ok(text) if !text.is_empty() => RootKey::from_base64(&text, "USER_LEDGER_ROOT_KEY").map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// The config the global flags describe; a command that only reads opens an existing database.
-pub(crate) fn config(cli: &Cli) -> Config {
+pub(crate) fn config(cli: &Cli) -> user_ledger::Result<Config> {
     let mut config = Config::new(&cli.db);
+    config.root_key = root_key(cli)?;
     config.region = cli.region.clone();
     config.account = cli.account.clone();
     config.environment_id = cli.finspace_environment_id.clone();
@@ -29,7 +42,7 @@ pub(crate) fn config(cli: &Cli) -> Config {
         (false, true) => OpenMode::Create,
         (false, false) => OpenMode::Existing,
     };
-    config
+    Ok(config)
 }
 
 /// `accept-log`: makes the log as it is the acknowledged one.

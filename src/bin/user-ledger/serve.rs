@@ -23,6 +23,9 @@ pub(crate) fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let ledger = open_ledger(config)?;
+    if let Some(warning) = ledger.key_warning() {
+        tracing::warn!("{warning}");
+    }
     let root = match (args.root_access_key_id, args.root_secret_access_key) {
         (Some(access_key_id), Some(secret_access_key)) => AccessKeyPair { access_key_id, secret_access_key },
         _ => {

@@ -1,0 +1,184 @@
+//! The trust root outside the data (issue 30): given a root key, the database holds its data key
+//! only wrapped, so whoever holds every byte of the storage derives nothing; an older ledger's
+//! clear secret is wrapped at open; a wrong or missing root key is refused naming key ids.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::path::Path;
+
+use common::postgres::fresh_location;
+use common::SYSTEM;
+use user_ledger::core::checkpoint::signing_key;
+use user_ledger::credentials::access_key::{derive_secret, secret_key};
+use user_ledger::{Config, CreateUserRequest, Ledger, RootKey};
+
+/// Every byte of every file under `dir`.
+fn every_byte(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            bytes.extend(every_byte(&path));
+        } else {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    bytes
+}
+
+/// Whether any 32 bytes of `storage`, taken as the ledger's secret, derive the secret of access
+/// key `key` (`secret`) or the key that signs the ledger's checkpoints (`checkpoints`): every
+/// derivation this project has used starts from those 32 bytes.
+fn derivable(storage: &[u8], key: &user_ledger::AccessKeyPair, checkpoints: &str) -> bool {
+    storage.windows(32).any(|window| {
+        let secret: [u8; 32] = window.try_into().unwrap();
+        derive_secret(&secret_key(&secret), &key.access_key_id) == key.secret_access_key
+            || checkpoints.ends_with(&verifier_tail(&secret))
+    })
+}
+
+/// How a verifier key ends when `secret` derives the checkpoint key: base64(0x01 ‖ public key).
+fn verifier_tail(secret: &[u8; 32]) -> String {
+    use base64::Engine;
+    let public = signing_key(secret).verifying_key();
+    base64::engine::general_purpose::STANDARD.encode([&[1u8][..], public.as_bytes()].concat())
+}
+
+/// A ledger at `path` with a user, an access key and a password reset; its key and checkpoint key.
+fn written(config: Config) -> (user_ledger::AccessKeyPair, String) {
+    let ledger = Ledger::open(config).unwrap();
+    let id =
+        ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "SUPER_USER")).unwrap().user_id;
+    ledger.reset_user_password(&SYSTEM, &id, None).unwrap();
+    (ledger.create_access_key(&SYSTEM, &id).unwrap(), ledger.checkpoint_key())
+}
+
+#[test]
+fn whoever_holds_every_byte_of_the_storage_derives_nothing_once_a_root_key_wraps_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without a root key (as every ledger before): the secret is in the storage, and found.
+    let clear = dir.path().join("clear");
+    let (key, checkpoints) = written(Config::new(&clear));
+    assert!(derivable(&every_byte(&clear), &key, &checkpoints), "the scan finds a clear secret");
+    // With one: nothing in any file derives the key's secret or the checkpoint key.
+    let wrapped = dir.path().join("wrapped");
+    let (key, checkpoints) = written(Config::new(&wrapped).root_key(RootKey::generate().unwrap()));
+    assert!(!derivable(&every_byte(&wrapped), &key, &checkpoints), "nothing derivable from the storage");
+}
+
+#[test]
+fn an_older_ledgers_clear_secret_is_wrapped_at_open_and_everything_it_issued_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (key, checkpoints) = written(Config::new(&path));
+    let root = RootKey::generate().unwrap();
+    let ledger = Ledger::open(Config::new(&path).root_key(root.clone())).unwrap();
+    assert_eq!(ledger.key_warning(), None);
+    let credential = ledger.credential(&key.access_key_id).unwrap().unwrap();
+    assert_eq!(credential.secret, key.secret_access_key, "the key issued before still signs");
+    assert_eq!(ledger.checkpoint_key(), checkpoints, "the same checkpoint key");
+    drop(ledger);
+    // The live database holds the keyring, and no clear copy (sled's older segments may still hold
+    // its bytes until they are reclaimed: README "Keys" says so).
+    let raw = common::raw::Raw::open(&path);
+    assert!(raw.meta("keyring").is_some() && raw.meta("page_secret").is_none());
+    drop(raw);
+    // From now on the root key is needed, and only that one.
+    let refused = Ledger::open(Config::new(&path)).unwrap_err().to_string();
+    assert!(refused.contains(&format!("wrapped under root key {}", root.id())), "{refused}");
+    assert!(refused.contains("--root-key-file"), "{refused}");
+    let other = RootKey::generate().unwrap();
+    let refused = Ledger::open(Config::new(&path).root_key(other.clone())).unwrap_err().to_string();
+    assert!(refused.contains(other.id()) && refused.contains(root.id()), "{refused}");
+}
+
+#[test]
+fn a_ledger_without_a_root_key_says_its_secret_is_in_the_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(Config::new(dir.path().join("db"))).unwrap();
+    let warning = ledger.key_warning().unwrap();
+    assert!(warning.contains("in the clear") && warning.contains("--root-key-file"), "{warning}");
+}
+
+#[test]
+fn hosts_on_postgres_share_a_keyring_and_a_host_with_another_root_key_is_refused() {
+    let location = fresh_location();
+    let root = RootKey::generate().unwrap();
+    let hosts: Vec<Ledger> =
+        (0..2).map(|_| Ledger::open(Config::new(&location).root_key(root.clone())).unwrap()).collect();
+    let id =
+        hosts[0].create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
+    let key = hosts[0].create_access_key(&SYSTEM, &id).unwrap();
+    let seen = hosts[1].credential(&key.access_key_id).unwrap().unwrap();
+    assert_eq!(seen.secret, key.secret_access_key, "one data key on every host");
+    let other = RootKey::generate().unwrap();
+    let refused = Ledger::open(Config::new(&location).root_key(other.clone())).unwrap_err().to_string();
+    assert!(refused.contains(other.id()) && refused.contains(root.id()), "{refused}");
+    // What a DBA reads of `meta`: no secret in the clear.
+    let schema = location.rsplit("schema=").next().unwrap().to_owned();
+    let mut dba = postgres::Client::connect(&common::postgres::server().url, postgres::NoTls).unwrap();
+    let names: Vec<String> = dba
+        .query(&format!("SELECT name FROM {schema}.meta ORDER BY name"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(names.contains(&"keyring".to_owned()) && !names.contains(&"page_secret".to_owned()), "{names:?}");
+}
+
+#[test]
+fn a_copy_keeps_the_keyring_and_opens_only_with_its_root_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = RootKey::generate().unwrap();
+    let source = Ledger::open(Config::new(dir.path().join("db")).root_key(root.clone())).unwrap();
+    let id =
+        source.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
+    let key = source.create_access_key(&SYSTEM, &id).unwrap();
+    for to in [dir.path().join("copy").display().to_string(), fresh_location()] {
+        source.copy_to(Config::new(&to), user_ledger::CopyOptions::new(), &mut |_| {}).unwrap();
+        let refused = Ledger::open(Config::new(&to)).unwrap_err().to_string();
+        assert!(refused.contains(root.id()), "{to}: {refused}");
+        let copy = Ledger::open(Config::new(&to).root_key(root.clone())).unwrap();
+        assert_eq!(copy.credential(&key.access_key_id).unwrap().unwrap().secret, key.secret_access_key);
+    }
+}
+
+#[test]
+fn the_cli_takes_the_root_key_from_a_file_or_the_environment_and_refuses_a_loose_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let key_file = dir.path().join("ledger.key");
+    RootKey::generate().unwrap().write_new(&key_file).unwrap();
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let run = |envs: &[(&str, &str)], args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+            .arg("--db")
+            .arg(&db)
+            .envs(envs.iter().copied())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let key_path = key_file.to_str().unwrap();
+    let out = run(
+        &[("USER_LEDGER_ROOT_KEY_FILE", key_path)],
+        &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let out = run(&[("USER_LEDGER_ROOT_KEY", text.trim())], &["list-users", "--max-results", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[], &["list-users", "--max-results", "5"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--root-key-file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&[], &["--root-key-file", key_path, "list-users", "--max-results", "5"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("is readable by others (mode 644)"), "{stderr}");
+    assert!(!stderr.contains(text.trim()), "the key is never shown");
+}
