@@ -74,16 +74,26 @@ pub fn database_secret(
         }
     };
     let Some(root) = root else {
-        // Two hosts opening a new ledger at once: the first secret stored is everyone's.
-        let stored = backend.insert_meta(PAGE_SECRET, &codec::encode(&secret))?;
         let warning = "this ledger's secret, from which every access key's secret and the checkpoint key \
                        derive, is stored in the clear inside the database: whoever reads the storage or a \
                        backup can act as any user. Give a root key (--root-key-file) to wrap it";
+        if clear.is_some() {
+            return Ok((secret, Some(warning.to_owned())));
+        }
+        // Two hosts opening a new ledger at once: the first secret stored is everyone's.
+        let stored = backend.insert_meta(PAGE_SECRET, &codec::encode(&secret))?;
         return Ok((codec::decode("meta page_secret", &stored)?, Some(warning.to_owned())));
     };
     let ring = Keyring::new(root, &secret, now_ms)?;
     // The first keyring stored is everyone's; then no clear copy is left.
-    let stored = backend.insert_meta(KEYRING, &codec::encode(&ring))?;
+    let stored = match backend.insert_meta(KEYRING, &codec::encode(&ring)) {
+        // A read-only database cannot be upgraded now: it goes on with its clear secret.
+        Err(e) if clear.is_some() && e.failure() == Some(Failure::ReadOnly) => {
+            let warning = format!("this ledger's secret stays in the clear until it is opened writable: {e}");
+            return Ok((secret, Some(warning)));
+        }
+        stored => stored?,
+    };
     let key = codec::decode::<Keyring>("meta keyring", &stored)?.current_key(root)?;
     if clear.is_some() {
         backend.remove_meta(PAGE_SECRET)?;
