@@ -23,9 +23,6 @@ pub(crate) fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let ledger = open_ledger(config)?;
-    if let Some(warning) = ledger.key_warning() {
-        tracing::warn!("{warning}");
-    }
     let root = match (args.root_access_key_id, args.root_secret_access_key) {
         (Some(access_key_id), Some(secret_access_key)) => AccessKeyPair { access_key_id, secret_access_key },
         _ => {
@@ -69,7 +66,14 @@ pub(crate) fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<
     let region = ledger.identity().region.clone();
     let app = server::router_with(ledger.clone(), Auth::new(root), bounds);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let bound = |addr| println!("listening on {scheme}://{addr} (region {region})");
+    let warning = ledger.key_warning().map(str::to_owned);
+    let bound = |addr| {
+        println!("listening on {scheme}://{addr} (region {region})");
+        // Once serving: a refusal to serve stays the only thing said on stderr.
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+    };
     let following = ledger.clone();
     let shutdown = async move {
         shutdown_signal().await;
