@@ -99,6 +99,8 @@ fn a_ledger_without_a_root_key_says_its_secret_is_in_the_clear() {
     let ledger = Ledger::open(Config::new(dir.path().join("db"))).unwrap();
     let warning = ledger.key_warning().unwrap();
     assert!(warning.contains("in the clear") && warning.contains("--root-key-file"), "{warning}");
+    let keys = ledger.keys().unwrap();
+    assert_eq!((keys.root_key_id, keys.keys.len(), keys.warning.as_deref()), (None, 0, Some(warning)));
 }
 
 #[test]
@@ -170,6 +172,13 @@ fn the_cli_takes_the_root_key_from_a_file_or_the_environment_and_refuses_a_loose
     let text = std::fs::read_to_string(&key_file).unwrap();
     let out = run(&[("USER_LEDGER_ROOT_KEY", text.trim())], &["list-users", "--max-results", "5"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[("USER_LEDGER_ROOT_KEY_FILE", key_path)], &["keys"]);
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = RootKey::from_file(&key_file).unwrap();
+    let created = keys["keys"][0]["createdMs"].clone();
+    let expected = serde_json::json!({ "rootKeyId": root.id(), "keys": [{ "keyId": 0, "state": "current", "createdMs": created }] });
+    assert_eq!(keys, expected);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(text.trim()), "never a key");
     let out = run(&[], &["list-users", "--max-results", "5"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--root-key-file"),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::settings::ROOT_CREDENTIALS;
+use super::settings::{self, ROOT_CREDENTIALS};
 use super::{guarded, Ledger};
 use crate::core::codec;
 use crate::core::domain::{AccessKeyPair, Identity};
@@ -34,7 +34,57 @@ pub struct Stats {
     pub repaired_at_open: Option<String>,
 }
 
+/// What the ledger's keyring holds, for operators: ids, states and times, never a key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Keys {
+    /// The id of the root key that wraps the data keys; none while the secret is in the clear.
+    pub root_key_id: Option<String>,
+    /// Every data key: its id, whether new secrets derive from it, when it was made.
+    pub keys: Vec<KeyInfo>,
+    /// What is wrong with how the secret is kept, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// One data key as [`Keys`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct KeyInfo {
+    /// Its id.
+    pub key_id: u32,
+    /// `current` (new secrets derive from it) or `kept` (what it issued still works).
+    pub state: &'static str,
+    /// When it was made (ms since the epoch).
+    pub created_ms: i64,
+}
+
 impl Ledger {
+    /// The keyring's ids, states and times (never a key), or what is wrong with how the secret
+    /// is kept.
+    pub fn keys(&self) -> Result<Keys> {
+        let ring = guarded(|| settings::keyring(self.inner.shared.backend.as_ref()))?;
+        let warning = self.key_warning().map(str::to_owned);
+        Ok(match ring {
+            Some(ring) => Keys {
+                root_key_id: Some(ring.root_key_id),
+                keys: ring
+                    .keys
+                    .iter()
+                    .map(|k| KeyInfo {
+                        key_id: k.id,
+                        state: if k.id == ring.current { "current" } else { "kept" },
+                        created_ms: k.created_ms,
+                    })
+                    .collect(),
+                warning,
+            },
+            None => Keys { root_key_id: None, keys: vec![], warning },
+        })
+    }
+
     /// The directory of the database.
     pub fn path(&self) -> &Path {
         &self.inner.config.path

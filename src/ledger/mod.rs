@@ -36,7 +36,7 @@ mod proofs;
 mod settings;
 mod users;
 
-pub use admin::Stats;
+pub use admin::{KeyInfo, Keys, Stats};
 pub use config::{
     Config, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REBUILD_CHUNK, MAX_BATCH, MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,

@@ -27,6 +27,11 @@ pub const KEYRING: &str = "keyring";
 /// secret).
 pub const CARRIED: [&str; 5] = [KEYRING, PAGE_SECRET, IDENTITY, ENVIRONMENT, ROOT_CREDENTIALS];
 
+/// The keyring the database holds, if it holds one.
+pub fn keyring(backend: &dyn Backend) -> Result<Option<Keyring>> {
+    backend.meta(KEYRING)?.map(|bytes| codec::decode("meta keyring", &bytes)).transpose()
+}
+
 /// The secret everything the ledger derives comes from (pagination tokens' MACs, access keys'
 /// secrets, the seal of passwords, the checkpoint key), made once and kept: the keyring's current
 /// data key, opened with `root`; or, for a ledger given no root key that has no keyring, its

@@ -305,6 +305,9 @@ pub(crate) enum Command {
     },
     /// Print counts: events, users, kdb users, tokens, bytes on disk.
     Stats,
+    /// Print the keyring: the root key's id, each data key's id, state and creation time (never
+    /// a key), or that the ledger's secret is in the clear.
+    Keys,
     /// After a loss of acknowledged writes that no backup can undo: accept the log as it is now
     /// (its chain must verify) as what this database acknowledged, so it opens again.
     AcceptLog,

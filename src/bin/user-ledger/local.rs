@@ -216,6 +216,7 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             &ledger.consistency_proof(first_size.unwrap_or_default(), second_size)?,
         ))),
         Command::Stats => json(ledger.stats()),
+        Command::Keys => json(ledger.keys()),
         Command::CreateAccessKey { user_id, principal_arn } => match (user_id, principal_arn) {
             (Some(user_id), _) => json(ledger.create_access_key(caller, &user_id)),
             (None, arn) => json(ledger.create_principal_key(caller, arn.as_deref().unwrap_or_default())),
