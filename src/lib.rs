@@ -86,6 +86,7 @@ pub use api::write_op::{Write, Written};
 pub use audit::{AsOf, Digest, Fault, Problem, Report, VerifyMode};
 pub use backend::place::Place;
 pub use backend::OpenMode;
+pub use credentials::checkpoint_key::SignerKey;
 pub use credentials::keyring::RootKey;
 pub use error::{Error, Failure, Result, Rule};
 pub use ledger::{

@@ -191,3 +191,58 @@ fn the_cli_takes_the_root_key_from_a_file_or_the_environment_and_refuses_a_loose
     assert!(!out.status.success() && stderr.contains("is readable by others (mode 644)"), "{stderr}");
     assert!(!stderr.contains(text.trim()), "the key is never shown");
 }
+
+#[test]
+fn a_checkpoint_key_of_its_own_signs_what_verify_proof_accepts_and_lives_nowhere_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(cli(&["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]).status.success());
+    let key_file = dir.path().join("checkpoint.key");
+    let made = cli(&["new-checkpoint-key", "--out", key_file.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let verifier = made["verifierKey"].as_str().unwrap().to_owned();
+    let with_key = ["--checkpoint-key-file", key_file.to_str().unwrap()];
+    let printed = cli(&[&with_key[..], &["checkpoint-key"]].concat());
+    assert_eq!(String::from_utf8_lossy(&printed.stdout).trim(), verifier);
+    let signed = dir.path().join("signed.checkpoint");
+    std::fs::write(&signed, cli(&[&with_key[..], &["checkpoint"]].concat()).stdout).unwrap();
+    let derived = dir.path().join("derived.checkpoint");
+    std::fs::write(&derived, cli(&["checkpoint"]).stdout).unwrap();
+    let verify =
+        |note: &Path| cli(&["verify-proof", "--key", &verifier, "--checkpoint", note.to_str().unwrap()]);
+    assert_eq!(
+        verify(&signed).status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify(&signed).stderr)
+    );
+    assert_ne!(
+        verify(&derived).status.code(),
+        Some(0),
+        "the key derived from the storage signs nothing it accepts"
+    );
+    // The key is in its file only: no 32 bytes of the database are its seed.
+    let key = user_ledger::SignerKey::from_file(&key_file).unwrap();
+    let seed = key.signing_key().to_bytes();
+    assert!(!every_byte(&db).windows(32).any(|w| w == seed));
+    // A key named for another ledger is refused by name.
+    let other = user_ledger::SignerKey::generate("user-ledger/000000000000/another").unwrap();
+    let other_file = dir.path().join("other.key");
+    other.write_new(&other_file).unwrap();
+    let refused = cli(&["--checkpoint-key-file", other_file.to_str().unwrap(), "checkpoint"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("the checkpoint key is named user-ledger/000000000000/another"),
+        "{stderr}"
+    );
+}

@@ -33,7 +33,7 @@ pub fn signing_key(secret: &[u8; 32]) -> SigningKey {
 }
 
 /// The 4 bytes that name `key` in a signature line: SHA-256(name ‖ "\n" ‖ 0x01 ‖ key)[..4].
-fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     let hash: [u8; 32] = Sha256::new()
         .chain_update(name.as_bytes())
         .chain_update(b"\n")

@@ -60,39 +60,17 @@ impl RootKey {
 
     /// The root key in the file at `path`, which must be its owner's only.
     pub fn from_file(path: &Path) -> Result<Self> {
-        use std::os::unix::fs::PermissionsExt;
-        let shown = format!("the root key file {}", path.display());
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::failed(Failure::Missing, format_args!("cannot read {shown}: {e}")))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Error::failed(
-                Failure::Other,
-                format_args!(
-                    "{shown} is readable by others (mode {mode:o}): make it its owner's only (chmod 600)"
-                ),
-            ));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::failed(Failure::Io, format_args!("cannot read {shown}: {e}")))?;
-        Self::from_base64(&text, &shown)
+        let text = super::secret_file::read(path, "root key")?;
+        Self::from_base64(&text, &format!("the root key file {}", path.display()))
     }
 
     /// Writes this key to a new file at `path`, its owner's only; refuses to overwrite one.
     pub fn write_new(&self, path: &Path) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| {
-                Error::failed(
-                    Failure::Io,
-                    format_args!("cannot create the root key file {}: {e}", path.display()),
-                )
-            })?;
-        let text = base64::engine::general_purpose::STANDARD.encode(self.bytes);
-        file.write_all(format!("{text}\n").as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::failed(Failure::Io, format_args!("cannot write {}: {e}", path.display())))
+        super::secret_file::write_new(
+            path,
+            "root key",
+            &base64::engine::general_purpose::STANDARD.encode(self.bytes),
+        )
     }
 
     /// The key's id: a fingerprint that tells keys apart and says nothing of them.

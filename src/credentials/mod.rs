@@ -6,5 +6,7 @@
 //! that only wrapped once a root key is given.
 
 pub mod access_key;
+pub mod checkpoint_key;
 pub mod keyring;
 pub mod password;
+pub mod secret_file;

@@ -63,6 +63,10 @@ pub struct Config {
     /// is wrapped at open and its clear copy removed; a ledger whose keyring it does not open is
     /// refused. Default none.
     pub root_key: Option<crate::credentials::keyring::RootKey>,
+    /// The key that signs checkpoints, held outside the database, named as the ledger's
+    /// checkpoints are (`user-ledger/<account>/<environmentId>`). Default: one derived from the
+    /// ledger's secret.
+    pub checkpoint_key: Option<crate::credentials::checkpoint_key::SignerKey>,
 }
 
 /// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
@@ -112,7 +116,14 @@ impl Config {
             fold_memory: DEFAULT_FOLD_MEMORY,
             disk_reserve: DEFAULT_DISK_RESERVE,
             root_key: None,
+            checkpoint_key: None,
         }
+    }
+
+    /// Sets the key that signs checkpoints (see [`Config::checkpoint_key`]).
+    pub fn checkpoint_key(mut self, key: crate::credentials::checkpoint_key::SignerKey) -> Self {
+        self.checkpoint_key = Some(key);
+        self
     }
 
     /// Sets the root key that wraps the ledger's data keys (see [`Config::root_key`]).

@@ -128,6 +128,21 @@ impl Ledger {
                     settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
                 Ok((tip, stale, secret, identity, environment_id))
             })?;
+        // A checkpoint key of its own, held outside the database, must name this ledger.
+        let origin = super::proofs::origin_of(&identity, &environment_id);
+        let checkpoint_key = match &config.checkpoint_key {
+            Some(key) if key.name() != origin => {
+                return Err(Error::failed(
+                    Failure::Other,
+                    format_args!(
+                        "the checkpoint key is named {}, but this ledger's checkpoints are named {origin}",
+                        key.name()
+                    ),
+                ))
+            }
+            Some(key) => key.signing_key().clone(),
+            None => crate::core::checkpoint::signing_key(&secret),
+        };
         let read_only = config.mode == OpenMode::ReadOnly;
         // A database written before the Merkle tree existed gets it now, and is marked as keeping
         // it; one marked so that lacks the tree's frontier was damaged: only audits work (verify
@@ -180,7 +195,7 @@ impl Ledger {
                 sign_ins: SignInLimiter::default(),
                 key_secret: access_key::secret_key(&secret),
                 seal_key: crate::core::seal::seal_key(&secret),
-                checkpoint_key: crate::core::checkpoint::signing_key(&secret),
+                checkpoint_key,
                 key_warning,
                 lost,
                 tightened,

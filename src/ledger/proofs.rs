@@ -6,14 +6,20 @@ use crate::audit::merkle::with_tree;
 use crate::core::checkpoint::{verifier_key, Checkpoint, ConsistencyProof, InclusionProof};
 use crate::error::{Error, Result, Rule};
 
+/// The name of a ledger's checkpoints: `user-ledger/<account>/<environmentId>`.
+pub(super) fn origin_of(identity: &crate::core::domain::Identity, environment_id: &str) -> String {
+    format!("user-ledger/{}/{environment_id}", identity.account)
+}
+
 impl Ledger {
     /// The log's name in checkpoints, and its key's: `user-ledger/<account>/<environmentId>`.
     pub fn origin(&self) -> String {
-        format!("user-ledger/{}/{}", self.inner.identity.account, self.inner.environment_id)
+        origin_of(&self.inner.identity, &self.inner.environment_id)
     }
 
     /// The verifier key of this ledger's checkpoints (`name+hash+base64key`), for auditors to
-    /// keep: derived from the database's secret, so a copy signs with the same key.
+    /// keep: of the checkpoint key given ([`crate::Config::checkpoint_key`]), else derived from the
+    /// database's secret, so a copy signs with the same key.
     pub fn checkpoint_key(&self) -> String {
         verifier_key(&self.origin(), &self.inner.checkpoint_key.verifying_key())
     }

@@ -24,6 +24,10 @@ pub(crate) struct Cli {
     /// ledger's data keys; `USER_LEDGER_ROOT_KEY` may hold the key itself instead.
     #[arg(long, global = true, env = "USER_LEDGER_ROOT_KEY_FILE")]
     pub(crate) root_key_file: Option<PathBuf>,
+    /// A file holding the key that signs checkpoints (a note signer key, its owner's only),
+    /// instead of the key derived from the ledger's secret; `new-checkpoint-key` makes one.
+    #[arg(long, global = true, env = "USER_LEDGER_CHECKPOINT_KEY_FILE")]
+    pub(crate) checkpoint_key_file: Option<PathBuf>,
     /// Act as this ledger user (a userId), or as an IAM principal (an `arn:…` role ARN, which
     /// may only get programmatic access credentials), instead of as the system.
     #[arg(long, global = true)]
@@ -305,6 +309,13 @@ pub(crate) enum Command {
     },
     /// Print counts: events, users, kdb users, tokens, bytes on disk.
     Stats,
+    /// Make a checkpoint key for this ledger in a new file of its owner's only (`--out`), and
+    /// print its verifier key for auditors; then give it with --checkpoint-key-file.
+    NewCheckpointKey {
+        /// Where to write it (refused if the file exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the keyring: the root key's id, each data key's id, state and creation time (never
     /// a key), or that the ledger's secret is in the clear.
     Keys,

@@ -217,6 +217,11 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         ))),
         Command::Stats => json(ledger.stats()),
         Command::Keys => json(ledger.keys()),
+        Command::NewCheckpointKey { out } => {
+            let key = user_ledger::SignerKey::generate(&ledger.origin())?;
+            key.write_new(&out)?;
+            Ok(Output::Json(json!({ "file": out, "verifierKey": key.verifier_key() })))
+        }
         Command::CreateAccessKey { user_id, principal_arn } => match (user_id, principal_arn) {
             (Some(user_id), _) => json(ledger.create_access_key(caller, &user_id)),
             (None, arn) => json(ledger.create_principal_key(caller, arn.as_deref().unwrap_or_default())),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use user_ledger::{Config, Error, Failure, Ledger, OpenMode, RootKey};
+use user_ledger::{Config, Error, Failure, Ledger, OpenMode, RootKey, SignerKey};
 
 use crate::args::Cli;
 use crate::output::Output;
@@ -23,6 +23,7 @@ fn root_key(cli: &Cli) -> user_ledger::Result<Option<RootKey>> {
 pub(crate) fn config(cli: &Cli) -> user_ledger::Result<Config> {
     let mut config = Config::new(&cli.db);
     config.root_key = root_key(cli)?;
+    config.checkpoint_key = cli.checkpoint_key_file.as_deref().map(SignerKey::from_file).transpose()?;
     config.region = cli.region.clone();
     config.account = cli.account.clone();
     config.environment_id = cli.finspace_environment_id.clone();

@@ -1,0 +1,38 @@
+//! Files that hold a secret (a root key, a checkpoint key): read only while they are their
+//! owner's only, and written new, their owner's only from their first byte.
+
+use std::path::Path;
+
+use crate::error::{Error, Failure, Result};
+
+/// The text of `path`, refused unless only its owner may read it; `what` names the file in errors,
+/// which never hold its content.
+pub fn read(path: &Path, what: &str) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = format!("the {what} file {}", path.display());
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::failed(Failure::Missing, format_args!("cannot read {shown}: {e}")))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::failed(
+            Failure::Other,
+            format_args!(
+                "{shown} is readable by others (mode {mode:o}): make it its owner's only (chmod 600)"
+            ),
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::failed(Failure::Io, format_args!("cannot read {shown}: {e}")))
+}
+
+/// Writes `text` to a new file at `path`, its owner's only; refuses to overwrite one.
+pub fn write_new(path: &Path, what: &str, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e: std::io::Error| {
+        Error::failed(Failure::Io, format_args!("cannot write the {what} file {}: {e}", path.display()))
+    };
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(failed)?;
+    file.write_all(format!("{text}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(failed)
+}
