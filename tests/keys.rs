@@ -246,3 +246,38 @@ fn a_checkpoint_key_of_its_own_signs_what_verify_proof_accepts_and_lives_nowhere
         "{stderr}"
     );
 }
+
+#[test]
+fn a_shared_ledgers_root_credentials_are_sealed_and_an_older_clear_pair_is_sealed_at_first_use() {
+    let location = fresh_location();
+    let schema = location.rsplit("schema=").next().unwrap().to_owned();
+    let root = RootKey::generate().unwrap();
+    let host = Ledger::open(Config::new(&location).root_key(root.clone())).unwrap();
+    let mut dba = postgres::Client::connect(&common::postgres::server().url, postgres::NoTls).unwrap();
+    // As an older version left it: the pair in the clear.
+    let old = user_ledger::AccessKeyPair {
+        access_key_id: "ULRTOLDROOTKEY000000".into(),
+        secret_access_key: "old-root-secret-in-the-clear-000000000000".into(),
+    };
+    dba.execute(
+        &format!("INSERT INTO {schema}.meta (name, value) VALUES ('root_credentials', $1)"),
+        &[&user_ledger::core::codec::encode(&old)],
+    )
+    .unwrap();
+    let (pair, generated) = host.shared_root_credentials().unwrap().unwrap();
+    assert_eq!((pair, generated), (old.clone(), false), "the same pair, kept");
+    let other = Ledger::open(Config::new(&location).root_key(root)).unwrap();
+    assert_eq!(other.shared_root_credentials().unwrap().unwrap(), (old.clone(), false), "on every host");
+    let meta: Vec<(String, Vec<u8>)> = dba
+        .query(&format!("SELECT name, value FROM {schema}.meta"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(meta.iter().all(|(name, _)| name != "root_credentials"), "the clear copy is gone: {meta:?}");
+    let secret = old.secret_access_key.as_bytes();
+    assert!(
+        !meta.iter().any(|(_, value)| value.windows(secret.len()).any(|w| w == secret)),
+        "no clear secret"
+    );
+}

@@ -24,6 +24,8 @@ pub enum Purpose {
     TemporaryPassword,
     /// A data key of the keyring, wrapped under the root key (the subject is its id).
     DataKey,
+    /// A shared ledger's root credentials, sealed under its data key.
+    RootCredentials,
 }
 
 impl Purpose {
@@ -32,6 +34,7 @@ impl Purpose {
             Purpose::PasswordHash => b"password hash",
             Purpose::TemporaryPassword => b"temporary password",
             Purpose::DataKey => b"data key",
+            Purpose::RootCredentials => b"root credentials",
         }
     }
 }

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use super::settings::{self, ROOT_CREDENTIALS};
+use super::settings::{self, ROOT_CREDENTIALS, SEALED_ROOT_CREDENTIALS};
 use super::{guarded, Ledger};
 use crate::core::codec;
 use crate::core::domain::{AccessKeyPair, Identity};
+use crate::core::seal::{self, Purpose};
 use crate::credentials::access_key;
 use crate::error::Result;
 use crate::views::ViewTree;
@@ -159,21 +160,36 @@ impl Ledger {
     }
 
     /// The root credentials of a ledger several hosts share (PostgreSQL): made by the first
-    /// host that asks, kept in the database, the same on every host; `true` when this call made
-    /// them. `None` for a ledger only this process holds, whose root credentials are a file
-    /// beside it (`server::root_credentials`).
+    /// host that asks, kept in the database sealed under the ledger's data key (so, given a root
+    /// key, nobody who reads the storage learns them), the same on every host; `true` when this
+    /// call made them. A pair an older version kept in the clear is sealed now, and its clear
+    /// copy removed. `None` for a ledger only this process holds, whose root credentials are a
+    /// file beside it (`server::root_credentials`).
     pub fn shared_root_credentials(&self) -> Result<Option<(AccessKeyPair, bool)>> {
         let backend = &self.inner.shared.backend;
         if !backend.is_shared() {
             return Ok(None);
         }
-        let made = AccessKeyPair {
-            access_key_id: access_key::new_key_id(access_key::ROOT_KEY_PREFIX)?,
-            secret_access_key: access_key::new_secret()?,
+        let clear: Option<AccessKeyPair> = backend
+            .meta(ROOT_CREDENTIALS)?
+            .map(|bytes| codec::decode("meta root_credentials", &bytes))
+            .transpose()?;
+        let made = match &clear {
+            Some(pair) => pair.clone(),
+            None => AccessKeyPair {
+                access_key_id: access_key::new_key_id(access_key::ROOT_KEY_PREFIX)?,
+                secret_access_key: access_key::new_secret()?,
+            },
         };
-        let stored = backend.insert_meta(ROOT_CREDENTIALS, &codec::encode(&made))?;
-        let pair: AccessKeyPair = codec::decode("meta root_credentials", &stored)?;
-        let generated = pair == made;
+        let key = &self.inner.seal_key;
+        let sealed = seal::seal(key, Purpose::RootCredentials, "root", &codec::encode(&made))?;
+        let stored = backend.insert_meta(SEALED_ROOT_CREDENTIALS, &sealed)?;
+        let opened = seal::open(key, Purpose::RootCredentials, "root", &stored)?;
+        let pair: AccessKeyPair = codec::decode("meta root_credentials_sealed", &opened)?;
+        if clear.is_some() {
+            backend.remove_meta(ROOT_CREDENTIALS)?;
+        }
+        let generated = clear.is_none() && pair == made;
         Ok(Some((pair, generated)))
     }
 }

@@ -16,8 +16,10 @@ const ENVIRONMENT: &str = "environment_id";
 /// or when a ledger written before the tree existed got it. From then on a missing node is
 /// damage for verify to report, never something to build again silently.
 const MERKLE_TREE: &str = "merkle_tree";
-/// The meta name of a shared ledger's root credentials.
+/// The meta name of a shared ledger's root credentials as older versions kept them: in the clear.
 pub const ROOT_CREDENTIALS: &str = "root_credentials";
+/// The meta name of a shared ledger's root credentials, sealed under its data key.
+pub const SEALED_ROOT_CREDENTIALS: &str = "root_credentials_sealed";
 
 /// The meta name of the keyring: the data keys, wrapped under the root key.
 pub const KEYRING: &str = "keyring";
@@ -25,7 +27,8 @@ pub const KEYRING: &str = "keyring";
 /// The settings a copy carries: what the ledger needs to go on as the same ledger (pages,
 /// access keys' secrets and sealed passwords derive from its data key, or its older clear
 /// secret).
-pub const CARRIED: [&str; 5] = [KEYRING, PAGE_SECRET, IDENTITY, ENVIRONMENT, ROOT_CREDENTIALS];
+pub const CARRIED: [&str; 6] =
+    [KEYRING, PAGE_SECRET, IDENTITY, ENVIRONMENT, ROOT_CREDENTIALS, SEALED_ROOT_CREDENTIALS];
 
 /// The keyring the database holds, if it holds one.
 pub fn keyring(backend: &dyn Backend) -> Result<Option<Keyring>> {

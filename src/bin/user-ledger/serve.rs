@@ -28,7 +28,7 @@ pub(crate) fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<
         _ => {
             let (pair, generated, kept) = match ledger.shared_root_credentials()? {
                 Some((pair, generated)) => {
-                    (pair, generated, "the ledger's database (meta root_credentials)".to_owned())
+                    (pair, generated, "the ledger's database (meta root_credentials_sealed)".to_owned())
                 }
                 None => {
                     let (pair, generated) = server::root_credentials(ledger.path())?;
