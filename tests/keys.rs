@@ -230,6 +230,19 @@ fn a_checkpoint_key_of_its_own_signs_what_verify_proof_accepts_and_lives_nowhere
         Some(0),
         "the key derived from the storage signs nothing it accepts"
     );
+    // An independent C2SP signed-note implementation reads the key file and accepts the checkpoint.
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        signed_note::StandardSigner::new(text.trim()).is_ok(),
+        "the key file is a standard note signer key"
+    );
+    let known = signed_note::VerifierList::new(vec![Box::new(
+        signed_note::StandardVerifier::new(&verifier).unwrap(),
+    )]);
+    let note = signed_note::Note::from_bytes(&std::fs::read(&signed).unwrap()).unwrap();
+    assert_eq!(note.verify(&known).unwrap().0.len(), 1, "one signature, verified");
+    let derived_note = signed_note::Note::from_bytes(&std::fs::read(&derived).unwrap()).unwrap();
+    assert!(derived_note.verify(&known).is_err());
     // The key is in its file only: no 32 bytes of the database are its seed.
     let key = user_ledger::SignerKey::from_file(&key_file).unwrap();
     let seed = key.signing_key().to_bytes();
