@@ -1,6 +1,6 @@
 //! What a root key costs (issue 30): CreateUser (durable) and GetUser at 64 callers on sled, a
 //! ledger whose secret is wrapped under a root key against one whose secret is in the clear,
-//! alternated A, B, A, B in one run (`cargo bench --bench keys`; a report, not a timed test).
+//! alternated A, B, A, B … (four of each) in one run (`cargo bench --bench keys`; a report, not a timed test).
 //! The keyring is read once at open and every request derives from the same 32 bytes as before,
 //! so the goal is no measurable cost: within 3%.
 //!
@@ -64,7 +64,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let root = RootKey::generate().unwrap();
     let (mut clear, mut wrapped) = (vec![], vec![]);
-    for run in 0..4 {
+    for run in 0..8 {
         let path = dir.path().join(format!("run{run}"));
         if run % 2 == 0 {
             clear.push(figures(Config::new(&path), run));
