@@ -45,9 +45,7 @@ pub fn database_secret(
     root: Option<&RootKey>,
     now_ms: i64,
 ) -> Result<([u8; 32], Option<String>)> {
-    let stored_ring =
-        backend.meta(KEYRING)?.map(|bytes| codec::decode::<Keyring>("meta keyring", &bytes)).transpose()?;
-    if let Some(ring) = stored_ring {
+    if let Some(ring) = keyring(backend)? {
         let root = root.ok_or_else(|| {
             Error::failed(
                 Failure::Other,
@@ -59,9 +57,13 @@ pub fn database_secret(
             )
         })?;
         let key = ring.current_key(root)?;
-        // An older ledger wrapped by another opener: its clear copy goes now too.
+        // An older ledger wrapped by another opener: its clear copy goes now too (once the
+        // database can be written).
         if backend.meta(PAGE_SECRET)?.is_some() {
-            backend.remove_meta(PAGE_SECRET)?;
+            match backend.remove_meta(PAGE_SECRET) {
+                Err(e) if e.failure() != Some(Failure::ReadOnly) => return Err(e),
+                _ => {}
+            }
         }
         return Ok((key, None));
     }
