@@ -7,42 +7,16 @@
 //! `USER_LEDGER_BENCH_SECS` (default 3) is how long each figure runs.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+#[path = "common/rate.rs"]
+mod rate;
 
+use rate::rate;
 use user_ledger::{Caller, Config, CreateUserRequest, Ledger, RootKey};
-
-fn seconds() -> Duration {
-    let secs = std::env::var("USER_LEDGER_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3.0);
-    Duration::from_secs_f64(secs)
-}
-
-/// Operations per second of 64 threads running `op(caller, i)` for the bench's time.
-fn rate(op: impl Fn(usize, u64) + Sync) -> f64 {
-    let (done, stop) = (AtomicU64::new(0), AtomicBool::new(false));
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for caller in 0..64 {
-            let (done, stop, op) = (&done, &stop, &op);
-            s.spawn(move || {
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    op(caller, i);
-                    i += 1;
-                }
-                done.fetch_add(i, Ordering::Relaxed);
-            });
-        }
-        std::thread::sleep(seconds());
-        stop.store(true, Ordering::Relaxed);
-    });
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
 
 /// (CreateUser/s, GetUser/s) of a fresh ledger configured by `config`.
 fn figures(config: Config, run: usize) -> (f64, f64) {
     let ledger = Ledger::open(config).unwrap();
-    let creates = rate(|caller, i| {
+    let creates = rate(64, |caller, i| {
         let email = format!("r{run}c{caller}n{i}@example.com");
         ledger.create_user(&Caller::System, &CreateUserRequest::new(email, "APP_USER")).unwrap();
     });
@@ -53,7 +27,7 @@ fn figures(config: Config, run: usize) -> (f64, f64) {
         .into_iter()
         .map(|u| u.user_id)
         .collect();
-    let reads = rate(|caller, i| {
+    let reads = rate(64, |caller, i| {
         let id = &ids[(caller + i as usize) % ids.len()];
         ledger.get_user(&Caller::System, id).unwrap();
     });
