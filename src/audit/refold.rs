@@ -342,6 +342,10 @@ impl SubjectFold {
                 out.rows.push(&row_key(view, &key), &value)?;
             }
         }
+        // The keyring's counters are its subject's alone: they come out whole.
+        for ((view, key), value) in self.views.keyring_rows() {
+            out.rows.push(&row_key(view, &key), &value)?;
+        }
         out.any_user |= !self.views.users.is_empty();
         out.enabled += self.enabled as i64 - COUNTER_BASE as i64;
         for (env, count) in self.kx_counts {
@@ -417,6 +421,14 @@ impl State for SubjectFold {
     fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
         self.views.users_with_principal(principal_arn)
     }
+
+    fn current_data_key(&self) -> Result<u32> {
+        self.views.current_data_key()
+    }
+
+    fn data_key_retired(&self, key_id: u32) -> Result<bool> {
+        self.views.data_key_retired(key_id)
+    }
 }
 
 impl Views for SubjectFold {
@@ -442,6 +454,14 @@ impl Views for SubjectFold {
 
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
         self.kx_counts.insert(environment_id.to_owned(), count);
+    }
+
+    fn set_current_data_key(&mut self, key_id: u32) {
+        self.views.set_current_data_key(key_id);
+    }
+
+    fn retire_data_key(&mut self, key_id: u32) {
+        self.views.retire_data_key(key_id);
     }
 
     fn put_access_key(&mut self, key: AccessKey) {

@@ -103,6 +103,17 @@ impl Backend for MemoryBackend {
         Ok(self.write().meta.entry(name.to_owned()).or_insert_with(|| value.to_vec()).clone())
     }
 
+    fn swap_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool> {
+        let mut memory = self.write();
+        match memory.meta.get_mut(name) {
+            Some(held) if held.as_slice() == expected => {
+                *held = value.to_vec();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn remove_meta(&self, name: &str) -> Result<()> {
         self.write().meta.remove(name);
         Ok(())
@@ -267,6 +278,14 @@ impl State for MemoryBackend {
 
     fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
         self.read().views.users_with_principal(principal_arn)
+    }
+
+    fn current_data_key(&self) -> Result<u32> {
+        self.read().views.current_data_key()
+    }
+
+    fn data_key_retired(&self, key_id: u32) -> Result<bool> {
+        self.read().views.data_key_retired(key_id)
     }
 }
 

@@ -122,6 +122,10 @@ pub enum ViewChange {
     History(Vec<u8>),
     /// Store a complete subtree of the Merkle tree.
     MerkleNode(Node, Hash),
+    /// Make a data key the current one.
+    CurrentDataKey(u32),
+    /// Mark a data key retired.
+    RetiredDataKey(u32),
 }
 
 impl ViewChange {
@@ -147,6 +151,8 @@ impl ViewChange {
             ViewChange::Member(group, user, member) => views.set_member(&group, &user, member),
             ViewChange::History(key) => views.add_history(key),
             ViewChange::MerkleNode(node, hash) => views.put_merkle_node(node, hash),
+            ViewChange::CurrentDataKey(id) => views.set_current_data_key(id),
+            ViewChange::RetiredDataKey(id) => views.retire_data_key(id),
         }
     }
 
@@ -179,6 +185,8 @@ impl ViewChange {
                 .collect(),
             ViewChange::History(key) => put(views::history_row(key.clone())),
             ViewChange::MerkleNode(node, hash) => put(views::merkle_row(*node, hash)),
+            ViewChange::CurrentDataKey(id) => put(views::current_data_key_row(*id)),
+            ViewChange::RetiredDataKey(id) => put(views::retired_data_key_row(*id)),
         }
     }
 }
@@ -298,6 +306,10 @@ pub trait Backend: Reads + Listings + Send + Sync {
     fn insert_meta(&self, name: &str, value: &[u8]) -> Result<Vec<u8>>;
     /// Removes the setting `name`, durably, if it is there (a clear secret once it is wrapped).
     fn remove_meta(&self, name: &str) -> Result<()>;
+    /// Replaces setting `name` with `value` if it still holds `expected`, atomically and durably
+    /// (the keyring's compare-and-set: two hosts rotating at once cannot both win); true if it
+    /// did.
+    fn swap_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool>;
     /// The head of the log and the seq the views are folded up to, as last committed.
     fn tip(&self) -> Result<Tip>;
     /// Records the tip, outside any commit: a rebuild's start and end, under the writer's lock.

@@ -163,6 +163,15 @@ impl<S: RowStore> State for S {
             .filter(|u| u.api_access_principal_arn.as_deref() == Some(principal_arn))
             .collect())
     }
+
+    fn current_data_key(&self) -> Result<u32> {
+        let id = counter(self, crate::views::CURRENT_DATA_KEY)?;
+        u32::try_from(id).map_err(|_| Error::corrupt(format_args!("corrupt views: current data key {id}")))
+    }
+
+    fn data_key_retired(&self, key_id: u32) -> Result<bool> {
+        Ok(counter(self, &crate::views::retired_key(key_id))? != 0)
+    }
 }
 
 /// [`Listings::members_after`] (`of_user` false) and [`Listings::groups_of_after`] (`of_user`

@@ -3,7 +3,7 @@
 
 use crate::core::event::{Event, Subject};
 use crate::core::state::Views;
-use crate::core::{groups, keys, kx, users};
+use crate::core::{groups, keyring, keys, kx, users};
 use crate::error::{Error, Result};
 
 /// Folds one event, which happened at `time_ms`, into the views.
@@ -13,9 +13,13 @@ pub fn apply(views: &mut impl Views, event: &Event, time_ms: i64) -> Result<()> 
     if let Some(applied) = keys::apply(views, event, time_ms) {
         return applied;
     }
+    if let Some(applied) = keyring::apply(views, event) {
+        return applied;
+    }
     match event.subject() {
         Subject::PermissionGroup(group) => groups::apply(views, group, event, time_ms),
         Subject::Principal(arn) => Err(contradiction(event, format_args!("principal {arn}"), false)),
+        Subject::Keyring => Err(contradiction(event, "the keyring", false)),
         Subject::User(user_id) => users::apply(views, user_id, event, time_ms),
         Subject::KxUser(environment_id, user_name) => {
             kx::apply(views, environment_id, user_name, event, time_ms)

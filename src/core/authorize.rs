@@ -19,6 +19,8 @@ pub enum Access {
     Audit,
     /// Obtain temporary credentials (`GetTemporaryCredentials`).
     TemporaryCredentials,
+    /// Rotate, retire or re-wrap the keyring's keys: the system (the root) only.
+    Keys,
 }
 
 impl Access {
@@ -26,7 +28,7 @@ impl Access {
     /// which every user that may act at all may do.
     pub fn permission(self) -> Option<ApplicationPermission> {
         match self {
-            Access::Read => None,
+            Access::Read | Access::Keys => None,
             Access::Manage => Some(ApplicationPermission::ManageUsersAndGroups),
             Access::Audit => Some(ApplicationPermission::ViewAuditData),
             Access::TemporaryCredentials => Some(ApplicationPermission::GetTemporaryCredentials),
@@ -47,6 +49,11 @@ pub fn authorize(state: &(impl State + ?Sized), caller: &Caller, access: Access)
         Caller::Principal(arn) => {
             return Err(Error::AccessDenied {
                 message: format!("Principal {arn} may only get programmatic access credentials"),
+            })
+        }
+        Caller::User(id) if access == Access::Keys => {
+            return Err(Error::AccessDenied {
+                message: format!("Caller {id} is not the root: only it manages keys"),
             })
         }
         Caller::User(id) => id,

@@ -133,6 +133,25 @@ pub enum Command {
         /// Epoch ms after which they are refused.
         expires_ms: i64,
     },
+    /// Make a data key the keyring holds already the current one.
+    RotateDataKey {
+        /// Its id.
+        key_id: u32,
+        /// The id of the root key that wraps it.
+        root_key_id: String,
+    },
+    /// Retire a data key: credentials derived from it are refused from then on.
+    RetireDataKey {
+        /// Its id.
+        key_id: u32,
+    },
+    /// Record that every data key was wrapped again under another root key.
+    ChangeRootKey {
+        /// The root key's id before.
+        old_root_key_id: String,
+        /// The root key's id after.
+        new_root_key_id: String,
+    },
 }
 
 impl Command {
@@ -157,6 +176,9 @@ impl Command {
             Command::SignIn { .. } => "SignIn",
             Command::CreatePrincipalKey { .. } => "CreatePrincipalKey",
             Command::IssueCredentials { .. } => "GetProgrammaticAccessCredentials",
+            Command::RotateDataKey { .. } => "RotateKeys",
+            Command::RetireDataKey { .. } => "RetireKey",
+            Command::ChangeRootKey { .. } => "Rekey",
         }
     }
 
@@ -164,6 +186,9 @@ impl Command {
     pub fn access(&self) -> Access {
         match self {
             Command::IssueCredentials { .. } => Access::TemporaryCredentials,
+            Command::RotateDataKey { .. } | Command::RetireDataKey { .. } | Command::ChangeRootKey { .. } => {
+                Access::Keys
+            }
             // Its own password any user may reset; another's only a SUPER_USER (check_escalation).
             Command::ResetUserPassword { .. } => Access::Read,
             _ => Access::Manage,

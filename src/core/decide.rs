@@ -6,7 +6,7 @@ use crate::core::command::{Command, Limits};
 use crate::core::domain::Caller;
 use crate::core::event::Event;
 use crate::core::state::State;
-use crate::core::{groups, keys, kx, users};
+use crate::core::{groups, keyring, keys, kx, users};
 use crate::error::Result;
 
 /// Decides what events `command` by `caller` causes in `state`, or why it is refused.
@@ -37,15 +37,24 @@ pub fn decide(
         }
         Command::DeleteKxUser { environment_id, user_name } => kx::delete(state, environment_id, user_name),
         Command::CreateAccessKey { access_key_id, user_id } => {
+            keyring::check_issuable(state, access_key_id)?;
             keys::create_access_key(state, access_key_id, user_id)
         }
         Command::DeleteAccessKey { access_key_id } => keys::delete_access_key(state, access_key_id),
         Command::CreatePrincipalKey { access_key_id, principal_arn } => {
+            keyring::check_issuable(state, access_key_id)?;
             keys::create_principal_key(state, access_key_id, principal_arn)
         }
         Command::IssueCredentials { access_key_id, expires_ms } => {
+            keyring::check_issuable(state, access_key_id)?;
             keys::issue_credentials(state, caller, access_key_id, *expires_ms)
         }
+        Command::RotateDataKey { key_id, root_key_id } => keyring::rotate(state, *key_id, root_key_id),
+        Command::RetireDataKey { key_id } => keyring::retire(state, *key_id),
+        Command::ChangeRootKey { old_root_key_id, new_root_key_id } => Ok(vec![Event::RootKeyChanged {
+            old_root_key_id: old_root_key_id.clone(),
+            new_root_key_id: new_root_key_id.clone(),
+        }]),
         Command::CreatePermissionGroup { permission_group_id, group } => {
             groups::create(state, permission_group_id, group)
         }

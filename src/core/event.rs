@@ -160,6 +160,27 @@ pub enum Event {
         /// The user they acted as.
         user_id: UserId,
     },
+    /// A new data key was made current: what is issued or sealed from now on derives from it.
+    /// Its material stays wrapped in the keyring, never in the log.
+    DataKeyRotated {
+        /// The new current data key's id.
+        key_id: u32,
+        /// The id of the root key that wraps it.
+        root_key_id: String,
+    },
+    /// A data key was retired: every credential derived from it is refused from now on; it
+    /// stays in the keyring, wrapped, to open what it sealed.
+    DataKeyRetired {
+        /// The retired data key's id.
+        key_id: u32,
+    },
+    /// Every data key was wrapped again under another root key; the old one opens nothing.
+    RootKeyChanged {
+        /// The id of the root key before.
+        old_root_key_id: String,
+        /// The id of the root key after.
+        new_root_key_id: String,
+    },
 }
 
 /// What an event is about.
@@ -174,6 +195,8 @@ pub enum Subject<'a> {
     PermissionGroup(&'a str),
     /// An IAM principal, by ARN.
     Principal(&'a str),
+    /// The keyring: the data keys and the root key that wraps them.
+    Keyring,
 }
 
 impl<'a> Subject<'a> {
@@ -211,6 +234,9 @@ impl Event {
             | Event::CredentialsRevoked { user_id, .. } => Subject::User(user_id),
             Event::PrincipalKeyCreated { principal_arn, .. }
             | Event::PrincipalKeyDeleted { principal_arn, .. } => Subject::Principal(principal_arn),
+            Event::DataKeyRotated { .. } | Event::DataKeyRetired { .. } | Event::RootKeyChanged { .. } => {
+                Subject::Keyring
+            }
             Event::PermissionGroupCreated { permission_group_id, .. }
             | Event::PermissionGroupUpdated { permission_group_id, .. }
             | Event::PermissionGroupDeleted { permission_group_id, .. }
@@ -261,6 +287,9 @@ impl Event {
             Event::PrincipalKeyDeleted { .. } => "PrincipalKeyDeleted",
             Event::CredentialsIssued { .. } => "CredentialsIssued",
             Event::CredentialsRevoked { .. } => "CredentialsRevoked",
+            Event::DataKeyRotated { .. } => "DataKeyRotated",
+            Event::DataKeyRetired { .. } => "DataKeyRetired",
+            Event::RootKeyChanged { .. } => "RootKeyChanged",
         }
     }
 }

@@ -98,7 +98,10 @@ impl Response {
             Command::DeleteKxUser { .. }
             | Command::DeleteAccessKey { .. }
             | Command::AssociateUserToPermissionGroup { .. }
-            | Command::DisassociateUserFromPermissionGroup { .. } => Response::Empty,
+            | Command::DisassociateUserFromPermissionGroup { .. }
+            | Command::RotateDataKey { .. }
+            | Command::RetireDataKey { .. }
+            | Command::ChangeRootKey { .. } => Response::Empty,
             Command::CreatePermissionGroup { permission_group_id, .. }
             | Command::UpdatePermissionGroup { permission_group_id, .. }
             | Command::DeletePermissionGroup { permission_group_id } => {
@@ -184,6 +187,13 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         Command::AssociateUserToPermissionGroup { permission_group_id, user_id }
         | Command::DisassociateUserFromPermissionGroup { permission_group_id, user_id } => {
             codec::encode(&(caller, operation, permission_group_id, user_id))
+        }
+        Command::RotateDataKey { key_id, root_key_id } => {
+            codec::encode(&(caller, operation, key_id, root_key_id))
+        }
+        Command::RetireDataKey { key_id } => codec::encode(&(caller, operation, key_id)),
+        Command::ChangeRootKey { old_root_key_id, new_root_key_id } => {
+            codec::encode(&(caller, operation, old_root_key_id, new_root_key_id))
         }
     };
     *blake3::hash(&bytes).as_bytes()

@@ -41,6 +41,10 @@ pub trait State {
     fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>>;
     /// The users whose apiAccessPrincipalArn is `principal_arn`, in id order.
     fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>>;
+    /// The id of the data key new credentials and seals derive from (0 until a rotation).
+    fn current_data_key(&self) -> Result<u32>;
+    /// Whether data key `key_id` was retired.
+    fn data_key_retired(&self, key_id: u32) -> Result<bool>;
 }
 
 /// Write access to the views, used by [`crate::core::apply`].
@@ -57,6 +61,10 @@ pub trait Views: State {
     fn remove_kx_user(&mut self, environment_id: &str, user_name: &str);
     /// Sets the count of kdb users of an environment.
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64);
+    /// Makes data key `key_id` the current one.
+    fn set_current_data_key(&mut self, key_id: u32);
+    /// Marks data key `key_id` retired.
+    fn retire_data_key(&mut self, key_id: u32);
     /// Stores an access key record.
     fn put_access_key(&mut self, key: AccessKey);
     /// Removes an access key record.

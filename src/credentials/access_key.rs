@@ -17,13 +17,19 @@ pub const TEMPORARY_KEY_PREFIX: &str = "ULTC";
 
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-/// A new random key id: `prefix` and 16 base32 characters (80 random bits).
-pub fn new_key_id(prefix: &str) -> Result<String> {
-    let mut bytes = [0u8; 16];
+/// A new random key id for a key derived from data key `data_key`: `prefix`, 12 base32
+/// characters (60 random bits), and the 4 that name the data key (see
+/// [`crate::core::data_key_of`]).
+pub fn new_key_id(prefix: &str, data_key: u32) -> Result<String> {
+    let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes)
         .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for an access key: {e}")))?;
     let digit = |b: &u8| BASE32.get(usize::from(b % 32)).map_or('A', |&c| char::from(c));
-    Ok(prefix.chars().chain(bytes.iter().map(digit)).collect())
+    Ok(prefix
+        .chars()
+        .chain(bytes.iter().map(digit))
+        .chain(crate::core::id_suffix(data_key).chars())
+        .collect())
 }
 
 /// A new random secret of 40 characters, as AWS secrets are.
@@ -61,10 +67,11 @@ mod tests {
 
     #[test]
     fn ids_and_secrets_have_aws_shapes() {
-        let id = new_key_id(USER_KEY_PREFIX).unwrap();
+        let id = new_key_id(USER_KEY_PREFIX, 3).unwrap();
         assert_eq!(id.len(), 20);
         assert!(id.starts_with("ULAK") && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
-        assert_ne!(id, new_key_id(USER_KEY_PREFIX).unwrap());
+        assert_ne!(id, new_key_id(USER_KEY_PREFIX, 3).unwrap());
+        assert_eq!(crate::core::data_key_of(&id), 3);
         assert_eq!(new_secret().unwrap().len(), 40);
     }
 

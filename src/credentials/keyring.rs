@@ -8,6 +8,7 @@
 //! Invariant: no root key and no data key is ever stored, logged or shown: only a root key's id
 //! (a fingerprint) and data keys' ids.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine;
@@ -112,26 +113,66 @@ impl Keyring {
         })
     }
 
-    /// The current data key, unwrapped with `root`; refused naming both root keys' ids when
-    /// `root` is not the one that wraps it.
-    pub fn current_key(&self, root: &RootKey) -> Result<[u8; 32]> {
-        if root.id != self.root_key_id {
-            return Err(Error::failed(
-                Failure::Other,
-                format_args!(
-                    "the root key given (id {}) does not open this ledger's keyring, which root key {} wraps",
-                    root.id, self.root_key_id
-                ),
-            ));
+    /// Refuses `root` unless it is the root key that wraps this keyring, naming both ids.
+    fn check_root(&self, root: &RootKey) -> Result<()> {
+        if root.id == self.root_key_id {
+            return Ok(());
         }
-        let key = self.keys.iter().find(|k| k.id == self.current).ok_or_else(|| {
-            Error::corrupt(format_args!(
-                "the keyring has no data key {}, which it names current",
-                self.current
-            ))
-        })?;
-        let opened = seal::open(&root.bytes, Purpose::DataKey, &key.id.to_string(), &key.wrapped)?;
-        opened.try_into().map_err(|_| Error::corrupt(format_args!("data key {} is not 32 bytes", key.id)))
+        Err(Error::failed(
+            Failure::Other,
+            format_args!(
+                "the root key given (id {}) does not open this ledger's keyring, which root key {} wraps",
+                root.id, self.root_key_id
+            ),
+        ))
+    }
+
+    /// Every data key, unwrapped with `root`, by id.
+    pub fn open_all(&self, root: &RootKey) -> Result<BTreeMap<u32, [u8; 32]>> {
+        self.check_root(root)?;
+        self.keys
+            .iter()
+            .map(|key| {
+                let opened = seal::open(&root.bytes, Purpose::DataKey, &key.id.to_string(), &key.wrapped)?;
+                let bytes = opened
+                    .try_into()
+                    .map_err(|_| Error::corrupt(format_args!("data key {} is not 32 bytes", key.id)))?;
+                Ok((key.id, bytes))
+            })
+            .collect()
+    }
+
+    /// This keyring with one more data key, new and random, wrapped under `root` and current;
+    /// and its id.
+    pub fn with_new_key(&self, root: &RootKey, created_ms: i64) -> Result<(Keyring, u32)> {
+        self.check_root(root)?;
+        let id = self.keys.iter().map(|k| k.id).max().map_or(0, |max| max + 1);
+        if id >= crate::core::MAX_DATA_KEYS {
+            return Err(Error::failed(Failure::Other, "the keyring holds as many data keys as ids can name"));
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)
+            .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for a data key: {e}")))?;
+        let wrapped = seal::seal(&root.bytes, Purpose::DataKey, &id.to_string(), &key)?;
+        let mut ring = self.clone();
+        ring.keys.push(DataKey { id, created_ms, wrapped });
+        ring.current = id;
+        Ok((ring, id))
+    }
+
+    /// This keyring with every data key wrapped again, under `new` instead of `old`.
+    pub fn rewrapped(&self, old: &RootKey, new: &RootKey) -> Result<Keyring> {
+        let opened = self.open_all(old)?;
+        let keys = self
+            .keys
+            .iter()
+            .map(|key| {
+                let bytes = opened.get(&key.id).ok_or_else(|| Error::internal("a data key vanished"))?;
+                let wrapped = seal::seal(&new.bytes, Purpose::DataKey, &key.id.to_string(), bytes)?;
+                Ok(DataKey { id: key.id, created_ms: key.created_ms, wrapped })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Keyring { root_key_id: new.id.clone(), current: self.current, keys })
     }
 }
 
@@ -143,17 +184,38 @@ mod tests {
     fn a_data_key_opens_only_with_the_root_key_that_wrapped_it() {
         let root = RootKey::new([1; 32]);
         let ring = Keyring::new(&root, &[9; 32], 5).unwrap();
-        assert_eq!(ring.current_key(&root).unwrap(), [9; 32]);
+        assert_eq!(ring.open_all(&root).unwrap(), BTreeMap::from([(0, [9; 32])]));
         assert!(!ring.keys[0].wrapped.windows(32).any(|w| w == [9; 32]), "never in the clear");
         let other = RootKey::new([2; 32]);
-        let refused = ring.current_key(&other).unwrap_err().to_string();
+        let refused = ring.open_all(&other).unwrap_err().to_string();
         assert!(refused.contains(other.id()) && refused.contains(root.id()), "{refused}");
         assert_eq!(format!("{root:?}"), format!("RootKey({})", root.id()), "Debug shows the id only");
         // A wrapped key moved to another id does not open.
         let mut moved = ring.clone();
         moved.keys[0].id = 1;
         moved.current = 1;
-        assert!(moved.current_key(&root).is_err());
+        assert!(moved.open_all(&root).is_err());
+    }
+
+    #[test]
+    fn rotation_adds_a_key_and_a_rekey_leaves_the_old_root_nothing() {
+        let (old, new) = (RootKey::new([1; 32]), RootKey::new([2; 32]));
+        let ring = Keyring::new(&old, &[9; 32], 5).unwrap();
+        let (rotated, id) = ring.with_new_key(&old, 6).unwrap();
+        assert_eq!((id, rotated.current, rotated.keys.len()), (1, 1, 2));
+        let keys = rotated.open_all(&old).unwrap();
+        assert_eq!(keys[&0], [9; 32]);
+        let rekeyed = rotated.rewrapped(&old, &new).unwrap();
+        assert_eq!(rekeyed.open_all(&new).unwrap(), keys);
+        assert!(rekeyed.open_all(&old).is_err());
+        assert!(rekeyed.keys.iter().all(|k| seal::open(
+            &old.bytes,
+            Purpose::DataKey,
+            &k.id.to_string(),
+            &k.wrapped
+        )
+        .is_err()));
+        assert!(ring.with_new_key(&new, 7).is_err(), "only the wrapping root adds keys");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::settings::{self, ROOT_CREDENTIALS, SEALED_ROOT_CREDENTIALS};
+use super::settings::{ROOT_CREDENTIALS, SEALED_ROOT_CREDENTIALS};
 use super::{guarded, Ledger};
 use crate::core::codec;
 use crate::core::domain::{AccessKeyPair, Identity};
@@ -35,57 +35,7 @@ pub struct Stats {
     pub repaired_at_open: Option<String>,
 }
 
-/// What the ledger's keyring holds, for operators: ids, states and times, never a key.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct Keys {
-    /// The id of the root key that wraps the data keys; none while the secret is in the clear.
-    pub root_key_id: Option<String>,
-    /// Every data key: its id, whether new secrets derive from it, when it was made.
-    pub keys: Vec<KeyInfo>,
-    /// What is wrong with how the secret is kept, if anything.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
-}
-
-/// One data key as [`Keys`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct KeyInfo {
-    /// Its id.
-    pub key_id: u32,
-    /// `current` (new secrets derive from it) or `kept` (what it issued still works).
-    pub state: &'static str,
-    /// When it was made (ms since the epoch).
-    pub created_ms: i64,
-}
-
 impl Ledger {
-    /// The keyring's ids, states and times (never a key), or what is wrong with how the secret
-    /// is kept.
-    pub fn keys(&self) -> Result<Keys> {
-        let ring = guarded(|| settings::keyring(self.inner.shared.backend.as_ref()))?;
-        let warning = self.key_warning().map(str::to_owned);
-        Ok(match ring {
-            Some(ring) => Keys {
-                root_key_id: Some(ring.root_key_id),
-                keys: ring
-                    .keys
-                    .iter()
-                    .map(|k| KeyInfo {
-                        key_id: k.id,
-                        state: if k.id == ring.current { "current" } else { "kept" },
-                        created_ms: k.created_ms,
-                    })
-                    .collect(),
-                warning,
-            },
-            None => Keys { root_key_id: None, keys: vec![], warning },
-        })
-    }
-
     /// The directory of the database.
     pub fn path(&self) -> &Path {
         &self.inner.config.path
@@ -177,14 +127,16 @@ impl Ledger {
         let made = match &clear {
             Some(pair) => pair.clone(),
             None => AccessKeyPair {
-                access_key_id: access_key::new_key_id(access_key::ROOT_KEY_PREFIX)?,
+                access_key_id: access_key::new_key_id(access_key::ROOT_KEY_PREFIX, 0)?,
                 secret_access_key: access_key::new_secret()?,
             },
         };
-        let key = &self.inner.seal_key;
-        let sealed = seal::seal(key, Purpose::RootCredentials, "root", &codec::encode(&made))?;
+        let key = self.current_data_key()?;
+        let sealed =
+            seal::seal_under(key.id, &key.seal, Purpose::RootCredentials, "root", &codec::encode(&made))?;
         let stored = backend.insert_meta(SEALED_ROOT_CREDENTIALS, &sealed)?;
-        let opened = seal::open(key, Purpose::RootCredentials, "root", &stored)?;
+        let key = self.data_key(seal::sealed_by(&stored))?;
+        let opened = seal::open(&key.seal, Purpose::RootCredentials, "root", &stored)?;
         let pair: AccessKeyPair = codec::decode("meta root_credentials_sealed", &opened)?;
         if clear.is_some() {
             backend.remove_meta(ROOT_CREDENTIALS)?;

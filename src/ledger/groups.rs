@@ -168,13 +168,13 @@ impl Ledger {
     /// The key a page token of `scope` resumes after.
     fn page_after(&self, scope: &str, next_token: Option<&str>) -> Result<Option<String>> {
         let Some(token) = next_token else { return Ok(None) };
-        let key = self.inner.pages.open(scope, "nextToken", token)?;
+        let key = self.open_page(scope, "nextToken", token)?;
         String::from_utf8(key).map(Some).map_err(|_| Error::validation("nextToken", Rule::InvalidToken))
     }
 
     /// A token for the page after `last`, when more follow.
     fn next_page(&self, scope: &str, last: Option<&str>, more: bool) -> Option<String> {
-        last.filter(|_| more).map(|last| self.inner.pages.issue(scope, last.as_bytes()))
+        last.filter(|_| more).map(|last| self.issue_page(scope, last.as_bytes()))
     }
 }
 

@@ -18,10 +18,11 @@ impl Ledger {
     /// but never shows again.
     pub fn create_access_key(&self, caller: &Caller, user_id: &str) -> Result<AccessKeyPair> {
         let user_id = validate_user_id(Some(user_id))?;
-        let access_key_id = access_key::new_key_id(access_key::USER_KEY_PREFIX)?;
+        let key = self.current_data_key()?;
+        let access_key_id = access_key::new_key_id(access_key::USER_KEY_PREFIX, key.id)?;
         match self.command(caller, None, Command::CreateAccessKey { access_key_id, user_id })? {
             Response::AccessKey { access_key_id, .. } => {
-                let secret_access_key = access_key::derive_secret(&self.inner.key_secret, &access_key_id);
+                let secret_access_key = access_key::derive_secret(&key.access, &access_key_id);
                 Ok(AccessKeyPair { access_key_id, secret_access_key })
             }
             other => Err(unexpected(other)),
@@ -46,43 +47,51 @@ impl Ledger {
     /// for a key that is not (or no longer) issued. Expired temporary credentials are returned:
     /// the host tells them apart (ExpiredTokenException).
     pub fn credential(&self, access_key_id: &str) -> Result<Option<Credential>> {
-        let secret_key = &self.inner.key_secret;
-        let secret = || access_key::derive_secret(secret_key, access_key_id);
-        self.read(&Caller::System, |store| {
+        let found = self.read(&Caller::System, |store| {
             if let Some(key) = store.access_key(access_key_id)? {
                 return Ok(Some(Credential {
                     caller: Caller::User(key.user_id),
-                    secret: secret(),
+                    secret: String::new(),
                     temporary: None,
                 }));
             }
             if let Some(key) = store.principal_key(access_key_id)? {
                 return Ok(Some(Credential {
                     caller: Caller::Principal(key.principal_arn),
-                    secret: secret(),
+                    secret: String::new(),
                     temporary: None,
                 }));
             }
             Ok(store.temporary_credential(access_key_id)?.map(|c| Credential {
                 caller: Caller::User(c.user_id),
-                secret: secret(),
-                temporary: Some(Temporary {
-                    session_token: access_key::derive_session_token(secret_key, access_key_id),
-                    expires_ms: c.expires_ms,
-                }),
+                secret: String::new(),
+                temporary: Some(Temporary { session_token: String::new(), expires_ms: c.expires_ms }),
             }))
-        })
+        })?;
+        let Some(mut credential) = found else { return Ok(None) };
+        // Derived from the data key its id names; one retired signs nothing.
+        let key_id = crate::core::data_key_of(access_key_id);
+        if self.inner.shared.backend.data_key_retired(key_id)? {
+            return Ok(None);
+        }
+        let key = self.data_key(key_id)?;
+        credential.secret = access_key::derive_secret(&key.access, access_key_id);
+        if let Some(temporary) = credential.temporary.as_mut() {
+            temporary.session_token = access_key::derive_session_token(&key.access, access_key_id);
+        }
+        Ok(Some(credential))
     }
 
     /// Issues an access key that stands for IAM principal `principal_arn` (a PrincipalKeyCreated
     /// event): it may only call GetProgrammaticAccessCredentials.
     pub fn create_principal_key(&self, caller: &Caller, principal_arn: &str) -> Result<AccessKeyPair> {
         let principal_arn = validate::required("principalArn", &validate::ROLE_ARN, Some(principal_arn))?;
-        let access_key_id = access_key::new_key_id(access_key::PRINCIPAL_KEY_PREFIX)?;
+        let key = self.current_data_key()?;
+        let access_key_id = access_key::new_key_id(access_key::PRINCIPAL_KEY_PREFIX, key.id)?;
         let command = Command::CreatePrincipalKey { access_key_id, principal_arn: principal_arn.to_owned() };
         match self.command(caller, None, command)? {
             Response::PrincipalKey { access_key_id } => {
-                let secret_access_key = access_key::derive_secret(&self.inner.key_secret, &access_key_id);
+                let secret_access_key = access_key::derive_secret(&key.access, &access_key_id);
                 Ok(AccessKeyPair { access_key_id, secret_access_key })
             }
             other => Err(unexpected(other)),
@@ -110,11 +119,12 @@ impl Ledger {
             return Err(Error::validation("environmentId", Rule::Type(expected)));
         }
         let minutes = validate::in_range("durationInMinutes", 1, 60, duration_in_minutes.unwrap_or(60))?;
-        let access_key_id = access_key::new_key_id(access_key::TEMPORARY_KEY_PREFIX)?;
+        let key = self.current_data_key()?;
+        let access_key_id = access_key::new_key_id(access_key::TEMPORARY_KEY_PREFIX, key.id)?;
         let expires_ms = self.inner.shared.now_ms() + minutes * 60_000;
         match self.command(caller, None, Command::IssueCredentials { access_key_id, expires_ms })? {
             Response::Credentials { access_key_id, .. } => {
-                let secret_key = &self.inner.key_secret;
+                let secret_key = &key.access;
                 Ok(ProgrammaticCredentials {
                     credentials: TemporaryCredentials {
                         secret_access_key: access_key::derive_secret(secret_key, &access_key_id),

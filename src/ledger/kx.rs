@@ -70,11 +70,10 @@ impl Ledger {
             Some(n) => n as usize,
         };
         let scope = format!("kx/{environment_id}");
-        let pages = &self.inner.pages;
         let after = match next_token {
             Some(token) => {
                 validate::check("nextToken", &validate::KX_NEXT_TOKEN, token)?;
-                let name = pages.open(&scope, "nextToken", token)?;
+                let name = self.open_page(&scope, "nextToken", token)?;
                 Some(
                     String::from_utf8(name)
                         .map_err(|_| Error::validation("nextToken", Rule::InvalidToken))?,
@@ -85,7 +84,7 @@ impl Ledger {
         let (users, more) =
             self.read(caller, |store| store.kx_users_after(&environment_id, after.as_deref(), max))?;
         let next_token = match users.last() {
-            Some(last) if more => Some(pages.issue(&scope, last.user_name.as_bytes())),
+            Some(last) if more => Some(self.issue_page(&scope, last.user_name.as_bytes())),
             _ => None,
         };
         let identity = &self.inner.identity;

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::api::page::PageTokens;
 use crate::api::write_op::{written, Write, Written};
 pub use crate::audit::refold::DEFAULT_FOLD_MEMORY;
 use crate::audit::Problem;
@@ -25,9 +24,11 @@ mod admin;
 mod audit;
 mod config;
 mod copy;
+mod data_keys;
 mod groups;
 #[cfg(feature = "whitebox")]
 mod inspect;
+mod keyring;
 mod keys;
 mod kx;
 mod open;
@@ -36,12 +37,13 @@ mod proofs;
 mod settings;
 mod users;
 
-pub use admin::{KeyInfo, Keys, Stats};
+pub use admin::Stats;
 pub use config::{
     Config, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REBUILD_CHUNK, MAX_BATCH, MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
 };
 pub use copy::{copy_ledger, Copied, CopyOptions, CopyProgress, CopySource};
+pub use keyring::{KeyInfo, Keys};
 pub use keys::{Credential, Temporary};
 
 /// A ledger of users: `Send + Sync`, cheap to clone; clones share one database.
@@ -56,14 +58,11 @@ struct Inner {
     /// The FinSpace environment GetProgrammaticAccessCredentials answers for.
     environment_id: String,
     config: Config,
-    pages: PageTokens,
+    /// The data keys, unwrapped: what derives access keys' secrets, seals and page tokens.
+    keys: data_keys::DataKeys,
     /// Failed sign-ins, to refuse guessing.
     sign_ins: SignInLimiter,
-    /// Derives access key secrets; from the database's secret, never in the log.
-    key_secret: [u8; 32],
-    /// Seals password hashes and kept temporary passwords; from the database's secret.
-    seal_key: [u8; 32],
-    /// Signs checkpoints of the Merkle tree; from the database's secret.
+    /// Signs checkpoints of the Merkle tree: a key of its own, or one derived from data key 0.
     checkpoint_key: ed25519_dalek::SigningKey,
     /// What is wrong with how the ledger keeps its secret (in the clear), if anything.
     key_warning: Option<String>,

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{settings, Config, Inner, Ledger};
-use crate::api::page::PageTokens;
 use crate::api::validate;
 use crate::audit::refold::refold;
 use crate::audit::{merkle, Digest, Fault, Problem};
@@ -14,7 +13,6 @@ use crate::backend::sled::directory::Directory;
 use crate::backend::sled::{Opened, SledBackend};
 use crate::backend::{Backend, Head, OpenMode};
 use crate::core::merkle::Frontier;
-use crate::credentials::access_key;
 use crate::credentials::password::SignInLimiter;
 use crate::error::{Error, Failure, Result};
 use crate::write::writer::Writer;
@@ -113,7 +111,7 @@ impl Ledger {
         let shown = config.path.as_path();
         let root_key = config.root_key.as_ref();
         let now_ms = config.clock.now_ms();
-        let (tip, stale, (secret, key_warning), identity, environment_id) =
+        let (tip, stale, (data_keys, key_warning), identity, environment_id) =
             guard("while reading meta", || {
                 let tip = backend.tip()?;
                 // A failed write says more than what it left behind (an entry past the tip, say).
@@ -121,7 +119,7 @@ impl Ledger {
                     Some(why) => Some(why),
                     None => settings::staleness(backend.as_ref(), &tip)?,
                 };
-                let secret = settings::database_secret(backend.as_ref(), root_key, now_ms)?;
+                let secret = settings::data_keys(backend.as_ref(), root_key, now_ms)?;
                 let identity =
                     settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
                 let environment_id =
@@ -141,7 +139,10 @@ impl Ledger {
                 ))
             }
             Some(key) => key.signing_key().clone(),
-            None => crate::core::checkpoint::signing_key(&secret),
+            None => match data_keys.get(&0) {
+                Some(first) => crate::core::checkpoint::signing_key(first),
+                None => return Err(Error::corrupt("corrupt meta: the keyring has no data key 0")),
+            },
         };
         let read_only = config.mode == OpenMode::ReadOnly;
         // A database written before the Merkle tree existed gets it now, and is marked as keeping
@@ -190,11 +191,9 @@ impl Ledger {
                 shared,
                 identity: Arc::new(identity),
                 environment_id,
+                keys: super::data_keys::DataKeys::new(config.root_key.clone(), &data_keys),
                 config,
-                pages: PageTokens::new(secret),
                 sign_ins: SignInLimiter::default(),
-                key_secret: access_key::secret_key(&secret),
-                seal_key: crate::core::seal::seal_key(&secret),
                 checkpoint_key,
                 key_warning,
                 lost,

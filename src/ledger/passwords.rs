@@ -27,13 +27,14 @@ impl Ledger {
     ) -> Result<ResetUserPasswordResponse> {
         let user_id = validate_user_id(Some(user_id))?;
         validate_client_token(client_token)?;
-        let key = &self.inner.seal_key;
+        let key = self.current_data_key()?;
         let temporary_password = password::temporary()?;
         let hash = password::hash(&temporary_password)?;
         let command = Command::ResetUserPassword {
-            password_hash: seal::seal_text(key, Purpose::PasswordHash, &user_id, &hash)?,
-            sealed_password: seal::seal(
-                key,
+            password_hash: seal::seal_text(key.id, &key.seal, Purpose::PasswordHash, &user_id, &hash)?,
+            sealed_password: seal::seal_under(
+                key.id,
+                &key.seal,
                 Purpose::TemporaryPassword,
                 &user_id,
                 temporary_password.as_bytes(),
@@ -42,7 +43,8 @@ impl Ledger {
         };
         match self.command(caller, client_token, command)? {
             Response::PasswordIssued { user_id, sealed_password } => {
-                let opened = seal::open(key, Purpose::TemporaryPassword, &user_id, &sealed_password)?;
+                let key = self.data_key(seal::sealed_by(&sealed_password))?;
+                let opened = seal::open(&key.seal, Purpose::TemporaryPassword, &user_id, &sealed_password)?;
                 let temporary_password = String::from_utf8(opened).map_err(|_| {
                     Error::corrupt(format_args!("the temporary password of {user_id} is not text"))
                 })?;
@@ -77,8 +79,8 @@ impl Ledger {
         })?;
         let found = match found {
             Some((user, sealed)) => {
-                let hash =
-                    seal::open_text(&self.inner.seal_key, Purpose::PasswordHash, &user.user_id, &sealed)?;
+                let key = self.data_key(seal::text_sealed_by(&sealed))?;
+                let hash = seal::open_text(&key.seal, Purpose::PasswordHash, &user.user_id, &sealed)?;
                 Some((user, hash))
             }
             None => None,

@@ -1,6 +1,7 @@
 //! The settings a ledger keeps in its backend's meta: the page secret, the region and account,
 //! the environment id; and whether the views can be trusted on open.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::backend::{Backend, Tip};
@@ -35,16 +36,16 @@ pub fn keyring(backend: &dyn Backend) -> Result<Option<Keyring>> {
     backend.meta(KEYRING)?.map(|bytes| codec::decode("meta keyring", &bytes)).transpose()
 }
 
-/// The secret everything the ledger derives comes from (pagination tokens' MACs, access keys'
-/// secrets, the seal of passwords, the checkpoint key), made once and kept: the keyring's current
-/// data key, opened with `root`; or, for a ledger given no root key that has no keyring, its
-/// clear secret, with a warning that says so. Given `root`, a new ledger gets a keyring, and an
-/// older ledger's clear secret becomes data key 0 and its clear copy is removed.
-pub fn database_secret(
+/// The data keys everything the ledger derives comes from (pagination tokens' MACs, access
+/// keys' secrets, the seal of passwords, the checkpoint key), by id: the keyring's, opened with
+/// `root`; or, for a ledger given no root key that has no keyring, its clear secret as key 0,
+/// with a warning that says so. Given `root`, a new ledger gets a keyring, and an older ledger's
+/// clear secret becomes data key 0 and its clear copy is removed.
+pub fn data_keys(
     backend: &dyn Backend,
     root: Option<&RootKey>,
     now_ms: i64,
-) -> Result<([u8; 32], Option<String>)> {
+) -> Result<(BTreeMap<u32, [u8; 32]>, Option<String>)> {
     if let Some(ring) = keyring(backend)? {
         let root = root.ok_or_else(|| {
             Error::failed(
@@ -56,7 +57,7 @@ pub fn database_secret(
                 ),
             )
         })?;
-        let key = ring.current_key(root)?;
+        let keys = ring.open_all(root)?;
         // An older ledger wrapped by another opener: its clear copy goes now too (once the
         // database can be written).
         if backend.meta(PAGE_SECRET)?.is_some() {
@@ -65,7 +66,7 @@ pub fn database_secret(
                 _ => {}
             }
         }
-        return Ok((key, None));
+        return Ok((keys, None));
     }
     let clear = backend
         .meta(PAGE_SECRET)?
@@ -88,11 +89,12 @@ pub fn database_secret(
                        derive, is stored in the clear inside the database: whoever reads the storage or a \
                        backup can act as any user. Give a root key (--root-key-file) to wrap it";
         if clear.is_some() {
-            return Ok((secret, Some(warning.to_owned())));
+            return Ok((BTreeMap::from([(0, secret)]), Some(warning.to_owned())));
         }
         // Two hosts opening a new ledger at once: the first secret stored is everyone's.
         let stored = backend.insert_meta(PAGE_SECRET, &codec::encode(&secret))?;
-        return Ok((codec::decode("meta page_secret", &stored)?, Some(warning.to_owned())));
+        let secret = codec::decode("meta page_secret", &stored)?;
+        return Ok((BTreeMap::from([(0, secret)]), Some(warning.to_owned())));
     };
     let ring = Keyring::new(root, &secret, now_ms)?;
     // The first keyring stored is everyone's; then no clear copy is left.
@@ -100,15 +102,15 @@ pub fn database_secret(
         // A read-only database cannot be upgraded now: it goes on with its clear secret.
         Err(e) if clear.is_some() && e.failure() == Some(Failure::ReadOnly) => {
             let warning = format!("this ledger's secret stays in the clear until it is opened writable: {e}");
-            return Ok((secret, Some(warning)));
+            return Ok((BTreeMap::from([(0, secret)]), Some(warning)));
         }
         stored => stored?,
     };
-    let key = codec::decode::<Keyring>("meta keyring", &stored)?.current_key(root)?;
+    let keys = codec::decode::<Keyring>("meta keyring", &stored)?.open_all(root)?;
     if clear.is_some() {
         backend.remove_meta(PAGE_SECRET)?;
     }
-    Ok((key, None))
+    Ok((keys, None))
 }
 
 /// The region and account: `region` and `account` (or the defaults) for a new database; an

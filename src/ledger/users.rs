@@ -58,11 +58,10 @@ impl Ledger {
         next_token: Option<&str>,
     ) -> Result<ListUsersResponse> {
         let max = validate::in_range("maxResults", 1, 100, validate::present("maxResults", max_results)?)?;
-        let pages = &self.inner.pages;
-        let after = next_token.map(|t| pages.open(USERS_SCOPE, "nextToken", t)).transpose()?;
+        let after = next_token.map(|t| self.open_page(USERS_SCOPE, "nextToken", t)).transpose()?;
         let (users, more) = self.read(caller, |store| store.users_after(after.as_deref(), max as usize))?;
         let next_token = match users.last() {
-            Some(last) if more => Some(pages.issue(USERS_SCOPE, last.user_id.as_bytes())),
+            Some(last) if more => Some(self.issue_page(USERS_SCOPE, last.user_id.as_bytes())),
             _ => None,
         };
         Ok(ListUsersResponse { users, next_token })

@@ -114,7 +114,7 @@ pub fn root_credentials(db: &Path) -> Result<(AccessKeyPair, bool)> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let pair = AccessKeyPair {
-                access_key_id: access_key::new_key_id(ROOT_KEY_PREFIX)?,
+                access_key_id: access_key::new_key_id(ROOT_KEY_PREFIX, 0)?,
                 secret_access_key: access_key::new_secret()?,
             };
             write_private(&path, &serde_json::to_vec_pretty(&pair).map_err(Error::internal)?)?;

@@ -14,6 +14,14 @@ pub fn kx_count_key(environment_id: &str) -> Vec<u8> {
     [b"kx_users/", environment_id.as_bytes()].concat()
 }
 
+/// The key of the current data key's id in [`ViewTree::Counters`].
+pub const CURRENT_DATA_KEY: &[u8] = b"data_keys/current";
+
+/// The key in [`ViewTree::Counters`] marking data key `key_id` retired.
+pub fn retired_key(key_id: u32) -> Vec<u8> {
+    format!("data_keys/retired/{key_id}").into_bytes()
+}
+
 /// The prefix of a subject's entries in [`ViewTree::History`]. Ids and names hold no zero byte,
 /// so the zero-terminated parts cannot run into each other.
 pub fn subject_prefix(subject: Subject) -> Vec<u8> {
@@ -22,6 +30,7 @@ pub fn subject_prefix(subject: Subject) -> Vec<u8> {
         Subject::KxUser(env, name) => [b"k\0", env.as_bytes(), b"\0", name.as_bytes(), b"\0"].concat(),
         Subject::PermissionGroup(id) => [b"g\0", id.as_bytes(), b"\0"].concat(),
         Subject::Principal(arn) => [b"p\0", arn.as_bytes(), b"\0"].concat(),
+        Subject::Keyring => b"r\0".to_vec(),
     }
 }
 

@@ -11,9 +11,9 @@ use crate::core::merkle::{Frontier, Hash, Node};
 use crate::core::{State, Views};
 use crate::error::Result;
 use crate::views::{
-    access_key_row, email_row, enabled_users_row, fold, group_row, history_row, kx_count_row, kx_user_row,
-    membership_keys, password_row, principal_key_row, temporary_credential_row, user_row, Row, Rows,
-    ViewTree,
+    access_key_row, current_data_key_row, email_row, enabled_users_row, fold, group_row, history_row,
+    kx_count_row, kx_user_row, membership_keys, password_row, principal_key_row, retired_data_key_row,
+    temporary_credential_row, user_row, Row, Rows, ViewTree,
 };
 
 /// The views folded in memory: what the store's view trees must equal.
@@ -43,6 +43,10 @@ pub struct MemViews {
     pub principal_keys: BTreeMap<String, PrincipalKey>,
     /// Temporary credentials by key id.
     pub temporary_credentials: BTreeMap<String, TemporaryCredential>,
+    /// The current data key's id, once a rotation made one current.
+    pub current_data_key: Option<u32>,
+    /// The retired data keys' ids.
+    pub retired_data_keys: BTreeSet<u32>,
     /// The Merkle tree's complete subtrees: hash by row key.
     pub merkle: BTreeMap<Vec<u8>, Hash>,
     /// Where the Merkle tree's next leaf goes.
@@ -93,6 +97,12 @@ impl MemViews {
             .collect()
     }
 
+    /// The counter rows of the keyring's state: the current data key, the retired ones.
+    pub fn keyring_rows(&self) -> Vec<Row> {
+        let current = self.current_data_key.map(current_data_key_row);
+        current.into_iter().chain(self.retired_data_keys.iter().map(|&id| retired_data_key_row(id))).collect()
+    }
+
     /// The (key, value) rows the store would hold in `view`, in the store's key order.
     pub fn rows_of(&self, view: ViewTree) -> Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + '_> {
         let strip = |((_, key), value): Row| (key, value);
@@ -103,7 +113,8 @@ impl MemViews {
                 // The store writes the counter on the first Created and keeps it, even at zero.
                 let enabled = (!self.users.is_empty()).then(|| enabled_users_row(self.enabled_users));
                 let kx = self.kx_counts.iter().map(|(env, count)| kx_count_row(env, *count));
-                let mut rows: Vec<_> = enabled.into_iter().chain(kx).map(strip).collect();
+                let keys = self.keyring_rows();
+                let mut rows: Vec<_> = enabled.into_iter().chain(kx).chain(keys).map(strip).collect();
                 rows.sort();
                 Box::new(rows.into_iter())
             }
@@ -190,6 +201,14 @@ impl State for MemViews {
         let has = |u: &&User| u.api_access_principal_arn.as_deref() == Some(principal_arn);
         Ok(self.users.values().filter(has).cloned().collect())
     }
+
+    fn current_data_key(&self) -> Result<u32> {
+        Ok(self.current_data_key.unwrap_or(0))
+    }
+
+    fn data_key_retired(&self, key_id: u32) -> Result<bool> {
+        Ok(self.retired_data_keys.contains(&key_id))
+    }
 }
 
 impl Views for MemViews {
@@ -215,6 +234,14 @@ impl Views for MemViews {
 
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
         self.kx_counts.insert(environment_id.to_owned(), count);
+    }
+
+    fn set_current_data_key(&mut self, key_id: u32) {
+        self.current_data_key = Some(key_id);
+    }
+
+    fn retire_data_key(&mut self, key_id: u32) {
+        self.retired_data_keys.insert(key_id);
     }
 
     fn put_access_key(&mut self, key: AccessKey) {

@@ -16,12 +16,14 @@ mod memory;
 mod rows;
 
 pub use keys::{
-    groups_prefix, history_key, kx_count_key, kx_key, members_prefix, membership_keys, subject_prefix,
+    groups_prefix, history_key, kx_count_key, kx_key, members_prefix, membership_keys, retired_key,
+    subject_prefix, CURRENT_DATA_KEY,
 };
 pub use memory::MemViews;
 pub use rows::{
-    access_key_row, email_row, enabled_users_row, group_row, history_row, kx_count_row, kx_user_row,
-    merkle_row, password_row, principal_key_row, temporary_credential_row, user_row, Row,
+    access_key_row, current_data_key_row, email_row, enabled_users_row, group_row, history_row, kx_count_row,
+    kx_user_row, merkle_row, password_row, principal_key_row, retired_data_key_row, temporary_credential_row,
+    user_row, Row,
 };
 
 /// A view derived from the log.

@@ -4,7 +4,7 @@ use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
-use crate::views::{kx_count_key, kx_key, ViewTree, ENABLED_USERS};
+use crate::views::{kx_count_key, kx_key, retired_key, ViewTree, CURRENT_DATA_KEY, ENABLED_USERS};
 
 /// One stored row: ((tree, key), value).
 pub type Row = ((ViewTree, Vec<u8>), Vec<u8>);
@@ -32,6 +32,16 @@ pub fn kx_user_row(user: &KxUser) -> Row {
 /// The row of the kdb-user counter of an environment.
 pub fn kx_count_row(environment_id: &str, count: u64) -> Row {
     ((ViewTree::Counters, kx_count_key(environment_id)), codec::encode(&count))
+}
+
+/// The row naming the current data key.
+pub fn current_data_key_row(key_id: u32) -> Row {
+    ((ViewTree::Counters, CURRENT_DATA_KEY.to_vec()), codec::encode(&u64::from(key_id)))
+}
+
+/// The row marking data key `key_id` retired.
+pub fn retired_data_key_row(key_id: u32) -> Row {
+    ((ViewTree::Counters, retired_key(key_id)), codec::encode(&1u64))
 }
 
 /// The row of an access key record.

@@ -78,6 +78,8 @@ pub(super) struct Batch<'s> {
     pub(super) passwords: BTreeMap<UserId, String>,
     pub(super) principal_keys: BTreeMap<String, Option<PrincipalKey>>,
     pub(super) temporary_credentials: BTreeMap<String, Option<TemporaryCredential>>,
+    pub(super) current_data_key: Option<u32>,
+    pub(super) retired_data_keys: std::collections::BTreeSet<u32>,
     pub(super) changes: Changeset,
 }
 
@@ -97,6 +99,8 @@ impl<'s> Batch<'s> {
             groups: BTreeMap::new(),
             memberships: BTreeMap::new(),
             passwords: BTreeMap::new(),
+            current_data_key: None,
+            retired_data_keys: std::collections::BTreeSet::new(),
             principal_keys: BTreeMap::new(),
             temporary_credentials: BTreeMap::new(),
             changes: Changeset { base: head, ..Changeset::default() },

@@ -123,6 +123,17 @@ impl State for Batch<'_> {
         Ok(users.into_values().collect())
     }
 
+    fn current_data_key(&self) -> Result<u32> {
+        match self.current_data_key {
+            Some(id) => Ok(id),
+            None => self.reads.current_data_key(),
+        }
+    }
+
+    fn data_key_retired(&self, key_id: u32) -> Result<bool> {
+        Ok(self.retired_data_keys.contains(&key_id) || self.reads.data_key_retired(key_id)?)
+    }
+
     fn members_of(&self, group: &str) -> Result<Vec<UserId>> {
         let mut members: std::collections::BTreeSet<UserId> =
             self.reads.members_of(group)?.into_iter().collect();
@@ -168,6 +179,16 @@ impl Views for Batch<'_> {
     fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
         self.kx_counts.insert(environment_id.to_owned(), count);
         self.change(ViewChange::KxUsersIn(environment_id.to_owned(), count));
+    }
+
+    fn set_current_data_key(&mut self, key_id: u32) {
+        self.current_data_key = Some(key_id);
+        self.change(ViewChange::CurrentDataKey(key_id));
+    }
+
+    fn retire_data_key(&mut self, key_id: u32) {
+        self.retired_data_keys.insert(key_id);
+        self.change(ViewChange::RetiredDataKey(key_id));
     }
 
     fn put_access_key(&mut self, key: AccessKey) {

@@ -54,6 +54,7 @@ fn subject_text(subject: Subject<'_>) -> String {
         Subject::KxUser(env, name) => format!("kx_user/{env}/{name}"),
         Subject::PermissionGroup(id) => format!("permission_group/{id}"),
         Subject::Principal(arn) => format!("principal/{arn}"),
+        Subject::Keyring => "keyring".to_owned(),
     })
 }
 

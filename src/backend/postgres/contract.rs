@@ -257,6 +257,15 @@ impl Backend for PgBackend {
         self.meta(name)?.ok_or_else(|| Error::corrupt(format_args!("meta {name} vanished after its insert")))
     }
 
+    fn swap_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool> {
+        let sql = format!("UPDATE {} SET value = $3 WHERE name = $1 AND value = $2", self.t("meta"));
+        let changed = self
+            .client()?
+            .execute(&sql, &[&name, &expected, &value])
+            .map_err(|e| self.failed("replacing meta", e))?;
+        Ok(changed == 1)
+    }
+
     fn remove_meta(&self, name: &str) -> Result<()> {
         let sql = format!("DELETE FROM {} WHERE name = $1", self.t("meta"));
         self.client()?.execute(&sql, &[&name]).map_err(|e| self.failed("removing meta", e)).map(drop)

@@ -61,6 +61,13 @@ impl Backend for SledBackend {
         Ok(stored)
     }
 
+    fn swap_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool> {
+        let key = layout::meta_key(name);
+        let swapped = self.tree.compare_and_swap(&key, Some(expected), Some(value)).map_err(storage)?.is_ok();
+        self.flush()?;
+        Ok(swapped)
+    }
+
     fn remove_meta(&self, name: &str) -> Result<()> {
         self.tree.remove(layout::meta_key(name)).map_err(storage)?;
         self.flush()
