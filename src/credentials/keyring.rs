@@ -74,6 +74,11 @@ impl RootKey {
         )
     }
 
+    /// The key in base64, as its file holds it: only for sending it to a host that rekeys.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.bytes)
+    }
+
     /// The key's id: a fingerprint that tells keys apart and says nothing of them.
     pub fn id(&self) -> &str {
         &self.id

@@ -319,6 +319,30 @@ pub(crate) enum Command {
     /// Print the keyring: the root key's id, each data key's id, state and creation time (never
     /// a key), or that the ledger's secret is in the clear.
     Keys,
+    /// Make a new data key current: what is issued or sealed from now on derives from it, and
+    /// everything issued before keeps working. Prints its id. Root only.
+    RotateKeys,
+    /// Retire a data key: every credential derived from it is refused from now on, on every
+    /// host; it stays, wrapped, to open what it sealed. Root only.
+    RetireKey {
+        /// The data key's id (`keys` lists them); not the current one.
+        #[arg(long)]
+        key_id: u32,
+    },
+    /// Wrap every data key again under the root key in `--new-root-key-file`, in one step;
+    /// afterwards the old root key opens nothing: give the new one to every host. Root only.
+    Rekey {
+        /// The new root key's file (its owner's only); `new-root-key` makes one.
+        #[arg(long)]
+        new_root_key_file: PathBuf,
+    },
+    /// Make a new root key in a new file of its owner's only (`--out`) and print its id: for a
+    /// ledger's first key, or for `rekey`. Opens no database.
+    NewRootKey {
+        /// Where to write it (refused if the file exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// After a loss of acknowledged writes that no backup can undo: accept the log as it is now
     /// (its chain must verify) as what this database acknowledged, so it opens again.
     AcceptLog,

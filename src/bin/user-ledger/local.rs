@@ -217,6 +217,15 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         ))),
         Command::Stats => json(ledger.stats()),
         Command::Keys => json(ledger.keys()),
+        Command::RotateKeys => ledger.rotate_keys(caller).map(|id| Output::Json(json!({ "keyId": id }))),
+        Command::RetireKey { key_id } => {
+            ledger.retire_key(caller, key_id)?;
+            Ok(Output::Json(json!({ "keyId": key_id, "state": "retired" })))
+        }
+        Command::Rekey { new_root_key_file } => {
+            let (old, new) = ledger.rekey(caller, user_ledger::RootKey::from_file(&new_root_key_file)?)?;
+            Ok(Output::Json(json!({ "oldRootKeyId": old, "newRootKeyId": new })))
+        }
         Command::NewCheckpointKey { out } => {
             let key = user_ledger::SignerKey::generate(&ledger.origin())?;
             key.write_new(&out)?;
@@ -236,9 +245,11 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             Ok(Output::Json(json!({})))
         }
         // Handled above, before the ledger is opened.
-        Command::AcceptLog | Command::Serve(_) | Command::Copy(_) | Command::VerifyProof { .. } => {
-            Err(Error::internal("this command cannot run on an open ledger"))
-        }
+        Command::AcceptLog
+        | Command::Serve(_)
+        | Command::Copy(_)
+        | Command::VerifyProof { .. }
+        | Command::NewRootKey { .. } => Err(Error::internal("this command cannot run on an open ledger")),
     }
 }
 /// Reports progress of long runs on stderr, only when a person is watching it. Verify and

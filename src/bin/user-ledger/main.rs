@@ -42,6 +42,11 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     if let Command::VerifyProof { key, checkpoint, proof, old_checkpoint } = &cli.command {
         return proof::verify(key, checkpoint, proof.as_deref(), old_checkpoint.as_deref());
     }
+    if let Command::NewRootKey { out } = &cli.command {
+        let key = user_ledger::RootKey::generate()?;
+        key.write_new(out)?;
+        return Ok(Output::Json(serde_json::json!({ "file": out, "rootKeyId": key.id() })));
+    }
     if let Some(endpoint) = &cli.endpoint_url {
         return remote::run(endpoint, &cli);
     }

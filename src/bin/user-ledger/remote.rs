@@ -81,6 +81,16 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         Command::ListAccessKeys { user_id } => {
             get(with_query("/ledger/access-keys", &[("userId", user_id.as_deref())]))?
         }
+        Command::Keys => get("/ledger/keys".into())?,
+        Command::RotateKeys => client.send("POST", ADMIN, "/ledger/keys/rotate", b"")?,
+        Command::RetireKey { key_id } => {
+            client.send("POST", ADMIN, &format!("/ledger/keys/{key_id}/retire"), b"")?
+        }
+        Command::Rekey { new_root_key_file } => {
+            let key = user_ledger::RootKey::from_file(new_root_key_file)?;
+            let body = json!({ "newRootKey": key.to_base64() }).to_string();
+            client.send("POST", ADMIN, "/ledger/keys/rekey", body.as_bytes())?
+        }
         Command::DeleteAccessKey { access_key_id } => {
             let id: String = form_urlencoded::byte_serialize(access_key_id.as_bytes()).collect();
             client.send("DELETE", ADMIN, &format!("/ledger/access-keys/{id}"), b"")?
@@ -89,8 +99,8 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
             return Err(Error::validation(
                 "endpoint-url",
                 Rule::Type(
-                    "used only with verify, digest, stats, log, history, checkpoint, checkpoint-key, proof \
-                     and the access-key commands; \
+                    "used only with verify, digest, stats, log, history, checkpoint, checkpoint-key, proof, \
+                     the access-key commands and keys, rotate-keys, retire-key, rekey; \
                      for the API operations use aws finspace-data / aws finspace with --endpoint-url"
                         .into(),
                 ),

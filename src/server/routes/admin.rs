@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::api::wire;
 use crate::audit::VerifyMode;
 use crate::core::event::Subject;
+use crate::credentials::keyring::RootKey;
 use crate::error::Rule;
 use crate::ledger::CopySource;
 use crate::server::reply::{ok, ApiError};
@@ -23,6 +24,13 @@ use super::operation::Operation;
 pub(super) struct KeyBody {
     user_id: Option<String>,
     principal_arn: Option<String>,
+}
+
+/// The body of the admin Rekey: the new root key, in base64 (send it over TLS only).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub(super) struct RekeyBody {
+    new_root_key: Option<String>,
 }
 
 impl Call<'_> {
@@ -105,6 +113,25 @@ impl Call<'_> {
                 let after = query.get("after").map(|a| wire::bytes_of("after", a)).transpose()?;
                 let limit = page_limit(query.non_negative("limit")?);
                 ok(&wire::rows_json(&CopySource::tokens(ledger, after.as_deref(), limit)?))
+            }
+            ListKeys => ok(&ledger.keys()?),
+            RotateKeys => ok(&json!({ "keyId": ledger.rotate_keys(caller)? })),
+            RetireKey => {
+                let key_id = self.label("keyId").parse::<u32>().map_err(|_| {
+                    ApiError::validation("keyId", Rule::Type("a data key's id: a whole number".into()))
+                })?;
+                ledger.retire_key(caller, key_id)?;
+                ok(&json!({ "keyId": key_id, "state": "retired" }))
+            }
+            Rekey => {
+                let body = self.json::<RekeyBody>()?;
+                let text =
+                    body.new_root_key.ok_or_else(|| ApiError::validation("newRootKey", Rule::Required))?;
+                let new_root = RootKey::from_base64(&text, "newRootKey").map_err(|_| {
+                    ApiError::validation("newRootKey", Rule::Type("32 bytes in base64".into()))
+                })?;
+                let (old, new) = ledger.rekey(caller, new_root)?;
+                ok(&json!({ "oldRootKeyId": old, "newRootKeyId": new }))
             }
             _ => return Err(ApiError::internal(format!("{} is not a read", operation.name()))),
         })

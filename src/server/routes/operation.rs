@@ -75,6 +75,14 @@ pub enum Operation {
     CopyLog,
     /// Admin (root only): a page of the token records, for a copy.
     CopyTokens,
+    /// Admin (root only): the keyring's ids, states and times.
+    ListKeys,
+    /// Admin (root only): make a new data key current.
+    RotateKeys,
+    /// Admin (root only): retire a data key.
+    RetireKey,
+    /// Admin (root only): wrap every data key under another root key.
+    Rekey,
 }
 
 /// The signing name of finspace-data requests.
@@ -127,6 +135,10 @@ impl Operation {
             CopySettings => "CopySettings",
             CopyLog => "CopyLog",
             CopyTokens => "CopyTokens",
+            ListKeys => "ListKeys",
+            RotateKeys => "RotateKeys",
+            RetireKey => "RetireKey",
+            Rekey => "Rekey",
         }
     }
 
