@@ -10,51 +10,15 @@
 
 mod common;
 
-use aws_sdk_finspacedata::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_finspacedata::types::{ApiAccess, ApplicationPermission, UserStatus, UserType};
 use common::host::{expect, Process};
+use common::sdk::{data_client, kx_client};
 use serde_json::json;
 use user_ledger::server::ADMIN;
 use user_ledger::AccessKeyPair;
 
 const ENVIRONMENT: &str = "sdkenv01";
 const ROLE: &str = "arn:aws:iam::123456789012:role/desk";
-
-fn data_client(url: &str, key: &AccessKeyPair, token: Option<&str>) -> aws_sdk_finspacedata::Client {
-    let credentials = Credentials::new(
-        &key.access_key_id,
-        &key.secret_access_key,
-        token.map(str::to_owned),
-        None,
-        "user-ledger test",
-    );
-    let config = aws_sdk_finspacedata::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .endpoint_url(url)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_finspacedata::Client::from_conf(config)
-}
-
-fn kx_client(url: &str, key: &AccessKeyPair) -> aws_sdk_finspace::Client {
-    let credentials = aws_sdk_finspace::config::Credentials::new(
-        &key.access_key_id,
-        &key.secret_access_key,
-        None,
-        None,
-        "user-ledger test",
-    );
-    let config = aws_sdk_finspace::Config::builder()
-        .behavior_version(aws_sdk_finspace::config::BehaviorVersion::latest())
-        .region(aws_sdk_finspace::config::Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .endpoint_url(url)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_finspace::Client::from_conf(config)
-}
 
 fn events(host: &Process) -> u64 {
     let digest = expect(&host.root().send("GET", ADMIN, "/ledger/digest", b"").unwrap(), 200);

@@ -81,6 +81,8 @@ impl Ledger {
         let (_, key_id) = self.change_keyring(|ring| ring.with_new_key(&root, now))?;
         let root_key_id = root.id().to_owned();
         self.command(caller, None, Command::RotateDataKey { key_id, root_key_id })?;
+        // Held at once here, so that page tokens are keyed by it too.
+        self.data_key(key_id)?;
         Ok(key_id)
     }
 

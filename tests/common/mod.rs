@@ -7,6 +7,8 @@ pub mod backends;
 pub mod host;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "server")]
+pub mod sdk;
 
 use tempfile::TempDir;
 use user_ledger::{Caller, Config, CreateUserRequest, Error, Ledger, ManualClock, Rule};
