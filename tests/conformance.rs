@@ -150,6 +150,18 @@ fn remove_meta_removes_a_setting_and_a_missing_one_is_no_error() {
 }
 
 #[test]
+fn swap_meta_replaces_a_setting_only_while_it_holds_what_was_read() {
+    each_backend(|kind, backend| {
+        assert!(!backend.swap_meta("keyring", b"a", b"b").unwrap(), "{kind:?}: nothing to replace");
+        assert_eq!(backend.meta("keyring").unwrap(), None, "{kind:?}: nor made");
+        backend.insert_meta("keyring", b"a").unwrap();
+        assert!(backend.swap_meta("keyring", b"a", b"b").unwrap(), "{kind:?}");
+        assert!(!backend.swap_meta("keyring", b"a", b"c").unwrap(), "{kind:?}: a stale read loses");
+        assert_eq!(backend.meta("keyring").unwrap().as_deref(), Some(&b"b"[..]), "{kind:?}");
+    });
+}
+
+#[test]
 fn token_records_come_in_key_order_a_page_at_a_time() {
     each_backend(|kind, backend| {
         let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
@@ -189,7 +201,9 @@ fn two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule() {
         let opened = kind.open();
         let backend: Arc<dyn Backend> = opened.shared();
         let open = || {
-            let config = Config::new(format!("{kind:?}")).clock(user_ledger::ManualClock::new(T0));
+            let config = Config::new(format!("{kind:?}"))
+                .clock(user_ledger::ManualClock::new(T0))
+                .root_key(user_ledger::RootKey::new([0x5a; 32]));
             Ledger::open_backend(backend.clone(), config).unwrap()
         };
         let (a, b) = (open(), open());

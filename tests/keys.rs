@@ -277,10 +277,10 @@ fn a_shared_ledgers_root_credentials_are_sealed_and_an_older_clear_pair_is_seale
         &[&user_ledger::core::codec::encode(&old)],
     )
     .unwrap();
-    let (pair, generated) = host.shared_root_credentials().unwrap().unwrap();
+    let (pair, generated) = host.root_credentials(None).unwrap();
     assert_eq!((pair, generated), (old.clone(), false), "the same pair, kept");
     let other = Ledger::open(Config::new(&location).root_key(root)).unwrap();
-    assert_eq!(other.shared_root_credentials().unwrap().unwrap(), (old.clone(), false), "on every host");
+    assert_eq!(other.root_credentials(None).unwrap(), (old.clone(), false), "on every host");
     let meta: Vec<(String, Vec<u8>)> = dba
         .query(&format!("SELECT name, value FROM {schema}.meta"), &[])
         .unwrap()

@@ -8,17 +8,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::postgres::{fresh_location, server};
+use common::postgres::{fresh_location, pg, server};
 use common::{SYSTEM, T0};
 use user_ledger::core::codec::unseal_entry;
 use user_ledger::views::MemViews;
 use user_ledger::{
-    Config, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Failure, Ledger,
-    ManualClock, Subject,
+    CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Failure, Ledger, ManualClock,
+    Subject,
 };
 
 fn open(location: &str) -> Ledger {
-    Ledger::open(Config::new(location).clock(ManualClock::new(T0)).fold_memory(256)).unwrap()
+    Ledger::open(pg(location).clock(ManualClock::new(T0)).fold_memory(256)).unwrap()
 }
 
 #[test]
@@ -167,14 +167,14 @@ fn a_subscriber_on_one_host_sees_every_commit_of_another_in_seq_order() {
 fn an_unreachable_server_and_a_missing_ledger_are_clear_errors_without_the_password() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let location = format!("postgres://someone:s3cret-pw@127.0.0.1:{free}/db?connect_timeout=2");
-    let err = Ledger::open(Config::new(&location)).unwrap_err();
+    let err = Ledger::open(pg(&location)).unwrap_err();
     let message = err.to_string();
     assert_eq!(err.failure(), Some(Failure::Io), "{message}");
     assert!(message.contains(&format!("127.0.0.1:{free}/db")), "names host, port and database: {message}");
     assert!(!message.contains("s3cret-pw"), "never the password: {message}");
 
     let missing = fresh_location();
-    let err = Ledger::open(Config::new(&missing).mode(user_ledger::OpenMode::Existing)).unwrap_err();
+    let err = Ledger::open(pg(&missing).mode(user_ledger::OpenMode::Existing)).unwrap_err();
     assert_eq!(err.failure(), Some(Failure::NoDatabase), "{err}");
 }
 
@@ -195,7 +195,7 @@ fn a_wrong_password_and_a_read_only_server_are_clear_errors_that_write_nothing()
     };
     let named = format!("127.0.0.1:{port}/ro");
 
-    let err = Ledger::open(Config::new(at("wrong-pw", "ledger"))).unwrap_err();
+    let err = Ledger::open(pg(at("wrong-pw", "ledger"))).unwrap_err();
     let message = err.to_string();
     assert!(message.contains("password authentication failed"), "{message}");
     assert!(message.contains(&named), "names host, port and database: {message}");
@@ -215,7 +215,7 @@ fn a_wrong_password_and_a_read_only_server_are_clear_errors_that_write_nothing()
     assert_eq!(ledger.digest().unwrap().seq, 1, "nothing of the refused write is in the log");
     assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
     // A new ledger cannot be made there: no tables are half made.
-    let err = Ledger::open(Config::new(at("right-pw", "fresh"))).unwrap_err();
+    let err = Ledger::open(pg(at("right-pw", "fresh"))).unwrap_err();
     assert_eq!(err.failure(), Some(Failure::ReadOnly), "{err}");
     assert!(err.to_string().contains(&named), "{err}");
     let schemas = admin.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = 'fresh'", &[]).unwrap();
@@ -258,7 +258,7 @@ fn a_newer_schema_version_is_refused_by_name() {
     let schema = location.rsplit("schema=").next().unwrap().to_owned();
     let mut client = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
     client.execute(&format!("UPDATE {schema}.schema_version SET version = 2"), &[]).unwrap();
-    let err = Ledger::open(Config::new(&location)).unwrap_err();
+    let err = Ledger::open(pg(&location)).unwrap_err();
     assert_eq!(err.failure(), Some(Failure::FormatVersion), "{err}");
     assert!(err.to_string().contains("schema version 2; this build reads version 1"), "{err}");
 }
@@ -291,12 +291,11 @@ fn immediate_refuses_a_server_that_does_not_sync_and_periodic_syncs_itself() {
     let base = server().url.rsplit_once('/').unwrap().0.to_owned();
     let location = format!("{base}/{db}?schema=ledger");
 
-    let err = Ledger::open(Config::new(&location)).unwrap_err();
+    let err = Ledger::open(pg(&location)).unwrap_err();
     assert!(err.to_string().contains("synchronous_commit = off"), "named: {err}");
     assert!(!err.to_string().contains("password"), "{err}");
 
-    let periodic =
-        Config::new(&location).durability(user_ledger::Durability::Periodic(Duration::from_millis(20)));
+    let periodic = pg(&location).durability(user_ledger::Durability::Periodic(Duration::from_millis(20)));
     let ledger = Ledger::open(periodic).unwrap();
     ledger.create_user(&SYSTEM, &CreateUserRequest::new("p@example.com", "APP_USER")).unwrap();
     ledger.sync().unwrap();
@@ -412,7 +411,7 @@ fn tls_to_a_server_with_a_private_certificate_is_trusted_with_its_ca_and_refused
     assert_eq!(ledger.digest().unwrap().seq, 1);
 
     let untrusted = format!("{tls}?sslmode=require&schema=tls");
-    let err = Ledger::open(Config::new(&untrusted)).unwrap_err();
+    let err = Ledger::open(pg(&untrusted)).unwrap_err();
     assert_eq!(err.failure(), Some(Failure::Io), "{err}");
     assert!(err.to_string().contains("localhost:"), "names the server: {err}");
 }

@@ -8,15 +8,15 @@ mod common;
 use std::time::Duration;
 
 use common::host::{expect, InProcess};
-use common::postgres::{fresh_location, server};
+use common::postgres::{fresh_location, pg, server};
 use common::{SYSTEM, T0};
 use serde_json::json;
 use user_ledger::core::codec;
 use user_ledger::server::FINSPACE_DATA;
-use user_ledger::{Config, CreateUserRequest, Ledger, ManualClock, UpdateUserRequest};
+use user_ledger::{CreateUserRequest, Ledger, ManualClock, UpdateUserRequest};
 
 fn open(location: &str) -> Ledger {
-    Ledger::open(Config::new(location).clock(ManualClock::new(T0)).fold_memory(256)).unwrap()
+    Ledger::open(pg(location).clock(ManualClock::new(T0)).fold_memory(256)).unwrap()
 }
 
 /// The schema a location names.
@@ -132,7 +132,7 @@ fn a_sled_ledger_holding_a_nul_from_before_copies_to_postgres() {
     // columns show U+FFFD in its place.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old");
-    let ledger = Ledger::open(Config::new(&path).clock(ManualClock::new(T0))).unwrap();
+    let ledger = Ledger::open(pg(&path).clock(ManualClock::new(T0))).unwrap();
     let request = CreateUserRequest {
         first_name: Some("Al".into()),
         ..CreateUserRequest::new("al@example.com", "APP_USER")
@@ -148,11 +148,11 @@ fn a_sled_ledger_holding_a_nul_from_before_copies_to_postgres() {
     raw.set_head(user_ledger::backend::Head { seq: 1, hash, time_ms: envelope.time_ms });
     raw.flush();
     drop(raw);
-    Ledger::accept_log(Config::new(&path)).unwrap();
+    Ledger::accept_log(pg(&path)).unwrap();
     let source = Ledger::open_path(&path).unwrap();
     source.rebuild_views(&mut |_| {}).unwrap();
     let to = fresh_location();
-    let copied = source.copy_to(Config::new(&to), user_ledger::CopyOptions::new(), &mut |_| {}).unwrap();
+    let copied = source.copy_to(pg(&to), user_ledger::CopyOptions::new(), &mut |_| {}).unwrap();
     assert_eq!(copied.events, 1);
     let copy = open(&to);
     assert_eq!(copy.get_user(&SYSTEM, &id).unwrap().first_name.as_deref(), Some("A\u{0}l"));
@@ -241,8 +241,7 @@ fn a_connect_only_role_cannot_hold_the_turn_or_the_opening_hostage() {
             .create_user(&SYSTEM, &CreateUserRequest::new(format!("u{i}@example.com"), "APP_USER"))
             .unwrap();
     }
-    let again =
-        within(Duration::from_secs(5), move || Ledger::open(Config::new(&location)).map(|l| l.digest()));
+    let again = within(Duration::from_secs(5), move || Ledger::open(pg(&location)).map(|l| l.digest()));
     assert_eq!(again.unwrap().unwrap().seq, 6);
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
@@ -395,7 +394,7 @@ fn a_schema_or_tables_another_role_made_are_refused_by_name_and_nothing_is_writt
     squatter.batch_execute(&user_ledger::backend::postgres::schema::create(&full)).unwrap();
     for (schema, named) in [(&empty, format!("schema {empty}")), (&full, "relation access_keys".to_owned())] {
         let location = format!("{}?schema={schema}", server().url);
-        let refused = Ledger::open(Config::new(&location)).unwrap_err().to_string();
+        let refused = Ledger::open(pg(&location)).unwrap_err().to_string();
         assert!(refused.contains(&format!("{named} (owned by squatter_{full})")), "{refused}");
         assert!(refused.contains("that this role did not make"), "{refused}");
     }
@@ -519,7 +518,7 @@ fn the_readmes_roles_and_grants_run_a_ledger_and_show_a_reader_nothing_secret() 
 fn a_server_out_of_connections_is_named_with_its_own_reason() {
     // Seven connections in all: fewer than the pool of eight the ledger opens.
     let own = common::postgres::start_cluster_with(|_| vec!["-c".into(), "max_connections=7".into()]);
-    let refused = Ledger::open(Config::new(format!("{}?schema=crowded", own.url))).unwrap_err().to_string();
+    let refused = Ledger::open(pg(format!("{}?schema=crowded", own.url))).unwrap_err().to_string();
     assert!(refused.contains("too many clients"), "{refused}");
     assert!(refused.contains("no connection to the PostgreSQL server at"), "{refused}");
 }

@@ -76,7 +76,7 @@ fn two_hosts_rotate_retire_and_rekey_while_serving_and_the_sdk_signs_throughout(
     let user = a.ledger.create_user(&SYSTEM, &request).unwrap().user_id;
     for i in 0..2 {
         a.ledger
-            .create_user(&SYSTEM, &CreateUserRequest::new(&format!("u{i}@example.com"), "APP_USER"))
+            .create_user(&SYSTEM, &CreateUserRequest::new(format!("u{i}@example.com"), "APP_USER"))
             .unwrap();
     }
     // Issued under data key 0, before any rotation.

@@ -144,11 +144,17 @@ fn the_cli_audits_and_manages_keys_of_a_running_host_with_endpoint_url() {
     let dbs = db.to_str().unwrap();
     let served = Process::start(&db, &[]);
     let id = create_user(&served.root(), "ana@example.com");
-    // Generated root credentials: printed once, kept readable by the owner only.
-    assert_eq!(served.banner[1], format!("export AWS_ACCESS_KEY_ID={}", served.key.access_key_id));
-    assert_eq!(served.banner[2], format!("export AWS_SECRET_ACCESS_KEY={}", served.key.secret_access_key));
-    let mode = std::fs::metadata(db.join(ROOT_CREDENTIALS_FILE)).unwrap().permissions().mode();
+    // Generated root credentials: never printed; written beside the root key made beside the
+    // database, outside it, readable by the owner only; the banner names the file.
+    let file = dir.path().join("db.root-credentials.json");
+    assert_eq!(
+        served.banner,
+        [format!("# root credentials, generated: {} (its owner's only)", file.display())]
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(dir.path().join("db.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!db.join(ROOT_CREDENTIALS_FILE).exists(), "nothing in the clear inside the database");
 
     // The database is held: the CLI says so and names --endpoint-url.
     let held = cli(&["--db", dbs, "stats"], &[]);
@@ -157,7 +163,7 @@ fn the_cli_audits_and_manages_keys_of_a_running_host_with_endpoint_url() {
     assert!(error["message"].as_str().unwrap().contains("--endpoint-url"), "{error}");
 
     let url = served.url.as_str();
-    // Root credentials from the database directory's file...
+    // Root credentials from the file beside the database...
     let stats = cli(&["--db", dbs, "--endpoint-url", url, "stats"], &[]);
     assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
     assert_eq!(serde_json::from_slice::<Value>(&stats.stdout).unwrap()["users"], 1);

@@ -109,21 +109,19 @@ impl Ledger {
         self.inner.shared.backend.token_count()
     }
 
-    /// The root credentials of a ledger several hosts share (PostgreSQL): made by the first
-    /// host that asks, kept in the database sealed under the ledger's data key (so, given a root
-    /// key, nobody who reads the storage learns them), the same on every host; `true` when this
-    /// call made them. A pair an older version kept in the clear is sealed now, and its clear
-    /// copy removed. `None` for a ledger only this process holds, whose root credentials are a
-    /// file beside it (`server::root_credentials`).
-    pub fn shared_root_credentials(&self) -> Result<Option<(AccessKeyPair, bool)>> {
+    /// The host's root credentials: made by the first host that asks, kept in the database
+    /// sealed under a data key (so, given a root key, nobody who reads the storage learns them),
+    /// the same on every host and after every restart; `true` when this call made them. A pair an
+    /// older version kept in the clear (`older`: the file in a sled database's directory; or
+    /// PostgreSQL's meta `root_credentials`) is sealed now, and the clear meta removed.
+    pub fn root_credentials(&self, older: Option<AccessKeyPair>) -> Result<(AccessKeyPair, bool)> {
         let backend = &self.inner.shared.backend;
-        if !backend.is_shared() {
-            return Ok(None);
-        }
-        let clear: Option<AccessKeyPair> = backend
+        let in_meta: Option<AccessKeyPair> = backend
             .meta(ROOT_CREDENTIALS)?
             .map(|bytes| codec::decode("meta root_credentials", &bytes))
             .transpose()?;
+        let in_meta_too = in_meta.is_some();
+        let clear = older.or(in_meta);
         let made = match &clear {
             Some(pair) => pair.clone(),
             None => AccessKeyPair {
@@ -138,10 +136,10 @@ impl Ledger {
         let key = self.data_key(seal::sealed_by(&stored))?;
         let opened = seal::open(&key.seal, Purpose::RootCredentials, "root", &stored)?;
         let pair: AccessKeyPair = codec::decode("meta root_credentials_sealed", &opened)?;
-        if clear.is_some() {
+        if in_meta_too {
             backend.remove_meta(ROOT_CREDENTIALS)?;
         }
         let generated = clear.is_none() && pair == made;
-        Ok(Some((pair, generated)))
+        Ok((pair, generated))
     }
 }

@@ -36,6 +36,9 @@ pub fn keyring(backend: &dyn Backend) -> Result<Option<Keyring>> {
     backend.meta(KEYRING)?.map(|bytes| codec::decode("meta keyring", &bytes)).transpose()
 }
 
+/// Data keys' material, by id.
+pub type DataKeyBytes = BTreeMap<u32, [u8; 32]>;
+
 /// The data keys everything the ledger derives comes from (pagination tokens' MACs, access
 /// keys' secrets, the seal of passwords, the checkpoint key), by id: the keyring's, opened with
 /// `root`; or, for a ledger given no root key that has no keyring, its clear secret as key 0,
@@ -45,7 +48,7 @@ pub fn data_keys(
     backend: &dyn Backend,
     root: Option<&RootKey>,
     now_ms: i64,
-) -> Result<(BTreeMap<u32, [u8; 32]>, Option<String>)> {
+) -> Result<(DataKeyBytes, Option<String>)> {
     if let Some(ring) = keyring(backend)? {
         let root = root.ok_or_else(|| {
             Error::failed(
@@ -87,9 +90,20 @@ pub fn data_keys(
     let Some(root) = root else {
         let warning = "this ledger's secret, from which every access key's secret and the checkpoint key \
                        derive, is stored in the clear inside the database: whoever reads the storage or a \
-                       backup can act as any user. Give a root key (--root-key-file) to wrap it";
+                       backup can act as any user. Make a root key (`user-ledger new-root-key --out PATH`) \
+                       and give it (--root-key-file PATH) to wrap the secret; then rotate keys \
+                       (`rotate-keys`, `retire-key --key-id 0`) to end the value of old copies";
         if clear.is_some() {
             return Ok((BTreeMap::from([(0, secret)]), Some(warning.to_owned())));
+        }
+        // Several hosts share it, and its backups: a new one never keeps a secret in the clear.
+        if backend.is_shared() {
+            return Err(Error::failed(
+                Failure::Other,
+                "a new ledger on PostgreSQL needs a root key, which wraps its data keys: give \
+                 --root-key-file PATH (USER_LEDGER_ROOT_KEY_FILE), USER_LEDGER_ROOT_KEY, or \
+                 Config::root_key; `user-ledger new-root-key --out PATH` makes one",
+            ));
         }
         // Two hosts opening a new ledger at once: the first secret stored is everyone's.
         let stored = backend.insert_meta(PAGE_SECRET, &codec::encode(&secret))?;

@@ -11,7 +11,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::core::clock::{Clock, SystemClock};
 use crate::core::domain::{AccessKeyPair, Caller};
-use crate::credentials::access_key::{self, ROOT_KEY_PREFIX};
 use crate::error::{Error, Failure, Result};
 use crate::ledger::Ledger;
 use crate::server::reply::ApiError;
@@ -101,27 +100,20 @@ impl Auth {
     }
 }
 
-/// Root credentials kept in the database directory: read if there, else generated and written
-/// readable by the owner only. Returns the pair and whether it was generated now.
-pub fn root_credentials(db: &Path) -> Result<(AccessKeyPair, bool)> {
-    let path = db.join(ROOT_CREDENTIALS_FILE);
-    match fs::read(&path) {
-        Ok(bytes) => {
-            let pair: AccessKeyPair = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::corrupt(format_args!("{} is not a root credentials file: {e}", path.display()))
-            })?;
-            Ok((pair, false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let pair = AccessKeyPair {
-                access_key_id: access_key::new_key_id(ROOT_KEY_PREFIX, 0)?,
-                secret_access_key: access_key::new_secret()?,
-            };
-            write_private(&path, &serde_json::to_vec_pretty(&pair).map_err(Error::internal)?)?;
-            Ok((pair, true))
-        }
+/// The root credentials in the file at `path` (see [`write_root_credentials`]), if there is one.
+pub fn read_root_credentials(path: &Path) -> Result<Option<AccessKeyPair>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::corrupt(format_args!("{} is not a root credentials file: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::failed(Failure::Io, format_args!("cannot read {}: {e}", path.display()))),
     }
+}
+
+/// Writes root credentials to a new file at `path`, readable by its owner only.
+pub fn write_root_credentials(path: &Path, pair: &AccessKeyPair) -> Result<()> {
+    write_private(path, &serde_json::to_vec_pretty(pair).map_err(Error::internal)?)
 }
 
 /// Writes `bytes` to `path` with mode 0600, whole or not at all (a temp file renamed into place).

@@ -26,7 +26,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::ledger::Ledger;
 
-pub use auth::{root_credentials, Auth, ROOT_CREDENTIALS_FILE};
+pub use auth::{read_root_credentials, write_root_credentials, Auth, ROOT_CREDENTIALS_FILE};
 pub use copy_source::RemoteSource;
 pub use observe::{record_batch, REQUEST_ID};
 pub use reply::{ApiError, ERROR_TYPE};

@@ -130,8 +130,7 @@ impl Process {
             banner.push(line);
         }
         let url = url.expect("serve printed no listening line");
-        let bytes = std::fs::read(db.join(server::ROOT_CREDENTIALS_FILE)).unwrap();
-        let key: AccessKeyPair = serde_json::from_slice(&bytes).unwrap();
+        let key = server::read_root_credentials(&credentials_named(&banner)).unwrap().unwrap();
         Process { child, banner, url, key, db: db.to_owned(), log: log.to_owned() }
     }
 
@@ -151,6 +150,13 @@ impl Process {
         unsafe_kill(pid, "TERM");
         self.child.wait().unwrap()
     }
+}
+
+/// The root credentials file `serve`'s banner names.
+pub fn credentials_named(banner: &[String]) -> PathBuf {
+    let line = banner.iter().find(|l| l.starts_with("# root credentials")).expect("no root credentials line");
+    let path = line.split_once(": ").unwrap().1;
+    PathBuf::from(path.strip_suffix(" (its owner's only)").unwrap_or(path))
 }
 
 impl Drop for Process {

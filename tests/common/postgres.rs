@@ -254,3 +254,13 @@ fn wait_ready(url: &str, mut child: Child, limit: Duration) -> Result<Child, Str
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The root key of the tests' PostgreSQL ledgers (a new one needs a root key).
+pub fn test_root_key() -> user_ledger::RootKey {
+    user_ledger::RootKey::new([0x5a; 32])
+}
+
+/// The config of the PostgreSQL ledger at `location`, with the tests' root key.
+pub fn pg(location: impl AsRef<std::path::Path>) -> user_ledger::Config {
+    user_ledger::Config::new(location).root_key(test_root_key())
+}

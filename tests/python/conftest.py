@@ -1,9 +1,11 @@
 """Hosts for the boto3 / aws-cli suite: `user-ledger serve` processes on free loopback ports."""
 
+import base64
 import json
 import os
 import signal
 import subprocess
+import tempfile
 
 import boto3
 import pytest
@@ -11,38 +13,44 @@ from botocore.config import Config
 
 BIN = os.environ["USER_LEDGER_BIN"]
 REGION = "us-east-1"
+# The root key of the suite's PostgreSQL ledgers: base64 of 32 bytes 0x5a (tests/common/postgres.rs).
+ROOT_KEY = base64.b64encode(bytes([0x5A] * 32)).decode()
 
 
 class Host:
     """One `user-ledger serve` process on a database directory or a postgres:// location.
 
-    The first host of a ledger on PostgreSQL generates its root credentials and prints them;
-    the others are given them (`creds`), as an operator would."""
+    A sled database gets its root key made beside it (`db.key`) and its generated root
+    credentials written beside that (`db.root-credentials.json`). Ledgers on PostgreSQL share
+    the suite's root key (ROOT_KEY); the first host of one generates the root credentials into
+    the file it is given, and the others are given them (`creds`), as an operator would."""
 
-    def __init__(self, db, *args, creds=None):
+    def __init__(self, db, *args, creds=None, env=None):
         self.db = str(db)
+        extra = {}
+        if self.db.startswith("postgres://"):
+            extra["USER_LEDGER_ROOT_KEY"] = ROOT_KEY
+            args = (*args, "--root-credentials-file", os.path.join(tempfile.mkdtemp(), "root-credentials.json"))
         self.proc = subprocess.Popen(
             [BIN, "--db", self.db, "serve", "--listen", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            env={**os.environ, "RUST_LOG": "warn"},
+            env={**os.environ, "RUST_LOG": "warn", **extra, **(env or {})},
         )
         self.url = None
-        exported = {}
+        named = None
         for line in self.proc.stdout:
-            if line.startswith("export "):
-                name, _, value = line[len("export ") :].strip().partition("=")
-                exported[name] = value
+            if line.startswith("# root credentials"):
+                named = line.split(": ", 1)[1].strip().removesuffix(" (its owner's only)")
             if line.startswith("listening on "):
                 self.url = line.split()[2]
                 break
         assert self.url, "serve printed no listening line"
-        if self.db.startswith("postgres://"):
-            given = creds or (exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"])
-            self.key_id, self.secret = given
+        if creds:
+            self.key_id, self.secret = creds
         else:
-            with open(os.path.join(self.db, "root-credentials.json")) as f:
+            with open(named) as f:
                 stored = json.load(f)
             self.key_id = stored["accessKeyId"]
             self.secret = stored["secretAccessKey"]
@@ -80,8 +88,8 @@ def host(tmp_path_factory):
 def start_host():
     started = []
 
-    def start(db, *args, creds=None):
-        h = Host(db, *args, creds=creds)
+    def start(db, *args, creds=None, env=None):
+        h = Host(db, *args, creds=creds, env=env)
         started.append(h)
         return h
 

@@ -11,8 +11,14 @@ import time
 from conftest import BIN
 
 
+def root_key_of(db):
+    """The copy opens with the root key of the ledger it copies: the one beside the live one."""
+    return {"USER_LEDGER_ROOT_KEY_FILE": str(db) + ".key"}
+
+
 def copy(host, to):
     env = {**os.environ, "AWS_ACCESS_KEY_ID": host.key_id, "AWS_SECRET_ACCESS_KEY": host.secret}
+    env.update(root_key_of(host.db))
     done = subprocess.run(
         [BIN, "copy", "--from-endpoint", host.url, "--to", str(to)], capture_output=True, text=True, env=env
     )
@@ -67,12 +73,14 @@ def test_a_copy_of_a_host_under_boto3_writes_holds_every_write_acknowledged_befo
     assert again["events"] == int(head.split(":")[0]) - copied["events"]
     assert again["digest"] == head
 
-    verified = subprocess.run([BIN, "--db", str(backup), "verify"], capture_output=True, text=True)
+    verified = subprocess.run(
+        [BIN, "--db", str(backup), "verify"], capture_output=True, text=True, env={**os.environ, **root_key_of(host.db)}
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)["events"] == int(head.split(":")[0])
 
     # A host serving the copy: every user, the access key issued before, the stored answer.
-    restored = start_host(backup)
+    restored = start_host(backup, env=root_key_of(host.db))
     pages = restored.client("finspace-data").get_paginator("list_users").paginate(maxResults=100)
     users = {user["userId"] for page in pages for user in page["users"]}
     assert set(before) <= users

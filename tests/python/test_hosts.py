@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, ROOT_KEY
 
 # One ledger (schema) per test, made by tests/python.rs on its throwaway PostgreSQL cluster.
 LOCATIONS = os.environ["USER_LEDGER_TEST_LOCATIONS"].split()
@@ -45,7 +45,8 @@ def run_threads(count, work):
 
 
 def verify(location):
-    done = subprocess.run([BIN, "--db", location, "verify"], capture_output=True, text=True)
+    env = {**os.environ, "USER_LEDGER_ROOT_KEY": ROOT_KEY}
+    done = subprocess.run([BIN, "--db", location, "verify"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert "problem" not in report, report

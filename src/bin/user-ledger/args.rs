@@ -419,21 +419,19 @@ pub(crate) struct ServeArgs {
     /// The most writes committed in one batch (one transaction, one sync).
     #[arg(long, default_value_t = user_ledger::DEFAULT_MAX_BATCH)]
     pub(crate) max_batch: usize,
-    /// The root access key id (the root acts as the system); with none, a pair is generated
-    /// on first start and kept in the database directory.
-    #[arg(long, env = "USER_LEDGER_ROOT_ACCESS_KEY_ID", requires = "root_secret_access_key")]
+    /// The root access key id (the root acts as the system), whose secret is in
+    /// USER_LEDGER_ROOT_SECRET_ACCESS_KEY or the file USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE
+    /// names (never on the command line); with none, a pair is made on first start, kept sealed
+    /// in the database, and written to --root-credentials-file.
+    #[arg(long, env = "USER_LEDGER_ROOT_ACCESS_KEY_ID")]
     pub(crate) root_access_key_id: Option<String>,
+    /// Where generated root credentials are written (a new file, its owner's only), outside the
+    /// database; default: beside the root key file (`X.key` → `X.root-credentials.json`).
+    #[arg(long, env = "USER_LEDGER_ROOT_CREDENTIALS_FILE")]
+    pub(crate) root_credentials_file: Option<PathBuf>,
     /// The FinSpace environment id of a new database (GetProgrammaticAccessCredentials).
     #[arg(long)]
     pub(crate) environment_id: Option<String>,
-    /// The root secret access key.
-    #[arg(
-        long,
-        env = "USER_LEDGER_ROOT_SECRET_ACCESS_KEY",
-        requires = "root_access_key_id",
-        hide_env_values = true
-    )]
-    pub(crate) root_secret_access_key: Option<String>,
     /// The most connections open at once; one more closes the longest-idle one, or is closed
     /// when accepted if every one has a request in progress.
     #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(usize))]

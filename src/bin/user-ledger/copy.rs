@@ -17,15 +17,14 @@ pub(crate) fn copy(cli: &Cli, args: &CopyArgs) -> user_ledger::Result<Output> {
     let mut options = CopyOptions::new();
     options.to_seq = args.to_seq;
     options.before_ms = args.before.as_deref().map(|t| time_ms("before", t)).transpose()?;
-    let mut to = open::config(cli)?;
-    to.path = args.to.clone();
+    // The copy's root key: the one given, or the one beside it; else (new) the source's.
+    let mut to = open::config_for(cli, &args.to)?;
     to.mode = OpenMode::Create;
     let mut shown = Progress::new();
     let progress = &mut |p: CopyProgress| shown.show(p);
     let copied = match (&args.from, &args.from_endpoint) {
         (Some(from), _) => {
-            let mut config = open::config(cli)?;
-            config.path = from.clone();
+            let config = open::config_for(cli, from)?;
             let source = open::open_ledger(config)?;
             let copied = source.copy_to(to, options, progress)?;
             carry_root_credentials(from, &args.to)?;

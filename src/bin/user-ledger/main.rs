@@ -51,10 +51,11 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
         return remote::run(endpoint, &cli);
     }
     let config = open::config(&cli)?;
+    let credentials_file = open::credentials_beside(&cli);
     let caller = args::caller(cli.caller);
     match cli.command {
         Command::AcceptLog => open::accept_log(config),
-        Command::Serve(args) => serve::serve(config, args),
+        Command::Serve(args) => serve::serve(config, args, credentials_file),
         command => local::run(&open::open_ledger(config)?, &caller, command),
     }
 }

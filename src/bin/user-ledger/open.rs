@@ -2,27 +2,77 @@
 
 use serde_json::json;
 
-use user_ledger::{Config, Error, Failure, Ledger, OpenMode, RootKey, SignerKey};
+use std::path::{Path, PathBuf};
+
+use user_ledger::{Config, Error, Failure, Ledger, OpenMode, Place, RootKey, SignerKey};
 
 use crate::args::Cli;
 use crate::output::Output;
 
 /// The root key the flags or environment give: `--root-key-file` (`USER_LEDGER_ROOT_KEY_FILE`),
-/// else `USER_LEDGER_ROOT_KEY` (the key itself, as orchestrators inject secrets), else none.
-fn root_key(cli: &Cli) -> user_ledger::Result<Option<RootKey>> {
+/// else `USER_LEDGER_ROOT_KEY` (the key itself, as orchestrators inject secrets); else, for a
+/// sled database, the key file beside it ([`key_beside`]), made now with a new database.
+fn root_key(cli: &Cli, db: &Path) -> user_ledger::Result<Option<RootKey>> {
     if let Some(path) = &cli.root_key_file {
         return RootKey::from_file(path).map(Some);
     }
     match std::env::var("USER_LEDGER_ROOT_KEY") {
-        Ok(text) if !text.is_empty() => RootKey::from_base64(&text, "USER_LEDGER_ROOT_KEY").map(Some),
-        _ => Ok(None),
+        Ok(text) if !text.is_empty() => return RootKey::from_base64(&text, "USER_LEDGER_ROOT_KEY").map(Some),
+        _ => {}
     }
+    let Ok(Place::Sled(db)) = Place::of(db) else { return Ok(None) };
+    let beside = key_beside(db);
+    if beside.exists() {
+        return RootKey::from_file(&beside).map(Some);
+    }
+    if db.exists() || cli.read_only || !cli.command.creates_database() {
+        return Ok(None);
+    }
+    let key = RootKey::generate()?;
+    key.write_new(&beside)?;
+    eprintln!(
+        "made root key {} for the new database {} in {} (its owner's only), beside the database, not in it; \
+         in production keep it off this host and give it with --root-key-file",
+        key.id(),
+        db.display(),
+        beside.display()
+    );
+    Ok(Some(key))
+}
+
+/// Where generated root credentials go by default: beside the root key file (`X.key` →
+/// `X.root-credentials.json`), the one given or the one beside a sled database; else (a key from
+/// the environment, on PostgreSQL) `./user-ledger.root-credentials.json`.
+pub(crate) fn credentials_beside(cli: &Cli) -> PathBuf {
+    let key = match (&cli.root_key_file, Place::of(&cli.db)) {
+        (Some(file), _) => file.clone(),
+        (None, Ok(Place::Sled(db))) => key_beside(db),
+        _ => PathBuf::from("./user-ledger.key"),
+    };
+    let name = key.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = name.strip_suffix(".key").unwrap_or(&name);
+    key.with_file_name(format!("{stem}.root-credentials.json"))
+}
+
+/// Where a sled database's root key is kept when no key source is given: `X.key` beside the
+/// database `X.db` (or `X`), outside its directory.
+pub(crate) fn key_beside(db: &Path) -> PathBuf {
+    let name =
+        db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "user-ledger".into());
+    let stem = name.strip_suffix(".db").unwrap_or(&name);
+    db.with_file_name(format!("{stem}.key"))
 }
 
 /// The config the global flags describe; a command that only reads opens an existing database.
 pub(crate) fn config(cli: &Cli) -> user_ledger::Result<Config> {
-    let mut config = Config::new(&cli.db);
-    config.root_key = root_key(cli)?;
+    config_for(cli, &cli.db)
+}
+
+/// [`config`] for the database at `db` (a copy's source or destination), whose root key, when
+/// none is given, is the one beside it.
+pub(crate) fn config_for(cli: &Cli, db: &Path) -> user_ledger::Result<Config> {
+    let mut config = Config::new(db);
+    config.root_key = root_key(cli, db)?;
     config.checkpoint_key = cli.checkpoint_key_file.as_deref().map(SignerKey::from_file).transpose()?;
     config.region = cli.region.clone();
     config.account = cli.account.clone();

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::{json, Value};
 use user_ledger::server::client::{Call, Client, Reply};
 use user_ledger::server::{self, ADMIN};
-use user_ledger::{AccessKeyPair, Error, Failure, Place, Rule};
+use user_ledger::{AccessKeyPair, Error, Failure, Rule};
 
 use crate::args::{Cli, Command};
 use crate::output::Output;
@@ -130,20 +130,18 @@ pub(crate) fn credentials(cli: &Cli) -> user_ledger::Result<AccessKeyPair> {
             return Ok(AccessKeyPair { access_key_id, secret_access_key });
         }
     }
-    let no_env =
-        "no root credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or USER_LEDGER_ROOT_*)";
-    let Ok(Place::Sled(db)) = Place::of(&cli.db) else {
-        // A shared ledger keeps its root credentials in the database, where only `serve` reads them.
-        return Err(Error::failed(Failure::Missing, no_env));
-    };
-    let file = db.join(server::ROOT_CREDENTIALS_FILE);
-    let bytes = std::fs::read(&file).map_err(|e| {
-        Error::failed(
+    let file = crate::open::credentials_beside(cli);
+    match server::read_root_credentials(&file)? {
+        Some(pair) => Ok(pair),
+        None => Err(Error::failed(
             Failure::Missing,
-            format_args!("{no_env}, or give --db of the served database ({}: {e})", file.display()),
-        )
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(format_args!("{}: {e}", file.display())))
+            format_args!(
+                "no root credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or USER_LEDGER_ROOT_*), \
+                 or give the --db (or --root-key-file) beside whose root credentials file {} `serve` wrote them",
+                file.display()
+            ),
+        )),
+    }
 }
 
 fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+
+use user_ledger::credentials::secret_file::read as read_secret;
 use user_ledger::server::{self, Auth};
-use user_ledger::{AccessKeyPair, Config, Ledger};
+use user_ledger::{AccessKeyPair, Config, Error, Ledger, Place, Rule};
 
 use crate::args::ServeArgs;
 use crate::open::open_ledger;
@@ -11,7 +14,11 @@ use crate::output::Output;
 
 /// `serve`: the REST host on this database until SIGINT or SIGTERM; then in-flight requests
 /// finish, the queue is committed, and the ledger is closed.
-pub(crate) fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<Output> {
+pub(crate) fn serve(
+    mut config: Config,
+    args: ServeArgs,
+    credentials_file: PathBuf,
+) -> user_ledger::Result<Output> {
     config = config.queue_capacity(args.queue_capacity).max_batch(args.max_batch);
     if args.environment_id.is_some() {
         config.environment_id = args.environment_id.clone();
@@ -23,28 +30,9 @@ pub(crate) fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let ledger = open_ledger(config)?;
-    let root = match (args.root_access_key_id, args.root_secret_access_key) {
-        (Some(access_key_id), Some(secret_access_key)) => AccessKeyPair { access_key_id, secret_access_key },
-        _ => {
-            let (pair, generated, kept) = match ledger.shared_root_credentials()? {
-                Some((pair, generated)) => {
-                    (pair, generated, "the ledger's database (meta root_credentials_sealed)".to_owned())
-                }
-                None => {
-                    let (pair, generated) = server::root_credentials(ledger.path())?;
-                    let file = ledger.path().join(server::ROOT_CREDENTIALS_FILE);
-                    (pair, generated, format!("{} (mode 0600)", file.display()))
-                }
-            };
-            if generated {
-                println!("# root credentials, generated and kept in {kept}:");
-                println!("export AWS_ACCESS_KEY_ID={}", pair.access_key_id);
-                println!("export AWS_SECRET_ACCESS_KEY={}", pair.secret_access_key);
-            } else {
-                println!("# root credentials: {kept}");
-            }
-            pair
-        }
+    let root = match args.root_access_key_id {
+        Some(access_key_id) => AccessKeyPair { access_key_id, secret_access_key: root_secret()? },
+        None => kept_root_credentials(&ledger, args.root_credentials_file.unwrap_or(credentials_file))?,
     };
     let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
     let listen = server::Listen {
@@ -85,6 +73,51 @@ pub(crate) fn serve(mut config: Config, args: ServeArgs) -> user_ledger::Result<
     runtime.shutdown_timeout(Duration::from_secs(5));
     close_within(ledger, Duration::from_secs(10));
     served.map(|()| Output::Printed)
+}
+
+/// The root's secret, from USER_LEDGER_ROOT_SECRET_ACCESS_KEY or the file
+/// USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE names.
+fn root_secret() -> user_ledger::Result<String> {
+    if let Some(path) = std::env::var_os("USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE") {
+        return Ok(read_secret(Path::new(&path), "root secret access key")?.trim().to_owned());
+    }
+    match std::env::var("USER_LEDGER_ROOT_SECRET_ACCESS_KEY") {
+        Ok(secret) if !secret.is_empty() => Ok(secret),
+        _ => Err(Error::validation(
+            "root-access-key-id",
+            Rule::Type(
+                "given with its secret in USER_LEDGER_ROOT_SECRET_ACCESS_KEY or \
+                 USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE"
+                    .into(),
+            ),
+        )),
+    }
+}
+
+/// The root credentials the database keeps sealed, made on first start; generated ones (or
+/// ones an older version kept in the database's directory) are written to `file`, a new file
+/// of its owner's only, outside the database, whose path alone is printed.
+fn kept_root_credentials(ledger: &Ledger, file: PathBuf) -> user_ledger::Result<AccessKeyPair> {
+    let inside = matches!(Place::of(ledger.path()), Ok(Place::Sled(_)))
+        .then(|| ledger.path().join(server::ROOT_CREDENTIALS_FILE));
+    let older = inside.as_deref().map(server::read_root_credentials).transpose()?.flatten();
+    let (pair, generated) = ledger.root_credentials(older.clone())?;
+    if (generated || older.is_some()) && !file.exists() {
+        server::write_root_credentials(&file, &pair)?;
+    }
+    if let (Some(inside), Some(_)) = (&inside, &older) {
+        std::fs::remove_file(inside)?;
+    }
+    if generated {
+        println!("# root credentials, generated: {} (its owner's only)", file.display());
+    } else if file.exists() {
+        println!("# root credentials: {}", file.display());
+    } else {
+        println!(
+            "# root credentials: sealed in the database (the host that made them wrote them to its file)"
+        );
+    }
+    Ok(pair)
 }
 
 /// Closes the ledger (what is queued commits) unless that takes longer than `limit`: a ledger
