@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use user_ledger::{Caller, Config, CreateUserRequest, Failure, Ledger, OpenMode};
+use user_ledger::{Caller, Config, CreateUserRequest, Failure, Ledger, OpenMode, RootKey};
 
 /// A database written once per test binary, copied for every case.
 struct Template {
@@ -100,7 +100,21 @@ fn copy_of(template: &Template) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     common::copy_dir(&template.path, &path);
+    // The root key the CLI made beside the database goes with it.
+    let key = template.path.with_file_name("db.key");
+    if key.exists() {
+        std::fs::copy(&key, dir.path().join("db.key")).unwrap();
+    }
     (dir, path)
+}
+
+/// The config of the copy at `path`, with the root key beside it if the CLI made one.
+fn config(path: &Path) -> Config {
+    let config = Config::new(path).mode(OpenMode::Existing);
+    match RootKey::from_file(&path.with_file_name("db.key")) {
+        Ok(key) => config.root_key(key),
+        Err(_) => config,
+    }
 }
 
 /// How a damaged database ended.
@@ -117,7 +131,7 @@ enum Outcome {
 /// Opens the damaged database at `path` and classifies what happened; panics (failing the test)
 /// on a panic that escaped, on an error that names nothing, and on a silent loss.
 fn outcome(template: &Template, path: &Path, case: &str) -> Outcome {
-    let opened = std::panic::catch_unwind(|| Ledger::open(Config::new(path).mode(OpenMode::Existing)))
+    let opened = std::panic::catch_unwind(|| Ledger::open(config(path)))
         .unwrap_or_else(|_| panic!("{case}: a panic escaped Ledger::open"));
     let ledger = match opened {
         Ok(ledger) => ledger,
@@ -221,7 +235,7 @@ fn newest_snapshot(path: &Path) -> PathBuf {
 
 /// Opens a damaged copy and returns the error, which must be of kind `failure` and name `what`.
 fn refused_naming(template: &Template, path: &Path, case: &str, failure: Failure, what: &str) {
-    let err = match Ledger::open(Config::new(path).mode(OpenMode::Existing)) {
+    let err = match Ledger::open(config(path)) {
         Ok(_) => panic!("{case}: opened"),
         Err(e) => e,
     };

@@ -132,7 +132,7 @@ fn a_sled_ledger_holding_a_nul_from_before_copies_to_postgres() {
     // columns show U+FFFD in its place.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old");
-    let ledger = Ledger::open(pg(&path).clock(ManualClock::new(T0))).unwrap();
+    let ledger = Ledger::open(user_ledger::Config::new(&path).clock(ManualClock::new(T0))).unwrap();
     let request = CreateUserRequest {
         first_name: Some("Al".into()),
         ..CreateUserRequest::new("al@example.com", "APP_USER")
@@ -148,7 +148,7 @@ fn a_sled_ledger_holding_a_nul_from_before_copies_to_postgres() {
     raw.set_head(user_ledger::backend::Head { seq: 1, hash, time_ms: envelope.time_ms });
     raw.flush();
     drop(raw);
-    Ledger::accept_log(pg(&path)).unwrap();
+    Ledger::accept_log(user_ledger::Config::new(&path)).unwrap();
     let source = Ledger::open_path(&path).unwrap();
     source.rebuild_views(&mut |_| {}).unwrap();
     let to = fresh_location();
@@ -168,8 +168,10 @@ fn a_database_location_is_told_apart_once_and_its_password_never_shows() {
     let with_password = location.replacen("postgres@", "postgres:pw-secret-42@", 1);
     let cwd = tempfile::tempdir().unwrap();
     let run = |db: &str, args: &[&str]| {
+        let (name, key) = common::test_root_key_env();
         std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
             .current_dir(cwd.path())
+            .env(name, key)
             .env("USER_LEDGER_DB", db)
             .args(args)
             .output()

@@ -477,7 +477,7 @@ fn sigterm_finishes_in_flight_requests_commits_them_and_exits_zero() {
     let status = served.child.wait().unwrap();
     assert!(status.success(), "serve exited {status:?}");
     assert!(!acknowledged.is_empty());
-    let ledger = user_ledger::Ledger::open(user_ledger::Config::new(&db)).unwrap();
+    let ledger = user_ledger::Ledger::open(common::cli_made(&db)).unwrap();
     for id in &acknowledged {
         ledger.get_user(&user_ledger::Caller::System, id).unwrap();
     }

@@ -11,7 +11,7 @@ pub mod postgres;
 pub mod sdk;
 
 use tempfile::TempDir;
-use user_ledger::{Caller, Config, CreateUserRequest, Error, Ledger, ManualClock, Rule};
+use user_ledger::{Caller, Config, CreateUserRequest, Error, Ledger, ManualClock, RootKey, Rule};
 
 /// The time the manual clock starts at: 2026-01-01T00:00:00Z.
 pub const T0: i64 = 1_767_225_600_000;
@@ -114,4 +114,23 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// The root key of the tests' ledgers that need one (PostgreSQL's).
+pub fn test_root_key() -> RootKey {
+    RootKey::new([0x5a; 32])
+}
+
+/// [`test_root_key`] as the CLI takes it from the environment: (`USER_LEDGER_ROOT_KEY`, base64).
+pub fn test_root_key_env() -> (&'static str, String) {
+    use base64::Engine;
+    ("USER_LEDGER_ROOT_KEY", base64::engine::general_purpose::STANDARD.encode([0x5a; 32]))
+}
+
+/// The config of the sled database at `db` that the CLI (or `serve`) made: with the root key it
+/// made beside it (`db.key`).
+pub fn cli_made(db: &std::path::Path) -> Config {
+    let name = db.file_name().unwrap().to_string_lossy();
+    let key = db.with_file_name(format!("{}.key", name.strip_suffix(".db").unwrap_or(&name)));
+    Config::new(db).root_key(RootKey::from_file(&key).unwrap())
 }

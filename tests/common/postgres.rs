@@ -255,10 +255,7 @@ fn wait_ready(url: &str, mut child: Child, limit: Duration) -> Result<Child, Str
     }
 }
 
-/// The root key of the tests' PostgreSQL ledgers (a new one needs a root key).
-pub fn test_root_key() -> user_ledger::RootKey {
-    user_ledger::RootKey::new([0x5a; 32])
-}
+pub use super::test_root_key;
 
 /// The config of the PostgreSQL ledger at `location`, with the tests' root key.
 pub fn pg(location: impl AsRef<std::path::Path>) -> user_ledger::Config {

@@ -55,8 +55,10 @@ pub(crate) fn credentials_beside(cli: &Cli) -> PathBuf {
 }
 
 /// Where a sled database's root key is kept when no key source is given: `X.key` beside the
-/// database `X.db` (or `X`), outside its directory.
+/// database `X.db` (or `X`), outside its directory; beside where it lives, when `db` is a link.
 pub(crate) fn key_beside(db: &Path) -> PathBuf {
+    let resolved = std::fs::canonicalize(db).ok();
+    let db = resolved.as_deref().unwrap_or(db);
     let name =
         db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "user-ledger".into());
     let stem = name.strip_suffix(".db").unwrap_or(&name);
