@@ -267,7 +267,7 @@ fn a_newer_schema_version_is_refused_by_name() {
 fn the_cli_runs_on_a_postgres_location() {
     let location = fresh_location();
     let run = |args: &[&str]| {
-        let (name, key) = common::test_root_key_env();
+        let (name, key) = common::postgres::test_root_key_env();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
             .env(name, key)
             .args(["--db", &location])

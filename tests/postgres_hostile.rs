@@ -168,7 +168,7 @@ fn a_database_location_is_told_apart_once_and_its_password_never_shows() {
     let with_password = location.replacen("postgres@", "postgres:pw-secret-42@", 1);
     let cwd = tempfile::tempdir().unwrap();
     let run = |db: &str, args: &[&str]| {
-        let (name, key) = common::test_root_key_env();
+        let (name, key) = common::postgres::test_root_key_env();
         std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
             .current_dir(cwd.path())
             .env(name, key)

@@ -44,7 +44,11 @@ impl InProcess {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let location = location.map_or_else(|| dir.path().join("db").display().to_string(), str::to_owned);
-        let ledger = Ledger::open(configure(Config::new(location).root_key(super::test_root_key()))).unwrap();
+        let config = Config::new(location);
+        // A PostgreSQL ledger needs a root key: the tests' own (a test may give another).
+        #[cfg(feature = "postgres")]
+        let config = config.root_key(super::test_root_key());
+        let ledger = Ledger::open(configure(config)).unwrap();
         let app = server::router(ledger.clone(), secure(Auth::new(root_key())));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = mpsc::channel();

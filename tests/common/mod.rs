@@ -7,6 +7,8 @@ pub mod backends;
 pub mod host;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::test_root_key;
 #[cfg(feature = "server")]
 pub mod sdk;
 
@@ -114,17 +116,6 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-/// The root key of the tests' ledgers that need one (PostgreSQL's).
-pub fn test_root_key() -> RootKey {
-    RootKey::new([0x5a; 32])
-}
-
-/// [`test_root_key`] as the CLI takes it from the environment: (`USER_LEDGER_ROOT_KEY`, base64).
-pub fn test_root_key_env() -> (&'static str, String) {
-    use base64::Engine;
-    ("USER_LEDGER_ROOT_KEY", base64::engine::general_purpose::STANDARD.encode([0x5a; 32]))
 }
 
 /// The config of the sled database at `db` that the CLI (or `serve`) made: with the root key it

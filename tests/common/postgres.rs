@@ -255,7 +255,16 @@ fn wait_ready(url: &str, mut child: Child, limit: Duration) -> Result<Child, Str
     }
 }
 
-pub use super::test_root_key;
+/// The root key of the tests' ledgers that need one (a new PostgreSQL ledger does).
+pub fn test_root_key() -> user_ledger::RootKey {
+    user_ledger::RootKey::new([0x5a; 32])
+}
+
+/// [`test_root_key`] as the CLI takes it from the environment: (`USER_LEDGER_ROOT_KEY`, base64).
+pub fn test_root_key_env() -> (&'static str, String) {
+    use base64::Engine;
+    ("USER_LEDGER_ROOT_KEY", base64::engine::general_purpose::STANDARD.encode([0x5a; 32]))
+}
 
 /// The config of the PostgreSQL ledger at `location`, with the tests' root key.
 pub fn pg(location: impl AsRef<std::path::Path>) -> user_ledger::Config {
