@@ -179,24 +179,31 @@ fn after_several_rotations_verify_rebuild_and_copy_keep_every_credential_and_pas
         passwords.push((email, ledger.reset_user_password(&SYSTEM, &user, None).unwrap().temporary_password));
         assert_eq!(ledger.rotate_keys(&SYSTEM).unwrap(), i + 1);
     }
-    let check = |ledger: &Ledger| {
-        for key in &issued {
+    let check = |ledger: &Ledger, issued: &[AccessKeyPair]| {
+        for key in issued {
             assert_eq!(ledger.credential(&key.access_key_id).unwrap().unwrap().secret, key.secret_access_key);
         }
         for (email, password) in &passwords {
             ledger.sign_in(email, password).unwrap();
         }
     };
-    check(&ledger);
+    check(&ledger, &issued);
     assert_eq!(ledger.verify_by(VerifyMode::Full(None), &mut |_| {}).unwrap().problem, None);
     ledger.rebuild_views(&mut |_| {}).unwrap();
-    check(&ledger);
+    check(&ledger, &issued);
     let to = dir.path().join("copy");
     ledger.copy_to(Config::new(&to), CopyOptions::new(), &mut |_| {}).unwrap();
+    // Keys rotated after a copy: the next, incremental copy carries the newer keyring.
+    let key = ledger
+        .create_access_key(&SYSTEM, &ledger.list_users(&SYSTEM, Some(1), None).unwrap().users[0].user_id);
+    issued.push(key.unwrap());
+    assert_eq!(ledger.rotate_keys(&SYSTEM).unwrap(), 5);
+    let again = ledger.copy_to(Config::new(&to), CopyOptions::new(), &mut |_| {}).unwrap();
+    assert_eq!((again.from_seq, again.events), (24, 2), "16 writes, 8 sign-ins, then 2 more");
     drop(ledger);
     let refused = Ledger::open(Config::new(&to)).unwrap_err().to_string();
     assert!(refused.contains(&format!("wrapped under root key {}", root.id())), "{refused}");
     let copy = Ledger::open(Config::new(&to).root_key(root)).unwrap();
-    check(&copy);
-    assert_eq!(copy.keys().unwrap().keys.len(), 5);
+    check(&copy, &issued);
+    assert_eq!(copy.keys().unwrap().keys.len(), 6);
 }

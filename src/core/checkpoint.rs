@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 /// The signature algorithm byte of an Ed25519 note key.
 const ED25519: u8 = 0x01;
 
+/// The extension line of a handover checkpoint: the verifier key that signs from then on.
+const NEXT_KEY: &str = "next-checkpoint-key ";
+
 /// The tree of a ledger at one size: what a checkpoint says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -25,6 +28,32 @@ pub struct Checkpoint {
     pub size: u64,
     /// The tree's root hash.
     pub root: Hash,
+    /// In a handover checkpoint (signed by the old key and the new): the new key's verifier key,
+    /// an extension line `next-checkpoint-key <verifier key>` after the root.
+    pub next_key: Option<String>,
+}
+
+/// What signs checkpoints: an Ed25519 key in memory, or one a token holds and never lets out.
+pub trait NoteSigner: Send + Sync + std::fmt::Debug {
+    /// The key that checks its signatures.
+    fn verifying_key(&self) -> VerifyingKey;
+    /// Its Ed25519 signature of `message`.
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64]>;
+    /// The name it was made for, if it carries one (a note signer key's); the ledger refuses a
+    /// key named for another log.
+    fn name(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl NoteSigner for SigningKey {
+    fn verifying_key(&self) -> VerifyingKey {
+        SigningKey::verifying_key(self)
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64]> {
+        Ok(Signer::sign(self, message).to_bytes())
+    }
 }
 
 /// The ledger's signing key, derived from its secret: a copy of the ledger signs with the same.
@@ -70,18 +99,24 @@ fn parse_verifier_key(text: &str) -> Result<(String, VerifyingKey)> {
 }
 
 impl Checkpoint {
-    /// The checkpoint's body: origin, size and root (base64), a line each.
+    /// The checkpoint's body: origin, size and root (base64), a line each; then, in a handover,
+    /// the next key's extension line.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root))
+        let next = self.next_key.as_ref().map(|key| format!("{NEXT_KEY}{key}\n")).unwrap_or_default();
+        format!("{}\n{}\n{}\n{next}", self.origin, self.size, STANDARD.encode(self.root))
     }
 
-    /// The checkpoint as a signed note: its body, a blank line, and the signature line
-    /// `— origin base64(key id ‖ signature)`.
-    pub fn sign(&self, key: &SigningKey) -> String {
+    /// The checkpoint as a signed note: its body, a blank line, and a signature line
+    /// `— origin base64(key id ‖ signature)` of each signer, in order.
+    pub fn sign(&self, signers: &[&dyn NoteSigner]) -> Result<String> {
         let body = self.body();
-        let signature = key.sign(body.as_bytes());
-        let line = [&key_id(&self.origin, &key.verifying_key())[..], &signature.to_bytes()[..]].concat();
-        format!("{body}\n\u{2014} {} {}\n", self.origin, STANDARD.encode(line))
+        let mut note = format!("{body}\n");
+        for signer in signers {
+            let signature = signer.sign(body.as_bytes())?;
+            let line = [&key_id(&self.origin, &signer.verifying_key())[..], &signature[..]].concat();
+            note.push_str(&format!("\u{2014} {} {}\n", self.origin, STANDARD.encode(line)));
+        }
+        Ok(note)
     }
 
     /// Opens the signed note `note` with the verifier key `verifier`: the checkpoint, once a
@@ -125,10 +160,21 @@ impl Checkpoint {
             .and_then(|r| STANDARD.decode(r).ok())
             .and_then(|r| r.try_into().ok())
             .ok_or_else(|| forged("a root hash (base64 SHA-256) on its third line"))?;
+        let next_key = match lines.next() {
+            None => None,
+            Some(line) => Some(
+                line.strip_prefix(NEXT_KEY)
+                    .ok_or_else(|| forged("no extension line but `next-checkpoint-key <verifier key>`"))?
+                    .to_owned(),
+            ),
+        };
+        if lines.next().is_some() {
+            return Err(forged("at most one extension line"));
+        }
         if origin != name {
             return Err(forged(&format!("of the log {name}, not {origin}")));
         }
-        Ok(Checkpoint { origin, size, root })
+        Ok(Checkpoint { origin, size, root, next_key })
     }
 }
 
@@ -192,13 +238,13 @@ mod tests {
 
     fn checkpoint() -> (SigningKey, Checkpoint) {
         let key = signing_key(&[7; 32]);
-        (key, Checkpoint { origin: "user-ledger.test/env1".into(), size: 5, root: [9; 32] })
+        (key, Checkpoint { origin: "user-ledger.test/env1".into(), size: 5, root: [9; 32], next_key: None })
     }
 
     #[test]
     fn a_signed_checkpoint_opens_with_its_key_and_not_with_another_or_once_edited() {
         let (key, checkpoint) = checkpoint();
-        let note = checkpoint.sign(&key);
+        let note = checkpoint.sign(&[&key]).unwrap();
         let verifier = verifier_key(&checkpoint.origin, &key.verifying_key());
         assert_eq!(Checkpoint::open(&note, &verifier).unwrap(), checkpoint);
         assert!(note.starts_with("user-ledger.test/env1\n5\nCQkJ"), "{note}");
@@ -217,5 +263,24 @@ mod tests {
             let text = verifier_key("log", &key);
             assert_eq!(parse_verifier_key(&text).unwrap(), ("log".to_owned(), key), "{text}");
         }
+    }
+
+    #[test]
+    fn a_handover_names_the_next_key_and_opens_with_either_key() {
+        let (old, mut checkpoint) = checkpoint();
+        let new = signing_key(&[8; 32]);
+        let (old_verifier, new_verifier) = (
+            verifier_key(&checkpoint.origin, &old.verifying_key()),
+            verifier_key(&checkpoint.origin, &new.verifying_key()),
+        );
+        checkpoint.next_key = Some(new_verifier.clone());
+        let note = checkpoint.sign(&[&old, &new]).unwrap();
+        assert!(note.contains(&format!("\nnext-checkpoint-key {new_verifier}\n\n")), "{note}");
+        assert_eq!(Checkpoint::open(&note, &old_verifier).unwrap(), checkpoint);
+        assert_eq!(Checkpoint::open(&note, &new_verifier).unwrap(), checkpoint);
+        let swapped = note.replace(&new_verifier, &old_verifier);
+        assert!(Checkpoint::open(&swapped, &old_verifier).is_err(), "the next key is signed");
+        let other = note.replacen("\n\n", "\nsomething else\n\n", 1);
+        assert!(Checkpoint::open(&other, &old_verifier).is_err());
     }
 }

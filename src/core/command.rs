@@ -152,6 +152,13 @@ pub enum Command {
         /// The root key's id after.
         new_root_key_id: String,
     },
+    /// Record that another key signs checkpoints from now on.
+    RotateCheckpointKey {
+        /// The verifier key before.
+        old_verifier_key: String,
+        /// The verifier key after.
+        new_verifier_key: String,
+    },
 }
 
 impl Command {
@@ -179,6 +186,7 @@ impl Command {
             Command::RotateDataKey { .. } => "RotateKeys",
             Command::RetireDataKey { .. } => "RetireKey",
             Command::ChangeRootKey { .. } => "Rekey",
+            Command::RotateCheckpointKey { .. } => "RotateCheckpointKey",
         }
     }
 
@@ -186,9 +194,10 @@ impl Command {
     pub fn access(&self) -> Access {
         match self {
             Command::IssueCredentials { .. } => Access::TemporaryCredentials,
-            Command::RotateDataKey { .. } | Command::RetireDataKey { .. } | Command::ChangeRootKey { .. } => {
-                Access::Keys
-            }
+            Command::RotateDataKey { .. }
+            | Command::RetireDataKey { .. }
+            | Command::ChangeRootKey { .. }
+            | Command::RotateCheckpointKey { .. } => Access::Keys,
             // Its own password any user may reset; another's only a SUPER_USER (check_escalation).
             Command::ResetUserPassword { .. } => Access::Read,
             _ => Access::Manage,

@@ -55,6 +55,12 @@ pub fn decide(
             old_root_key_id: old_root_key_id.clone(),
             new_root_key_id: new_root_key_id.clone(),
         }]),
+        Command::RotateCheckpointKey { old_verifier_key, new_verifier_key } => {
+            Ok(vec![Event::CheckpointKeyRotated {
+                old_verifier_key: old_verifier_key.clone(),
+                new_verifier_key: new_verifier_key.clone(),
+            }])
+        }
         Command::CreatePermissionGroup { permission_group_id, group } => {
             groups::create(state, permission_group_id, group)
         }

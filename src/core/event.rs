@@ -181,6 +181,14 @@ pub enum Event {
         /// The id of the root key after.
         new_root_key_id: String,
     },
+    /// The key that signs checkpoints changed; a handover checkpoint of the tree holding this
+    /// event, signed by both keys, names the new one.
+    CheckpointKeyRotated {
+        /// The verifier key of the key before.
+        old_verifier_key: String,
+        /// The verifier key of the key after.
+        new_verifier_key: String,
+    },
 }
 
 /// What an event is about.
@@ -234,9 +242,10 @@ impl Event {
             | Event::CredentialsRevoked { user_id, .. } => Subject::User(user_id),
             Event::PrincipalKeyCreated { principal_arn, .. }
             | Event::PrincipalKeyDeleted { principal_arn, .. } => Subject::Principal(principal_arn),
-            Event::DataKeyRotated { .. } | Event::DataKeyRetired { .. } | Event::RootKeyChanged { .. } => {
-                Subject::Keyring
-            }
+            Event::DataKeyRotated { .. }
+            | Event::DataKeyRetired { .. }
+            | Event::RootKeyChanged { .. }
+            | Event::CheckpointKeyRotated { .. } => Subject::Keyring,
             Event::PermissionGroupCreated { permission_group_id, .. }
             | Event::PermissionGroupUpdated { permission_group_id, .. }
             | Event::PermissionGroupDeleted { permission_group_id, .. }
@@ -290,6 +299,7 @@ impl Event {
             Event::DataKeyRotated { .. } => "DataKeyRotated",
             Event::DataKeyRetired { .. } => "DataKeyRetired",
             Event::RootKeyChanged { .. } => "RootKeyChanged",
+            Event::CheckpointKeyRotated { .. } => "CheckpointKeyRotated",
         }
     }
 }

@@ -101,7 +101,8 @@ impl Response {
             | Command::DisassociateUserFromPermissionGroup { .. }
             | Command::RotateDataKey { .. }
             | Command::RetireDataKey { .. }
-            | Command::ChangeRootKey { .. } => Response::Empty,
+            | Command::ChangeRootKey { .. }
+            | Command::RotateCheckpointKey { .. } => Response::Empty,
             Command::CreatePermissionGroup { permission_group_id, .. }
             | Command::UpdatePermissionGroup { permission_group_id, .. }
             | Command::DeletePermissionGroup { permission_group_id } => {
@@ -194,6 +195,9 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         Command::RetireDataKey { key_id } => codec::encode(&(caller, operation, key_id)),
         Command::ChangeRootKey { old_root_key_id, new_root_key_id } => {
             codec::encode(&(caller, operation, old_root_key_id, new_root_key_id))
+        }
+        Command::RotateCheckpointKey { old_verifier_key, new_verifier_key } => {
+            codec::encode(&(caller, operation, old_verifier_key, new_verifier_key))
         }
     };
     *blake3::hash(&bytes).as_bytes()

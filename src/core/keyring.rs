@@ -98,7 +98,7 @@ pub(super) fn apply(views: &mut impl Views, event: &Event) -> Option<Result<()>>
                 _ => Err(contradiction(event, format_args!("data key {key_id}"), false)),
             }
         }
-        Event::RootKeyChanged { .. } => Ok(()),
+        Event::RootKeyChanged { .. } | Event::CheckpointKeyRotated { .. } => Ok(()),
         _ => return None,
     })
 }

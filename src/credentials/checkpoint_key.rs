@@ -97,6 +97,20 @@ impl SignerKey {
     }
 }
 
+impl crate::core::checkpoint::NoteSigner for SignerKey {
+    fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64]> {
+        crate::core::checkpoint::NoteSigner::sign(&self.key, message)
+    }
+
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,10 +63,10 @@ pub struct Config {
     /// is wrapped at open and its clear copy removed; a ledger whose keyring it does not open is
     /// refused. Default none.
     pub root_key: Option<crate::credentials::keyring::RootKey>,
-    /// The key that signs checkpoints, held outside the database, named as the ledger's
-    /// checkpoints are (`user-ledger/<account>/<environmentId>`). Default: one derived from the
-    /// ledger's secret.
-    pub checkpoint_key: Option<crate::credentials::checkpoint_key::SignerKey>,
+    /// The key that signs checkpoints, held outside the database: a note signer key named as
+    /// the ledger's checkpoints are (`user-ledger/<account>/<environmentId>`), or a key in a
+    /// PKCS#11 token. Default: one derived from data key 0.
+    pub checkpoint_key: Option<std::sync::Arc<dyn crate::core::checkpoint::NoteSigner>>,
 }
 
 /// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
@@ -121,8 +121,8 @@ impl Config {
     }
 
     /// Sets the key that signs checkpoints (see [`Config::checkpoint_key`]).
-    pub fn checkpoint_key(mut self, key: crate::credentials::checkpoint_key::SignerKey) -> Self {
-        self.checkpoint_key = Some(key);
+    pub fn checkpoint_key(mut self, key: impl crate::core::checkpoint::NoteSigner + 'static) -> Self {
+        self.checkpoint_key = Some(std::sync::Arc::new(key));
         self
     }
 

@@ -133,7 +133,7 @@ impl CopySource for Ledger {
     fn settings(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let backend = &self.inner.shared.backend;
         let mut found = vec![];
-        for name in settings::CARRIED {
+        for name in settings::carried() {
             if let Some(value) = guarded(|| backend.meta(name))? {
                 found.push((name.to_string(), value));
             }
@@ -212,7 +212,11 @@ pub fn copy_ledger(
     let from_seq = tip.head.seq;
     check_prefix(source, dst, named, tip.head, until)?;
     for (name, value) in &carried {
-        guarded(|| dst.insert_meta(name, value))?;
+        if settings::EVOLVING.contains(&name.as_str()) {
+            guarded(|| settings::put_meta(dst, name, value))?;
+        } else {
+            guarded(|| dst.insert_meta(name, value))?;
+        }
     }
 
     let (head, copied) = copy_log(source, dst, named, tip.head, until, options.before_ms, progress)?;
@@ -339,7 +343,7 @@ fn copy_tokens(source: &dyn CopySource, dst: &dyn Backend, head: Head, config: &
 
 /// Refuses a destination that holds settings of another ledger.
 fn check_settings(dst: &dyn Backend, named: &std::path::Path, carried: &[(String, Vec<u8>)]) -> Result<()> {
-    for (name, value) in carried {
+    for (name, value) in carried.iter().filter(|(name, _)| settings::IDENTIFYING.contains(&name.as_str())) {
         if guarded(|| dst.meta(name))?.is_some_and(|stored| &stored != value) {
             return Err(diverged(named, format_args!("it holds another ledger (its {name} differs)")));
         }

@@ -22,6 +22,7 @@ use crate::write::{Flusher, Pipeline, Shared};
 
 mod admin;
 mod audit;
+mod checkpoint_keys;
 mod config;
 mod copy;
 mod data_keys;
@@ -63,7 +64,7 @@ struct Inner {
     /// Failed sign-ins, to refuse guessing.
     sign_ins: SignInLimiter,
     /// Signs checkpoints of the Merkle tree: a key of its own, or one derived from data key 0.
-    checkpoint_key: ed25519_dalek::SigningKey,
+    checkpoint_key: std::sync::RwLock<std::sync::Arc<dyn core::checkpoint::NoteSigner>>,
     /// What is wrong with how the ledger keeps its secret (in the clear), if anything.
     key_warning: Option<String>,
     /// What the log lost of what was acknowledged (a read-only open goes on regardless).

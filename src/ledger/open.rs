@@ -12,6 +12,7 @@ use crate::backend::place::{place, Place};
 use crate::backend::sled::directory::Directory;
 use crate::backend::sled::{Opened, SledBackend};
 use crate::backend::{Backend, Head, OpenMode};
+use crate::core::checkpoint::NoteSigner;
 use crate::core::merkle::Frontier;
 use crate::credentials::password::SignInLimiter;
 use crate::error::{Error, Failure, Result};
@@ -128,22 +129,26 @@ impl Ledger {
             })?;
         // A checkpoint key of its own, held outside the database, must name this ledger.
         let origin = super::proofs::origin_of(&identity, &environment_id);
-        let checkpoint_key = match &config.checkpoint_key {
-            Some(key) if key.name() != origin => {
-                return Err(Error::failed(
-                    Failure::Other,
-                    format_args!(
-                        "the checkpoint key is named {}, but this ledger's checkpoints are named {origin}",
-                        key.name()
-                    ),
-                ))
-            }
-            Some(key) => key.signing_key().clone(),
+        let checkpoint_key: Arc<dyn NoteSigner> = match &config.checkpoint_key {
+            Some(key) => match key.name() {
+                Some(name) if name != origin => {
+                    return Err(Error::failed(
+                        Failure::Other,
+                        format_args!(
+                            "the checkpoint key is named {name}, but this ledger's checkpoints are named {origin}"
+                        ),
+                    ))
+                }
+                _ => key.clone(),
+            },
             None => match data_keys.get(&0) {
-                Some(first) => crate::core::checkpoint::signing_key(first),
+                Some(first) => Arc::new(crate::core::checkpoint::signing_key(first)),
                 None => return Err(Error::corrupt("corrupt meta: the keyring has no data key 0")),
             },
         };
+        guard("while reading meta", || {
+            super::checkpoint_keys::check_current(backend.as_ref(), &origin, checkpoint_key.as_ref())
+        })?;
         let read_only = config.mode == OpenMode::ReadOnly;
         // A database written before the Merkle tree existed gets it now, and is marked as keeping
         // it; one marked so that lacks the tree's frontier was damaged: only audits work (verify
@@ -194,7 +199,7 @@ impl Ledger {
                 keys: super::data_keys::DataKeys::new(config.root_key.clone(), &data_keys),
                 config,
                 sign_ins: SignInLimiter::default(),
-                checkpoint_key,
+                checkpoint_key: std::sync::RwLock::new(checkpoint_key),
                 key_warning,
                 lost,
                 tightened,

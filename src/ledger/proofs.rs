@@ -21,7 +21,7 @@ impl Ledger {
     /// keep: of the checkpoint key given ([`crate::Config::checkpoint_key`]), else derived from the
     /// database's secret, so a copy signs with the same key.
     pub fn checkpoint_key(&self) -> String {
-        verifier_key(&self.origin(), &self.inner.checkpoint_key.verifying_key())
+        verifier_key(&self.origin(), &self.signer().verifying_key())
     }
 
     /// The tree of the first `size` entries (default: the whole log), signed: a C2SP signed
@@ -29,7 +29,16 @@ impl Ledger {
     pub fn checkpoint(&self, size: Option<u64>) -> Result<String> {
         let size = self.tree_size("treeSize", size)?;
         let root = self.stored(|reads| with_tree(reads, |tree| tree.root(size)))?;
-        Ok(Checkpoint { origin: self.origin(), size, root }.sign(&self.inner.checkpoint_key))
+        let signer = self.signer();
+        // A host whose key another host rotated away signs nothing an auditor would follow.
+        guarded(|| {
+            super::checkpoint_keys::check_current(
+                self.inner.shared.backend.as_ref(),
+                &self.origin(),
+                signer.as_ref(),
+            )
+        })?;
+        Checkpoint { origin: self.origin(), size, root, next_key: None }.sign(&[signer.as_ref()])
     }
 
     /// The proof that the entry at `seq` is in the tree of `size` entries (default: the whole

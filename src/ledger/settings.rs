@@ -25,11 +25,41 @@ pub const SEALED_ROOT_CREDENTIALS: &str = "root_credentials_sealed";
 /// The meta name of the keyring: the data keys, wrapped under the root key.
 pub const KEYRING: &str = "keyring";
 
-/// The settings a copy carries: what the ledger needs to go on as the same ledger (pages,
-/// access keys' secrets and sealed passwords derive from its data key, or its older clear
-/// secret).
-pub const CARRIED: [&str; 6] =
-    [KEYRING, PAGE_SECRET, IDENTITY, ENVIRONMENT, ROOT_CREDENTIALS, SEALED_ROOT_CREDENTIALS];
+/// The meta name of the verifier key that signs checkpoints, once the checkpoint key was rotated.
+pub const CHECKPOINT_KEY: &str = "checkpoint_key";
+/// The meta name of the handover checkpoints, in order: each signed by the key before and the
+/// key after a rotation.
+pub const CHECKPOINT_HANDOVERS: &str = "checkpoint_handovers";
+
+/// The settings a copy carries that say which ledger it is: a destination holding others holds
+/// another ledger. (Pages, access keys' secrets and sealed passwords derive from its data keys,
+/// or its older clear secret.)
+pub const IDENTIFYING: [&str; 5] =
+    [PAGE_SECRET, IDENTITY, ENVIRONMENT, ROOT_CREDENTIALS, SEALED_ROOT_CREDENTIALS];
+
+/// The settings a copy carries that change over a ledger's life (keys rotated, re-wrapped): a
+/// destination's older ones are replaced.
+pub const EVOLVING: [&str; 3] = [KEYRING, CHECKPOINT_KEY, CHECKPOINT_HANDOVERS];
+
+/// Every setting a copy carries.
+pub fn carried() -> impl Iterator<Item = &'static str> {
+    IDENTIFYING.into_iter().chain(EVOLVING)
+}
+
+/// Sets `name` to `value`, whatever it held (a compare-and-set, tried again if another writer
+/// changed it in between).
+pub fn put_meta(backend: &dyn Backend, name: &str, value: &[u8]) -> Result<()> {
+    for _ in 0..8 {
+        let stored = backend.insert_meta(name, value)?;
+        if stored == value || backend.swap_meta(name, &stored, value)? {
+            return Ok(());
+        }
+    }
+    Err(Error::failed(
+        Failure::Conflict,
+        format_args!("meta {name} changed under each of 8 attempts to set it"),
+    ))
+}
 
 /// The keyring the database holds, if it holds one.
 pub fn keyring(backend: &dyn Backend) -> Result<Option<Keyring>> {

@@ -141,6 +141,8 @@ pub fn router_with(ledger: Ledger, auth: Auth, bounds: Bounds) -> Router {
         .route("/ledger/keys/rotate", post(to(RotateKeys)))
         .route("/ledger/keys/rekey", post(to(Rekey)))
         .route("/ledger/keys/{keyId}/retire", post(to(RetireKey)))
+        .route("/ledger/checkpoint-handovers", get(to(CheckpointHandovers)))
+        .route("/ledger/checkpoint-key/rotate", post(to(RotateCheckpointKey)))
         .fallback(routes::unknown_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .layer(CatchPanicLayer::custom(reply::panicked))

@@ -294,9 +294,14 @@ pub(crate) enum Command {
     /// Check a signed checkpoint, and a proof against it, offline: no database is opened.
     /// Exit 0 when everything holds, 3 when something does not.
     VerifyProof {
-        /// The ledger's verifier key (from checkpoint-key), kept by the auditor.
+        /// The ledger's verifier key (from checkpoint-key), kept by the auditor: the one that
+        /// signs the checkpoints, or an older one that --handovers leads from.
         #[arg(long)]
         key: String,
+        /// The handover checkpoints (from checkpoint-handovers): followed from --key, each signed
+        /// by the key before and the key it names, to the key that signs now.
+        #[arg(long)]
+        handovers: Option<PathBuf>,
         /// A checkpoint file (from checkpoint).
         #[arg(long)]
         checkpoint: PathBuf,
@@ -309,6 +314,17 @@ pub(crate) enum Command {
     },
     /// Print counts: events, users, kdb users, tokens, bytes on disk.
     Stats,
+    /// Make the key in --new-checkpoint-key-file (from new-checkpoint-key) the one that signs
+    /// checkpoints: a CheckpointKeyRotated event, and a handover checkpoint signed by the old key
+    /// and the new, printed for auditors. Give every host the new key. Root only.
+    RotateCheckpointKey {
+        /// The new key's file (its owner's only).
+        #[arg(long)]
+        new_checkpoint_key_file: PathBuf,
+    },
+    /// Print the handover checkpoints of every rotation of the checkpoint key, oldest first:
+    /// what verify-proof --handovers follows.
+    CheckpointHandovers,
     /// Make a checkpoint key for this ledger in a new file of its owner's only (`--out`), and
     /// print its verifier key for auditors; then give it with --checkpoint-key-file.
     NewCheckpointKey {

@@ -217,6 +217,15 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         ))),
         Command::Stats => json(ledger.stats()),
         Command::Keys => json(ledger.keys()),
+        Command::RotateCheckpointKey { new_checkpoint_key_file } => {
+            let new = user_ledger::SignerKey::from_file(&new_checkpoint_key_file)?;
+            let verifier_key = new.verifier_key();
+            let handover = ledger.rotate_checkpoint_key(caller, std::sync::Arc::new(new))?;
+            Ok(Output::Json(json!({ "verifierKey": verifier_key, "handover": handover })))
+        }
+        Command::CheckpointHandovers => {
+            ledger.checkpoint_handovers().map(|h| Output::Json(json!({ "handovers": h })))
+        }
         Command::RotateKeys => ledger.rotate_keys(caller).map(|id| Output::Json(json!({ "keyId": id }))),
         Command::RetireKey { key_id } => {
             ledger.retire_key(caller, key_id)?;

@@ -39,8 +39,14 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     if let Command::Copy(args) = &cli.command {
         return copy::copy(&cli, args);
     }
-    if let Command::VerifyProof { key, checkpoint, proof, old_checkpoint } = &cli.command {
-        return proof::verify(key, checkpoint, proof.as_deref(), old_checkpoint.as_deref());
+    if let Command::VerifyProof { key, handovers, checkpoint, proof, old_checkpoint } = &cli.command {
+        let files = proof::Files {
+            handovers: handovers.as_deref(),
+            checkpoint,
+            proof: proof.as_deref(),
+            old_checkpoint: old_checkpoint.as_deref(),
+        };
+        return proof::verify(key, files);
     }
     if let Command::NewRootKey { out } = &cli.command {
         let key = user_ledger::RootKey::generate()?;

@@ -75,7 +75,9 @@ pub(crate) fn config(cli: &Cli) -> user_ledger::Result<Config> {
 pub(crate) fn config_for(cli: &Cli, db: &Path) -> user_ledger::Result<Config> {
     let mut config = Config::new(db);
     config.root_key = root_key(cli, db)?;
-    config.checkpoint_key = cli.checkpoint_key_file.as_deref().map(SignerKey::from_file).transpose()?;
+    if let Some(path) = &cli.checkpoint_key_file {
+        config.checkpoint_key = Some(std::sync::Arc::new(SignerKey::from_file(path)?));
+    }
     config.region = cli.region.clone();
     config.account = cli.account.clone();
     config.environment_id = cli.finspace_environment_id.clone();

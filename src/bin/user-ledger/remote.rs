@@ -34,6 +34,12 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
             return printed(&get(with_query("/ledger/checkpoint", &[("treeSize", size.as_deref())]))?);
         }
         Command::CheckpointKey => return printed(&get("/ledger/checkpoint-key".into())?),
+        Command::CheckpointHandovers => get("/ledger/checkpoint-handovers".into())?,
+        Command::RotateCheckpointKey { new_checkpoint_key_file } => {
+            let key = user_ledger::SignerKey::from_file(new_checkpoint_key_file)?;
+            let body = json!({ "newCheckpointKey": key.to_text() }).to_string();
+            client.send("POST", ADMIN, "/ledger/checkpoint-key/rotate", body.as_bytes())?
+        }
         Command::Proof { seq, tree_size, first_size, second_size } => {
             let text = |n: &Option<u64>| n.map(|n| n.to_string());
             let (seq, size, first, second) =
@@ -100,7 +106,8 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 "endpoint-url",
                 Rule::Type(
                     "used only with verify, digest, stats, log, history, checkpoint, checkpoint-key, proof, \
-                     the access-key commands and keys, rotate-keys, retire-key, rekey; \
+                     the access-key commands, keys, rotate-keys, retire-key, rekey, rotate-checkpoint-key \
+                     and checkpoint-handovers; \
                      for the API operations use aws finspace-data / aws finspace with --endpoint-url"
                         .into(),
                 ),

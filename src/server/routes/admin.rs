@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::api::wire;
 use crate::audit::VerifyMode;
 use crate::core::event::Subject;
+use crate::credentials::checkpoint_key::SignerKey;
 use crate::credentials::keyring::RootKey;
 use crate::error::Rule;
 use crate::ledger::CopySource;
@@ -31,6 +32,13 @@ pub(super) struct KeyBody {
 #[serde(rename_all = "camelCase", default)]
 pub(super) struct RekeyBody {
     new_root_key: Option<String>,
+}
+
+/// The body of the admin RotateCheckpointKey: the new key, as its file holds it (over TLS only).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub(super) struct RotateCheckpointKeyBody {
+    new_checkpoint_key: Option<String>,
 }
 
 impl Call<'_> {
@@ -132,6 +140,22 @@ impl Call<'_> {
                 })?;
                 let (old, new) = ledger.rekey(caller, new_root)?;
                 ok(&json!({ "oldRootKeyId": old, "newRootKeyId": new }))
+            }
+            CheckpointHandovers => ok(&json!({ "handovers": ledger.checkpoint_handovers()? })),
+            RotateCheckpointKey => {
+                let body = self.json::<RotateCheckpointKeyBody>()?;
+                let text = body
+                    .new_checkpoint_key
+                    .ok_or_else(|| ApiError::validation("newCheckpointKey", Rule::Required))?;
+                let new = SignerKey::from_text(&text, "newCheckpointKey").map_err(|_| {
+                    ApiError::validation(
+                        "newCheckpointKey",
+                        Rule::Type("a note signer key (new-checkpoint-key)".into()),
+                    )
+                })?;
+                let verifier_key = new.verifier_key();
+                let handover = ledger.rotate_checkpoint_key(caller, std::sync::Arc::new(new))?;
+                ok(&json!({ "verifierKey": verifier_key, "handover": handover }))
             }
             _ => return Err(ApiError::internal(format!("{} is not a read", operation.name()))),
         })

@@ -83,6 +83,10 @@ pub enum Operation {
     RetireKey,
     /// Admin (root only): wrap every data key under another root key.
     Rekey,
+    /// Admin: the handover checkpoints of the checkpoint key's rotations.
+    CheckpointHandovers,
+    /// Admin (root only): make another key sign checkpoints.
+    RotateCheckpointKey,
 }
 
 /// The signing name of finspace-data requests.
@@ -139,6 +143,8 @@ impl Operation {
             RotateKeys => "RotateKeys",
             RetireKey => "RetireKey",
             Rekey => "Rekey",
+            CheckpointHandovers => "CheckpointHandovers",
+            RotateCheckpointKey => "RotateCheckpointKey",
         }
     }
 
