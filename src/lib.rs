@@ -86,8 +86,12 @@ pub use api::write_op::{Write, Written};
 pub use audit::{AsOf, Digest, Fault, Problem, Report, VerifyMode};
 pub use backend::place::Place;
 pub use backend::OpenMode;
+pub use core::checkpoint::NoteSigner;
 pub use credentials::checkpoint_key::SignerKey;
 pub use credentials::keyring::RootKey;
+#[cfg(feature = "pkcs11")]
+pub use credentials::pkcs11::{Pkcs11Uri, TokenRootKey, TokenSigner};
+pub use credentials::secret_file;
 pub use error::{Error, Failure, Result, Rule};
 pub use ledger::{
     copy_ledger, Config, Copied, CopyOptions, CopyProgress, CopySource, Credential, KeyInfo, Keys, Ledger,

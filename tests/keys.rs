@@ -5,45 +5,13 @@
 
 mod common;
 
+use common::{derivable, every_byte};
+
 use std::path::Path;
 
 use common::postgres::fresh_location;
 use common::SYSTEM;
-use user_ledger::core::checkpoint::signing_key;
-use user_ledger::credentials::access_key::{derive_secret, secret_key};
 use user_ledger::{Config, CreateUserRequest, Ledger, RootKey};
-
-/// Every byte of every file under `dir`.
-fn every_byte(dir: &Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            bytes.extend(every_byte(&path));
-        } else {
-            bytes.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    bytes
-}
-
-/// Whether any 32 bytes of `storage`, taken as the ledger's secret, derive the secret of access
-/// key `key` (`secret`) or the key that signs the ledger's checkpoints (`checkpoints`): every
-/// derivation this project has used starts from those 32 bytes.
-fn derivable(storage: &[u8], key: &user_ledger::AccessKeyPair, checkpoints: &str) -> bool {
-    storage.windows(32).any(|window| {
-        let secret: [u8; 32] = window.try_into().unwrap();
-        derive_secret(&secret_key(&secret), &key.access_key_id) == key.secret_access_key
-            || checkpoints.ends_with(&verifier_tail(&secret))
-    })
-}
-
-/// How a verifier key ends when `secret` derives the checkpoint key: base64(0x01 ‖ public key).
-fn verifier_tail(secret: &[u8; 32]) -> String {
-    use base64::Engine;
-    let public = signing_key(secret).verifying_key();
-    base64::engine::general_purpose::STANDARD.encode([&[1u8][..], public.as_bytes()].concat())
-}
 
 /// A ledger at `path` with a user, an access key and a password reset; its key and checkpoint key.
 fn written(config: Config) -> (user_ledger::AccessKeyPair, String) {
@@ -60,11 +28,11 @@ fn whoever_holds_every_byte_of_the_storage_derives_nothing_once_a_root_key_wraps
     // Without a root key (as every ledger before): the secret is in the storage, and found.
     let clear = dir.path().join("clear");
     let (key, checkpoints) = written(Config::new(&clear));
-    assert!(derivable(&every_byte(&clear), &key, &checkpoints), "the scan finds a clear secret");
+    assert!(derivable(&every_byte(&clear), &[&key], &checkpoints), "the scan finds a clear secret");
     // With one: nothing in any file derives the key's secret or the checkpoint key.
     let wrapped = dir.path().join("wrapped");
     let (key, checkpoints) = written(Config::new(&wrapped).root_key(RootKey::generate().unwrap()));
-    assert!(!derivable(&every_byte(&wrapped), &key, &checkpoints), "nothing derivable from the storage");
+    assert!(!derivable(&every_byte(&wrapped), &[&key], &checkpoints), "nothing derivable from the storage");
 }
 
 #[test]

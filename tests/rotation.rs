@@ -135,7 +135,7 @@ fn two_hosts_rotate_retire_and_rekey_while_serving_and_the_sdk_signs_throughout(
 
     // A rekey while both serve: both go on serving; the old root key opens nothing any more.
     let new_root = RootKey::generate().unwrap();
-    let rekeyed = admin(&a, "/ledger/keys/rekey", json!({ "newRootKey": new_root.to_base64() }));
+    let rekeyed = admin(&a, "/ledger/keys/rekey", json!({ "newRootKey": new_root.to_base64().unwrap() }));
     assert_eq!(rekeyed, json!({ "oldRootKeyId": root.id(), "newRootKeyId": new_root.id() }));
     for host in [&a, &b] {
         assert_eq!(list_users(host, &key1, None), Ok(3));

@@ -17,11 +17,19 @@ use serde::{Deserialize, Serialize};
 use crate::core::seal::{self, Purpose};
 use crate::error::{Error, Failure, Result};
 
-/// A root key: 32 bytes held outside the data, and its id (a fingerprint, safe to show).
+/// A root key held outside the data: 32 bytes (from a file or the environment), or an AES key
+/// inside a PKCS#11 token that wraps and unwraps there; and its id (a fingerprint, safe to show).
 #[derive(Clone)]
 pub struct RootKey {
-    bytes: [u8; 32],
+    material: Material,
     id: String,
+}
+
+#[derive(Clone)]
+enum Material {
+    Bytes([u8; 32]),
+    #[cfg(feature = "pkcs11")]
+    Token(std::sync::Arc<super::pkcs11::TokenRootKey>),
 }
 
 impl std::fmt::Debug for RootKey {
@@ -30,12 +38,26 @@ impl std::fmt::Debug for RootKey {
     }
 }
 
+/// The id of the root key whose fingerprint material is `bytes`.
+fn fingerprint(bytes: &[u8]) -> String {
+    let hash = blake3::derive_key("user-ledger 2026-12 root key id", bytes);
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 impl RootKey {
     /// The root key `bytes`.
     pub fn new(bytes: [u8; 32]) -> Self {
-        let hash = blake3::derive_key("user-ledger 2026-12 root key id", &bytes);
-        let id = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        RootKey { bytes, id }
+        RootKey { id: fingerprint(&bytes), material: Material::Bytes(bytes) }
+    }
+
+    /// The AES key inside a PKCS#11 token that the RFC 7512 URI `uri` names (see
+    /// [`super::pkcs11::Pkcs11Uri`]); it never leaves the token.
+    #[cfg(feature = "pkcs11")]
+    pub fn from_token(uri: &str) -> Result<Self> {
+        let uri = super::pkcs11::Pkcs11Uri::parse(uri, "the root key URI")?;
+        let key = super::pkcs11::TokenRootKey::open(&uri)?;
+        let id = fingerprint(&key.check_value()?);
+        Ok(RootKey { id, material: Material::Token(std::sync::Arc::new(key)) })
     }
 
     /// A new random root key.
@@ -65,23 +87,50 @@ impl RootKey {
         Self::from_base64(&text, &format!("the root key file {}", path.display()))
     }
 
-    /// Writes this key to a new file at `path`, its owner's only; refuses to overwrite one.
+    /// Writes this key to a new file at `path`, its owner's only; refuses to overwrite one, and
+    /// a key a token holds.
     pub fn write_new(&self, path: &Path) -> Result<()> {
-        super::secret_file::write_new(
-            path,
-            "root key",
-            &base64::engine::general_purpose::STANDARD.encode(self.bytes),
-        )
+        super::secret_file::write_new(path, "root key", &self.to_base64()?)
     }
 
-    /// The key in base64, as its file holds it: only for sending it to a host that rekeys.
-    pub fn to_base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.bytes)
+    /// The key in base64, as its file holds it: only for sending it to a host that rekeys; a
+    /// key a token holds never leaves it.
+    pub fn to_base64(&self) -> Result<String> {
+        match &self.material {
+            Material::Bytes(bytes) => Ok(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            #[cfg(feature = "pkcs11")]
+            Material::Token(_) => {
+                Err(Error::failed(Failure::Other, "a root key in a PKCS#11 token never leaves it"))
+            }
+        }
     }
 
     /// The key's id: a fingerprint that tells keys apart and says nothing of them.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Data key `key_id`'s bytes, wrapped under this key.
+    fn wrap(&self, key_id: u32, data_key: &[u8; 32]) -> Result<Vec<u8>> {
+        match &self.material {
+            Material::Bytes(bytes) => seal::seal(bytes, Purpose::DataKey, &key_id.to_string(), data_key),
+            #[cfg(feature = "pkcs11")]
+            Material::Token(token) => {
+                token.wrap(format!("user-ledger data key {key_id}").as_bytes(), data_key)
+            }
+        }
+    }
+
+    /// Data key `key_id`'s bytes, unwrapped.
+    fn unwrap(&self, key_id: u32, wrapped: &[u8]) -> Result<[u8; 32]> {
+        let opened = match &self.material {
+            Material::Bytes(bytes) => seal::open(bytes, Purpose::DataKey, &key_id.to_string(), wrapped)?,
+            #[cfg(feature = "pkcs11")]
+            Material::Token(token) => {
+                token.unwrap_key(format!("user-ledger data key {key_id}").as_bytes(), wrapped)?
+            }
+        };
+        opened.try_into().map_err(|_| Error::corrupt(format_args!("data key {key_id} is not 32 bytes")))
     }
 }
 
@@ -110,7 +159,7 @@ pub struct DataKey {
 impl Keyring {
     /// A keyring whose one data key (id 0) is `data_key`, wrapped under `root`.
     pub fn new(root: &RootKey, data_key: &[u8; 32], created_ms: i64) -> Result<Self> {
-        let wrapped = seal::seal(&root.bytes, Purpose::DataKey, "0", data_key)?;
+        let wrapped = root.wrap(0, data_key)?;
         Ok(Keyring {
             root_key_id: root.id.clone(),
             current: 0,
@@ -135,16 +184,7 @@ impl Keyring {
     /// Every data key, unwrapped with `root`, by id.
     pub fn open_all(&self, root: &RootKey) -> Result<BTreeMap<u32, [u8; 32]>> {
         self.check_root(root)?;
-        self.keys
-            .iter()
-            .map(|key| {
-                let opened = seal::open(&root.bytes, Purpose::DataKey, &key.id.to_string(), &key.wrapped)?;
-                let bytes = opened
-                    .try_into()
-                    .map_err(|_| Error::corrupt(format_args!("data key {} is not 32 bytes", key.id)))?;
-                Ok((key.id, bytes))
-            })
-            .collect()
+        self.keys.iter().map(|key| Ok((key.id, root.unwrap(key.id, &key.wrapped)?))).collect()
     }
 
     /// This keyring with one more data key, new and random, wrapped under `root` and current;
@@ -158,7 +198,7 @@ impl Keyring {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key)
             .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for a data key: {e}")))?;
-        let wrapped = seal::seal(&root.bytes, Purpose::DataKey, &id.to_string(), &key)?;
+        let wrapped = root.wrap(id, &key)?;
         let mut ring = self.clone();
         ring.keys.push(DataKey { id, created_ms, wrapped });
         ring.current = id;
@@ -173,7 +213,7 @@ impl Keyring {
             .iter()
             .map(|key| {
                 let bytes = opened.get(&key.id).ok_or_else(|| Error::internal("a data key vanished"))?;
-                let wrapped = seal::seal(&new.bytes, Purpose::DataKey, &key.id.to_string(), bytes)?;
+                let wrapped = new.wrap(key.id, bytes)?;
                 Ok(DataKey { id: key.id, created_ms: key.created_ms, wrapped })
             })
             .collect::<Result<_>>()?;
@@ -213,20 +253,14 @@ mod tests {
         let rekeyed = rotated.rewrapped(&old, &new).unwrap();
         assert_eq!(rekeyed.open_all(&new).unwrap(), keys);
         assert!(rekeyed.open_all(&old).is_err());
-        assert!(rekeyed.keys.iter().all(|k| seal::open(
-            &old.bytes,
-            Purpose::DataKey,
-            &k.id.to_string(),
-            &k.wrapped
-        )
-        .is_err()));
+        assert!(rekeyed.keys.iter().all(|k| old.unwrap(k.id, &k.wrapped).is_err()));
         assert!(ring.with_new_key(&new, 7).is_err(), "only the wrapping root adds keys");
     }
 
     #[test]
     fn a_root_key_reads_as_base64_of_32_bytes_and_nothing_else() {
         let text = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
-        assert_eq!(RootKey::from_base64(&format!(" {text}\n"), "env").unwrap().bytes, [3; 32]);
+        assert_eq!(RootKey::from_base64(&format!(" {text}\n"), "env").unwrap().to_base64().unwrap(), text);
         for bad in ["", "not base64!", &base64::engine::general_purpose::STANDARD.encode([3u8; 31])] {
             let refused = RootKey::from_base64(bad, "USER_LEDGER_ROOT_KEY").unwrap_err().to_string();
             assert!(refused.contains("USER_LEDGER_ROOT_KEY does not hold a root key"), "{refused}");

@@ -9,4 +9,6 @@ pub mod access_key;
 pub mod checkpoint_key;
 pub mod keyring;
 pub mod password;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod secret_file;

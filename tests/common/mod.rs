@@ -125,3 +125,38 @@ pub fn cli_made(db: &std::path::Path) -> Config {
     let key = db.with_file_name(format!("{}.key", name.strip_suffix(".db").unwrap_or(&name)));
     Config::new(db).root_key(RootKey::from_file(&key).unwrap())
 }
+
+/// Every byte of every file under `dir`.
+pub fn every_byte(dir: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            bytes.extend(every_byte(&path));
+        } else {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    bytes
+}
+
+/// Whether any 32 bytes of `storage`, taken as a data key (or the older clear secret), derive
+/// the secret of one of the access keys `keys` or the key that signs the ledger's checkpoints
+/// (`checkpoints`, its verifier key): every derivation this project has used starts from those
+/// 32 bytes.
+pub fn derivable(storage: &[u8], keys: &[&user_ledger::AccessKeyPair], checkpoints: &str) -> bool {
+    use user_ledger::credentials::access_key::{derive_secret, secret_key};
+    storage.windows(32).any(|window| {
+        let secret: [u8; 32] = window.try_into().unwrap();
+        let derives = secret_key(&secret);
+        keys.iter().any(|key| derive_secret(&derives, &key.access_key_id) == key.secret_access_key)
+            || checkpoints.ends_with(&verifier_tail(&secret))
+    })
+}
+
+/// How a verifier key ends when `secret` derives the checkpoint key: base64(0x01 ‖ public key).
+pub fn verifier_tail(secret: &[u8; 32]) -> String {
+    use base64::Engine;
+    let public = user_ledger::core::checkpoint::signing_key(secret).verifying_key();
+    base64::engine::general_purpose::STANDARD.encode([&[1u8][..], public.as_bytes()].concat())
+}

@@ -22,10 +22,16 @@ pub(crate) struct Cli {
     pub(crate) db: PathBuf,
     /// A file holding the root key (32 bytes in base64, its owner's only) that wraps the
     /// ledger's data keys; `USER_LEDGER_ROOT_KEY` may hold the key itself instead.
-    #[arg(long, global = true, env = "USER_LEDGER_ROOT_KEY_FILE")]
+    #[arg(long, global = true, env = "USER_LEDGER_ROOT_KEY_FILE", conflicts_with = "root_key")]
     pub(crate) root_key_file: Option<PathBuf>,
+    /// The root key as an AES key inside a PKCS#11 token, which wraps and unwraps there: an
+    /// RFC 7512 URI, `pkcs11:token=…;object=…?module-path=…&pin-source=file:…` (the PIN from
+    /// that file, or USER_LEDGER_PKCS11_PIN; never in the URI).
+    #[arg(long, global = true, env = "USER_LEDGER_ROOT_KEY_URI")]
+    pub(crate) root_key: Option<String>,
     /// A file holding the key that signs checkpoints (a note signer key, its owner's only),
-    /// instead of the key derived from the ledger's secret; `new-checkpoint-key` makes one.
+    /// instead of the key derived from the ledger's secret; `new-checkpoint-key` makes one. Or
+    /// a `pkcs11:` URI naming an Ed25519 key inside a token (its public key under the same label).
     #[arg(long, global = true, env = "USER_LEDGER_CHECKPOINT_KEY_FILE")]
     pub(crate) checkpoint_key_file: Option<PathBuf>,
     /// Act as this ledger user (a userId), or as an IAM principal (an `arn:…` role ARN, which
@@ -349,8 +355,11 @@ pub(crate) enum Command {
     /// afterwards the old root key opens nothing: give the new one to every host. Root only.
     Rekey {
         /// The new root key's file (its owner's only); `new-root-key` makes one.
+        #[arg(long, required_unless_present = "new_root_key", conflicts_with = "new_root_key")]
+        new_root_key_file: Option<PathBuf>,
+        /// Or the new root key inside a PKCS#11 token: a `pkcs11:` URI, as --root-key takes.
         #[arg(long)]
-        new_root_key_file: PathBuf,
+        new_root_key: Option<String>,
     },
     /// Make a new root key in a new file of its owner's only (`--out`) and print its id: for a
     /// ledger's first key, or for `rekey`. Opens no database.

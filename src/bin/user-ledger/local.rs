@@ -231,8 +231,9 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             ledger.retire_key(caller, key_id)?;
             Ok(Output::Json(json!({ "keyId": key_id, "state": "retired" })))
         }
-        Command::Rekey { new_root_key_file } => {
-            let (old, new) = ledger.rekey(caller, user_ledger::RootKey::from_file(&new_root_key_file)?)?;
+        Command::Rekey { new_root_key_file, new_root_key } => {
+            let new = crate::open::new_root_key(new_root_key_file.as_deref(), new_root_key.as_deref())?;
+            let (old, new) = ledger.rekey(caller, new)?;
             Ok(Output::Json(json!({ "oldRootKeyId": old, "newRootKeyId": new })))
         }
         Command::NewCheckpointKey { out } => {

@@ -16,6 +16,9 @@ fn root_key(cli: &Cli, db: &Path) -> user_ledger::Result<Option<RootKey>> {
     if let Some(path) = &cli.root_key_file {
         return RootKey::from_file(path).map(Some);
     }
+    if let Some(uri) = &cli.root_key {
+        return RootKey::from_token(uri).map(Some);
+    }
     match std::env::var("USER_LEDGER_ROOT_KEY") {
         Ok(text) if !text.is_empty() => return RootKey::from_base64(&text, "USER_LEDGER_ROOT_KEY").map(Some),
         _ => {}
@@ -38,6 +41,26 @@ fn root_key(cli: &Cli, db: &Path) -> user_ledger::Result<Option<RootKey>> {
         beside.display()
     );
     Ok(Some(key))
+}
+
+/// The new root key of `rekey`: a file, or a `pkcs11:` URI.
+pub(crate) fn new_root_key(file: Option<&Path>, uri: Option<&str>) -> user_ledger::Result<RootKey> {
+    match (file, uri) {
+        (Some(file), _) => RootKey::from_file(file),
+        (None, Some(uri)) => RootKey::from_token(uri),
+        (None, None) => Err(Error::validation("new-root-key-file", user_ledger::Rule::Required)),
+    }
+}
+
+/// The checkpoint key `--checkpoint-key-file` names: a note signer key file, or a `pkcs11:` URI.
+fn checkpoint_key(path: &Path) -> user_ledger::Result<std::sync::Arc<dyn user_ledger::NoteSigner>> {
+    match path.to_str().filter(|p| p.starts_with("pkcs11:")) {
+        Some(uri) => {
+            let uri = user_ledger::Pkcs11Uri::parse(uri, "--checkpoint-key-file")?;
+            Ok(std::sync::Arc::new(user_ledger::TokenSigner::open(&uri)?))
+        }
+        None => Ok(std::sync::Arc::new(SignerKey::from_file(path)?)),
+    }
 }
 
 /// Where generated root credentials go by default: beside the root key file (`X.key` →
@@ -76,7 +99,7 @@ pub(crate) fn config_for(cli: &Cli, db: &Path) -> user_ledger::Result<Config> {
     let mut config = Config::new(db);
     config.root_key = root_key(cli, db)?;
     if let Some(path) = &cli.checkpoint_key_file {
-        config.checkpoint_key = Some(std::sync::Arc::new(SignerKey::from_file(path)?));
+        config.checkpoint_key = Some(checkpoint_key(path)?);
     }
     config.region = cli.region.clone();
     config.account = cli.account.clone();

@@ -92,9 +92,9 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         Command::RetireKey { key_id } => {
             client.send("POST", ADMIN, &format!("/ledger/keys/{key_id}/retire"), b"")?
         }
-        Command::Rekey { new_root_key_file } => {
-            let key = user_ledger::RootKey::from_file(new_root_key_file)?;
-            let body = json!({ "newRootKey": key.to_base64() }).to_string();
+        Command::Rekey { new_root_key_file, new_root_key } => {
+            let key = crate::open::new_root_key(new_root_key_file.as_deref(), new_root_key.as_deref())?;
+            let body = json!({ "newRootKey": key.to_base64()? }).to_string();
             client.send("POST", ADMIN, "/ledger/keys/rekey", body.as_bytes())?
         }
         Command::DeleteAccessKey { access_key_id } => {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::path::{Path, PathBuf};
 
-use user_ledger::credentials::secret_file::read as read_secret;
+use user_ledger::secret_file::read as read_secret;
 use user_ledger::server::{self, Auth};
 use user_ledger::{AccessKeyPair, Config, Error, Ledger, Place, Rule};
 
