@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{derivable, every_byte};
+use common::{derivable, every_byte, Issued};
 
 use std::path::Path;
 
@@ -13,33 +13,82 @@ use common::postgres::fresh_location;
 use common::SYSTEM;
 use user_ledger::{Config, CreateUserRequest, Ledger, RootKey};
 
-/// A ledger at `path` with a user, an access key and a password reset; its key and checkpoint key.
-fn written(config: Config) -> (user_ledger::AccessKeyPair, String) {
+const ROLE: &str = "arn:aws:iam::123456789012:role/desk";
+
+/// A ledger as `config` opens it, with what it issued: access keys (before and, given a root
+/// key, after a rotation), temporary credentials, a sealed password, a page token.
+fn written(config: Config) -> (Ledger, Issued) {
+    let rotates = config.root_key.is_some();
     let ledger = Ledger::open(config).unwrap();
-    let id =
-        ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "SUPER_USER")).unwrap().user_id;
+    let mut request = CreateUserRequest::new("a@example.com", "SUPER_USER");
+    request.api_access = Some("ENABLED".into());
+    request.api_access_principal_arn = Some(ROLE.into());
+    let id = ledger.create_user(&SYSTEM, &request).unwrap().user_id;
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("b@example.com", "APP_USER")).unwrap();
     ledger.reset_user_password(&SYSTEM, &id, None).unwrap();
-    (ledger.create_access_key(&SYSTEM, &id).unwrap(), ledger.checkpoint_key())
+    let mut keys = vec![ledger.create_access_key(&SYSTEM, &id).unwrap()];
+    if rotates {
+        ledger.rotate_keys(&SYSTEM).unwrap();
+        keys.push(ledger.create_access_key(&SYSTEM, &id).unwrap());
+    }
+    ledger.create_principal_key(&SYSTEM, ROLE).unwrap();
+    let environment = ledger.stats().unwrap().environment_id;
+    let principal = user_ledger::Caller::Principal(ROLE.into());
+    let issued = ledger.get_programmatic_access_credentials(&principal, Some(&environment), None).unwrap();
+    let c = issued.credentials;
+    let temporary = (
+        user_ledger::AccessKeyPair { access_key_id: c.access_key_id, secret_access_key: c.secret_access_key },
+        c.session_token,
+    );
+    let sealed_password = ledger.log(1).find_map(|e| match e.unwrap().envelope.event {
+        user_ledger::core::event::Event::PasswordReset { user_id, password_hash } => {
+            Some((user_id, password_hash))
+        }
+        _ => None,
+    });
+    let page_token = ledger.list_users(&SYSTEM, Some(1), None).unwrap().next_token;
+    let checkpoints = ledger.checkpoint_key();
+    let issued = Issued { keys, temporary: vec![temporary], checkpoints, sealed_password, page_token };
+    (ledger, issued)
 }
 
 #[test]
-fn whoever_holds_every_byte_of_the_storage_derives_nothing_once_a_root_key_wraps_the_secret() {
+fn whoever_holds_every_byte_of_the_storage_a_dump_or_a_copy_derives_nothing_once_a_root_key_wraps_the_keys() {
     let dir = tempfile::tempdir().unwrap();
     // Without a root key (as every ledger before): the secret is in the storage, and found.
     let clear = dir.path().join("clear");
-    let (key, checkpoints) = written(Config::new(&clear));
-    assert!(derivable(&every_byte(&clear), &[&key], &checkpoints), "the scan finds a clear secret");
-    // With one: nothing in any file derives the key's secret or the checkpoint key.
+    let (ledger, issued) = written(Config::new(&clear));
+    drop(ledger);
+    assert!(derivable(&every_byte(&clear), &issued).is_some(), "the scan finds a clear secret");
+    // With one: nothing in any sled file, nor in a copy, derives or opens anything it issued.
+    let root = RootKey::generate().unwrap();
     let wrapped = dir.path().join("wrapped");
-    let (key, checkpoints) = written(Config::new(&wrapped).root_key(RootKey::generate().unwrap()));
-    assert!(!derivable(&every_byte(&wrapped), &[&key], &checkpoints), "nothing derivable from the storage");
+    let (ledger, issued) = written(Config::new(&wrapped).root_key(root.clone()));
+    let backup = dir.path().join("backup");
+    ledger.copy_to(Config::new(&backup), user_ledger::CopyOptions::new(), &mut |_| {}).unwrap();
+    drop(ledger);
+    assert_eq!(derivable(&every_byte(&wrapped), &issued), None, "nothing derivable from the storage");
+    assert_eq!(derivable(&every_byte(&backup), &issued), None, "nothing derivable from a copy");
+    // Nor in a pg_dump of a PostgreSQL ledger's schema.
+    let location = fresh_location();
+    let (ledger, issued) = written(common::postgres::pg(&location));
+    drop(ledger);
+    let schema = location.rsplit("schema=").next().unwrap();
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--schema", schema, &common::postgres::server().url])
+        .output()
+        .expect("pg_dump is missing: apt-get install -y postgresql-client-15");
+    assert!(dump.status.success() && dump.stdout.len() > 10_000, "{}", String::from_utf8_lossy(&dump.stderr));
+    assert_eq!(derivable(&dump.stdout, &issued), None, "nothing derivable from a pg_dump");
 }
 
 #[test]
 fn an_older_ledgers_clear_secret_is_wrapped_at_open_and_everything_it_issued_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let (key, checkpoints) = written(Config::new(&path));
+    let (ledger, issued) = written(Config::new(&path));
+    drop(ledger);
+    let (key, checkpoints) = (issued.keys[0].clone(), issued.checkpoints);
     let root = RootKey::generate().unwrap();
     let ledger = Ledger::open(Config::new(&path).root_key(root.clone())).unwrap();
     assert_eq!(ledger.key_warning(), None);

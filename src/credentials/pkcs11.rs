@@ -4,7 +4,8 @@
 //!
 //! A URI names the token (`token=`), the object (`object=`, its label), the module
 //! (`module-path=`, a query attribute) and where the PIN is (`pin-source=file:/path`, a file of
-//! its owner's only); or the PIN is in `USER_LEDGER_PKCS11_PIN`. A PIN in the URI itself
+//! its owner's only); or the PIN is in the file `USER_LEDGER_PKCS11_PIN_FILE` names, or in
+//! `USER_LEDGER_PKCS11_PIN`. A PIN in the URI itself
 //! (`pin-value`) is refused: URIs end up on command lines.
 //!
 //! Invariant: no key material is read out of the token; only wrapped data keys, signatures and
@@ -76,14 +77,20 @@ impl Pkcs11Uri {
         Ok(Pkcs11Uri { token, object, module: PathBuf::from(module), pin_file })
     }
 
-    /// The PIN: from the pin-source file, else `USER_LEDGER_PKCS11_PIN`.
+    /// The PIN: from the pin-source file, else the file `USER_LEDGER_PKCS11_PIN_FILE` names, else
+    /// `USER_LEDGER_PKCS11_PIN`.
     fn pin(&self) -> Result<AuthPin> {
-        let pin = match &self.pin_file {
-            Some(file) => super::secret_file::read(file, "PKCS#11 PIN")?.trim().to_owned(),
+        let file = self
+            .pin_file
+            .clone()
+            .or_else(|| std::env::var_os("USER_LEDGER_PKCS11_PIN_FILE").map(PathBuf::from));
+        let pin = match file {
+            Some(file) => super::secret_file::read(&file, "PKCS#11 PIN")?.trim().to_owned(),
             None => std::env::var("USER_LEDGER_PKCS11_PIN").map_err(|_| {
                 Error::failed(
                     Failure::Other,
-                    "no PIN for the PKCS#11 token: give pin-source=file:PATH in the URI, or USER_LEDGER_PKCS11_PIN",
+                    "no PIN for the PKCS#11 token: give pin-source=file:PATH in the URI, \
+                     USER_LEDGER_PKCS11_PIN_FILE, or USER_LEDGER_PKCS11_PIN",
                 )
             })?,
         };

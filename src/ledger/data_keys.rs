@@ -63,12 +63,6 @@ impl DataKeys {
         })
     }
 
-    /// The newest data key held: what page tokens are keyed by.
-    pub fn newest(&self) -> Arc<Derived> {
-        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        keys.values().next_back().cloned().unwrap_or_else(|| Arc::new(Derived::of(0, &[0; 32])))
-    }
-
     /// The root key that opens the keyring, if the ledger has one.
     pub fn root(&self) -> Option<RootKey> {
         self.root.read().unwrap_or_else(PoisonError::into_inner).clone()
@@ -107,9 +101,9 @@ impl super::Ledger {
         self.data_key(id)
     }
 
-    /// A page token that resumes listing `scope` after `last_key`.
-    pub(super) fn issue_page(&self, scope: &str, last_key: &[u8]) -> String {
-        self.inner.keys.newest().pages.issue(scope, last_key)
+    /// A page token that resumes listing `scope` after `last_key`, keyed by the current data key.
+    pub(super) fn issue_page(&self, scope: &str, last_key: &[u8]) -> Result<String> {
+        Ok(self.current_data_key()?.pages.issue(scope, last_key))
     }
 
     /// The key page token `token` of `scope` resumes after; a ValidationException on `field` if
@@ -117,6 +111,10 @@ impl super::Ledger {
     pub(super) fn open_page(&self, scope: &str, field: &str, token: &str) -> Result<Vec<u8>> {
         let invalid = || Error::validation(field, crate::error::Rule::InvalidToken);
         let id = PageTokens::key_of(token).ok_or_else(invalid)?;
+        // A token naming a key never current is forged: refused before the keyring is read again.
+        if id > self.inner.shared.backend.current_data_key()? {
+            return Err(invalid());
+        }
         let key = self.data_key(id).map_err(|_| invalid())?;
         key.pages.open(scope, field, token)
     }

@@ -93,7 +93,7 @@ impl Ledger {
         let (groups, more) =
             self.read(caller, |store| store.groups_after(after.as_deref().map(str::as_bytes), max))?;
         let next_token =
-            self.next_page(GROUPS_SCOPE, groups.last().map(|g| g.permission_group_id.as_str()), more);
+            self.next_page(GROUPS_SCOPE, groups.last().map(|g| g.permission_group_id.as_str()), more)?;
         Ok(ListPermissionGroupsResponse { permission_groups: groups, next_token })
     }
 
@@ -129,7 +129,8 @@ impl Ledger {
             }
             Ok((groups, more))
         })?;
-        let next_token = self.next_page(&scope, groups.last().map(|g| g.permission_group_id.as_str()), more);
+        let next_token =
+            self.next_page(&scope, groups.last().map(|g| g.permission_group_id.as_str()), more)?;
         Ok(ListPermissionGroupsByUserResponse { permission_groups: groups, next_token })
     }
 
@@ -161,7 +162,7 @@ impl Ledger {
             }
             Ok((users, more))
         })?;
-        let next_token = self.next_page(&scope, users.last().map(|u| u.user_id.as_str()), more);
+        let next_token = self.next_page(&scope, users.last().map(|u| u.user_id.as_str()), more)?;
         Ok(ListUsersByPermissionGroupResponse { users, next_token })
     }
 
@@ -173,8 +174,8 @@ impl Ledger {
     }
 
     /// A token for the page after `last`, when more follow.
-    fn next_page(&self, scope: &str, last: Option<&str>, more: bool) -> Option<String> {
-        last.filter(|_| more).map(|last| self.issue_page(scope, last.as_bytes()))
+    fn next_page(&self, scope: &str, last: Option<&str>, more: bool) -> Result<Option<String>> {
+        last.filter(|_| more).map(|last| self.issue_page(scope, last.as_bytes())).transpose()
     }
 }
 

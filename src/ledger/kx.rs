@@ -84,7 +84,7 @@ impl Ledger {
         let (users, more) =
             self.read(caller, |store| store.kx_users_after(&environment_id, after.as_deref(), max))?;
         let next_token = match users.last() {
-            Some(last) if more => Some(self.issue_page(&scope, last.user_name.as_bytes())),
+            Some(last) if more => Some(self.issue_page(&scope, last.user_name.as_bytes())?),
             _ => None,
         };
         let identity = &self.inner.identity;

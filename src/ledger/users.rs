@@ -61,7 +61,7 @@ impl Ledger {
         let after = next_token.map(|t| self.open_page(USERS_SCOPE, "nextToken", t)).transpose()?;
         let (users, more) = self.read(caller, |store| store.users_after(after.as_deref(), max as usize))?;
         let next_token = match users.last() {
-            Some(last) if more => Some(self.issue_page(USERS_SCOPE, last.user_id.as_bytes())),
+            Some(last) if more => Some(self.issue_page(USERS_SCOPE, last.user_id.as_bytes())?),
             _ => None,
         };
         Ok(ListUsersResponse { users, next_token })

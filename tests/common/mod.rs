@@ -140,17 +140,53 @@ pub fn every_byte(dir: &std::path::Path) -> Vec<u8> {
     bytes
 }
 
-/// Whether any 32 bytes of `storage`, taken as a data key (or the older clear secret), derive
-/// the secret of one of the access keys `keys` or the key that signs the ledger's checkpoints
-/// (`checkpoints`, its verifier key): every derivation this project has used starts from those
-/// 32 bytes.
-pub fn derivable(storage: &[u8], keys: &[&user_ledger::AccessKeyPair], checkpoints: &str) -> bool {
-    use user_ledger::credentials::access_key::{derive_secret, secret_key};
-    storage.windows(32).any(|window| {
+/// What a ledger issued that whoever holds its storage must not be able to forge or open.
+pub struct Issued {
+    /// Access keys (with their secrets, as issued).
+    pub keys: Vec<user_ledger::AccessKeyPair>,
+    /// Temporary credentials: their key and session token.
+    pub temporary: Vec<(user_ledger::AccessKeyPair, String)>,
+    /// The verifier key of its checkpoints.
+    pub checkpoints: String,
+    /// A sealed password hash (from a PasswordReset event) and its user.
+    pub sealed_password: Option<(String, String)>,
+    /// A page token of ListUsers.
+    pub page_token: Option<String>,
+}
+
+/// Which derivation, if any, some 32 bytes of `storage` achieve when taken as a data key (or the
+/// older clear secret): every secret this project has ever derived starts from those 32 bytes
+/// (access keys' secrets, session tokens, the seal of passwords, page tokens, the checkpoint key).
+pub fn derivable(storage: &[u8], issued: &Issued) -> Option<&'static str> {
+    use user_ledger::core::seal::{open_text, seal_key, Purpose};
+    use user_ledger::credentials::access_key::{derive_secret, derive_session_token, secret_key};
+    storage.windows(32).find_map(|window| {
         let secret: [u8; 32] = window.try_into().unwrap();
         let derives = secret_key(&secret);
-        keys.iter().any(|key| derive_secret(&derives, &key.access_key_id) == key.secret_access_key)
-            || checkpoints.ends_with(&verifier_tail(&secret))
+        if issued.keys.iter().any(|key| derive_secret(&derives, &key.access_key_id) == key.secret_access_key)
+        {
+            return Some("an access key's secret");
+        }
+        if issued
+            .temporary
+            .iter()
+            .any(|(key, token)| derive_session_token(&derives, &key.access_key_id) == *token)
+        {
+            return Some("a session token");
+        }
+        if let Some((user, sealed)) = &issued.sealed_password {
+            if open_text(&seal_key(&secret), Purpose::PasswordHash, user, sealed).is_ok() {
+                return Some("a sealed password hash");
+            }
+        }
+        if let Some(token) = &issued.page_token {
+            let key_id = user_ledger::api::page::PageTokens::key_of(token).unwrap_or(0);
+            let tokens = user_ledger::api::page::PageTokens::new(key_id, secret);
+            if tokens.open("users", "nextToken", token).is_ok() {
+                return Some("a page token");
+            }
+        }
+        issued.checkpoints.ends_with(&verifier_tail(&secret)).then_some("the checkpoint key")
     })
 }
 

@@ -43,6 +43,16 @@ fn root_key(cli: &Cli, db: &Path) -> user_ledger::Result<Option<RootKey>> {
     Ok(Some(key))
 }
 
+/// The root's secret access key, from the file USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE names
+/// (its owner's only), else USER_LEDGER_ROOT_SECRET_ACCESS_KEY; never from a flag.
+pub(crate) fn root_secret() -> user_ledger::Result<Option<String>> {
+    if let Some(path) = std::env::var_os("USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE") {
+        let text = user_ledger::secret_file::read(Path::new(&path), "root secret access key")?;
+        return Ok(Some(text.trim().to_owned()));
+    }
+    Ok(std::env::var("USER_LEDGER_ROOT_SECRET_ACCESS_KEY").ok().filter(|s| !s.is_empty()))
+}
+
 /// The new root key of `rekey`: a file, or a `pkcs11:` URI.
 pub(crate) fn new_root_key(file: Option<&Path>, uri: Option<&str>) -> user_ledger::Result<RootKey> {
     match (file, uri) {

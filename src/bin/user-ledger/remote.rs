@@ -125,17 +125,19 @@ pub(crate) fn region(cli: &Cli) -> String {
         .unwrap_or_else(|| "us-east-1".into())
 }
 
-/// The root credentials: USER_LEDGER_ROOT_*, else AWS_*, else the database's generated file.
+/// The root credentials: USER_LEDGER_ROOT_ACCESS_KEY_ID with USER_LEDGER_ROOT_SECRET_ACCESS_KEY
+/// (or its _FILE), else AWS_*, else the root credentials file beside the root key.
 pub(crate) fn credentials(cli: &Cli) -> user_ledger::Result<AccessKeyPair> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let pairs = [
-        ("USER_LEDGER_ROOT_ACCESS_KEY_ID", "USER_LEDGER_ROOT_SECRET_ACCESS_KEY"),
-        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
-    ];
-    for (id, secret) in pairs {
-        if let (Some(access_key_id), Some(secret_access_key)) = (env(id), env(secret)) {
-            return Ok(AccessKeyPair { access_key_id, secret_access_key });
-        }
+    if let (Some(access_key_id), Some(secret_access_key)) =
+        (env("USER_LEDGER_ROOT_ACCESS_KEY_ID"), crate::open::root_secret()?)
+    {
+        return Ok(AccessKeyPair { access_key_id, secret_access_key });
+    }
+    if let (Some(access_key_id), Some(secret_access_key)) =
+        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+    {
+        return Ok(AccessKeyPair { access_key_id, secret_access_key });
     }
     let file = crate::open::credentials_beside(cli);
     match server::read_root_credentials(&file)? {

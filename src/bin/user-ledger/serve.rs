@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use user_ledger::secret_file::read as read_secret;
 use user_ledger::server::{self, Auth};
 use user_ledger::{AccessKeyPair, Config, Error, Ledger, Place, Rule};
 
@@ -31,7 +30,19 @@ pub(crate) fn serve(
     let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let ledger = open_ledger(config)?;
     let root = match args.root_access_key_id {
-        Some(access_key_id) => AccessKeyPair { access_key_id, secret_access_key: root_secret()? },
+        Some(access_key_id) => {
+            let secret_access_key = crate::open::root_secret()?.ok_or_else(|| {
+                Error::validation(
+                    "root-access-key-id",
+                    Rule::Type(
+                        "given with its secret in USER_LEDGER_ROOT_SECRET_ACCESS_KEY or \
+                         USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE"
+                            .into(),
+                    ),
+                )
+            })?;
+            AccessKeyPair { access_key_id, secret_access_key }
+        }
         None => kept_root_credentials(&ledger, args.root_credentials_file.unwrap_or(credentials_file))?,
     };
     let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
@@ -73,25 +84,6 @@ pub(crate) fn serve(
     runtime.shutdown_timeout(Duration::from_secs(5));
     close_within(ledger, Duration::from_secs(10));
     served.map(|()| Output::Printed)
-}
-
-/// The root's secret, from USER_LEDGER_ROOT_SECRET_ACCESS_KEY or the file
-/// USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE names.
-fn root_secret() -> user_ledger::Result<String> {
-    if let Some(path) = std::env::var_os("USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE") {
-        return Ok(read_secret(Path::new(&path), "root secret access key")?.trim().to_owned());
-    }
-    match std::env::var("USER_LEDGER_ROOT_SECRET_ACCESS_KEY") {
-        Ok(secret) if !secret.is_empty() => Ok(secret),
-        _ => Err(Error::validation(
-            "root-access-key-id",
-            Rule::Type(
-                "given with its secret in USER_LEDGER_ROOT_SECRET_ACCESS_KEY or \
-                 USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE"
-                    .into(),
-            ),
-        )),
-    }
 }
 
 /// The root credentials the database keeps sealed, made on first start; generated ones (or
