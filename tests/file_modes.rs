@@ -230,3 +230,37 @@ fn a_file_sled_made_under_the_umask_inside_the_private_directory_is_narrowed_wit
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "nobody could reach them: no warning");
     assert_private(&db);
 }
+
+#[test]
+fn a_read_only_process_killed_leaves_its_private_copy_only_until_the_next_read_only_open() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, tmp) = (dir.path().join("db"), dir.path().join("tmp"));
+    std::fs::create_dir(&tmp).unwrap();
+    cli_under_umask_022(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]);
+    let copies = || {
+        let names =
+            std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned());
+        names.filter(|n| n.starts_with("user-ledger-read-only.")).count()
+    };
+    let mut served = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+        .args(["--db", db.to_str().unwrap(), "--read-only", "serve", "--listen", "127.0.0.1:0"])
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(served.stdout.take().unwrap());
+    assert!(stdout.lines().map_while(Result::ok).any(|l| l.starts_with("listening on ")));
+    assert_eq!(copies(), 1, "the host reads its private copy");
+    served.kill().unwrap();
+    served.wait().unwrap();
+    assert_eq!(copies(), 1, "a killed process removes nothing");
+    let stats = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+        .args(["--db", db.to_str().unwrap(), "--read-only", "stats"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(stats.status.success(), "{}", String::from_utf8_lossy(&stats.stderr));
+    assert_eq!(copies(), 0, "the next read-only open swept the abandoned copy, and removed its own");
+}

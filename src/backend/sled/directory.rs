@@ -25,6 +25,12 @@ use crate::error::{Error, Failure, Result};
 /// The lock file's name in the database directory.
 pub const LOCK_FILE: &str = "ledger.lock";
 
+/// The prefix of the private copies read-only opens make in the temporary directory.
+const COPY_PREFIX: &str = "user-ledger-read-only.";
+/// The file in a private copy that its process holds locked while it lives: a copy whose lock
+/// can be taken was left by a process that is gone (killed), and is removed.
+const COPY_OWNER: &str = "read-only-copy.owner";
+
 /// How long opening waits for another holder of the database to let go.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
@@ -35,7 +41,8 @@ pub struct Directory {
     pub path: PathBuf,
     /// The database as the user named it, for messages.
     pub shown: PathBuf,
-    /// Held exclusively for as long as the ledger is open (none for a private copy).
+    /// Held exclusively for as long as the ledger is open: the database's lock file, or a
+    /// private copy's owner file.
     _lock: Option<File>,
     /// The private copy, removed when the ledger is dropped.
     _copy: Option<tempfile::TempDir>,
@@ -108,9 +115,18 @@ impl Directory {
         if let Some(file) = &lock {
             wait_for(path, || file.try_lock_shared())?;
         }
-        let copy = tempfile::Builder::new().prefix("user-ledger-read-only.").tempdir().map_err(|e| {
+        sweep_abandoned_copies();
+        let cannot_copy = |e: std::io::Error| {
             Error::failed(Failure::Io, format_args!("cannot make a private copy of {}: {e}", path.display()))
-        })?;
+        };
+        let copy = tempfile::Builder::new().prefix(COPY_PREFIX).tempdir().map_err(cannot_copy)?;
+        let owner = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(PRIVATE_FILE)
+            .open(copy.path().join(COPY_OWNER))
+            .map_err(cannot_copy)?;
+        owner.try_lock().map_err(|e| cannot_copy(e.into()))?;
         copy_tree(path, copy.path()).map_err(|e| {
             Error::failed(Failure::Io, format_args!("cannot copy {} to read it: {e}", path.display()))
         })?;
@@ -118,13 +134,29 @@ impl Directory {
         let dir = Directory {
             path: copied,
             shown: path.to_owned(),
-            _lock: None,
+            _lock: Some(owner),
             _copy: Some(copy),
             tightened: vec![],
         };
         // tempfile makes the directory 0700; the copied files keep the source's modes until here.
         dir.tighten()?;
         Ok(dir)
+    }
+}
+
+/// Removes the private copies that read-only opens of processes now gone left in the
+/// temporary directory (a killed process removes nothing): each is a whole copy of a database.
+fn sweep_abandoned_copies() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(COPY_PREFIX) {
+            continue;
+        }
+        // No owner file yet: a copy being made, or one of a version before owner files.
+        let Ok(owner) = File::open(entry.path().join(COPY_OWNER)) else { continue };
+        if owner.try_lock().is_ok() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
