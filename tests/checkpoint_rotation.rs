@@ -7,24 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
+use common::{cli, succeeded as ok};
 use serde_json::Value;
-
-/// The CLI on the database `db` (whose root key the CLI made beside it).
-fn cli(db: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// A new checkpoint key in `dir`, named for the ledger at `db` (opened with the key that signs
 /// now, `current`): its file and verifier key.

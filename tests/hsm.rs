@@ -16,7 +16,6 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
-use serde_json::Value;
 
 const PIN: &str = "5678";
 
@@ -104,20 +103,12 @@ impl Token {
     }
 }
 
+/// The CLI on the database `db`, with the suite's SoftHSM2 configuration.
 fn cli(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_user-ledger"))
-        .env("SOFTHSM2_CONF", &token().conf)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli_with(db, args, &[("SOFTHSM2_CONF", token().conf.as_os_str())])
 }
 
-fn ok(out: Output) -> Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
+use common::succeeded as ok;
 
 #[test]
 fn a_token_holds_the_root_key_and_the_checkpoint_key_and_neither_ever_leaves_it() {

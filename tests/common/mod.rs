@@ -95,12 +95,29 @@ pub mod raw;
 /// Runs the CLI on the database at `db` with `args`.
 #[cfg(feature = "cli")]
 pub fn cli(db: &std::path::Path, args: &[&str]) -> std::process::Output {
+    cli_with(db, args, &[])
+}
+
+/// [`cli`] with the environment variables `env` set too.
+#[cfg(feature = "cli")]
+pub fn cli_with(
+    db: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+        .envs(env.iter().copied())
         .arg("--db")
         .arg(db)
         .args(args)
         .output()
         .unwrap()
+}
+
+/// The JSON a CLI run printed, once it succeeded (Null when it printed something else).
+pub fn succeeded(out: std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
 /// Copies the directory `from` into `to` (made if missing), recursively: a fixture or a
