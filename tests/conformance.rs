@@ -162,6 +162,27 @@ fn swap_meta_replaces_a_setting_only_while_it_holds_what_was_read() {
 }
 
 #[test]
+fn signed_checkpoints_are_recorded_once_per_size_and_read_in_size_order() {
+    each_backend(|kind, backend| {
+        assert_eq!(backend.latest_checkpoint().unwrap(), None, "{kind:?}");
+        for size in [5u64, 300, 2, 1 << 40] {
+            backend.record_checkpoint(size, format!("at {size}").as_bytes()).unwrap();
+        }
+        backend.record_checkpoint(5, b"again").unwrap();
+        let all = backend.checkpoints_after(0, 10).unwrap();
+        let sizes: Vec<u64> = all.iter().map(|(size, _)| *size).collect();
+        assert_eq!(sizes, [2, 5, 300, 1 << 40], "{kind:?}");
+        assert_eq!(all[1].1, b"at 5", "{kind:?}: the first record at a size stays");
+        assert_eq!(backend.checkpoints_after(5, 1).unwrap(), [(300, b"at 300".to_vec())], "{kind:?}");
+        assert_eq!(backend.checkpoints_after(u64::MAX, 10).unwrap(), [], "{kind:?}");
+        assert_eq!(
+            backend.latest_checkpoint().unwrap(),
+            Some((1 << 40, format!("at {}", 1u64 << 40).into_bytes()))
+        );
+    });
+}
+
+#[test]
 fn token_records_come_in_key_order_a_page_at_a_time() {
     each_backend(|kind, backend| {
         let mut writer = Writer::new(Head::default(), Default::default(), 60_000);

@@ -39,6 +39,7 @@ struct Memory {
     log: BTreeMap<u64, Vec<u8>>,
     tokens: BTreeMap<Vec<u8>, TokenRecord>,
     views: MemViews,
+    checkpoints: BTreeMap<u64, Vec<u8>>,
     syncs: u64,
 }
 
@@ -112,6 +113,26 @@ impl Backend for MemoryBackend {
             }
             _ => Ok(false),
         }
+    }
+
+    fn record_checkpoint(&self, size: u64, record: &[u8]) -> Result<()> {
+        self.write().checkpoints.entry(size).or_insert_with(|| record.to_vec());
+        Ok(())
+    }
+
+    fn checkpoints_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let Some(from) = after.checked_add(1) else { return Ok(vec![]) };
+        let memory = self.read();
+        Ok(memory
+            .checkpoints
+            .range(from..)
+            .take(limit)
+            .map(|(size, record)| (*size, record.clone()))
+            .collect())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        Ok(self.read().checkpoints.iter().next_back().map(|(size, record)| (*size, record.clone())))
     }
 
     fn remove_meta(&self, name: &str) -> Result<()> {

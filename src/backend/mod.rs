@@ -310,6 +310,14 @@ pub trait Backend: Reads + Listings + Send + Sync {
     /// (the keyring's compare-and-set: two hosts rotating at once cannot both win); true if it
     /// did.
     fn swap_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool>;
+    /// Records a signed checkpoint (its encoded record) under its tree size, durably; one
+    /// recorded at that size already stays as it is.
+    fn record_checkpoint(&self, size: u64, record: &[u8]) -> Result<()>;
+    /// The recorded checkpoints, (size, record), in size order: those of sizes above `after`,
+    /// at most `limit`.
+    fn checkpoints_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// The recorded checkpoint of the largest size, if any.
+    fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>>;
     /// The head of the log and the seq the views are folded up to, as last committed.
     fn tip(&self) -> Result<Tip>;
     /// Records the tip, outside any commit: a rebuild's start and end, under the writer's lock.

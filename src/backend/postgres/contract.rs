@@ -266,6 +266,38 @@ impl Backend for PgBackend {
         Ok(changed == 1)
     }
 
+    fn record_checkpoint(&self, size: u64, record: &[u8]) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (size, record) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING",
+            self.t("checkpoints")
+        );
+        let size = to_i64(size)?;
+        self.client()?
+            .execute(&sql, &[&size, &record])
+            .map_err(|e| self.failed("recording a checkpoint", e))?;
+        Ok(())
+    }
+
+    fn checkpoints_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let sql = format!(
+            "SELECT size, record FROM {} WHERE size > $1 ORDER BY size LIMIT $2",
+            self.t("checkpoints")
+        );
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()?
+            .query(&sql, &[&after, &limit])
+            .map_err(|e| self.failed("reading checkpoints", e))?;
+        rows.iter().map(checkpoint_row).collect()
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        let sql = format!("SELECT size, record FROM {} ORDER BY size DESC LIMIT 1", self.t("checkpoints"));
+        let rows = self.client()?.query(&sql, &[]).map_err(|e| self.failed("reading checkpoints", e))?;
+        rows.first().map(checkpoint_row).transpose()
+    }
+
     fn remove_meta(&self, name: &str) -> Result<()> {
         let sql = format!("DELETE FROM {} WHERE name = $1", self.t("meta"));
         self.client()?.execute(&sql, &[&name]).map_err(|e| self.failed("removing meta", e)).map(drop)
@@ -569,4 +601,11 @@ impl Backend for PgBackend {
             self.client()?.query_one(sql, &[&self.location.schema]).map_err(|e| self.failed("sizing", e))?;
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
+}
+
+/// A row of the checkpoints table: (size, record).
+fn checkpoint_row(row: &tokio_postgres::Row) -> Result<(u64, Vec<u8>)> {
+    let size = u64::try_from(row.get::<_, i64>(0))
+        .map_err(|_| Error::corrupt("corrupt checkpoints: a negative size"))?;
+    Ok((size, row.get(1)))
 }

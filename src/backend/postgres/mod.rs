@@ -357,6 +357,10 @@ impl PgBackend {
                         ),
                     ));
                 }
+                if mode != OpenMode::ReadOnly {
+                    tx.batch_execute(&schema::checkpoints_table(&self.location.schema))
+                        .map_err(|e| self.failed(doing, e))?;
+                }
                 Ok(())
             },
         )

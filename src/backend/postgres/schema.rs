@@ -101,6 +101,14 @@ fn column_sql(name: &str, column: Column) -> String {
     format!("{name} {sql_type} GENERATED ALWAYS AS ({expression}) STORED")
 }
 
+/// The SQL that makes the table of signed checkpoints, if missing (a ledger made before they were
+/// recorded gets it at its next writable open).
+pub fn checkpoints_table(schema: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.checkpoints (size bigint PRIMARY KEY, record bytea NOT NULL);"
+    )
+}
+
 /// The SQL that makes a new ledger's tables and functions in `schema`, which exists.
 pub fn create(schema: &str) -> String {
     let mut sql = format!(
@@ -120,8 +128,10 @@ pub fn create(schema: &str) -> String {
              expires_ms bigint NOT NULL, record bytea NOT NULL);
          CREATE INDEX ON {schema}.tokens (expires_ms);
          CREATE TABLE {schema}.sign_in_failures (email_key text NOT NULL, at_ms bigint NOT NULL);
-         CREATE INDEX ON {schema}.sign_in_failures (email_key, at_ms);",
-        zeros = "00".repeat(32)
+         CREATE INDEX ON {schema}.sign_in_failures (email_key, at_ms);
+         {checkpoints}",
+        zeros = "00".repeat(32),
+        checkpoints = checkpoints_table(schema),
     );
     for view in ViewTree::ALL {
         let typed: Vec<String> =

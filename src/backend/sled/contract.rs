@@ -68,6 +68,33 @@ impl Backend for SledBackend {
         Ok(swapped)
     }
 
+    fn record_checkpoint(&self, size: u64, record: &[u8]) -> Result<()> {
+        let key = layout::checkpoint_key(size);
+        self.tree.compare_and_swap(key, None::<&[u8]>, Some(record)).map_err(storage)?.ok();
+        self.flush()
+    }
+
+    fn checkpoints_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let Some(from) = after.checked_add(1) else { return Ok(vec![]) };
+        let range = layout::checkpoint_key(from).to_vec()..vec![layout::CHECKPOINTS_PREFIX[0] + 1];
+        self.tree
+            .range(range)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(storage)?;
+                Ok((checkpoint_size(&key)?, value.to_vec()))
+            })
+            .collect()
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        let range = layout::CHECKPOINTS_PREFIX.to_vec()..vec![layout::CHECKPOINTS_PREFIX[0] + 1];
+        match self.tree.range(range).next_back().transpose().map_err(storage)? {
+            None => Ok(None),
+            Some((key, value)) => Ok(Some((checkpoint_size(&key)?, value.to_vec()))),
+        }
+    }
+
     fn remove_meta(&self, name: &str) -> Result<()> {
         self.tree.remove(layout::meta_key(name)).map_err(storage)?;
         self.flush()
@@ -228,4 +255,13 @@ impl Backend for SledBackend {
     fn size_on_disk(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(storage)
     }
+}
+
+/// The tree size a signed checkpoint's key names.
+fn checkpoint_size(key: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = key
+        .get(1..)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| crate::error::Error::corrupt("corrupt checkpoints: a key of the wrong length"))?;
+    Ok(u64::from_be_bytes(bytes))
 }

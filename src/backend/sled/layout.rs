@@ -22,11 +22,24 @@ const META: u8 = b'm';
 const LOG: u8 = b'l';
 const TOKENS: u8 = b't';
 const VIEWS: u8 = b'v';
+const CHECKPOINTS: u8 = b'c';
 
 /// The meta name of the format version.
 pub const FORMAT: &str = "format";
 /// The meta name of the tip (head and views seq).
 pub const TIP: &str = "tip";
+
+/// The key of the signed checkpoint of tree size `size`: sizes sort in key order.
+pub fn checkpoint_key(size: u64) -> [u8; 9] {
+    let mut key = [CHECKPOINTS; 9];
+    if let Some(rest) = key.get_mut(1..) {
+        rest.copy_from_slice(&size.to_be_bytes());
+    }
+    key
+}
+
+/// The prefix of every signed checkpoint's key.
+pub const CHECKPOINTS_PREFIX: [u8; 1] = [CHECKPOINTS];
 
 /// The key of a meta setting.
 pub fn meta_key(name: &str) -> Vec<u8> {
