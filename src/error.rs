@@ -110,6 +110,10 @@ pub enum Failure {
     /// ran too long, a server that stopped answering): the message names what was waited for
     /// and, for a lock, who held it. Nothing was written.
     Timeout,
+    /// The database does not hold a checkpoint this ledger signed (a failover to a standby
+    /// that was behind, a restore from an older backup): the ledger refuses to write and to sign
+    /// until the database holds it again, or `new-epoch` starts a new origin.
+    Contradicted,
     /// Anything else.
     Other,
 }
@@ -133,6 +137,7 @@ impl fmt::Display for Failure {
             Failure::Conflict => "a head moved by another writer",
             Failure::Diverged => "a destination that is not a prefix of the source",
             Failure::Timeout => "a wait past its deadline",
+            Failure::Contradicted => "a database that does not hold a signed checkpoint",
             Failure::Other => "an internal failure",
         })
     }

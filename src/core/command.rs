@@ -159,6 +159,17 @@ pub enum Command {
         /// The verifier key after.
         new_verifier_key: String,
     },
+    /// Record that a new epoch began, committing to the last checkpoint of the old one.
+    StartEpoch {
+        /// The origin before.
+        previous_origin: String,
+        /// The size of its last checkpoint.
+        previous_size: u64,
+        /// Its root, base64.
+        previous_root: String,
+        /// The origin from now on.
+        origin: String,
+    },
 }
 
 impl Command {
@@ -187,6 +198,7 @@ impl Command {
             Command::RetireDataKey { .. } => "RetireKey",
             Command::ChangeRootKey { .. } => "Rekey",
             Command::RotateCheckpointKey { .. } => "RotateCheckpointKey",
+            Command::StartEpoch { .. } => "NewEpoch",
         }
     }
 
@@ -197,7 +209,8 @@ impl Command {
             Command::RotateDataKey { .. }
             | Command::RetireDataKey { .. }
             | Command::ChangeRootKey { .. }
-            | Command::RotateCheckpointKey { .. } => Access::Keys,
+            | Command::RotateCheckpointKey { .. }
+            | Command::StartEpoch { .. } => Access::Keys,
             // Its own password any user may reset; another's only a SUPER_USER (check_escalation).
             Command::ResetUserPassword { .. } => Access::Read,
             _ => Access::Manage,

@@ -55,6 +55,14 @@ pub fn decide(
             old_root_key_id: old_root_key_id.clone(),
             new_root_key_id: new_root_key_id.clone(),
         }]),
+        Command::StartEpoch { previous_origin, previous_size, previous_root, origin } => {
+            Ok(vec![Event::EpochStarted {
+                previous_origin: previous_origin.clone(),
+                previous_size: *previous_size,
+                previous_root: previous_root.clone(),
+                origin: origin.clone(),
+            }])
+        }
         Command::RotateCheckpointKey { old_verifier_key, new_verifier_key } => {
             Ok(vec![Event::CheckpointKeyRotated {
                 old_verifier_key: old_verifier_key.clone(),

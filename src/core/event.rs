@@ -189,6 +189,19 @@ pub enum Event {
         /// The verifier key of the key after.
         new_verifier_key: String,
     },
+    /// A new epoch began: checkpoints are signed under a new origin from here on, and this event
+    /// commits to the last checkpoint signed under the old one (which the log before it may no
+    /// longer hold: a failover or a restore lost entries it covered).
+    EpochStarted {
+        /// The origin before.
+        previous_origin: String,
+        /// The size of the last checkpoint signed under it (0 if none was).
+        previous_size: u64,
+        /// Its root, base64 (empty if none was).
+        previous_root: String,
+        /// The origin from now on.
+        origin: String,
+    },
 }
 
 /// What an event is about.
@@ -245,7 +258,8 @@ impl Event {
             Event::DataKeyRotated { .. }
             | Event::DataKeyRetired { .. }
             | Event::RootKeyChanged { .. }
-            | Event::CheckpointKeyRotated { .. } => Subject::Keyring,
+            | Event::CheckpointKeyRotated { .. }
+            | Event::EpochStarted { .. } => Subject::Keyring,
             Event::PermissionGroupCreated { permission_group_id, .. }
             | Event::PermissionGroupUpdated { permission_group_id, .. }
             | Event::PermissionGroupDeleted { permission_group_id, .. }
@@ -300,6 +314,7 @@ impl Event {
             Event::DataKeyRetired { .. } => "DataKeyRetired",
             Event::RootKeyChanged { .. } => "RootKeyChanged",
             Event::CheckpointKeyRotated { .. } => "CheckpointKeyRotated",
+            Event::EpochStarted { .. } => "EpochStarted",
         }
     }
 }

@@ -102,7 +102,8 @@ impl Response {
             | Command::RotateDataKey { .. }
             | Command::RetireDataKey { .. }
             | Command::ChangeRootKey { .. }
-            | Command::RotateCheckpointKey { .. } => Response::Empty,
+            | Command::RotateCheckpointKey { .. }
+            | Command::StartEpoch { .. } => Response::Empty,
             Command::CreatePermissionGroup { permission_group_id, .. }
             | Command::UpdatePermissionGroup { permission_group_id, .. }
             | Command::DeletePermissionGroup { permission_group_id } => {
@@ -198,6 +199,9 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         }
         Command::RotateCheckpointKey { old_verifier_key, new_verifier_key } => {
             codec::encode(&(caller, operation, old_verifier_key, new_verifier_key))
+        }
+        Command::StartEpoch { previous_origin, previous_size, previous_root, origin } => {
+            codec::encode(&(caller, operation, previous_origin, previous_size, previous_root, origin))
         }
     };
     *blake3::hash(&bytes).as_bytes()

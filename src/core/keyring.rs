@@ -98,7 +98,9 @@ pub(super) fn apply(views: &mut impl Views, event: &Event) -> Option<Result<()>>
                 _ => Err(contradiction(event, format_args!("data key {key_id}"), false)),
             }
         }
-        Event::RootKeyChanged { .. } | Event::CheckpointKeyRotated { .. } => Ok(()),
+        Event::RootKeyChanged { .. } | Event::CheckpointKeyRotated { .. } | Event::EpochStarted { .. } => {
+            Ok(())
+        }
         _ => return None,
     })
 }

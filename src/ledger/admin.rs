@@ -33,6 +33,10 @@ pub struct Stats {
     /// Why this open rebuilt the views from the log (the write before it failed), if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repaired_at_open: Option<String>,
+    /// Why the database contradicts a checkpoint this ledger signed, if it does: writes and
+    /// signatures are refused until it holds it again or a new epoch begins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contradicted: Option<String>,
 }
 
 impl Ledger {
@@ -53,6 +57,7 @@ impl Ledger {
                 tokens: backend.token_count()?,
                 bytes_on_disk: backend.size_on_disk()?,
                 repaired_at_open: self.repaired().map(str::to_owned),
+                contradicted: self.inner.shared.contradicted(),
             })
         })
     }

@@ -67,6 +67,11 @@ pub struct Config {
     /// the ledger's checkpoints are (`user-ledger/<account>/<environmentId>`), or a key in a
     /// PKCS#11 token. Default: one derived from data key 0.
     pub checkpoint_key: Option<std::sync::Arc<dyn crate::core::checkpoint::NoteSigner>>,
+    /// The checkpoint mark: a small file outside the database where this host keeps the
+    /// largest checkpoint it signed, so that a database replaced by an older one (a restore, a
+    /// standby promoted while behind) is refused before it signs a second root for a size.
+    /// Default none (the CLI puts one beside a sled database).
+    pub checkpoint_mark: Option<PathBuf>,
 }
 
 /// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
@@ -117,6 +122,7 @@ impl Config {
             disk_reserve: DEFAULT_DISK_RESERVE,
             root_key: None,
             checkpoint_key: None,
+            checkpoint_mark: None,
         }
     }
 

@@ -26,6 +26,8 @@ pub(super) struct Derived {
     pub seal: [u8; 32],
     /// Keys page tokens.
     pub pages: PageTokens,
+    /// The key itself, from which data key 0 derives the checkpoint key of each epoch.
+    pub raw: [u8; 32],
 }
 
 impl Derived {
@@ -35,6 +37,7 @@ impl Derived {
             access: access_key::secret_key(key),
             seal: seal::seal_key(key),
             pages: PageTokens::new(id, *key),
+            raw: *key,
         }
     }
 }

@@ -23,6 +23,8 @@ use crate::write::{Flusher, Pipeline, Shared};
 mod admin;
 mod audit;
 mod checkpoint_keys;
+mod checkpoint_mark;
+mod checkpoints;
 mod config;
 mod copy;
 mod data_keys;
@@ -39,6 +41,7 @@ mod settings;
 mod users;
 
 pub use admin::Stats;
+pub use checkpoints::SignedCheckpoint;
 pub use config::{
     Config, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REBUILD_CHUNK, MAX_BATCH, MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
@@ -65,6 +68,10 @@ struct Inner {
     sign_ins: SignInLimiter,
     /// Signs checkpoints of the Merkle tree: a key of its own, or one derived from data key 0.
     checkpoint_key: std::sync::RwLock<std::sync::Arc<dyn core::checkpoint::NoteSigner>>,
+    /// The ledger's epoch, of which its checkpoints' origin is named (0 until `new-epoch`).
+    epoch: std::sync::atomic::AtomicU32,
+    /// Serializes what signing remembers (the record, the mark), so that the mark only grows.
+    remembering: std::sync::Mutex<()>,
     /// What is wrong with how the ledger keeps its secret (in the clear), if anything.
     key_warning: Option<String>,
     /// What the log lost of what was acknowledged (a read-only open goes on regardless).

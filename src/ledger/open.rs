@@ -41,6 +41,9 @@ impl Ledger {
             ledger.rebuild_views(&mut |_| {})?;
             let _ = ledger.inner.repaired.set(why);
         }
+        // A database that lost what was signed takes no write; reads and proofs go on.
+        let contradiction = ledger.contradiction()?;
+        ledger.inner.shared.set_contradicted(contradiction);
         Ok(ledger)
     }
 
@@ -112,7 +115,7 @@ impl Ledger {
         let shown = config.path.as_path();
         let root_key = config.root_key.as_ref();
         let now_ms = config.clock.now_ms();
-        let (tip, stale, (data_keys, key_warning), identity, environment_id) =
+        let (tip, stale, (data_keys, key_warning), identity, environment_id, epoch) =
             guard("while reading meta", || {
                 let tip = backend.tip()?;
                 // A failed write says more than what it left behind (an entry past the tip, say).
@@ -125,10 +128,11 @@ impl Ledger {
                     settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
                 let environment_id =
                     settings::environment_id(backend.as_ref(), shown, environment_id.as_deref())?;
-                Ok((tip, stale, secret, identity, environment_id))
+                let epoch = settings::epoch(backend.as_ref())?;
+                Ok((tip, stale, secret, identity, environment_id, epoch))
             })?;
         // A checkpoint key of its own, held outside the database, must name this ledger.
-        let origin = super::proofs::origin_of(&identity, &environment_id);
+        let origin = super::proofs::origin_of(&identity, &environment_id, epoch);
         let checkpoint_key: Arc<dyn NoteSigner> = match &config.checkpoint_key {
             Some(key) => match key.name() {
                 Some(name) if name != origin => {
@@ -142,7 +146,7 @@ impl Ledger {
                 _ => key.clone(),
             },
             None => match data_keys.get(&0) {
-                Some(first) => Arc::new(crate::core::checkpoint::signing_key(first)),
+                Some(first) => Arc::new(super::checkpoints::derived_signer(first, epoch)),
                 None => return Err(Error::corrupt("corrupt meta: the keyring has no data key 0")),
             },
         };
@@ -200,6 +204,8 @@ impl Ledger {
                 config,
                 sign_ins: SignInLimiter::default(),
                 checkpoint_key: std::sync::RwLock::new(checkpoint_key),
+                epoch: std::sync::atomic::AtomicU32::new(epoch),
+                remembering: std::sync::Mutex::new(()),
                 key_warning,
                 lost,
                 tightened,

@@ -6,15 +6,24 @@ use crate::audit::merkle::with_tree;
 use crate::core::checkpoint::{verifier_key, Checkpoint, ConsistencyProof, InclusionProof};
 use crate::error::{Error, Result, Rule};
 
-/// The name of a ledger's checkpoints: `user-ledger/<account>/<environmentId>`.
-pub(super) fn origin_of(identity: &crate::core::domain::Identity, environment_id: &str) -> String {
-    format!("user-ledger/{}/{environment_id}", identity.account)
+/// The name of a ledger's checkpoints: `user-ledger/<account>/<environmentId>`, and after a
+/// new epoch `…/epoch-<n>`.
+pub(super) fn origin_of(
+    identity: &crate::core::domain::Identity,
+    environment_id: &str,
+    epoch: u32,
+) -> String {
+    match epoch {
+        0 => format!("user-ledger/{}/{environment_id}", identity.account),
+        n => format!("user-ledger/{}/{environment_id}/epoch-{n}", identity.account),
+    }
 }
 
 impl Ledger {
     /// The log's name in checkpoints, and its key's: `user-ledger/<account>/<environmentId>`.
     pub fn origin(&self) -> String {
-        origin_of(&self.inner.identity, &self.inner.environment_id)
+        let epoch = self.inner.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        origin_of(&self.inner.identity, &self.inner.environment_id, epoch)
     }
 
     /// The verifier key of this ledger's checkpoints (`name+hash+base64key`), for auditors to
@@ -28,6 +37,7 @@ impl Ledger {
     /// note with a `tlog-checkpoint` body.
     pub fn checkpoint(&self, size: Option<u64>) -> Result<String> {
         let size = self.tree_size("treeSize", size)?;
+        self.refuse_to_contradict()?;
         let root = self.stored(|reads| with_tree(reads, |tree| tree.root(size)))?;
         let signer = self.signer();
         // A host whose key another host rotated away signs nothing an auditor would follow.
@@ -38,7 +48,10 @@ impl Ledger {
                 signer.as_ref(),
             )
         })?;
-        Checkpoint { origin: self.origin(), size, root, next_key: None }.sign(&[signer.as_ref()])
+        let checkpoint = Checkpoint { origin: self.origin(), size, root, next_key: None };
+        let note = checkpoint.sign(&[signer.as_ref()])?;
+        self.remember(&checkpoint, &note)?;
+        Ok(note)
     }
 
     /// The proof that the entry at `seq` is in the tree of `size` entries (default: the whole
@@ -73,7 +86,7 @@ impl Ledger {
     }
 
     /// Reads the stored tree, once the views are trusted (it is one of them).
-    fn stored<T>(&self, read: impl FnOnce(&dyn crate::backend::Reads) -> Result<T>) -> Result<T> {
+    pub(super) fn stored<T>(&self, read: impl FnOnce(&dyn crate::backend::Reads) -> Result<T>) -> Result<T> {
         let shared = &self.inner.shared;
         shared.refuse_if_stale()?;
         guarded(|| read(shared.backend.as_ref()))

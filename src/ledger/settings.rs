@@ -25,6 +25,14 @@ pub const SEALED_ROOT_CREDENTIALS: &str = "root_credentials_sealed";
 /// The meta name of the keyring: the data keys, wrapped under the root key.
 pub const KEYRING: &str = "keyring";
 
+/// The meta name of the ledger's epoch: 0 until `new-epoch`; each starts a new origin.
+pub const EPOCH: &str = "epoch";
+
+/// The ledger's epoch (0 if it never began a new one).
+pub fn epoch(backend: &dyn Backend) -> Result<u32> {
+    backend.meta(EPOCH)?.map_or(Ok(0), |bytes| codec::decode("meta epoch", &bytes))
+}
+
 /// The meta name of the verifier key that signs checkpoints, once the checkpoint key was rotated.
 pub const CHECKPOINT_KEY: &str = "checkpoint_key";
 /// The meta name of the handover checkpoints, in order: each signed by the key before and the
@@ -39,7 +47,7 @@ pub const IDENTIFYING: [&str; 5] =
 
 /// The settings a copy carries that change over a ledger's life (keys rotated, re-wrapped): a
 /// destination's older ones are replaced.
-pub const EVOLVING: [&str; 3] = [KEYRING, CHECKPOINT_KEY, CHECKPOINT_HANDOVERS];
+pub const EVOLVING: [&str; 4] = [KEYRING, CHECKPOINT_KEY, CHECKPOINT_HANDOVERS, EPOCH];
 
 /// Every setting a copy carries.
 pub fn carried() -> impl Iterator<Item = &'static str> {

@@ -29,6 +29,10 @@ pub struct Shared {
     poisoned: AtomicBool,
     /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
     stale: Mutex<Option<String>>,
+    /// Why the database contradicts a signed checkpoint, if it does: writes are refused.
+    contradicted: Mutex<Option<String>>,
+    /// Whether `contradicted` holds a reason: read on every write.
+    is_contradicted: AtomicBool,
     /// Whether `stale` holds a reason: read on every request, so it must not take the lock.
     is_stale: AtomicBool,
     /// Set when the ledger was opened read-only: every write is refused.
@@ -62,6 +66,8 @@ impl Shared {
             poisoned: AtomicBool::new(false),
             published: Arc::new(Published::new(head_seq)),
             is_stale: AtomicBool::new(stale.is_some()),
+            contradicted: Mutex::new(None),
+            is_contradicted: AtomicBool::new(false),
             stale: Mutex::new(stale),
         }
     }
@@ -85,6 +91,21 @@ impl Shared {
     /// Why the views cannot be trusted, if they cannot.
     pub fn stale(&self) -> Option<String> {
         self.stale.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Why the database contradicts a checkpoint this ledger signed, if it does.
+    pub fn contradicted(&self) -> Option<String> {
+        if !self.is_contradicted.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.contradicted.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records why the database contradicts a signed checkpoint (`None`: it no longer does).
+    pub fn set_contradicted(&self, why: Option<String>) {
+        let mut held = self.contradicted.lock().unwrap_or_else(|p| p.into_inner());
+        self.is_contradicted.store(why.is_some(), Ordering::SeqCst);
+        *held = why;
     }
 
     /// Marks the views as trusted again (after a rebuild).
@@ -122,6 +143,9 @@ impl Shared {
             ));
         }
         self.refuse_if_poisoned()?;
+        if let Some(why) = self.contradicted() {
+            return Err(Error::failed(Failure::Contradicted, why));
+        }
         self.refuse_if_stale()
     }
 

@@ -34,6 +34,11 @@ pub(crate) struct Cli {
     /// a `pkcs11:` URI naming an Ed25519 key inside a token (its public key under the same label).
     #[arg(long, global = true, env = "USER_LEDGER_CHECKPOINT_KEY_FILE")]
     pub(crate) checkpoint_key_file: Option<PathBuf>,
+    /// This host's checkpoint mark: a small file outside the database holding the largest
+    /// checkpoint it signed, checked at open and before every signature. Default: beside a sled
+    /// database (`X.checkpoint-mark`); on PostgreSQL none unless given (give each host its own).
+    #[arg(long, global = true, env = "USER_LEDGER_CHECKPOINT_MARK")]
+    pub(crate) checkpoint_mark: Option<PathBuf>,
     /// Act as this ledger user (a userId), or as an IAM principal (an `arn:…` role ARN, which
     /// may only get programmatic access credentials), instead of as the system.
     #[arg(long, global = true)]
@@ -331,6 +336,24 @@ pub(crate) enum Command {
     /// Print the handover checkpoints of every rotation of the checkpoint key, oldest first:
     /// what verify-proof --handovers follows.
     CheckpointHandovers,
+    /// List the checkpoints this ledger signed and recorded (each past the largest before it).
+    Checkpoints {
+        /// Only those of tree sizes above this.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Begin a new epoch after the database lost what was signed (a failover, a restore): a new
+    /// origin, an EpochStarted event committing to the old origin's last checkpoint, and the new
+    /// origin's first checkpoint, printed. Writes and signatures go on. Root only.
+    NewEpoch {
+        /// For a ledger with a checkpoint key of its own: the new epoch's key, named for its
+        /// origin (the old origin with `/epoch-<n>`).
+        #[arg(long)]
+        new_checkpoint_key_file: Option<PathBuf>,
+    },
     /// Make a checkpoint key for this ledger in a new file of its owner's only (`--out`), and
     /// print its verifier key for auditors; then give it with --checkpoint-key-file.
     NewCheckpointKey {

@@ -223,6 +223,14 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             let handover = ledger.rotate_checkpoint_key(caller, std::sync::Arc::new(new))?;
             Ok(Output::Json(json!({ "verifierKey": verifier_key, "handover": handover })))
         }
+        Command::Checkpoints { after, limit } => {
+            ledger.checkpoints(after, limit).map(|c| Output::Json(json!({ "checkpoints": c })))
+        }
+        Command::NewEpoch { new_checkpoint_key_file } => {
+            let key = new_checkpoint_key_file.as_deref().map(crate::open::checkpoint_key).transpose()?;
+            let first = ledger.new_epoch(caller, key)?;
+            Ok(Output::Json(json!({ "origin": ledger.origin(), "checkpoint": first })))
+        }
         Command::CheckpointHandovers => {
             ledger.checkpoint_handovers().map(|h| Output::Json(json!({ "handovers": h })))
         }

@@ -63,7 +63,9 @@ pub(crate) fn new_root_key(file: Option<&Path>, uri: Option<&str>) -> user_ledge
 }
 
 /// The checkpoint key `--checkpoint-key-file` names: a note signer key file, or a `pkcs11:` URI.
-fn checkpoint_key(path: &Path) -> user_ledger::Result<std::sync::Arc<dyn user_ledger::NoteSigner>> {
+pub(crate) fn checkpoint_key(
+    path: &Path,
+) -> user_ledger::Result<std::sync::Arc<dyn user_ledger::NoteSigner>> {
     match path.to_str().filter(|p| p.starts_with("pkcs11:")) {
         Some(uri) => {
             let uri = user_ledger::Pkcs11Uri::parse(uri, "--checkpoint-key-file")?;
@@ -90,12 +92,18 @@ pub(crate) fn credentials_beside(cli: &Cli) -> PathBuf {
 /// Where a sled database's root key is kept when no key source is given: `X.key` beside the
 /// database `X.db` (or `X`), outside its directory; beside where it lives, when `db` is a link.
 pub(crate) fn key_beside(db: &Path) -> PathBuf {
+    beside(db, "key")
+}
+
+/// The file `X.<extension>` beside the database `X.db` (or `X`), outside its directory; beside
+/// where it lives, when `db` is a link.
+fn beside(db: &Path, extension: &str) -> PathBuf {
     let resolved = std::fs::canonicalize(db).ok();
     let db = resolved.as_deref().unwrap_or(db);
     let name =
         db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "user-ledger".into());
     let stem = name.strip_suffix(".db").unwrap_or(&name);
-    db.with_file_name(format!("{stem}.key"))
+    db.with_file_name(format!("{stem}.{extension}"))
 }
 
 /// The config the global flags describe; a command that only reads opens an existing database.
@@ -111,6 +119,11 @@ pub(crate) fn config_for(cli: &Cli, db: &Path) -> user_ledger::Result<Config> {
     if let Some(path) = &cli.checkpoint_key_file {
         config.checkpoint_key = Some(checkpoint_key(path)?);
     }
+    config.checkpoint_mark = match (&cli.checkpoint_mark, Place::of(db)) {
+        (Some(mark), _) => Some(mark.clone()),
+        (None, Ok(Place::Sled(path))) => Some(beside(path, "checkpoint-mark")),
+        (None, _) => None,
+    };
     config.region = cli.region.clone();
     config.account = cli.account.clone();
     config.environment_id = cli.finspace_environment_id.clone();

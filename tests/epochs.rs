@@ -1,0 +1,132 @@
+//! No signed checkpoint is ever contradicted (issue 31): a host remembers the largest checkpoint
+//! it signed in a mark outside the database and the database records what it signed; a database
+//! that no longer holds it (replaced by an older copy, a restore, a standby that was behind)
+//! takes no write and signs nothing, and says why, until `new-epoch` begins a new origin whose
+//! first event commits to the old one's last checkpoint.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::path::Path;
+
+use common::SYSTEM;
+use user_ledger::{Checkpoint, Config, CopyOptions, CreateUserRequest, Failure, Ledger};
+
+fn create(ledger: &Ledger, email: &str) -> user_ledger::Result<String> {
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new(email, "APP_USER")).map(|r| r.user_id)
+}
+
+fn with_mark(db: &Path, mark: &Path) -> Config {
+    let mut config = Config::new(db);
+    config.checkpoint_mark = Some(mark.to_owned());
+    config
+}
+
+#[test]
+fn a_database_replaced_by_an_older_copy_refuses_to_write_or_sign_until_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mark, older) = (dir.path().join("db"), dir.path().join("db.mark"), dir.path().join("older"));
+    let ledger = Ledger::open(with_mark(&db, &mark)).unwrap();
+    create(&ledger, "a@example.com").unwrap();
+    ledger.copy_to(Config::new(&older), CopyOptions::new(), &mut |_| {}).unwrap();
+    for i in 0..3 {
+        create(&ledger, &format!("b{i}@example.com")).unwrap();
+    }
+    let signed = ledger.checkpoint(None).unwrap();
+    let (old_origin, old_key) = (ledger.origin(), ledger.checkpoint_key());
+    drop(ledger);
+
+    // The older copy put where the database was: reads go on, writes and signatures stop.
+    std::fs::remove_dir_all(&db).unwrap();
+    std::fs::rename(&older, &db).unwrap();
+    let ledger = Ledger::open(with_mark(&db, &mark)).unwrap();
+    assert_eq!(ledger.list_users(&SYSTEM, Some(10), None).unwrap().users.len(), 1, "reads go on");
+    let refused = create(&ledger, "c@example.com").unwrap_err();
+    assert_eq!((refused.failure(), refused.status()), (Some(Failure::Contradicted), 500));
+    let why = refused.to_string();
+    for says in ["signed checkpoint 4 of", "the database ends at seq 1", "db.mark", "new-epoch", "failover"] {
+        assert!(why.contains(says), "{says}: {why}");
+    }
+    assert_eq!(ledger.checkpoint(None).unwrap_err().failure(), Some(Failure::Contradicted));
+    assert!(ledger.stats().unwrap().contradicted.is_some_and(|c| c.contains("ends at seq 1")));
+    assert_eq!(ledger.digest().unwrap().seq, 1, "nothing was written");
+
+    // A new epoch: a new origin, an event committing to the old origin's last checkpoint.
+    let first = ledger.new_epoch(&SYSTEM, None).unwrap();
+    let origin = ledger.origin();
+    assert_eq!(origin, format!("{old_origin}/epoch-1"));
+    let opened = Checkpoint::open(&first, &ledger.checkpoint_key()).unwrap();
+    assert_eq!((opened.origin.as_str(), opened.size), (origin.as_str(), 2));
+    let last = ledger.log(2).next().unwrap().unwrap().envelope.event;
+    let user_ledger::core::event::Event::EpochStarted {
+        previous_origin, previous_size, previous_root, ..
+    } = last
+    else {
+        panic!("{last:?}")
+    };
+    let old = Checkpoint::open(&signed, &old_key).unwrap();
+    assert_eq!((previous_origin, previous_size), (old_origin.clone(), 4));
+    assert_eq!(previous_root, user_ledger::wire::base64_of(&old.root));
+    create(&ledger, "c@example.com").unwrap();
+    assert!(Checkpoint::open(&ledger.checkpoint(None).unwrap(), &ledger.checkpoint_key()).is_ok());
+    assert!(
+        Checkpoint::open(&ledger.checkpoint(None).unwrap(), &old_key).is_err(),
+        "a new key for the new origin"
+    );
+    let kept: Vec<(String, u64)> =
+        ledger.checkpoints(0, 10).unwrap().into_iter().map(|c| (c.origin, c.size)).collect();
+    assert_eq!(
+        kept,
+        [(origin.clone(), 2), (origin.clone(), 3)],
+        "this database's own record starts at the epoch"
+    );
+    drop(ledger);
+    // Reopened, it goes on: the mark now holds the new origin's checkpoint.
+    let ledger = Ledger::open(with_mark(&db, &mark)).unwrap();
+    create(&ledger, "d@example.com").unwrap();
+}
+
+#[test]
+fn a_database_that_went_its_own_way_after_a_point_in_time_copy_is_refused_naming_the_other_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mark) = (dir.path().join("db"), dir.path().join("db.mark"));
+    let ledger = Ledger::open(with_mark(&db, &mark)).unwrap();
+    for i in 0..4 {
+        create(&ledger, &format!("a{i}@example.com")).unwrap();
+    }
+    ledger.checkpoint(Some(3)).unwrap();
+    let past = dir.path().join("past");
+    ledger.copy_to(Config::new(&past), CopyOptions::new().to_seq(2), &mut |_| {}).unwrap();
+    drop(ledger);
+    // The point-in-time copy, written to elsewhere (another mark): its seq 3 is another entry.
+    let elsewhere = Ledger::open(with_mark(&past, &dir.path().join("other.mark"))).unwrap();
+    create(&elsewhere, "z@example.com").unwrap();
+    drop(elsewhere);
+    let refused = Ledger::open(with_mark(&past, &mark)).unwrap();
+    let why = refused.stats().unwrap().contradicted.unwrap();
+    assert!(
+        why.contains("signed checkpoint 3 of") && why.contains("the database's tree of that size has root"),
+        "{why}"
+    );
+    assert_eq!(create(&refused, "y@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
+}
+
+#[test]
+fn the_database_remembers_what_it_signed_without_a_mark_and_a_damaged_mark_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let ledger = Ledger::open(Config::new(&db)).unwrap();
+    for i in 0..3 {
+        create(&ledger, &format!("a{i}@example.com")).unwrap();
+    }
+    ledger.checkpoint(Some(2)).unwrap();
+    ledger.checkpoint(Some(1)).unwrap();
+    ledger.checkpoint(None).unwrap();
+    let kept: Vec<u64> = ledger.checkpoints(0, 10).unwrap().into_iter().map(|c| c.size).collect();
+    assert_eq!(kept, [2, 3], "each checkpoint past the largest before it");
+    drop(ledger);
+    let mark = dir.path().join("db.mark");
+    std::fs::write(&mark, "user-ledger checkpoint mark 1\nx\n1\nAAAA\ncrc32 00000000\n").unwrap();
+    let refused = Ledger::open(with_mark(&db, &mark)).unwrap_err().to_string();
+    assert!(refused.contains("db.mark is damaged"), "{refused}");
+}
