@@ -25,14 +25,24 @@ pub fn read(path: &Path, what: &str) -> Result<String> {
         .map_err(|e| Error::failed(Failure::Io, format_args!("cannot read {shown}: {e}")))
 }
 
-/// Writes `text` to a new file at `path`, its owner's only; refuses to overwrite one.
+/// Writes `text` to a new file at `path`, its owner's only; refuses to overwrite one. The file
+/// appears whole or not at all (written aside, then linked into place), so a process that finds
+/// it, having lost a race to make it, reads all of it.
 pub fn write_new(path: &Path, what: &str, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let failed = |e: std::io::Error| {
         Error::failed(Failure::Io, format_args!("cannot write the {what} file {}: {e}", path.display()))
     };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let aside = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&aside);
     let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(failed)?;
-    file.write_all(format!("{text}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(failed)
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&aside).map_err(failed)?;
+    let written = file.write_all(format!("{text}\n").as_bytes()).and_then(|()| file.sync_all());
+    let linked = written.and_then(|()| std::fs::hard_link(&aside, path));
+    let _ = std::fs::remove_file(&aside);
+    linked.map_err(failed)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(failed)
 }

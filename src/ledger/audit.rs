@@ -27,6 +27,8 @@ impl Ledger {
         let head = shared.lock_writer().rebuild(shared.backend.as_ref(), fold_memory, progress)?;
         shared.sync(head)?;
         shared.set_fresh();
+        // A damaged tree may have looked like a contradiction; the rebuilt one says.
+        shared.set_contradicted(self.contradiction()?);
         Ok(head.seq)
     }
 

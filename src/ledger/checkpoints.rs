@@ -70,7 +70,7 @@ impl Ledger {
             backend
                 .checkpoints_after(after, limit)?
                 .iter()
-                .map(|(size, bytes)| codec::decode(&format!("checkpoint {size}"), bytes))
+                .map(|(size, bytes)| codec::decode(format!("checkpoint {size}"), bytes))
                 .collect()
         })
     }
@@ -103,7 +103,11 @@ impl Ledger {
                 if root == known.root {
                     continue;
                 }
-                format!("the database's tree of that size has root {}", STANDARD.encode(root))
+                format!(
+                    "the database's tree of that size has root {} (if `verify` finds the stored tree damaged, \
+                     `rebuild-views` repairs it and this)",
+                    STANDARD.encode(root)
+                )
             };
             return Ok(Some(format!(
                 "this ledger signed checkpoint {} of {origin} (root {}, kept in {}), but {why}: the database \
@@ -247,7 +251,7 @@ impl Ledger {
             }
         }
         if let Some((size, bytes)) = guarded(|| backend.latest_checkpoint())? {
-            let record: SignedCheckpoint = codec::decode(&format!("checkpoint {size}"), &bytes)?;
+            let record: SignedCheckpoint = codec::decode(format!("checkpoint {size}"), &bytes)?;
             let root = STANDARD
                 .decode(&record.root)
                 .ok()
@@ -255,7 +259,7 @@ impl Ledger {
                 .ok_or_else(|| Error::corrupt(format_args!("corrupt checkpoints: the root of {size}")))?;
             known.push(Known { origin: record.origin, size, root, from: "the database".into() });
         }
-        known.sort_by(|a, b| b.size.cmp(&a.size));
+        known.sort_by_key(|k| std::cmp::Reverse(k.size));
         Ok(known)
     }
 }

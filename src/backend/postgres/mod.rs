@@ -357,7 +357,12 @@ impl PgBackend {
                         ),
                     ));
                 }
-                if mode != OpenMode::ReadOnly {
+                let checkpoints = format!("{}.checkpoints", self.location.schema);
+                let has_checkpoints: Option<String> = tx
+                    .query_one("SELECT to_regclass($1)::text", &[&checkpoints])
+                    .map_err(|e| self.failed(doing, e))?
+                    .get(0);
+                if has_checkpoints.is_none() && mode != OpenMode::ReadOnly {
                     tx.batch_execute(&schema::checkpoints_table(&self.location.schema))
                         .map_err(|e| self.failed(doing, e))?;
                 }

@@ -32,7 +32,13 @@ fn root_key(cli: &Cli, db: &Path) -> user_ledger::Result<Option<RootKey>> {
         return Ok(None);
     }
     let key = RootKey::generate()?;
-    key.write_new(&beside)?;
+    if let Err(e) = key.write_new(&beside) {
+        // Another process making the same new database made it first: its key is the one.
+        return match RootKey::from_file(&beside) {
+            Ok(made) => Ok(Some(made)),
+            Err(_) => Err(e),
+        };
+    }
     eprintln!(
         "made root key {} for the new database {} in {} (its owner's only), beside the database, not in it; \
          in production keep it off this host and give it with --root-key-file",
