@@ -94,9 +94,10 @@ fn a_database_that_went_its_own_way_after_a_point_in_time_copy_is_refused_naming
     for i in 0..4 {
         create(&ledger, &format!("a{i}@example.com")).unwrap();
     }
-    ledger.checkpoint(Some(3)).unwrap();
+    // Copied before the checkpoint was signed: the copy holds no record of it.
     let past = dir.path().join("past");
     ledger.copy_to(Config::new(&past), CopyOptions::new().to_seq(2), &mut |_| {}).unwrap();
+    ledger.checkpoint(Some(3)).unwrap();
     drop(ledger);
     // The point-in-time copy, written to elsewhere (another mark): its seq 3 is another entry.
     let elsewhere = Ledger::open(with_mark(&past, &dir.path().join("other.mark"))).unwrap();
@@ -129,4 +130,58 @@ fn the_database_remembers_what_it_signed_without_a_mark_and_a_damaged_mark_is_re
     std::fs::write(&mark, "user-ledger checkpoint mark 1\nx\n1\nAAAA\ncrc32 00000000\n").unwrap();
     let refused = Ledger::open(with_mark(&db, &mark)).unwrap_err().to_string();
     assert!(refused.contains("db.mark is damaged"), "{refused}");
+}
+
+#[test]
+fn a_point_in_time_copy_carries_what_was_signed_and_takes_writes_only_after_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(Config::new(dir.path().join("db"))).unwrap();
+    for i in 0..4 {
+        create(&ledger, &format!("a{i}@example.com")).unwrap();
+    }
+    ledger.checkpoint(None).unwrap();
+    // A copy of the whole carries the record and goes on writing; one of the past refuses.
+    let (whole, past) = (dir.path().join("whole"), dir.path().join("past"));
+    ledger.copy_to(Config::new(&whole), CopyOptions::new(), &mut |_| {}).unwrap();
+    ledger.copy_to(Config::new(&past), CopyOptions::new().to_seq(2), &mut |_| {}).unwrap();
+    let whole = Ledger::open(Config::new(&whole)).unwrap();
+    assert_eq!(whole.checkpoints(0, 10).unwrap().len(), 1);
+    create(&whole, "b@example.com").unwrap();
+    let past = Ledger::open(Config::new(&past)).unwrap();
+    let why = past.stats().unwrap().contradicted.unwrap();
+    assert!(why.contains("signed checkpoint 4 of") && why.contains("kept in the database"), "{why}");
+    assert!(why.contains("ends at seq 2"), "{why}");
+    assert_eq!(past.list_users(&SYSTEM, Some(10), None).unwrap().users.len(), 2, "reads go on");
+    assert_eq!(create(&past, "c@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
+    past.new_epoch(&SYSTEM, None).unwrap();
+    create(&past, "c@example.com").unwrap();
+}
+
+#[cfg(all(feature = "server", feature = "postgres"))]
+#[test]
+fn a_copy_from_a_running_host_carries_its_checkpoints_and_the_host_begins_epochs_for_the_root_only() {
+    use common::host::{expect, refusal, InProcess};
+    use user_ledger::server::{RemoteSource, ADMIN};
+    let host = InProcess::new();
+    for i in 0..3 {
+        create(&host.ledger, &format!("a{i}@example.com")).unwrap();
+    }
+    host.ledger.checkpoint(None).unwrap();
+    let listed = expect(&host.root().send("GET", ADMIN, "/ledger/checkpoints", b"").unwrap(), 200);
+    assert_eq!(listed["checkpoints"][0]["size"], 3);
+    let to = host.dir.path().join("backup");
+    let source = RemoteSource::new(host.root(), &host.url);
+    let options = CopyOptions::new().to_seq(1);
+    let config = || Config::new(&to).root_key(common::test_root_key());
+    user_ledger::copy_ledger(&source, config(), options, &mut |_| {}).unwrap();
+    let backup = Ledger::open(config()).unwrap();
+    assert!(backup.stats().unwrap().contradicted.is_some_and(|why| why.contains("signed checkpoint 3 of")));
+    // The host's own new epoch: the root only.
+    let key =
+        host.ledger.create_access_key(&SYSTEM, &create(&host.ledger, "su@example.com").unwrap()).unwrap();
+    let (status, kind, _) =
+        refusal(&host.client(key).send("POST", ADMIN, "/ledger/new-epoch", b"{}").unwrap());
+    assert_eq!((status, kind.as_str()), (403, "AccessDeniedException"));
+    let began = expect(&host.root().send("POST", ADMIN, "/ledger/new-epoch", b"{}").unwrap(), 200);
+    assert!(began["origin"].as_str().unwrap().ends_with("/epoch-1"), "{began}");
 }

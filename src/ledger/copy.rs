@@ -44,6 +44,8 @@ pub trait CopySource {
     fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
     /// Up to `limit` token records with keys after `after`, ordered: (key, encoded record).
     fn tokens(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Up to `limit` recorded checkpoints of sizes above `after`, ordered: (size, encoded record).
+    fn checkpoints(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
 }
 
 /// Where a copy stops: the source's head, or an earlier point in time.
@@ -141,6 +143,10 @@ impl CopySource for Ledger {
         Ok(found)
     }
 
+    fn checkpoints(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        guarded(|| self.inner.shared.backend.checkpoints_after(after, limit))
+    }
+
     fn head(&self) -> Result<Digest> {
         let head = guarded(|| self.inner.shared.backend.tip())?.head;
         Ok(Digest { seq: head.seq, hash: head.hash })
@@ -221,6 +227,7 @@ pub fn copy_ledger(
 
     let (head, copied) = copy_log(source, dst, named, tip.head, until, options.before_ms, progress)?;
     let tokens = copy_tokens(source, dst, head, &store.config)?;
+    copy_checkpoints(source, dst)?;
 
     let digest = Digest { seq: head.seq, hash: head.hash };
     let ledger = Ledger::start(store.backend, store.config, None, store.tightened, None)?;
@@ -338,6 +345,23 @@ fn copy_tokens(source: &dyn CopySource, dst: &dyn Backend, head: Head, config: &
         }
         tokens += kept.len() as u64;
         guarded(|| carry_tokens(dst, head, kept))?;
+    }
+}
+
+/// Carries every checkpoint the source recorded: a copy that ends before one of them (a
+/// point-in-time copy, or a source that lost entries) then refuses to write or sign until a new
+/// epoch, as the source would.
+fn copy_checkpoints(source: &dyn CopySource, dst: &dyn Backend) -> Result<()> {
+    let mut after = 0;
+    loop {
+        let page = source.checkpoints(after, CHUNK_TOKENS)?;
+        for (size, record) in &page {
+            guarded(|| dst.record_checkpoint(*size, record))?;
+            after = *size;
+        }
+        if page.len() < CHUNK_TOKENS {
+            return Ok(());
+        }
     }
 }
 

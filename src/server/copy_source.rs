@@ -98,6 +98,17 @@ impl CopySource for RemoteSource {
             .collect()
     }
 
+    fn checkpoints(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows = self.rows(&format!("/ledger/copy/checkpoints?after={after}&limit={limit}"), limit)?;
+        rows.into_iter()
+            .map(|(key, record)| {
+                let size: [u8; 8] =
+                    key.try_into().map_err(|_| Error::corrupt("a checkpoint's size that is not 8 bytes"))?;
+                Ok((u64::from_be_bytes(size), record))
+            })
+            .collect()
+    }
+
     fn tokens(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut target = format!("/ledger/copy/tokens?limit={limit}");
         if let Some(after) = after {

@@ -35,6 +35,19 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         }
         Command::CheckpointKey => return printed(&get("/ledger/checkpoint-key".into())?),
         Command::CheckpointHandovers => get("/ledger/checkpoint-handovers".into())?,
+        Command::Checkpoints { after, limit } => {
+            let (after, limit) = (after.to_string(), limit.to_string());
+            get(with_query("/ledger/checkpoints", &[("after", Some(&after)), ("limit", Some(&limit))]))?
+        }
+        Command::NewEpoch { new_checkpoint_key_file } => {
+            let key =
+                new_checkpoint_key_file.as_deref().map(user_ledger::SignerKey::from_file).transpose()?;
+            let body = match key {
+                Some(key) => json!({ "newCheckpointKey": key.to_text() }),
+                None => json!({}),
+            };
+            client.send("POST", ADMIN, "/ledger/new-epoch", body.to_string().as_bytes())?
+        }
         Command::RotateCheckpointKey { new_checkpoint_key_file } => {
             let key = user_ledger::SignerKey::from_file(new_checkpoint_key_file)?;
             let body = json!({ "newCheckpointKey": key.to_text() }).to_string();
@@ -106,8 +119,8 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 "endpoint-url",
                 Rule::Type(
                     "used only with verify, digest, stats, log, history, checkpoint, checkpoint-key, proof, \
-                     the access-key commands, keys, rotate-keys, retire-key, rekey, rotate-checkpoint-key \
-                     and checkpoint-handovers; \
+                     the access-key commands, keys, rotate-keys, retire-key, rekey, rotate-checkpoint-key, \
+                     checkpoint-handovers, checkpoints and new-epoch; \
                      for the API operations use aws finspace-data / aws finspace with --endpoint-url"
                         .into(),
                 ),

@@ -142,6 +142,36 @@ impl Call<'_> {
                 ok(&json!({ "oldRootKeyId": old, "newRootKeyId": new }))
             }
             CheckpointHandovers => ok(&json!({ "handovers": ledger.checkpoint_handovers()? })),
+            Checkpoints => {
+                let after = query.non_negative("after")?.unwrap_or(0);
+                let limit = page_limit(query.non_negative("limit")?);
+                ok(&json!({ "checkpoints": ledger.checkpoints(after, limit)? }))
+            }
+            CopyCheckpoints => {
+                let after = query.non_negative("after")?.unwrap_or(0);
+                let limit = page_limit(query.non_negative("limit")?);
+                let rows: Vec<_> = CopySource::checkpoints(ledger, after, limit)?
+                    .into_iter()
+                    .map(|(size, record)| (size.to_be_bytes().to_vec(), record))
+                    .collect();
+                ok(&wire::rows_json(&rows))
+            }
+            NewEpoch => {
+                let body = self.json::<RotateCheckpointKeyBody>()?;
+                let key = body
+                    .new_checkpoint_key
+                    .map(|text| {
+                        SignerKey::from_text(&text, "newCheckpointKey").map_err(|_| {
+                            ApiError::validation("newCheckpointKey", Rule::Type("a note signer key".into()))
+                        })
+                    })
+                    .transpose()?;
+                let key = key.map(|k| {
+                    std::sync::Arc::new(k) as std::sync::Arc<dyn crate::core::checkpoint::NoteSigner>
+                });
+                let first = ledger.new_epoch(caller, key)?;
+                ok(&json!({ "origin": ledger.origin(), "checkpoint": first }))
+            }
             RotateCheckpointKey => {
                 let body = self.json::<RotateCheckpointKeyBody>()?;
                 let text = body

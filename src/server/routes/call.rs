@@ -36,7 +36,15 @@ impl Call<'_> {
         }
         if matches!(
             operation,
-            Verify | Digest | Log | History | Checkpoint | CheckpointKey | CheckpointHandovers | Proof
+            Verify
+                | Digest
+                | Log
+                | History
+                | Checkpoint
+                | CheckpointKey
+                | CheckpointHandovers
+                | Checkpoints
+                | Proof
         ) {
             return Ok(self.ledger.authorize(self.caller, Access::Audit)?);
         }

@@ -75,6 +75,12 @@ pub enum Operation {
     CopyLog,
     /// Admin (root only): a page of the token records, for a copy.
     CopyTokens,
+    /// Admin (root only): a page of the recorded checkpoints, for a copy.
+    CopyCheckpoints,
+    /// Admin: the recorded checkpoints.
+    Checkpoints,
+    /// Admin (root only): begin a new epoch.
+    NewEpoch,
     /// Admin (root only): the keyring's ids, states and times.
     ListKeys,
     /// Admin (root only): make a new data key current.
@@ -139,6 +145,9 @@ impl Operation {
             CopySettings => "CopySettings",
             CopyLog => "CopyLog",
             CopyTokens => "CopyTokens",
+            CopyCheckpoints => "CopyCheckpoints",
+            Checkpoints => "Checkpoints",
+            NewEpoch => "NewEpoch",
             ListKeys => "ListKeys",
             RotateKeys => "RotateKeys",
             RetireKey => "RetireKey",
