@@ -185,3 +185,35 @@ fn a_copy_from_a_running_host_carries_its_checkpoints_and_the_host_begins_epochs
     let began = expect(&host.root().send("POST", ADMIN, "/ledger/new-epoch", b"{}").unwrap(), 200);
     assert!(began["origin"].as_str().unwrap().ends_with("/epoch-1"), "{began}");
 }
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_host_whose_database_went_back_under_it_refuses_to_write_on_top_of_the_loss() {
+    use common::postgres::{fresh_location, pg, server};
+    let location = fresh_location();
+    let ledger = Ledger::open(pg(&location)).unwrap();
+    for i in 0..3 {
+        create(&ledger, &format!("a{i}@example.com")).unwrap();
+    }
+    // As a failover to a standby that had only seq 1..2 leaves it: the log ends at seq 2.
+    let schema = location.rsplit("schema=").next().unwrap();
+    let mut dba = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
+    let sealed: Vec<u8> =
+        dba.query_one(&format!("SELECT sealed FROM {schema}.log WHERE seq = 2"), &[]).unwrap().get(0);
+    let entry = user_ledger::core::codec::unseal(2, &sealed).unwrap();
+    dba.batch_execute(&format!("DELETE FROM {schema}.log WHERE seq > 2")).unwrap();
+    dba.execute(
+        &format!("UPDATE {schema}.tip SET head_seq = 2, head_hash = $1, head_time_ms = $2, views_seq = 2"),
+        &[&entry.hash.to_vec(), &entry.envelope.time_ms],
+    )
+    .unwrap();
+    let refused = create(&ledger, "b@example.com").unwrap_err();
+    assert_eq!(refused.failure(), Some(Failure::Contradicted), "{refused}");
+    let why = refused.to_string();
+    assert!(why.contains("ends at seq 2 where this host had committed up to seq 3"), "{why}");
+    // Latched: nothing more is written, and stats says why.
+    assert_eq!(create(&ledger, "c@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
+    assert!(ledger.stats().unwrap().contradicted.is_some());
+    let last: i64 = dba.query_one(&format!("SELECT max(seq) FROM {schema}.log"), &[]).unwrap().get(0);
+    assert_eq!(last, 2, "nothing was written on top of the loss");
+}

@@ -204,6 +204,11 @@ impl Shared {
         let commit = || writer.commit(self.backend.as_ref(), &self.limits, self.now_ms(), requests);
         let committed = match guard("while committing a batch", commit) {
             Ok(committed) => committed,
+            // The log went back under this host: nothing more is written or signed.
+            Err(e) if e.failure() == Some(Failure::Contradicted) => {
+                self.set_contradicted(Some(e.to_string()));
+                return all(e);
+            }
             // The engine refused what one request brought (a value it cannot store) and wrote
             // nothing: each request alone, so that one caller's value fails only its own write.
             Err(e)

@@ -87,6 +87,7 @@ impl Writer {
         let turn = backend.begin_batch()?;
         let mut decide_and_commit = || {
             if let Some(head) = turn.filter(|head| *head != self.head) {
+                self.check_extends(backend, head)?;
                 self.tree = frontier(backend, head.seq)?;
                 self.head = head;
             }
@@ -119,9 +120,40 @@ impl Writer {
         }
     }
 
+    /// Refuses a head that does not extend this writer's: the log went back (it ends before
+    /// what this writer committed, or holds another entry there), so writes it acknowledged were
+    /// lost: a failover to a standby that was behind, or a restore, under a running host.
+    fn check_extends(&self, backend: &dyn Backend, head: Head) -> Result<()> {
+        let ours = self.head;
+        let holds_ours = match head.seq.cmp(&ours.seq) {
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => head.hash == ours.hash,
+            std::cmp::Ordering::Greater if ours.seq == 0 => true,
+            std::cmp::Ordering::Greater => match backend.log_entry(ours.seq)? {
+                Some(bytes) => crate::core::codec::unseal(ours.seq, &bytes)?.hash == ours.hash,
+                None => false,
+            },
+        };
+        if holds_ours {
+            return Ok(());
+        }
+        Err(Error::failed(
+            Failure::Contradicted,
+            format_args!(
+                "the database's log no longer holds what this host committed: it ends at seq {} where this host \
+                 had committed up to seq {}, or holds another entry there. Writes this host acknowledged were \
+                 lost, most likely by a failover to a standby that was behind or a restore under a running host. \
+                 Writes and signatures are refused: bring back the database that holds them, or restart the \
+                 host and, if the loss is accepted, run `user-ledger new-epoch`",
+                head.seq, ours.seq
+            ),
+        ))
+    }
+
     /// Continues from the head as the backend has it now (another writer appended).
     fn reload(&mut self, backend: &dyn Backend) -> Result<()> {
         let head = backend.tip()?.head;
+        self.check_extends(backend, head)?;
         self.tree = frontier(backend, head.seq)?;
         self.head = head;
         Ok(())
