@@ -186,27 +186,36 @@ fn a_copy_from_a_running_host_carries_its_checkpoints_and_the_host_begins_epochs
     assert!(began["origin"].as_str().unwrap().ends_with("/epoch-1"), "{began}");
 }
 
+/// Makes the PostgreSQL ledger at `location` end at seq `seq`, as a failover to a standby that
+/// had received no more leaves it (its views are not rolled back: only the log and the tip).
+#[cfg(feature = "postgres")]
+fn lose_the_tail(location: &str, seq: i64) -> postgres::Client {
+    let schema = location.rsplit("schema=").next().unwrap();
+    let mut dba = postgres::Client::connect(&common::postgres::server().url, postgres::NoTls).unwrap();
+    let sealed: Vec<u8> =
+        dba.query_one(&format!("SELECT sealed FROM {schema}.log WHERE seq = $1"), &[&seq]).unwrap().get(0);
+    let entry = user_ledger::core::codec::unseal(seq as u64, &sealed).unwrap();
+    dba.execute(&format!("DELETE FROM {schema}.log WHERE seq > $1"), &[&seq]).unwrap();
+    dba.execute(&format!("DELETE FROM {schema}.checkpoints WHERE size > $1"), &[&seq]).unwrap();
+    dba.execute(
+        &format!("UPDATE {schema}.tip SET head_seq = $1, head_hash = $2, head_time_ms = $3, views_seq = $1"),
+        &[&seq, &entry.hash.to_vec(), &entry.envelope.time_ms],
+    )
+    .unwrap();
+    dba
+}
+
 #[cfg(feature = "postgres")]
 #[test]
 fn a_host_whose_database_went_back_under_it_refuses_to_write_on_top_of_the_loss() {
-    use common::postgres::{fresh_location, pg, server};
+    use common::postgres::{fresh_location, pg};
     let location = fresh_location();
     let ledger = Ledger::open(pg(&location)).unwrap();
     for i in 0..3 {
         create(&ledger, &format!("a{i}@example.com")).unwrap();
     }
-    // As a failover to a standby that had only seq 1..2 leaves it: the log ends at seq 2.
-    let schema = location.rsplit("schema=").next().unwrap();
-    let mut dba = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
-    let sealed: Vec<u8> =
-        dba.query_one(&format!("SELECT sealed FROM {schema}.log WHERE seq = 2"), &[]).unwrap().get(0);
-    let entry = user_ledger::core::codec::unseal(2, &sealed).unwrap();
-    dba.batch_execute(&format!("DELETE FROM {schema}.log WHERE seq > 2")).unwrap();
-    dba.execute(
-        &format!("UPDATE {schema}.tip SET head_seq = 2, head_hash = $1, head_time_ms = $2, views_seq = 2"),
-        &[&entry.hash.to_vec(), &entry.envelope.time_ms],
-    )
-    .unwrap();
+    let schema = location.rsplit("schema=").next().unwrap().to_owned();
+    let mut dba = lose_the_tail(&location, 2);
     let refused = create(&ledger, "b@example.com").unwrap_err();
     assert_eq!(refused.failure(), Some(Failure::Contradicted), "{refused}");
     let why = refused.to_string();
@@ -216,4 +225,55 @@ fn a_host_whose_database_went_back_under_it_refuses_to_write_on_top_of_the_loss(
     assert!(ledger.stats().unwrap().contradicted.is_some());
     let last: i64 = dba.query_one(&format!("SELECT max(seq) FROM {schema}.log"), &[]).unwrap().get(0);
     assert_eq!(last, 2, "nothing was written on top of the loss");
+}
+
+#[test]
+fn under_periodic_durability_a_checkpoint_signs_no_further_than_the_last_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path().join("db"))
+        .durability(user_ledger::Durability::Periodic(std::time::Duration::from_secs(3600)));
+    let ledger = Ledger::open(config).unwrap();
+    let key = ledger.checkpoint_key();
+    for i in 0..3 {
+        create(&ledger, &format!("a{i}@example.com")).unwrap();
+    }
+    assert_eq!(
+        Checkpoint::open(&ledger.checkpoint(None).unwrap(), &key).unwrap().size,
+        0,
+        "nothing synced yet"
+    );
+    let refused = ledger.checkpoint(Some(3)).unwrap_err().to_string();
+    assert!(refused.contains("at most 0, as far as the log is durable"), "{refused}");
+    ledger.sync().unwrap();
+    assert_eq!(Checkpoint::open(&ledger.checkpoint(None).unwrap(), &key).unwrap().size, 3);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_host_takes_another_hosts_checkpoint_into_its_mark_and_after_a_failover_refuses_to_sign_over_it() {
+    use common::postgres::{fresh_location, pg};
+    let dir = tempfile::tempdir().unwrap();
+    let location = fresh_location();
+    let host = |mark: &str| {
+        let mut config = pg(&location);
+        config.checkpoint_mark = Some(dir.path().join(mark));
+        Ledger::open(config).unwrap()
+    };
+    let a = host("a.mark");
+    for i in 0..3 {
+        create(&a, &format!("a{i}@example.com")).unwrap();
+    }
+    a.checkpoint(None).unwrap();
+    // Host B never signed; it saw A's checkpoint in the database when it opened.
+    drop(host("b.mark"));
+    drop(a);
+    lose_the_tail(&location, 2);
+    let b = host("b.mark");
+    let why = b.stats().unwrap().contradicted.unwrap();
+    assert!(
+        why.contains("signed checkpoint 3 of") && why.contains("b.mark") && why.contains("ends at seq 2"),
+        "{why}"
+    );
+    assert_eq!(b.checkpoint(None).unwrap_err().failure(), Some(Failure::Contradicted));
+    assert_eq!(create(&b, "z@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
 }

@@ -132,12 +132,35 @@ impl Ledger {
         }
         self.refresh_epoch()?;
         match self.contradiction()? {
-            None => Ok(()),
+            None => self.absorb_recorded(),
             Some(why) => {
                 shared.set_contradicted(Some(why.clone()));
                 Err(Error::failed(Failure::Contradicted, why))
             }
         }
+    }
+
+    /// Takes into this host's mark the largest checkpoint the database recorded, once it holds it
+    /// (checked just before): another host of the ledger signed it, and a failover that loses it
+    /// must be refused here too.
+    pub(super) fn absorb_recorded(&self) -> Result<()> {
+        let Some(path) = &self.inner.config.checkpoint_mark else { return Ok(()) };
+        let backend = self.inner.shared.backend.as_ref();
+        let Some((size, bytes)) = guarded(|| backend.latest_checkpoint())? else { return Ok(()) };
+        let record: SignedCheckpoint = codec::decode(format!("checkpoint {size}"), &bytes)?;
+        let _one_at_a_time = self.inner.remembering.lock().unwrap_or_else(PoisonError::into_inner);
+        let marked = checkpoint_mark::read(path)?;
+        if record.origin != self.origin()
+            || marked.is_some_and(|m| m.origin == record.origin && m.size >= size)
+        {
+            return Ok(());
+        }
+        let root = STANDARD
+            .decode(&record.root)
+            .ok()
+            .and_then(|r| r.try_into().ok())
+            .ok_or_else(|| Error::corrupt(format_args!("corrupt checkpoints: the root of {size}")))?;
+        checkpoint_mark::write(path, &Mark { origin: record.origin, size, root })
     }
 
     /// Remembers a checkpoint just signed: recorded in the database if it is the largest yet, and

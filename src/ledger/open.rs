@@ -43,6 +43,9 @@ impl Ledger {
         }
         // A database that lost what was signed takes no write; reads and proofs go on.
         let contradiction = ledger.contradiction()?;
+        if contradiction.is_none() && store_mode_writes(&ledger) {
+            ledger.absorb_recorded()?;
+        }
         ledger.inner.shared.set_contradicted(contradiction);
         Ok(ledger)
     }
@@ -226,6 +229,11 @@ impl Ledger {
     pub fn open_path(path: impl AsRef<Path>) -> Result<Ledger> {
         Ledger::open(Config::new(path))
     }
+}
+
+/// Whether this open may write files of its own (the checkpoint mark): not a read-only one.
+fn store_mode_writes(ledger: &Ledger) -> bool {
+    ledger.inner.config.mode != OpenMode::ReadOnly
 }
 
 /// A ledger's database, opened as its config says, before any setting is read or made.

@@ -36,7 +36,18 @@ impl Ledger {
     /// The tree of the first `size` entries (default: the whole log), signed: a C2SP signed
     /// note with a `tlog-checkpoint` body.
     pub fn checkpoint(&self, size: Option<u64>) -> Result<String> {
-        let size = self.tree_size("treeSize", size)?;
+        // Signed no further than the log is durable: under Periodic durability, the last sync.
+        let durable = self.inner.shared.durable_seq()?;
+        let size = match size {
+            None => durable,
+            Some(size) if size <= durable => size,
+            Some(_) => {
+                let why = format!(
+                    "at most {durable}, as far as the log is durable (Periodic durability syncs later)"
+                );
+                return Err(Error::validation("treeSize", Rule::Type(why)));
+            }
+        };
         self.refuse_to_contradict()?;
         let root = self.stored(|reads| with_tree(reads, |tree| tree.root(size)))?;
         let signer = self.signer();

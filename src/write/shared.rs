@@ -27,6 +27,9 @@ pub struct Shared {
     hooks: Hooks,
     /// Set when a sync failed: what is on disk is unknown, so writes stop until a reopen.
     poisoned: AtomicBool,
+    /// The seq up to which this process made the log durable (under Periodic durability, what
+    /// the flusher synced; under Immediate, every acknowledged write is).
+    durable: std::sync::atomic::AtomicU64,
     /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
     stale: Mutex<Option<String>>,
     /// Why the database contradicts a signed checkpoint, if it does: writes are refused.
@@ -64,6 +67,7 @@ impl Shared {
             durability,
             hooks,
             poisoned: AtomicBool::new(false),
+            durable: std::sync::atomic::AtomicU64::new(head_seq),
             published: Arc::new(Published::new(head_seq)),
             is_stale: AtomicBool::new(stale.is_some()),
             contradicted: Mutex::new(None),
@@ -169,7 +173,16 @@ impl Shared {
             Some(hook) => (hook.0)().map_err(Error::from),
             None => Ok(()),
         };
-        hooked.and_then(|()| self.backend.sync(head)).map_err(|e| self.stop_writing(e))
+        hooked.and_then(|()| self.backend.sync(head)).map_err(|e| self.stop_writing(e))?;
+        self.durable.fetch_max(head.seq, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The seq up to which the log is durable as configured: the head under Immediate
+    /// durability, the last sync under Periodic. Checkpoints sign no further.
+    pub fn durable_seq(&self) -> Result<u64> {
+        let head = self.head()?.seq;
+        Ok(if self.immediate() { head } else { self.durable.load(Ordering::SeqCst).min(head) })
     }
 
     /// After a failed commit or sync (`e`): no more writes until a reopen, the backend told, and
