@@ -277,3 +277,68 @@ fn a_host_takes_another_hosts_checkpoint_into_its_mark_and_after_a_failover_refu
     assert_eq!(b.checkpoint(None).unwrap_err().failure(), Some(Failure::Contradicted));
     assert_eq!(create(&b, "z@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
 }
+
+#[cfg(feature = "server")]
+fn witnessed(db: &Path, witnesses: &[&common::witness::TestWitness], quorum: usize) -> Ledger {
+    use user_ledger::server::witness::{Witness, Witnesses};
+    let list: Vec<Witness> = witnesses.iter().map(|w| Witness::parse(&w.spec()).unwrap()).collect();
+    let mut config = Config::new(db);
+    config.cosigner = Some(std::sync::Arc::new(Witnesses::new(list, quorum).unwrap()));
+    Ledger::open(config).unwrap()
+}
+
+#[cfg(feature = "server")]
+#[test]
+fn checkpoints_are_served_only_cosigned_by_a_quorum_of_witnesses_and_a_witness_ahead_stops_signing() {
+    use common::witness::TestWitness;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let key = Ledger::open(Config::new(&db)).unwrap().checkpoint_key();
+    let (one, two) =
+        (TestWitness::start("witness.test/one", &key), TestWitness::start("witness.test/two", &key));
+    let ledger = witnessed(&db, &[&one, &two], 2);
+    create(&ledger, "a@example.com").unwrap();
+    // Cosigned by both: the note carries the log's signature and both cosignatures, each checked
+    // by signed_note with the witness's key (its first checkpoint, then one from that size on).
+    for i in 0..2 {
+        create(&ledger, &format!("b{i}@example.com")).unwrap();
+        let note = ledger.checkpoint(None).unwrap();
+        // The body as tlog_tiles (a port of Go's reference code) reads a checkpoint.
+        let body = note.split_once("\n\n").unwrap().0.to_owned() + "\n";
+        let read = tlog_tiles::Checkpoint::from_bytes(body.as_bytes()).unwrap();
+        assert_eq!((read.origin(), read.size()), (ledger.origin().as_str(), i + 2));
+        for verifier in [&one.verifier_key, &two.verifier_key] {
+            let known = signed_note::VerifierList::new(vec![Box::new(
+                common::witness::CosignatureVerifier::new(verifier),
+            )]);
+            let (verified, _) =
+                signed_note::Note::from_bytes(note.as_bytes()).unwrap().verify(&known).unwrap();
+            assert_eq!(verified.len(), 1, "{note}");
+        }
+    }
+    assert_eq!(one.latest.lock().unwrap().values().next().unwrap().0, 3);
+    drop(ledger);
+    // A witness gone: no checkpoint is served (fail closed); writes go on.
+    let gone = TestWitness::start("witness.test/gone", &key);
+    let gone = TestWitness { url: "http://127.0.0.1:9".into(), ..gone };
+    let ledger = witnessed(&db, &[&one, &two, &gone], 3);
+    create(&ledger, "c@example.com").unwrap();
+    let refused = ledger.checkpoint(None).unwrap_err().to_string();
+    assert!(
+        refused.contains("cosigned by 2 of the 3 witnesses") && refused.contains("unreachable"),
+        "{refused}"
+    );
+    create(&ledger, "d@example.com").unwrap();
+    drop(ledger);
+    // A witness holding a larger tree than the database: signing and writing stop, saying why.
+    let origin = one.latest.lock().unwrap().keys().next().unwrap().clone();
+    one.latest.lock().unwrap().insert(origin, (1000, [7; 32]));
+    let ledger = witnessed(&db, &[&one, &two], 1);
+    let refused = ledger.checkpoint(None).unwrap_err();
+    assert_eq!(refused.failure(), Some(Failure::Contradicted), "{refused}");
+    assert!(
+        refused.to_string().contains("a tree of size 1000, larger than this database's log"),
+        "{refused}"
+    );
+    assert_eq!(create(&ledger, "e@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
+}

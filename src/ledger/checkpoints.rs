@@ -41,6 +41,14 @@ pub struct SignedCheckpoint {
     pub time_ms: i64,
 }
 
+/// What cosigns checkpoints before they are served: witnesses (`server::witness::Witnesses`,
+/// the host's `--witness`). A checkpoint it does not return is not served.
+pub trait Cosigner: Send + Sync + std::fmt::Debug {
+    /// `note` (a checkpoint of `size` entries `ledger` signed) with its cosignatures, or why it
+    /// is not to be served.
+    fn cosign(&self, ledger: &Ledger, note: &str, size: u64) -> Result<String>;
+}
+
 /// The key derived from data key 0 (`first`) that signs epoch `epoch`'s checkpoints when no key
 /// of its own is given: epoch 0's is the one every ledger signed with before epochs.
 pub(super) fn derived_signer(first: &[u8; 32], epoch: u32) -> ed25519_dalek::SigningKey {
@@ -138,6 +146,12 @@ impl Ledger {
                 Err(Error::failed(Failure::Contradicted, why))
             }
         }
+    }
+
+    /// Latches a contradiction found outside the ledger (a witness holding a larger tree, or
+    /// another root): writes and signatures are refused from now on.
+    pub fn contradicted_by(&self, why: String) {
+        self.inner.shared.set_contradicted(Some(why));
     }
 
     /// Takes into this host's mark the largest checkpoint the database recorded, once it holds it

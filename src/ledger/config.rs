@@ -72,6 +72,9 @@ pub struct Config {
     /// standby promoted while behind) is refused before it signs a second root for a size.
     /// Default none (the CLI puts one beside a sled database).
     pub checkpoint_mark: Option<PathBuf>,
+    /// What cosigns every checkpoint before it is served (witnesses); a checkpoint it refuses
+    /// is not served. Default none.
+    pub cosigner: Option<Arc<dyn super::Cosigner>>,
 }
 
 /// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
@@ -123,6 +126,7 @@ impl Config {
             root_key: None,
             checkpoint_key: None,
             checkpoint_mark: None,
+            cosigner: None,
         }
     }
 

@@ -41,7 +41,7 @@ mod settings;
 mod users;
 
 pub use admin::Stats;
-pub use checkpoints::SignedCheckpoint;
+pub use checkpoints::{Cosigner, SignedCheckpoint};
 pub use config::{
     Config, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_REBUILD_CHUNK, MAX_BATCH, MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,

@@ -60,7 +60,10 @@ impl Ledger {
             )
         })?;
         let checkpoint = Checkpoint { origin: self.origin(), size, root, next_key: None };
-        let note = checkpoint.sign(&[signer.as_ref()])?;
+        let mut note = checkpoint.sign(&[signer.as_ref()])?;
+        if let Some(cosigner) = &self.inner.config.cosigner {
+            note = cosigner.cosign(self, &note, size)?;
+        }
         self.remember(&checkpoint, &note)?;
         Ok(note)
     }

@@ -15,6 +15,7 @@ mod reply;
 mod routes;
 mod serve;
 pub mod sigv4;
+pub mod witness;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,8 @@ pub mod postgres;
 pub use postgres::test_root_key;
 #[cfg(feature = "server")]
 pub mod sdk;
+#[cfg(feature = "server")]
+pub mod witness;
 
 use tempfile::TempDir;
 use user_ledger::{Caller, Config, CreateUserRequest, Error, Ledger, ManualClock, RootKey, Rule};

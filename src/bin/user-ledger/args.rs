@@ -39,6 +39,14 @@ pub(crate) struct Cli {
     /// database (`X.checkpoint-mark`); on PostgreSQL none unless given (give each host its own).
     #[arg(long, global = true, env = "USER_LEDGER_CHECKPOINT_MARK")]
     pub(crate) checkpoint_mark: Option<PathBuf>,
+    /// A witness every checkpoint goes to (C2SP tlog-witness), as URL=VERIFIER_KEY (its key as
+    /// name+hash+base64(0x04 ‖ Ed25519 key)); repeatable. With witnesses, a checkpoint is served
+    /// only once --witness-quorum of them cosigned it.
+    #[arg(long = "witness", global = true)]
+    pub(crate) witnesses: Vec<String>,
+    /// How many witnesses must cosign a checkpoint (default: all of them).
+    #[arg(long, global = true)]
+    pub(crate) witness_quorum: Option<usize>,
     /// Act as this ledger user (a userId), or as an IAM principal (an `arn:…` role ARN, which
     /// may only get programmatic access credentials), instead of as the system.
     #[arg(long, global = true)]

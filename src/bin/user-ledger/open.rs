@@ -4,6 +4,7 @@ use serde_json::json;
 
 use std::path::{Path, PathBuf};
 
+use user_ledger::server::witness::{Witness, Witnesses};
 use user_ledger::{Config, Error, Failure, Ledger, OpenMode, Place, RootKey, SignerKey};
 
 use crate::args::Cli;
@@ -124,6 +125,12 @@ pub(crate) fn config_for(cli: &Cli, db: &Path) -> user_ledger::Result<Config> {
     config.root_key = root_key(cli, db)?;
     if let Some(path) = &cli.checkpoint_key_file {
         config.checkpoint_key = Some(checkpoint_key(path)?);
+    }
+    if !cli.witnesses.is_empty() {
+        let list =
+            cli.witnesses.iter().map(|spec| Witness::parse(spec)).collect::<user_ledger::Result<Vec<_>>>()?;
+        let quorum = cli.witness_quorum.unwrap_or(list.len());
+        config.cosigner = Some(std::sync::Arc::new(Witnesses::new(list, quorum)?));
     }
     config.checkpoint_mark = match (&cli.checkpoint_mark, Place::of(db)) {
         (Some(mark), _) => Some(mark.clone()),
