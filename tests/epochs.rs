@@ -342,3 +342,58 @@ fn checkpoints_are_served_only_cosigned_by_a_quorum_of_witnesses_and_a_witness_a
     );
     assert_eq!(create(&ledger, "e@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
 }
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_commit_whose_wait_for_the_synchronous_standby_was_cancelled_is_not_acknowledged() {
+    use common::postgres::{pg, start_cluster};
+    use std::time::{Duration, Instant};
+    let own = start_cluster();
+    let location = format!("{}?schema=syncrep", own.url);
+    let ledger = Ledger::open(pg(&location)).unwrap();
+    create(&ledger, "a@example.com").unwrap();
+    // A synchronous standby that never answers: every commit waits for it.
+    let mut admin = postgres::Client::connect(&own.url, postgres::NoTls).unwrap();
+    admin.batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'nobody'").unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let request = |n: u32| CreateUserRequest {
+        client_token: Some(format!("once{n}")),
+        ..CreateUserRequest::new(format!("b{n}@example.com"), "APP_USER")
+    };
+    // The wait cancelled, as an operator (or a pooler) does: the server reports the commit a
+    // success, with only a warning. (A write that slipped in before the server read the new setting
+    // did not wait: the next one will.)
+    let started = Instant::now();
+    let (mut n, mut before) = (0, 1);
+    let refused = loop {
+        let writing = {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || ledger.create_user(&SYSTEM, &request(n)))
+        };
+        let cancelled = loop {
+            let waiting =
+                "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+            if admin.query_one(waiting, &[]).unwrap().get::<_, i64>(0) > 0 {
+                break true;
+            }
+            if writing.is_finished() {
+                break false;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "no commit waited for the standby");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let answer = writing.join().unwrap();
+        if cancelled {
+            break answer.unwrap_err().to_string();
+        }
+        answer.unwrap();
+        (n, before) = (n + 1, before + 1);
+    };
+    assert!(refused.contains("cancelled the commit's wait for the synchronous standby"), "{refused}");
+    // With the standby back (here: none required), the retry gets the one answer, one event.
+    admin.batch_execute("ALTER SYSTEM RESET synchronous_standby_names").unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    ledger.create_user(&SYSTEM, &request(n)).unwrap();
+    assert_eq!(ledger.digest().unwrap().seq, before + 1, "the cancelled commit was not written twice");
+}

@@ -272,9 +272,11 @@ impl Backend for PgBackend {
             self.t("checkpoints")
         );
         let size = to_i64(size)?;
-        self.client()?
-            .execute(&sql, &[&size, &record])
-            .map_err(|e| self.failed("recording a checkpoint", e))?;
+        let mut client = self.client()?;
+        client.execute(&sql, &[&size, &record]).map_err(|e| self.failed("recording a checkpoint", e))?;
+        if client.take_cancelled_wait() {
+            return Err(cancelled_wait("recording a checkpoint"));
+        }
         Ok(())
     }
 
@@ -333,13 +335,17 @@ impl Backend for PgBackend {
             if in_turn && !row.get::<_, bool>(0) {
                 c.batch_execute("COMMIT")?;
             }
-            Ok::<_, SqlError>(row)
+            Ok::<_, SqlError>((row, c.take_cancelled_wait()))
         })?;
         match called {
-            Ok(row) if row.get::<_, bool>(0) => {
+            Ok((row, _)) if row.get::<_, bool>(0) => {
                 Err(moved(head_of(row.get(1), row.get(2), row.get(3))?, changes.base))
             }
-            Ok(_) => {
+            Ok((_, true)) => {
+                self.in_turn.store(false, Ordering::SeqCst);
+                Err(cancelled_wait(doing))
+            }
+            Ok((_, false)) => {
                 self.in_turn.store(false, Ordering::SeqCst);
                 Ok(())
             }
@@ -363,9 +369,14 @@ impl Backend for PgBackend {
         if self.synchronous {
             return Ok(());
         }
-        self.client()?
+        let mut client = self.client()?;
+        client
             .batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
-            .map_err(|e| self.failed("syncing", e))
+            .map_err(|e| self.failed("syncing", e))?;
+        if client.take_cancelled_wait() {
+            return Err(cancelled_wait("syncing"));
+        }
+        Ok(())
     }
 
     fn is_shared(&self) -> bool {
@@ -608,4 +619,17 @@ fn checkpoint_row(row: &tokio_postgres::Row) -> Result<(u64, Vec<u8>)> {
     let size = u64::try_from(row.get::<_, i64>(0))
         .map_err(|_| Error::corrupt("corrupt checkpoints: a negative size"))?;
     Ok((size, row.get(1)))
+}
+
+/// What a commit whose wait for the synchronous standby the server cancelled answers: the server
+/// reports success with only a warning, but the commit is on the primary alone.
+fn cancelled_wait(doing: &str) -> Error {
+    Error::failed(
+        Failure::Io,
+        format_args!(
+            "{doing}: the server cancelled the commit's wait for the synchronous standby (it then reports \
+             success with only a warning): what was committed is on the primary alone and could vanish at a \
+             failover, so it is not acknowledged; retry (with the same clientToken)"
+        ),
+    )
 }

@@ -76,8 +76,18 @@ pub struct Session {
     deadline: Duration,
     /// Set when a call passed its deadline: the connection's state is unknown.
     broken: bool,
+    /// What the connection said besides answers.
+    noticed: Heard,
+}
+
+/// What the connection said besides answers: notifications, and whether the server cancelled a
+/// commit's wait for a synchronous standby (it then reports success, with only a warning).
+#[derive(Debug, Default)]
+struct Heard {
     /// Notifications received and not yet asked for.
-    noticed: usize,
+    notifications: usize,
+    /// A commit's wait for the synchronous standby was cancelled since last asked.
+    cancelled_wait: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -90,12 +100,17 @@ impl std::fmt::Debug for Session {
 /// if it failed. A connection that ended is left to the client, whose calls then fail.
 fn drive(
     driver: &mut Driver,
-    noticed: &mut usize,
+    noticed: &mut Heard,
     cx: &mut Context<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     loop {
         match driver(cx) {
-            Poll::Ready(Some(Ok(AsyncMessage::Notification(_)))) => *noticed += 1,
+            Poll::Ready(Some(Ok(AsyncMessage::Notification(_)))) => noticed.notifications += 1,
+            Poll::Ready(Some(Ok(AsyncMessage::Notice(notice))))
+                if notice.message().starts_with("canceling wait for synchronous replication") =>
+            {
+                noticed.cancelled_wait = true;
+            }
             Poll::Ready(Some(Ok(_))) => {}
             Poll::Ready(Some(Err(e))) => return Err(e),
             Poll::Ready(None) | Poll::Pending => return Ok(()),
@@ -119,7 +134,14 @@ impl Session {
                 Err(_) => return Err(SqlError::Deadline(limit)),
             };
         let driver: Driver = Box::new(move |cx| connection.poll_message(cx));
-        Ok(Session { runtime, client, driver, deadline: location.deadline, broken: false, noticed: 0 })
+        Ok(Session {
+            runtime,
+            client,
+            driver,
+            deadline: location.deadline,
+            broken: false,
+            noticed: Heard::default(),
+        })
     }
 
     /// Runs `call` on the client within the deadline, driving the connection meanwhile.
@@ -234,6 +256,12 @@ impl Session {
         }
     }
 
+    /// Whether the server cancelled a commit's wait for the synchronous standby since last asked:
+    /// that commit is on the primary only, and may vanish at a failover.
+    pub fn take_cancelled_wait(&mut self) -> bool {
+        std::mem::take(&mut self.noticed.cancelled_wait)
+    }
+
     /// Waits up to `wait` for a notice on a channel this session listens to: whether one came
     /// (every one that came meanwhile counts as that one). An error once the connection ended.
     pub fn notice(&mut self, wait: Duration) -> Result<bool, SqlError> {
@@ -241,7 +269,7 @@ impl Session {
         let waited = runtime.block_on(async {
             let heard = std::future::poll_fn(|cx| match drive(driver, noticed, cx) {
                 Err(e) => Poll::Ready(Err(e)),
-                Ok(()) if *noticed > 0 => Poll::Ready(Ok(())),
+                Ok(()) if noticed.notifications > 0 => Poll::Ready(Ok(())),
                 Ok(()) => Poll::Pending,
             });
             tokio::time::timeout(wait, heard).await
@@ -250,7 +278,7 @@ impl Session {
             Ok(Err(e)) => Err(SqlError::Sql(e)),
             _ if client.is_closed() => Err(SqlError::Closed),
             Ok(Ok(())) => {
-                *noticed = 0;
+                noticed.notifications = 0;
                 Ok(true)
             }
             Err(_) => Ok(false),
