@@ -126,3 +126,37 @@ fn a_host_rotates_the_checkpoint_key_and_another_host_still_holding_the_old_one_
     let listed = expect(&b.root().send("GET", ADMIN, "/ledger/checkpoint-handovers", b"").unwrap(), 200);
     assert_eq!(listed["handovers"], serde_json::json!([handover]));
 }
+
+#[test]
+fn a_ledger_with_a_checkpoint_key_of_its_own_begins_an_epoch_with_a_key_named_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    ok(cli(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]));
+    let (first, _) = new_key(&db, dir.path(), "first.key", None);
+    let with = |key: &Path, args: &[&str]| {
+        cli(&db, &[&["--checkpoint-key-file", key.to_str().unwrap()], args].concat())
+    };
+    let origin =
+        String::from_utf8(with(&first, &["checkpoint"]).stdout).unwrap().lines().next().unwrap().to_owned();
+    // No key for the new origin: refused, naming the command that makes one.
+    let refused = with(&first, &["new-epoch"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains(&format!("new-checkpoint-key --name {origin}/epoch-1")),
+        "{stderr}"
+    );
+    let next = dir.path().join("next.key");
+    let named = format!("{origin}/epoch-1");
+    let made = ok(with(&first, &["new-checkpoint-key", "--name", &named, "--out", next.to_str().unwrap()]));
+    let began = ok(with(&first, &["new-epoch", "--new-checkpoint-key-file", next.to_str().unwrap()]));
+    assert_eq!(began["origin"], named.as_str());
+    // From now on the new key signs; the old one, named for the old origin, is refused by name.
+    let note = String::from_utf8(with(&next, &["checkpoint"]).stdout).unwrap();
+    let verifier = made["verifierKey"].as_str().unwrap();
+    assert!(user_ledger::Checkpoint::open(&note, verifier).is_ok(), "{note}");
+    let refused = with(&first, &["checkpoint"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("this ledger's checkpoints are named"),
+        "refused by name"
+    );
+}

@@ -63,10 +63,16 @@ pub fn signing_key(secret: &[u8; 32]) -> SigningKey {
 
 /// The 4 bytes that name `key` in a signature line: SHA-256(name ‖ "\n" ‖ 0x01 ‖ key)[..4].
 pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    key_id_of(name, ED25519, key)
+}
+
+/// The 4 bytes that name `key`, of signature type `algorithm` (0x01 for a note signer, 0x04 for
+/// a cosigner), in a signature line: SHA-256(name ‖ "\n" ‖ algorithm ‖ key)[..4].
+pub fn key_id_of(name: &str, algorithm: u8, key: &VerifyingKey) -> [u8; 4] {
     let hash: [u8; 32] = Sha256::new()
         .chain_update(name.as_bytes())
         .chain_update(b"\n")
-        .chain_update([ED25519])
+        .chain_update([algorithm])
         .chain_update(key.as_bytes())
         .finalize()
         .into();

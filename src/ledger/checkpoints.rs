@@ -232,7 +232,10 @@ impl Ledger {
             (None, Some(_)) => {
                 return Err(Error::failed(
                     Failure::Other,
-                    format_args!("this ledger signs with a checkpoint key of its own: give one named {origin} for the new epoch (new-checkpoint-key --out, after new-epoch's name)"),
+                    format_args!(
+                        "this ledger signs with a checkpoint key of its own: give one named {origin} for the new \
+                         epoch (`user-ledger new-checkpoint-key --name {origin} --out PATH`)"
+                    ),
                 ))
             }
             (None, None) => Arc::new(derived_signer(&self.data_key(0)?.raw, epoch)),

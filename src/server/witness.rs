@@ -14,7 +14,6 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Failure, Result};
 use crate::ledger::Ledger;
@@ -37,15 +36,7 @@ pub struct Witness {
 
 /// The key id of a cosigner: SHA-256(name ‖ "\n" ‖ 0x04 ‖ key)[..4].
 fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
-    let hash: [u8; 32] = Sha256::new()
-        .chain_update(name.as_bytes())
-        .chain_update(b"\n")
-        .chain_update([COSIGNATURE_V1])
-        .chain_update(key.as_bytes())
-        .finalize()
-        .into();
-    let [a, b, c, d, ..] = hash;
-    [a, b, c, d]
+    crate::core::checkpoint::key_id_of(name, COSIGNATURE_V1, key)
 }
 
 /// The verifier key of a cosigner: `name+hash+base64(0x04 ‖ key)`.

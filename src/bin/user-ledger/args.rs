@@ -368,6 +368,9 @@ pub(crate) enum Command {
         /// Where to write it (refused if the file exists).
         #[arg(long)]
         out: PathBuf,
+        /// The name to give it instead of this ledger's origin: the next epoch's, for new-epoch.
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Print the keyring: the root key's id, each data key's id, state and creation time (never
     /// a key), or that the ledger's secret is in the clear.

@@ -244,8 +244,8 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             let (old, new) = ledger.rekey(caller, new)?;
             Ok(Output::Json(json!({ "oldRootKeyId": old, "newRootKeyId": new })))
         }
-        Command::NewCheckpointKey { out } => {
-            let key = user_ledger::SignerKey::generate(&ledger.origin())?;
+        Command::NewCheckpointKey { out, name } => {
+            let key = user_ledger::SignerKey::generate(&name.unwrap_or_else(|| ledger.origin()))?;
             key.write_new(&out)?;
             Ok(Output::Json(json!({ "file": out, "verifierKey": key.verifier_key() })))
         }
