@@ -82,6 +82,56 @@ impl Cluster {
     }
 }
 
+/// A streaming-replication standby of `primary` (a cluster this process started), made by
+/// `pg_basebackup -R` and started on a port of its own; asynchronous unless the primary names it.
+pub fn start_standby(primary: &Server) -> Server {
+    let cluster = primary.cluster.as_ref().expect("a standby of a cluster this process started");
+    let root = cluster.data.parent().unwrap().join("standby");
+    let data = root.join("data");
+    std::fs::create_dir_all(&root).unwrap();
+    if let Some((uid, gid)) = cluster.user {
+        std::os::unix::fs::chown(&root, Some(uid), Some(gid)).unwrap();
+    }
+    let out = as_server_user(&mut Command::new(binary("pg_basebackup")), cluster.user)
+        .args(["-D", data.to_str().unwrap(), "-R", "-X", "stream", "-h", "127.0.0.1"])
+        .args(["-p", &cluster.port.to_string(), "-U", "postgres", "--no-sync"])
+        .output()
+        .unwrap_or_else(|e| missing(&format!("pg_basebackup did not run: {e}")));
+    assert!(out.status.success(), "pg_basebackup failed: {}", String::from_utf8_lossy(&out.stderr));
+    let port = free_port();
+    let args = cluster.args.clone();
+    let child = spawn_server(&binary("postgres"), &data, port, cluster.user, &args);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let child = wait_ready(&url, child, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    Server {
+        url,
+        cluster: Some(Cluster {
+            data,
+            port,
+            user: cluster.user,
+            args,
+            postmaster: std::sync::Mutex::new(child),
+        }),
+    }
+}
+
+impl Cluster {
+    /// Promotes this standby (`pg_ctl promote`) and waits until it takes writes.
+    pub fn promote(&self, url: &str) {
+        let out = as_server_user(&mut Command::new(binary("pg_ctl")), self.user)
+            .args(["promote", "-w", "-D", self.data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl promote failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.query_one("SELECT pg_is_in_recovery()", &[]).unwrap().get::<_, bool>(0) {
+            assert!(Instant::now() < deadline, "the standby did not leave recovery");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 static SERVER: OnceLock<Server> = OnceLock::new();
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
