@@ -158,3 +158,48 @@ fn a_failover_to_a_synchronous_standby_loses_nothing_acknowledged_and_goes_on_si
     assert!(host.consistency_proof(first.size, Some(later.size)).unwrap().holds(&first, &later), "one tree");
     assert!(host.verify(None, &mut |_| {}).unwrap().problem.is_none());
 }
+
+#[test]
+fn an_old_primary_started_again_as_a_primary_after_the_promotion_is_refused_by_a_host_that_signed_past_it() {
+    let primary = start_cluster();
+    let standby = start_standby(&primary);
+    let (p, s) = (primary.cluster.as_ref().unwrap(), standby.cluster.as_ref().unwrap());
+    let location = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3&schema=fo",
+        p.port, s.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config: Config = pg(&location);
+        config.checkpoint_mark = Some(dir.path().join("host.checkpoint-mark"));
+        config
+    };
+    let host = Ledger::open(config()).unwrap();
+    for i in 0..3 {
+        create(&host, &format!("a{i}@example.com")).unwrap();
+    }
+    let mut reading = postgres::Client::connect(&standby.url, postgres::NoTls).unwrap();
+    let started = Instant::now();
+    while reading.query_one("SELECT count(*) FROM fo.log", &[]).map_or(0, |r| r.get::<_, i64>(0)) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the standby did not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(reading);
+    // Fault (F): the primary stops, the standby is promoted and the host goes on there...
+    p.stop();
+    s.promote(&standby.url);
+    drop(host);
+    let host = Ledger::open(config()).unwrap();
+    for i in 0..2 {
+        create(&host, &format!("b{i}@example.com")).unwrap();
+    }
+    host.checkpoint(None).unwrap();
+    drop(host);
+    // ...then the old primary comes back as a primary, unfenced, first in the URL: a host that
+    // opens now reaches it, and its mark says the log there is behind what it signed.
+    p.restart(&primary.url);
+    let host = Ledger::open(config()).unwrap();
+    let why = host.stats().unwrap().contradicted.unwrap();
+    assert!(why.contains("signed checkpoint 5 of") && why.contains("the database ends at seq 3"), "{why}");
+    assert_eq!(create(&host, "c@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
+}
