@@ -13,11 +13,18 @@ const PREFIX: char = '1';
 /// leads the encoded bytes.
 const PREFIX_WITH_KEY: char = '2';
 
-/// Issues and checks nextTokens with a secret of the database's (one of its data keys').
-#[derive(Debug, Clone)]
+/// Issues and checks nextTokens with a secret of the database's (one of its data keys'). Debug
+/// shows the key's id only.
+#[derive(Clone)]
 pub struct PageTokens {
     key_id: u32,
     secret: [u8; 32],
+}
+
+impl std::fmt::Debug for PageTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PageTokens(data key {})", self.key_id)
+    }
 }
 
 impl PageTokens {

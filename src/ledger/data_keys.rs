@@ -15,8 +15,7 @@ use crate::credentials::access_key;
 use crate::credentials::keyring::RootKey;
 use crate::error::{Error, Failure, Result};
 
-/// What one data key derives.
-#[derive(Debug)]
+/// What one data key derives. Debug shows its id only.
 pub(super) struct Derived {
     /// The data key's id.
     pub id: u32,
@@ -28,6 +27,12 @@ pub(super) struct Derived {
     pub pages: PageTokens,
     /// The key itself, from which data key 0 derives the checkpoint key of each epoch.
     pub raw: [u8; 32],
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Derived(data key {})", self.id)
+    }
 }
 
 impl Derived {
