@@ -23,21 +23,60 @@ fn create(ledger: &Ledger, email: &str) -> user_ledger::Result<String> {
     ledger.create_user(&SYSTEM, &request).map(|r| r.user_id)
 }
 
+/// A primary and its streaming standby on loopback, the multi-host location of a ledger on them,
+/// and the directory of the host's checkpoint mark.
+struct Replicated {
+    primary: common::postgres::Server,
+    standby: common::postgres::Server,
+    location: String,
+    dir: tempfile::TempDir,
+}
+
+impl Replicated {
+    fn start() -> Self {
+        let primary = start_cluster();
+        let standby = start_standby(&primary);
+        let ports = (primary.cluster.as_ref().unwrap().port, standby.cluster.as_ref().unwrap().port);
+        let location = format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3&schema=fo",
+            ports.0, ports.1
+        );
+        Replicated { primary, standby, location, dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn primary(&self) -> &common::postgres::Cluster {
+        self.primary.cluster.as_ref().unwrap()
+    }
+
+    fn standby(&self) -> &common::postgres::Cluster {
+        self.standby.cluster.as_ref().unwrap()
+    }
+
+    /// A host's config: the location, and its checkpoint mark (the same for every open).
+    fn host_config(&self) -> Config {
+        let mut config: Config = pg(&self.location);
+        config.checkpoint_mark = Some(self.dir.path().join("host.checkpoint-mark"));
+        config
+    }
+
+    /// Waits until the standby has replayed the first `entries` entries of the log.
+    fn standby_holds(&self, entries: i64) {
+        let mut reading = postgres::Client::connect(&self.standby.url, postgres::NoTls).unwrap();
+        let started = Instant::now();
+        while reading.query_one("SELECT count(*) FROM fo.log", &[]).map_or(0, |r| r.get::<_, i64>(0))
+            < entries
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "the standby did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 #[test]
 fn an_asynchronous_failover_that_lost_a_signed_tail_ends_in_a_refusal_never_a_second_root() {
-    let primary = start_cluster();
-    let standby = start_standby(&primary);
-    let (p, s) = (primary.cluster.as_ref().unwrap(), standby.cluster.as_ref().unwrap());
-    let location = format!(
-        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3&schema=fo",
-        p.port, s.port
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = || {
-        let mut config: Config = pg(&location);
-        config.checkpoint_mark = Some(dir.path().join("host.checkpoint-mark"));
-        config
-    };
+    let pair = Replicated::start();
+    let (p, s) = (pair.primary(), pair.standby());
+    let config = || pair.host_config();
     let host = Ledger::open(config()).unwrap();
     let key = host.checkpoint_key();
     let mut kept = vec![];
@@ -46,13 +85,7 @@ fn an_asynchronous_failover_that_lost_a_signed_tail_ends_in_a_refusal_never_a_se
     }
     kept.push(host.checkpoint(None).unwrap());
     // The standby has all of it, then is cut off (its WAL receiver gone with it).
-    let mut reading = postgres::Client::connect(&standby.url, postgres::NoTls).unwrap();
-    let started = Instant::now();
-    while reading.query_one("SELECT count(*) FROM fo.log", &[]).map_or(0, |r| r.get::<_, i64>(0)) < 5 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the standby did not catch up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(reading);
+    pair.standby_holds(5);
     s.stop();
     // The primary acknowledges and signs three more, then dies; the standby is promoted.
     for i in 0..3 {
@@ -60,8 +93,8 @@ fn an_asynchronous_failover_that_lost_a_signed_tail_ends_in_a_refusal_never_a_se
     }
     kept.push(host.checkpoint(None).unwrap());
     p.kill();
-    s.restart(&standby.url);
-    s.promote(&standby.url);
+    s.restart(&pair.standby.url);
+    s.promote(&pair.standby.url);
 
     // The host reconnects to the new primary and finds its log behind what it committed: every
     // write and signature is refused, saying why; nothing is written on top of the loss.
@@ -101,11 +134,10 @@ fn an_asynchronous_failover_that_lost_a_signed_tail_ends_in_a_refusal_never_a_se
 
 #[test]
 fn a_failover_to_a_synchronous_standby_loses_nothing_acknowledged_and_goes_on_signing_one_tree() {
-    let primary = start_cluster();
-    let standby = start_standby(&primary);
-    let (p, s) = (primary.cluster.as_ref().unwrap(), standby.cluster.as_ref().unwrap());
+    let pair = Replicated::start();
+    let (p, s) = (pair.primary(), pair.standby());
     // Fault (B): the standby synchronous (any walreceiver), the primary killed mid-stream.
-    let mut admin = postgres::Client::connect(&primary.url, postgres::NoTls).unwrap();
+    let mut admin = postgres::Client::connect(&pair.primary.url, postgres::NoTls).unwrap();
     admin.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'").unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
     let started = Instant::now();
@@ -115,14 +147,7 @@ fn a_failover_to_a_synchronous_standby_loses_nothing_acknowledged_and_goes_on_si
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(admin);
-    let location = format!(
-        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3&schema=fo",
-        p.port, s.port
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let mut config: Config = pg(&location);
-    config.checkpoint_mark = Some(dir.path().join("host.checkpoint-mark"));
-    let host = Ledger::open(config).unwrap();
+    let host = Ledger::open(pair.host_config()).unwrap();
     let key = host.checkpoint_key();
     let mut acknowledged = vec![];
     for i in 0..6 {
@@ -130,7 +155,7 @@ fn a_failover_to_a_synchronous_standby_loses_nothing_acknowledged_and_goes_on_si
     }
     let kept = host.checkpoint(None).unwrap();
     p.kill();
-    s.promote(&standby.url);
+    s.promote(&pair.standby.url);
     // The host reaches the new primary and goes on: nothing acknowledged was lost.
     let started = Instant::now();
     loop {
@@ -161,33 +186,17 @@ fn a_failover_to_a_synchronous_standby_loses_nothing_acknowledged_and_goes_on_si
 
 #[test]
 fn an_old_primary_started_again_as_a_primary_after_the_promotion_is_refused_by_a_host_that_signed_past_it() {
-    let primary = start_cluster();
-    let standby = start_standby(&primary);
-    let (p, s) = (primary.cluster.as_ref().unwrap(), standby.cluster.as_ref().unwrap());
-    let location = format!(
-        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write&connect_timeout=3&schema=fo",
-        p.port, s.port
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let config = || {
-        let mut config: Config = pg(&location);
-        config.checkpoint_mark = Some(dir.path().join("host.checkpoint-mark"));
-        config
-    };
+    let pair = Replicated::start();
+    let (p, s) = (pair.primary(), pair.standby());
+    let config = || pair.host_config();
     let host = Ledger::open(config()).unwrap();
     for i in 0..3 {
         create(&host, &format!("a{i}@example.com")).unwrap();
     }
-    let mut reading = postgres::Client::connect(&standby.url, postgres::NoTls).unwrap();
-    let started = Instant::now();
-    while reading.query_one("SELECT count(*) FROM fo.log", &[]).map_or(0, |r| r.get::<_, i64>(0)) < 3 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the standby did not catch up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(reading);
+    pair.standby_holds(3);
     // Fault (F): the primary stops, the standby is promoted and the host goes on there...
     p.stop();
-    s.promote(&standby.url);
+    s.promote(&pair.standby.url);
     drop(host);
     let host = Ledger::open(config()).unwrap();
     for i in 0..2 {
@@ -197,7 +206,7 @@ fn an_old_primary_started_again_as_a_primary_after_the_promotion_is_refused_by_a
     drop(host);
     // ...then the old primary comes back as a primary, unfenced, first in the URL: a host that
     // opens now reaches it, and its mark says the log there is behind what it signed.
-    p.restart(&primary.url);
+    p.restart(&pair.primary.url);
     let host = Ledger::open(config()).unwrap();
     let why = host.stats().unwrap().contradicted.unwrap();
     assert!(why.contains("signed checkpoint 5 of") && why.contains("the database ends at seq 3"), "{why}");
