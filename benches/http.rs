@@ -8,6 +8,9 @@
 //! figure). A report, not a timed test: it prints a table and asserts nothing about speed.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+#[path = "common/users.rs"]
+mod users;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use user_ledger::server::client::{Call, Client};
-use user_ledger::server::{FINSPACE_DATA, ROOT_CREDENTIALS_FILE};
+use user_ledger::server::{read_root_credentials, FINSPACE_DATA};
 use user_ledger::{AccessKeyPair, Caller, Config, CreateUserRequest, Ledger};
 
 const CONNECTIONS: [usize; 3] = [1, 16, 64];
@@ -85,12 +88,20 @@ impl Served {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = lines
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("listening on ").map(|r| r.split(' ').next().unwrap().to_owned()))
-            .expect("serve did not start");
-        let key = serde_json::from_slice(&std::fs::read(db.join(ROOT_CREDENTIALS_FILE)).unwrap()).unwrap();
+        // The banner names the root credentials' file (beside the root key), then where it listens.
+        let (mut file, mut url) = (None, None);
+        for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
+            if let Some((_, path)) = line.strip_prefix("# root credentials").and_then(|l| l.split_once(": "))
+            {
+                file = Some(path.trim_end_matches(" (its owner's only)").to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                url = rest.split(' ').next().map(str::to_owned);
+                break;
+            }
+        }
+        let (url, file) = (url.expect("serve did not start"), file.expect("serve named no root credentials"));
+        let key = read_root_credentials(Path::new(&file)).unwrap().expect("no root credentials in that file");
         Served { child, url, key }
     }
 }
@@ -221,13 +232,7 @@ fn main() {
             assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
         }));
     }
-    let ids: Vec<String> = library
-        .list_users(&Caller::System, Some(100), None)
-        .unwrap()
-        .users
-        .into_iter()
-        .map(|u| u.user_id)
-        .collect();
+    let ids = users::first_user_ids(&library);
     let http_ids: Vec<String> = {
         let page = client(0).send("GET", FINSPACE_DATA, "/user?maxResults=100", b"").unwrap().json();
         page["users"].as_array().unwrap().iter().map(|u| u["userId"].as_str().unwrap().to_owned()).collect()

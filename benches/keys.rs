@@ -12,6 +12,9 @@
 #[path = "common/rate.rs"]
 mod rate;
 
+#[path = "common/users.rs"]
+mod users;
+
 use rate::rate;
 use user_ledger::{Caller, Config, CreateUserRequest, Ledger, RootKey};
 
@@ -28,13 +31,7 @@ fn figures(config: Config, run: usize) -> (f64, f64, f64) {
         let email = format!("r{run}c{caller}n{i}@example.com");
         ledger.create_user(&Caller::System, &CreateUserRequest::new(email, "APP_USER")).unwrap();
     });
-    let ids: Vec<String> = ledger
-        .list_users(&Caller::System, Some(100), None)
-        .unwrap()
-        .users
-        .into_iter()
-        .map(|u| u.user_id)
-        .collect();
+    let ids = users::first_user_ids(&ledger);
     let reads = rate(64, |caller, i| {
         let id = &ids[(caller + i as usize) % ids.len()];
         ledger.get_user(&Caller::System, id).unwrap();

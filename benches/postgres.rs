@@ -92,7 +92,7 @@ fn main() {
         println!("{what:<48} {ours:>10.0}/s  {ratio}");
     };
 
-    let one = [Ledger::open(Config::new(location("bench1"))).unwrap()];
+    let one = [Ledger::open(pg::pg(location("bench1"))).unwrap()];
     let mut one_host_64 = 0.0;
     for callers in [1, 16, 64] {
         let ours = create_on(&one, callers, &format!("c{callers}"));
@@ -104,9 +104,8 @@ fn main() {
         }
     }
     for hosts in [2, 4] {
-        let ledgers: Vec<Ledger> = (0..hosts)
-            .map(|_| Ledger::open(Config::new(location(&format!("bench{hosts}")))).unwrap())
-            .collect();
+        let ledgers: Vec<Ledger> =
+            (0..hosts).map(|_| Ledger::open(pg::pg(location(&format!("bench{hosts}")))).unwrap()).collect();
         let ours = create_on(&ledgers, 64, &format!("h{hosts}"));
         row(format!("CreateUser+token, {hosts} hosts, 64 callers"), ours, Some(("1 host", one_host_64)));
     }

@@ -5,6 +5,9 @@
 //! A report, not a timed test: it prints a table and asserts nothing about speed.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+#[path = "common/users.rs"]
+mod users;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -253,13 +256,7 @@ pub fn run(mode: Mode) -> Vec<Row> {
 
     // GetUser against raw sled get + decode of the same bytes, in the same tree: the ledger is
     // closed while raw sled reads its `users` tree, then reopened. Both read the same ids, warm.
-    let ids: Vec<String> = ledger
-        .list_users(&Caller::System, Some(100), None)
-        .unwrap()
-        .users
-        .into_iter()
-        .map(|u| u.user_id)
-        .collect();
+    let ids = users::first_user_ids(&ledger);
     drop(ledger);
     let raw = {
         let db = user_ledger::backend::sled::files::open_sled(sled::Config::new().path(&path)).unwrap();

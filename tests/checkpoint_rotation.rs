@@ -36,15 +36,18 @@ fn signed_by_each(note: &str, verifiers: &[&str]) -> bool {
     })
 }
 
+/// The CLI on `db` with the checkpoint key in the file `key`.
+fn with_key(db: &Path, key: &Path, args: &[&str]) -> std::process::Output {
+    cli(db, &[&["--checkpoint-key-file", key.to_str().unwrap()], args].concat())
+}
+
 #[test]
 fn an_auditor_follows_rotations_of_the_checkpoint_key_from_the_key_it_first_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     ok(cli(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]));
     let (first, first_verifier) = new_key(&db, dir.path(), "first.key", None);
-    let with = |key: &Path, args: &[&str]| {
-        cli(&db, &[&["--checkpoint-key-file", key.to_str().unwrap()], args].concat())
-    };
+    let with = |key: &Path, args: &[&str]| with_key(&db, key, args);
 
     // Two rotations: first → second → third, each a handover signed by both keys.
     let (second, second_verifier) = new_key(&db, dir.path(), "second.key", Some(&first));
@@ -133,9 +136,7 @@ fn a_ledger_with_a_checkpoint_key_of_its_own_begins_an_epoch_with_a_key_named_fo
     let db = dir.path().join("db");
     ok(cli(&db, &["create-user", "--email-address", "a@example.com", "--type", "APP_USER"]));
     let (first, _) = new_key(&db, dir.path(), "first.key", None);
-    let with = |key: &Path, args: &[&str]| {
-        cli(&db, &[&["--checkpoint-key-file", key.to_str().unwrap()], args].concat())
-    };
+    let with = |key: &Path, args: &[&str]| with_key(&db, key, args);
     let origin =
         String::from_utf8(with(&first, &["checkpoint"]).stdout).unwrap().lines().next().unwrap().to_owned();
     // No key for the new origin: refused, naming the command that makes one.
