@@ -40,7 +40,8 @@ fn create_users(backend: &dyn Backend, writer: &mut Writer, emails: &[&str]) {
             },
         })
         .collect();
-    let committed = writer.commit(backend, &Limits::default(), T0, &requests).unwrap();
+    let kept = writer.head();
+    let committed = writer.commit(backend, &Limits::default(), T0, &requests, kept).unwrap();
     assert!(committed.wrote);
 }
 

@@ -219,7 +219,7 @@ fn a_host_whose_database_went_back_under_it_refuses_to_write_on_top_of_the_loss(
     let refused = create(&ledger, "b@example.com").unwrap_err();
     assert_eq!(refused.failure(), Some(Failure::Contradicted), "{refused}");
     let why = refused.to_string();
-    assert!(why.contains("ends at seq 2 where this host had committed up to seq 3"), "{why}");
+    assert!(why.contains("ends at seq 2 where this host had made the log durable up to seq 3"), "{why}");
     // Latched: nothing more is written, and stats says why.
     assert_eq!(create(&ledger, "c@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
     assert!(ledger.stats().unwrap().contradicted.is_some());

@@ -1,9 +1,12 @@
-//! A failover on this machine (issue 31): two PostgreSQL 15 clusters with streaming replication
-//! on loopback, a host on a multi-host URL with `target_session_attrs=read-write`, and an auditor
-//! that keeps every checkpoint the host served. Fault (A): asynchronous replication, the standby
-//! cut off from the primary, the primary killed after it acknowledged and signed more, the
-//! standby promoted: the host must end in a refusal that says why, never a second root for a
-//! size it signed.
+//! Failovers on this machine (issue 31): two PostgreSQL 15 clusters with streaming replication
+//! on loopback, a host on a multi-host URL with `target_session_attrs=read-write`, writers with
+//! clientTokens and an auditor that keeps every checkpoint the host served. Each fault ends in one
+//! of two ways: every acknowledged write is in the final log and every kept checkpoint has its
+//! root at its size, or the host refused to go on and said why; never two roots for one size.
+//! (A) asynchronous replication, the standby cut off, the primary killed, the standby promoted;
+//! (B) the same with a synchronous standby; (C) a synchronous wait cancelled, then the failover;
+//! (D) the primary restarted while commits wait, then the failover; (E) a restore from a backup
+//! taken before later checkpoints; (F) the old primary started again as a primary.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "postgres")]
 
@@ -11,9 +14,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::postgres::{pg, start_cluster, start_standby};
+use common::postgres::{fresh_location, pg, start_cluster, start_standby, test_root_key};
 use common::SYSTEM;
-use user_ledger::{Checkpoint, Config, CreateUserRequest, Failure, Ledger};
+use user_ledger::{Checkpoint, Config, CopyOptions, CreateUserRequest, Failure, Ledger};
 
 fn create(ledger: &Ledger, email: &str) -> user_ledger::Result<String> {
     let request = CreateUserRequest {
@@ -59,6 +62,63 @@ impl Replicated {
         config
     }
 
+    /// Makes the standby synchronous (any walreceiver will do) and waits until it is.
+    fn make_synchronous(&self) {
+        let mut admin = self.admin();
+        admin.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'").unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        let started = Instant::now();
+        let sync = "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'";
+        while admin.query_one(sync, &[]).unwrap().get::<_, i64>(0) == 0 {
+            assert!(started.elapsed() < Duration::from_secs(30), "the standby never became synchronous");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn admin(&self) -> postgres::Client {
+        postgres::Client::connect(&self.primary.url, postgres::NoTls).unwrap()
+    }
+
+    /// Runs `write` on a thread while the standby is away, cancelling (as an operator or a pooler
+    /// does) every wait for it that the write's commits meet: the write's answer.
+    fn cancelling_waits(
+        &self,
+        write: impl FnOnce() -> user_ledger::Result<String> + Send + 'static,
+    ) -> user_ledger::Result<String> {
+        let writing = std::thread::spawn(write);
+        let started = Instant::now();
+        let waiting =
+            "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+        while !writing.is_finished() {
+            // The primary may be restarting: no admin session then, and nothing waits.
+            if let Ok(mut admin) = postgres::Client::connect(&self.primary.url, postgres::NoTls) {
+                let _ = admin.query_one(waiting, &[]);
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the write neither ended nor waited");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        writing.join().unwrap()
+    }
+
+    /// Waits until some session of the primary waits for the synchronous standby.
+    fn until_a_commit_waits(&self) {
+        let mut admin = self.admin();
+        let started = Instant::now();
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+        while admin.query_one(waiting, &[]).unwrap().get::<_, i64>(0) == 0 {
+            assert!(started.elapsed() < Duration::from_secs(30), "no commit waited for the standby");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the primary and promotes the standby, started again first when it was stopped
+    /// (it then has only what it had received).
+    fn fail_over(&self) {
+        self.primary().kill();
+        self.standby().restart(&self.standby.url);
+        self.standby().promote(&self.standby.url);
+    }
+
     /// Waits until the standby has replayed the first `entries` entries of the log.
     fn standby_holds(&self, entries: i64) {
         let mut reading = postgres::Client::connect(&self.standby.url, postgres::NoTls).unwrap();
@@ -70,6 +130,59 @@ impl Replicated {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Retries `write` (with its clientToken) until the host, reconnected, answers; a refusal to
+/// contradict is a failure here.
+fn until_ok(write: impl Fn() -> user_ledger::Result<String>) -> String {
+    let started = Instant::now();
+    loop {
+        match write() {
+            Ok(id) => return id,
+            Err(e) => {
+                assert_ne!(e.failure(), Some(Failure::Contradicted), "{e}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the host never reached the new primary: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// The checker: every acknowledged write is in the log, each once; every kept checkpoint of the
+/// host's origin is consistent with one signed now (one tree); the log verifies.
+fn check(host: &Ledger, acknowledged: &[(String, String)], kept: &[String]) {
+    for (email, id) in acknowledged {
+        let user = host
+            .get_user(&SYSTEM, id)
+            .unwrap_or_else(|e| panic!("acknowledged {email} ({id}) was lost: {e}"));
+        assert_eq!(&user.email_address, email);
+    }
+    let users = host.list_users(&SYSTEM, Some(100), None).unwrap().users;
+    assert_eq!(
+        users.len(),
+        acknowledged.len(),
+        "every write was acknowledged once, and nothing else is there"
+    );
+    let key = host.checkpoint_key();
+    let now = Checkpoint::open(&host.checkpoint(None).unwrap(), &key).unwrap();
+    for note in kept {
+        let then = Checkpoint::open(note, &key).unwrap();
+        let proof = host.consistency_proof(then.size, Some(now.size)).unwrap();
+        assert!(
+            proof.holds(&then, &now),
+            "the kept checkpoint of size {} is not in the tree signed now",
+            then.size
+        );
+    }
+    assert!(host.verify(None, &mut |_| {}).unwrap().problem.is_none(), "the log verifies");
+}
+
+/// Creates a user with its email as clientToken: (email, user id).
+fn acknowledge(host: &Ledger, email: &str) -> (String, String) {
+    (email.to_owned(), create(host, email).unwrap())
 }
 
 #[test]
@@ -112,7 +225,10 @@ fn an_asynchronous_failover_that_lost_a_signed_tail_ends_in_a_refusal_never_a_se
             Ok(id) => panic!("a write ({id}) went on top of a lost, signed tail"),
         }
     };
-    assert!(refused.contains("ends at seq 5 where this host had committed up to seq 8"), "{refused}");
+    assert!(
+        refused.contains("ends at seq 5 where this host had made the log durable up to seq 8"),
+        "{refused}"
+    );
     assert_eq!(host.checkpoint(None).unwrap_err().failure(), Some(Failure::Contradicted));
     drop(host);
     // Restarted, the host refuses at open: its mark holds the checkpoint of size 8.
@@ -135,53 +251,133 @@ fn an_asynchronous_failover_that_lost_a_signed_tail_ends_in_a_refusal_never_a_se
 #[test]
 fn a_failover_to_a_synchronous_standby_loses_nothing_acknowledged_and_goes_on_signing_one_tree() {
     let pair = Replicated::start();
-    let (p, s) = (pair.primary(), pair.standby());
-    // Fault (B): the standby synchronous (any walreceiver), the primary killed mid-stream.
-    let mut admin = postgres::Client::connect(&pair.primary.url, postgres::NoTls).unwrap();
-    admin.batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'").unwrap();
-    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-    let started = Instant::now();
-    let sync = "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'";
-    while admin.query_one(sync, &[]).unwrap().get::<_, i64>(0) == 0 {
-        assert!(started.elapsed() < Duration::from_secs(30), "the standby never became synchronous");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(admin);
+    // Fault (B): the standby synchronous, the primary killed mid-stream.
+    pair.make_synchronous();
     let host = Ledger::open(pair.host_config()).unwrap();
-    let key = host.checkpoint_key();
-    let mut acknowledged = vec![];
-    for i in 0..6 {
-        acknowledged.push(create(&host, &format!("a{i}@example.com")).unwrap());
-    }
+    let mut acknowledged: Vec<_> = (0..6).map(|i| acknowledge(&host, &format!("a{i}@example.com"))).collect();
     let kept = host.checkpoint(None).unwrap();
-    p.kill();
-    s.promote(&pair.standby.url);
+    pair.primary().kill();
+    pair.standby().promote(&pair.standby.url);
     // The host reaches the new primary and goes on: nothing acknowledged was lost.
-    let started = Instant::now();
-    loop {
-        match create(&host, "after@example.com") {
-            Ok(id) => {
-                acknowledged.push(id);
-                break;
-            }
-            Err(e) => {
-                assert_ne!(e.failure(), Some(Failure::Contradicted), "{e}");
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "the host never reached the new primary: {e}"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-    for id in &acknowledged {
-        host.get_user(&SYSTEM, id).unwrap();
-    }
-    let later = Checkpoint::open(&host.checkpoint(None).unwrap(), &key).unwrap();
-    let first = Checkpoint::open(&kept, &key).unwrap();
-    assert!(later.size > first.size);
-    assert!(host.consistency_proof(first.size, Some(later.size)).unwrap().holds(&first, &later), "one tree");
-    assert!(host.verify(None, &mut |_| {}).unwrap().problem.is_none());
+    let after = until_ok(|| create(&host, "after@example.com"));
+    acknowledged.push(("after@example.com".to_owned(), after));
+    check(&host, &acknowledged, &[kept]);
+}
+
+#[test]
+fn a_write_whose_wait_for_the_standby_was_cancelled_is_not_acknowledged_and_the_failover_after_it_loses_nothing_acknowledged(
+) {
+    let pair = Replicated::start();
+    pair.make_synchronous();
+    let host = Ledger::open(pair.host_config()).unwrap();
+    let mut acknowledged: Vec<_> = (0..4).map(|i| acknowledge(&host, &format!("a{i}@example.com"))).collect();
+    let kept = host.checkpoint(None).unwrap();
+    // Fault (C): the standby away, so commits wait; the wait cancelled. The server reports the
+    // commit a success with a warning: the write is not acknowledged.
+    pair.standby().stop();
+    let write = || {
+        let host = host.clone();
+        move || create(&host, "c@example.com")
+    };
+    let cancelled = pair.cancelling_waits(write()).unwrap_err();
+    assert!(
+        cancelled.to_string().contains("cancelled the commit's wait for the synchronous standby"),
+        "{cancelled}"
+    );
+    // Its retry finds the entry, on the primary alone: its stored answer is not given either.
+    let retried = pair.cancelling_waits(write()).unwrap_err();
+    assert!(retried.to_string().contains("syncing: the server cancelled the commit's wait"), "{retried}");
+    // The primary dies; the standby, which never had the entry, is promoted. The host goes on
+    // (what it lost was never acknowledged) and the retry writes the user anew.
+    pair.fail_over();
+    acknowledged.push(("c@example.com".to_owned(), until_ok(write())));
+    check(&host, &acknowledged, &[kept]);
+}
+
+#[test]
+fn a_write_waiting_for_the_standby_when_the_primary_restarts_is_acknowledged_only_once_the_standby_has_it() {
+    let pair = Replicated::start();
+    pair.make_synchronous();
+    let host = Ledger::open(pair.host_config()).unwrap();
+    let mut acknowledged: Vec<_> = (0..4).map(|i| acknowledge(&host, &format!("a{i}@example.com"))).collect();
+    let kept = host.checkpoint(None).unwrap();
+    // Fault (D): the standby away, a commit waits for it, and the primary restarts: the commit is
+    // on the primary's disk alone and its answer is lost. The host finds it in the log, and
+    // would acknowledge it only after a barrier that the standby confirms: none comes.
+    pair.standby().stop();
+    let write = || {
+        let host = host.clone();
+        move || create(&host, "d@example.com")
+    };
+    let waiting = std::thread::spawn(write());
+    pair.until_a_commit_waits();
+    pair.primary().stop();
+    pair.primary().restart(&pair.primary.url);
+    let lost = pair.cancelling_waits(move || waiting.join().unwrap()).unwrap_err();
+    assert_ne!(lost.failure(), Some(Failure::Contradicted), "{lost}");
+    let retried = pair.cancelling_waits(write()).unwrap_err();
+    assert!(retried.to_string().contains("syncing: the server cancelled the commit's wait"), "{retried}");
+    pair.fail_over();
+    acknowledged.push(("d@example.com".to_owned(), until_ok(write())));
+    check(&host, &acknowledged, &[kept]);
+}
+
+#[test]
+fn a_restore_from_a_backup_taken_before_later_checkpoints_is_refused_until_a_new_epoch_that_commits_to_them()
+{
+    let location = fresh_location();
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config: Config = pg(&location);
+        config.checkpoint_mark = Some(dir.path().join("host.checkpoint-mark"));
+        config
+    };
+    let host = Ledger::open(config()).unwrap();
+    let acknowledged: Vec<_> = (0..3).map(|i| acknowledge(&host, &format!("a{i}@example.com"))).collect();
+    let before = host.checkpoint(None).unwrap();
+    let backup = dir.path().join("backup");
+    host.copy_to(Config::new(&backup).root_key(test_root_key()), CopyOptions::new(), &mut |_| {}).unwrap();
+    let lost: Vec<_> = (0..2).map(|i| acknowledge(&host, &format!("b{i}@example.com"))).collect();
+    let later = host.checkpoint(None).unwrap();
+    let (old_origin, old_key) = (host.origin(), host.checkpoint_key());
+    drop(host);
+
+    // Fault (E): the backup restored where the ledger was.
+    let schema = location.rsplit("schema=").next().unwrap();
+    let mut dba = postgres::Client::connect(&common::postgres::server().url, postgres::NoTls).unwrap();
+    dba.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    let restoring = Ledger::open(Config::new(&backup).root_key(test_root_key())).unwrap();
+    restoring.copy_to(pg(&location), CopyOptions::new(), &mut |_| {}).unwrap();
+    drop(restoring);
+
+    // The host refuses to write or sign, and says why; reads and proofs up to its end go on.
+    let host = Ledger::open(config()).unwrap();
+    let why = host.stats().unwrap().contradicted.unwrap();
+    assert!(why.contains("signed checkpoint 5 of") && why.contains("the database ends at seq 3"), "{why}");
+    assert!(why.contains("a restore"), "{why}");
+    assert_eq!(create(&host, "c@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
+    assert_eq!(host.checkpoint(None).unwrap_err().failure(), Some(Failure::Contradicted));
+    let first = Checkpoint::open(&before, &old_key).unwrap();
+    assert!(host.inclusion_proof(3, Some(3)).unwrap().holds(&first), "proofs up to its end go on");
+    let users = host.list_users(&SYSTEM, Some(100), None).unwrap().users;
+    assert!(
+        lost.iter().all(|(email, _)| users.iter().all(|u| &u.email_address != email)),
+        "the restore lost them"
+    );
+
+    // The new epoch: a new origin whose first event commits to the old origin's last checkpoint.
+    host.new_epoch(&SYSTEM, None).unwrap();
+    assert_eq!(host.origin(), format!("{old_origin}/epoch-1"));
+    let started = host.log(4).next().unwrap().unwrap().envelope.event;
+    let user_ledger::core::event::Event::EpochStarted { previous_size, previous_root, .. } = started else {
+        panic!("{started:?}")
+    };
+    let signed = Checkpoint::open(&later, &old_key).unwrap();
+    assert_eq!((previous_size, previous_root), (5, user_ledger::wire::base64_of(&signed.root)));
+    let mut acknowledged = acknowledged;
+    acknowledged.push(acknowledge(&host, "c@example.com"));
+    let kept = host.checkpoint(None).unwrap();
+    check(&host, &acknowledged, &[kept]);
 }
 
 #[test]

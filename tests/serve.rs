@@ -102,11 +102,7 @@ fn each_request_gets_one_access_log_line_and_counts_in_the_metrics() {
     assert_eq!(missing.status, 404);
     let request_id = missing.header("x-amzn-requestid").unwrap().to_owned();
 
-    let scrape = Client::new(&format!("http://{metrics}"), served.key.clone(), "us-east-1", None).unwrap();
-    let text = String::from_utf8(
-        scrape.call(Call { sign: false, ..Call::new("GET", "", "/metrics", b"") }).unwrap().body,
-    )
-    .unwrap();
+    let text = scrape(&metrics, &served.key);
     for expected in [
         r#"user_ledger_requests_total{operation="CreateUser",status="200"} 1"#,
         r#"user_ledger_requests_total{operation="GetUser",status="404"} 1"#,
@@ -114,6 +110,7 @@ fn each_request_gets_one_access_log_line_and_counts_in_the_metrics() {
         "user_ledger_batch_size_count 1",
         "user_ledger_sync_duration_seconds_count 1",
         "user_ledger_write_queue_depth",
+        "user_ledger_contradicted 0",
     ] {
         assert!(text.contains(expected), "no {expected} in\n{text}");
     }
@@ -135,6 +132,41 @@ fn each_request_gets_one_access_log_line_and_counts_in_the_metrics() {
     assert_eq!(refused["request_id"], request_id.as_str());
     assert_eq!((refused["operation"].as_str(), refused["status"].as_u64()), (Some("GetUser"), Some(404)));
     assert_ne!(id, "");
+}
+
+/// What `/metrics` on `addr` says.
+fn scrape(addr: &str, key: &user_ledger::AccessKeyPair) -> String {
+    let scrape = Client::new(&format!("http://{addr}"), key.clone(), "us-east-1", None).unwrap();
+    let body = scrape.call(Call { sign: false, ..Call::new("GET", "", "/metrics", b"") }).unwrap().body;
+    String::from_utf8(body).unwrap()
+}
+
+#[test]
+fn metrics_say_when_the_database_contradicts_a_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, past) = (dir.path().join("db"), dir.path().join("past"));
+    let served = Process::start(&db, &[]);
+    for email in ["a@example.com", "b@example.com"] {
+        create_user(&served.root(), email);
+    }
+    assert!(served.terminate().success());
+    // A point-in-time copy from before the checkpoint, served under its own name.
+    let ledger = user_ledger::Ledger::open(common::cli_made(&db)).unwrap();
+    ledger.checkpoint(None).unwrap();
+    let options = user_ledger::CopyOptions::new().to_seq(1);
+    let mut to = common::cli_made(&db);
+    to.path = past.clone();
+    ledger.copy_to(to, options, &mut |_| {}).unwrap();
+    drop(ledger);
+    for made in ["key", "root-credentials.json"] {
+        std::fs::copy(dir.path().join(format!("db.{made}")), dir.path().join(format!("past.{made}")))
+            .unwrap();
+    }
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let served = Process::start(&past, &["--metrics-listen", &metrics]);
+    let text = scrape(&metrics, &served.key);
+    assert!(text.contains("user_ledger_contradicted 1"), "{text}");
+    assert!(served.terminate().success());
 }
 
 fn served_log(db: &std::path::Path) -> String {

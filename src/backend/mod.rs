@@ -330,9 +330,11 @@ pub trait Backend: Reads + Listings + Send + Sync {
     /// [`crate::Failure::Conflict`]; the writer then reloads the tip and decides the batch
     /// again. A seq is never written twice, whatever the callers do.
     fn commit(&self, changes: &Changeset) -> Result<()>;
-    /// Makes every committed change durable; `head` is the log's end as committed now. Called
-    /// after a commit under `Durability::Immediate`, and by the flusher. A backend whose commits
-    /// are durable when they return does nothing.
+    /// Makes every committed change durable, up to `head` (the log's end as committed now) at
+    /// least, also what other hosts committed and a commit whose answer was lost. Called after a
+    /// commit under `Durability::Immediate`, before a shared backend's answer that wrote nothing
+    /// (a retry's stored answer may be another host's doubtful commit), and by the flusher. A
+    /// backend whose commits are durable when they return does nothing for its own.
     fn sync(&self, head: Head) -> Result<()>;
     /// Called by the writer once, when a commit or a sync failed (or a read inside one): the
     /// ledger writes nothing more through this backend. A backend that cannot promise that a

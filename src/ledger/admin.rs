@@ -102,7 +102,12 @@ impl Ledger {
         let mut writer = shared.lock_writer();
         shared.refuse_writes()?;
         let now = shared.now_ms();
-        let total = writer.purge_expired_tokens(shared.backend.as_ref(), now, 64 * PURGE_PER_COMMIT)?;
+        let total = writer.purge_expired_tokens(
+            shared.backend.as_ref(),
+            now,
+            64 * PURGE_PER_COMMIT,
+            shared.durable_head(),
+        )?;
         if total > 0 && shared.immediate() {
             shared.sync(writer.head())?;
         }

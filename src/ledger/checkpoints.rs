@@ -148,6 +148,12 @@ impl Ledger {
         }
     }
 
+    /// Why writes and signatures are refused because the database contradicts a checkpoint this
+    /// ledger signed (`None` while it does not): what stats, metrics and readiness report.
+    pub fn contradicted(&self) -> Option<String> {
+        self.inner.shared.contradicted()
+    }
+
     /// Latches a contradiction found outside the ledger (a witness holding a larger tree, or
     /// another root): writes and signatures are refused from now on.
     pub fn contradicted_by(&self, why: String) {

@@ -45,6 +45,8 @@ pub struct Listen {
     pub insecure: bool,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// The ledger whose state `/metrics` reports as gauges at each scrape.
+    pub ledger: Option<crate::Ledger>,
     /// The most connections open at once; at the bound a new one closes the longest-idle one
     /// (one with no request in progress), or is itself closed if every one is busy.
     pub max_connections: usize,
@@ -66,6 +68,7 @@ impl Listen {
             tls: None,
             insecure: false,
             metrics: None,
+            ledger: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
         }
@@ -98,7 +101,7 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(GRACE));
     });
     if let Some(addr) = listen.metrics {
-        let metrics = metrics_router()?;
+        let metrics = metrics_router(listen.ledger.clone())?;
         let listener = bind(addr)
             .map_err(|e| Error::failed(Failure::Io, format_args!("cannot serve metrics on {addr}: {e}")))?;
         let mut server = axum_server::from_tcp(listener)
@@ -171,8 +174,9 @@ fn configure<A>(server: &mut axum_server::Server<SocketAddr, A>, header_timeout:
         .max_headers(128);
 }
 
-/// `/metrics` in Prometheus's text format, from the recorder this installs for the process.
-fn metrics_router() -> Result<Router> {
+/// `/metrics` in Prometheus's text format, from the recorder this installs for the process;
+/// `ledger`'s state read at each scrape.
+fn metrics_router(ledger: Option<crate::Ledger>) -> Result<Router> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     const SECONDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
     const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
@@ -193,5 +197,12 @@ fn metrics_router() -> Result<Router> {
             upkeep.run_upkeep();
         }
     });
-    Ok(Router::new().route("/metrics", axum::routing::get(move || std::future::ready(recorder.render()))))
+    let scrape = move || {
+        if let Some(ledger) = &ledger {
+            let contradicted = ledger.contradicted().is_some();
+            metrics::gauge!("user_ledger_contradicted").set(if contradicted { 1.0 } else { 0.0 });
+        }
+        std::future::ready(recorder.render())
+    };
+    Ok(Router::new().route("/metrics", axum::routing::get(scrape)))
 }

@@ -27,9 +27,10 @@ pub struct Shared {
     hooks: Hooks,
     /// Set when a sync failed: what is on disk is unknown, so writes stop until a reopen.
     poisoned: AtomicBool,
-    /// The seq up to which this process made the log durable (under Periodic durability, what
-    /// the flusher synced; under Immediate, every acknowledged write is).
-    durable: std::sync::atomic::AtomicU64,
+    /// The head up to which this process made the log durable (under Periodic durability, what
+    /// the flusher synced; under Immediate, every acknowledged write): the log must always hold
+    /// it, whatever it loses past it.
+    durable: Mutex<Head>,
     /// Why the views cannot be trusted (found on open); until a rebuild, only audit calls work.
     stale: Mutex<Option<String>>,
     /// Why the database contradicts a signed checkpoint, if it does: writes are refused.
@@ -57,7 +58,7 @@ impl Shared {
         stale: Option<String>,
         read_only: bool,
     ) -> Self {
-        let head_seq = writer.head().seq;
+        let head = writer.head();
         Shared {
             read_only,
             backend,
@@ -67,8 +68,8 @@ impl Shared {
             durability,
             hooks,
             poisoned: AtomicBool::new(false),
-            durable: std::sync::atomic::AtomicU64::new(head_seq),
-            published: Arc::new(Published::new(head_seq)),
+            durable: Mutex::new(head),
+            published: Arc::new(Published::new(head.seq)),
             is_stale: AtomicBool::new(stale.is_some()),
             contradicted: Mutex::new(None),
             is_contradicted: AtomicBool::new(false),
@@ -174,15 +175,24 @@ impl Shared {
             None => Ok(()),
         };
         hooked.and_then(|()| self.backend.sync(head)).map_err(|e| self.stop_writing(e))?;
-        self.durable.fetch_max(head.seq, Ordering::SeqCst);
+        let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+        if head.seq > durable.seq {
+            *durable = head;
+        }
         Ok(())
+    }
+
+    /// The head up to which this process made the log durable: what it acknowledged (under
+    /// Periodic durability, what it synced). A log that no longer holds it lost acknowledged writes.
+    pub fn durable_head(&self) -> Head {
+        *self.durable.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The seq up to which the log is durable as configured: the head under Immediate
     /// durability, the last sync under Periodic. Checkpoints sign no further.
     pub fn durable_seq(&self) -> Result<u64> {
         let head = self.head()?.seq;
-        Ok(if self.immediate() { head } else { self.durable.load(Ordering::SeqCst).min(head) })
+        Ok(if self.immediate() { head } else { self.durable_head().seq.min(head) })
     }
 
     /// After a failed commit or sync (`e`): no more writes until a reopen, the backend told, and
@@ -214,7 +224,8 @@ impl Shared {
             return all(e);
         }
         let mut writer = self.lock_writer();
-        let commit = || writer.commit(self.backend.as_ref(), &self.limits, self.now_ms(), requests);
+        let kept = self.durable_head();
+        let commit = || writer.commit(self.backend.as_ref(), &self.limits, self.now_ms(), requests, kept);
         let committed = match guard("while committing a batch", commit) {
             Ok(committed) => committed,
             // The log went back under this host: nothing more is written or signed.
@@ -236,7 +247,12 @@ impl Shared {
             Err(e) => return all(self.stop_writing(e)),
         };
         let mut synced = None;
-        if committed.wrote && self.immediate() {
+        // A retry's stored answer, or an answer decided on what another host committed, stands
+        // only once that is durable too: on a shared backend it may be on a primary alone (a
+        // commit whose wait for the standby was cancelled, or whose answer was lost).
+        let answered = committed.results.iter().any(Result::is_ok);
+        let must_sync = committed.wrote || (answered && self.backend.is_shared());
+        if must_sync && self.immediate() {
             let started = Instant::now();
             if let Err(e) = self.sync(writer.head()) {
                 return all(Error::failed(

@@ -77,23 +77,26 @@ impl Writer {
     /// When another writer moved the log's head first (a shared backend), the batch is decided
     /// again against the new head, up to [`MAX_CONFLICTS`] times. The error means nothing of the
     /// batch was written (storage failure, corrupt state, or conflicts that did not stop).
+    /// `kept` is the head this host made durable: a log that no longer holds it is refused
+    /// ([`Failure::Contradicted`]); one that lost only what was never acknowledged goes on.
     pub fn commit(
         &mut self,
         backend: &dyn Backend,
         limits: &Limits,
         now_ms: i64,
         requests: &[WriteRequest],
+        kept: Head,
     ) -> Result<Committed> {
         let turn = backend.begin_batch()?;
         let mut decide_and_commit = || {
             if let Some(head) = turn.filter(|head| *head != self.head) {
-                self.check_extends(backend, head)?;
+                check_extends(backend, head, kept)?;
                 self.tree = frontier(backend, head.seq)?;
                 self.head = head;
             }
             for _ in 0..MAX_CONFLICTS {
                 match self.try_commit(backend, limits, now_ms, requests) {
-                    Err(e) if e.failure() == Some(Failure::Conflict) => self.reload(backend)?,
+                    Err(e) if e.failure() == Some(Failure::Conflict) => self.reload(backend, kept)?,
                     done => return done,
                 }
             }
@@ -120,40 +123,11 @@ impl Writer {
         }
     }
 
-    /// Refuses a head that does not extend this writer's: the log went back (it ends before
-    /// what this writer committed, or holds another entry there), so writes it acknowledged were
-    /// lost: a failover to a standby that was behind, or a restore, under a running host.
-    fn check_extends(&self, backend: &dyn Backend, head: Head) -> Result<()> {
-        let ours = self.head;
-        let holds_ours = match head.seq.cmp(&ours.seq) {
-            std::cmp::Ordering::Less => false,
-            std::cmp::Ordering::Equal => head.hash == ours.hash,
-            std::cmp::Ordering::Greater if ours.seq == 0 => true,
-            std::cmp::Ordering::Greater => match backend.log_entry(ours.seq)? {
-                Some(bytes) => crate::core::codec::unseal(ours.seq, &bytes)?.hash == ours.hash,
-                None => false,
-            },
-        };
-        if holds_ours {
-            return Ok(());
-        }
-        Err(Error::failed(
-            Failure::Contradicted,
-            format_args!(
-                "the database's log no longer holds what this host committed: it ends at seq {} where this host \
-                 had committed up to seq {}, or holds another entry there. Writes this host acknowledged were \
-                 lost, most likely by a failover to a standby that was behind or a restore under a running host. \
-                 Writes and signatures are refused: bring back the database that holds them, or restart the \
-                 host and, if the loss is accepted, run `user-ledger new-epoch`",
-                head.seq, ours.seq
-            ),
-        ))
-    }
-
-    /// Continues from the head as the backend has it now (another writer appended).
-    fn reload(&mut self, backend: &dyn Backend) -> Result<()> {
+    /// Continues from the head as the backend has it now (another writer appended, or the log
+    /// lost what this writer committed past `kept` and never acknowledged).
+    fn reload(&mut self, backend: &dyn Backend, kept: Head) -> Result<()> {
         let head = backend.tip()?.head;
-        self.check_extends(backend, head)?;
+        check_extends(backend, head, kept)?;
         self.tree = frontier(backend, head.seq)?;
         self.head = head;
         Ok(())
@@ -223,12 +197,13 @@ impl Writer {
     }
 
     /// Sweeps the whole token table once, purging every expired record, a commit per
-    /// `chunk` examined; returns how many were purged.
+    /// `chunk` examined; returns how many were purged. `kept` as for [`Writer::commit`].
     pub fn purge_expired_tokens(
         &mut self,
         backend: &dyn Backend,
         now_ms: i64,
         chunk: usize,
+        kept: Head,
     ) -> Result<usize> {
         let now_ms = now_ms.max(self.head.time_ms);
         let (mut from, mut total, mut conflicts) = (None, 0, 0);
@@ -240,7 +215,7 @@ impl Writer {
                     // Another writer appended: sweep this chunk again from the new head.
                     Some(Failure::Conflict) if conflicts < MAX_CONFLICTS => {
                         conflicts += 1;
-                        self.reload(backend)?;
+                        self.reload(backend, kept)?;
                         continue;
                     }
                     _ => return Err(e),
@@ -253,4 +228,33 @@ impl Writer {
             }
         }
     }
+}
+
+/// Refuses a log whose `head` does not extend `kept`, the head this host made durable: the log
+/// went back (it ends before, or holds another entry there), so writes it acknowledged were lost:
+/// a failover to a standby that was behind, or a restore, under a running host.
+fn check_extends(backend: &dyn Backend, head: Head, kept: Head) -> Result<()> {
+    let holds_kept = match head.seq.cmp(&kept.seq) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => head.hash == kept.hash,
+        std::cmp::Ordering::Greater if kept.seq == 0 => true,
+        std::cmp::Ordering::Greater => match backend.log_entry(kept.seq)? {
+            Some(bytes) => crate::core::codec::unseal(kept.seq, &bytes)?.hash == kept.hash,
+            None => false,
+        },
+    };
+    if holds_kept {
+        return Ok(());
+    }
+    Err(Error::failed(
+        Failure::Contradicted,
+        format_args!(
+            "the database's log no longer holds what this host acknowledged: it ends at seq {} where this \
+             host had made the log durable up to seq {}, or holds another entry there. Writes this host acknowledged were \
+             lost, most likely by a failover to a standby that was behind or a restore under a running host. \
+             Writes and signatures are refused: bring back the database that holds them, or restart the \
+             host and, if the loss is accepted, run `user-ledger new-epoch`",
+            head.seq, kept.seq
+        ),
+    ))
 }

@@ -266,17 +266,31 @@ impl Backend for PgBackend {
         Ok(changed == 1)
     }
 
+    /// Its commit is a barrier, as `sync`'s: it covers every entry the checkpoint signs, all
+    /// committed before it.
     fn record_checkpoint(&self, size: u64, record: &[u8]) -> Result<()> {
+        let doing = "recording a checkpoint";
         let sql = format!(
             "INSERT INTO {} (size, record) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING",
             self.t("checkpoints")
         );
+        let seq = size;
         let size = to_i64(size)?;
         let mut client = self.client()?;
-        client.execute(&sql, &[&size, &record]).map_err(|e| self.failed("recording a checkpoint", e))?;
+        client.transaction(
+            |e| self.failed(doing, e),
+            |tx| {
+                if !self.synchronous {
+                    tx.batch_execute("SET LOCAL synchronous_commit = on")
+                        .map_err(|e| self.failed(doing, e))?;
+                }
+                tx.execute(&sql, &[&size, &record]).map_err(|e| self.failed(doing, e)).map(drop)
+            },
+        )?;
         if client.take_cancelled_wait() {
-            return Err(cancelled_wait("recording a checkpoint"));
+            return Err(cancelled_wait(doing));
         }
+        self.confirmed.fetch_max(seq, Ordering::SeqCst);
         Ok(())
     }
 
@@ -347,9 +361,15 @@ impl Backend for PgBackend {
             }
             Ok((_, false)) => {
                 self.in_turn.store(false, Ordering::SeqCst);
+                if self.synchronous {
+                    let last = changes.log.last().map_or(changes.base.seq, |(seq, _)| *seq);
+                    self.confirmed.fetch_max(last, Ordering::SeqCst);
+                }
                 Ok(())
             }
-            // The server may have committed before the connection died: the log says.
+            // The server may have committed before the connection died: the log says. Found
+            // there, it may be on the primary alone (a restart while the commit waited for the
+            // standby): `sync` passes a barrier before it is acknowledged.
             Err(e) if super::lost_connection(&e) => match self.landed(changes) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(self.failed(doing, e)),
@@ -362,20 +382,28 @@ impl Backend for PgBackend {
         }
     }
 
-    /// Under `synchronous_commit = on` a reported commit is durable already. Otherwise one
-    /// transaction committed with it on (and an xid, so that its commit record is flushed) makes
-    /// the WAL durable up to it, and so every commit before it.
-    fn sync(&self, _head: Head) -> Result<()> {
-        if self.synchronous {
+    /// A commit of this host that returned cleanly under `synchronous_commit = on` (or stronger)
+    /// is durable already, with everything before it in the WAL. Anything past it (committed
+    /// with synchronous commit off, by another host, or by a commit whose answer was lost) is
+    /// made durable by a barrier: one transaction committed with it on, which covers every commit
+    /// before it. The barrier must write WAL of its own (a transactional logical message): one
+    /// that only takes an xid writes its commit record without flushing it or waiting for a
+    /// synchronous standby.
+    fn sync(&self, head: Head) -> Result<()> {
+        if self.synchronous && head.seq <= self.confirmed.load(Ordering::SeqCst) {
             return Ok(());
         }
+        let set = if self.synchronous { "" } else { "SET LOCAL synchronous_commit = on; " };
         let mut client = self.client()?;
         client
-            .batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
+            .batch_execute(&format!(
+                "BEGIN; {set}SELECT pg_logical_emit_message(true, 'user-ledger', 'barrier'); COMMIT"
+            ))
             .map_err(|e| self.failed("syncing", e))?;
         if client.take_cancelled_wait() {
             return Err(cancelled_wait("syncing"));
         }
+        self.confirmed.fetch_max(head.seq, Ordering::SeqCst);
         Ok(())
     }
 

@@ -60,6 +60,9 @@ pub struct PgBackend {
     closed: Arc<AtomicBool>,
     /// Whether commits are durable when they return (else `sync` makes them so).
     synchronous: bool,
+    /// The seq up to which the log is known durable as the server is configured (a commit of
+    /// this host that returned cleanly, or a barrier): `sync` needs no round trip up to it.
+    confirmed: std::sync::atomic::AtomicU64,
     /// The writer's own session: it holds the writers' turn (the tip row, locked in its
     /// transaction) while a batch is decided, and makes the batch's reads and its commit (no pool
     /// checkout on the way).
@@ -183,6 +186,7 @@ impl PgBackend {
             channel,
             closed,
             synchronous,
+            confirmed: std::sync::atomic::AtomicU64::new(0),
             session: std::sync::Mutex::new(None),
             in_turn: AtomicBool::new(false),
             snapshot: None,
