@@ -160,12 +160,16 @@ fn check(host: &Ledger, acknowledged: &[(String, String)], kept: &[String]) {
             .unwrap_or_else(|e| panic!("acknowledged {email} ({id}) was lost: {e}"));
         assert_eq!(&user.email_address, email);
     }
-    let users = host.list_users(&SYSTEM, Some(100), None).unwrap().users;
-    assert_eq!(
-        users.len(),
-        acknowledged.len(),
-        "every write was acknowledged once, and nothing else is there"
-    );
+    let (mut users, mut next) = (0, None);
+    loop {
+        let page = host.list_users(&SYSTEM, Some(100), next.as_deref()).unwrap();
+        users += page.users.len();
+        match page.next_token {
+            Some(token) => next = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(users, acknowledged.len(), "every write was acknowledged once, and nothing else is there");
     let key = host.checkpoint_key();
     let now = Checkpoint::open(&host.checkpoint(None).unwrap(), &key).unwrap();
     for note in kept {
@@ -407,4 +411,139 @@ fn an_old_primary_started_again_as_a_primary_after_the_promotion_is_refused_by_a
     let why = host.stats().unwrap().contradicted.unwrap();
     assert!(why.contains("signed checkpoint 5 of") && why.contains("the database ends at seq 3"), "{why}");
     assert_eq!(create(&host, "c@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
+}
+
+#[cfg(feature = "server")]
+#[test]
+fn two_serve_hosts_with_writers_and_an_auditor_lose_nothing_acknowledged_through_cancelled_waits_and_a_failover(
+) {
+    use common::host::Process;
+    use common::postgres::test_root_key_env;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use user_ledger::server::{ADMIN, FINSPACE_DATA};
+
+    let pair = Replicated::start();
+    pair.make_synchronous();
+    let (name, key) = test_root_key_env();
+    let credentials = pair.dir.path().join("root-credentials.json");
+    let hosts: Vec<Process> = (0..2)
+        .map(|n| {
+            let mark = pair.dir.path().join(format!("host{n}.checkpoint-mark"));
+            let args = [
+                "--root-credentials-file",
+                credentials.to_str().unwrap(),
+                "--checkpoint-mark",
+                mark.to_str().unwrap(),
+            ];
+            let log = pair.dir.path().join(format!("host{n}.log"));
+            Process::start_with(std::path::Path::new(&pair.location), &args, &[(name, key.as_str())], &log)
+        })
+        .collect();
+    let acknowledged = Mutex::new(Vec::new());
+    let kept = Mutex::new(Vec::new());
+    let (stop, failed_over) = (AtomicBool::new(false), AtomicBool::new(false));
+    let after_failover = Mutex::new(0);
+    std::thread::scope(|s| {
+        // A writer per host: each user once, retried with its clientToken until answered.
+        for (n, host) in hosts.iter().enumerate() {
+            let (acknowledged, stop, failed_over, after_failover) =
+                (&acknowledged, &stop, &failed_over, &after_failover);
+            s.spawn(move || {
+                let client = host.root();
+                for i in 0.. {
+                    let email = format!("h{n}-{i}@example.com");
+                    let body = serde_json::json!({ "emailAddress": email, "type": "APP_USER", "clientToken": email }).to_string();
+                    loop {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        match client.send("POST", FINSPACE_DATA, "/user", body.as_bytes()) {
+                            Ok(reply) if reply.status == 200 => {
+                                let id = reply.json()["userId"].as_str().unwrap().to_owned();
+                                acknowledged.lock().unwrap().push((email.clone(), id));
+                                if failed_over.load(Ordering::SeqCst) {
+                                    *after_failover.lock().unwrap() += 1;
+                                }
+                                break;
+                            }
+                            Ok(reply) => {
+                                let said = String::from_utf8_lossy(&reply.body);
+                                assert!(!said.contains("Writes and signatures are refused"), "host {n}: {said}");
+                            }
+                            Err(_) => {}
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            });
+        }
+        // The auditor: every checkpoint either host serves.
+        let (kept, stop) = (&kept, &stop);
+        let clients: Vec<_> = hosts.iter().map(Process::root).collect();
+        s.spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for client in &clients {
+                    if let Ok(reply) = client.send("GET", ADMIN, "/ledger/checkpoint", b"") {
+                        if reply.status == 200 {
+                            kept.lock().unwrap().push(String::from_utf8(reply.body).unwrap());
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        // The faults, on this thread; the writers and the auditor stop whatever happens to it.
+        let faults = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::thread::sleep(Duration::from_millis(1500));
+            // Fault (C) under load: the standby away, every wait for it cancelled for a while...
+            pair.standby().stop();
+            let cancelling = Instant::now();
+            let mut admin = pair.admin();
+            let waiting =
+                "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+            let mut cancelled = 0;
+            while cancelling.elapsed() < Duration::from_millis(1500) {
+                cancelled += admin.query_one(waiting, &[]).unwrap().get::<_, i64>(0);
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            assert!(cancelled > 0, "no commit waited for the standby");
+            // ...then the primary killed and the standby, which has none of it, promoted.
+            pair.fail_over();
+            failed_over.store(true, Ordering::SeqCst);
+            let started = Instant::now();
+            while *after_failover.lock().unwrap() < 10 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the hosts did not go on after the failover"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }));
+        stop.store(true, Ordering::SeqCst);
+        if let Err(panicked) = faults {
+            std::panic::resume_unwind(panicked);
+        }
+    });
+
+    let acknowledged = acknowledged.into_inner().unwrap();
+    let auditor = Ledger::open(pg(&pair.location)).unwrap();
+    let key = auditor.checkpoint_key();
+    let kept = kept.into_inner().unwrap();
+    assert!(!kept.is_empty(), "the auditor kept no checkpoint");
+    // One root per size among everything the auditor kept.
+    let mut roots = std::collections::BTreeMap::new();
+    for note in &kept {
+        let checkpoint = Checkpoint::open(note, &key).unwrap();
+        assert_eq!(
+            *roots.entry(checkpoint.size).or_insert(checkpoint.root),
+            checkpoint.root,
+            "two roots for size {}",
+            checkpoint.size
+        );
+    }
+    for host in hosts {
+        assert!(host.terminate().success());
+    }
+    check(&auditor, &acknowledged, &kept);
 }

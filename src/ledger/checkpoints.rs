@@ -180,7 +180,23 @@ impl Ledger {
             .ok()
             .and_then(|r| r.try_into().ok())
             .ok_or_else(|| Error::corrupt(format_args!("corrupt checkpoints: the root of {size}")))?;
+        // The record's own commit may have been one whose wait for the standby was cancelled:
+        // taken in only once durable, or a failover that loses it would be refused for nothing.
+        self.inner.shared.make_durable()?;
+        self.keep_signed(size)?;
         checkpoint_mark::write(path, &Mark { origin: record.origin, size, root })
+    }
+
+    /// From now on the writer refuses a log that no longer holds the checkpoint of `size` (its
+    /// entry there, whose hash chains every entry before it): a failover under a running host
+    /// that lost a signed tail is caught before anything is written over it.
+    fn keep_signed(&self, size: u64) -> Result<()> {
+        let backend = self.inner.shared.backend.as_ref();
+        let Some(bytes) = guarded(|| backend.log_entry(size))? else { return Ok(()) };
+        let entry = codec::unseal(size, &bytes)?;
+        let head = crate::backend::Head { seq: size, hash: entry.hash, time_ms: entry.envelope.time_ms };
+        self.inner.shared.keep(head);
+        Ok(())
     }
 
     /// Remembers a checkpoint just signed: recorded in the database if it is the largest yet, and
@@ -198,10 +214,14 @@ impl Ledger {
         guarded(|| {
             let latest = backend.latest_checkpoint()?.map(|(size, _)| size);
             if latest.is_none_or(|latest| checkpoint.size > latest) {
-                backend.record_checkpoint(checkpoint.size, &codec::encode(&record))?;
+                // Its commit is a barrier: durable as configured, or an error.
+                backend.record_checkpoint(checkpoint.size, &codec::encode(&record))
+            } else {
+                // Recorded by another commit, whose wait for the standby may have been cancelled.
+                self.inner.shared.make_durable()
             }
-            Ok(())
         })?;
+        self.keep_signed(checkpoint.size)?;
         let Some(path) = &self.inner.config.checkpoint_mark else { return Ok(()) };
         let marked = checkpoint_mark::read(path)?;
         let grows = marked.is_none_or(|m| m.origin != checkpoint.origin || checkpoint.size > m.size);

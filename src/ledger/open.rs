@@ -44,7 +44,14 @@ impl Ledger {
         // A database that lost what was signed takes no write; reads and proofs go on.
         let contradiction = ledger.contradiction()?;
         if contradiction.is_none() && store_mode_writes(&ledger) {
-            ledger.absorb_recorded()?;
+            // One that fails for I/O (a record not yet durable while a synchronous standby is
+            // away, the mark's disk) is taken in before the next signature instead, which fails
+            // until it succeeds: opening still serves reads.
+            if let Err(e) = ledger.absorb_recorded() {
+                if e.failure() != Some(Failure::Io) {
+                    return Err(e);
+                }
+            }
         }
         ledger.inner.shared.set_contradicted(contradiction);
         Ok(ledger)

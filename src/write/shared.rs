@@ -175,11 +175,27 @@ impl Shared {
             None => Ok(()),
         };
         hooked.and_then(|()| self.backend.sync(head)).map_err(|e| self.stop_writing(e))?;
+        self.keep(head);
+        Ok(())
+    }
+
+    /// Makes what any host committed up to now durable as configured before this host relies on
+    /// it (a checkpoint another commit recorded, whose wait for a standby may have been
+    /// cancelled): a barrier on a shared backend; nothing on a backend this process alone writes.
+    pub fn make_durable(&self) -> Result<()> {
+        if !self.backend.is_shared() {
+            return Ok(());
+        }
+        self.sync(self.head()?)
+    }
+
+    /// Raises the head the log must always hold to `head`: a checkpoint signed or taken in at its
+    /// size. The writer refuses a log that lost it.
+    pub fn keep(&self, head: Head) {
         let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
         if head.seq > durable.seq {
             *durable = head;
         }
-        Ok(())
     }
 
     /// The head up to which this process made the log durable: what it acknowledged (under

@@ -114,8 +114,14 @@ impl Process {
 
     /// [`Process::start`] with the access log written to `log`.
     pub fn start_logging_to(db: &Path, args: &[&str], log: &Path) -> Self {
+        Self::start_with(db, args, &[], log)
+    }
+
+    /// [`Process::start_logging_to`] with the environment variables `env` set too.
+    pub fn start_with(db: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
         let listen = if args.contains(&"--listen") { vec![] } else { vec!["--listen", "127.0.0.1:0"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+            .envs(env.iter().copied())
             .args(["--db", db.to_str().unwrap(), "serve"])
             .args(listen)
             .args(args)
