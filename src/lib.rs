@@ -1,8 +1,8 @@
 //! user-ledger: an embedded, event-sourced ledger of users with the semantics of the Amazon
-//! FinSpace user API, stored in sled.
+//! FinSpace user API, stored in sled (embedded) or PostgreSQL (several hosts, one ledger).
 //!
 //! Every change is one event appended to a hash-chained log; the user views are folds of that log
-//! and can be rebuilt from it byte for byte. See `README.md` and `DESIGN.md`.
+//! and can be rebuilt from it byte for byte. See `README.md`.
 //!
 //! The public face is what this file re-exports: [`Ledger`] and its [`Config`], the requests and
 //! responses of the operations, the domain types, [`Error`] with its typed [`Failure`], the audit

@@ -55,7 +55,7 @@ pub struct Refolded {
 impl Refolded {
     /// The folded rows of `view`, in key order. Ask for the views in [`ViewTree::ALL`]'s order.
     pub fn rows_of(&mut self, view: ViewTree) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        let tag = view as u8;
+        let tag = view.tag();
         std::iter::from_fn(move || {
             // Skip the rows of views not asked for, then yield this view's.
             loop {
@@ -142,7 +142,7 @@ fn at_seq(mut prefix: Vec<u8>, seq: u64) -> Vec<u8> {
 
 /// The rows sorter's key of `view`'s row `key`: the view's tag first, so views come in order.
 fn row_key(view: ViewTree, key: &[u8]) -> Vec<u8> {
-    [&[view as u8], key].concat()
+    [&[view.tag()], key].concat()
 }
 
 /// A key that sorts by `text` exactly, whatever bytes it holds: its length, then its bytes.

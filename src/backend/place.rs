@@ -19,7 +19,7 @@ pub enum Place<'a> {
 const POSTGRES_SCHEMES: [&str; 2] = ["postgres", "postgresql"];
 
 impl Place<'_> {
-    /// Tells what `named` is: see [`place`].
+    /// Tells what `named` is: see `place`.
     pub fn of(named: &Path) -> Result<Place<'_>> {
         place(named)
     }

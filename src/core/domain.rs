@@ -9,7 +9,8 @@ use crate::error::{Error, Result, Rule};
 /// A FinSpace user id: a ULID string of 26 characters.
 pub type UserId = String;
 
-/// Defines a wire enum whose values are the model's SCREAMING_CASE strings.
+/// Defines a wire enum whose values are the model's SCREAMING_CASE strings. Stored by position:
+/// new values go at the end (`core/tests/formats.rs` pins the order).
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -57,7 +58,7 @@ wire_enum!(
 wire_enum!(
     /// Whether a user is active.
     UserStatus {
-        /// Never observed here: creation is synchronous (see DESIGN.md).
+        /// Never observed here: creation is synchronous (README.md, "Where the API model is silent").
         Creating = "CREATING",
         /// The user can act.
         Enabled = "ENABLED",
@@ -108,7 +109,7 @@ wire_enum!(
     }
 );
 
-/// Who makes a request; recorded in every event.
+/// Who makes a request; recorded in every event, by position: new kinds go at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Caller {

@@ -5,7 +5,8 @@ use ulid::Ulid;
 
 use crate::core::domain::{Caller, GroupChanges, GroupId, NewGroup, NewUser, Tags, UserChanges, UserId};
 
-/// One state change. New variants go at the end: the codec numbers variants by position.
+/// One state change. New variants go at the end: the codec numbers variants by position
+/// (`core/tests/formats.rs` pins the order).
 ///
 /// Field names matter only to JSON (the audit log's output); the codec ignores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

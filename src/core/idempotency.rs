@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 /// The default time a token is remembered: 10 minutes, as FinSpace promises.
 pub const DEFAULT_TTL_MS: i64 = 10 * 60 * 1000;
 
-/// The stored response of a request, replayed to its retries.
+/// The stored response of a request, replayed to its retries. Stored by position: new variants
+/// go at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// `{"userId": ...}`: CreateUser, UpdateUser, EnableUser, DisableUser.

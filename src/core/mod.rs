@@ -4,7 +4,7 @@
 //!
 //! The rules are kept by family, each family's decisions and folds in one file (`users`, `kx`,
 //! `keys`, `groups`), as cqrs-es keeps an aggregate's `handle` and `apply` together: a new
-//! command touches its family's file, [`command`], and the two dispatchers.
+//! command touches its family's file, `command`, and the two dispatchers.
 //!
 //! Invariant: nothing here does I/O or starts a thread, time comes only through a [`clock::Clock`]
 //! the caller injects, and state comes in through [`State`] and [`Views`], so the same rules run

@@ -10,12 +10,12 @@ use crate::error::Result;
 pub trait State {
     /// The user with this id.
     fn user(&self, user_id: &str) -> Result<Option<User>>;
-    /// Whether the user with this id exists: what [`apply`] asks of a user other than the
+    /// Whether the user with this id exists: what `apply` asks of a user other than the
     /// event's subject, so a fold of one subject at a time can answer it later.
     fn user_exists(&self, user_id: &str) -> Result<bool> {
         Ok(self.user(user_id)?.is_some())
     }
-    /// The id of the user holding this email key (see [`email_key`]).
+    /// The id of the user holding this email key (see [`crate::core::domain::email_key`]).
     fn email_owner(&self, email_key: &str) -> Result<Option<UserId>>;
     /// How many users are ENABLED.
     fn enabled_users(&self) -> Result<u64>;
@@ -47,7 +47,7 @@ pub trait State {
     fn data_key_retired(&self, key_id: u32) -> Result<bool>;
 }
 
-/// Write access to the views, used by [`crate::core::apply`].
+/// Write access to the views, used by `crate::core::apply`.
 pub trait Views: State {
     /// Stores a user record.
     fn put_user(&mut self, user: User);

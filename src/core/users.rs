@@ -119,7 +119,7 @@ fn changed_fields(current: &User, requested: &UserChanges) -> UserChanges {
     }
 }
 
-/// What [`apply`] reports for a user created with an email another user has.
+/// What `apply` reports for a user created with an email another user has.
 pub fn email_taken(user_id: &str, email_address: &str, owner: &str) -> Error {
     Error::corrupt(format_args!(
         "corrupt log: Created event for user {user_id} with email {email_address}, which user {owner} has already"

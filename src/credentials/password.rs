@@ -22,7 +22,7 @@ fn random(bytes: &mut [u8]) -> Result<()> {
     getrandom::fill(bytes).map_err(|e| Error::failed(Failure::Io, format_args!("no randomness: {e}")))
 }
 
-/// A new temporary password of [`TEMPORARY_LENGTH`] characters, uniform over [`ALPHABET`].
+/// A new temporary password of [`TEMPORARY_LENGTH`] characters, uniform over `ALPHABET`.
 pub fn temporary() -> Result<String> {
     let mut password = String::with_capacity(TEMPORARY_LENGTH);
     // Rejection sampling: bytes at or above the largest multiple of the alphabet's size would

@@ -160,7 +160,8 @@ impl Ledger {
     }
 }
 
-/// Runs a read of sled's files; a panic inside sled (on damaged pages) becomes an error.
+/// Runs a read of the database; a panic inside the storage engine (sled, on damaged pages)
+/// becomes an error.
 fn guarded<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
     guard("while reading the database", read)
 }

@@ -9,20 +9,20 @@ pub fn kx_key(environment_id: &str, user_name: &str) -> Vec<u8> {
     [environment_id.as_bytes(), &[0], user_name.as_bytes()].concat()
 }
 
-/// The key of the kdb-user counter of an environment in [`ViewTree::Counters`].
+/// The key of the kdb-user counter of an environment in [`crate::views::ViewTree::Counters`].
 pub fn kx_count_key(environment_id: &str) -> Vec<u8> {
     [b"kx_users/", environment_id.as_bytes()].concat()
 }
 
-/// The key of the current data key's id in [`ViewTree::Counters`].
+/// The key of the current data key's id in [`crate::views::ViewTree::Counters`].
 pub const CURRENT_DATA_KEY: &[u8] = b"data_keys/current";
 
-/// The key in [`ViewTree::Counters`] marking data key `key_id` retired.
+/// The key in [`crate::views::ViewTree::Counters`] marking data key `key_id` retired.
 pub fn retired_key(key_id: u32) -> Vec<u8> {
     format!("data_keys/retired/{key_id}").into_bytes()
 }
 
-/// The prefix of a subject's entries in [`ViewTree::History`]. Ids and names hold no zero byte,
+/// The prefix of a subject's entries in [`crate::views::ViewTree::History`]. Ids and names hold no zero byte,
 /// so the zero-terminated parts cannot run into each other.
 pub fn subject_prefix(subject: Subject) -> Vec<u8> {
     match subject {
@@ -34,12 +34,12 @@ pub fn subject_prefix(subject: Subject) -> Vec<u8> {
     }
 }
 
-/// The prefix of the members of `group` in [`ViewTree::Memberships`].
+/// The prefix of the members of `group` in [`crate::views::ViewTree::Memberships`].
 pub fn members_prefix(group: &str) -> Vec<u8> {
     [b"g\0", group.as_bytes(), b"\0"].concat()
 }
 
-/// The prefix of the groups of `user` in [`ViewTree::Memberships`].
+/// The prefix of the groups of `user` in [`crate::views::ViewTree::Memberships`].
 pub fn groups_prefix(user: &str) -> Vec<u8> {
     [b"u\0", user.as_bytes(), b"\0"].concat()
 }

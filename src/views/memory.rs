@@ -16,7 +16,7 @@ use crate::views::{
     temporary_credential_row, user_row, Row, Rows, ViewTree,
 };
 
-/// The views folded in memory: what the store's view trees must equal.
+/// The views folded in memory: what the store's views must equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemViews {
     /// Users by id.

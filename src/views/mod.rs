@@ -27,37 +27,41 @@ pub use rows::{
 };
 
 /// A view derived from the log.
+///
+/// Each view's discriminant is its stored tag (sled's key prefix `b'a' + tag`, the audit's spill
+/// keys) and orders the views: append new views with the next number; never reorder or reuse one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
 pub enum ViewTree {
     /// userId → user record.
-    Users,
+    Users = 0,
     /// lowercased email → userId.
-    Emails,
+    Emails = 1,
     /// counter name → count.
-    Counters,
+    Counters = 2,
     /// (environmentId, userName) → kdb user record.
-    KxUsers,
+    KxUsers = 3,
     /// (subject, seq) → nothing: every event of one user or kdb user, in log order.
-    History,
+    History = 4,
     /// accessKeyId → access key record.
-    AccessKeys,
+    AccessKeys = 5,
     /// permissionGroupId → permission group record.
-    Groups,
+    Groups = 6,
     /// (group, user) and (user, group) → nothing: each membership, indexed both ways.
-    Memberships,
+    Memberships = 7,
     /// userId → the argon2id hash of the user's password.
-    Passwords,
+    Passwords = 8,
     /// accessKeyId → a principal's key.
-    PrincipalKeys,
+    PrincipalKeys = 9,
     /// accessKeyId → temporary credentials.
-    TemporaryCredentials,
+    TemporaryCredentials = 10,
     /// (tree size at which it completes, level) → hash: every complete subtree of the RFC 9162
     /// Merkle tree over the log's entries (see [`crate::core::merkle`]).
-    Merkle,
+    Merkle = 11,
 }
 
 impl ViewTree {
-    /// Every view tree.
+    /// Every view, in tag order.
     pub const ALL: [ViewTree; 12] = [
         ViewTree::Users,
         ViewTree::Emails,
@@ -89,6 +93,11 @@ impl ViewTree {
             ViewTree::TemporaryCredentials => "temporary_credentials",
             ViewTree::Merkle => "merkle",
         }
+    }
+
+    /// The view's stored tag: its discriminant.
+    pub fn tag(self) -> u8 {
+        self as u8
     }
 }
 

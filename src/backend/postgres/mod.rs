@@ -7,7 +7,7 @@
 //! Durability is PostgreSQL's: a commit is acknowledged once the server reports it durable.
 //!
 //! `location` parses the URL and sets every session's deadlines, `schema` makes the tables,
-//! `contract` keeps the [`Backend`] contract, `listen` turns other hosts' commits into wake-ups.
+//! `contract` keeps the [`crate::backend::Backend`] contract, `listen` turns other hosts' commits into wake-ups.
 //!
 //! Invariant: the tip row moves only inside a commit that checked it, so there is one chain:
 //! no seq twice, no fork; nothing another role can write, lock or send is trusted (objects it

@@ -10,7 +10,7 @@
 //! | views | `v` ‖ view tag ‖ canonical key | canonical value (see [`crate::views`]) |
 //!
 //! Format 1 (before 2026-11-24) kept each space in a tree of its own, the head and the views
-//! seq under two meta keys, and an expiry index beside the tokens: see [`super::migrate`].
+//! seq under two meta keys, and an expiry index beside the tokens: see `migrate`.
 
 use crate::core::codec;
 use crate::views::ViewTree;
@@ -81,7 +81,7 @@ pub const TOKENS_PREFIX: [u8; 1] = [TOKENS];
 
 /// The prefix of `view`'s rows.
 pub fn view_prefix(view: ViewTree) -> [u8; 2] {
-    [VIEWS, b'a' + view as u8]
+    [VIEWS, b'a' + view.tag()]
 }
 
 /// The key of `view`'s row `key`.

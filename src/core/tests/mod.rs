@@ -2,6 +2,7 @@
 //! issues a command, then these events or this error (cqrs-es's `TestFramework`, on [`Scenario`]).
 
 mod authorize;
+mod formats;
 mod groups;
 mod kx;
 mod users;
