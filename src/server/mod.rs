@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -31,7 +30,9 @@ pub use auth::{read_root_credentials, write_root_credentials, Auth, ROOT_CREDENT
 pub use copy_source::RemoteSource;
 pub use observe::{record_batch, REQUEST_ID};
 pub use reply::{ApiError, ERROR_TYPE};
-pub use routes::{parse_json, Kind, Operation, ADMIN, FINSPACE, FINSPACE_DATA, MAX_BODY};
+pub use routes::{
+    parse_json, AdminOp, Operation, ReadOp, StreamOp, WriteOp, ADMIN, FINSPACE, FINSPACE_DATA, MAX_BODY,
+};
 pub use serve::{serve, Listen, Tls, DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS};
 
 /// What a request may cost the host, beyond the connection bounds of [`Listen`]: every bound a
@@ -92,7 +93,6 @@ pub fn router(ledger: Ledger, auth: Auth) -> Router {
 
 /// [`router`] with the given bounds.
 pub fn router_with(ledger: Ledger, auth: Auth, bounds: Bounds) -> Router {
-    use routes::{to, Operation::*};
     let host = Host {
         ledger,
         auth: Arc::new(auth),
@@ -102,51 +102,16 @@ pub fn router_with(ledger: Ledger, auth: Auth, bounds: Bounds) -> Router {
         streams_of: Arc::default(),
         hashing: Arc::new(tokio::sync::Semaphore::new(bounds.max_hashing)),
     };
-    Router::new()
-        .route("/user", post(to(CreateUser)).get(to(ListUsers)))
-        .route("/user/{userId}", get(to(GetUser)).put(to(UpdateUser)))
-        .route("/user/{userId}/enable", post(to(EnableUser)))
-        .route("/user/{userId}/disable", post(to(DisableUser)))
-        .route("/user/{userId}/permission-groups", get(to(ListPermissionGroupsByUser)))
-        .route("/user/{userId}/password", post(to(ResetUserPassword)))
-        .route("/credentials/programmatic", get(to(GetProgrammaticAccessCredentials)))
-        .route("/permission-group", post(to(CreatePermissionGroup)).get(to(ListPermissionGroups)))
-        .route(
-            "/permission-group/{permissionGroupId}",
-            get(to(GetPermissionGroup)).put(to(UpdatePermissionGroup)).delete(to(DeletePermissionGroup)),
-        )
-        .route("/permission-group/{permissionGroupId}/users", get(to(ListUsersByPermissionGroup)))
-        .route(
-            "/permission-group/{permissionGroupId}/users/{userId}",
-            post(to(AssociateUserToPermissionGroup)).delete(to(DisassociateUserFromPermissionGroup)),
-        )
-        .route("/kx/environments/{environmentId}/users", post(to(CreateKxUser)).get(to(ListKxUsers)))
-        .route(
-            "/kx/environments/{environmentId}/users/{userName}",
-            get(to(GetKxUser)).put(to(UpdateKxUser)).delete(to(DeleteKxUser)),
-        )
-        .route("/ledger/verify", get(to(Verify)))
-        .route("/ledger/digest", get(to(Digest)))
-        .route("/ledger/stats", get(to(Stats)))
-        .route("/ledger/log", get(to(Log)))
-        .route("/ledger/history", get(to(History)))
-        .route("/ledger/access-keys", post(to(CreateAccessKey)).get(to(ListAccessKeys)))
-        .route("/ledger/access-keys/{accessKeyId}", delete(to(DeleteAccessKey)))
-        .route("/ledger/checkpoint", get(to(Checkpoint)))
-        .route("/ledger/checkpoint-key", get(to(CheckpointKey)))
-        .route("/ledger/proof", get(to(Proof)))
-        .route("/ledger/copy/settings", get(to(CopySettings)))
-        .route("/ledger/copy/log", get(to(CopyLog)))
-        .route("/ledger/copy/tokens", get(to(CopyTokens)))
-        .route("/ledger/copy/checkpoints", get(to(CopyCheckpoints)))
-        .route("/ledger/checkpoints", get(to(Checkpoints)))
-        .route("/ledger/new-epoch", post(to(NewEpoch)))
-        .route("/ledger/keys", get(to(ListKeys)))
-        .route("/ledger/keys/rotate", post(to(RotateKeys)))
-        .route("/ledger/keys/rekey", post(to(Rekey)))
-        .route("/ledger/keys/{keyId}/retire", post(to(RetireKey)))
-        .route("/ledger/checkpoint-handovers", get(to(CheckpointHandovers)))
-        .route("/ledger/checkpoint-key/rotate", post(to(RotateCheckpointKey)))
+    // One method router a path, every operation at its method: the catalogue is the table.
+    let mut paths: std::collections::BTreeMap<&str, axum::routing::MethodRouter<Host>> = Default::default();
+    for operation in routes::Operation::all() {
+        let (method, path) = operation.route();
+        let at = paths.remove(path).unwrap_or_default();
+        paths.insert(path, at.on(method, routes::to(operation)));
+    }
+    paths
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| router.route(path, methods))
         .fallback(routes::unknown_route)
         .method_not_allowed_fallback(routes::wrong_method)
         .layer(CatchPanicLayer::custom(reply::panicked))

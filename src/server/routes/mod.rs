@@ -2,11 +2,12 @@
 //! the root-only admin routes (`/ledger/…`) the CLI reaches with `--endpoint-url`.
 //!
 //! One file per part of a request's way: [`operation`] the catalogue, [`incoming`] the request as
-//! read, this file the handler (budget, authentication, dispatch on [`Kind`]), [`call`] admission,
-//! [`writes`], [`reads`] and [`admin`] the dispatch of each kind, [`log_stream`] the log.
+//! read, this file the handler (budget, authentication, dispatch on the [`Operation`]'s kind),
+//! [`call`] admission, [`writes`], [`reads`] and [`admin`] the dispatch of each kind, [`log_stream`]
+//! the log.
 //!
 //! Invariant: a request's body is counted against the host's budget before a byte of it is read,
-//! and every operation is dispatched by its [`Operation::kind`], never by listing operations.
+//! and every operation is dispatched by its kind's enum, matched whole: never by a wildcard.
 
 mod admin;
 mod call;
@@ -37,7 +38,7 @@ use call::Call;
 use incoming::{hex, read_body, signed_payload_hash, Incoming, Query};
 pub use incoming::{parse_json, MAX_BODY};
 use log_stream::{stream_log, StreamSlot};
-pub use operation::{Kind, Operation, ADMIN, FINSPACE, FINSPACE_DATA};
+pub use operation::{AdminOp, Operation, ReadOp, StreamOp, WriteOp, ADMIN, FINSPACE, FINSPACE_DATA};
 
 /// What the access log and metrics learn of a request from its handler.
 #[derive(Debug, Clone)]
@@ -157,40 +158,47 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let call = Call { ledger: &host.ledger, caller, incoming };
     call.admit(operation)?;
-    match operation.kind() {
-        Kind::Stream => {
-            return stream_log(host.ledger.clone(), &incoming.query, StreamSlot::take(host, caller)?)
-        }
-        Kind::Write => {
-            let answer = call.start_write(operation)?;
+    match operation {
+        Operation::Write(write) => {
+            let answer = call.start_write(write)?;
             let written = answer
                 .await
                 .map_err(|_| ApiError::internal("the ledger's writer stopped before answering"))?;
-            return Ok(ok(&written?));
+            Ok(ok(&written?))
         }
-        Kind::Read => {}
+        Operation::Stream(StreamOp::Log) => {
+            stream_log(host.ledger.clone(), &incoming.query, StreamSlot::take(host, caller)?)
+        }
+        Operation::Admin(admin) => {
+            let (host, incoming, caller) = (host.clone(), incoming.clone(), caller.clone());
+            blocking(move || {
+                Call { ledger: &host.ledger, caller: &caller, incoming: &incoming }.run_admin(admin)
+            })
+            .await
+        }
+        Operation::Read(read) => {
+            // argon2id takes 19 MiB a hash: a bounded number at once, each waiting a bounded time.
+            let turn = if read == ReadOp::ResetUserPassword { Some(hashing_turn(host).await?) } else { None };
+            let (host, incoming, caller) = (host.clone(), incoming.clone(), caller.clone());
+            blocking(move || {
+                let _turn = turn;
+                Call { ledger: &host.ledger, caller: &caller, incoming: &incoming }.run(read)
+            })
+            .await
+        }
     }
-    // argon2id takes 19 MiB a hash: a bounded number at once, each waiting a bounded time.
-    let turn = match operation {
-        Operation::ResetUserPassword => {
-            let wait = host.bounds.hashing_wait;
-            match tokio::time::timeout(wait, host.hashing.clone().acquire_owned()).await {
-                Ok(Ok(turn)) => Some(turn),
-                _ => {
-                    let message =
-                        format!("No turn to hash a password came within {} s; retry", wait.as_secs_f64());
-                    return Err(Error::Throttling { message }.into());
-                }
-            }
+}
+
+/// A turn to hash a password, waited for a bounded time.
+async fn hashing_turn(host: &Host) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let wait = host.bounds.hashing_wait;
+    match tokio::time::timeout(wait, host.hashing.clone().acquire_owned()).await {
+        Ok(Ok(turn)) => Ok(turn),
+        Ok(Err(_)) | Err(_) => {
+            let message = format!("No turn to hash a password came within {} s; retry", wait.as_secs_f64());
+            Err(Error::Throttling { message }.into())
         }
-        _ => None,
-    };
-    let (host, incoming, caller) = (host.clone(), incoming.clone(), caller.clone());
-    blocking(move || {
-        let _turn = turn;
-        Call { ledger: &host.ledger, caller: &caller, incoming: &incoming }.run(operation)
-    })
-    .await
+    }
 }
 
 /// Runs `work` on tokio's blocking pool; a panic in it is a 500.

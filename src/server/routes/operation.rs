@@ -1,222 +1,254 @@
-//! The operation catalogue: each of the host's operations, its name, service, and how it runs.
+//! The operation catalogue: every operation of the host, by kind, each with its name, SigV4
+//! service, method and path. The route table is built from it ([`Operation::ALL`]) and each kind's
+//! dispatch matches its own enum with no wildcard arm: a new operation does not compile until it
+//! has a route and a dispatch.
 
-/// One operation of the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    /// finspace-data CreateUser.
-    CreateUser,
-    /// finspace-data GetUser.
-    GetUser,
-    /// finspace-data UpdateUser.
-    UpdateUser,
-    /// finspace-data EnableUser.
-    EnableUser,
-    /// finspace-data DisableUser.
-    DisableUser,
-    /// finspace-data ListUsers.
-    ListUsers,
-    /// finspace-data CreatePermissionGroup.
-    CreatePermissionGroup,
-    /// finspace-data GetPermissionGroup.
-    GetPermissionGroup,
-    /// finspace-data UpdatePermissionGroup.
-    UpdatePermissionGroup,
-    /// finspace-data DeletePermissionGroup.
-    DeletePermissionGroup,
-    /// finspace-data ListPermissionGroups.
-    ListPermissionGroups,
-    /// finspace-data AssociateUserToPermissionGroup.
-    AssociateUserToPermissionGroup,
-    /// finspace-data DisassociateUserFromPermissionGroup.
-    DisassociateUserFromPermissionGroup,
-    /// finspace-data ListPermissionGroupsByUser.
-    ListPermissionGroupsByUser,
-    /// finspace-data ListUsersByPermissionGroup.
-    ListUsersByPermissionGroup,
-    /// finspace-data ResetUserPassword.
-    ResetUserPassword,
-    /// finspace-data GetProgrammaticAccessCredentials.
-    GetProgrammaticAccessCredentials,
-    /// finspace CreateKxUser.
-    CreateKxUser,
-    /// finspace GetKxUser.
-    GetKxUser,
-    /// finspace UpdateKxUser.
-    UpdateKxUser,
-    /// finspace DeleteKxUser.
-    DeleteKxUser,
-    /// finspace ListKxUsers.
-    ListKxUsers,
-    /// Admin: verify the chain and the views.
-    Verify,
-    /// Admin: the log's digest.
-    Digest,
-    /// Admin: counts.
-    Stats,
-    /// Admin: the log as JSON lines, streamed.
-    Log,
-    /// Admin: the events of one user or kdb user.
-    History,
-    /// Admin: issue an access key.
-    CreateAccessKey,
-    /// Admin: list access keys.
-    ListAccessKeys,
-    /// Admin: delete an access key.
-    DeleteAccessKey,
-    /// Admin: a signed checkpoint of the Merkle tree.
-    Checkpoint,
-    /// Admin: the verifier key of the checkpoints.
-    CheckpointKey,
-    /// Admin: an inclusion or a consistency proof.
-    Proof,
-    /// Admin (root only): the settings a copy carries, secrets included.
-    CopySettings,
-    /// Admin (root only): a page of the log's sealed entries, for a copy.
-    CopyLog,
-    /// Admin (root only): a page of the token records, for a copy.
-    CopyTokens,
-    /// Admin (root only): a page of the recorded checkpoints, for a copy.
-    CopyCheckpoints,
-    /// Admin: the recorded checkpoints.
-    Checkpoints,
-    /// Admin (root only): begin a new epoch.
-    NewEpoch,
-    /// Admin (root only): the keyring's ids, states and times.
-    ListKeys,
-    /// Admin (root only): make a new data key current.
-    RotateKeys,
-    /// Admin (root only): retire a data key.
-    RetireKey,
-    /// Admin (root only): wrap every data key under another root key.
-    Rekey,
-    /// Admin: the handover checkpoints of the checkpoint key's rotations.
-    CheckpointHandovers,
-    /// Admin (root only): make another key sign checkpoints.
-    RotateCheckpointKey,
-}
+use axum::routing::MethodFilter;
 
-/// The signing name of finspace-data requests.
+/// The SigV4 service of finspace-data's operations.
 pub const FINSPACE_DATA: &str = "finspace-api";
-
-/// The signing name of finspace (kdb) requests.
+/// The SigV4 service of finspace's (kdb users).
 pub const FINSPACE: &str = "finspace";
-
-/// The signing name of the admin routes.
+/// The SigV4 service of the admin routes.
 pub const ADMIN: &str = "user-ledger";
 
-impl Operation {
-    /// The operation's name, as the access log shows it.
-    pub fn name(self) -> &'static str {
-        use Operation::*;
+/// Declares one kind's enum: each operation with its service, method and path.
+macro_rules! catalogue {
+    ($(#[$doc:meta])* $kind:ident {
+        $($(#[$vdoc:meta])* $op:ident = $service:ident $method:ident $path:literal,)+
+    }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $kind {
+            $($(#[$vdoc])* $op,)+
+        }
+
+        impl $kind {
+            /// Every operation of this kind.
+            pub const ALL: &[$kind] = &[$($kind::$op,)+];
+
+            /// The operation's name, as the access log and the metrics show it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($kind::$op => stringify!($op),)+
+                }
+            }
+
+            /// The SigV4 service its requests must be scoped to.
+            pub fn service(self) -> &'static str {
+                match self {
+                    $($kind::$op => $service,)+
+                }
+            }
+
+            /// Its method and path (axum's syntax for labels).
+            pub fn route(self) -> (MethodFilter, &'static str) {
+                match self {
+                    $($kind::$op => (MethodFilter::$method, $path),)+
+                }
+            }
+        }
+    };
+}
+
+catalogue!(
+    /// A FinSpace write: queued to the writer and awaited without holding a thread.
+    WriteOp {
+        /// finspace-data CreateUser.
+        CreateUser = FINSPACE_DATA POST "/user",
+        /// finspace-data UpdateUser.
+        UpdateUser = FINSPACE_DATA PUT "/user/{userId}",
+        /// finspace-data EnableUser.
+        EnableUser = FINSPACE_DATA POST "/user/{userId}/enable",
+        /// finspace-data DisableUser.
+        DisableUser = FINSPACE_DATA POST "/user/{userId}/disable",
+        /// finspace-data CreatePermissionGroup.
+        CreatePermissionGroup = FINSPACE_DATA POST "/permission-group",
+        /// finspace-data UpdatePermissionGroup.
+        UpdatePermissionGroup = FINSPACE_DATA PUT "/permission-group/{permissionGroupId}",
+        /// finspace-data DeletePermissionGroup.
+        DeletePermissionGroup = FINSPACE_DATA DELETE "/permission-group/{permissionGroupId}",
+        /// finspace-data AssociateUserToPermissionGroup.
+        AssociateUserToPermissionGroup = FINSPACE_DATA POST "/permission-group/{permissionGroupId}/users/{userId}",
+        /// finspace-data DisassociateUserFromPermissionGroup.
+        DisassociateUserFromPermissionGroup = FINSPACE_DATA DELETE "/permission-group/{permissionGroupId}/users/{userId}",
+        /// finspace CreateKxUser.
+        CreateKxUser = FINSPACE POST "/kx/environments/{environmentId}/users",
+        /// finspace UpdateKxUser.
+        UpdateKxUser = FINSPACE PUT "/kx/environments/{environmentId}/users/{userName}",
+        /// finspace DeleteKxUser.
+        DeleteKxUser = FINSPACE DELETE "/kx/environments/{environmentId}/users/{userName}",
+    }
+);
+
+catalogue!(
+    /// A FinSpace read, run on the blocking pool; and ResetUserPassword, whose argon2 hash is CPU
+    /// work.
+    ReadOp {
+        /// finspace-data GetUser.
+        GetUser = FINSPACE_DATA GET "/user/{userId}",
+        /// finspace-data ListUsers.
+        ListUsers = FINSPACE_DATA GET "/user",
+        /// finspace-data GetPermissionGroup.
+        GetPermissionGroup = FINSPACE_DATA GET "/permission-group/{permissionGroupId}",
+        /// finspace-data ListPermissionGroups.
+        ListPermissionGroups = FINSPACE_DATA GET "/permission-group",
+        /// finspace-data ListPermissionGroupsByUser.
+        ListPermissionGroupsByUser = FINSPACE_DATA GET "/user/{userId}/permission-groups",
+        /// finspace-data ListUsersByPermissionGroup.
+        ListUsersByPermissionGroup = FINSPACE_DATA GET "/permission-group/{permissionGroupId}/users",
+        /// finspace-data ResetUserPassword.
+        ResetUserPassword = FINSPACE_DATA POST "/user/{userId}/password",
+        /// finspace-data GetProgrammaticAccessCredentials.
+        GetProgrammaticAccessCredentials = FINSPACE_DATA GET "/credentials/programmatic",
+        /// finspace GetKxUser.
+        GetKxUser = FINSPACE GET "/kx/environments/{environmentId}/users/{userName}",
+        /// finspace ListKxUsers.
+        ListKxUsers = FINSPACE GET "/kx/environments/{environmentId}/users",
+    }
+);
+
+catalogue!(
+    /// An admin operation (`/ledger/…`), run on the blocking pool: the root's, and the audit
+    /// reads, which a holder of ViewAuditData may make too ([`AdminOp::is_audit`]).
+    AdminOp {
+        /// Verify the chain and the views.
+        Verify = ADMIN GET "/ledger/verify",
+        /// The log's digest.
+        Digest = ADMIN GET "/ledger/digest",
+        /// Counts.
+        Stats = ADMIN GET "/ledger/stats",
+        /// The events of one user or kdb user.
+        History = ADMIN GET "/ledger/history",
+        /// Issue an access key.
+        CreateAccessKey = ADMIN POST "/ledger/access-keys",
+        /// List the access keys.
+        ListAccessKeys = ADMIN GET "/ledger/access-keys",
+        /// Delete an access key.
+        DeleteAccessKey = ADMIN DELETE "/ledger/access-keys/{accessKeyId}",
+        /// A signed checkpoint.
+        Checkpoint = ADMIN GET "/ledger/checkpoint",
+        /// The checkpoints' verifier key.
+        CheckpointKey = ADMIN GET "/ledger/checkpoint-key",
+        /// An inclusion or consistency proof.
+        Proof = ADMIN GET "/ledger/proof",
+        /// A copy's settings.
+        CopySettings = ADMIN GET "/ledger/copy/settings",
+        /// A copy's log.
+        CopyLog = ADMIN GET "/ledger/copy/log",
+        /// A copy's token records.
+        CopyTokens = ADMIN GET "/ledger/copy/tokens",
+        /// A copy's recorded checkpoints.
+        CopyCheckpoints = ADMIN GET "/ledger/copy/checkpoints",
+        /// The recorded checkpoints.
+        Checkpoints = ADMIN GET "/ledger/checkpoints",
+        /// Begin a new epoch.
+        NewEpoch = ADMIN POST "/ledger/new-epoch",
+        /// The data keys.
+        ListKeys = ADMIN GET "/ledger/keys",
+        /// Rotate the data key.
+        RotateKeys = ADMIN POST "/ledger/keys/rotate",
+        /// Retire a data key.
+        RetireKey = ADMIN POST "/ledger/keys/{keyId}/retire",
+        /// Wrap the data keys under a new root key.
+        Rekey = ADMIN POST "/ledger/keys/rekey",
+        /// The checkpoint key's handovers.
+        CheckpointHandovers = ADMIN GET "/ledger/checkpoint-handovers",
+        /// Rotate the checkpoint key.
+        RotateCheckpointKey = ADMIN POST "/ledger/checkpoint-key/rotate",
+    }
+);
+
+catalogue!(
+    /// An audit stream, from a thread of its own.
+    StreamOp {
+        /// The log as JSON lines, followed or not.
+        Log = ADMIN GET "/ledger/log",
+    }
+);
+
+impl AdminOp {
+    /// Whether a caller holding ViewAuditData (or a SUPER_USER) may make it, not only the root.
+    pub fn is_audit(self) -> bool {
+        use AdminOp::*;
         match self {
-            CreateUser => "CreateUser",
-            GetUser => "GetUser",
-            UpdateUser => "UpdateUser",
-            EnableUser => "EnableUser",
-            DisableUser => "DisableUser",
-            ListUsers => "ListUsers",
-            CreatePermissionGroup => "CreatePermissionGroup",
-            GetPermissionGroup => "GetPermissionGroup",
-            UpdatePermissionGroup => "UpdatePermissionGroup",
-            DeletePermissionGroup => "DeletePermissionGroup",
-            ListPermissionGroups => "ListPermissionGroups",
-            AssociateUserToPermissionGroup => "AssociateUserToPermissionGroup",
-            DisassociateUserFromPermissionGroup => "DisassociateUserFromPermissionGroup",
-            ListPermissionGroupsByUser => "ListPermissionGroupsByUser",
-            ListUsersByPermissionGroup => "ListUsersByPermissionGroup",
-            ResetUserPassword => "ResetUserPassword",
-            GetProgrammaticAccessCredentials => "GetProgrammaticAccessCredentials",
-            CreateKxUser => "CreateKxUser",
-            GetKxUser => "GetKxUser",
-            UpdateKxUser => "UpdateKxUser",
-            DeleteKxUser => "DeleteKxUser",
-            ListKxUsers => "ListKxUsers",
-            Verify => "Verify",
-            Digest => "Digest",
-            Stats => "Stats",
-            Log => "Log",
-            History => "History",
-            CreateAccessKey => "CreateAccessKey",
-            ListAccessKeys => "ListAccessKeys",
-            DeleteAccessKey => "DeleteAccessKey",
-            Checkpoint => "Checkpoint",
-            CheckpointKey => "CheckpointKey",
-            Proof => "Proof",
-            CopySettings => "CopySettings",
-            CopyLog => "CopyLog",
-            CopyTokens => "CopyTokens",
-            CopyCheckpoints => "CopyCheckpoints",
-            Checkpoints => "Checkpoints",
-            NewEpoch => "NewEpoch",
-            ListKeys => "ListKeys",
-            RotateKeys => "RotateKeys",
-            RetireKey => "RetireKey",
-            Rekey => "Rekey",
-            CheckpointHandovers => "CheckpointHandovers",
-            RotateCheckpointKey => "RotateCheckpointKey",
+            Verify | Digest | History | Checkpoint | CheckpointKey | CheckpointHandovers | Checkpoints
+            | Proof => true,
+            Stats | CreateAccessKey | ListAccessKeys | DeleteAccessKey | CopySettings | CopyLog
+            | CopyTokens | CopyCheckpoints | NewEpoch | ListKeys | RotateKeys | RetireKey | Rekey
+            | RotateCheckpointKey => false,
+        }
+    }
+}
+
+/// One operation of the host, by how it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A FinSpace write.
+    Write(WriteOp),
+    /// A FinSpace read.
+    Read(ReadOp),
+    /// An admin operation.
+    Admin(AdminOp),
+    /// An audit stream.
+    Stream(StreamOp),
+}
+
+impl Operation {
+    /// Every operation of the host: what the route table is built from.
+    pub fn all() -> impl Iterator<Item = Operation> {
+        let writes = WriteOp::ALL.iter().map(|op| Operation::Write(*op));
+        let reads = ReadOp::ALL.iter().map(|op| Operation::Read(*op));
+        let admin = AdminOp::ALL.iter().map(|op| Operation::Admin(*op));
+        writes.chain(reads).chain(admin).chain(StreamOp::ALL.iter().map(|op| Operation::Stream(*op)))
+    }
+
+    /// The operation's name, as the access log and the metrics show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Write(op) => op.name(),
+            Operation::Read(op) => op.name(),
+            Operation::Admin(op) => op.name(),
+            Operation::Stream(op) => op.name(),
         }
     }
 
     /// The SigV4 service (signing name) the operation's requests must be scoped to.
     pub fn service(self) -> &'static str {
-        use Operation::*;
         match self {
-            CreateUser
-            | GetUser
-            | UpdateUser
-            | EnableUser
-            | DisableUser
-            | ListUsers
-            | CreatePermissionGroup
-            | GetPermissionGroup
-            | UpdatePermissionGroup
-            | DeletePermissionGroup
-            | ListPermissionGroups
-            | AssociateUserToPermissionGroup
-            | DisassociateUserFromPermissionGroup
-            | ListPermissionGroupsByUser
-            | ListUsersByPermissionGroup
-            | ResetUserPassword
-            | GetProgrammaticAccessCredentials => FINSPACE_DATA,
-            CreateKxUser | GetKxUser | UpdateKxUser | DeleteKxUser | ListKxUsers => FINSPACE,
-            _ => ADMIN,
+            Operation::Write(op) => op.service(),
+            Operation::Read(op) => op.service(),
+            Operation::Admin(op) => op.service(),
+            Operation::Stream(op) => op.service(),
         }
     }
 
-    pub(super) fn is_admin(self) -> bool {
-        self.service() == ADMIN
-    }
-
-    /// How the host runs the operation: decided here, once, for every operation.
-    pub fn kind(self) -> Kind {
-        use Operation::*;
+    /// Its method and path.
+    pub fn route(self) -> (MethodFilter, &'static str) {
         match self {
-            CreateUser
-            | UpdateUser
-            | EnableUser
-            | DisableUser
-            | CreateKxUser
-            | UpdateKxUser
-            | DeleteKxUser
-            | CreatePermissionGroup
-            | UpdatePermissionGroup
-            | DeletePermissionGroup
-            | AssociateUserToPermissionGroup
-            | DisassociateUserFromPermissionGroup => Kind::Write,
-            Log => Kind::Stream,
-            _ => Kind::Read,
+            Operation::Write(op) => op.route(),
+            Operation::Read(op) => op.route(),
+            Operation::Admin(op) => op.route(),
+            Operation::Stream(op) => op.route(),
         }
     }
 }
 
-/// How the host runs an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Queued to the writer and awaited without holding a thread.
-    Write,
-    /// Run on the blocking pool: reads, audits, key operations, and ResetUserPassword (whose
-    /// argon2 hash is CPU work).
-    Read,
-    /// Streamed from a thread of its own (the log).
-    Stream,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_holds_the_22_finspace_operations_once_each_and_no_route_twice() {
+        let finspace: Vec<_> = Operation::all().filter(|op| op.service() != ADMIN).collect();
+        assert_eq!(finspace.len(), 22);
+        let mut routes: Vec<String> = Operation::all().map(|op| format!("{:?}", op.route())).collect();
+        let mut names: Vec<&str> = Operation::all().map(Operation::name).collect();
+        let count = routes.len();
+        routes.sort();
+        routes.dedup();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!((routes.len(), names.len()), (count, count));
+    }
 }

@@ -5,12 +5,12 @@ use axum::response::Response;
 use crate::server::reply::{ok, ApiError};
 
 use super::call::{Call, TokenBody};
-use super::operation::Operation;
+use super::operation::ReadOp;
 
 impl Call<'_> {
     /// Runs a `Kind::Read` (on the blocking pool).
-    pub(super) fn run(&self, operation: Operation) -> Result<Response, ApiError> {
-        use Operation::*;
+    pub(super) fn run(&self, operation: ReadOp) -> Result<Response, ApiError> {
+        use ReadOp::*;
         let (ledger, caller, query) = (self.ledger, self.caller, &self.incoming.query);
         Ok(match operation {
             GetUser => ok(&ledger.get_user(caller, self.label("userId"))?),
@@ -54,7 +54,6 @@ impl Call<'_> {
                 query.integer("maxResults")?,
                 query.get("nextToken"),
             )?),
-            _ => return self.run_admin(operation),
         })
     }
 }

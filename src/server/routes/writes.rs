@@ -10,15 +10,15 @@ use crate::error::Error;
 use crate::server::reply::ApiError;
 
 use super::call::{Call, TokenBody};
-use super::operation::Operation;
+use super::operation::WriteOp;
 
 impl Call<'_> {
-    /// Queues `operation`, a `Kind::Write`; the answer arrives on the receiver.
+    /// Queues `operation`; the answer arrives on the receiver.
     pub(super) fn start_write(
         &self,
-        operation: Operation,
+        operation: WriteOp,
     ) -> Result<oneshot::Receiver<Result<Written, Error>>, ApiError> {
-        use Operation::*;
+        use WriteOp::*;
         let (ledger, caller) = (self.ledger, self.caller);
         let (sender, receiver) = oneshot::channel();
         let done = move |written| {
@@ -96,7 +96,6 @@ impl Call<'_> {
                 };
                 ledger.write_then(caller, write, done)?
             }
-            _ => return Err(ApiError::internal(format!("{} is not a write", operation.name()))),
         }
         Ok(receiver)
     }
