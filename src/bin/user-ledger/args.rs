@@ -536,24 +536,59 @@ impl Command {
     /// Whether the command may create the database: only the API's writes do. Reads and audits
     /// of a database that is not there fail and create nothing.
     pub(crate) fn creates_database(&self) -> bool {
-        matches!(
-            self,
-            Command::CreateUser { .. }
-                | Command::UpdateUser { .. }
-                | Command::EnableUser(_)
-                | Command::DisableUser(_)
-                | Command::CreateKxUser { .. }
-                | Command::UpdateKxUser { .. }
-                | Command::DeleteKxUser { .. }
-                | Command::ResetUserPassword(_)
-                | Command::GetProgrammaticAccessCredentials { .. }
-                | Command::CreatePermissionGroup { .. }
-                | Command::UpdatePermissionGroup { .. }
-                | Command::DeletePermissionGroup { .. }
-                | Command::AssociateUserToPermissionGroup(_)
-                | Command::DisassociateUserFromPermissionGroup(_)
-                | Command::Serve(_)
-        )
+        use Command::*;
+        // Every command listed: a new one does not compile until it says whether it may.
+        match self {
+            CreateUser { .. }
+            | UpdateUser { .. }
+            | EnableUser(_)
+            | DisableUser(_)
+            | CreateKxUser { .. }
+            | UpdateKxUser { .. }
+            | DeleteKxUser { .. }
+            | ResetUserPassword(_)
+            | GetProgrammaticAccessCredentials { .. }
+            | CreatePermissionGroup { .. }
+            | UpdatePermissionGroup { .. }
+            | DeletePermissionGroup { .. }
+            | AssociateUserToPermissionGroup(_)
+            | DisassociateUserFromPermissionGroup(_)
+            | Serve(_) => true,
+            GetUser { .. }
+            | ListUsers { .. }
+            | PurgeTokens
+            | GetKxUser { .. }
+            | ListKxUsers { .. }
+            | GetPermissionGroup(_)
+            | ListPermissionGroups(_)
+            | ListPermissionGroupsByUser { .. }
+            | ListUsersByPermissionGroup { .. }
+            | Log { .. }
+            | History { .. }
+            | RebuildViews
+            | Verify { .. }
+            | Digest
+            | Checkpoint { .. }
+            | CheckpointKey
+            | Proof { .. }
+            | VerifyProof { .. }
+            | Stats
+            | RotateCheckpointKey { .. }
+            | CheckpointHandovers
+            | Checkpoints { .. }
+            | NewEpoch { .. }
+            | NewCheckpointKey { .. }
+            | Keys
+            | RotateKeys
+            | RetireKey { .. }
+            | Rekey { .. }
+            | NewRootKey { .. }
+            | AcceptLog
+            | CreateAccessKey { .. }
+            | ListAccessKeys { .. }
+            | DeleteAccessKey { .. }
+            | Copy(_) => false,
+        }
     }
 }
 
