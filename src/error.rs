@@ -1,16 +1,16 @@
 //! The one error type of the engine: its variants are the AWS error kinds of the FinSpace API.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An error as the FinSpace API would return it; `status()` and `wire_name()` give its HTTP form.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// A request member broke a rule of the API model (400).
-    #[error("1 validation error detected: Value at '{field}' failed to satisfy constraint: {rule}")]
     Validation {
         /// The member's wire name, e.g. `emailAddress`.
         field: String,
@@ -18,7 +18,6 @@ pub enum Error {
         rule: Rule,
     },
     /// The request conflicts with the current state (409).
-    #[error("{message}")]
     Conflict {
         /// What conflicts.
         message: String,
@@ -26,44 +25,39 @@ pub enum Error {
         reason: Option<String>,
     },
     /// The named resource does not exist (404).
-    #[error("{message}")]
     ResourceNotFound {
         /// What was not found.
         message: String,
     },
     /// A resource with that identity exists already (409).
-    #[error("{message}")]
     ResourceAlreadyExists {
         /// What exists already.
         message: String,
     },
     /// The caller may not do this (403).
-    #[error("{message}")]
     AccessDenied {
         /// Why the caller was refused.
         message: String,
     },
     /// A configured quota would be passed (400).
-    #[error("{message}")]
     LimitExceeded {
         /// Which quota.
         message: String,
     },
     /// The write queue is full; try again (429).
-    #[error("{message}")]
     Throttling {
         /// Why the request was refused.
         message: String,
     },
     /// Storage failed or holds corrupt bytes (500).
-    #[error("{message}")]
     InternalServer {
         /// What failed, and where.
         message: String,
-        /// What kind of failure, so a host can tell them apart without reading the message
-        /// (also the error's `source()`).
-        #[source]
+        /// What kind of failure, so a host can tell them apart without reading the message.
         cause: Failure,
+        /// The error underneath (an `io::Error`, a PostgreSQL error), where there is one: the
+        /// error's `source()`.
+        origin: Option<Origin>,
     },
 }
 
@@ -145,6 +139,55 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Validation { field, rule } => write!(
+                f,
+                "1 validation error detected: Value at '{field}' failed to satisfy constraint: {rule}"
+            ),
+            Error::Conflict { message, .. }
+            | Error::ResourceNotFound { message }
+            | Error::ResourceAlreadyExists { message }
+            | Error::AccessDenied { message }
+            | Error::LimitExceeded { message }
+            | Error::Throttling { message }
+            | Error::InternalServer { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    /// The error underneath an internal failure (an `io::Error`, a PostgreSQL error), itself:
+    /// `downcast_ref` reaches it.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::InternalServer { origin: Some(origin), .. } => Some(&*origin.0),
+            _ => None,
+        }
+    }
+}
+
+/// The error underneath an [`Error::InternalServer`], kept whole (shared, so that the error stays
+/// `Clone`); two are equal when they say the same.
+#[derive(Debug, Clone)]
+pub struct Origin(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Origin {
+    /// Keeps `error` as an origin.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Origin(Arc::new(error))
+    }
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Origin {}
+
 impl Error {
     /// The HTTP status the FinSpace API answers this error with.
     pub fn status(&self) -> u16 {
@@ -200,7 +243,16 @@ impl Error {
 
     /// An internal failure of kind `cause`; `what` says what failed and where.
     pub fn failed(cause: Failure, what: impl fmt::Display) -> Self {
-        Error::InternalServer { message: what.to_string(), cause }
+        Error::InternalServer { message: what.to_string(), cause, origin: None }
+    }
+
+    /// [`Error::failed`], keeping the error underneath as its `source()`.
+    pub fn failed_by(
+        cause: Failure,
+        what: impl fmt::Display,
+        origin: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::InternalServer { message: what.to_string(), cause, origin: Some(Origin::new(origin)) }
     }
 
     /// Bytes that do not decode; `what` names the file, tree, key or seq.
@@ -265,6 +317,23 @@ impl fmt::Display for Rule {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::failed(Failure::Io, format_args!("I/O error: {e}"))
+        let message = format!("I/O error: {e}");
+        Error::failed_by(Failure::Io, message, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_failure_keeps_the_io_error_as_its_source() {
+        let failed = Error::from(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left"));
+        assert_eq!(failed.failure(), Some(Failure::Io));
+        let source = std::error::Error::source(&failed).unwrap();
+        let io = source.downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        assert_eq!(failed.clone(), failed, "still Clone and Eq");
+        assert!(std::error::Error::source(&Error::corrupt("x")).is_none());
     }
 }

@@ -126,7 +126,7 @@ impl Sorter {
 fn run_file() -> Result<File> {
     tempfile::tempfile().map_err(|e| {
         let dir = std::env::temp_dir();
-        Error::failed(Failure::Io, format_args!("cannot create a sorted run in {}: {e}", dir.display()))
+        Error::failed_by(Failure::Io, format!("cannot create a sorted run in {}: {e}", dir.display()), e)
     })
 }
 

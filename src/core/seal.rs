@@ -82,7 +82,7 @@ fn seal_with_header(
 ) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)
-        .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness: {e}")))?;
+        .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness: {e}"), e))?;
     let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
     let aad = aad(purpose, subject, if header.len() > 1 { header } else { &[] });
     let sealed = cipher

@@ -23,7 +23,7 @@ const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 pub fn new_key_id(prefix: &str, data_key: u32) -> Result<String> {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes)
-        .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for an access key: {e}")))?;
+        .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness for an access key: {e}"), e))?;
     let digit = |b: &u8| BASE32.get(usize::from(b % 32)).map_or('A', |&c| char::from(c));
     Ok(prefix
         .chars()
@@ -37,7 +37,7 @@ pub fn new_key_id(prefix: &str, data_key: u32) -> Result<String> {
 pub fn new_secret() -> Result<String> {
     let mut bytes = [0u8; 30];
     getrandom::fill(&mut bytes)
-        .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for a secret: {e}")))?;
+        .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness for a secret: {e}"), e))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 

@@ -34,7 +34,7 @@ impl SignerKey {
     pub fn generate(name: &str) -> Result<Self> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed)
-            .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness: {e}")))?;
+            .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness: {e}"), e))?;
         Ok(SignerKey { name: name.to_owned(), key: SigningKey::from_bytes(&seed) })
     }
 

@@ -64,7 +64,7 @@ impl RootKey {
     pub fn generate() -> Result<Self> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)
-            .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for a root key: {e}")))?;
+            .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness for a root key: {e}"), e))?;
         Ok(RootKey::new(bytes))
     }
 
@@ -197,7 +197,7 @@ impl Keyring {
         }
         let mut key = [0u8; 32];
         getrandom::fill(&mut key)
-            .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for a data key: {e}")))?;
+            .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness for a data key: {e}"), e))?;
         let wrapped = root.wrap(id, &key)?;
         let mut ring = self.clone();
         ring.keys.push(DataKey { id, created_ms, wrapped });

@@ -19,7 +19,7 @@ pub const MAX_FAILURES: usize = 5;
 pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
 
 fn random(bytes: &mut [u8]) -> Result<()> {
-    getrandom::fill(bytes).map_err(|e| Error::failed(Failure::Io, format_args!("no randomness: {e}")))
+    getrandom::fill(bytes).map_err(|e| Error::failed_by(Failure::Io, format!("no randomness: {e}"), e))
 }
 
 /// A new temporary password of [`TEMPORARY_LENGTH`] characters, uniform over `ALPHABET`.

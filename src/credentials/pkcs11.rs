@@ -117,7 +117,7 @@ fn percent_decoded(text: &str) -> Option<String> {
 
 /// A token error, naming what was being done and the token, never a PIN.
 fn failed(doing: &str, uri: &Pkcs11Uri, e: TokenError) -> Error {
-    Error::failed(Failure::Other, format_args!("PKCS#11 token {}: {doing}: {e}", uri.token))
+    Error::failed_by(Failure::Other, format!("PKCS#11 token {}: {doing}: {e}", uri.token), e)
 }
 
 /// One loaded module per path: a module is initialized once per process.
@@ -214,7 +214,7 @@ impl TokenRootKey {
     pub fn wrap(&self, aad: &[u8], data_key: &[u8]) -> Result<Vec<u8>> {
         let mut iv = [0u8; IV_LEN];
         getrandom::fill(&mut iv)
-            .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness: {e}")))?;
+            .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness: {e}"), e))?;
         let sealed = self.encrypt(&mut iv, aad, data_key)?;
         Ok([&iv[..], &sealed].concat())
     }

@@ -11,7 +11,7 @@ pub fn read(path: &Path, what: &str) -> Result<String> {
     use std::os::unix::fs::PermissionsExt;
     let shown = format!("the {what} file {}", path.display());
     let meta = std::fs::metadata(path)
-        .map_err(|e| Error::failed(Failure::Missing, format_args!("cannot read {shown}: {e}")))?;
+        .map_err(|e| Error::failed_by(Failure::Missing, format!("cannot read {shown}: {e}"), e))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::failed(
@@ -22,7 +22,7 @@ pub fn read(path: &Path, what: &str) -> Result<String> {
         ));
     }
     std::fs::read_to_string(path)
-        .map_err(|e| Error::failed(Failure::Io, format_args!("cannot read {shown}: {e}")))
+        .map_err(|e| Error::failed_by(Failure::Io, format!("cannot read {shown}: {e}"), e))
 }
 
 /// Writes `text` to a new file at `path`, its owner's only; refuses to overwrite one. The file
@@ -32,7 +32,7 @@ pub fn write_new(path: &Path, what: &str, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let failed = |e: std::io::Error| {
-        Error::failed(Failure::Io, format_args!("cannot write the {what} file {}: {e}", path.display()))
+        Error::failed_by(Failure::Io, format!("cannot write the {what} file {}: {e}", path.display()), e)
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let aside = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));

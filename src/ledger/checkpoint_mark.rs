@@ -65,7 +65,7 @@ pub fn read(path: &Path) -> Result<Option<Mark>> {
 /// Replaces the mark at `path` with `mark`, durably, its owner's only.
 pub fn write(path: &Path, mark: &Mark) -> Result<()> {
     let io = |e: std::io::Error| {
-        Error::failed(Failure::Io, format_args!("cannot write the checkpoint mark {}: {e}", path.display()))
+        Error::failed_by(Failure::Io, format!("cannot write the checkpoint mark {}: {e}", path.display()), e)
     };
     let content = body(mark);
     let text = format!("{content}crc32 {:08x}\n", crc32fast::hash(content.as_bytes()));

@@ -120,8 +120,9 @@ pub fn data_keys(
         }
         None => {
             let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret)
-                .map_err(|e| Error::failed(Failure::Io, format_args!("no randomness for a data key: {e}")))?;
+            getrandom::fill(&mut secret).map_err(|e| {
+                Error::failed_by(Failure::Io, format!("no randomness for a data key: {e}"), e)
+            })?;
             secret
         }
     };

@@ -107,7 +107,7 @@ pub fn read_root_credentials(path: &Path) -> Result<Option<AccessKeyPair>> {
             Error::corrupt(format_args!("{} is not a root credentials file: {e}", path.display()))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::failed(Failure::Io, format_args!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(Error::failed_by(Failure::Io, format!("cannot read {}: {e}", path.display()), e)),
     }
 }
 
@@ -119,7 +119,7 @@ pub fn write_root_credentials(path: &Path, pair: &AccessKeyPair) -> Result<()> {
 /// Writes `bytes` to `path` with mode 0600, whole or not at all (a temp file renamed into place).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let io =
-        |e: std::io::Error| Error::failed(Failure::Io, format_args!("cannot write {}: {e}", path.display()));
+        |e: std::io::Error| Error::failed_by(Failure::Io, format!("cannot write {}: {e}", path.display()), e);
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
     fs::create_dir_all(&dir).map_err(io)?;
     let mut options = fs::OpenOptions::new();

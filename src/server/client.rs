@@ -101,7 +101,7 @@ impl Client {
         let mut tls = TlsConfig::builder();
         if let Some(path) = ca_bundle {
             let pem = std::fs::read(path).map_err(|e| {
-                Error::failed(Failure::Io, format_args!("cannot read {}: {e}", path.display()))
+                Error::failed_by(Failure::Io, format!("cannot read {}: {e}", path.display()), e)
             })?;
             let certs = ureq::tls::parse_pem(&pem)
                 .filter_map(|item| match item {

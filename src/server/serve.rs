@@ -103,9 +103,9 @@ pub async fn serve(
     if let Some(addr) = listen.metrics {
         let metrics = metrics_router(listen.ledger.clone())?;
         let listener = bind(addr)
-            .map_err(|e| Error::failed(Failure::Io, format_args!("cannot serve metrics on {addr}: {e}")))?;
+            .map_err(|e| Error::failed_by(Failure::Io, format!("cannot serve metrics on {addr}: {e}"), e))?;
         let mut server = axum_server::from_tcp(listener)
-            .map_err(|e| Error::failed(Failure::Io, format_args!("cannot serve metrics on {addr}: {e}")))?
+            .map_err(|e| Error::failed_by(Failure::Io, format!("cannot serve metrics on {addr}: {e}"), e))?
             .acceptor(Bounded::new(MAX_METRICS_CONNECTIONS))
             .handle(handle.clone())
             .http1_only();
@@ -114,7 +114,7 @@ pub async fn serve(
     }
     let service = app.into_make_service();
     let io =
-        |e: std::io::Error| Error::failed(Failure::Io, format_args!("cannot serve on {}: {e}", listen.addr));
+        |e: std::io::Error| Error::failed_by(Failure::Io, format!("cannot serve on {}: {e}", listen.addr), e);
     let limit = Bounded::new(listen.max_connections);
     // Bound here, before anything is spawned: a failed bind is this call's error, every time
     // (waiting on axum-server's `Handle::listening` for it hung once in 71 tries).
@@ -149,7 +149,7 @@ pub async fn serve(
     bound(addr);
     match server.await {
         Ok(served) => served.map_err(io),
-        Err(e) => Err(Error::failed(Failure::Panicked, format_args!("the server task failed: {e}"))),
+        Err(e) => Err(Error::failed_by(Failure::Panicked, format!("the server task failed: {e}"), e)),
     }
 }
 

@@ -37,7 +37,7 @@ impl Pipeline {
         let thread = thread::Builder::new()
             .name("user-ledger-writer".into())
             .spawn(move || run(&shared, &receiver, &counter, max_batch.max(1)))
-            .map_err(|e| Error::failed(Failure::Io, format_args!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| Error::failed_by(Failure::Io, format!("cannot start the writer thread: {e}"), e))?;
         Ok(Pipeline { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), queued, capacity })
     }
 

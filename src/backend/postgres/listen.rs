@@ -29,7 +29,7 @@ pub fn spawn(location: Location, channel: String, closed: Arc<AtomicBool>, wake:
             }
         })
         .map(|_| ())
-        .map_err(|e| Error::failed(Failure::Io, format_args!("cannot start the PostgreSQL listener: {e}")))
+        .map_err(|e| Error::failed_by(Failure::Io, format!("cannot start the PostgreSQL listener: {e}"), e))
 }
 
 fn listen(

@@ -85,7 +85,7 @@ impl Location {
         }
         let rebuilt = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
         let mut config = tokio_postgres::Config::from_str(&rebuilt).map_err(|e| {
-            Error::failed(Failure::Other, format_args!("the postgres:// location does not parse: {e}"))
+            Error::failed_by(Failure::Other, format!("the postgres:// location does not parse: {e}"), e)
         })?;
         let deadline = deadlines(&mut config);
         let hosts: Vec<String> = config
@@ -177,7 +177,7 @@ fn tls(root_cert: Option<&str>, shown: &str) -> Result<MakeRustlsConnect> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::failed(Failure::Other, format_args!("TLS for {shown}: {e}")))?
+        .map_err(|e| Error::failed_by(Failure::Other, format!("TLS for {shown}: {e}"), e))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))

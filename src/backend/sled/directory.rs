@@ -117,7 +117,7 @@ impl Directory {
         }
         sweep_abandoned_copies();
         let cannot_copy = |e: std::io::Error| {
-            Error::failed(Failure::Io, format_args!("cannot make a private copy of {}: {e}", path.display()))
+            Error::failed_by(Failure::Io, format!("cannot make a private copy of {}: {e}", path.display()), e)
         };
         let copy = tempfile::Builder::new().prefix(COPY_PREFIX).tempdir().map_err(cannot_copy)?;
         let owner = OpenOptions::new()
@@ -128,7 +128,7 @@ impl Directory {
             .map_err(cannot_copy)?;
         owner.try_lock().map_err(|e| cannot_copy(e.into()))?;
         copy_tree(path, copy.path()).map_err(|e| {
-            Error::failed(Failure::Io, format_args!("cannot copy {} to read it: {e}", path.display()))
+            Error::failed_by(Failure::Io, format!("cannot copy {} to read it: {e}", path.display()), e)
         })?;
         let copied = copy.path().to_owned();
         let dir = Directory {
@@ -288,7 +288,8 @@ fn cannot(path: &Path, what: &str, e: &std::io::Error) -> Error {
             ),
         )
     } else {
-        Error::failed(Failure::Io, format_args!("cannot {what} the database at {}: {e}", path.display()))
+        let kept = std::io::Error::new(e.kind(), e.to_string());
+        Error::failed_by(Failure::Io, format!("cannot {what} the database at {}: {e}", path.display()), kept)
     }
 }
 

@@ -246,5 +246,5 @@ pub(super) fn storage(e: ::sled::Error) -> Error {
         ::sled::Error::Corruption { .. } => Failure::Corrupt,
         _ => Failure::Other,
     };
-    Error::failed(cause, format_args!("storage error: {e}"))
+    Error::failed_by(cause, format!("storage error: {e}"), e)
 }

@@ -199,13 +199,14 @@ pub(crate) fn open_ledger(config: Config) -> Result<Ledger, user_ledger::Error> 
 /// A database held by another process is most likely held by `serve`: say how to reach it.
 fn held_hint(error: Error) -> Error {
     match error {
-        Error::InternalServer { message, cause: Failure::Locked } => Error::InternalServer {
+        Error::InternalServer { message, cause: Failure::Locked, origin } => Error::InternalServer {
             message: format!(
                 "{message}; if `user-ledger serve` holds it, run this command with --endpoint-url URL \
                  (audit and access-key commands; root credentials in AWS_ACCESS_KEY_ID and \
                  AWS_SECRET_ACCESS_KEY), or use aws-cli with --endpoint-url for the API operations"
             ),
             cause: Failure::Locked,
+            origin,
         },
         other => other,
     }

@@ -96,5 +96,5 @@ fn follow(key: &str, handovers: &str) -> user_ledger::Result<(String, Vec<String
 
 fn read(path: &Path) -> user_ledger::Result<String> {
     std::fs::read_to_string(path)
-        .map_err(|e| Error::failed(Failure::Io, format_args!("cannot read {}: {e}", path.display())))
+        .map_err(|e| Error::failed_by(Failure::Io, format!("cannot read {}: {e}", path.display()), e))
 }
