@@ -20,7 +20,7 @@ use crate::core::merkle::Frontier;
 use crate::core::{self, Limits};
 use crate::error::{Error, Failure, Result};
 use crate::views::{self};
-use crate::write::writer::{Outcome, WriteRequest};
+use crate::write::writer::WriteRequest;
 
 /// How many times a batch is decided with its reads noted before it is decided for real: each
 /// round fetches what the one before could not know it would read (a user's groups once its
@@ -115,7 +115,7 @@ impl<'s> Batch<'s> {
         limits: &Limits,
         time_ms: i64,
         ttl_ms: i64,
-    ) -> Result<Result<Outcome>> {
+    ) -> Result<Result<Response>> {
         let mut token = None;
         if let Some(t) = request.client_token.as_deref() {
             let key = idempotency::token_key(request.command.operation(), t);
@@ -125,7 +125,7 @@ impl<'s> Batch<'s> {
                 Err(e) => return refused(e),
             };
             match idempotency::check(stored.as_ref(), &fingerprint, time_ms) {
-                Ok(Some(response)) => return Ok(Ok(Outcome { response, events: vec![] })),
+                Ok(Some(response)) => return Ok(Ok(response)),
                 Ok(None) => {}
                 Err(e) => return refused(e),
             }
@@ -135,12 +135,13 @@ impl<'s> Batch<'s> {
             Ok(events) => events,
             Err(e) => return refused(e),
         };
-        for event in &events {
-            self.append(request, event.clone(), time_ms)?;
+        let appended = !events.is_empty();
+        for event in events {
+            self.append(request, event, time_ms)?;
         }
         let response = Response::of(&request.command);
         if let Some((key, fingerprint)) = token {
-            let seq = (!events.is_empty()).then_some(self.head.seq);
+            let seq = appended.then_some(self.head.seq);
             let record = TokenRecord {
                 fingerprint,
                 response: response.clone(),
@@ -149,7 +150,7 @@ impl<'s> Batch<'s> {
             };
             self.put_token(key, record);
         }
-        Ok(Ok(Outcome { response, events }))
+        Ok(Ok(response))
     }
 
     /// Seals `event` as the next log entry and folds it into the pending views.
@@ -225,7 +226,7 @@ impl<'s> Batch<'s> {
 
 /// A request's refusal, answered to it alone; but an I/O failure while reading the state it was
 /// decided on fails the whole batch, so the writer stops (the engine cannot be trusted to write).
-fn refused(e: Error) -> Result<Result<Outcome>> {
+fn refused(e: Error) -> Result<Result<Response>> {
     match e.failure() {
         Some(Failure::Io) => Err(e),
         _ => Ok(Err(e)),

@@ -285,6 +285,6 @@ impl Shared {
         if let Some(hook) = &self.hooks.commit {
             (hook.0)(BatchReport { requests: requests.len(), sync: synced });
         }
-        committed.results.into_iter().map(|r| r.map(|outcome| outcome.response)).collect()
+        committed.results
     }
 }

@@ -5,7 +5,6 @@ use crate::audit::merkle::frontier;
 use crate::audit::rebuild::rebuild;
 use crate::backend::{moved, Backend, Head};
 use crate::core::domain::Caller;
-use crate::core::event::Event;
 use crate::core::idempotency::Response;
 use crate::core::merkle::Frontier;
 use crate::core::{Command, Limits};
@@ -30,20 +29,11 @@ pub struct WriteRequest {
     pub command: Command,
 }
 
-/// What a request that succeeded did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// Its response (the stored one, for a retry).
-    pub response: Response,
-    /// The events it appended: none for a no-op or a retry.
-    pub events: Vec<Event>,
-}
-
 /// The result of a committed batch.
 #[derive(Debug)]
 pub struct Committed {
-    /// One result per request, in order.
-    pub results: Vec<Result<Outcome>>,
+    /// One answer per request, in order (the stored one, for a retry).
+    pub results: Vec<Result<Response>>,
     /// Whether the batch wrote anything (events, tokens, purges) that must be made durable.
     pub wrote: bool,
 }
