@@ -56,7 +56,7 @@ pub enum Error {
         /// What kind of failure, so a host can tell them apart without reading the message.
         cause: Failure,
         /// The error underneath (an `io::Error`, a PostgreSQL error), where there is one: the
-        /// error's `source()`.
+        /// error's `source()` (else `cause` is).
         origin: Option<Origin>,
     },
 }
@@ -158,11 +158,12 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {
-    /// The error underneath an internal failure (an `io::Error`, a PostgreSQL error), itself:
-    /// `downcast_ref` reaches it.
+    /// The error underneath an internal failure (an `io::Error`, a PostgreSQL error), itself, so
+    /// that `downcast_ref` reaches it; else its [`Failure`].
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::InternalServer { origin: Some(origin), .. } => Some(&*origin.0),
+            Error::InternalServer { cause, .. } => Some(cause),
             _ => None,
         }
     }
@@ -334,6 +335,9 @@ mod tests {
         let io = source.downcast_ref::<std::io::Error>().unwrap();
         assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
         assert_eq!(failed.clone(), failed, "still Clone and Eq");
-        assert!(std::error::Error::source(&Error::corrupt("x")).is_none());
+        let corrupt = Error::corrupt("x");
+        let failure = std::error::Error::source(&corrupt).unwrap().downcast_ref::<Failure>();
+        assert_eq!(failure, Some(&Failure::Corrupt), "without an error underneath, the failure");
+        assert!(std::error::Error::source(&Error::validation("x", Rule::Required)).is_none());
     }
 }
