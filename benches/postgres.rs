@@ -15,7 +15,7 @@
 #[path = "common/rate.rs"]
 mod rate;
 
-#[path = "../tests/common/postgres.rs"]
+#[path = "../tests/all/common/postgres.rs"]
 #[allow(dead_code)]
 mod pg;
 

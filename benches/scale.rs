@@ -24,7 +24,7 @@ const GENERATOR: u32 = 1;
 const TAIL: u64 = 10_000;
 
 #[cfg(feature = "postgres")]
-#[path = "../tests/common/postgres.rs"]
+#[path = "../tests/all/common/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
 

@@ -1,7 +1,7 @@
 //! Throughput report: the ledger against baselines measured in the same run, on the same disk.
 //!
 //! `cargo bench --bench throughput` (full: 3 s per figure, 1M events for the scale figures);
-//! `cargo bench --bench throughput -- --quick` (a smoke run; also run by `tests/bench_quick.rs`).
+//! `cargo bench --bench throughput -- --quick` (a smoke run; also run by `tests/all/bench_quick.rs`).
 //! A report, not a timed test: it prints a table and asserts nothing about speed.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -326,7 +326,7 @@ pub fn print(rows: &[Row]) {
     }
 }
 
-#[allow(dead_code)] // when included by tests/bench_quick.rs
+#[allow(dead_code)] // when included by tests/all/bench_quick.rs
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     print(&run(if quick { Mode::QUICK } else { Mode::FULL }));

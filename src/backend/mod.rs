@@ -11,7 +11,7 @@
 //! for tests, [`memory`], which keeps the same logical state in maps, may be shared by several
 //! ledgers in one process, and proves the layers above lean on no engine. [`rows`] holds what the
 //! two row stores (sled, PostgreSQL) share: the [`State`] reads and the paged listings.
-//! `tests/conformance.rs` runs one suite of the contract against all three.
+//! `tests/all/conformance.rs` runs one suite of the contract against all three.
 //!
 //! **Several writers.** Every [`Changeset`] names the head it was decided against
 //! ([`Changeset::base`]); [`Backend::commit`] applies it only while the log still ends there, else

@@ -9,7 +9,7 @@
 //! Invariant: nothing here does I/O or starts a thread, time comes only through a [`clock::Clock`]
 //! the caller injects, and state comes in through [`State`] and [`Views`], so the same rules run
 //! over the in-memory fold, a commit batch and every backend. Nothing here names a layer above it
-//! (`tests/arrows.rs` holds that).
+//! (`tests/all/arrows.rs` holds that).
 
 pub mod checkpoint;
 pub mod clock;

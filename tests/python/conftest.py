@@ -13,7 +13,7 @@ from botocore.config import Config
 
 BIN = os.environ["USER_LEDGER_BIN"]
 REGION = "us-east-1"
-# The root key of the suite's PostgreSQL ledgers: base64 of 32 bytes 0x5a (tests/common/postgres.rs).
+# The root key of the suite's PostgreSQL ledgers: base64 of 32 bytes 0x5a (tests/all/common/postgres.rs).
 ROOT_KEY = base64.b64encode(bytes([0x5A] * 32)).decode()
 
 
