@@ -268,17 +268,24 @@ fn a_failover_to_a_synchronous_standby_loses_nothing_acknowledged_and_goes_on_si
     check(&host, &acknowledged, &[kept]);
 }
 
-#[test]
-fn a_write_whose_wait_for_the_standby_was_cancelled_is_not_acknowledged_and_the_failover_after_it_loses_nothing_acknowledged(
-) {
+/// A synchronous pair, a host with four acknowledged writes and a kept checkpoint, then the
+/// standby stopped: every commit from now on waits for it.
+fn synchronous_then_standby_away() -> (Replicated, Ledger, Vec<(String, String)>, String) {
     let pair = Replicated::start();
     pair.make_synchronous();
     let host = Ledger::open(pair.host_config()).unwrap();
-    let mut acknowledged: Vec<_> = (0..4).map(|i| acknowledge(&host, &format!("a{i}@example.com"))).collect();
+    let acknowledged: Vec<_> = (0..4).map(|i| acknowledge(&host, &format!("a{i}@example.com"))).collect();
     let kept = host.checkpoint(None).unwrap();
+    pair.standby().stop();
+    (pair, host, acknowledged, kept)
+}
+
+#[test]
+fn a_write_whose_wait_for_the_standby_was_cancelled_is_not_acknowledged_and_the_failover_after_it_loses_nothing_acknowledged(
+) {
+    let (pair, host, mut acknowledged, kept) = synchronous_then_standby_away();
     // Fault (C): the standby away, so commits wait; the wait cancelled. The server reports the
     // commit a success with a warning: the write is not acknowledged.
-    pair.standby().stop();
     let write = || {
         let host = host.clone();
         move || create(&host, "c@example.com")
@@ -300,15 +307,10 @@ fn a_write_whose_wait_for_the_standby_was_cancelled_is_not_acknowledged_and_the_
 
 #[test]
 fn a_write_waiting_for_the_standby_when_the_primary_restarts_is_acknowledged_only_once_the_standby_has_it() {
-    let pair = Replicated::start();
-    pair.make_synchronous();
-    let host = Ledger::open(pair.host_config()).unwrap();
-    let mut acknowledged: Vec<_> = (0..4).map(|i| acknowledge(&host, &format!("a{i}@example.com"))).collect();
-    let kept = host.checkpoint(None).unwrap();
+    let (pair, host, mut acknowledged, kept) = synchronous_then_standby_away();
     // Fault (D): the standby away, a commit waits for it, and the primary restarts: the commit is
     // on the primary's disk alone and its answer is lost. The host finds it in the log, and
     // would acknowledge it only after a barrier that the standby confirms: none comes.
-    pair.standby().stop();
     let write = || {
         let host = host.clone();
         move || create(&host, "d@example.com")
