@@ -9,7 +9,7 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::backends::{self, Kind};
+use common::backends::Kind;
 use common::{SYSTEM, T0};
 use user_ledger::backend::{Backend, Changeset, Head, Tip};
 use user_ledger::core::codec::unseal_entry;
@@ -45,241 +45,251 @@ fn create_users(backend: &dyn Backend, writer: &mut Writer, emails: &[&str]) {
     assert!(committed.wrote);
 }
 
-fn each_backend(test: impl Fn(Kind, &dyn Backend)) {
-    for kind in backends::all() {
-        let opened = kind.open();
-        test(kind, opened.backend());
+/// Runs `case` on a fresh, empty backend of `kind`.
+fn run(kind: Kind, case: fn(Kind, &dyn Backend)) {
+    let opened = kind.open();
+    case(kind, opened.backend());
+}
+
+/// One test per (case, backend), in a module per backend: a backend that fails a case names
+/// itself and hides no other. `shared` cases run on the backends several ledgers may write.
+macro_rules! per_backend {
+    (cases: [$($case:ident),+ $(,)?], shared: [$($shared:ident),+ $(,)?] $(,)?) => {
+        per_backend!(@on memory Memory [$($case),+] [$($shared),+]);
+        per_backend!(@on sled Sled [$($case),+] []);
+        #[cfg(feature = "postgres")]
+        per_backend!(@on postgres Postgres [$($case),+] [$($shared),+]);
+    };
+    (@on $module:ident $kind:ident [$($case:ident),+] [$($shared:ident),*]) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    super::run(super::Kind::$kind, super::$case)
+                }
+            )+
+            $(
+                #[test]
+                fn $shared() {
+                    super::$shared(super::Kind::$kind)
+                }
+            )*
+        }
+    };
+}
+
+per_backend!(
+    cases: [
+        an_empty_backend_has_no_log_no_tip_and_no_settings,
+        a_commit_appends_in_seq_order_and_its_views_are_the_fold_of_the_log,
+        a_commit_decided_against_a_moved_head_writes_nothing_and_is_a_conflict,
+        a_writer_behind_another_decides_its_batch_again_on_the_new_head,
+        insert_meta_keeps_the_first_value_and_returns_it_to_every_later_caller,
+        remove_meta_removes_a_setting_and_a_missing_one_is_no_error,
+        swap_meta_replaces_a_setting_only_while_it_holds_what_was_read,
+        signed_checkpoints_are_recorded_once_per_size_and_read_in_size_order,
+        token_records_come_in_key_order_a_page_at_a_time,
+        replace_view_makes_the_view_hold_exactly_the_rows_given,
+        the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_once
+    ],
+    shared: [two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule],
+);
+
+fn an_empty_backend_has_no_log_no_tip_and_no_settings(kind: Kind, backend: &dyn Backend) {
+    assert_eq!(backend.last_seq().unwrap(), 0, "{kind:?}");
+    assert_eq!(backend.tip().unwrap(), Tip::default(), "{kind:?}");
+    assert_eq!(backend.log(1).count(), 0, "{kind:?}");
+    assert_eq!(backend.meta("page_secret").unwrap(), None, "{kind:?}");
+    assert_eq!(backend.token_count().unwrap(), 0, "{kind:?}");
+    for view in ViewTree::ALL {
+        assert_eq!(backend.view_len(view).unwrap(), 0, "{kind:?} {view:?}");
     }
 }
 
-#[test]
-fn an_empty_backend_has_no_log_no_tip_and_no_settings() {
-    each_backend(|kind, backend| {
-        assert_eq!(backend.last_seq().unwrap(), 0, "{kind:?}");
-        assert_eq!(backend.tip().unwrap(), Tip::default(), "{kind:?}");
-        assert_eq!(backend.log(1).count(), 0, "{kind:?}");
-        assert_eq!(backend.meta("page_secret").unwrap(), None, "{kind:?}");
-        assert_eq!(backend.token_count().unwrap(), 0, "{kind:?}");
-        for view in ViewTree::ALL {
-            assert_eq!(backend.view_len(view).unwrap(), 0, "{kind:?} {view:?}");
+fn a_commit_appends_in_seq_order_and_its_views_are_the_fold_of_the_log(kind: Kind, backend: &dyn Backend) {
+    let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+    create_users(backend, &mut writer, &["a@example.com", "b@example.com", "c@example.com"]);
+    assert_eq!(backend.last_seq().unwrap(), 3, "{kind:?}");
+    let tip = backend.tip().unwrap();
+    assert_eq!((tip.head, tip.views_seq), (writer.head(), 3), "{kind:?}");
+    let seqs: Vec<Vec<u8>> = backend.log(2).map(|e| e.unwrap().0).collect();
+    assert_eq!(seqs, [2u64.to_be_bytes().to_vec(), 3u64.to_be_bytes().to_vec()], "{kind:?}");
+    let log: Vec<_> = backend.log(1).map(|e| unseal_entry(e.unwrap()).unwrap().envelope).collect();
+    let folded = MemViews::fold(&log).unwrap().rows();
+    let mut stored = user_ledger::views::Rows::new();
+    for view in ViewTree::ALL {
+        for row in backend.view_rows(view) {
+            let (key, value) = row.unwrap();
+            stored.insert((view, key), value);
         }
-    });
+    }
+    assert_eq!(stored, folded, "{kind:?}: views == fold(log), byte for byte");
+    assert_eq!(backend.token_count().unwrap(), 3, "{kind:?}");
 }
 
-#[test]
-fn a_commit_appends_in_seq_order_and_its_views_are_the_fold_of_the_log() {
-    each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
-        create_users(backend, &mut writer, &["a@example.com", "b@example.com", "c@example.com"]);
-        assert_eq!(backend.last_seq().unwrap(), 3, "{kind:?}");
-        let tip = backend.tip().unwrap();
-        assert_eq!((tip.head, tip.views_seq), (writer.head(), 3), "{kind:?}");
-        let seqs: Vec<Vec<u8>> = backend.log(2).map(|e| e.unwrap().0).collect();
-        assert_eq!(seqs, [2u64.to_be_bytes().to_vec(), 3u64.to_be_bytes().to_vec()], "{kind:?}");
-        let log: Vec<_> = backend.log(1).map(|e| unseal_entry(e.unwrap()).unwrap().envelope).collect();
-        let folded = MemViews::fold(&log).unwrap().rows();
-        let mut stored = user_ledger::views::Rows::new();
-        for view in ViewTree::ALL {
-            for row in backend.view_rows(view) {
-                let (key, value) = row.unwrap();
-                stored.insert((view, key), value);
-            }
-        }
-        assert_eq!(stored, folded, "{kind:?}: views == fold(log), byte for byte");
-        assert_eq!(backend.token_count().unwrap(), 3, "{kind:?}");
-    });
+fn a_commit_decided_against_a_moved_head_writes_nothing_and_is_a_conflict(kind: Kind, backend: &dyn Backend) {
+    let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+    create_users(backend, &mut writer, &["a@example.com"]);
+    let before: Vec<_> = backend.log(1).map(Result::unwrap).collect();
+    // A well-formed entry (a backend may read what it stores), decided against the empty log.
+    let stale = Changeset {
+        log: vec![(1, before[0].1.clone())],
+        tip: Some(Tip { head: Head { seq: 1, hash: [7; 32], time_ms: T0 }, views_seq: 1 }),
+        base: Head::default(),
+        ..Changeset::default()
+    };
+    let err = backend.commit(&stale).unwrap_err();
+    assert_eq!(err.failure(), Some(Failure::Conflict), "{kind:?}: {err}");
+    assert!(err.to_string().contains("moved to seq 1"), "{kind:?}: {err}");
+    let after: Vec<_> = backend.log(1).map(Result::unwrap).collect();
+    assert_eq!(after, before, "{kind:?}: nothing of the refused commit is written");
+    assert_eq!(backend.tip().unwrap().head, writer.head(), "{kind:?}");
 }
 
-#[test]
-fn a_commit_decided_against_a_moved_head_writes_nothing_and_is_a_conflict() {
-    each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
-        create_users(backend, &mut writer, &["a@example.com"]);
-        let before: Vec<_> = backend.log(1).map(Result::unwrap).collect();
-        // A well-formed entry (a backend may read what it stores), decided against the empty log.
-        let stale = Changeset {
-            log: vec![(1, before[0].1.clone())],
-            tip: Some(Tip { head: Head { seq: 1, hash: [7; 32], time_ms: T0 }, views_seq: 1 }),
-            base: Head::default(),
-            ..Changeset::default()
-        };
-        let err = backend.commit(&stale).unwrap_err();
-        assert_eq!(err.failure(), Some(Failure::Conflict), "{kind:?}: {err}");
-        assert!(err.to_string().contains("moved to seq 1"), "{kind:?}: {err}");
-        let after: Vec<_> = backend.log(1).map(Result::unwrap).collect();
-        assert_eq!(after, before, "{kind:?}: nothing of the refused commit is written");
-        assert_eq!(backend.tip().unwrap().head, writer.head(), "{kind:?}");
-    });
+fn a_writer_behind_another_decides_its_batch_again_on_the_new_head(kind: Kind, backend: &dyn Backend) {
+    let (mut a, mut b) = (
+        Writer::new(Head::default(), Default::default(), 60_000),
+        Writer::new(Head::default(), Default::default(), 60_000),
+    );
+    create_users(backend, &mut a, &["a@example.com"]);
+    // b still believes the log is empty: its commit conflicts, it reloads, decides again.
+    create_users(backend, &mut b, &["b@example.com"]);
+    assert_eq!(backend.last_seq().unwrap(), 2, "{kind:?}");
+    assert_eq!(b.head().seq, 2, "{kind:?}");
+    let entries: Vec<_> = backend.log(1).map(|e| unseal_entry(e.unwrap()).unwrap()).collect();
+    assert_eq!(entries[0].hash, a.head().hash, "{kind:?}: a's entry stays");
+    assert_eq!(entries[1].prev_hash, entries[0].hash, "{kind:?}: b's entry chains onto a's");
 }
 
-#[test]
-fn a_writer_behind_another_decides_its_batch_again_on_the_new_head() {
-    each_backend(|kind, backend| {
-        let (mut a, mut b) = (
-            Writer::new(Head::default(), Default::default(), 60_000),
-            Writer::new(Head::default(), Default::default(), 60_000),
-        );
-        create_users(backend, &mut a, &["a@example.com"]);
-        // b still believes the log is empty: its commit conflicts, it reloads, decides again.
-        create_users(backend, &mut b, &["b@example.com"]);
-        assert_eq!(backend.last_seq().unwrap(), 2, "{kind:?}");
-        assert_eq!(b.head().seq, 2, "{kind:?}");
-        let entries: Vec<_> = backend.log(1).map(|e| unseal_entry(e.unwrap()).unwrap()).collect();
-        assert_eq!(entries[0].hash, a.head().hash, "{kind:?}: a's entry stays");
-        assert_eq!(entries[1].prev_hash, entries[0].hash, "{kind:?}: b's entry chains onto a's");
-    });
+fn insert_meta_keeps_the_first_value_and_returns_it_to_every_later_caller(kind: Kind, backend: &dyn Backend) {
+    assert_eq!(backend.insert_meta("identity", b"first").unwrap(), b"first", "{kind:?}");
+    assert_eq!(backend.insert_meta("identity", b"second").unwrap(), b"first", "{kind:?}");
+    assert_eq!(backend.meta("identity").unwrap().as_deref(), Some(&b"first"[..]), "{kind:?}");
 }
 
-#[test]
-fn insert_meta_keeps_the_first_value_and_returns_it_to_every_later_caller() {
-    each_backend(|kind, backend| {
-        assert_eq!(backend.insert_meta("identity", b"first").unwrap(), b"first", "{kind:?}");
-        assert_eq!(backend.insert_meta("identity", b"second").unwrap(), b"first", "{kind:?}");
-        assert_eq!(backend.meta("identity").unwrap().as_deref(), Some(&b"first"[..]), "{kind:?}");
-    });
+fn remove_meta_removes_a_setting_and_a_missing_one_is_no_error(kind: Kind, backend: &dyn Backend) {
+    backend.insert_meta("page_secret", b"clear").unwrap();
+    backend.remove_meta("page_secret").unwrap();
+    assert_eq!(backend.meta("page_secret").unwrap(), None, "{kind:?}");
+    backend.remove_meta("page_secret").unwrap();
+    assert_eq!(backend.insert_meta("page_secret", b"again").unwrap(), b"again", "{kind:?}");
 }
 
-#[test]
-fn remove_meta_removes_a_setting_and_a_missing_one_is_no_error() {
-    each_backend(|kind, backend| {
-        backend.insert_meta("page_secret", b"clear").unwrap();
-        backend.remove_meta("page_secret").unwrap();
-        assert_eq!(backend.meta("page_secret").unwrap(), None, "{kind:?}");
-        backend.remove_meta("page_secret").unwrap();
-        assert_eq!(backend.insert_meta("page_secret", b"again").unwrap(), b"again", "{kind:?}");
-    });
+fn swap_meta_replaces_a_setting_only_while_it_holds_what_was_read(kind: Kind, backend: &dyn Backend) {
+    assert!(!backend.swap_meta("keyring", b"a", b"b").unwrap(), "{kind:?}: nothing to replace");
+    assert_eq!(backend.meta("keyring").unwrap(), None, "{kind:?}: nor made");
+    backend.insert_meta("keyring", b"a").unwrap();
+    assert!(backend.swap_meta("keyring", b"a", b"b").unwrap(), "{kind:?}");
+    assert!(!backend.swap_meta("keyring", b"a", b"c").unwrap(), "{kind:?}: a stale read loses");
+    assert_eq!(backend.meta("keyring").unwrap().as_deref(), Some(&b"b"[..]), "{kind:?}");
 }
 
-#[test]
-fn swap_meta_replaces_a_setting_only_while_it_holds_what_was_read() {
-    each_backend(|kind, backend| {
-        assert!(!backend.swap_meta("keyring", b"a", b"b").unwrap(), "{kind:?}: nothing to replace");
-        assert_eq!(backend.meta("keyring").unwrap(), None, "{kind:?}: nor made");
-        backend.insert_meta("keyring", b"a").unwrap();
-        assert!(backend.swap_meta("keyring", b"a", b"b").unwrap(), "{kind:?}");
-        assert!(!backend.swap_meta("keyring", b"a", b"c").unwrap(), "{kind:?}: a stale read loses");
-        assert_eq!(backend.meta("keyring").unwrap().as_deref(), Some(&b"b"[..]), "{kind:?}");
-    });
+fn signed_checkpoints_are_recorded_once_per_size_and_read_in_size_order(kind: Kind, backend: &dyn Backend) {
+    assert_eq!(backend.latest_checkpoint().unwrap(), None, "{kind:?}");
+    for size in [5u64, 300, 2, 1 << 40] {
+        backend.record_checkpoint(size, format!("at {size}").as_bytes()).unwrap();
+    }
+    backend.record_checkpoint(5, b"again").unwrap();
+    let all = backend.checkpoints_after(0, 10).unwrap();
+    let sizes: Vec<u64> = all.iter().map(|(size, _)| *size).collect();
+    assert_eq!(sizes, [2, 5, 300, 1 << 40], "{kind:?}");
+    assert_eq!(all[1].1, b"at 5", "{kind:?}: the first record at a size stays");
+    assert_eq!(backend.checkpoints_after(5, 1).unwrap(), [(300, b"at 300".to_vec())], "{kind:?}");
+    assert_eq!(backend.checkpoints_after(u64::MAX, 10).unwrap(), [], "{kind:?}");
+    assert_eq!(
+        backend.latest_checkpoint().unwrap(),
+        Some((1 << 40, format!("at {}", 1u64 << 40).into_bytes()))
+    );
 }
 
-#[test]
-fn signed_checkpoints_are_recorded_once_per_size_and_read_in_size_order() {
-    each_backend(|kind, backend| {
-        assert_eq!(backend.latest_checkpoint().unwrap(), None, "{kind:?}");
-        for size in [5u64, 300, 2, 1 << 40] {
-            backend.record_checkpoint(size, format!("at {size}").as_bytes()).unwrap();
-        }
-        backend.record_checkpoint(5, b"again").unwrap();
-        let all = backend.checkpoints_after(0, 10).unwrap();
-        let sizes: Vec<u64> = all.iter().map(|(size, _)| *size).collect();
-        assert_eq!(sizes, [2, 5, 300, 1 << 40], "{kind:?}");
-        assert_eq!(all[1].1, b"at 5", "{kind:?}: the first record at a size stays");
-        assert_eq!(backend.checkpoints_after(5, 1).unwrap(), [(300, b"at 300".to_vec())], "{kind:?}");
-        assert_eq!(backend.checkpoints_after(u64::MAX, 10).unwrap(), [], "{kind:?}");
-        assert_eq!(
-            backend.latest_checkpoint().unwrap(),
-            Some((1 << 40, format!("at {}", 1u64 << 40).into_bytes()))
-        );
-    });
+fn token_records_come_in_key_order_a_page_at_a_time(kind: Kind, backend: &dyn Backend) {
+    let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+    create_users(backend, &mut writer, &["c@example.com", "a@example.com", "b@example.com"]);
+    let all = backend.tokens_after(None, usize::MAX).unwrap();
+    let keys: Vec<_> = all.iter().map(|(k, _)| k.clone()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "{kind:?}");
+    let page = backend.tokens_after(Some(&keys[0]), 1).unwrap();
+    assert_eq!(page.len(), 1, "{kind:?}");
+    assert_eq!(page[0].0, keys[1], "{kind:?}");
+    assert_eq!(backend.token(&keys[2]).unwrap(), Some(all[2].1.clone()), "{kind:?}");
 }
 
-#[test]
-fn token_records_come_in_key_order_a_page_at_a_time() {
-    each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
-        create_users(backend, &mut writer, &["c@example.com", "a@example.com", "b@example.com"]);
-        let all = backend.tokens_after(None, usize::MAX).unwrap();
-        let keys: Vec<_> = all.iter().map(|(k, _)| k.clone()).collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(keys, sorted, "{kind:?}");
-        let page = backend.tokens_after(Some(&keys[0]), 1).unwrap();
-        assert_eq!(page.len(), 1, "{kind:?}");
-        assert_eq!(page[0].0, keys[1], "{kind:?}");
-        assert_eq!(backend.token(&keys[2]).unwrap(), Some(all[2].1.clone()), "{kind:?}");
-    });
+fn replace_view_makes_the_view_hold_exactly_the_rows_given(kind: Kind, backend: &dyn Backend) {
+    let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+    create_users(backend, &mut writer, &["a@example.com", "b@example.com"]);
+    let rows: Vec<_> = backend.view_rows(ViewTree::Emails).map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2, "{kind:?}");
+    let kept = vec![rows[1].clone()];
+    backend.replace_view(ViewTree::Emails, &mut kept.clone().into_iter().map(Ok)).unwrap();
+    let now: Vec<_> = backend.view_rows(ViewTree::Emails).map(Result::unwrap).collect();
+    assert_eq!(now, kept, "{kind:?}");
+    backend.replace_view(ViewTree::Emails, &mut rows.clone().into_iter().map(Ok)).unwrap();
+    let back: Vec<_> = backend.view_rows(ViewTree::Emails).map(Result::unwrap).collect();
+    assert_eq!(back, rows, "{kind:?}");
 }
 
-#[test]
-fn replace_view_makes_the_view_hold_exactly_the_rows_given() {
-    each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
-        create_users(backend, &mut writer, &["a@example.com", "b@example.com"]);
-        let rows: Vec<_> = backend.view_rows(ViewTree::Emails).map(Result::unwrap).collect();
-        assert_eq!(rows.len(), 2, "{kind:?}");
-        let kept = vec![rows[1].clone()];
-        backend.replace_view(ViewTree::Emails, &mut kept.clone().into_iter().map(Ok)).unwrap();
-        let now: Vec<_> = backend.view_rows(ViewTree::Emails).map(Result::unwrap).collect();
-        assert_eq!(now, kept, "{kind:?}");
-        backend.replace_view(ViewTree::Emails, &mut rows.clone().into_iter().map(Ok)).unwrap();
-        let back: Vec<_> = backend.view_rows(ViewTree::Emails).map(Result::unwrap).collect();
-        assert_eq!(back, rows, "{kind:?}");
-    });
-}
-
-#[test]
-fn two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule() {
-    for kind in backends::shared() {
-        let opened = kind.open();
-        let backend: Arc<dyn Backend> = opened.shared();
-        let open = || {
-            let config = Config::new(format!("{kind:?}"))
-                .clock(user_ledger::ManualClock::new(T0))
-                .root_key(user_ledger::RootKey::new([0x5a; 32]));
-            Ledger::open_backend(backend.clone(), config).unwrap()
-        };
-        let (a, b) = (open(), open());
-        assert_eq!(a.environment_id(), b.environment_id(), "{kind:?}: one set of settings");
-        std::thread::scope(|s| {
-            for (n, ledger) in [&a, &b].into_iter().enumerate() {
-                s.spawn(move || {
-                    for i in 0..40 {
-                        let email = format!("u{i}@example.com");
-                        let result = ledger.create_user(&SYSTEM, &CreateUserRequest::new(email, "APP_USER"));
-                        // The same 40 emails from both: each is created once, by one of them.
-                        if let Err(e) = result {
-                            assert_eq!(e.wire_name(), "ConflictException", "{kind:?} host {n}: {e}");
-                        }
+fn two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule(kind: Kind) {
+    let opened = kind.open();
+    let backend: Arc<dyn Backend> = opened.shared();
+    let open = || {
+        let config = Config::new(format!("{kind:?}"))
+            .clock(user_ledger::ManualClock::new(T0))
+            .root_key(user_ledger::RootKey::new([0x5a; 32]));
+        Ledger::open_backend(backend.clone(), config).unwrap()
+    };
+    let (a, b) = (open(), open());
+    assert_eq!(a.environment_id(), b.environment_id(), "{kind:?}: one set of settings");
+    std::thread::scope(|s| {
+        for (n, ledger) in [&a, &b].into_iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..40 {
+                    let email = format!("u{i}@example.com");
+                    let result = ledger.create_user(&SYSTEM, &CreateUserRequest::new(email, "APP_USER"));
+                    // The same 40 emails from both: each is created once, by one of them.
+                    if let Err(e) = result {
+                        assert_eq!(e.wire_name(), "ConflictException", "{kind:?} host {n}: {e}");
                     }
-                });
-            }
-        });
-        assert_eq!(a.digest().unwrap().seq, 40, "{kind:?}: each email once, no seq twice");
-        assert_eq!(a.verify(None, &mut |_| {}).unwrap().problem, None, "{kind:?}");
-        assert_eq!(b.verify(None, &mut |_| {}).unwrap().problem, None, "{kind:?}");
-        let listed = b.list_users(&SYSTEM, Some(100), None).unwrap().users.len();
-        assert_eq!(listed, 40, "{kind:?}: what a wrote, b reads");
-        let mut following = b.subscribe(1);
-        let seqs: Vec<u64> = (0..40)
-            .map(|_| following.next_timeout(Duration::from_secs(5)).unwrap().unwrap().envelope.seq)
-            .collect();
-        assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "{kind:?}: b's subscribers see a's commits too");
-    }
+                }
+            });
+        }
+    });
+    assert_eq!(a.digest().unwrap().seq, 40, "{kind:?}: each email once, no seq twice");
+    assert_eq!(a.verify(None, &mut |_| {}).unwrap().problem, None, "{kind:?}");
+    assert_eq!(b.verify(None, &mut |_| {}).unwrap().problem, None, "{kind:?}");
+    let listed = b.list_users(&SYSTEM, Some(100), None).unwrap().users.len();
+    assert_eq!(listed, 40, "{kind:?}: what a wrote, b reads");
+    let mut following = b.subscribe(1);
+    let seqs: Vec<u64> = (0..40)
+        .map(|_| following.next_timeout(Duration::from_secs(5)).unwrap().unwrap().envelope.seq)
+        .collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "{kind:?}: b's subscribers see a's commits too");
 }
 
-#[test]
-fn the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_once() {
+fn the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_once(
+    kind: Kind,
+    backend: &dyn Backend,
+) {
     use user_ledger::core::merkle::{leaf_hash, peaks, Node};
-    each_backend(|kind, backend| {
-        let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
-        create_users(backend, &mut writer, &["a@example.com", "b@example.com", "c@example.com"]);
-        create_users(backend, &mut writer, &["d@example.com", "e@example.com"]);
-        let entries: Vec<Vec<u8>> = backend.log(1).map(|e| e.unwrap().1).collect();
-        for (index, entry) in entries.iter().enumerate() {
-            let leaf = Node { level: 0, index: index as u64 };
-            assert_eq!(backend.merkle_node(leaf).unwrap(), Some(leaf_hash(entry)), "{kind:?}");
-        }
-        // Five leaves, two pairs, one of four: every complete subtree, nothing more.
-        assert_eq!(backend.view_len(ViewTree::Merkle).unwrap(), 8, "{kind:?}");
-        assert_eq!(backend.merkle_node(Node { level: 1, index: 2 }).unwrap(), None, "{kind:?}: not complete");
-        let wanted = [peaks(5), vec![Node { level: 3, index: 0 }]].concat();
-        let at_once = backend.merkle_nodes(&wanted).unwrap();
-        let one_by_one: Vec<_> = wanted.iter().map(|n| backend.merkle_node(*n).unwrap()).collect();
-        assert_eq!(at_once, one_by_one, "{kind:?}");
-        assert_eq!(
-            at_once.iter().filter(|h| h.is_some()).count(),
-            2,
-            "{kind:?}: the peaks of 5, not the node of 8"
-        );
-    });
+    let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+    create_users(backend, &mut writer, &["a@example.com", "b@example.com", "c@example.com"]);
+    create_users(backend, &mut writer, &["d@example.com", "e@example.com"]);
+    let entries: Vec<Vec<u8>> = backend.log(1).map(|e| e.unwrap().1).collect();
+    for (index, entry) in entries.iter().enumerate() {
+        let leaf = Node { level: 0, index: index as u64 };
+        assert_eq!(backend.merkle_node(leaf).unwrap(), Some(leaf_hash(entry)), "{kind:?}");
+    }
+    // Five leaves, two pairs, one of four: every complete subtree, nothing more.
+    assert_eq!(backend.view_len(ViewTree::Merkle).unwrap(), 8, "{kind:?}");
+    assert_eq!(backend.merkle_node(Node { level: 1, index: 2 }).unwrap(), None, "{kind:?}: not complete");
+    let wanted = [peaks(5), vec![Node { level: 3, index: 0 }]].concat();
+    let at_once = backend.merkle_nodes(&wanted).unwrap();
+    let one_by_one: Vec<_> = wanted.iter().map(|n| backend.merkle_node(*n).unwrap()).collect();
+    assert_eq!(at_once, one_by_one, "{kind:?}");
+    assert_eq!(
+        at_once.iter().filter(|h| h.is_some()).count(),
+        2,
+        "{kind:?}: the peaks of 5, not the node of 8"
+    );
 }

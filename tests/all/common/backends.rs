@@ -16,22 +16,6 @@ pub enum Kind {
     Postgres,
 }
 
-/// Every backend.
-pub fn all() -> Vec<Kind> {
-    let mut kinds = vec![Kind::Memory, Kind::Sled];
-    #[cfg(feature = "postgres")]
-    kinds.push(Kind::Postgres);
-    kinds
-}
-
-/// The backends several ledgers (hosts) may write at once.
-pub fn shared() -> Vec<Kind> {
-    let mut kinds = vec![Kind::Memory];
-    #[cfg(feature = "postgres")]
-    kinds.push(Kind::Postgres);
-    kinds
-}
-
 /// An open, empty backend and what it lives in.
 pub struct Fresh {
     backend: Arc<dyn Backend>,
