@@ -4,6 +4,7 @@
 mod authorize;
 mod formats;
 mod groups;
+mod keys;
 mod kx;
 mod users;
 
