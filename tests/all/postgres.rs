@@ -237,7 +237,21 @@ fn verify_on_one_host_is_exact_while_another_writes() {
                 writer.create_user(&SYSTEM, &CreateUserRequest::new(&email, "APP_USER")).unwrap();
             }
         });
-        let reports: Vec<_> = (0..5).map(|_| auditor.verify(None, &mut |_| {})).collect();
+        // Each verify starts once the other host wrote since the last one (a bounded wait: the
+        // writer thread may not have run yet on a busy machine), and runs while it writes on.
+        let mut last = 0;
+        let reports: Vec<_> = (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                while auditor.digest().map_or(0, |d| d.seq) <= last {
+                    assert!(started.elapsed() < Duration::from_secs(30), "the other host stopped writing");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let report = auditor.verify(None, &mut |_| {});
+                last = report.as_ref().map_or(last, |r| r.events);
+                report
+            })
+            .collect();
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         reports
             .into_iter()
