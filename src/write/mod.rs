@@ -6,6 +6,24 @@
 //! of the backend (`overlay`), `copy` appending entries sealed elsewhere, `durability` syncing, `hooks` what a host may attach,
 //! `subscribe` the feeds of committed entries.
 //!
+//! One CreateUser, end to end:
+//!
+//! ```text
+//! Ledger::create_user ─ Pipeline::submit_then (queue.rs: bounded queue) ─▶ writer thread
+//!   Shared::commit_batch (shared.rs)      refuse if read-only, poisoned, contradicted, stale, full
+//!     Writer::commit (writer.rs)          take the turn (shared backends); check the log still
+//!                                         holds what this host made durable; decide again on
+//!                                         a moved head, up to MAX_CONFLICTS times
+//!       Batch::execute (batch.rs)         clientToken replay, or core::decide → events
+//!         Batch::append                   seal the entry, fold it into the overlay (overlay.rs),
+//!                                         extend the Merkle frontier
+//!       Backend::commit                   one atomic changeset: entries, view changes, tokens, tip
+//!     Shared::sync                        Immediate: durable before the answer (a barrier on a
+//!                                         shared backend for answers it did not write itself)
+//!     Published::publish (subscribe.rs)   subscribers see it
+//!   answers ─▶ each caller's channel
+//! ```
+//!
 //! Invariant: a write is acknowledged only after its batch's one atomic changeset (events, view
 //! changes, token records, the new tip) is committed and, under `Durability::Immediate`, synced;
 //! after a failed commit or sync nothing more is written (the pipeline is poisoned).
