@@ -284,7 +284,11 @@ impl Backend for PgBackend {
                     tx.batch_execute("SET LOCAL synchronous_commit = on")
                         .map_err(|e| self.failed(doing, e))?;
                 }
-                tx.execute(&sql, &[&size, &record]).map_err(|e| self.failed(doing, e)).map(drop)
+                tx.execute(&sql, &[&size, &record]).map_err(|e| self.failed(doing, e))?;
+                // WAL of its own, so that the commit waits even when another host recorded
+                // this size first (the insert then writes nothing).
+                tx.batch_execute("SELECT pg_logical_emit_message(true, 'user-ledger', 'checkpoint')")
+                    .map_err(|e| self.failed(doing, e))
             },
         )?;
         if client.take_cancelled_wait() {
