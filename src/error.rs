@@ -108,6 +108,10 @@ pub enum Failure {
     /// that was behind, a restore from an older backup): the ledger refuses to write and to sign
     /// until the database holds it again, or `new-epoch` starts a new origin.
     Contradicted,
+    /// What the ledger was given to run with is unusable: a location, a key or key file, a
+    /// PKCS#11 URI or token, a file's owner or mode, a server setting, a listen address without
+    /// TLS. The message names it and what it must be; nothing was written.
+    Config,
     /// Anything else.
     Other,
 }
@@ -132,6 +136,7 @@ impl fmt::Display for Failure {
             Failure::Diverged => "a destination that is not a prefix of the source",
             Failure::Timeout => "a wait past its deadline",
             Failure::Contradicted => "a database that does not hold a signed checkpoint",
+            Failure::Config => "an unusable setting",
             Failure::Other => "an internal failure",
         })
     }

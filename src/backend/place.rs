@@ -36,7 +36,7 @@ pub fn place(named: &Path) -> Result<Place<'_>> {
             && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
     });
     let refused = |why: &str| {
-        Err(Error::failed(Failure::Other, format_args!("the database location {} {why}", redacted(trimmed))))
+        Err(Error::failed(Failure::Config, format_args!("the database location {} {why}", redacted(trimmed))))
     };
     match scheme {
         Some(scheme) if POSTGRES_SCHEMES.iter().any(|p| p.eq_ignore_ascii_case(scheme)) => {
@@ -111,6 +111,7 @@ mod tests {
             let message = refused(text);
             assert!(message.contains(why), "{text}: {message}");
             assert!(!message.contains("secret"), "{text}: {message}");
+            assert_eq!(place(Path::new(text)).unwrap_err().failure(), Some(Failure::Config), "{text}");
         }
         assert_eq!(redacted("postgres://u:pw@h/db"), "postgres://…@h/db");
         assert_eq!(redacted("postgres:u:pw@h"), "…@h");

@@ -43,7 +43,7 @@ impl SignerKey {
     pub fn from_text(text: &str, source: &str) -> Result<Self> {
         let bad = || {
             Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!(
                     "{source} does not hold a checkpoint key: PRIVATE+KEY+name+hash+base64(0x01 ‖ seed)"
                 ),

@@ -74,7 +74,7 @@ impl RootKey {
         let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok();
         let bytes: [u8; 32] = bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
             Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!("{source} does not hold a root key: 32 bytes in base64"),
             )
         })?;
@@ -100,7 +100,7 @@ impl RootKey {
             Material::Bytes(bytes) => Ok(base64::engine::general_purpose::STANDARD.encode(bytes)),
             #[cfg(feature = "pkcs11")]
             Material::Token(_) => {
-                Err(Error::failed(Failure::Other, "a root key in a PKCS#11 token never leaves it"))
+                Err(Error::failed(Failure::Config, "a root key in a PKCS#11 token never leaves it"))
             }
         }
     }
@@ -173,7 +173,7 @@ impl Keyring {
             return Ok(());
         }
         Err(Error::failed(
-            Failure::Other,
+            Failure::Config,
             format_args!(
                 "the root key given (id {}) does not open this ledger's keyring, which root key {} wraps",
                 root.id, self.root_key_id

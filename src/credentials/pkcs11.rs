@@ -47,7 +47,7 @@ impl Pkcs11Uri {
     /// Parses an RFC 7512 URI; `member` names it in errors (which never show a PIN).
     pub fn parse(text: &str, member: &str) -> Result<Self> {
         let bad = |why: &str| {
-            Error::failed(Failure::Other, format_args!("{member} is not a usable pkcs11: URI: {why}"))
+            Error::failed(Failure::Config, format_args!("{member} is not a usable pkcs11: URI: {why}"))
         };
         let rest = text.trim().strip_prefix("pkcs11:").ok_or_else(|| bad("it must start with pkcs11:"))?;
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -88,7 +88,7 @@ impl Pkcs11Uri {
             Some(file) => super::secret_file::read(&file, "PKCS#11 PIN")?.trim().to_owned(),
             None => std::env::var("USER_LEDGER_PKCS11_PIN").map_err(|_| {
                 Error::failed(
-                    Failure::Other,
+                    Failure::Config,
                     "no PIN for the PKCS#11 token: give pin-source=file:PATH in the URI, \
                      USER_LEDGER_PKCS11_PIN_FILE, or USER_LEDGER_PKCS11_PIN",
                 )
@@ -154,7 +154,7 @@ impl Held {
     fn open(uri: &Pkcs11Uri, class: ObjectClass) -> Result<Self> {
         let context = module(&uri.module).map_err(|e| {
             Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!("cannot load the PKCS#11 module {}: {e}", uri.module.display()),
             )
         })?;
@@ -163,7 +163,7 @@ impl Held {
             .into_iter()
             .find(|slot| context.get_token_info(*slot).is_ok_and(|info| info.label() == uri.token))
             .ok_or_else(|| {
-                Error::failed(Failure::Other, format_args!("no PKCS#11 token labelled {}", uri.token))
+                Error::failed(Failure::Config, format_args!("no PKCS#11 token labelled {}", uri.token))
             })?;
         let session = context.open_rw_session(slot).map_err(|e| failed("opening a session", uri, e))?;
         match session.login(UserType::User, Some(&uri.pin()?)) {
@@ -174,7 +174,7 @@ impl Held {
         let found = session.find_objects(&template).map_err(|e| failed("finding the key", uri, e))?;
         let [object] = found[..] else {
             return Err(Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!(
                     "PKCS#11 token {} holds {} keys labelled {}, not one",
                     uri.token,
@@ -264,7 +264,7 @@ impl TokenSigner {
                 session.find_objects(&template).map_err(|e| failed("finding the public key", uri, e))?;
             let object = found.first().copied().ok_or_else(|| {
                 Error::failed(
-                    Failure::Other,
+                    Failure::Config,
                     format_args!("PKCS#11 token {} holds no public key labelled {}", uri.token, uri.object),
                 )
             })?;
@@ -279,13 +279,13 @@ impl TokenSigner {
             let bytes = point.as_deref().map(|p| p.strip_prefix(&[0x04, 0x20]).unwrap_or(p));
             let bytes: [u8; 32] = bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
                 Error::failed(
-                    Failure::Other,
+                    Failure::Config,
                     format_args!("PKCS#11 key {} is not an Ed25519 key", uri.object),
                 )
             })?;
             ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| {
                 Error::failed(
-                    Failure::Other,
+                    Failure::Config,
                     format_args!("PKCS#11 key {} is not an Ed25519 key", uri.object),
                 )
             })?

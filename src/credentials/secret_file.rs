@@ -15,7 +15,7 @@ pub fn read(path: &Path, what: &str) -> Result<String> {
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::failed(
-            Failure::Other,
+            Failure::Config,
             format_args!(
                 "{shown} is readable by others (mode {mode:o}): make it its owner's only (chmod 600)"
             ),

@@ -29,7 +29,7 @@ pub(super) fn check_current(backend: &dyn Backend, origin: &str, signer: &dyn No
         return Ok(());
     }
     Err(Error::failed(
-        Failure::Other,
+        Failure::Config,
         format_args!(
             "the checkpoint key given ({given}) was rotated away: this ledger's checkpoints are signed by \
              {current}; give that key (--checkpoint-key-file)"
@@ -53,7 +53,7 @@ impl Ledger {
         let origin = self.origin();
         if let Some(name) = new.name().filter(|name| *name != origin) {
             return Err(Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!("the new checkpoint key is named {name}, but this ledger's checkpoints are named {origin}"),
             ));
         }
@@ -61,7 +61,7 @@ impl Ledger {
         let (old_verifier_key, new_verifier_key) =
             (verifier_key(&origin, &old.verifying_key()), verifier_key(&origin, &new.verifying_key()));
         if old_verifier_key == new_verifier_key {
-            return Err(Error::failed(Failure::Other, "the new checkpoint key is the one that signs now"));
+            return Err(Error::failed(Failure::Config, "the new checkpoint key is the one that signs now"));
         }
         let from = self.inner.shared.head()?.seq;
         let command = Command::RotateCheckpointKey {

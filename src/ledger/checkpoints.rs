@@ -249,7 +249,7 @@ impl Ledger {
             (Some(key), _) => match key.name() {
                 Some(name) if name != origin => {
                     return Err(Error::failed(
-                        Failure::Other,
+                        Failure::Config,
                         format_args!("the new checkpoint key is named {name}, but the new epoch's checkpoints are named {origin}"),
                     ))
                 }
@@ -257,7 +257,7 @@ impl Ledger {
             },
             (None, Some(_)) => {
                 return Err(Error::failed(
-                    Failure::Other,
+                    Failure::Config,
                     format_args!(
                         "this ledger signs with a checkpoint key of its own: give one named {origin} for the new \
                          epoch (`user-ledger new-checkpoint-key --name {origin} --out PATH`)"
@@ -296,7 +296,7 @@ impl Ledger {
         if self.inner.config.checkpoint_key.is_some() {
             let origin = super::proofs::origin_of(&self.inner.identity, &self.inner.environment_id, stored);
             return Err(Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!("another host began epoch {stored}: restart this one with a checkpoint key named {origin}"),
             ));
         }

@@ -104,7 +104,7 @@ impl Ledger {
         let old_root = self.root_key()?;
         if old_root.id() == new_root.id() {
             return Err(Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!("root key {} wraps the keyring already", new_root.id()),
             ));
         }
@@ -122,7 +122,7 @@ impl Ledger {
     fn root_key(&self) -> Result<RootKey> {
         self.inner.keys.root().ok_or_else(|| {
             Error::failed(
-                Failure::Other,
+                Failure::Config,
                 "this ledger keeps its secret in the clear: open it with a root key (--root-key-file) \
                  first, which wraps the secret as data key 0",
             )

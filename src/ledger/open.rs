@@ -81,7 +81,7 @@ impl Ledger {
         config.validate()?;
         let Place::Sled(path) = place(&config.path)? else {
             return Err(Error::failed(
-                Failure::Other,
+                Failure::Config,
                 "accept-log accepts a sled database's log as it stands; a PostgreSQL ledger's log is the \
                  server's own: restore it from the server's backups",
             ));
@@ -147,7 +147,7 @@ impl Ledger {
             Some(key) => match key.name() {
                 Some(name) if name != origin => {
                     return Err(Error::failed(
-                        Failure::Other,
+                        Failure::Config,
                         format_args!(
                             "the checkpoint key is named {name}, but this ledger's checkpoints are named {origin}"
                         ),
@@ -260,7 +260,7 @@ pub(super) struct Store {
 /// The error for a postgres:// location in a build without the backend.
 #[cfg(not(feature = "postgres"))]
 fn no_postgres() -> Error {
-    Error::failed(Failure::Other, "this build has no PostgreSQL backend (cargo feature `postgres`)")
+    Error::failed(Failure::Config, "this build has no PostgreSQL backend (cargo feature `postgres`)")
 }
 
 impl Store {

@@ -90,7 +90,7 @@ pub fn data_keys(
     if let Some(ring) = keyring(backend)? {
         let root = root.ok_or_else(|| {
             Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!(
                     "this ledger's data keys are wrapped under root key {}: give it (--root-key-file, \
                      USER_LEDGER_ROOT_KEY_FILE or USER_LEDGER_ROOT_KEY; Config::root_key)",
@@ -138,7 +138,7 @@ pub fn data_keys(
         // Several hosts share it, and its backups: a new one never keeps a secret in the clear.
         if backend.is_shared() {
             return Err(Error::failed(
-                Failure::Other,
+                Failure::Config,
                 "a new ledger on PostgreSQL needs a root key, which wraps its data keys: give \
                  --root-key-file PATH (USER_LEDGER_ROOT_KEY_FILE), USER_LEDGER_ROOT_KEY, or \
                  Config::root_key; `user-ledger new-root-key --out PATH` makes one",

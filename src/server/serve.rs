@@ -87,7 +87,7 @@ pub async fn serve(
 ) -> Result<()> {
     if !listen.addr.ip().is_loopback() && listen.tls.is_none() && !listen.insecure {
         return Err(Error::failed(
-            Failure::Other,
+            Failure::Config,
             format_args!(
                 "refusing to serve {} beyond loopback without TLS: give --tls-cert and --tls-key, or --insecure",
                 listen.addr

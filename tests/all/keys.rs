@@ -106,7 +106,9 @@ fn an_older_ledgers_clear_secret_is_wrapped_at_open_and_everything_it_issued_kee
     assert!(refused.contains(&format!("wrapped under root key {}", root.id())), "{refused}");
     assert!(refused.contains("--root-key-file"), "{refused}");
     let other = RootKey::generate().unwrap();
-    let refused = Ledger::open(Config::new(&path).root_key(other.clone())).unwrap_err().to_string();
+    let refused = Ledger::open(Config::new(&path).root_key(other.clone())).unwrap_err();
+    assert_eq!(refused.failure(), Some(user_ledger::Failure::Config), "{refused}");
+    let refused = refused.to_string();
     assert!(refused.contains(other.id()) && refused.contains(root.id()), "{refused}");
 }
 

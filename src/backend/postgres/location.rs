@@ -76,7 +76,7 @@ impl Location {
             && !schema.as_bytes().first().is_some_and(u8::is_ascii_digit);
         if !valid {
             return Err(Error::failed(
-                Failure::Other,
+                Failure::Config,
                 format_args!(
                     "schema {schema:?} of a postgres:// location must be 1..40 lowercase letters, digits \
                      and _, not starting with a digit"
@@ -85,7 +85,7 @@ impl Location {
         }
         let rebuilt = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
         let mut config = tokio_postgres::Config::from_str(&rebuilt).map_err(|e| {
-            Error::failed_by(Failure::Other, format!("the postgres:// location does not parse: {e}"), e)
+            Error::failed_by(Failure::Config, format!("the postgres:// location does not parse: {e}"), e)
         })?;
         let deadline = deadlines(&mut config);
         let hosts: Vec<String> = config
@@ -177,7 +177,7 @@ fn tls(root_cert: Option<&str>, shown: &str) -> Result<MakeRustlsConnect> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::failed_by(Failure::Other, format!("TLS for {shown}: {e}"), e))?
+        .map_err(|e| Error::failed_by(Failure::Config, format!("TLS for {shown}: {e}"), e))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))

@@ -294,7 +294,7 @@ impl PgBackend {
             let value: String = row.get(0);
             if value == "off" {
                 return Err(Error::failed(
-                    Failure::Other,
+                    Failure::Config,
                     format_args!(
                         "the PostgreSQL server at {} has {setting} = off, so a commit it reports is not durable; \
                          turn it on (the ledger acknowledges a write only once it is durable)",
@@ -400,7 +400,7 @@ impl PgBackend {
             return Ok(());
         }
         Err(Error::failed(
-            Failure::Other,
+            Failure::Config,
             format_args!(
                 "the ledger at {} has {} that this role did not make: {}; a role that owns them could read \
                  or change what the ledger writes. Use a schema of the ledger's role's own (a new one is \

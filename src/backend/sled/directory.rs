@@ -193,7 +193,7 @@ fn check_owner(path: &Path, named: &Path) -> Result<()> {
         return Ok(());
     }
     Err(Error::failed(
-        Failure::Other,
+        Failure::Config,
         format_args!(
             "the database directory {} is owned by uid {}, not by this process's user (uid {me}): its owner \
              could read the database's secret; use a directory of your own",
