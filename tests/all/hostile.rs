@@ -509,7 +509,8 @@ fn idle_and_kept_alive_sockets_at_the_bound_give_way_to_new_clients() {
 #[test]
 fn idle_and_half_sent_requests_on_the_metrics_port_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let metrics: std::net::SocketAddr =
+        format!("127.0.0.1:{}", common::postgres::free_port()).parse().unwrap();
     let host = Process::start(
         &dir.path().join("db"),
         &["--metrics-listen", &metrics.to_string(), "--header-timeout-secs", "2"],

@@ -165,7 +165,7 @@ fn a_subscriber_on_one_host_sees_every_commit_of_another_in_seq_order() {
 
 #[test]
 fn an_unreachable_server_and_a_missing_ledger_are_clear_errors_without_the_password() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = common::postgres::free_port();
     let location = format!("postgres://someone:s3cret-pw@127.0.0.1:{free}/db?connect_timeout=2");
     let err = Ledger::open(pg(&location)).unwrap_err();
     let message = err.to_string();

@@ -31,10 +31,6 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn beyond_loopback_serve_requires_tls_or_insecure() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,7 +90,7 @@ fn tls_serves_https_with_the_given_certificate() {
 fn each_request_gets_one_access_log_line_and_counts_in_the_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let metrics = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", common::postgres::free_port());
     let served = Process::start(&db, &["--metrics-listen", &metrics]);
     let root = served.root();
     let id = create_user(&root, "ana@example.com");
@@ -162,7 +158,7 @@ fn metrics_say_when_the_database_contradicts_a_signed_checkpoint() {
         std::fs::copy(dir.path().join(format!("db.{made}")), dir.path().join(format!("past.{made}")))
             .unwrap();
     }
-    let metrics = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", common::postgres::free_port());
     let served = Process::start(&past, &["--metrics-listen", &metrics]);
     let text = scrape(&metrics, &served.key);
     assert!(text.contains("user_ledger_contradicted 1"), "{text}");

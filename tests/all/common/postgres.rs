@@ -199,8 +199,18 @@ fn as_server_user(command: &mut Command, user: Option<(u32, u32)>) -> &mut Comma
     command
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A port nothing listens on, never handed out twice by this process: the kernel gives a freed
+/// port out again, and two servers of one test process told the same port would meet there.
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A new cluster in a temporary directory, started and ready.
@@ -214,8 +224,12 @@ pub fn start_cluster_with(configure: impl FnOnce(&Path) -> Vec<String>) -> Serve
     let (initdb, postgres) = (binary("initdb"), binary("postgres"));
     let user = run_as();
     remove_stale_clusters();
-    let root = std::env::temp_dir().join(format!("user-ledger-pg-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&root).unwrap();
+    // A counter, not a port: every test shares this process, its clusters stay until it exits,
+    // and the kernel hands a freed port out again (two clusters once met in one directory).
+    static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
+    let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+    let root = std::env::temp_dir().join(format!("user-ledger-pg-{}-{n}", std::process::id()));
+    std::fs::create_dir(&root).unwrap_or_else(|e| panic!("cluster directory {}: {e}", root.display()));
     let data = root.join("data");
     if let Some((uid, gid)) = user {
         std::os::unix::fs::chown(&root, Some(uid), Some(gid)).unwrap();
@@ -291,11 +305,13 @@ fn spawn_server(postgres: &Path, data: &Path, port: u16, user: Option<(u32, u32)
 fn wait_ready(url: &str, mut child: Child, limit: Duration) -> Result<Child, String> {
     let deadline = Instant::now() + limit;
     loop {
-        if postgres::Client::connect(url, postgres::NoTls).is_ok() {
-            return Ok(child);
-        }
+        // Whether the child lives is asked first: a server that could not take its port exits,
+        // and what answers there is then someone else's.
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("the test PostgreSQL server exited at start: {status}"));
+        }
+        if postgres::Client::connect(url, postgres::NoTls).is_ok() {
+            return Ok(child);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
