@@ -18,7 +18,7 @@ use crate::core::{self, Access, Command};
 use crate::credentials::password::SignInLimiter;
 use crate::error::{Error, Failure, Result};
 use crate::write::writer::WriteRequest;
-use crate::write::{Flusher, Pipeline, Shared};
+use crate::write::{Flusher, Pipeline, WriteState};
 
 mod admin;
 mod audit;
@@ -57,7 +57,7 @@ pub struct Ledger {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    shared: Arc<WriteState>,
     identity: Arc<Identity>,
     /// The FinSpace environment GetProgrammaticAccessCredentials answers for.
     environment_id: String,

@@ -17,7 +17,7 @@ use crate::core::merkle::Frontier;
 use crate::credentials::password::SignInLimiter;
 use crate::error::{Error, Failure, Result};
 use crate::write::writer::Writer;
-use crate::write::{Durability, Flusher, Hooks, Pipeline, Shared};
+use crate::write::{Durability, Flusher, Hooks, Pipeline, WriteState};
 
 impl Ledger {
     /// Opens (or creates) the ledger `config` describes.
@@ -187,7 +187,7 @@ impl Ledger {
                 Err(e) => return Err(e),
             },
         };
-        let shared = Arc::new(Shared::new(
+        let shared = Arc::new(WriteState::new(
             backend,
             Writer::new(tip.head, tree, config.token_ttl_ms),
             config.limits,

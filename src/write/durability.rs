@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::write::shared::Shared;
+use crate::write::state::WriteState;
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub struct Flusher {
 
 impl Flusher {
     /// Starts syncing `shared`'s store every `period`.
-    pub fn spawn(shared: Arc<Shared>, period: Duration) -> Self {
+    pub fn spawn(shared: Arc<WriteState>, period: Duration) -> Self {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = thread::spawn(move || loop {
             let last = matches!(stopped.recv_timeout(period), Err(RecvTimeoutError::Disconnected));

@@ -1,24 +1,25 @@
 //! The write path: a bounded queue, one writer thread that decides everything waiting as one
 //! batch and commits it at once (group commit), durability, and the subscriptions fed from it.
 //!
-//! `queue` holds the queue and the writer thread, `shared` what the thread shares with the
-//! handle, `writer` the single writer's head, `batch` the decision of one batch over an overlay
-//! of the backend (`overlay`), `copy` appending entries sealed elsewhere, `durability` syncing, `hooks` what a host may attach,
-//! `subscribe` the feeds of committed entries.
+//! `pipeline` holds the bounded queue and the writer thread, `state` what the thread shares with
+//! the handle ([`WriteState`]: the refusals, the durable head, one batch written and synced),
+//! `writer` the single writer's head and its retries, `batch` the decision of one batch over an
+//! `overlay` of the backend, `copy` appending entries sealed elsewhere, `durability` syncing,
+//! `hooks` what a host may attach, `subscribe` the feeds of committed entries.
 //!
 //! One CreateUser, end to end:
 //!
 //! ```text
-//! Ledger::create_user ─ Pipeline::submit_then (queue.rs: bounded queue) ─▶ writer thread
-//!   Shared::commit_batch (shared.rs)      refuse if read-only, poisoned, contradicted, stale, full
-//!     Writer::commit (writer.rs)          take the turn (shared backends); check the log still
+//! Ledger::create_user ─ Pipeline::submit_then (pipeline.rs: bounded queue) ─▶ writer thread
+//!   WriteState::write_batch (state.rs)    refuse if read-only, poisoned, contradicted, stale, full
+//!     Writer::write (writer.rs)           take the turn (shared backends); check the log still
 //!                                         holds what this host made durable; decide again on
 //!                                         a moved head, up to MAX_CONFLICTS times
 //!       Batch::execute (batch.rs)         clientToken replay, or core::decide → events
 //!         Batch::append                   seal the entry, fold it into the overlay (overlay.rs),
 //!                                         extend the Merkle frontier
 //!       Backend::commit                   one atomic changeset: entries, view changes, tokens, tip
-//!     Shared::sync                        Immediate: durable before the answer (a barrier on a
+//!     WriteState::sync                    Immediate: durable before the answer (a barrier on a
 //!                                         shared backend for answers it did not write itself)
 //!     Published::publish (subscribe.rs)   subscribers see it
 //!   answers ─▶ each caller's channel
@@ -33,12 +34,12 @@ pub mod copy;
 pub mod durability;
 pub mod hooks;
 mod overlay;
-pub mod queue;
-pub mod shared;
+pub mod pipeline;
+pub mod state;
 pub mod subscribe;
 pub mod writer;
 
 pub use durability::{Durability, Flusher};
 pub use hooks::{BatchReport, CommitHook, Hooks, SyncHook};
-pub use queue::Pipeline;
-pub use shared::Shared;
+pub use pipeline::Pipeline;
+pub use state::WriteState;

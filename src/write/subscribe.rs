@@ -11,7 +11,7 @@ use crate::backend::guard::guard;
 use crate::core::codec;
 use crate::core::event::Sealed;
 use crate::error::{Error, Failure, Result};
-use crate::write::Shared;
+use crate::write::WriteState;
 
 /// How long a subscription on a backend that recovers by itself (PostgreSQL) goes on trying to
 /// read its next entry while the server is away (restarting, failing over) before it ends with
@@ -75,7 +75,7 @@ impl Published {
 /// ends when the ledger is closed and every published entry was delivered. Delivery is
 /// at-least-once across restarts: a host keeps the last seq it handled and resubscribes after it.
 pub struct Subscription {
-    shared: Arc<Shared>,
+    shared: Arc<WriteState>,
     published: Arc<Published>,
     next: u64,
 }
@@ -88,7 +88,7 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     /// A subscription starting at `from_seq` (0 and 1 both mean the first entry).
-    pub(crate) fn new(shared: Arc<Shared>, published: Arc<Published>, from_seq: u64) -> Self {
+    pub(crate) fn new(shared: Arc<WriteState>, published: Arc<Published>, from_seq: u64) -> Self {
         Subscription { shared, published, next: from_seq.max(1) }
     }
 

@@ -69,7 +69,7 @@ impl Writer {
     /// batch was written (storage failure, corrupt state, or conflicts that did not stop).
     /// `kept` is the head this host made durable: a log that no longer holds it is refused
     /// ([`Failure::Contradicted`]); one that lost only what was never acknowledged goes on.
-    pub fn commit(
+    pub fn write(
         &mut self,
         backend: &dyn Backend,
         limits: &Limits,
@@ -187,7 +187,7 @@ impl Writer {
     }
 
     /// Sweeps the whole token table once, purging every expired record, a commit per
-    /// `chunk` examined; returns how many were purged. `kept` as for [`Writer::commit`].
+    /// `chunk` examined; returns how many were purged. `kept` as for [`Writer::write`].
     pub fn purge_expired_tokens(
         &mut self,
         backend: &dyn Backend,

@@ -41,7 +41,7 @@ fn create_users(backend: &dyn Backend, writer: &mut Writer, emails: &[&str]) {
         })
         .collect();
     let kept = writer.head();
-    let committed = writer.commit(backend, &Limits::default(), T0, &requests, kept).unwrap();
+    let committed = writer.write(backend, &Limits::default(), T0, &requests, kept).unwrap();
     assert!(committed.wrote);
 }
 

@@ -8,7 +8,7 @@ use std::thread::{self, JoinHandle};
 
 use crate::core::idempotency::Response;
 use crate::error::{Error, Failure, Result};
-use crate::write::shared::Shared;
+use crate::write::state::WriteState;
 use crate::write::writer::WriteRequest;
 
 /// Where a write's answer goes: called once, on the writer thread, so it must be quick.
@@ -30,7 +30,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts the writer thread: batches of at most `max_batch`, a queue of at most `capacity`.
-    pub fn start(shared: Arc<Shared>, capacity: usize, max_batch: usize) -> Result<Self> {
+    pub fn start(shared: Arc<WriteState>, capacity: usize, max_batch: usize) -> Result<Self> {
         let (sender, receiver) = mpsc::sync_channel(capacity);
         let queued = Arc::new(AtomicUsize::new(0));
         let counter = queued.clone();
@@ -105,7 +105,7 @@ impl Drop for Pipeline {
 
 /// The writer thread: take everything waiting (up to `max_batch`), commit it as one, answer each.
 /// Ends when the queue is closed and empty, so nothing accepted is dropped.
-fn run(shared: &Shared, receiver: &Receiver<Job>, queued: &AtomicUsize, max_batch: usize) {
+fn run(shared: &WriteState, receiver: &Receiver<Job>, queued: &AtomicUsize, max_batch: usize) {
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
         while jobs.len() < max_batch {
@@ -116,7 +116,7 @@ fn run(shared: &Shared, receiver: &Receiver<Job>, queued: &AtomicUsize, max_batc
         }
         queued.fetch_sub(jobs.len(), Ordering::SeqCst);
         let (requests, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.request, j.reply)).unzip();
-        for (reply, answer) in replies.into_iter().zip(shared.commit_batch(&requests)) {
+        for (reply, answer) in replies.into_iter().zip(shared.write_batch(&requests)) {
             // A panicking reply must not stop the writer: the others still need their answers.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply(answer)));
         }

@@ -1,5 +1,5 @@
 //! What the handle and the writer thread share: the backend, the writer's head, staleness,
-//! poisoning after a failed commit or sync,; and committing one batch.
+//! poisoning after a failed commit or sync, and writing one batch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +17,7 @@ use crate::write::subscribe::Published;
 use crate::write::writer::{WriteRequest, Writer};
 
 /// What the writer thread and the ledger's other writers (purge, rebuild) share.
-pub struct Shared {
+pub struct WriteState {
     /// The database.
     pub backend: Arc<dyn Backend>,
     writer: Mutex<Writer>,
@@ -45,8 +45,8 @@ pub struct Shared {
     pub published: Arc<Published>,
 }
 
-impl Shared {
-    /// Shared state for a backend whose log ends at the writer's head.
+impl WriteState {
+    /// WriteState state for a backend whose log ends at the writer's head.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         backend: Arc<dyn Backend>,
@@ -59,7 +59,7 @@ impl Shared {
         read_only: bool,
     ) -> Self {
         let head = writer.head();
-        Shared {
+        WriteState {
             read_only,
             backend,
             writer: Mutex::new(writer),
@@ -231,7 +231,7 @@ impl Shared {
     }
 
     /// Decides and commits `requests` as one batch, syncs once if required; one answer each.
-    pub(super) fn commit_batch(&self, requests: &[WriteRequest]) -> Vec<Result<Response>> {
+    pub(super) fn write_batch(&self, requests: &[WriteRequest]) -> Vec<Result<Response>> {
         let all = |e: Error| vec![Err(e); requests.len()];
         if let Err(e) = self.refuse_writes() {
             return all(e);
@@ -241,7 +241,7 @@ impl Shared {
         }
         let mut writer = self.lock_writer();
         let kept = self.durable_head();
-        let commit = || writer.commit(self.backend.as_ref(), &self.limits, self.now_ms(), requests, kept);
+        let commit = || writer.write(self.backend.as_ref(), &self.limits, self.now_ms(), requests, kept);
         let committed = match guard("while committing a batch", commit) {
             Ok(committed) => committed,
             // The log went back under this host: nothing more is written or signed.
@@ -255,7 +255,7 @@ impl Shared {
                 if requests.len() > 1 && self.backend.recovers() && e.failure() == Some(Failure::Other) =>
             {
                 drop(writer);
-                return requests.iter().flat_map(|r| self.commit_batch(std::slice::from_ref(r))).collect();
+                return requests.iter().flat_map(|r| self.write_batch(std::slice::from_ref(r))).collect();
             }
             // What a failed or panicked commit left in the engine is unknown (sled 0.34 may
             // have applied part of the batch in memory, and may never flush again after a
