@@ -34,7 +34,7 @@ use crate::core::domain::{
 };
 use crate::core::event::{Event, Sealed, Subject};
 use crate::core::merkle::Frontier;
-use crate::core::{self, State, Views};
+use crate::core::{self, State, ViewChange, Views};
 use crate::error::Result;
 use crate::views::{self, subject_prefix, MemViews, ViewTree};
 
@@ -198,9 +198,10 @@ impl Outputs {
 
     fn counter_rows(&self) -> Vec<views::Row> {
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        let enabled = self.any_user.then(|| views::enabled_users_row(count(self.enabled)));
-        let kx = self.kx_counts.iter().map(|(env, n)| views::kx_count_row(env, count(*n)));
-        enabled.into_iter().chain(kx).collect()
+        let enabled = self.any_user.then(|| ViewChange::EnabledUsers(count(self.enabled)));
+        let kx = self.kx_counts.iter().map(|(env, n)| ViewChange::KxUsersIn(env.clone(), count(*n)));
+        let rows = enabled.into_iter().chain(kx).flat_map(|change| views::rows(&change));
+        rows.map(|(at, value)| (at, value.unwrap_or_default())).collect()
     }
 }
 
@@ -247,8 +248,11 @@ fn check_claims(claims: Merge, rows: &mut Sorter, first: &mut Option<Contradicti
                 keep_first(first, Contradiction { seq, message, hash, time_ms });
             }
             _ => {
-                let ((view, key), value) = views::email_row(&email_key(&address), &user_id);
-                rows.push(&row_key(view, &key), &value)?;
+                for ((view, key), value) in
+                    views::rows(&ViewChange::PutEmail(email_key(&address), user_id.clone()))
+                {
+                    rows.push(&row_key(view, &key), &value.unwrap_or_default())?;
+                }
                 owner = Some((email.to_vec(), user_id));
             }
         }
@@ -346,7 +350,7 @@ impl SubjectFold {
         for ((view, key), value) in self.views.keyring_rows() {
             out.rows.push(&row_key(view, &key), &value)?;
         }
-        out.any_user |= !self.views.users.is_empty();
+        out.any_user |= !self.views.is_empty(ViewTree::Users);
         out.enabled += self.enabled as i64 - COUNTER_BASE as i64;
         for (env, count) in self.kx_counts {
             *out.kx_counts.entry(env).or_insert(0) += count as i64 - COUNTER_BASE as i64;
@@ -361,8 +365,9 @@ impl State for SubjectFold {
     }
 
     fn user_exists(&self, user_id: &str) -> Result<bool> {
-        if self.views.users.contains_key(user_id) || subject_prefix(Subject::User(user_id)) == self.prefix {
-            return Ok(self.views.users.contains_key(user_id));
+        let here = self.views.user_exists(user_id)?;
+        if here || subject_prefix(Subject::User(user_id)) == self.prefix {
+            return Ok(here);
         }
         // Another subject: assume it exists, and check that once every subject is folded.
         self.named.borrow_mut().push(user_id.to_owned());
@@ -432,80 +437,17 @@ impl State for SubjectFold {
 }
 
 impl Views for SubjectFold {
-    fn put_user(&mut self, user: User) {
-        self.views.put_user(user);
-    }
-
-    fn put_email(&mut self, _: String, _: UserId) {
-        // Written from the claims, once they are checked across subjects.
-    }
-
-    fn set_enabled_users(&mut self, count: u64) {
-        self.enabled = count;
-    }
-
-    fn put_kx_user(&mut self, user: KxUser) {
-        self.views.put_kx_user(user);
-    }
-
-    fn remove_kx_user(&mut self, environment_id: &str, user_name: &str) {
-        self.views.remove_kx_user(environment_id, user_name);
-    }
-
-    fn set_kx_users_in(&mut self, environment_id: &str, count: u64) {
-        self.kx_counts.insert(environment_id.to_owned(), count);
-    }
-
-    fn set_current_data_key(&mut self, key_id: u32) {
-        self.views.set_current_data_key(key_id);
-    }
-
-    fn retire_data_key(&mut self, key_id: u32) {
-        self.views.retire_data_key(key_id);
-    }
-
-    fn put_access_key(&mut self, key: AccessKey) {
-        self.views.put_access_key(key);
-    }
-
-    fn remove_access_key(&mut self, access_key_id: &str) {
-        self.views.remove_access_key(access_key_id);
-    }
-
-    fn put_group(&mut self, group: PermissionGroup) {
-        self.views.put_group(group);
-    }
-
-    fn remove_group(&mut self, group: &str) {
-        self.views.remove_group(group);
-    }
-
-    fn put_password(&mut self, user: &str, hash: String) {
-        self.views.put_password(user, hash);
-    }
-
-    fn put_principal_key(&mut self, key: PrincipalKey) {
-        self.views.put_principal_key(key);
-    }
-
-    fn remove_principal_key(&mut self, access_key_id: &str) {
-        self.views.remove_principal_key(access_key_id);
-    }
-
-    fn put_temporary_credential(&mut self, credential: TemporaryCredential) {
-        self.views.put_temporary_credential(credential);
-    }
-
-    fn remove_temporary_credential(&mut self, access_key_id: &str) {
-        self.views.remove_temporary_credential(access_key_id);
-    }
-
-    fn set_member(&mut self, group: &str, user: &str, member: bool) {
-        self.views.set_member(group, user, member);
-    }
-
-    fn add_history(&mut self, key: Vec<u8>) {
-        self.views.add_history(key);
+    fn change(&mut self, change: ViewChange) {
+        match change {
+            // Written from the claims, once they are checked across subjects.
+            ViewChange::PutEmail(..) => {}
+            // Counted across subjects: each subject adds its difference to a base.
+            ViewChange::EnabledUsers(count) => self.enabled = count,
+            ViewChange::KxUsersIn(env, count) => {
+                self.kx_counts.insert(env, count);
+            }
+            other => self.views.change(other),
+        }
     }
 }
 

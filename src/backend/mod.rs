@@ -10,7 +10,7 @@
 //! process), `postgres` (feature `postgres`: one transaction per commit; any number of hosts) and,
 //! for tests, [`memory`], which keeps the same logical state in maps, may be shared by several
 //! ledgers in one process, and proves the layers above lean on no engine. [`rows`] holds what the
-//! two row stores (sled, PostgreSQL) share: the [`State`] reads and the paged listings.
+//! two row stores (sled, PostgreSQL) share: the paged listings.
 //! `tests/all/conformance.rs` runs one suite of the contract against all three.
 //!
 //! **Several writers.** Every [`Changeset`] names the head it was decided against
@@ -26,15 +26,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::domain::{
-    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
-};
+use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
 use crate::core::merkle::{Hash, Node};
-use crate::core::{State, Views};
+pub use crate::core::ViewChange;
 use crate::error::Result;
-use crate::views::{self, Row, ViewTree};
+pub use crate::views::store::{Page, RowStore};
+use crate::views::ViewTree;
 
 pub mod guard;
 #[cfg(feature = "whitebox")]
@@ -80,117 +79,6 @@ pub struct Tip {
     pub views_seq: u64,
 }
 
-/// A canonical row to set (`Some`) or remove (`None`): ((view, key), value).
-pub type RowChange = ((ViewTree, Vec<u8>), Option<Vec<u8>>);
-
-/// One change to the views, as a value: what the fold of one event asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ViewChange {
-    /// Store a user record.
-    PutUser(User),
-    /// Point an email key at a user.
-    PutEmail(String, UserId),
-    /// Set the count of ENABLED users.
-    EnabledUsers(u64),
-    /// Store a kdb user record.
-    PutKxUser(KxUser),
-    /// Remove a kdb user record: (environmentId, userName).
-    RemoveKxUser(String, String),
-    /// Set the count of kdb users of an environment.
-    KxUsersIn(String, u64),
-    /// Store an access key record.
-    PutAccessKey(AccessKey),
-    /// Remove an access key record.
-    RemoveAccessKey(String),
-    /// Store a permission group record.
-    PutGroup(PermissionGroup),
-    /// Remove a permission group record.
-    RemoveGroup(String),
-    /// Store a user's password hash: (userId, hash).
-    PutPassword(UserId, String),
-    /// Store a principal's key.
-    PutPrincipalKey(PrincipalKey),
-    /// Remove a principal's key.
-    RemovePrincipalKey(String),
-    /// Store temporary credentials.
-    PutTemporaryCredential(TemporaryCredential),
-    /// Remove temporary credentials: their key id.
-    RemoveTemporaryCredential(String),
-    /// Make a user a member of a group, or not: (group, user, member).
-    Member(String, UserId, bool),
-    /// Add a history entry: the key [`crate::views::history_key`] makes of (subject, seq).
-    History(Vec<u8>),
-    /// Store a complete subtree of the Merkle tree.
-    MerkleNode(Node, Hash),
-    /// Make a data key the current one.
-    CurrentDataKey(u32),
-    /// Mark a data key retired.
-    RetiredDataKey(u32),
-}
-
-impl ViewChange {
-    /// Replays this change onto `views` (the in-memory backend of the tests does).
-    #[cfg_attr(not(feature = "whitebox"), allow(dead_code))]
-    pub fn apply(&self, views: &mut views::MemViews) {
-        match self.clone() {
-            ViewChange::PutUser(user) => views.put_user(user),
-            ViewChange::PutEmail(key, id) => views.put_email(key, id),
-            ViewChange::EnabledUsers(count) => views.set_enabled_users(count),
-            ViewChange::PutKxUser(user) => views.put_kx_user(user),
-            ViewChange::RemoveKxUser(env, name) => views.remove_kx_user(&env, &name),
-            ViewChange::KxUsersIn(env, count) => views.set_kx_users_in(&env, count),
-            ViewChange::PutAccessKey(key) => views.put_access_key(key),
-            ViewChange::RemoveAccessKey(id) => views.remove_access_key(&id),
-            ViewChange::PutGroup(group) => views.put_group(group),
-            ViewChange::RemoveGroup(id) => views.remove_group(&id),
-            ViewChange::PutPassword(user, hash) => views.put_password(&user, hash),
-            ViewChange::PutPrincipalKey(key) => views.put_principal_key(key),
-            ViewChange::RemovePrincipalKey(id) => views.remove_principal_key(&id),
-            ViewChange::PutTemporaryCredential(c) => views.put_temporary_credential(c),
-            ViewChange::RemoveTemporaryCredential(id) => views.remove_temporary_credential(&id),
-            ViewChange::Member(group, user, member) => views.set_member(&group, &user, member),
-            ViewChange::History(key) => views.add_history(key),
-            ViewChange::MerkleNode(node, hash) => views.put_merkle_node(node, hash),
-            ViewChange::CurrentDataKey(id) => views.set_current_data_key(id),
-            ViewChange::RetiredDataKey(id) => views.retire_data_key(id),
-        }
-    }
-
-    /// The canonical rows this change sets (`Some`) or removes (`None`): the encoding both the
-    /// stored views of a key-value backend and the fold's comparison rows use.
-    pub fn rows(&self) -> Vec<RowChange> {
-        let put = |(key, value): Row| vec![(key, Some(value))];
-        let remove = |view: ViewTree, key: &[u8]| vec![((view, key.to_vec()), None)];
-        match self {
-            ViewChange::PutUser(user) => put(views::user_row(user)),
-            ViewChange::PutEmail(key, id) => put(views::email_row(key, id)),
-            ViewChange::EnabledUsers(count) => put(views::enabled_users_row(*count)),
-            ViewChange::PutKxUser(user) => put(views::kx_user_row(user)),
-            ViewChange::RemoveKxUser(env, name) => remove(ViewTree::KxUsers, &views::kx_key(env, name)),
-            ViewChange::KxUsersIn(env, count) => put(views::kx_count_row(env, *count)),
-            ViewChange::PutAccessKey(key) => put(views::access_key_row(key)),
-            ViewChange::RemoveAccessKey(id) => remove(ViewTree::AccessKeys, id.as_bytes()),
-            ViewChange::PutGroup(group) => put(views::group_row(group)),
-            ViewChange::RemoveGroup(id) => remove(ViewTree::Groups, id.as_bytes()),
-            ViewChange::PutPassword(user, hash) => put(views::password_row(user, hash)),
-            ViewChange::PutPrincipalKey(key) => put(views::principal_key_row(key)),
-            ViewChange::RemovePrincipalKey(id) => remove(ViewTree::PrincipalKeys, id.as_bytes()),
-            ViewChange::PutTemporaryCredential(c) => put(views::temporary_credential_row(c)),
-            ViewChange::RemoveTemporaryCredential(id) => {
-                remove(ViewTree::TemporaryCredentials, id.as_bytes())
-            }
-            ViewChange::Member(group, user, member) => views::membership_keys(group, user)
-                .into_iter()
-                .map(|key| ((ViewTree::Memberships, key), member.then(Vec::new)))
-                .collect(),
-            ViewChange::History(key) => put(views::history_row(key.clone())),
-            ViewChange::MerkleNode(node, hash) => put(views::merkle_row(*node, hash)),
-            ViewChange::CurrentDataKey(id) => put(views::current_data_key_row(*id)),
-            ViewChange::RetiredDataKey(id) => put(views::retired_data_key_row(*id)),
-        }
-    }
-}
-
 /// The conflict a commit answers when the log's head is no longer the one its batch was decided
 /// against: another writer appended in between.
 pub fn moved(head: Head, base: Head) -> crate::error::Error {
@@ -230,9 +118,6 @@ impl Changeset {
 /// view, its canonical (key, value) rows.
 pub type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
 
-/// A page of a listing: the items, and whether more follow.
-pub type Page<T> = (Vec<T>, bool);
-
 /// What a backend calls when another writer committed: the seq of the head it saw.
 pub type Wake = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 
@@ -256,8 +141,9 @@ pub trait Listings {
     fn principal_keys(&self) -> Result<Vec<PrincipalKey>>;
 }
 
-/// What the writer reads while it decides a batch: the views ([`State`]) and the token records.
-pub trait Reads: State {
+/// What the writer reads while it decides a batch: the views' rows (and through them
+/// [`crate::core::State`]) and the token records.
+pub trait Reads: RowStore {
     /// The token record under `key` (see [`crate::core::idempotency::token_key`]), expired or not.
     fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>>;
     /// Up to `limit` token records with keys after `after`, ordered (the writer's sweep for
@@ -283,7 +169,8 @@ pub trait Prefetch: Reads {
     fn fetch_noted(&self) -> Result<bool>;
 }
 
-/// A database that can hold a ledger. Reads of the views come through [`State`].
+/// A database that can hold a ledger. Reads of the views come through [`RowStore`] (and so
+/// [`crate::core::State`]).
 ///
 /// **Who calls what.** One process may hold many handles on one backend, but within a process
 /// only the writer thread (`write/`) calls [`Backend::commit`], [`Backend::sync`] and

@@ -221,6 +221,46 @@ pub enum Subject<'a> {
     Keyring,
 }
 
+/// A [`Subject`] that owns its names: what a history entry keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubjectId {
+    /// A FinSpace user, by id.
+    User(String),
+    /// A kdb user, by (environmentId, userName).
+    KxUser(String, String),
+    /// A permission group, by id.
+    PermissionGroup(String),
+    /// An IAM principal, by ARN.
+    Principal(String),
+    /// The keyring.
+    Keyring,
+}
+
+impl SubjectId {
+    /// This subject, borrowed.
+    pub fn as_subject(&self) -> Subject<'_> {
+        match self {
+            SubjectId::User(id) => Subject::User(id),
+            SubjectId::KxUser(env, name) => Subject::KxUser(env, name),
+            SubjectId::PermissionGroup(id) => Subject::PermissionGroup(id),
+            SubjectId::Principal(arn) => Subject::Principal(arn),
+            SubjectId::Keyring => Subject::Keyring,
+        }
+    }
+}
+
+impl From<Subject<'_>> for SubjectId {
+    fn from(subject: Subject<'_>) -> Self {
+        match subject {
+            Subject::User(id) => SubjectId::User(id.to_owned()),
+            Subject::KxUser(env, name) => SubjectId::KxUser(env.to_owned(), name.to_owned()),
+            Subject::PermissionGroup(id) => SubjectId::PermissionGroup(id.to_owned()),
+            Subject::Principal(arn) => SubjectId::Principal(arn.to_owned()),
+            Subject::Keyring => SubjectId::Keyring,
+        }
+    }
+}
+
 impl<'a> Subject<'a> {
     /// The subject a history request names by its members (`userId`, else `permissionGroupId`,
     /// else `environmentId` with `userName`), as the CLI's flags and the host's query both give

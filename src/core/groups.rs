@@ -5,7 +5,7 @@
 use crate::core::apply::{contradiction, no_such_user};
 use crate::core::domain::{GroupChanges, NewGroup, PermissionGroup, UserId};
 use crate::core::event::Event;
-use crate::core::{State, Views};
+use crate::core::{State, ViewChange, Views};
 use crate::error::{Error, Result};
 
 /// CreatePermissionGroup under an id no group has.
@@ -91,14 +91,16 @@ pub(super) fn apply(views: &mut impl Views, group: &str, event: &Event, time_ms:
     let before = views.permission_group(group)?;
     let contradicts = |exists: bool| contradiction(event, format_args!("permission group {group}"), exists);
     match (before, event) {
-        (None, Event::PermissionGroupCreated { group: new, .. }) => views.put_group(PermissionGroup {
-            permission_group_id: group.to_owned(),
-            name: new.name.clone(),
-            description: new.description.clone(),
-            application_permissions: new.application_permissions.clone(),
-            create_time: time_ms,
-            last_modified_time: time_ms,
-        }),
+        (None, Event::PermissionGroupCreated { group: new, .. }) => {
+            views.change(ViewChange::PutGroup(PermissionGroup {
+                permission_group_id: group.to_owned(),
+                name: new.name.clone(),
+                description: new.description.clone(),
+                application_permissions: new.application_permissions.clone(),
+                create_time: time_ms,
+                last_modified_time: time_ms,
+            }))
+        }
         (Some(mut current), Event::PermissionGroupUpdated { changes, .. }) => {
             let c = changes.clone();
             current.name = c.name.unwrap_or(current.name);
@@ -106,7 +108,7 @@ pub(super) fn apply(views: &mut impl Views, group: &str, event: &Event, time_ms:
             current.application_permissions =
                 c.application_permissions.unwrap_or(current.application_permissions);
             current.last_modified_time = time_ms;
-            views.put_group(current);
+            views.change(ViewChange::PutGroup(current));
         }
         (Some(_), Event::PermissionGroupDeleted { members, .. }) => {
             // The event names every member; a log whose fold holds others is corrupt.
@@ -116,15 +118,15 @@ pub(super) fn apply(views: &mut impl Views, group: &str, event: &Event, time_ms:
                 )));
             }
             for user in members {
-                views.set_member(group, user, false);
+                views.change(ViewChange::Member(group.to_owned(), user.clone(), false));
             }
-            views.remove_group(group);
+            views.change(ViewChange::RemoveGroup(group.to_owned()));
         }
         (Some(_), Event::UserAddedToGroup { user_id, .. }) => {
             if !views.user_exists(user_id)? || views.is_member(group, user_id)? {
                 return Err(no_such_user(event));
             }
-            views.set_member(group, user_id, true);
+            views.change(ViewChange::Member(group.to_owned(), user_id.clone(), true));
         }
         (Some(_), Event::UserRemovedFromGroup { user_id, .. }) => {
             if !views.is_member(group, user_id)? {
@@ -134,7 +136,7 @@ pub(super) fn apply(views: &mut impl Views, group: &str, event: &Event, time_ms:
                     false,
                 ));
             }
-            views.set_member(group, user_id, false);
+            views.change(ViewChange::Member(group.to_owned(), user_id.clone(), false));
         }
         (before, _) => return Err(contradicts(before.is_some())),
     }

@@ -4,7 +4,7 @@
 
 use crate::core::apply::contradiction;
 use crate::core::event::Event;
-use crate::core::{State, Views};
+use crate::core::{State, ViewChange, Views};
 use crate::error::{Error, Result};
 
 /// The number of base32 digits that name a data key at the end of an access key id.
@@ -82,7 +82,7 @@ pub(super) fn apply(views: &mut impl Views, event: &Event) -> Option<Result<()>>
     Some(match event {
         Event::DataKeyRotated { key_id, .. } => match views.current_data_key() {
             Ok(current) if *key_id > current => {
-                views.set_current_data_key(*key_id);
+                views.change(ViewChange::CurrentDataKey(*key_id));
                 Ok(())
             }
             Ok(_) => Err(contradiction(event, format_args!("data key {key_id}"), true)),
@@ -91,7 +91,7 @@ pub(super) fn apply(views: &mut impl Views, event: &Event) -> Option<Result<()>>
         Event::DataKeyRetired { key_id } => {
             match (views.current_data_key(), views.data_key_retired(*key_id)) {
                 (Ok(current), Ok(false)) if *key_id < current => {
-                    views.retire_data_key(*key_id);
+                    views.change(ViewChange::RetiredDataKey(*key_id));
                     Ok(())
                 }
                 (Err(e), _) | (_, Err(e)) => Err(e),

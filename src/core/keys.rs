@@ -4,7 +4,7 @@
 use crate::core::apply::{contradiction, no_such_user};
 use crate::core::domain::{AccessKey, Caller, PrincipalKey, TemporaryCredential, User, UserId};
 use crate::core::event::Event;
-use crate::core::{authorize, Access, State, Views};
+use crate::core::{authorize, Access, State, ViewChange, Views};
 use crate::error::{Error, Result};
 
 /// Issue an access key to an existing user under an id no key has.
@@ -127,16 +127,16 @@ fn apply_principal_key(
         (None, Event::PrincipalKeyCreated { principal_arn, .. })
             if views.access_key(access_key_id)?.is_none() =>
         {
-            views.put_principal_key(PrincipalKey {
+            views.change(ViewChange::PutPrincipalKey(PrincipalKey {
                 access_key_id: access_key_id.to_owned(),
                 principal_arn: principal_arn.clone(),
                 create_time: time_ms,
-            });
+            }));
         }
         (Some(key), Event::PrincipalKeyDeleted { principal_arn, .. })
             if key.principal_arn == *principal_arn =>
         {
-            views.remove_principal_key(access_key_id);
+            views.change(ViewChange::RemovePrincipalKey(access_key_id.to_owned()));
         }
         (before, event) => {
             let exists = before.is_some() || matches!(event, Event::PrincipalKeyCreated { .. });
@@ -152,16 +152,16 @@ fn apply_credentials(views: &mut impl Views, access_key_id: &str, event: &Event)
         (None, Event::CredentialsIssued { user_id, principal_arn, expires_ms, .. })
             if views.user_exists(user_id)? =>
         {
-            views.put_temporary_credential(TemporaryCredential {
+            views.change(ViewChange::PutTemporaryCredential(TemporaryCredential {
                 access_key_id: access_key_id.to_owned(),
                 user_id: user_id.clone(),
                 principal_arn: principal_arn.clone(),
                 expires_ms: *expires_ms,
-            });
+            }));
         }
         (_, Event::CredentialsIssued { .. }) => return Err(no_such_user(event)),
         (Some(credential), Event::CredentialsRevoked { user_id, .. }) if credential.user_id == *user_id => {
-            views.remove_temporary_credential(access_key_id);
+            views.change(ViewChange::RemoveTemporaryCredential(access_key_id.to_owned()));
         }
         (before, event) => {
             let who = format_args!("temporary credentials {access_key_id}");
@@ -178,14 +178,14 @@ fn apply_access_key(views: &mut impl Views, access_key_id: &str, event: &Event, 
             if !views.user_exists(user_id)? {
                 return Err(no_such_user(event));
             }
-            views.put_access_key(AccessKey {
+            views.change(ViewChange::PutAccessKey(AccessKey {
                 access_key_id: access_key_id.to_owned(),
                 user_id: user_id.clone(),
                 create_time: time_ms,
-            });
+            }));
         }
         (Some(key), Event::AccessKeyDeleted { user_id, .. }) if key.user_id == *user_id => {
-            views.remove_access_key(access_key_id);
+            views.change(ViewChange::RemoveAccessKey(access_key_id.to_owned()));
         }
         (before, event) => {
             return Err(contradiction(event, format_args!("access key {access_key_id}"), before.is_some()));

@@ -4,7 +4,7 @@
 use crate::core::apply::contradiction;
 use crate::core::domain::{KxUser, Tags};
 use crate::core::event::Event;
-use crate::core::{Limits, State, Views};
+use crate::core::{Limits, State, ViewChange, Views};
 use crate::error::{Error, Result};
 
 /// CreateKxUser: refused if the name is taken in the environment or its quota is reached.
@@ -85,24 +85,24 @@ pub(super) fn apply(
     let count = views.kx_users_in(environment_id)?;
     match (before, event) {
         (None, Event::KxUserCreated { iam_role, tags, .. }) => {
-            views.put_kx_user(KxUser {
+            views.change(ViewChange::PutKxUser(KxUser {
                 environment_id: environment_id.to_owned(),
                 user_name: user_name.to_owned(),
                 iam_role: iam_role.clone(),
                 tags: tags.clone(),
                 create_time: time_ms,
                 update_time: time_ms,
-            });
-            views.set_kx_users_in(environment_id, count + 1);
+            }));
+            views.change(ViewChange::KxUsersIn(environment_id.to_owned(), count + 1));
         }
         (Some(mut user), Event::KxRoleChanged { new_role, .. }) => {
             user.iam_role = new_role.clone();
             user.update_time = time_ms;
-            views.put_kx_user(user);
+            views.change(ViewChange::PutKxUser(user));
         }
         (Some(_), Event::KxUserDeleted { .. }) => {
-            views.remove_kx_user(environment_id, user_name);
-            views.set_kx_users_in(environment_id, count.saturating_sub(1));
+            views.change(ViewChange::RemoveKxUser(environment_id.to_owned(), user_name.to_owned()));
+            views.change(ViewChange::KxUsersIn(environment_id.to_owned(), count.saturating_sub(1)));
         }
         (before, event) => {
             let who = format_args!("kdb user {user_name} of environment {environment_id}");

@@ -39,5 +39,5 @@ pub use authorize::{authorize, Access};
 pub use command::{Command, Limits};
 pub use decide::decide;
 pub use keyring::{data_key_of, id_suffix, MAX_DATA_KEYS};
-pub use state::{State, Views};
+pub use state::{State, ViewChange, Views};
 pub use users::{email_taken, SIGN_IN_FAILED};

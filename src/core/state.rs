@@ -4,6 +4,8 @@
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
+use crate::core::event::SubjectId;
+use crate::core::merkle::{Hash, Node};
 use crate::error::Result;
 
 /// Read access to the views a decision needs.
@@ -47,44 +49,55 @@ pub trait State {
     fn data_key_retired(&self, key_id: u32) -> Result<bool>;
 }
 
-/// Write access to the views, used by `crate::core::apply`.
+/// Write access to the views, used by `crate::core::apply`: every change as one value.
 pub trait Views: State {
-    /// Stores a user record.
-    fn put_user(&mut self, user: User);
-    /// Points an email key at a user.
-    fn put_email(&mut self, email_key: String, user_id: UserId);
-    /// Sets the count of ENABLED users.
-    fn set_enabled_users(&mut self, count: u64);
-    /// Stores a kdb user record.
-    fn put_kx_user(&mut self, user: KxUser);
-    /// Removes a kdb user record.
-    fn remove_kx_user(&mut self, environment_id: &str, user_name: &str);
-    /// Sets the count of kdb users of an environment.
-    fn set_kx_users_in(&mut self, environment_id: &str, count: u64);
-    /// Makes data key `key_id` the current one.
-    fn set_current_data_key(&mut self, key_id: u32);
-    /// Marks data key `key_id` retired.
-    fn retire_data_key(&mut self, key_id: u32);
-    /// Stores an access key record.
-    fn put_access_key(&mut self, key: AccessKey);
-    /// Removes an access key record.
-    fn remove_access_key(&mut self, access_key_id: &str);
-    /// Stores a permission group record.
-    fn put_group(&mut self, group: PermissionGroup);
-    /// Removes a permission group record.
-    fn remove_group(&mut self, group: &str);
-    /// Stores the hash of `user`'s password.
-    fn put_password(&mut self, user: &str, hash: String);
-    /// Stores a principal's key.
-    fn put_principal_key(&mut self, key: PrincipalKey);
-    /// Removes a principal's key.
-    fn remove_principal_key(&mut self, access_key_id: &str);
-    /// Stores temporary credentials.
-    fn put_temporary_credential(&mut self, credential: TemporaryCredential);
-    /// Removes temporary credentials (revoked).
-    fn remove_temporary_credential(&mut self, access_key_id: &str);
-    /// Makes `user` a member of `group`, or not.
-    fn set_member(&mut self, group: &str, user: &str, member: bool);
-    /// Adds an entry to the per-subject history index (see [`crate::views::history_key`]).
-    fn add_history(&mut self, key: Vec<u8>);
+    /// Applies one change: later changes to the same record win.
+    fn change(&mut self, change: ViewChange);
+}
+
+/// One change to the views, as a value: what the fold of one event asks for. This is the one
+/// table of view changes; `crate::views::rows` gives each its canonical rows, and every
+/// [`Views`] applies them from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewChange {
+    /// Store a user record.
+    PutUser(User),
+    /// Point an email key at a user.
+    PutEmail(String, UserId),
+    /// Set the count of ENABLED users.
+    EnabledUsers(u64),
+    /// Store a kdb user record.
+    PutKxUser(KxUser),
+    /// Remove a kdb user record: (environmentId, userName).
+    RemoveKxUser(String, String),
+    /// Set the count of kdb users of an environment.
+    KxUsersIn(String, u64),
+    /// Store an access key record.
+    PutAccessKey(AccessKey),
+    /// Remove an access key record.
+    RemoveAccessKey(String),
+    /// Store a permission group record.
+    PutGroup(PermissionGroup),
+    /// Remove a permission group record.
+    RemoveGroup(String),
+    /// Store a user's password hash: (userId, hash).
+    PutPassword(UserId, String),
+    /// Store a principal's key.
+    PutPrincipalKey(PrincipalKey),
+    /// Remove a principal's key.
+    RemovePrincipalKey(String),
+    /// Store temporary credentials.
+    PutTemporaryCredential(TemporaryCredential),
+    /// Remove temporary credentials: their key id.
+    RemoveTemporaryCredential(String),
+    /// Make a user a member of a group, or not: (group, user, member).
+    Member(String, UserId, bool),
+    /// Add a history entry: event `seq` is about `subject`.
+    History(SubjectId, u64),
+    /// Store a complete subtree of the Merkle tree.
+    MerkleNode(Node, Hash),
+    /// Make a data key the current one.
+    CurrentDataKey(u32),
+    /// Mark a data key retired.
+    RetiredDataKey(u32),
 }

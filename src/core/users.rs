@@ -4,7 +4,7 @@
 use crate::core::apply::contradiction;
 use crate::core::domain::{email_key, NewUser, User, UserChanges, UserId, UserStatus};
 use crate::core::event::Event;
-use crate::core::{Limits, State, Views};
+use crate::core::{Limits, State, ViewChange, Views};
 use crate::error::{Error, Result};
 
 /// CreateUser: refused if the email (in any case) or the id is taken, or the quota is reached.
@@ -137,7 +137,7 @@ pub(super) fn apply(views: &mut impl Views, user_id: &str, event: &Event, time_m
             if let Some(owner) = views.email_owner(&key)? {
                 return Err(email_taken(user_id, &user.email_address, &owner));
             }
-            views.put_email(key, user_id.clone());
+            views.change(ViewChange::PutEmail(key, user_id.clone()));
             User {
                 user_id: user_id.clone(),
                 status: UserStatus::Enabled,
@@ -171,7 +171,7 @@ pub(super) fn apply(views: &mut impl Views, user_id: &str, event: &Event, time_m
             user
         }
         (Some(mut user), Event::PasswordReset { user_id, password_hash }) => {
-            views.put_password(user_id, password_hash.clone());
+            views.change(ViewChange::PutPassword(user_id.clone(), password_hash.clone()));
             user.last_modified_time = time_ms;
             user
         }
@@ -192,8 +192,12 @@ pub(super) fn apply(views: &mut impl Views, user_id: &str, event: &Event, time_m
     let is_enabled = user.status == UserStatus::Enabled;
     if was_enabled != is_enabled {
         let enabled = views.enabled_users()?;
-        views.set_enabled_users(if is_enabled { enabled + 1 } else { enabled.saturating_sub(1) });
+        views.change(ViewChange::EnabledUsers(if is_enabled {
+            enabled + 1
+        } else {
+            enabled.saturating_sub(1)
+        }));
     }
-    views.put_user(user);
+    views.change(ViewChange::PutUser(user));
     Ok(())
 }

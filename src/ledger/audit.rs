@@ -8,6 +8,7 @@ use crate::backend::{Backend, Head};
 use crate::core::codec;
 use crate::core::domain::{KxUser, User};
 use crate::core::event::{Sealed, Subject};
+use crate::core::State;
 use crate::error::{Error, Result};
 use crate::views::{MemViews, ViewTree};
 use crate::write::subscribe::Subscription;
@@ -142,7 +143,7 @@ impl Ledger {
     /// The user `user_id` as it was at `as_of`; `None` if it did not exist yet.
     pub fn user_as_of(&self, user_id: &str, as_of: AsOf) -> Result<Option<User>> {
         let views = self.subject_as_of(Subject::User(user_id), as_of)?;
-        Ok(views.users.get(user_id).cloned())
+        views.user(user_id)
     }
 
     /// The kdb user as it was at `as_of`; `None` if it did not exist then.
@@ -153,7 +154,7 @@ impl Ledger {
         as_of: AsOf,
     ) -> Result<Option<KxUser>> {
         let views = self.subject_as_of(Subject::KxUser(environment_id, user_name), as_of)?;
-        Ok(views.kx_users.get(&(environment_id.to_owned(), user_name.to_owned())).cloned())
+        views.kx_user(environment_id, user_name)
     }
 
     fn subject_as_of(&self, subject: Subject, as_of: AsOf) -> Result<MemViews> {

@@ -11,6 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::api::page::PageTokens;
 use crate::backend::Backend;
 use crate::core::seal;
+use crate::core::State;
 use crate::credentials::access_key;
 use crate::credentials::keyring::RootKey;
 use crate::error::{Error, Failure, Result};

@@ -7,6 +7,7 @@ use super::settings::{self, KEYRING};
 use super::{guarded, Ledger};
 use crate::core::codec;
 use crate::core::domain::Caller;
+use crate::core::State;
 use crate::core::{Access, Command};
 use crate::credentials::keyring::{Keyring, RootKey};
 use crate::error::{Error, Failure, Result};

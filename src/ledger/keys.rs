@@ -9,6 +9,7 @@ use crate::api::write_op::unexpected;
 use crate::core::domain::{AccessKey, AccessKeyPair, Caller, PrincipalKey};
 use crate::core::idempotency::Response;
 use crate::core::Command;
+use crate::core::State;
 use crate::credentials::access_key;
 use crate::error::{Error, Result, Rule};
 

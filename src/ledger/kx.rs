@@ -9,6 +9,7 @@ use crate::api::validate;
 use crate::api::write_op::{unexpected, written, Write, Written};
 use crate::core::domain::{Caller, KxUser};
 use crate::core::idempotency::Response;
+use crate::core::State;
 use crate::error::{Error, Result, Rule};
 
 impl Ledger {

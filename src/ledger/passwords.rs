@@ -6,6 +6,7 @@ use crate::api::write_op::unexpected;
 use crate::core::domain::{email_key, Caller, User, UserStatus};
 use crate::core::idempotency::Response;
 use crate::core::seal::{self, Purpose};
+use crate::core::State;
 use crate::core::{Command, SIGN_IN_FAILED};
 use crate::credentials::password;
 use crate::error::{Error, Result};

@@ -14,6 +14,9 @@ pub fn kx_count_key(environment_id: &str) -> Vec<u8> {
     [b"kx_users/", environment_id.as_bytes()].concat()
 }
 
+/// The prefix of the keyring's counters in [`crate::views::ViewTree::Counters`].
+pub const DATA_KEYS: &[u8] = b"data_keys/";
+
 /// The key of the current data key's id in [`crate::views::ViewTree::Counters`].
 pub const CURRENT_DATA_KEY: &[u8] = b"data_keys/current";
 

@@ -8,23 +8,20 @@
 use std::collections::BTreeMap;
 
 use crate::core::event::Envelope;
-use crate::core::{self, Views};
+use crate::core::{self, ViewChange, Views};
 use crate::error::Result;
 
 mod keys;
 mod memory;
 mod rows;
+pub mod store;
 
 pub use keys::{
     groups_prefix, history_key, kx_count_key, kx_key, members_prefix, membership_keys, retired_key,
-    subject_prefix, CURRENT_DATA_KEY,
+    subject_prefix, CURRENT_DATA_KEY, DATA_KEYS,
 };
 pub use memory::MemViews;
-pub use rows::{
-    access_key_row, current_data_key_row, email_row, enabled_users_row, group_row, history_row, kx_count_row,
-    kx_user_row, merkle_row, password_row, principal_key_row, retired_data_key_row, temporary_credential_row,
-    user_row, Row,
-};
+pub use rows::{rows, Row, RowChange};
 
 /// A view derived from the log.
 ///
@@ -112,9 +109,9 @@ pub type Rows = BTreeMap<(ViewTree, Vec<u8>), Vec<u8>>;
 /// The live writer, the in-memory fold and rebuild all go through here, so they cannot differ.
 pub fn fold(views: &mut impl Views, envelope: &Envelope) -> Result<()> {
     core::apply(views, &envelope.event, envelope.time_ms)?;
-    views.add_history(history_key(envelope.event.subject(), envelope.seq));
+    views.change(ViewChange::History(envelope.event.subject().into(), envelope.seq));
     if let Some(other) = envelope.event.also_about() {
-        views.add_history(history_key(other, envelope.seq));
+        views.change(ViewChange::History(other.into(), envelope.seq));
     }
     Ok(())
 }

@@ -5,21 +5,17 @@
 //! token records of the requests that carried a clientToken. A request that is refused fails
 //! alone; the rest of its batch commits.
 
-use std::collections::BTreeMap;
-
 use ulid::Ulid;
 
 use crate::backend::{Backend, Changeset, Head, Reads, Tip, ViewChange};
 use crate::core::codec;
-use crate::core::domain::{
-    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
-};
 use crate::core::event::{Envelope, Event};
 use crate::core::idempotency::{self, Response, TokenRecord};
 use crate::core::merkle::Frontier;
 use crate::core::{self, Limits};
 use crate::error::{Error, Failure, Result};
 use crate::views::{self};
+use crate::write::overlay::Overlay;
 use crate::write::writer::WriteRequest;
 
 /// How many times a batch is decided with its reads noted before it is decided for real: each
@@ -43,7 +39,7 @@ pub(super) fn gathered<T>(
         Some(prefetch) => {
             for _ in 0..GATHER_ROUNDS {
                 prefetch.noting(true);
-                probe(&mut Batch::new(backend, prefetch, head, tree.clone()));
+                probe(&mut Batch::new(prefetch, head, tree.clone()));
                 prefetch.noting(false);
                 if !prefetch.fetch_noted()? {
                     break;
@@ -53,56 +49,29 @@ pub(super) fn gathered<T>(
         }
         None => backend,
     };
-    decide(&mut Batch::new(backend, reads, head, tree.clone()))
+    decide(&mut Batch::new(reads, head, tree.clone()))
 }
 
 /// Pending changes of one commit, read through to the backend.
 pub(super) struct Batch<'s> {
-    pub(super) backend: &'s dyn Backend,
     /// Where the decisions read: the backend, or the reads gathered for this attempt.
     pub(super) reads: &'s dyn Reads,
     /// The head after the entries appended so far.
     pub(super) head: Head,
     /// The Merkle tree's frontier after them.
     pub(super) tree: Frontier,
-    pub(super) users: BTreeMap<UserId, User>,
-    pub(super) emails: BTreeMap<String, UserId>,
-    pub(super) enabled_users: Option<u64>,
-    /// `None` marks a kdb user deleted in this batch.
-    pub(super) kx_users: BTreeMap<Vec<u8>, Option<KxUser>>,
-    pub(super) kx_counts: BTreeMap<String, u64>,
-    pub(super) access_keys: BTreeMap<String, Option<AccessKey>>,
-    pub(super) groups: BTreeMap<String, Option<PermissionGroup>>,
-    /// Memberships changed in this batch: (group, user) → member or not.
-    pub(super) memberships: BTreeMap<(String, UserId), bool>,
-    pub(super) passwords: BTreeMap<UserId, String>,
-    pub(super) principal_keys: BTreeMap<String, Option<PrincipalKey>>,
-    pub(super) temporary_credentials: BTreeMap<String, Option<TemporaryCredential>>,
-    pub(super) current_data_key: Option<u32>,
-    pub(super) retired_data_keys: std::collections::BTreeSet<u32>,
+    /// The rows its changes set so far.
+    pub(super) overlay: Overlay,
     pub(super) changes: Changeset,
 }
 
 impl<'s> Batch<'s> {
-    pub(super) fn new(backend: &'s dyn Backend, reads: &'s dyn Reads, head: Head, tree: Frontier) -> Self {
+    pub(super) fn new(reads: &'s dyn Reads, head: Head, tree: Frontier) -> Self {
         Batch {
-            backend,
             reads,
             head,
             tree,
-            users: BTreeMap::new(),
-            emails: BTreeMap::new(),
-            enabled_users: None,
-            kx_users: BTreeMap::new(),
-            kx_counts: BTreeMap::new(),
-            access_keys: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            memberships: BTreeMap::new(),
-            passwords: BTreeMap::new(),
-            current_data_key: None,
-            retired_data_keys: std::collections::BTreeSet::new(),
-            principal_keys: BTreeMap::new(),
-            temporary_credentials: BTreeMap::new(),
+            overlay: Overlay::default(),
             changes: Changeset { base: head, ..Changeset::default() },
         }
     }
@@ -217,10 +186,6 @@ impl<'s> Batch<'s> {
             }
         }
         Ok((purged, next))
-    }
-
-    pub(super) fn change(&mut self, change: ViewChange) {
-        self.changes.views.push(change);
     }
 }
 

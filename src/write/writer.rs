@@ -198,7 +198,7 @@ impl Writer {
         let now_ms = now_ms.max(self.head.time_ms);
         let (mut from, mut total, mut conflicts) = (None, 0, 0);
         loop {
-            let mut batch = Batch::new(backend, backend, self.head, self.tree.clone());
+            let mut batch = Batch::new(backend, self.head, self.tree.clone());
             let (purged, next) = batch.purge_expired_tokens(from.as_deref(), now_ms, chunk)?;
             if let Err(e) = backend.commit(&batch.changes) {
                 match e.failure() {

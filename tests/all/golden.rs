@@ -15,7 +15,12 @@ use common::{TestLedger, SYSTEM};
 use serde_json::{json, Value};
 use user_ledger::audit;
 use user_ledger::backend::{Head, Tip};
-use user_ledger::views::MemViews;
+use user_ledger::core::domain::{
+    AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User,
+};
+use user_ledger::core::State;
+use user_ledger::views::store::all;
+use user_ledger::views::{MemViews, ViewTree};
 use user_ledger::{
     core::codec, wire, Caller, CreateKxUserRequest, CreatePermissionGroupRequest, CreateUserRequest, Ledger,
     UpdateKxUserRequest, UpdatePermissionGroupRequest, UpdateUserRequest,
@@ -43,8 +48,8 @@ fn read_fixture(name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
 fn summary(views: &MemViews, digest: String) -> Value {
     json!({
         "digest": digest,
-        "users": views.users.values().map(wire::to_json).collect::<Vec<_>>(),
-        "kxUsers": views.kx_users.values().map(|u| json!({
+        "users": all::<User>(views, ViewTree::Users).unwrap().iter().map(wire::to_json).collect::<Vec<_>>(),
+        "kxUsers": all::<KxUser>(views, ViewTree::KxUsers).unwrap().iter().map(|u| json!({
             "environmentId": u.environment_id, "userName": u.user_name, "iamRole": u.iam_role,
             "tags": u.tags, "createTime": u.create_time, "updateTime": u.update_time,
         })).collect::<Vec<_>>(),
@@ -54,12 +59,26 @@ fn summary(views: &MemViews, digest: String) -> Value {
 /// The summary of the second fixture: the first's, with access keys, groups and memberships.
 fn groups_summary(views: &MemViews, digest: String) -> Value {
     let mut summary = summary(views, digest);
-    summary["accessKeys"] = json!(views.access_keys.values().collect::<Vec<_>>());
-    summary["permissionGroups"] = json!(views.groups.values().map(wire::to_json).collect::<Vec<_>>());
-    summary["memberships"] = json!(views.memberships.iter().collect::<Vec<_>>());
-    summary["passwordsSet"] = json!(views.passwords.keys().collect::<Vec<_>>());
-    summary["principalKeys"] = json!(views.principal_keys.values().collect::<Vec<_>>());
-    summary["temporaryCredentials"] = json!(views.temporary_credentials.values().collect::<Vec<_>>());
+    let groups = all::<PermissionGroup>(views, ViewTree::Groups).unwrap();
+    let memberships: Vec<(&str, String)> = groups
+        .iter()
+        .flat_map(|g| {
+            views
+                .members_of(&g.permission_group_id)
+                .unwrap()
+                .into_iter()
+                .map(|u| (g.permission_group_id.as_str(), u))
+        })
+        .collect();
+    let passwords: Vec<String> =
+        views.rows_of(ViewTree::Passwords).map(|(key, _)| String::from_utf8(key).unwrap()).collect();
+    summary["accessKeys"] = json!(all::<AccessKey>(views, ViewTree::AccessKeys).unwrap());
+    summary["permissionGroups"] = json!(groups.iter().map(wire::to_json).collect::<Vec<_>>());
+    summary["memberships"] = json!(memberships);
+    summary["passwordsSet"] = json!(passwords);
+    summary["principalKeys"] = json!(all::<PrincipalKey>(views, ViewTree::PrincipalKeys).unwrap());
+    summary["temporaryCredentials"] =
+        json!(all::<TemporaryCredential>(views, ViewTree::TemporaryCredentials).unwrap());
     summary
 }
 

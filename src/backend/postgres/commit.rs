@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::backend::rows;
 use crate::backend::Changeset;
 use crate::core::codec;
 use crate::core::domain::{
@@ -15,6 +14,7 @@ use crate::core::domain::{
 use crate::core::event::Subject;
 use crate::core::idempotency;
 use crate::error::{Error, Result};
+use crate::views::store as rows;
 use crate::views::ViewTree;
 
 /// A string as PostgreSQL's text and jsonb can hold it: U+0000, which neither can, shows as
@@ -180,7 +180,7 @@ impl<'c> Arguments<'c> {
         }
         let mut rows: BTreeMap<(ViewTree, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
         for change in &changes.views {
-            rows.extend(change.rows());
+            rows.extend(crate::views::rows(change));
         }
         for ((view, key), value) in rows {
             args.records.push(value.as_deref().map(|v| record_json(view, &key, v)).transpose()?);

@@ -10,12 +10,12 @@ use tokio_postgres::types::{ToSql, Type};
 use super::commit::{self, to_i64};
 use super::session::{Session, SqlError};
 use super::{schema, PgBackend};
-use crate::backend::rows::RowStore;
 use crate::backend::{moved, Backend, Changeset, Entries, Head, Prefetch, Reads, Tip, Wake};
 use crate::core::codec;
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Failure, Result};
+use crate::views::store::RowStore;
 use crate::views::{subject_prefix, ViewTree};
 
 /// How many rows one read of the log or a view fetches: memory stays bounded whatever the size.
@@ -215,7 +215,7 @@ impl Reads for PgBackend {
     }
 
     fn merkle_node(&self, node: crate::core::merkle::Node) -> Result<Option<crate::core::merkle::Hash>> {
-        crate::backend::rows::merkle_node(self, node)
+        crate::views::store::merkle_node(self, node)
     }
 
     /// One query on the writer's session: the writer reads the tree's frontier so whenever
@@ -235,7 +235,7 @@ impl Reads for PgBackend {
             .iter()
             .zip(&keys)
             .map(|(node, key)| {
-                found.remove(key).map(|value| crate::backend::rows::merkle_hash(*node, value)).transpose()
+                found.remove(key).map(|value| crate::views::store::merkle_hash(*node, value)).transpose()
             })
             .collect()
     }

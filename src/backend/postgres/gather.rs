@@ -10,10 +10,10 @@ use tokio_postgres::types::Type;
 
 use super::contract::decode_token;
 use super::{schema, PgBackend};
-use crate::backend::rows::RowStore;
 use crate::backend::{Prefetch, Reads};
 use crate::core::idempotency::TokenRecord;
 use crate::error::Result;
+use crate::views::store::RowStore;
 use crate::views::ViewTree;
 
 /// The table name `fetch_rows` knows the token records by.
@@ -85,7 +85,7 @@ impl Reads for Gathered<'_> {
     }
 
     fn merkle_node(&self, node: crate::core::merkle::Node) -> Result<Option<crate::core::merkle::Hash>> {
-        crate::backend::rows::merkle_node(self, node)
+        crate::views::store::merkle_node(self, node)
     }
 }
 

@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::rows::RowStore;
 use crate::backend::OpenMode;
 use crate::error::{Error, Failure, Result};
+use crate::views::store::RowStore;
 use crate::views::ViewTree;
 
 pub use location::{Location, LOCK_WAIT};

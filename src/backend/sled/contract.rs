@@ -41,7 +41,7 @@ impl Reads for SledBackend {
     }
 
     fn merkle_node(&self, node: crate::core::merkle::Node) -> Result<Option<crate::core::merkle::Hash>> {
-        crate::backend::rows::merkle_node(self, node)
+        crate::views::store::merkle_node(self, node)
     }
 }
 
@@ -133,7 +133,7 @@ impl Backend for SledBackend {
         }
         // A later change of the same row replaces an earlier one: sled's batch keeps the last.
         for change in &changes.views {
-            for ((view, key), value) in change.rows() {
+            for ((view, key), value) in crate::views::rows(change) {
                 let key = layout::view_key(view, &key);
                 match value {
                     Some(value) => batch.insert(key, value),

@@ -4,8 +4,8 @@
 use std::ops::Bound;
 
 use super::{layout, storage, SledBackend};
-use crate::backend::rows::RowStore;
 use crate::error::{Error, Result};
+use crate::views::store::RowStore;
 use crate::views::ViewTree;
 
 impl SledBackend {

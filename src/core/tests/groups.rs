@@ -3,6 +3,7 @@
 use super::*;
 use crate::core::domain::GroupChanges;
 use crate::error::Failure;
+use crate::views::ViewTree;
 
 #[test]
 fn adding_a_member_twice_or_removing_a_non_member_appends_nothing() {
@@ -48,7 +49,7 @@ fn deleting_a_group_names_and_ends_its_memberships() {
         .then_events(std::slice::from_ref(&deleted));
     let mut after = given.views();
     apply(&mut after, &deleted, 9000).unwrap();
-    assert!(after.groups.is_empty() && after.memberships.is_empty());
+    assert!(after.is_empty(ViewTree::Groups) && after.is_empty(ViewTree::Memberships));
     // A log whose Deleted names other members than the fold has is corrupt.
     let wrong =
         Event::PermissionGroupDeleted { permission_group_id: GROUP.into(), members: vec![ALICE.into()] };

@@ -3,6 +3,7 @@
 use super::*;
 use crate::core::domain::Tags;
 use crate::core::State;
+use crate::views::ViewTree;
 
 const ROLE_A: &str = "arn:aws:iam::123456789012:role/A";
 const ROLE_B: &str = "arn:aws:iam::123456789012:role/B";
@@ -75,8 +76,9 @@ fn kx_delete_frees_the_name_and_the_quota() {
     let freed = Scenario::given(&[kx_created("env1", "bob"), deleted]).limits(limits);
     freed.when(kx_create("env1", "bob")).then_events(&[kx_created("env1", "bob")]);
     let views = freed.views();
-    assert_eq!(views.kx_counts.get("env1"), Some(&0));
-    assert!(views.kx_users.is_empty());
+    assert_eq!(views.kx_users_in("env1").unwrap(), 0);
+    assert_eq!(views.rows_of(ViewTree::Counters).count(), 1, "the environment's counter stays, at zero");
+    assert!(views.is_empty(ViewTree::KxUsers));
 }
 
 #[test]

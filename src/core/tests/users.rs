@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::core::domain::{UserChanges, UserStatus};
+use crate::core::State;
 use crate::error::Failure;
 
 #[test]
@@ -139,7 +140,7 @@ fn apply_keeps_the_timestamps_and_the_enabled_count() {
         Event::Disabled { user_id: BOB.into() },   // t=6000
     ])
     .views();
-    let alice = &state.users[ALICE];
+    let alice = state.user(ALICE).unwrap().unwrap();
     assert_eq!(alice.status, UserStatus::Enabled);
     assert_eq!(alice.create_time, 1000);
     assert_eq!(alice.last_disabled_time, Some(2000));
@@ -148,10 +149,10 @@ fn apply_keeps_the_timestamps_and_the_enabled_count() {
     assert_eq!(alice.last_name.as_deref(), Some("L"));
     assert_eq!(alice.first_name.as_deref(), Some("First"));
     assert_eq!(alice.last_login_time, None);
-    let bob = &state.users[BOB];
+    let bob = state.user(BOB).unwrap().unwrap();
     assert_eq!((bob.create_time, bob.last_enabled_time, bob.last_modified_time), (5000, Some(5000), 6000));
-    assert_eq!(state.emails.get("alice@example.com").map(String::as_str), Some(ALICE));
-    assert_eq!(state.enabled_users, 1);
+    assert_eq!(state.email_owner("alice@example.com").unwrap().as_deref(), Some(ALICE));
+    assert_eq!(state.enabled_users().unwrap(), 1);
 }
 
 #[test]
