@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{moved, Backend, Changeset, Entries, Head, Reads, RowStore, Tip, Wake};
+use super::{moved, Backend, Changeset, Entries, Head, Reads, RowStore, Tip, Wake, Watch};
 use crate::core::codec;
-use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
 use crate::core::Views;
-use crate::error::{Error, Result};
-use crate::views::{subject_prefix, MemViews, ViewTree};
+use crate::error::Result;
+use crate::views::{MemViews, ViewTree};
 
 /// A ledger's state in memory; lost when dropped. Several ledgers may share one (as hosts share
 /// a PostgreSQL database): commits are compare-and-set under one lock, and each ledger is woken
@@ -167,9 +166,8 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn watch(&self, wake: Wake) -> Result<()> {
-        self.wakes.lock().unwrap_or_else(|p| p.into_inner()).push(wake);
-        Ok(())
+    fn watcher(&self) -> Option<&dyn Watch> {
+        Some(self)
     }
 
     fn sync(&self, _head: Head) -> Result<()> {
@@ -189,18 +187,6 @@ impl Backend for MemoryBackend {
 
     fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>> {
         Ok(self.read().log.get(&seq).cloned())
-    }
-
-    fn history(&self, subject: Subject) -> Result<Vec<u64>> {
-        let prefix = subject_prefix(subject);
-        let rows = self.read().views.rows_under(ViewTree::History, &prefix, None, usize::MAX)?;
-        rows.iter()
-            .map(|(key, _)| {
-                key.get(prefix.len()..)
-                    .and_then(codec::seq_of)
-                    .ok_or_else(|| Error::corrupt("corrupt history: key without a seq"))
-            })
-            .collect()
     }
 
     fn token_count(&self) -> Result<u64> {
@@ -228,6 +214,13 @@ impl Backend for MemoryBackend {
 
     fn size_on_disk(&self) -> Result<u64> {
         Ok(0)
+    }
+}
+
+impl Watch for MemoryBackend {
+    fn watch(&self, wake: Wake) -> Result<()> {
+        self.wakes.lock().unwrap_or_else(|p| p.into_inner()).push(wake);
+        Ok(())
     }
 }
 

@@ -8,10 +8,16 @@
 //!
 //! Three implementations: [`sled`] (format 2: one tree, one `apply_batch` per commit; one
 //! process), `postgres` (feature `postgres`: one transaction per commit; any number of hosts) and,
-//! for tests, [`memory`], which keeps the same logical state in maps, may be shared by several
-//! ledgers in one process, and proves the layers above lean on no engine. [`rows`] holds what the
-//! two row stores (sled, PostgreSQL) share: the paged listings.
+//! for tests, [`memory`], which keeps the same canonical rows in a map, may be shared by several
+//! ledgers in one process, and proves the layers above lean on no engine. [`rows`] holds the
+//! paged listings every row store gets from its rows.
 //! `tests/all/conformance.rs` runs one suite of the contract against all three.
+//!
+//! **Small by design.** [`Backend`] asks for twelve methods of its own (settings, the log, the
+//! tip, commit and sync, checkpoints), five of upkeep (rebuild, audit, size) and the four reads of
+//! [`Reads`] and [`RowStore`]; what only one engine can do is a capability it offers or not:
+//! [`SharedWriters`] (PostgreSQL: writers' turns, shared sign-in counts, audit snapshots),
+//! [`LocalDisk`] (sled: free space, the failed-write flag), [`Watch`] and [`Prefetch`].
 //!
 //! **Several writers.** Every [`Changeset`] names the head it was decided against
 //! ([`Changeset::base`]); [`Backend::commit`] applies it only while the log still ends there, else
@@ -19,7 +25,7 @@
 //! Decisions read outside the commit; the compare-and-set validates them (a batch that wrote
 //! nothing is checked against the head before it is answered). Settings are inserted if absent
 //! ([`Backend::insert_meta`]), so every opener agrees; other writers' commits wake subscribers
-//! through [`Backend::watch`].
+//! through [`Watch::watch`].
 //!
 //! Invariant: a backend persists and indexes and decides nothing; a commit is all or nothing, and
 //! nothing here names the layers above it (the handle, the write path, the host).
@@ -150,7 +156,9 @@ pub trait Reads: RowStore {
     /// expired ones).
     fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
     /// The hash of the Merkle tree's complete subtree `node`, if stored.
-    fn merkle_node(&self, node: Node) -> Result<Option<Hash>>;
+    fn merkle_node(&self, node: Node) -> Result<Option<Hash>> {
+        crate::views::store::merkle_node(self, node)
+    }
     /// The hashes of `nodes`, each if stored, in order: a backend whose reads cost a round
     /// trip each reads them at once.
     fn merkle_nodes(&self, nodes: &[Node]) -> Result<Vec<Option<Hash>>> {
@@ -169,22 +177,72 @@ pub trait Prefetch: Reads {
     fn fetch_noted(&self) -> Result<bool>;
 }
 
-/// A database that can hold a ledger. Reads of the views come through [`RowStore`] (and so
-/// [`crate::core::State`]).
+/// What a backend several processes (hosts) write offers (PostgreSQL): then state every host
+/// must share (root credentials, sign-in failures) lives in it, answers it did not write itself
+/// are made durable by a barrier first, and a failed commit leaves nothing behind and no outcome
+/// in doubt, so the ledger goes on writing after one.
+pub trait SharedWriters: Send + Sync {
+    /// Called by the writer before it decides a batch, and [`SharedWriters::end_batch`] after
+    /// its commit: the hosts' writers take turns here, so that a batch decided is not refused
+    /// for a head another host moved meanwhile (the compare-and-set stays the guarantee; this
+    /// only spares the work). Waits a bounded time, then answers [`crate::Failure::Timeout`]
+    /// naming who held the turn. Answers the log's head as of the turn when it read it on the
+    /// way (the writer continues from there), else `None`. A commit made during the turn ends
+    /// it on the backend's side; [`SharedWriters::end_batch`] ends it otherwise.
+    fn begin_batch(&self) -> Result<Option<Head>>;
+    /// Ends what [`SharedWriters::begin_batch`] began; called whatever the batch's outcome.
+    fn end_batch(&self);
+    /// How many sign-ins of `who` (an email key) failed after `since_ms`, as every host sees
+    /// them.
+    fn sign_in_failures(&self, who: &str, since_ms: i64) -> Result<u64>;
+    /// Records a failed sign-in of `who` at `Some(at_ms)`, or forgets its failures after a
+    /// success (`None`).
+    fn note_sign_in(&self, who: &str, failed_at_ms: Option<i64>) -> Result<()>;
+    /// This backend as of one moment, for an audit that reads the log and then the views and
+    /// must see them agree while other hosts write. Reads only; dropped when the audit ends.
+    fn pinned(&self) -> Result<Box<dyn Backend + '_>>;
+}
+
+/// What a backend on a local disk of its own offers (sled).
+pub trait LocalDisk: Send + Sync {
+    /// Called by the writer before it decides each batch: refuses (Failure::DiskFull) when a
+    /// write could meet a full disk, so that the engine never does; nothing has been written
+    /// and nothing is poisoned.
+    fn check_space(&self) -> Result<()>;
+    /// Called by the writer once, when a commit or a sync failed (or a read inside one): the
+    /// ledger writes nothing more through this backend. A failed batch may have left part of
+    /// itself behind, so this is recorded durably and reported on the next open until a
+    /// rebuild syncs again.
+    fn write_failed(&self);
+}
+
+/// A backend that hears of commits other writers make (PostgreSQL's hosts, ledgers sharing one
+/// memory backend in tests).
+pub trait Watch {
+    /// Asks to be told of commits other writers make: `wake(seq)` with the head's seq, from any
+    /// thread, soon after each (a wake-up, not the truth: subscribers then read the log from
+    /// the seq they reached). Called once, on open.
+    fn watch(&self, wake: Wake) -> Result<()>;
+}
+
+/// A database that can hold a ledger: twelve methods of its own, the reads of [`Reads`], and
+/// the capabilities only some engines have ([`SharedWriters`], [`LocalDisk`], [`Watch`],
+/// [`Prefetch`]), each offered or not. Reads of the views come through [`RowStore`] (and so
+/// [`crate::core::State`] and [`Listings`]).
 ///
 /// **Who calls what.** One process may hold many handles on one backend, but within a process
-/// only the writer thread (`write/`) calls [`Backend::commit`], [`Backend::sync`] and
-/// [`Backend::write_failed`], one call at a time; opening calls the settings methods before the
-/// writer starts; rebuild calls [`Backend::set_tip`] and [`Backend::replace_view`] holding the
-/// writer's lock; every other method is a read and may be called from any thread at any time,
-/// concurrently with a commit. Several processes (hosts) may share one backend when it says so
-/// (PostgreSQL); then nothing may be assumed about what the others do between two calls.
+/// only the writer thread (`write/`) calls [`Backend::commit`] and [`Backend::sync`], one call
+/// at a time; opening calls the settings methods before the writer starts; rebuild calls
+/// [`Backend::set_tip`] and [`Backend::replace_view`] holding the writer's lock; every other
+/// method is a read and may be called from any thread at any time, concurrently with a commit.
+/// Several processes (hosts) may share one backend when it offers [`SharedWriters`]; then
+/// nothing may be assumed about what the others do between two calls.
 ///
 /// **Atomic** means a reader, here or on another host, sees all of a commit or none of it, and a
 /// crash leaves all or none of it. **Ordered** means in ascending key order (seq for the log,
 /// canonical key bytes for views and tokens). Every error names what failed (file, table, key or
 /// seq) and keeps its [`crate::Failure`].
-pub trait Backend: Reads + Listings + Send + Sync {
+pub trait Backend: Reads + Send + Sync {
     /// A setting (page secret, identity, environment id) by name; `None` if never stored.
     fn meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `value` under `name` unless a value is stored already, durably, and returns the
@@ -207,10 +265,6 @@ pub trait Backend: Reads + Listings + Send + Sync {
     fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>>;
     /// The head of the log and the seq the views are folded up to, as last committed.
     fn tip(&self) -> Result<Tip>;
-    /// Records the tip, outside any commit: a rebuild's start and end, under the writer's lock.
-    fn set_tip(&self, tip: Tip) -> Result<()>;
-    /// The seq of the last log entry (0 for an empty log), read from the log itself.
-    fn last_seq(&self) -> Result<u64>;
     /// Applies `changes` atomically, if the log's head is still `changes.base`: the log rows,
     /// view changes (in order, a later one winning), token records and the tip. When the head
     /// moved (another writer committed) it writes nothing and answers
@@ -223,80 +277,17 @@ pub trait Backend: Reads + Listings + Send + Sync {
     /// (a retry's stored answer may be another host's doubtful commit), and by the flusher. A
     /// backend whose commits are durable when they return does nothing for its own.
     fn sync(&self, head: Head) -> Result<()>;
-    /// Called by the writer once, when a commit or a sync failed (or a read inside one): the
-    /// ledger writes nothing more through this backend. A backend that cannot promise that a
-    /// failed batch left nothing behind records so durably, and reports it on the next open
-    /// until a rebuild syncs again; one whose commits are all-or-nothing does nothing.
-    fn write_failed(&self) {}
-    /// Called by the writer before it decides a batch, and [`Backend::end_batch`] after its
-    /// commit: a backend several hosts write may make their writers take turns here, so that a
-    /// batch decided is not refused for a head another host moved meanwhile (the compare-and-set
-    /// stays the guarantee; this only spares the work). Waits a bounded time, then answers
-    /// [`crate::Failure::Timeout`] naming who held the turn. Answers the log's head as of the
-    /// turn when it read it on the way (the writer continues from there), else `None`. A
-    /// commit made during the turn ends it on the backend's side; [`Backend::end_batch`] ends it
-    /// otherwise. A backend only this process writes does nothing and answers `None`.
-    fn begin_batch(&self) -> Result<Option<Head>> {
-        Ok(None)
-    }
-    /// Called by the writer before it decides each batch attempt: a backend whose reads cost a
-    /// round trip each may answer a [`Prefetch`] through which the attempt reads, so that the
-    /// batch's reads are made at once. Valid for that attempt only (the writer drops it before
-    /// the next); `None` (the default): the attempt reads the backend itself.
-    fn prefetch(&self) -> Option<Box<dyn Prefetch + '_>> {
-        None
-    }
-    /// Ends what [`Backend::begin_batch`] began; called whatever the batch's outcome.
-    fn end_batch(&self) {}
-    /// Whether the ledger may go on writing after a commit or sync of this backend failed:
-    /// true for one whose failed commits leave nothing behind and whose outcome is never in
-    /// doubt once answered (PostgreSQL); false (the writer stops until a reopen) otherwise.
-    fn recovers(&self) -> bool {
-        false
-    }
-    /// Called by the writer before it decides each batch: refuses (Failure::DiskFull) when a
-    /// write could meet a full disk, so that the engine never does; nothing has been written and
-    /// nothing is poisoned. A backend with no local disk of its own answers Ok.
-    fn check_space(&self) -> Result<()> {
-        Ok(())
-    }
-    /// Asks to be told of commits other writers make: `wake(seq)` with the head's seq, from any
-    /// thread, soon after each (a wake-up, not the truth: subscribers then read the log from the
-    /// seq they reached). Called once, on open. A backend only this process writes has nothing
-    /// to tell (this process's writer wakes its subscribers itself) and does nothing.
-    fn watch(&self, wake: Wake) -> Result<()> {
-        let _ = wake;
-        Ok(())
-    }
-    /// Whether other processes (hosts) may write this backend too: then state every host must
-    /// share (root credentials, sign-in failures) lives in it, not beside it.
-    fn is_shared(&self) -> bool {
-        false
-    }
-    /// How many sign-ins of `who` (an email key) failed after `since_ms`, as every host sees
-    /// them; `None` from a backend that keeps none (only this process writes it, and the ledger
-    /// counts in memory).
-    fn sign_in_failures(&self, who: &str, since_ms: i64) -> Result<Option<u64>> {
-        let _ = (who, since_ms);
-        Ok(None)
-    }
-    /// Records a failed sign-in of `who` at `Some(at_ms)`, or forgets its failures after a
-    /// success (`None`); `false` from a backend that keeps none.
-    fn note_sign_in(&self, who: &str, failed_at_ms: Option<i64>) -> Result<bool> {
-        let _ = (who, failed_at_ms);
-        Ok(false)
-    }
     /// The log from `from_seq` on, undecoded, ordered; a cursor, never the whole log in memory.
     fn log(&self, from_seq: u64) -> Entries<'_>;
     /// The sealed bytes of the log entry at `seq`.
     fn log_entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
-    /// The seqs of the events about `subject`, ordered.
-    fn history(&self, subject: Subject) -> Result<Vec<u64>>;
-    /// How many token records are stored.
-    fn token_count(&self) -> Result<u64>;
-    /// How many records `view` holds.
-    fn view_len(&self, view: ViewTree) -> Result<u64>;
-    /// The rows of `view` in canonical form and order, for comparison with a fold of the log.
+
+    /// Records the tip, outside any commit: a rebuild's start and end, under the writer's lock.
+    fn set_tip(&self, tip: Tip) -> Result<()>;
+    /// The seq of the last log entry (0 for an empty log), read from the log itself.
+    fn last_seq(&self) -> Result<u64>;
+    /// The rows of `view` in canonical form and order, for comparison with a fold of the log;
+    /// a cursor.
     fn view_rows(&self, view: ViewTree) -> Entries<'_>;
     /// Makes `view` hold exactly `rows` (canonical, in key order: a rebuild); writes as little
     /// as it can.
@@ -305,12 +296,65 @@ pub trait Backend: Reads + Listings + Send + Sync {
         view: ViewTree,
         rows: &mut dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     ) -> Result<()>;
-    /// This backend as of one moment, for an audit that reads the log and then the views and
-    /// must see them agree: `None` from a backend only this process writes (the writer's lock,
-    /// which audits hold, keeps it still). Reads only; the copy is dropped when the audit ends.
-    fn pinned(&self) -> Result<Option<Box<dyn Backend + '_>>> {
-        Ok(None)
-    }
     /// Bytes the database uses on disk.
     fn size_on_disk(&self) -> Result<u64>;
+
+    /// The seqs of the events about `subject`, ordered. An engine may answer it faster than
+    /// this reading of the history rows.
+    fn history(&self, subject: Subject) -> Result<Vec<u64>> {
+        let prefix = crate::views::subject_prefix(subject);
+        let rows = self.rows_under(ViewTree::History, &prefix, None, usize::MAX)?;
+        rows.iter()
+            .map(|(key, _)| {
+                key.get(prefix.len()..).and_then(crate::core::codec::seq_of).ok_or_else(|| {
+                    crate::error::Error::corrupt(format_args!(
+                        "corrupt history: key {} holds no seq",
+                        String::from_utf8_lossy(key).replace('\0', "/")
+                    ))
+                })
+            })
+            .collect()
+    }
+    /// How many records `view` holds. An engine may count faster than this reading of them.
+    fn view_len(&self, view: ViewTree) -> Result<u64> {
+        let mut count = 0;
+        for row in self.view_rows(view) {
+            row?;
+            count += 1;
+        }
+        Ok(count)
+    }
+    /// How many token records are stored. An engine may count faster than this paging.
+    fn token_count(&self) -> Result<u64> {
+        let (mut count, mut after) = (0, None);
+        loop {
+            let page = self.tokens_after(after.as_deref(), 1024)?;
+            count += page.len() as u64;
+            match page.into_iter().last() {
+                Some((key, _)) => after = Some(key),
+                None => return Ok(count),
+            }
+        }
+    }
+
+    /// What this backend offers as one several hosts write; `None`: only this process writes it.
+    fn shared(&self) -> Option<&dyn SharedWriters> {
+        None
+    }
+    /// What this backend offers as one on a local disk of its own; `None`: it has none.
+    fn local_disk(&self) -> Option<&dyn LocalDisk> {
+        None
+    }
+    /// How this backend tells of other writers' commits; `None`: nobody else writes it (this
+    /// process's writer wakes its subscribers itself).
+    fn watcher(&self) -> Option<&dyn Watch> {
+        None
+    }
+    /// Called by the writer before it decides each batch attempt: a backend whose reads cost a
+    /// round trip each may answer a [`Prefetch`] through which the attempt reads, so that the
+    /// batch's reads are made at once. Valid for that attempt only (the writer drops it before
+    /// the next); `None`: the attempt reads the backend itself.
+    fn prefetch(&self) -> Option<Box<dyn Prefetch + '_>> {
+        None
+    }
 }

@@ -80,7 +80,7 @@ impl Ledger {
     fn still<T>(&self, audit: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
         let shared = &self.inner.shared;
         let _writer = shared.lock_writer();
-        let pinned = shared.backend.pinned()?;
+        let pinned = shared.backend.shared().map(|s| s.pinned()).transpose()?;
         audit(pinned.as_deref().unwrap_or(shared.backend.as_ref()))
     }
 

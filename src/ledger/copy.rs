@@ -297,13 +297,18 @@ fn copy_log(
             chunk.push((sealed, bytes));
         }
         if !chunk.is_empty() {
-            let turn = guarded(|| dst.begin_batch());
+            let turn = match dst.shared() {
+                Some(shared) => guarded(|| shared.begin_batch()),
+                None => Ok(None),
+            };
             let appended = match turn {
                 Ok(Some(moved)) if moved != head => Err(moved),
                 Ok(_) => Ok(guarded(|| append(dst, head, &mut tree, &chunk))),
                 Err(e) => Ok(Err(e)),
             };
-            dst.end_batch();
+            if let Some(shared) = dst.shared() {
+                shared.end_batch();
+            }
             match appended {
                 Ok(done) => head = done?,
                 Err(moved) => {

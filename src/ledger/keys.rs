@@ -6,6 +6,7 @@ use crate::api::request::validate_user_id;
 use crate::api::request::{ProgrammaticCredentials, TemporaryCredentials};
 use crate::api::validate;
 use crate::api::write_op::unexpected;
+use crate::backend::Listings;
 use crate::core::domain::{AccessKey, AccessKeyPair, Caller, PrincipalKey};
 use crate::core::idempotency::Response;
 use crate::core::Command;

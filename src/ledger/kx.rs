@@ -7,6 +7,7 @@ use crate::api::request::{
 };
 use crate::api::validate;
 use crate::api::write_op::{unexpected, written, Write, Written};
+use crate::backend::Listings;
 use crate::core::domain::{Caller, KxUser};
 use crate::core::idempotency::Response;
 use crate::core::State;

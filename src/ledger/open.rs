@@ -101,11 +101,12 @@ impl Ledger {
         Ok(report.head)
     }
 
-    /// Opens a ledger on `backend` (for example the in-memory one of the tests); `config.path`
-    /// only names it in messages.
+    /// Opens a ledger on a backend the caller opened (an engine of its own, or the in-memory one
+    /// of the tests): `config.path` only names it in messages, and the settings that open an
+    /// engine (mode, cache, marks) are the caller's to have applied. Public with the `whitebox`
+    /// feature, which makes the seam ([`crate::backend`]) public.
     #[cfg(feature = "whitebox")]
-    #[doc(hidden)]
-    pub fn open_backend(backend: Arc<dyn Backend>, config: Config) -> Result<Ledger> {
+    pub fn open_with(backend: Arc<dyn Backend>, config: Config) -> Result<Ledger> {
         config.validate()?;
         Self::start(backend, config, None, vec![], None)
     }
@@ -203,7 +204,9 @@ impl Ledger {
         };
         // Commits of other writers (other hosts on a shared backend) wake subscribers too.
         let published = shared.published.clone();
-        shared.backend.watch(Arc::new(move |seq| published.publish(seq)))?;
+        if let Some(watcher) = shared.backend.watcher() {
+            watcher.watch(Arc::new(move |seq| published.publish(seq)))?;
+        }
         let pipeline = Pipeline::start(shared.clone(), config.queue_capacity, config.max_batch)?;
         Ok(Ledger {
             inner: Arc::new(Inner {

@@ -106,17 +106,19 @@ impl Ledger {
     /// Whether `key` may try to sign in now: fewer failures than allowed within the window, as
     /// every host counts them on a shared backend, else as this process does.
     fn sign_in_allowed(&self, key: &str, now: i64) -> Result<bool> {
-        let backend = &self.inner.shared.backend;
-        Ok(match backend.sign_in_failures(key, now - password::FAILURE_WINDOW_MS)? {
-            Some(failures) => failures < password::MAX_FAILURES as u64,
+        Ok(match self.inner.shared.backend.shared() {
+            Some(shared) => {
+                shared.sign_in_failures(key, now - password::FAILURE_WINDOW_MS)?
+                    < password::MAX_FAILURES as u64
+            }
             None => self.inner.sign_ins.allows(key, now),
         })
     }
 
     /// Records a failed sign-in (`Some(now)`) or a success (`None`) where failures are counted.
     fn note_sign_in(&self, key: &str, failed_at: Option<i64>) -> Result<()> {
-        if self.inner.shared.backend.note_sign_in(key, failed_at)? {
-            return Ok(());
+        if let Some(shared) = self.inner.shared.backend.shared() {
+            return shared.note_sign_in(key, failed_at);
         }
         match failed_at {
             Some(now) => self.inner.sign_ins.failed(key, now),

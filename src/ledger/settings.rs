@@ -136,7 +136,7 @@ pub fn data_keys(
             return Ok((BTreeMap::from([(0, secret)]), Some(warning.to_owned())));
         }
         // Several hosts share it, and its backups: a new one never keeps a secret in the clear.
-        if backend.is_shared() {
+        if backend.shared().is_some() {
             return Err(Error::failed(
                 Failure::Config,
                 "a new ledger on PostgreSQL needs a root key, which wraps its data keys: give \

@@ -6,6 +6,7 @@ use crate::api::request::{
 };
 use crate::api::validate;
 use crate::api::write_op::{unexpected, Write, Written};
+use crate::backend::Listings;
 use crate::core::domain::{Caller, User};
 use crate::core::State;
 use crate::error::{Error, Result};

@@ -21,7 +21,7 @@ pub use keys::{
     subject_prefix, CURRENT_DATA_KEY, DATA_KEYS,
 };
 pub use memory::MemViews;
-pub use rows::{rows, Row, RowChange};
+pub use rows::{rows, Row};
 
 /// A view derived from the log.
 ///

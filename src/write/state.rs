@@ -183,7 +183,7 @@ impl WriteState {
     /// it (a checkpoint another commit recorded, whose wait for a standby may have been
     /// cancelled): a barrier on a shared backend; nothing on a backend this process alone writes.
     pub fn make_durable(&self) -> Result<()> {
-        if !self.backend.is_shared() {
+        if self.backend.shared().is_none() {
             return Ok(());
         }
         self.sync(self.head()?)
@@ -214,13 +214,15 @@ impl WriteState {
     /// After a failed commit or sync (`e`): no more writes until a reopen, the backend told, and
     /// `e` with what happens now; unless the backend recovers by itself.
     fn stop_writing(&self, e: Error) -> Error {
-        if self.backend.recovers() {
+        if self.backend.shared().is_some() {
             // All or nothing, and a later commit compares and sets the head: the next batch
             // simply tries again (a server back after a restart serves without a reopen).
             return e;
         }
         self.poisoned.store(true, Ordering::SeqCst);
-        self.backend.write_failed();
+        if let Some(disk) = self.backend.local_disk() {
+            disk.write_failed();
+        }
         Error::failed(
             e.failure().unwrap_or(Failure::Io),
             format_args!(
@@ -236,7 +238,7 @@ impl WriteState {
         if let Err(e) = self.refuse_writes() {
             return all(e);
         }
-        if let Err(e) = self.backend.check_space() {
+        if let Err(e) = self.backend.local_disk().map_or(Ok(()), |disk| disk.check_space()) {
             return all(e);
         }
         let mut writer = self.lock_writer();
@@ -252,7 +254,9 @@ impl WriteState {
             // The engine refused what one request brought (a value it cannot store) and wrote
             // nothing: each request alone, so that one caller's value fails only its own write.
             Err(e)
-                if requests.len() > 1 && self.backend.recovers() && e.failure() == Some(Failure::Other) =>
+                if requests.len() > 1
+                    && self.backend.shared().is_some()
+                    && e.failure() == Some(Failure::Other) =>
             {
                 drop(writer);
                 return requests.iter().flat_map(|r| self.write_batch(std::slice::from_ref(r))).collect();
@@ -267,7 +271,7 @@ impl WriteState {
         // only once that is durable too: on a shared backend it may be on a primary alone (a
         // commit whose wait for the standby was cancelled, or whose answer was lost).
         let answered = committed.results.iter().any(Result::is_ok);
-        let must_sync = committed.wrote || (answered && self.backend.is_shared());
+        let must_sync = committed.wrote || (answered && self.backend.shared().is_some());
         if must_sync && self.immediate() {
             let started = Instant::now();
             if let Err(e) = self.sync(writer.head()) {

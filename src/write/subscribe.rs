@@ -119,7 +119,7 @@ impl Subscription {
         loop {
             match self.read_once() {
                 Err(e)
-                    if self.shared.backend.recovers()
+                    if self.shared.backend.shared().is_some()
                         && matches!(e.failure(), Some(Failure::Io | Failure::Timeout))
                         && started.elapsed() < RESUME_WAIT =>
                 {

@@ -77,7 +77,10 @@ impl Writer {
         requests: &[WriteRequest],
         kept: Head,
     ) -> Result<Committed> {
-        let turn = backend.begin_batch()?;
+        let turn = match backend.shared() {
+            Some(shared) => shared.begin_batch()?,
+            None => None,
+        };
         let mut decide_and_commit = || {
             if let Some(head) = turn.filter(|head| *head != self.head) {
                 check_extends(backend, head, kept)?;
@@ -99,7 +102,9 @@ impl Writer {
             ))
         };
         let committed = decide_and_commit();
-        backend.end_batch();
+        if let Some(shared) = backend.shared() {
+            shared.end_batch();
+        }
         committed
     }
 

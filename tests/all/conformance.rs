@@ -237,7 +237,7 @@ fn two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule(kind: Kind
         let config = Config::new(format!("{kind:?}"))
             .clock(user_ledger::ManualClock::new(T0))
             .root_key(user_ledger::RootKey::new([0x5a; 32]));
-        Ledger::open_backend(backend.clone(), config).unwrap()
+        Ledger::open_with(backend.clone(), config).unwrap()
     };
     let (a, b) = (open(), open());
     assert_eq!(a.environment_id(), b.environment_id(), "{kind:?}: one set of settings");

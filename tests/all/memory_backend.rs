@@ -14,7 +14,7 @@ use user_ledger::{Config, CreateUserRequest, Event, Ledger, Subject};
 fn on(backend: &Arc<MemoryBackend>) -> Ledger {
     let clock = user_ledger::ManualClock::new(T0);
     let backend: Arc<dyn Backend> = backend.clone();
-    Ledger::open_backend(backend, Config::new("memory").clock(clock)).unwrap()
+    Ledger::open_with(backend, Config::new("memory").clock(clock)).unwrap()
 }
 
 #[test]

@@ -10,7 +10,9 @@ use tokio_postgres::types::{ToSql, Type};
 use super::commit::{self, to_i64};
 use super::session::{Session, SqlError};
 use super::{schema, PgBackend};
-use crate::backend::{moved, Backend, Changeset, Entries, Head, Prefetch, Reads, Tip, Wake};
+use crate::backend::{
+    moved, Backend, Changeset, Entries, Head, Prefetch, Reads, SharedWriters, Tip, Wake, Watch,
+};
 use crate::core::codec;
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
@@ -411,96 +413,16 @@ impl Backend for PgBackend {
         Ok(())
     }
 
-    fn is_shared(&self) -> bool {
-        true
+    fn shared(&self) -> Option<&dyn SharedWriters> {
+        Some(self)
     }
 
-    fn recovers(&self) -> bool {
-        true
-    }
-
-    /// The writers of every host take turns through the tip row, locked `FOR UPDATE` in the
-    /// transaction the writer's session opens here and ends at its commit (or `end_batch`):
-    /// only the ledger's own role can lock it, and a wait past [`super::LOCK_WAIT`] names the
-    /// sessions holding it. A lost session loses the turn with it (the server frees the row).
-    /// The head comes back with the turn.
-    fn begin_batch(&self) -> Result<Option<Head>> {
-        // Writers of this process share the session: they take turns here first.
-        self.turns.take()?;
-        let sql = format!(
-            "BEGIN; SELECT head_seq, encode(head_hash, 'base64'), head_time_ms FROM {} FOR UPDATE",
-            self.t("tip")
-        );
-        let taken = self.on_session("waiting for a turn", |c| c.simple_query(&sql)).and_then(|taken| {
-            self.in_turn.store(true, Ordering::SeqCst);
-            let messages = taken.map_err(|e| self.failed("waiting for a turn", e))?;
-            let row = messages
-                .iter()
-                .find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-                    _ => None,
-                })
-                .ok_or_else(|| Error::corrupt(format_args!("{}: the tip row is missing", self.t("tip"))))?;
-            let field = |n: usize| row.get(n).unwrap_or_default();
-            let bad = |what: &str| Error::corrupt(format_args!("{}: {what} does not read", self.t("tip")));
-            let hash = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, field(1))
-                .map_err(|_| bad("head_hash"))?;
-            let seq = field(0).parse::<i64>().map_err(|_| bad("head_seq"))?;
-            let time = field(2).parse::<i64>().map_err(|_| bad("head_time_ms"))?;
-            Ok(Some(head_of(seq, hash, time)?))
-        });
-        if taken.is_err() {
-            self.end_batch();
-        }
-        taken
-    }
-
-    fn end_batch(&self) {
-        if self.in_turn.swap(false, Ordering::SeqCst) {
-            self.end_turn();
-        }
-        self.turns.give_back();
+    fn watcher(&self) -> Option<&dyn Watch> {
+        Some(self)
     }
 
     fn prefetch(&self) -> Option<Box<dyn Prefetch + '_>> {
         Some(Box::new(super::gather::Gathered::new(self)))
-    }
-
-    fn sign_in_failures(&self, who: &str, since_ms: i64) -> Result<Option<u64>> {
-        let sql = format!(
-            "SELECT count(*) FROM {} WHERE email_key = $1 AND at_ms > $2",
-            self.t("sign_in_failures")
-        );
-        let row = self
-            .client()?
-            .query_one(&sql, &[&who, &since_ms])
-            .map_err(|e| self.failed("reading sign-ins", e))?;
-        Ok(Some(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
-    }
-
-    fn note_sign_in(&self, who: &str, failed_at_ms: Option<i64>) -> Result<bool> {
-        let table = self.t("sign_in_failures");
-        let mut client = self.client()?;
-        let done = match failed_at_ms {
-            // Failures that left every window are dropped as new ones come.
-            Some(at_ms) => {
-                let window = at_ms - crate::credentials::password::FAILURE_WINDOW_MS;
-                let stale = format!("DELETE FROM {table} WHERE email_key = $1 AND at_ms <= $2");
-                client.execute(&stale, &[&who, &window]).and_then(|_| {
-                    client.execute(
-                        &format!("INSERT INTO {table} (email_key, at_ms) VALUES ($1, $2)"),
-                        &[&who, &at_ms],
-                    )
-                })
-            }
-            None => client.execute(&format!("DELETE FROM {table} WHERE email_key = $1"), &[&who]),
-        };
-        done.map_err(|e| self.failed("recording a sign-in", e))?;
-        Ok(true)
-    }
-
-    fn watch(&self, wake: Wake) -> Result<()> {
-        super::listen::spawn(self.location.clone(), self.channel.clone(), self.closed.clone(), wake)
     }
 
     /// The readable columns (`kind`, `subject`) are compared with the sealed entry: one that
@@ -633,10 +555,6 @@ impl Backend for PgBackend {
         flush(&mut changes)
     }
 
-    fn pinned(&self) -> Result<Option<Box<dyn Backend + '_>>> {
-        Ok(Some(Box::new(self.pin()?)))
-    }
-
     fn size_on_disk(&self) -> Result<u64> {
         let sql = "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
                    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'";
@@ -664,4 +582,92 @@ fn cancelled_wait(doing: &str) -> Error {
              failover, so it is not acknowledged; retry (with the same clientToken)"
         ),
     )
+}
+
+impl SharedWriters for PgBackend {
+    /// The writers of every host take turns through the tip row, locked `FOR UPDATE` in the
+    /// transaction the writer's session opens here and ends at its commit (or `end_batch`):
+    /// only the ledger's own role can lock it, and a wait past [`super::LOCK_WAIT`] names the
+    /// sessions holding it. A lost session loses the turn with it (the server frees the row).
+    /// The head comes back with the turn.
+    fn begin_batch(&self) -> Result<Option<Head>> {
+        // Writers of this process share the session: they take turns here first.
+        self.turns.take()?;
+        let sql = format!(
+            "BEGIN; SELECT head_seq, encode(head_hash, 'base64'), head_time_ms FROM {} FOR UPDATE",
+            self.t("tip")
+        );
+        let taken = self.on_session("waiting for a turn", |c| c.simple_query(&sql)).and_then(|taken| {
+            self.in_turn.store(true, Ordering::SeqCst);
+            let messages = taken.map_err(|e| self.failed("waiting for a turn", e))?;
+            let row = messages
+                .iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+                    _ => None,
+                })
+                .ok_or_else(|| Error::corrupt(format_args!("{}: the tip row is missing", self.t("tip"))))?;
+            let field = |n: usize| row.get(n).unwrap_or_default();
+            let bad = |what: &str| Error::corrupt(format_args!("{}: {what} does not read", self.t("tip")));
+            let hash = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, field(1))
+                .map_err(|_| bad("head_hash"))?;
+            let seq = field(0).parse::<i64>().map_err(|_| bad("head_seq"))?;
+            let time = field(2).parse::<i64>().map_err(|_| bad("head_time_ms"))?;
+            Ok(Some(head_of(seq, hash, time)?))
+        });
+        if taken.is_err() {
+            self.end_batch();
+        }
+        taken
+    }
+
+    fn end_batch(&self) {
+        if self.in_turn.swap(false, Ordering::SeqCst) {
+            self.end_turn();
+        }
+        self.turns.give_back();
+    }
+
+    fn sign_in_failures(&self, who: &str, since_ms: i64) -> Result<u64> {
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE email_key = $1 AND at_ms > $2",
+            self.t("sign_in_failures")
+        );
+        let row = self
+            .client()?
+            .query_one(&sql, &[&who, &since_ms])
+            .map_err(|e| self.failed("reading sign-ins", e))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    fn note_sign_in(&self, who: &str, failed_at_ms: Option<i64>) -> Result<()> {
+        let table = self.t("sign_in_failures");
+        let mut client = self.client()?;
+        let done = match failed_at_ms {
+            // Failures that left every window are dropped as new ones come.
+            Some(at_ms) => {
+                let window = at_ms - crate::credentials::password::FAILURE_WINDOW_MS;
+                let stale = format!("DELETE FROM {table} WHERE email_key = $1 AND at_ms <= $2");
+                client.execute(&stale, &[&who, &window]).and_then(|_| {
+                    client.execute(
+                        &format!("INSERT INTO {table} (email_key, at_ms) VALUES ($1, $2)"),
+                        &[&who, &at_ms],
+                    )
+                })
+            }
+            None => client.execute(&format!("DELETE FROM {table} WHERE email_key = $1"), &[&who]),
+        };
+        done.map_err(|e| self.failed("recording a sign-in", e))?;
+        Ok(())
+    }
+
+    fn pinned(&self) -> Result<Box<dyn Backend + '_>> {
+        Ok(Box::new(self.pin()?))
+    }
+}
+
+impl Watch for PgBackend {
+    fn watch(&self, wake: Wake) -> Result<()> {
+        super::listen::spawn(self.location.clone(), self.channel.clone(), self.closed.clone(), wake)
+    }
 }

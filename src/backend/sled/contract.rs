@@ -8,7 +8,7 @@ use ::sled::Batch;
 use super::mark::{Mark, MarkFile};
 use super::reads::log_seq;
 use super::{layout, storage, SledBackend};
-use crate::backend::{moved, Backend, Changeset, Entries, Head, Reads, Tip};
+use crate::backend::{moved, Backend, Changeset, Entries, Head, LocalDisk, Reads, Tip};
 use crate::core::codec;
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
@@ -167,43 +167,8 @@ impl Backend for SledBackend {
         }
     }
 
-    fn check_space(&self) -> Result<()> {
-        let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
-        if reserve == 0 {
-            return Ok(());
-        }
-        let free = fs2::available_space(&self.dir.path).map_err(|e| {
-            Error::failed(
-                Failure::Io,
-                format_args!("cannot read the free space of {}: {e}", self.path.display()),
-            )
-        })?;
-        if free >= reserve {
-            return Ok(());
-        }
-        Err(Error::failed(
-            Failure::DiskFull,
-            format_args!(
-                "the disk holding {} has {} KiB free, below the ledger's reserve of {} KiB (--disk-reserve-mib, \
-                 Config::disk_reserve); nothing was written: free some space and retry",
-                self.path.display(),
-                free / 1024,
-                reserve / 1024
-            ),
-        ))
-    }
-
-    /// sled 0.34 applies a batch key by key and writes its I/O buffers in the background, so a
-    /// failed write may leave part of a batch in memory and, later, on disk. The mark records
-    /// the failure (its slot overwrites bytes the file has, so a full disk does not stop it) and
-    /// nothing is flushed again, not even on drop.
-    fn write_failed(&self) {
-        if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
-        // If even this fails, the open after it cannot know; the error that got here is reported.
-        let _ = mark.as_mut().map(MarkFile::record_failure);
+    fn local_disk(&self) -> Option<&dyn LocalDisk> {
+        Some(self)
     }
 
     fn log(&self, from_seq: u64) -> Entries<'_> {
@@ -264,4 +229,45 @@ fn checkpoint_size(key: &[u8]) -> Result<u64> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| crate::error::Error::corrupt("corrupt checkpoints: a key of the wrong length"))?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+impl LocalDisk for SledBackend {
+    fn check_space(&self) -> Result<()> {
+        let reserve = self.reserve.load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let free = fs2::available_space(&self.dir.path).map_err(|e| {
+            Error::failed(
+                Failure::Io,
+                format_args!("cannot read the free space of {}: {e}", self.path.display()),
+            )
+        })?;
+        if free >= reserve {
+            return Ok(());
+        }
+        Err(Error::failed(
+            Failure::DiskFull,
+            format_args!(
+                "the disk holding {} has {} KiB free, below the ledger's reserve of {} KiB (--disk-reserve-mib, \
+                 Config::disk_reserve); nothing was written: free some space and retry",
+                self.path.display(),
+                free / 1024,
+                reserve / 1024
+            ),
+        ))
+    }
+
+    /// sled 0.34 applies a batch key by key and writes its I/O buffers in the background, so a
+    /// failed write may leave part of a batch in memory and, later, on disk. The mark records
+    /// the failure (its slot overwrites bytes the file has, so a full disk does not stop it) and
+    /// nothing is flushed again, not even on drop.
+    fn write_failed(&self) {
+        if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let mut mark = self.mark.lock().unwrap_or_else(|p| p.into_inner());
+        // If even this fails, the open after it cannot know; the error that got here is reported.
+        let _ = mark.as_mut().map(MarkFile::record_failure);
+    }
 }

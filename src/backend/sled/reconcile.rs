@@ -7,7 +7,7 @@ use std::ops::Bound;
 use ::sled::Batch;
 
 use super::{layout, storage, SledBackend};
-use crate::backend::Backend;
+use crate::backend::LocalDisk;
 use crate::error::Result;
 use crate::views::ViewTree;
 

@@ -53,7 +53,7 @@ impl TestLedger {
         let backend = std::sync::Arc::new(user_ledger::backend::memory::MemoryBackend::new());
         let config = Config::new(dir.path().join("memory")).clock(clock.clone()).fold_memory(FOLD_MEMORY);
         let config = configure(config);
-        let ledger = Ledger::open_backend(backend, config).unwrap();
+        let ledger = Ledger::open_with(backend, config).unwrap();
         TestLedger { ledger, clock, dir }
     }
 
