@@ -293,8 +293,23 @@ pub enum Rule {
     MapKey(Box<Rule>),
     /// A value of the map breaks the rule.
     MapValue(Box<Rule>),
-    /// The value is not of the member's type, e.g. `a string` (what arrived is said after it).
-    Type(String),
+    /// The value is not of the member's kind.
+    Type(Expected),
+    /// The number is beyond a bound the ledger's state sets.
+    Bounded(Bound),
+    /// Given together with this member, which excludes it.
+    NotBoth(&'static str),
+    /// Absent, and so is this member: one of the two is required.
+    OrThis(&'static str),
+    /// Given more than once.
+    Repeated,
+    /// Given without what it needs (said after "given with").
+    OnlyWith(&'static str),
+    /// Used where it does not apply: where it does (said after "used only with").
+    OnlyFor(&'static str),
+    /// A structured value (a signed note, a witness, handovers) its parser refused: what it
+    /// must be, or where it fails.
+    Malformed(String),
     /// The string holds a character of this kind, which the member must not.
     Contains(&'static str),
 }
@@ -317,6 +332,105 @@ impl fmt::Display for Rule {
             Rule::MapKey(rule) => write!(f, "Map keys must satisfy constraint: [{rule}]"),
             Rule::MapValue(rule) => write!(f, "Map values must satisfy constraint: [{rule}]"),
             Rule::Type(expected) => write!(f, "Member must be {expected}"),
+            Rule::Bounded(bound) => write!(f, "Member must be {bound}"),
+            Rule::NotBoth(other) => write!(f, "Member must be given, or {other}, not both"),
+            Rule::OrThis(other) => write!(f, "Member must be given, or {other}"),
+            Rule::Repeated => write!(f, "Member must be given once, not repeated"),
+            Rule::OnlyWith(what) => write!(f, "Member must be given with {what}"),
+            Rule::OnlyFor(what) => write!(f, "Member must be used only with {what}"),
+            Rule::Malformed(what) => write!(f, "Member must be {what}"),
+        }
+    }
+}
+
+/// What kind of value a member must be ([`Rule::Type`]); a variant holding text keeps what
+/// arrived or why it did not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expected {
+    /// A whole number.
+    WholeNumber,
+    /// A data key's id: a whole number.
+    DataKeyId,
+    /// An integer; what arrived.
+    Integer(String),
+    /// A URL; why it did not parse.
+    Url(String),
+    /// A URL with a host.
+    UrlWithHost,
+    /// UTF-8; why it did not decode.
+    Utf8(String),
+    /// 32 bytes in base64 (a root key).
+    Base64Key,
+    /// A note signer key.
+    NoteSignerKey,
+    /// A note signer key, as the flag that names it gives it.
+    NoteSignerKeyIn(&'static str),
+    /// A list of hashes.
+    Hashes,
+    /// 32-byte hashes.
+    Hash,
+    /// JSON; why it did not parse.
+    Json(String),
+    /// A JSON value of this type (`a string`, …); what the parser said.
+    JsonType(String, String),
+    /// This ledger's environment id, which it names.
+    EnvironmentId(String),
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expected::WholeNumber => write!(f, "a whole number"),
+            Expected::DataKeyId => write!(f, "a data key's id: a whole number"),
+            Expected::Integer(given) => write!(f, "an integer, not '{given}'"),
+            Expected::Url(why) => write!(f, "a URL ({why})"),
+            Expected::UrlWithHost => write!(f, "a URL with a host"),
+            Expected::Utf8(why) => write!(f, "UTF-8: {why}"),
+            Expected::Base64Key => write!(f, "32 bytes in base64"),
+            Expected::NoteSignerKey => write!(f, "a note signer key"),
+            Expected::NoteSignerKeyIn(flag) => write!(f, "a note signer key ({flag})"),
+            Expected::Hashes => write!(f, "a list of hashes"),
+            Expected::Hash => write!(f, "32-byte hashes"),
+            Expected::Json(why) => write!(f, "JSON ({why})"),
+            Expected::JsonType(expected, why) => write!(f, "{expected} ({why})"),
+            Expected::EnvironmentId(id) => write!(f, "this ledger's environment id, {id}"),
+        }
+    }
+}
+
+/// A bound the ledger's state sets on a number ([`Rule::Bounded`]), with its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Bound {
+    /// At most the log's size.
+    LogSize(u64),
+    /// At most where the log is durable (Periodic durability syncs later).
+    Durable(u64),
+    /// At most where a copy's source log ends.
+    SourceEnd(u64),
+    /// From 1 to the tree size.
+    TreeSeq(u64),
+    /// Below the tree size: a leaf index.
+    TreeIndex(u64),
+    /// From 0 to the second size of a consistency proof.
+    SecondSize(u64),
+    /// From 1 to the number of witnesses.
+    Witnesses(usize),
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bound::LogSize(n) => write!(f, "at most {n}, the log's size"),
+            Bound::Durable(n) => {
+                write!(f, "at most {n}, as far as the log is durable (Periodic durability syncs later)")
+            }
+            Bound::SourceEnd(n) => write!(f, "at most {n}, where the source's log ends"),
+            Bound::TreeSeq(n) => write!(f, "from 1 to the tree size {n}"),
+            Bound::TreeIndex(n) => write!(f, "below the tree size {n}"),
+            Bound::SecondSize(n) => write!(f, "from 0 to the second size {n}"),
+            Bound::Witnesses(n) => write!(f, "from 1 to the number of witnesses, {n}"),
         }
     }
 }
@@ -331,6 +445,56 @@ impl From<std::io::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The typed rules say what the prose they replaced said, word for word: clients and
+    /// operators read these messages.
+    #[test]
+    fn typed_rules_read_as_the_messages_they_replaced() {
+        let cases: &[(Rule, &str)] = &[
+            (Rule::NotBoth("principalArn"), "Member must be given, or principalArn, not both"),
+            (Rule::OrThis("seq"), "Member must be given, or seq"),
+            (Rule::Repeated, "Member must be given once, not repeated"),
+            (Rule::OnlyWith("a consistency proof"), "Member must be given with a consistency proof"),
+            (Rule::OnlyFor("verify"), "Member must be used only with verify"),
+            (Rule::Type(Expected::WholeNumber), "Member must be a whole number"),
+            (Rule::Type(Expected::DataKeyId), "Member must be a data key's id: a whole number"),
+            (Rule::Type(Expected::Integer("x".into())), "Member must be an integer, not 'x'"),
+            (Rule::Type(Expected::Url("bad".into())), "Member must be a URL (bad)"),
+            (Rule::Type(Expected::UrlWithHost), "Member must be a URL with a host"),
+            (Rule::Type(Expected::Utf8("bad".into())), "Member must be UTF-8: bad"),
+            (Rule::Type(Expected::Base64Key), "Member must be 32 bytes in base64"),
+            (Rule::Type(Expected::NoteSignerKey), "Member must be a note signer key"),
+            (
+                Rule::Type(Expected::NoteSignerKeyIn("new-checkpoint-key")),
+                "Member must be a note signer key (new-checkpoint-key)",
+            ),
+            (Rule::Type(Expected::Hashes), "Member must be a list of hashes"),
+            (Rule::Type(Expected::Hash), "Member must be 32-byte hashes"),
+            (Rule::Type(Expected::Json("eof".into())), "Member must be JSON (eof)"),
+            (
+                Rule::Type(Expected::JsonType("a string".into(), "got 1".into())),
+                "Member must be a string (got 1)",
+            ),
+            (
+                Rule::Type(Expected::EnvironmentId("e1".into())),
+                "Member must be this ledger's environment id, e1",
+            ),
+            (Rule::Bounded(Bound::LogSize(7)), "Member must be at most 7, the log's size"),
+            (
+                Rule::Bounded(Bound::Durable(7)),
+                "Member must be at most 7, as far as the log is durable (Periodic durability syncs later)",
+            ),
+            (Rule::Bounded(Bound::SourceEnd(7)), "Member must be at most 7, where the source's log ends"),
+            (Rule::Bounded(Bound::TreeSeq(7)), "Member must be from 1 to the tree size 7"),
+            (Rule::Bounded(Bound::TreeIndex(7)), "Member must be below the tree size 7"),
+            (Rule::Bounded(Bound::SecondSize(7)), "Member must be from 0 to the second size 7"),
+            (Rule::Bounded(Bound::Witnesses(2)), "Member must be from 1 to the number of witnesses, 2"),
+            (Rule::Malformed("a signed note".into()), "Member must be a signed note"),
+        ];
+        for (rule, message) in cases {
+            assert_eq!(rule.to_string(), *message, "{rule:?}");
+        }
+    }
 
     #[test]
     fn an_io_failure_keeps_the_io_error_as_its_source() {

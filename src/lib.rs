@@ -92,7 +92,7 @@ pub use credentials::keyring::RootKey;
 #[cfg(feature = "pkcs11")]
 pub use credentials::pkcs11::{Pkcs11Uri, TokenRootKey, TokenSigner};
 pub use credentials::secret_file;
-pub use error::{Error, Failure, Origin, Result, Rule};
+pub use error::{Bound, Error, Expected, Failure, Origin, Result, Rule};
 pub use ledger::{
     copy_ledger, Config, Copied, CopyOptions, CopyProgress, CopySource, Cosigner, Credential, KeyInfo, Keys,
     Ledger, SignedCheckpoint, Stats, Temporary, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE,

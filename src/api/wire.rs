@@ -103,18 +103,20 @@ pub fn proof_of(value: &Value) -> crate::error::Result<Proof> {
     use crate::core::checkpoint::{ConsistencyProof, InclusionProof};
     let number = |member: &'static str| {
         value.get(member).and_then(Value::as_u64).ok_or_else(|| {
-            crate::error::Error::validation(member, crate::Rule::Type("a whole number".into()))
+            crate::error::Error::validation(member, crate::Rule::Type(crate::error::Expected::WholeNumber))
         })
     };
     let path = value
         .get("path")
         .and_then(Value::as_array)
-        .ok_or_else(|| crate::error::Error::validation("path", crate::Rule::Type("a list of hashes".into())))?
+        .ok_or_else(|| {
+            crate::error::Error::validation("path", crate::Rule::Type(crate::error::Expected::Hashes))
+        })?
         .iter()
         .map(|h| {
             let bytes = bytes_of("path", h.as_str().unwrap_or_default())?;
             bytes.try_into().map_err(|_| {
-                crate::error::Error::validation("path", crate::Rule::Type("32-byte hashes".into()))
+                crate::error::Error::validation("path", crate::Rule::Type(crate::error::Expected::Hash))
             })
         })
         .collect::<crate::error::Result<Vec<[u8; 32]>>>()?;

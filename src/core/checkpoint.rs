@@ -130,7 +130,7 @@ impl Checkpoint {
     /// saying what failed.
     pub fn open(note: &str, verifier: &str) -> Result<Checkpoint> {
         let (name, key) = parse_verifier_key(verifier)?;
-        let forged = |why: &str| Error::validation("checkpoint", crate::Rule::Type(why.to_owned()));
+        let forged = |why: &str| Error::validation("checkpoint", crate::Rule::Malformed(why.to_owned()));
         let (body, signatures) = note
             .split_once("\n\n")
             .ok_or_else(|| forged("a signed note: a body, a blank line, signatures"))?;

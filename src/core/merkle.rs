@@ -158,7 +158,7 @@ impl<'a> Tree<'a> {
         if index >= size {
             return Err(Error::validation(
                 "leafIndex",
-                crate::Rule::Type(format!("below the tree size {size}")),
+                crate::Rule::Bounded(crate::error::Bound::TreeIndex(size)),
             ));
         }
         let mut path = vec![];
@@ -188,7 +188,7 @@ impl<'a> Tree<'a> {
         if first > second {
             return Err(Error::validation(
                 "firstSize",
-                crate::Rule::Type(format!("from 0 to the second size {second}")),
+                crate::Rule::Bounded(crate::error::Bound::SecondSize(second)),
             ));
         }
         // Every tree extends the empty one: its proof is empty.

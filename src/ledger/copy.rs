@@ -195,7 +195,7 @@ pub fn copy_ledger(
         Some(seq) if seq > source_head.seq => {
             return Err(Error::validation(
                 "toSeq",
-                crate::Rule::Type(format!("at most {}, where the source's log ends", source_head.seq)),
+                crate::Rule::Bounded(crate::error::Bound::SourceEnd(source_head.seq)),
             ))
         }
         Some(seq) => seq,

@@ -12,7 +12,7 @@ use crate::core::idempotency::Response;
 use crate::core::Command;
 use crate::core::State;
 use crate::credentials::access_key;
-use crate::error::{Error, Result, Rule};
+use crate::error::{Error, Expected, Result, Rule};
 
 impl Ledger {
     /// Issues an access key to user `user_id` (an AccessKeyCreated event holding the key id,
@@ -117,7 +117,7 @@ impl Ledger {
     ) -> Result<ProgrammaticCredentials> {
         let environment_id = validate::present("environmentId", environment_id)?;
         if environment_id != self.inner.environment_id {
-            let expected = format!("this ledger's environment id, {}", self.inner.environment_id);
+            let expected = Expected::EnvironmentId(self.inner.environment_id.clone());
             return Err(Error::validation("environmentId", Rule::Type(expected)));
         }
         let minutes = validate::in_range("durationInMinutes", 1, 60, duration_in_minutes.unwrap_or(60))?;

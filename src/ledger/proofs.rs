@@ -4,7 +4,7 @@
 use super::{guarded, Ledger};
 use crate::audit::merkle::with_tree;
 use crate::core::checkpoint::{verifier_key, Checkpoint, ConsistencyProof, InclusionProof};
-use crate::error::{Error, Result, Rule};
+use crate::error::{Bound, Error, Result, Rule};
 
 /// The name of a ledger's checkpoints: `user-ledger/<account>/<environmentId>`, and after a
 /// new epoch `…/epoch-<n>`.
@@ -42,10 +42,7 @@ impl Ledger {
             None => durable,
             Some(size) if size <= durable => size,
             Some(_) => {
-                let why = format!(
-                    "at most {durable}, as far as the log is durable (Periodic durability syncs later)"
-                );
-                return Err(Error::validation("treeSize", Rule::Type(why)));
+                return Err(Error::validation("treeSize", Rule::Bounded(Bound::Durable(durable))));
             }
         };
         self.refuse_to_contradict()?;
@@ -73,7 +70,7 @@ impl Ledger {
     pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof> {
         let size = self.tree_size("treeSize", size)?;
         if seq == 0 || seq > size {
-            return Err(Error::validation("seq", Rule::Type(format!("from 1 to the tree size {size}"))));
+            return Err(Error::validation("seq", Rule::Bounded(Bound::TreeSeq(size))));
         }
         let entry = guarded(|| self.inner.shared.backend.log_entry(seq))?
             .ok_or_else(|| Error::corrupt(format_args!("the log lacks its entry at seq {seq}")))?;
@@ -95,7 +92,7 @@ impl Ledger {
         match size {
             None => Ok(head),
             Some(size) if size <= head => Ok(size),
-            Some(_) => Err(Error::validation(member, Rule::Type(format!("at most {head}, the log's size")))),
+            Some(_) => Err(Error::validation(member, Rule::Bounded(Bound::LogSize(head)))),
         }
     }
 

@@ -91,11 +91,14 @@ impl Client {
     /// `region`; `ca_bundle` is a PEM file of certificates to trust instead of the web's roots.
     pub fn new(endpoint: &str, key: AccessKeyPair, region: &str, ca_bundle: Option<&Path>) -> Result<Self> {
         let endpoint = endpoint.trim_end_matches('/').to_owned();
-        let uri: http::Uri = endpoint.parse().map_err(|e| {
-            Error::validation("endpoint-url", crate::error::Rule::Type(format!("a URL ({e})")))
+        let uri: http::Uri = endpoint.parse().map_err(|e: http::uri::InvalidUri| {
+            Error::validation(
+                "endpoint-url",
+                crate::error::Rule::Type(crate::error::Expected::Url(e.to_string())),
+            )
         })?;
         let host = uri.authority().map(|a| a.as_str().to_owned()).ok_or_else(|| {
-            Error::validation("endpoint-url", crate::error::Rule::Type("a URL with a host".into()))
+            Error::validation("endpoint-url", crate::error::Rule::Type(crate::error::Expected::UrlWithHost))
         })?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut tls = TlsConfig::builder();

@@ -53,8 +53,9 @@ pub fn cosigned_message(time: u64, body: &str) -> String {
 impl Witness {
     /// A witness from `URL=VERIFIER_KEY` (the key as `name+hash+base64(0x04 ‖ key)`).
     pub fn parse(spec: &str) -> Result<Self> {
-        let bad =
-            |why: &str| Error::validation("witness", crate::Rule::Type(format!("URL=VERIFIER_KEY: {why}")));
+        let bad = |why: &str| {
+            Error::validation("witness", crate::Rule::Malformed(format!("URL=VERIFIER_KEY: {why}")))
+        };
         let (url, verifier) = spec.split_once('=').ok_or_else(|| bad("no ="))?;
         let mut parts = verifier.trim().splitn(3, '+');
         let (Some(name), Some(id), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
@@ -191,7 +192,7 @@ impl Witnesses {
         if quorum == 0 || quorum > list.len() {
             return Err(Error::validation(
                 "witness-quorum",
-                crate::Rule::Type(format!("from 1 to the number of witnesses, {}", list.len())),
+                crate::Rule::Bounded(crate::error::Bound::Witnesses(list.len())),
             ));
         }
         let config =

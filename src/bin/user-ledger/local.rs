@@ -162,10 +162,7 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         )),
         Command::Log { follow: true, .. } => Err(Error::validation(
             "follow",
-            Rule::Type(
-                "given with --endpoint-url: this process holds the database, so nothing else could write"
-                    .into(),
-            ),
+            Rule::OnlyWith("--endpoint-url: this process holds the database, so nothing else could write"),
         )),
         Command::Log { from_seq, limit, .. } => {
             let from_seq = non_negative("fromSeq", from_seq)?;

@@ -37,8 +37,9 @@ pub(crate) fn verify(key: &str, files: Files<'_>) -> user_ledger::Result<Output>
         let body = json!({ "verified": true, "checkpoint": shown(&checkpoint), "keys": followed });
         return Ok(Output::Json(body));
     };
-    let proof: Value = serde_json::from_str(&read(proof)?)
-        .map_err(|e| Error::validation("proof", user_ledger::Rule::Type(format!("JSON ({e})"))))?;
+    let proof: Value = serde_json::from_str(&read(proof)?).map_err(|e| {
+        Error::validation("proof", user_ledger::Rule::Type(user_ledger::Expected::Json(e.to_string())))
+    })?;
     let (holds, what) = match wire::proof_of(&proof)? {
         Proof::Inclusion(p) => {
             let holds = p.holds(&checkpoint);
@@ -51,7 +52,7 @@ pub(crate) fn verify(key: &str, files: Files<'_>) -> user_ledger::Result<Output>
             let Some(old) = old_checkpoint else {
                 return Err(Error::validation(
                     "old-checkpoint",
-                    user_ledger::Rule::Type("given with a consistency proof".into()),
+                    user_ledger::Rule::OnlyWith("a consistency proof"),
                 ));
             };
             let old = Checkpoint::open(&read(old)?, key)?;
@@ -68,7 +69,7 @@ pub(crate) fn verify(key: &str, files: Files<'_>) -> user_ledger::Result<Output>
 /// by the key trusted so far and by the key it names, of a tree no smaller than the one before.
 /// Returns the key trusted at the end, and every key trusted on the way, from the first.
 fn follow(key: &str, handovers: &str) -> user_ledger::Result<(String, Vec<String>)> {
-    let bad = |why: String| Error::validation("handovers", user_ledger::Rule::Type(why));
+    let bad = |why: String| Error::validation("handovers", user_ledger::Rule::Malformed(why));
     let notes: Value = serde_json::from_str(handovers).map_err(|e| bad(format!("JSON ({e})")))?;
     let notes = notes
         .get("handovers")

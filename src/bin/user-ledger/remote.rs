@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 use user_ledger::server::client::{Call, Client, Reply};
-use user_ledger::server::{self, ADMIN};
+use user_ledger::server::{self, AdminOp, StreamOp, ADMIN};
 use user_ledger::{AccessKeyPair, Error, Failure, Rule};
 
 use crate::args::{Cli, Command};
@@ -22,22 +22,22 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 ("chain", chain.then_some("true")),
                 ("since", since.as_deref()),
             ];
-            let reply = get(with_query("/ledger/verify", &query))?;
+            let reply = get(with_query(path(AdminOp::Verify), &query))?;
             return Ok(match answer(&reply)? {
                 Output::Json(body) if body.get("problem").is_some() => Output::Failed(body),
                 other => other,
             });
         }
-        Command::Digest => get("/ledger/digest".into())?,
+        Command::Digest => get(path(AdminOp::Digest).into())?,
         Command::Checkpoint { tree_size } => {
             let size = tree_size.map(|n| n.to_string());
-            return printed(&get(with_query("/ledger/checkpoint", &[("treeSize", size.as_deref())]))?);
+            return printed(&get(with_query(path(AdminOp::Checkpoint), &[("treeSize", size.as_deref())]))?);
         }
-        Command::CheckpointKey => return printed(&get("/ledger/checkpoint-key".into())?),
-        Command::CheckpointHandovers => get("/ledger/checkpoint-handovers".into())?,
+        Command::CheckpointKey => return printed(&get(path(AdminOp::CheckpointKey).into())?),
+        Command::CheckpointHandovers => get(path(AdminOp::CheckpointHandovers).into())?,
         Command::Checkpoints { after, limit } => {
             let (after, limit) = (after.to_string(), limit.to_string());
-            get(with_query("/ledger/checkpoints", &[("after", Some(&after)), ("limit", Some(&limit))]))?
+            get(with_query(path(AdminOp::Checkpoints), &[("after", Some(&after)), ("limit", Some(&limit))]))?
         }
         Command::NewEpoch { new_checkpoint_key_file } => {
             let key =
@@ -46,12 +46,12 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 Some(key) => json!({ "newCheckpointKey": key.to_text() }),
                 None => json!({}),
             };
-            client.send("POST", ADMIN, "/ledger/new-epoch", body.to_string().as_bytes())?
+            client.send("POST", ADMIN, path(AdminOp::NewEpoch), body.to_string().as_bytes())?
         }
         Command::RotateCheckpointKey { new_checkpoint_key_file } => {
             let key = user_ledger::SignerKey::from_file(new_checkpoint_key_file)?;
             let body = json!({ "newCheckpointKey": key.to_text() }).to_string();
-            client.send("POST", ADMIN, "/ledger/checkpoint-key/rotate", body.as_bytes())?
+            client.send("POST", ADMIN, path(AdminOp::RotateCheckpointKey), body.as_bytes())?
         }
         Command::Proof { seq, tree_size, first_size, second_size } => {
             let text = |n: &Option<u64>| n.map(|n| n.to_string());
@@ -63,14 +63,14 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 ("firstSize", first.as_deref()),
                 ("secondSize", second.as_deref()),
             ];
-            get(with_query("/ledger/proof", &query))?
+            get(with_query(path(AdminOp::Proof), &query))?
         }
-        Command::Stats => get("/ledger/stats".into())?,
+        Command::Stats => get(path(AdminOp::Stats).into())?,
         Command::Log { from_seq, limit, follow } => {
             let (from, limit) = (from_seq.to_string(), limit.map(|n| n.to_string()));
             let follow = follow.then_some("true");
             let query = [("fromSeq", Some(from.as_str())), ("limit", limit.as_deref()), ("follow", follow)];
-            let target = with_query("/ledger/log", &query);
+            let target = with_query(StreamOp::Log.route().1, &query);
             // Streamed as it arrives: a followed log never ends, a long one need not fit in memory.
             let reply =
                 client.stream(Call::new("GET", ADMIN, &target, b""), &mut std::io::stdout().lock())?;
@@ -87,7 +87,7 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 ("environmentId", environment_id.as_deref()),
                 ("userName", user_name.as_deref()),
             ];
-            return printed(&get(with_query("/ledger/history", &query))?);
+            return printed(&get(with_query(path(AdminOp::History), &query))?);
         }
         Command::CreateAccessKey { user_id, principal_arn } => {
             let body = match principal_arn {
@@ -95,34 +95,63 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 None => json!({ "userId": user_id }),
             }
             .to_string();
-            client.send("POST", ADMIN, "/ledger/access-keys", body.as_bytes())?
+            client.send("POST", ADMIN, path(AdminOp::CreateAccessKey), body.as_bytes())?
         }
         Command::ListAccessKeys { user_id } => {
-            get(with_query("/ledger/access-keys", &[("userId", user_id.as_deref())]))?
+            get(with_query(path(AdminOp::ListAccessKeys), &[("userId", user_id.as_deref())]))?
         }
-        Command::Keys => get("/ledger/keys".into())?,
-        Command::RotateKeys => client.send("POST", ADMIN, "/ledger/keys/rotate", b"")?,
+        Command::Keys => get(path(AdminOp::ListKeys).into())?,
+        Command::RotateKeys => client.send("POST", ADMIN, path(AdminOp::RotateKeys), b"")?,
         Command::RetireKey { key_id } => {
-            client.send("POST", ADMIN, &format!("/ledger/keys/{key_id}/retire"), b"")?
+            client.send("POST", ADMIN, &labelled(AdminOp::RetireKey, &key_id.to_string()), b"")?
         }
         Command::Rekey { new_root_key_file, new_root_key } => {
             let key = crate::open::new_root_key(new_root_key_file.as_deref(), new_root_key.as_deref())?;
             let body = json!({ "newRootKey": key.to_base64()? }).to_string();
-            client.send("POST", ADMIN, "/ledger/keys/rekey", body.as_bytes())?
+            client.send("POST", ADMIN, path(AdminOp::Rekey), body.as_bytes())?
         }
         Command::DeleteAccessKey { access_key_id } => {
-            let id: String = form_urlencoded::byte_serialize(access_key_id.as_bytes()).collect();
-            client.send("DELETE", ADMIN, &format!("/ledger/access-keys/{id}"), b"")?
+            client.send("DELETE", ADMIN, &labelled(AdminOp::DeleteAccessKey, access_key_id), b"")?
         }
-        _ => {
+        // Each command this process runs on the database itself; the API operations are the
+        // AWS CLI's. Listed, not a wildcard: a new command must say where it runs.
+        Command::CreateUser { .. }
+        | Command::GetUser { .. }
+        | Command::UpdateUser { .. }
+        | Command::EnableUser(_)
+        | Command::DisableUser(_)
+        | Command::ListUsers { .. }
+        | Command::PurgeTokens
+        | Command::CreateKxUser { .. }
+        | Command::GetKxUser { .. }
+        | Command::UpdateKxUser { .. }
+        | Command::DeleteKxUser { .. }
+        | Command::ListKxUsers { .. }
+        | Command::GetProgrammaticAccessCredentials { .. }
+        | Command::ResetUserPassword(_)
+        | Command::CreatePermissionGroup { .. }
+        | Command::GetPermissionGroup(_)
+        | Command::UpdatePermissionGroup { .. }
+        | Command::DeletePermissionGroup { .. }
+        | Command::ListPermissionGroups(_)
+        | Command::AssociateUserToPermissionGroup(_)
+        | Command::DisassociateUserFromPermissionGroup(_)
+        | Command::ListPermissionGroupsByUser { .. }
+        | Command::ListUsersByPermissionGroup { .. }
+        | Command::RebuildViews
+        | Command::VerifyProof { .. }
+        | Command::NewCheckpointKey { .. }
+        | Command::NewRootKey { .. }
+        | Command::AcceptLog
+        | Command::Serve(_)
+        | Command::Copy(_) => {
             return Err(Error::validation(
                 "endpoint-url",
-                Rule::Type(
-                    "used only with verify, digest, stats, log, history, checkpoint, checkpoint-key, proof, \
+                Rule::OnlyFor(
+                    "verify, digest, stats, log, history, checkpoint, checkpoint-key, proof, \
                      the access-key commands, keys, rotate-keys, retire-key, rekey, rotate-checkpoint-key, \
                      checkpoint-handovers, checkpoints and new-epoch; \
-                     for the API operations use aws finspace-data / aws finspace with --endpoint-url"
-                        .into(),
+                     for the API operations use aws finspace-data / aws finspace with --endpoint-url",
                 ),
             ))
         }
@@ -208,4 +237,19 @@ fn refusal(reply: &Reply) -> Value {
     members.insert("__type".into(), json!(reply.error_type().unwrap_or("UnknownError")));
     members.insert("status".into(), json!(reply.status));
     Value::Object(members)
+}
+
+/// The path of an admin operation, from the catalogue.
+fn path(op: AdminOp) -> &'static str {
+    op.route().1
+}
+
+/// The path of an admin operation with its one label (`{…}`) filled in, percent-encoded.
+fn labelled(op: AdminOp, value: &str) -> String {
+    let path = path(op);
+    let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    match (path.find('{'), path.find('}')) {
+        (Some(open), Some(close)) => format!("{}{encoded}{}", &path[..open], &path[close + 1..]),
+        _ => path.to_owned(),
+    }
 }

@@ -34,10 +34,9 @@ pub(crate) fn serve(
             let secret_access_key = crate::open::root_secret()?.ok_or_else(|| {
                 Error::validation(
                     "root-access-key-id",
-                    Rule::Type(
-                        "given with its secret in USER_LEDGER_ROOT_SECRET_ACCESS_KEY or \
-                         USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE"
-                            .into(),
+                    Rule::OnlyWith(
+                        "its secret in USER_LEDGER_ROOT_SECRET_ACCESS_KEY or \
+                         USER_LEDGER_ROOT_SECRET_ACCESS_KEY_FILE",
                     ),
                 )
             })?;

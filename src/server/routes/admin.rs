@@ -78,12 +78,7 @@ impl Call<'_> {
                 KeyBody { user_id: None, principal_arn: Some(arn) } => {
                     ok(&ledger.create_principal_key(caller, &arn)?)
                 }
-                _ => {
-                    return Err(ApiError::validation(
-                        "userId",
-                        Rule::Type("given, or principalArn, not both".into()),
-                    ))
-                }
+                _ => return Err(ApiError::validation("userId", Rule::NotBoth("principalArn"))),
             },
             ListAccessKeys => ok(&wire::keys_json(
                 &ledger.list_access_keys(caller, query.get("userId"))?,
@@ -100,9 +95,9 @@ impl Call<'_> {
                     ok(&wire::inclusion_json(&ledger.inclusion_proof(seq, query.non_negative("treeSize")?)?))
                 }
                 None => {
-                    let first = query.non_negative("firstSize")?.ok_or_else(|| {
-                        ApiError::validation("firstSize", Rule::Type("given, or seq".into()))
-                    })?;
+                    let first = query
+                        .non_negative("firstSize")?
+                        .ok_or_else(|| ApiError::validation("firstSize", Rule::OrThis("seq")))?;
                     ok(&wire::consistency_json(
                         &ledger.consistency_proof(first, query.non_negative("secondSize")?)?,
                     ))
@@ -126,7 +121,7 @@ impl Call<'_> {
             RotateKeys => ok(&json!({ "keyId": ledger.rotate_keys(caller)? })),
             RetireKey => {
                 let key_id = self.label("keyId").parse::<u32>().map_err(|_| {
-                    ApiError::validation("keyId", Rule::Type("a data key's id: a whole number".into()))
+                    ApiError::validation("keyId", Rule::Type(crate::error::Expected::DataKeyId))
                 })?;
                 ledger.retire_key(caller, key_id)?;
                 ok(&json!({ "keyId": key_id, "state": "retired" }))
@@ -136,7 +131,7 @@ impl Call<'_> {
                 let text =
                     body.new_root_key.ok_or_else(|| ApiError::validation("newRootKey", Rule::Required))?;
                 let new_root = RootKey::from_base64(&text, "newRootKey").map_err(|_| {
-                    ApiError::validation("newRootKey", Rule::Type("32 bytes in base64".into()))
+                    ApiError::validation("newRootKey", Rule::Type(crate::error::Expected::Base64Key))
                 })?;
                 let (old, new) = ledger.rekey(caller, new_root)?;
                 ok(&json!({ "oldRootKeyId": old, "newRootKeyId": new }))
@@ -162,7 +157,10 @@ impl Call<'_> {
                     .new_checkpoint_key
                     .map(|text| {
                         SignerKey::from_text(&text, "newCheckpointKey").map_err(|_| {
-                            ApiError::validation("newCheckpointKey", Rule::Type("a note signer key".into()))
+                            ApiError::validation(
+                                "newCheckpointKey",
+                                Rule::Type(crate::error::Expected::NoteSignerKey),
+                            )
                         })
                     })
                     .transpose()?;
@@ -180,7 +178,7 @@ impl Call<'_> {
                 let new = SignerKey::from_text(&text, "newCheckpointKey").map_err(|_| {
                     ApiError::validation(
                         "newCheckpointKey",
-                        Rule::Type("a note signer key (new-checkpoint-key)".into()),
+                        Rule::Type(crate::error::Expected::NoteSignerKeyIn("new-checkpoint-key")),
                     )
                 })?;
                 let verifier_key = new.verifier_key();

@@ -95,9 +95,7 @@ impl Query {
     pub(super) fn refuse_repeats(&self) -> Result<(), ApiError> {
         let mut seen = std::collections::HashSet::with_capacity(self.0.len());
         match self.0.iter().find(|(name, _)| !seen.insert(name.as_str())) {
-            Some((name, _)) => {
-                Err(ApiError::validation(name.clone(), Rule::Type("given once, not repeated".into())))
-            }
+            Some((name, _)) => Err(ApiError::validation(name.clone(), Rule::Repeated)),
             None => Ok(()),
         }
     }
@@ -109,8 +107,9 @@ impl Query {
     pub(super) fn integer(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.get(name)
             .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| ApiError::validation(name, Rule::Type(format!("an integer, not '{v}'"))))
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::validation(name, Rule::Type(crate::error::Expected::Integer(v.to_string())))
+                })
             })
             .transpose()
     }
@@ -148,7 +147,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         if member == "." {
             ApiError::serialization(format!("The request body must be a JSON object: {message}"))
         } else {
-            ApiError::validation(member, Rule::Type(format!("{expected} ({message})")))
+            ApiError::validation(
+                member,
+                Rule::Type(crate::error::Expected::JsonType(expected.to_string(), message.to_string())),
+            )
         }
     })
 }

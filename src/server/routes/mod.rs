@@ -62,7 +62,8 @@ async fn handle(host: Host, operation: Operation, request: Request) -> Response 
     let labels = match parts.extract::<Path<HashMap<String, String>>>().await {
         Ok(Path(labels)) => labels,
         Err(e) => {
-            let refused = ApiError::validation("path", Rule::Type(format!("UTF-8: {e}")));
+            let refused =
+                ApiError::validation("path", Rule::Type(crate::error::Expected::Utf8(e.to_string())));
             return with_caller(refused.into_response(), operation, None);
         }
     };
