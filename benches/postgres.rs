@@ -7,7 +7,10 @@
 //!   insert the event with the next one, upsert the view row, insert the token, commit), from
 //!   the same number of connections;
 //! - GetUser at 64 callers against a plain primary-key `SELECT`;
-//! - the same ledger operations on sled beside them.
+//! - the same ledger operations on sled beside them;
+//! - the Merkle tree's cost: durable CreateUser at 64 callers with the tree and without it
+//!   (`Config::keep_tree`, whitebox), on sled and on 1, 2 and 4 hosts, the two runs of each
+//!   interleaved three times so that the disk's drift falls on both.
 //!
 //! `USER_LEDGER_BENCH_SECS` (default 3) is how long each figure runs.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -147,4 +150,37 @@ fn main() {
         })
         .collect();
     row("sled: GetUser, 64 callers".into(), get_on(&sled[0], &sled_ids, 64), None);
+
+    println!("\nthe Merkle tree's cost: CreateUser+token, 64 callers, mean of 3 interleaved runs");
+    let tree = |keep: bool, mut config: Config| {
+        config.keep_tree = keep;
+        config
+    };
+    let sled_dir = tempfile::tempdir().unwrap();
+    let sled_on = |keep: bool| {
+        let name = if keep { "with" } else { "without" };
+        vec![Ledger::open(tree(keep, Config::new(sled_dir.path().join(name)))).unwrap()]
+    };
+    let pg_on = |keep: bool, hosts: usize| {
+        let schema = format!("tree{}{hosts}", if keep { "with" } else { "without" });
+        (0..hosts).map(|_| Ledger::open(tree(keep, pg::pg(location(&schema)))).unwrap()).collect::<Vec<_>>()
+    };
+    type Hosts<'a> = Box<dyn Fn(bool) -> Vec<Ledger> + 'a>;
+    let engines: [(&str, Hosts); 4] = [
+        ("sled", Box::new(sled_on)),
+        ("PostgreSQL, 1 host", Box::new(|keep| pg_on(keep, 1))),
+        ("PostgreSQL, 2 hosts", Box::new(|keep| pg_on(keep, 2))),
+        ("PostgreSQL, 4 hosts", Box::new(|keep| pg_on(keep, 4))),
+    ];
+    for (name, open) in &engines {
+        let (with, without) = (open(true), open(false));
+        let (mut a, mut b) = (0.0, 0.0);
+        for round in 0..3 {
+            b += create_on(&without, 64, &format!("t{name}-b{round}"));
+            a += create_on(&with, 64, &format!("t{name}-a{round}"));
+        }
+        let (a, b) = (a / 3.0, b / 3.0);
+        row(format!("{name}: with the tree"), a, Some(("without", b)));
+        row(format!("{name}: without the tree"), b, None);
+    }
 }

@@ -75,6 +75,11 @@ pub struct Config {
     /// What cosigns every checkpoint before it is served (witnesses); a checkpoint it refuses
     /// is not served. Default none.
     pub cosigner: Option<Arc<dyn super::Cosigner>>,
+    /// Whether writes extend the Merkle tree (default true). Off only for a benchmark's A/B of
+    /// what the tree costs: a ledger written without it signs and proves nothing it wrote.
+    #[cfg(feature = "whitebox")]
+    #[doc(hidden)]
+    pub keep_tree: bool,
 }
 
 /// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
@@ -127,6 +132,8 @@ impl Config {
             checkpoint_key: None,
             checkpoint_mark: None,
             cosigner: None,
+            #[cfg(feature = "whitebox")]
+            keep_tree: true,
         }
     }
 

@@ -190,7 +190,7 @@ impl Ledger {
         };
         let shared = Arc::new(WriteState::new(
             backend,
-            Writer::new(tip.head, tree, config.token_ttl_ms),
+            writer(tip.head, tree, &config),
             config.limits,
             config.clock.clone(),
             config.durability,
@@ -300,4 +300,14 @@ impl Store {
         };
         Ok(Store { backend: Arc::new(backend), config, lost, tightened, failed_write })
     }
+}
+
+/// The writer `config` asks for.
+fn writer(head: crate::backend::Head, tree: crate::core::merkle::Frontier, config: &Config) -> Writer {
+    let writer = Writer::new(head, tree, config.token_ttl_ms);
+    #[cfg(feature = "whitebox")]
+    if !config.keep_tree {
+        return writer.without_tree();
+    }
+    writer
 }

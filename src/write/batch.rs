@@ -31,6 +31,7 @@ pub(super) fn gathered<T>(
     backend: &dyn Backend,
     head: Head,
     tree: &Frontier,
+    keep_tree: bool,
     probe: impl Fn(&mut Batch<'_>),
     decide: impl FnOnce(&mut Batch<'_>) -> Result<T>,
 ) -> Result<T> {
@@ -39,7 +40,7 @@ pub(super) fn gathered<T>(
         Some(prefetch) => {
             for _ in 0..GATHER_ROUNDS {
                 prefetch.noting(true);
-                probe(&mut Batch::new(prefetch, head, tree.clone()));
+                probe(&mut Batch::new(prefetch, head, tree.clone(), keep_tree));
                 prefetch.noting(false);
                 if !prefetch.fetch_noted()? {
                     break;
@@ -49,7 +50,7 @@ pub(super) fn gathered<T>(
         }
         None => backend,
     };
-    decide(&mut Batch::new(reads, head, tree.clone()))
+    decide(&mut Batch::new(reads, head, tree.clone(), keep_tree))
 }
 
 /// Pending changes of one commit, read through to the backend.
@@ -60,17 +61,20 @@ pub(super) struct Batch<'s> {
     pub(super) head: Head,
     /// The Merkle tree's frontier after them.
     pub(super) tree: Frontier,
+    /// Whether appending extends the tree (always, but in a benchmark's A/B).
+    keep_tree: bool,
     /// The rows its changes set so far.
     pub(super) overlay: Overlay,
     pub(super) changes: Changeset,
 }
 
 impl<'s> Batch<'s> {
-    pub(super) fn new(reads: &'s dyn Reads, head: Head, tree: Frontier) -> Self {
+    pub(super) fn new(reads: &'s dyn Reads, head: Head, tree: Frontier, keep_tree: bool) -> Self {
         Batch {
             reads,
             head,
             tree,
+            keep_tree,
             overlay: Overlay::default(),
             changes: Changeset { base: head, ..Changeset::default() },
         }
@@ -146,7 +150,8 @@ impl<'s> Batch<'s> {
         hash: [u8; 32],
     ) -> Result<()> {
         views::fold(self, envelope)?;
-        for (node, node_hash) in self.tree.append(&bytes) {
+        let nodes = if self.keep_tree { self.tree.append(&bytes) } else { Vec::new() };
+        for (node, node_hash) in nodes {
             self.changes.views.push(ViewChange::MerkleNode(node, node_hash));
         }
         self.changes.log.push((envelope.seq, bytes));

@@ -33,7 +33,7 @@ pub fn append(
             }
         }
     };
-    let (head, grown) = gathered(backend, head, tree, probe, |batch| {
+    let (head, grown) = gathered(backend, head, tree, true, probe, |batch| {
         for (sealed, bytes) in entries {
             let seq = sealed.envelope.seq;
             batch.append_sealed(&sealed.envelope, bytes.clone(), sealed.hash).map_err(|e| {

@@ -44,6 +44,8 @@ pub struct Writer {
     head: Head,
     /// The Merkle tree's frontier at the head.
     tree: Frontier,
+    /// Whether batches extend the tree (always, but in a benchmark's A/B).
+    keep_tree: bool,
     token_ttl_ms: i64,
     /// Where the sweep for expired token records goes on: the last key it examined, or the
     /// start.
@@ -54,7 +56,14 @@ impl Writer {
     /// A writer continuing the log at `head` (and the Merkle tree at its frontier `tree`),
     /// remembering tokens for `token_ttl_ms`.
     pub fn new(head: Head, tree: Frontier, token_ttl_ms: i64) -> Self {
-        Writer { head, tree, token_ttl_ms, sweep: None }
+        Writer { head, tree, keep_tree: true, token_ttl_ms, sweep: None }
+    }
+
+    /// This writer, writing no Merkle tree: only for a benchmark's A/B of the tree's cost.
+    #[cfg(feature = "whitebox")]
+    pub fn without_tree(mut self) -> Self {
+        self.keep_tree = false;
+        self
     }
 
     /// The head as last committed.
@@ -84,7 +93,7 @@ impl Writer {
         let mut decide_and_commit = || {
             if let Some(head) = turn.filter(|head| *head != self.head) {
                 check_extends(backend, head, kept)?;
-                self.tree = frontier(backend, head.seq)?;
+                self.tree = self.frontier(backend, head.seq)?;
                 self.head = head;
             }
             for _ in 0..MAX_CONFLICTS {
@@ -109,6 +118,15 @@ impl Writer {
     }
 
     /// The conflict, if the log's head moved past this writer's (another writer committed).
+    /// The tree's frontier at `size`, read from the backend (none kept in a benchmark's A/B).
+    fn frontier(&self, backend: &dyn Backend, size: u64) -> Result<Frontier> {
+        if self.keep_tree {
+            frontier(backend, size)
+        } else {
+            Ok(Frontier::default())
+        }
+    }
+
     fn check_unmoved(&self, backend: &dyn Backend) -> Result<()> {
         let head = backend.tip()?.head;
         if head == self.head {
@@ -123,7 +141,7 @@ impl Writer {
     fn reload(&mut self, backend: &dyn Backend, kept: Head) -> Result<()> {
         let head = backend.tip()?.head;
         check_extends(backend, head, kept)?;
-        self.tree = frontier(backend, head.seq)?;
+        self.tree = self.frontier(backend, head.seq)?;
         self.head = head;
         Ok(())
     }
@@ -146,31 +164,32 @@ impl Writer {
             }
         };
         let sweep = self.sweep.clone();
-        let (committed, head, next) = gathered(backend, self.head, &self.tree, probe, |batch| {
-            let mut results = Vec::with_capacity(requests.len());
-            for request in requests {
-                match batch.execute(request, limits, time_ms, ttl_ms) {
-                    Ok(result) => results.push(result),
-                    // Reads of a shared backend made while another writer committed may disagree
-                    // (a decision and its fold seeing different heads): decide again if so.
-                    Err(e) => {
-                        self.check_unmoved(backend)?;
-                        return Err(e);
+        let (committed, head, next) =
+            gathered(backend, self.head, &self.tree, self.keep_tree, probe, |batch| {
+                let mut results = Vec::with_capacity(requests.len());
+                for request in requests {
+                    match batch.execute(request, limits, time_ms, ttl_ms) {
+                        Ok(result) => results.push(result),
+                        // Reads of a shared backend made while another writer committed may disagree
+                        // (a decision and its fold seeing different heads): decide again if so.
+                        Err(e) => {
+                            self.check_unmoved(backend)?;
+                            return Err(e);
+                        }
                     }
                 }
-            }
-            let wrote = !batch.changes.is_empty();
-            if !wrote {
-                // Nothing to compare-and-set: the answers stand only if the head did not move
-                // while they were decided.
-                self.check_unmoved(backend)?;
-                return Ok((Committed { results, wrote }, (batch.head, batch.tree.clone()), sweep));
-            }
-            let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
-            let (_, next) = batch.purge_expired_tokens(sweep.as_deref(), time_ms, examine)?;
-            backend.commit(&batch.changes)?;
-            Ok((Committed { results, wrote }, (batch.head, batch.tree.clone()), next))
-        })?;
+                let wrote = !batch.changes.is_empty();
+                if !wrote {
+                    // Nothing to compare-and-set: the answers stand only if the head did not move
+                    // while they were decided.
+                    self.check_unmoved(backend)?;
+                    return Ok((Committed { results, wrote }, (batch.head, batch.tree.clone()), sweep));
+                }
+                let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
+                let (_, next) = batch.purge_expired_tokens(sweep.as_deref(), time_ms, examine)?;
+                backend.commit(&batch.changes)?;
+                Ok((Committed { results, wrote }, (batch.head, batch.tree.clone()), next))
+            })?;
         if committed.wrote {
             (self.head, self.tree) = head;
             self.sweep = next;
@@ -186,7 +205,7 @@ impl Writer {
         progress: &mut dyn FnMut(u64),
     ) -> Result<Head> {
         let head = rebuild(backend, fold_memory, progress)?;
-        self.tree = frontier(backend, head.seq)?;
+        self.tree = self.frontier(backend, head.seq)?;
         self.head = head;
         Ok(head)
     }
@@ -203,7 +222,7 @@ impl Writer {
         let now_ms = now_ms.max(self.head.time_ms);
         let (mut from, mut total, mut conflicts) = (None, 0, 0);
         loop {
-            let mut batch = Batch::new(backend, self.head, self.tree.clone());
+            let mut batch = Batch::new(backend, self.head, self.tree.clone(), self.keep_tree);
             let (purged, next) = batch.purge_expired_tokens(from.as_deref(), now_ms, chunk)?;
             if let Err(e) = backend.commit(&batch.changes) {
                 match e.failure() {
