@@ -25,6 +25,9 @@ mod pg;
 use rate::rate;
 use user_ledger::{Caller, Config, CreateUserRequest, Ledger};
 
+/// Prints one line of the report: a figure and its ratio to a baseline, if any.
+type Row = dyn Fn(String, f64, Option<(&str, f64)>);
+
 fn create_on(hosts: &[Ledger], callers: usize, tag: &str) -> f64 {
     rate(callers, |caller, i| {
         let request = CreateUserRequest {
@@ -95,11 +98,20 @@ fn main() {
         println!("{what:<48} {ours:>10.0}/s  {ratio}");
     };
 
+    // USER_LEDGER_BENCH_ONLY=tree runs the tree's A/B alone.
+    if std::env::var("USER_LEDGER_BENCH_ONLY").as_deref() != Ok("tree") {
+        baselines(&server.url, &location, &row);
+    }
+    tree_cost(&location, &row);
+}
+
+/// The ledger against the per-command transaction and a plain select, on PostgreSQL and sled.
+fn baselines(url: &str, location: &dyn Fn(&str) -> String, row: &Row) {
     let one = [Ledger::open(pg::pg(location("bench1"))).unwrap()];
     let mut one_host_64 = 0.0;
     for callers in [1, 16, 64] {
         let ours = create_on(&one, callers, &format!("c{callers}"));
-        let base = per_command(&server.url, callers, &format!("b{callers}"));
+        let base = per_command(url, callers, &format!("b{callers}"));
         row(format!("CreateUser+token, 1 host, {callers} callers"), ours, Some(("per-command tx", base)));
         row(format!("  per-command transaction, {callers} connections"), base, None);
         if callers == 64 {
@@ -118,14 +130,14 @@ fn main() {
             one[0].create_user(&Caller::System, &request).unwrap().user_id
         })
         .collect();
-    let mut client = postgres::Client::connect(&server.url, postgres::NoTls).unwrap();
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
     let base_ids: Vec<String> = client
         .query("SELECT user_id FROM es_users LIMIT 1000", &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let select = plain_select(&server.url, &base_ids, 64);
+    let select = plain_select(url, &base_ids, 64);
     row("GetUser, 64 callers".into(), get_on(&one[0], &ids, 64), Some(("plain select", select)));
     row("  plain primary-key SELECT, 64 connections".into(), select, None);
 
@@ -150,7 +162,10 @@ fn main() {
         })
         .collect();
     row("sled: GetUser, 64 callers".into(), get_on(&sled[0], &sled_ids, 64), None);
+}
 
+/// Durable CreateUser at 64 callers with the Merkle tree and without it, on each engine.
+fn tree_cost(location: &dyn Fn(&str) -> String, row: &Row) {
     println!("\nthe Merkle tree's cost: CreateUser+token, 64 callers, mean of 3 interleaved runs");
     let tree = |keep: bool, mut config: Config| {
         config.keep_tree = keep;
@@ -172,12 +187,12 @@ fn main() {
         ("PostgreSQL, 2 hosts", Box::new(|keep| pg_on(keep, 2))),
         ("PostgreSQL, 4 hosts", Box::new(|keep| pg_on(keep, 4))),
     ];
-    for (name, open) in &engines {
+    for (engine, (name, open)) in engines.iter().enumerate() {
         let (with, without) = (open(true), open(false));
         let (mut a, mut b) = (0.0, 0.0);
         for round in 0..3 {
-            b += create_on(&without, 64, &format!("t{name}-b{round}"));
-            a += create_on(&with, 64, &format!("t{name}-a{round}"));
+            b += create_on(&without, 64, &format!("t{engine}-b{round}"));
+            a += create_on(&with, 64, &format!("t{engine}-a{round}"));
         }
         let (a, b) = (a / 3.0, b / 3.0);
         row(format!("{name}: with the tree"), a, Some(("without", b)));

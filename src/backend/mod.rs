@@ -187,9 +187,10 @@ pub trait SharedWriters: Send + Sync {
     /// for a head another host moved meanwhile (the compare-and-set stays the guarantee; this
     /// only spares the work). Waits a bounded time, then answers [`crate::Failure::Timeout`]
     /// naming who held the turn. Answers the log's head as of the turn when it read it on the
-    /// way (the writer continues from there), else `None`. A commit made during the turn ends
-    /// it on the backend's side; [`SharedWriters::end_batch`] ends it otherwise.
-    fn begin_batch(&self) -> Result<Option<Head>>;
+    /// way (the writer continues from there), with the Merkle tree's frontier at that head when
+    /// it read that too, else `None`. A commit made during the turn ends it on the backend's
+    /// side; [`SharedWriters::end_batch`] ends it otherwise.
+    fn begin_batch(&self) -> Result<Option<Turn>>;
     /// Ends what [`SharedWriters::begin_batch`] began; called whatever the batch's outcome.
     fn end_batch(&self);
     /// How many sign-ins of `who` (an email key) failed after `since_ms`, as every host sees
@@ -201,6 +202,16 @@ pub trait SharedWriters: Send + Sync {
     /// This backend as of one moment, for an audit that reads the log and then the views and
     /// must see them agree while other hosts write. Reads only; dropped when the audit ends.
     fn pinned(&self) -> Result<Box<dyn Backend + '_>>;
+}
+
+/// The log as a writer's turn found it ([`SharedWriters::begin_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// The log's head.
+    pub head: Head,
+    /// The Merkle tree's frontier at the head, read in the same round trip; `None` when some of
+    /// its nodes were not there (the writer then reads them itself, and names what is missing).
+    pub tree: Option<crate::core::merkle::Frontier>,
 }
 
 /// What a backend on a local disk of its own offers (sled).

@@ -3,7 +3,7 @@
 
 use crate::audit::merkle::frontier;
 use crate::audit::rebuild::rebuild;
-use crate::backend::{moved, Backend, Head};
+use crate::backend::{moved, Backend, Head, Turn};
 use crate::core::domain::Caller;
 use crate::core::idempotency::Response;
 use crate::core::merkle::Frontier;
@@ -91,9 +91,12 @@ impl Writer {
             None => None,
         };
         let mut decide_and_commit = || {
-            if let Some(head) = turn.filter(|head| *head != self.head) {
+            if let Some(Turn { head, tree }) = turn.clone().filter(|turn| turn.head != self.head) {
                 check_extends(backend, head, kept)?;
-                self.tree = self.frontier(backend, head.seq)?;
+                self.tree = match tree {
+                    Some(tree) if self.keep_tree => tree,
+                    _ => self.frontier(backend, head.seq)?,
+                };
                 self.head = head;
             }
             for _ in 0..MAX_CONFLICTS {

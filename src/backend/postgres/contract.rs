@@ -11,11 +11,12 @@ use super::commit::{self, to_i64};
 use super::session::{Session, SqlError};
 use super::{schema, PgBackend};
 use crate::backend::{
-    moved, Backend, Changeset, Entries, Head, Prefetch, Reads, SharedWriters, Tip, Wake, Watch,
+    moved, Backend, Changeset, Entries, Head, Prefetch, Reads, SharedWriters, Tip, Turn, Wake, Watch,
 };
 use crate::core::codec;
 use crate::core::event::Subject;
 use crate::core::idempotency::TokenRecord;
+use crate::core::merkle::{Frontier, Hash};
 use crate::error::{Error, Failure, Result};
 use crate::views::store::RowStore;
 use crate::views::{subject_prefix, ViewTree};
@@ -590,12 +591,21 @@ impl SharedWriters for PgBackend {
     /// only the ledger's own role can lock it, and a wait past [`super::LOCK_WAIT`] names the
     /// sessions holding it. A lost session loses the turn with it (the server frees the row).
     /// The head comes back with the turn.
-    fn begin_batch(&self) -> Result<Option<Head>> {
+    fn begin_batch(&self) -> Result<Option<Turn>> {
         // Writers of this process share the session: they take turns here first.
         self.turns.take()?;
+        // The frontier's nodes come with the head: for each bit `k` set in the size, the
+        // complete subtree of level `k` that ends where the size's bits from `k` up end.
         let sql = format!(
-            "BEGIN; SELECT head_seq, encode(head_hash, 'base64'), head_time_ms FROM {} FOR UPDATE",
-            self.t("tip")
+            "BEGIN; SELECT t.head_seq, encode(t.head_hash, 'base64'), t.head_time_ms, \
+             (SELECT string_agg(encode(m.value, 'base64'), ',' ORDER BY k.level DESC) \
+                FROM generate_series(0, 62) AS k(level) \
+                JOIN {merkle} m ON m.key = int8send((t.head_seq >> k.level) << k.level) \
+                    || decode(lpad(to_hex(k.level), 2, '0'), 'hex') \
+               WHERE (t.head_seq >> k.level) & 1::bigint = 1) \
+             FROM {tip} t FOR UPDATE OF t",
+            tip = self.t("tip"),
+            merkle = self.t(schema::table(crate::views::ViewTree::Merkle)),
         );
         let taken = self.on_session("waiting for a turn", |c| c.simple_query(&sql)).and_then(|taken| {
             self.in_turn.store(true, Ordering::SeqCst);
@@ -613,7 +623,8 @@ impl SharedWriters for PgBackend {
                 .map_err(|_| bad("head_hash"))?;
             let seq = field(0).parse::<i64>().map_err(|_| bad("head_seq"))?;
             let time = field(2).parse::<i64>().map_err(|_| bad("head_time_ms"))?;
-            Ok(Some(head_of(seq, hash, time)?))
+            let head = head_of(seq, hash, time)?;
+            Ok(Some(Turn { head, tree: frontier_of(head.seq, row.get(3)) }))
         });
         if taken.is_err() {
             self.end_batch();
@@ -670,4 +681,19 @@ impl Watch for PgBackend {
     fn watch(&self, wake: Wake) -> Result<()> {
         super::listen::spawn(self.location.clone(), self.channel.clone(), self.closed.clone(), wake)
     }
+}
+
+/// The frontier at `size` from its peaks' hashes (base64, comma-separated, largest first), if
+/// every one was there and reads as a hash.
+fn frontier_of(size: u64, peaks: Option<&str>) -> Option<Frontier> {
+    let hashes = peaks
+        .unwrap_or_default()
+        .split(',')
+        .filter(|text| !text.is_empty())
+        .map(|text| {
+            let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).ok()?;
+            Hash::try_from(bytes.as_slice()).ok()
+        })
+        .collect::<Option<Vec<Hash>>>()?;
+    (hashes.len() == crate::core::merkle::peaks(size).len()).then(|| Frontier::of_peaks(size, hashes))
 }
