@@ -131,12 +131,12 @@ pub type Wake = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 /// key order. Every row store (sled, PostgreSQL) has them through [`rows`].
 pub trait Listings {
     /// Users with ids after `after`, at most `limit`.
-    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>>;
+    fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Page<User>>;
     /// Kdb users of an environment named after `after`, at most `limit`.
     fn kx_users_after(&self, environment_id: &str, after: Option<&str>, limit: usize)
         -> Result<Page<KxUser>>;
     /// Permission groups with ids after `after`, at most `limit`.
-    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>>;
+    fn groups_after(&self, after: Option<&str>, limit: usize) -> Result<Page<PermissionGroup>>;
     /// Members of `group` after user `after`, at most `limit`.
     fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>>;
     /// Groups of `user` after group `after`, at most `limit`.

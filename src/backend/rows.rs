@@ -9,8 +9,10 @@ use crate::views::{kx_key, ViewTree};
 
 /// The paged listings, for every row store.
 impl<S: RowStore + ?Sized> Listings for S {
-    fn users_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<User>> {
-        page(self, ViewTree::Users, &[], after, limit, |k, v| decode_row(ViewTree::Users, k, v))
+    fn users_after(&self, after: Option<&str>, limit: usize) -> Result<Page<User>> {
+        page(self, ViewTree::Users, &[], after.map(str::as_bytes), limit, |k, v| {
+            decode_row(ViewTree::Users, k, v)
+        })
     }
 
     fn kx_users_after(
@@ -26,8 +28,10 @@ impl<S: RowStore + ?Sized> Listings for S {
         })
     }
 
-    fn groups_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PermissionGroup>> {
-        page(self, ViewTree::Groups, &[], after, limit, |k, v| decode_row(ViewTree::Groups, k, v))
+    fn groups_after(&self, after: Option<&str>, limit: usize) -> Result<Page<PermissionGroup>> {
+        page(self, ViewTree::Groups, &[], after.map(str::as_bytes), limit, |k, v| {
+            decode_row(ViewTree::Groups, k, v)
+        })
     }
 
     fn members_after(&self, group: &str, after: Option<&str>, limit: usize) -> Result<Page<UserId>> {

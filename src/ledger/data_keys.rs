@@ -117,7 +117,7 @@ impl super::Ledger {
 
     /// The key page token `token` of `scope` resumes after; a ValidationException on `field` if
     /// garbled, forged, or keyed by no key of this ledger's.
-    pub(super) fn open_page(&self, scope: &str, field: &str, token: &str) -> Result<Vec<u8>> {
+    pub(super) fn open_page(&self, scope: &str, field: &str, token: &str) -> Result<String> {
         let invalid = || Error::validation(field, crate::error::Rule::InvalidToken);
         let id = PageTokens::key_of(token).ok_or_else(invalid)?;
         // A token naming a key never current is forged: refused before the keyring is read again.
@@ -125,6 +125,6 @@ impl super::Ledger {
             return Err(invalid());
         }
         let key = self.data_key(id).map_err(|_| invalid())?;
-        key.pages.open(scope, field, token)
+        String::from_utf8(key.pages.open(scope, field, token)?).map_err(|_| invalid())
     }
 }

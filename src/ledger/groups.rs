@@ -12,7 +12,7 @@ use crate::api::write_op::{unexpected, Write, Written};
 use crate::backend::Listings;
 use crate::core::domain::{Caller, MembershipStatus};
 use crate::core::State;
-use crate::error::{Error, Result, Rule};
+use crate::error::{Error, Result};
 
 const GROUPS_SCOPE: &str = "groups";
 
@@ -91,8 +91,7 @@ impl Ledger {
     ) -> Result<ListPermissionGroupsResponse> {
         let max = page_size(max_results)?;
         let after = self.page_after(GROUPS_SCOPE, next_token)?;
-        let (groups, more) =
-            self.read(caller, |store| store.groups_after(after.as_deref().map(str::as_bytes), max))?;
+        let (groups, more) = self.read(caller, |store| store.groups_after(after.as_deref(), max))?;
         let next_token =
             self.next_page(GROUPS_SCOPE, groups.last().map(|g| g.permission_group_id.as_str()), more)?;
         Ok(ListPermissionGroupsResponse { permission_groups: groups, next_token })
@@ -170,8 +169,7 @@ impl Ledger {
     /// The key a page token of `scope` resumes after.
     fn page_after(&self, scope: &str, next_token: Option<&str>) -> Result<Option<String>> {
         let Some(token) = next_token else { return Ok(None) };
-        let key = self.open_page(scope, "nextToken", token)?;
-        String::from_utf8(key).map(Some).map_err(|_| Error::validation("nextToken", Rule::InvalidToken))
+        self.open_page(scope, "nextToken", token).map(Some)
     }
 
     /// A token for the page after `last`, when more follow.

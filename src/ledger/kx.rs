@@ -11,7 +11,7 @@ use crate::backend::Listings;
 use crate::core::domain::{Caller, KxUser};
 use crate::core::idempotency::Response;
 use crate::core::State;
-use crate::error::{Error, Result, Rule};
+use crate::error::{Error, Result};
 
 impl Ledger {
     /// CreateKxUser: a new user of a kdb environment.
@@ -75,11 +75,7 @@ impl Ledger {
         let after = match next_token {
             Some(token) => {
                 validate::check("nextToken", &validate::KX_NEXT_TOKEN, token)?;
-                let name = self.open_page(&scope, "nextToken", token)?;
-                Some(
-                    String::from_utf8(name)
-                        .map_err(|_| Error::validation("nextToken", Rule::InvalidToken))?,
-                )
+                Some(self.open_page(&scope, "nextToken", token)?)
             }
             None => None,
         };

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::backend::Changeset;
+use crate::backend::{Changeset, ViewChange};
 use crate::core::codec;
 use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
@@ -109,6 +109,37 @@ fn record_as_written(view: ViewTree, key: &[u8], value: &[u8]) -> Result<serde_j
     })
 }
 
+/// The record of the row `change` sets, as JSON, made from its typed value: the records the
+/// API names (the rows equal to `record_json` of their bytes, which reads compare); `None` for a
+/// change whose record is made from its row.
+fn typed_record(change: &ViewChange) -> Result<Option<serde_json::Value>> {
+    let value = match change {
+        ViewChange::PutUser(user) => serde_json::to_value(user),
+        ViewChange::PutKxUser(user) => serde_json::to_value(user),
+        ViewChange::PutAccessKey(key) => serde_json::to_value(key),
+        ViewChange::PutGroup(group) => serde_json::to_value(group),
+        ViewChange::PutPrincipalKey(key) => serde_json::to_value(key),
+        ViewChange::PutTemporaryCredential(credential) => serde_json::to_value(credential),
+        ViewChange::PutEmail(..)
+        | ViewChange::EnabledUsers(_)
+        | ViewChange::RemoveKxUser(..)
+        | ViewChange::KxUsersIn(..)
+        | ViewChange::RemoveAccessKey(_)
+        | ViewChange::RemoveGroup(_)
+        | ViewChange::PutPassword(..)
+        | ViewChange::RemovePrincipalKey(_)
+        | ViewChange::RemoveTemporaryCredential(_)
+        | ViewChange::Member(..)
+        | ViewChange::History(..)
+        | ViewChange::MerkleNode(..)
+        | ViewChange::CurrentDataKey(_)
+        | ViewChange::RetiredDataKey(_) => return Ok(None),
+    };
+    value
+        .map(|json| Some(storable_json(json)))
+        .map_err(|e| Error::corrupt(format_args!("a record as JSON: {e}")))
+}
+
 /// A history row's subject and seq: the key is the subject's zero-terminated parts, then the seq.
 fn history_json(key: &[u8]) -> serde_json::Value {
     let Some((subject, seq)) = key.split_at_checked(key.len().saturating_sub(8)) else {
@@ -178,12 +209,22 @@ impl<'c> Arguments<'c> {
             args.subjects.push(subject);
             args.sealed.push(bytes);
         }
-        let mut rows: BTreeMap<(ViewTree, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
+        // The records the API names come from their typed values; the rest from their rows.
+        type Written = (Option<Vec<u8>>, Option<serde_json::Value>);
+        let mut rows: BTreeMap<(ViewTree, Vec<u8>), Written> = BTreeMap::new();
         for change in &changes.views {
-            rows.extend(crate::views::rows(change));
+            let typed = typed_record(change)?;
+            rows.extend(
+                crate::views::rows(change).into_iter().map(|(at, value)| (at, (value, typed.clone()))),
+            );
         }
-        for ((view, key), value) in rows {
-            args.records.push(value.as_deref().map(|v| record_json(view, &key, v)).transpose()?);
+        for ((view, key), (value, typed)) in rows {
+            let record = match (&value, typed) {
+                (Some(_), Some(typed)) => Some(typed),
+                (Some(value), None) => Some(record_json(view, &key, value)?),
+                (None, _) => None,
+            };
+            args.records.push(record);
             args.tables.push(super::schema::table(view));
             args.keys.push(key);
             args.values.push(value);
