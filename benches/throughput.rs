@@ -121,7 +121,10 @@ fn raw_sled(dir: &Path, callers: usize, seconds: f64) -> f64 {
             .transaction(|tx| {
                 tx[0].insert(&n.to_be_bytes(), entry.as_slice())?;
                 tx[1].insert(format!("u{n}").as_bytes(), user.as_slice())?;
-                tx[2].insert(idempotency::token_key("CreateUser", &format!("t{n}")), token.as_slice())?;
+                tx[2].insert(
+                    idempotency::TokenKey::new("CreateUser", &format!("t{n}")).to_bytes(),
+                    token.as_slice(),
+                )?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
             .unwrap();

@@ -8,7 +8,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{moved, Backend, Changeset, Entries, Head, Reads, RowStore, Tip, Wake, Watch};
 use crate::core::codec;
-use crate::core::idempotency::TokenRecord;
+use crate::core::idempotency::{TokenKey, TokenRecord};
 use crate::core::Views;
 use crate::error::Result;
 use crate::views::{MemViews, ViewTree};
@@ -33,7 +33,7 @@ struct Memory {
     meta: BTreeMap<String, Vec<u8>>,
     tip: Tip,
     log: BTreeMap<u64, Vec<u8>>,
-    tokens: BTreeMap<Vec<u8>, TokenRecord>,
+    tokens: BTreeMap<TokenKey, TokenRecord>,
     views: MemViews,
     checkpoints: BTreeMap<u64, Vec<u8>>,
     syncs: u64,
@@ -65,13 +65,13 @@ fn after_bound<T>(after: Option<T>) -> Bound<T> {
 }
 
 impl Reads for MemoryBackend {
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+    fn token(&self, key: &TokenKey) -> Result<Option<TokenRecord>> {
         Ok(self.read().tokens.get(key).cloned())
     }
 
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+    fn tokens_after(&self, after: Option<&TokenKey>, limit: usize) -> Result<Vec<(TokenKey, TokenRecord)>> {
         let memory = self.read();
-        let range = memory.tokens.range::<[u8], _>((after_bound(after), Bound::Unbounded));
+        let range = memory.tokens.range((after_bound(after), Bound::Unbounded));
         Ok(range.take(limit).map(|(k, r)| (k.clone(), r.clone())).collect())
     }
 

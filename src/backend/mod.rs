@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::domain::{AccessKey, KxUser, PermissionGroup, PrincipalKey, User, UserId};
 use crate::core::event::Subject;
-use crate::core::idempotency::TokenRecord;
+use crate::core::idempotency::{TokenKey, TokenRecord};
 use crate::core::merkle::{Hash, Node};
 pub use crate::core::ViewChange;
 use crate::error::Result;
@@ -85,6 +85,16 @@ pub struct Tip {
     pub views_seq: u64,
 }
 
+/// The typed key of a token record stored as `bytes`; other bytes are corrupt, named.
+pub fn stored_token_key(bytes: &[u8]) -> Result<TokenKey> {
+    TokenKey::from_bytes(bytes).ok_or_else(|| {
+        crate::error::Error::corrupt(format_args!(
+            "corrupt tokens: key {} is not an operation, a zero byte and a token",
+            String::from_utf8_lossy(bytes)
+        ))
+    })
+}
+
 /// The conflict a commit answers when the log's head is no longer the one its batch was decided
 /// against: another writer appended in between.
 pub fn moved(head: Head, base: Head) -> crate::error::Error {
@@ -105,7 +115,7 @@ pub struct Changeset {
     /// View changes, in the order the fold made them (a later one wins).
     pub views: Vec<ViewChange>,
     /// Token records to store (`Some`) or remove (`None`), by token key.
-    pub tokens: std::collections::BTreeMap<Vec<u8>, Option<TokenRecord>>,
+    pub tokens: std::collections::BTreeMap<TokenKey, Option<TokenRecord>>,
     /// The tip after this commit, when it moves (it moves with every appended entry).
     pub tip: Option<Tip>,
     /// The head of the log this changeset was decided against: the commit applies only while
@@ -150,11 +160,11 @@ pub trait Listings {
 /// What the writer reads while it decides a batch: the views' rows (and through them
 /// [`crate::core::State`]) and the token records.
 pub trait Reads: RowStore {
-    /// The token record under `key` (see [`crate::core::idempotency::token_key`]), expired or not.
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>>;
+    /// The token record under `key`, expired or not.
+    fn token(&self, key: &TokenKey) -> Result<Option<TokenRecord>>;
     /// Up to `limit` token records with keys after `after`, ordered (the writer's sweep for
     /// expired ones).
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>>;
+    fn tokens_after(&self, after: Option<&TokenKey>, limit: usize) -> Result<Vec<(TokenKey, TokenRecord)>>;
     /// The hash of the Merkle tree's complete subtree `node`, if stored.
     fn merkle_node(&self, node: Node) -> Result<Option<Hash>> {
         crate::views::store::merkle_node(self, node)
@@ -339,7 +349,7 @@ pub trait Backend: Reads + Send + Sync {
     fn token_count(&self) -> Result<u64> {
         let (mut count, mut after) = (0, None);
         loop {
-            let page = self.tokens_after(after.as_deref(), 1024)?;
+            let page = self.tokens_after(after.as_ref(), 1024)?;
             count += page.len() as u64;
             match page.into_iter().last() {
                 Some((key, _)) => after = Some(key),

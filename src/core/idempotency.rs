@@ -130,23 +130,35 @@ pub struct TokenRecord {
     pub expires_ms: i64,
 }
 
-/// The key of a token record: operation, a zero byte, the token.
-pub fn token_key(operation: &str, token: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(operation.len() + 1 + token.len());
-    key.extend_from_slice(operation.as_bytes());
-    key.push(0);
-    key.extend_from_slice(token.as_bytes());
-    key
+/// The key of a token record: the operation and the clientToken it came with. Keys order as
+/// their bytes do (an operation's name holds no zero byte).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TokenKey {
+    /// The operation, e.g. `CreateUser`.
+    pub operation: String,
+    /// The clientToken.
+    pub client_token: String,
 }
 
-/// The (operation, token) a token key names; `None` if it is not one.
-#[cfg_attr(not(feature = "whitebox"), allow(dead_code))]
-pub fn split_token_key(key: &[u8]) -> Option<(&str, &str)> {
-    let zero = key.iter().position(|&b| b == 0)?;
-    let (operation, rest) = key.split_at_checked(zero)?;
-    let operation = std::str::from_utf8(operation).ok()?;
-    let token = std::str::from_utf8(rest.get(1..)?).ok()?;
-    Some((operation, token))
+impl TokenKey {
+    /// The key of `token` given to `operation`.
+    pub fn new(operation: &str, token: &str) -> Self {
+        TokenKey { operation: operation.to_owned(), client_token: token.to_owned() }
+    }
+
+    /// Its stored bytes: the operation, a zero byte, the token.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        [self.operation.as_bytes(), &[0], self.client_token.as_bytes()].concat()
+    }
+
+    /// The key stored as `bytes`; `None` if they are not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let zero = bytes.iter().position(|&b| b == 0)?;
+        let (operation, rest) = bytes.split_at_checked(zero)?;
+        let operation = std::str::from_utf8(operation).ok()?;
+        let token = std::str::from_utf8(rest.get(1..)?).ok()?;
+        Some(TokenKey::new(operation, token))
+    }
 }
 
 /// Fingerprint of a request: its caller and every validated member, path parameters included.
@@ -258,10 +270,22 @@ mod tests {
 
     #[test]
     fn keys_separate_operations() {
-        assert_ne!(token_key("EnableUser", "t"), token_key("DisableUser", "t"));
-        let k = token_key("EnableUser", "t");
-        assert_eq!(split_token_key(&k), Some(("EnableUser", "t")));
-        assert_eq!(split_token_key(b"no zero"), None);
+        assert_ne!(TokenKey::new("EnableUser", "t").to_bytes(), TokenKey::new("DisableUser", "t").to_bytes());
+        let k = TokenKey::new("EnableUser", "t");
+        assert_eq!(k.to_bytes(), b"EnableUser\0t");
+        assert_eq!(TokenKey::from_bytes(&k.to_bytes()), Some(k));
+        assert_eq!(TokenKey::from_bytes(b"no zero"), None);
+    }
+
+    /// Typed keys order as their stored bytes do, so a sweep's pages agree on every engine.
+    #[test]
+    fn keys_order_as_their_bytes() {
+        let keys = [("Create", "b"), ("Create", "a"), ("CreateUser", ""), ("A", "zz"), ("Create", "")];
+        let mut typed: Vec<TokenKey> = keys.iter().map(|(o, t)| TokenKey::new(o, t)).collect();
+        let mut bytes: Vec<Vec<u8>> = typed.iter().map(TokenKey::to_bytes).collect();
+        typed.sort();
+        bytes.sort();
+        assert_eq!(typed.iter().map(TokenKey::to_bytes).collect::<Vec<_>>(), bytes);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{guarded, settings, Config, Ledger};
 use crate::audit::chain::Chain;
 use crate::audit::{merkle, Digest};
 use crate::backend::sled::directory;
-use crate::backend::{Backend, Head};
+use crate::backend::{stored_token_key, Backend, Head};
 use crate::core::codec;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Failure, Result};
@@ -170,8 +170,9 @@ impl CopySource for Ledger {
     }
 
     fn tokens(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let records = guarded(|| self.inner.shared.backend.tokens_after(after, limit))?;
-        Ok(records.into_iter().map(|(key, record)| (key, codec::encode(&record))).collect())
+        let after = after.map(stored_token_key).transpose()?;
+        let records = guarded(|| self.inner.shared.backend.tokens_after(after.as_ref(), limit))?;
+        Ok(records.into_iter().map(|(key, record)| (key.to_bytes(), codec::encode(&record))).collect())
     }
 }
 
@@ -345,7 +346,7 @@ fn copy_tokens(source: &dyn CopySource, dst: &dyn Backend, head: Head, config: &
             let written_ms = record.expires_ms - config.token_ttl_ms;
             let stood = record.seq.map_or(written_ms <= head.time_ms, |seq| seq <= head.seq);
             if stood && record.expires_ms > now_ms {
-                kept.push((key, record));
+                kept.push((stored_token_key(&key)?, record));
             }
         }
         tokens += kept.len() as u64;

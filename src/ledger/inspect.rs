@@ -2,28 +2,21 @@
 //! records and its view rows as stored, to compare with folds of the log.
 
 use super::Ledger;
-use crate::core::idempotency::{self, TokenRecord};
-use crate::error::{Error, Result};
+use crate::core::idempotency::{TokenKey, TokenRecord};
+use crate::error::Result;
 use crate::views::{Rows, ViewTree};
 
 #[doc(hidden)]
 impl Ledger {
     /// The stored record of `client_token` for `operation` (e.g. `CreateUser`), live or expired.
     pub fn token(&self, operation: &str, client_token: &str) -> Result<Option<TokenRecord>> {
-        self.inner.shared.backend.token(&idempotency::token_key(operation, client_token))
+        self.inner.shared.backend.token(&TokenKey::new(operation, client_token))
     }
 
     /// Every stored clientToken record as (operation, token, record), live or expired.
     pub fn tokens(&self) -> Result<Vec<(String, String, TokenRecord)>> {
-        let corrupt = || Error::corrupt("corrupt tokens: a key is not operation, zero byte, token");
         let records = self.inner.shared.backend.tokens_after(None, usize::MAX)?;
-        records
-            .into_iter()
-            .map(|(key, record)| {
-                let (operation, token) = idempotency::split_token_key(&key).ok_or_else(corrupt)?;
-                Ok((operation.to_owned(), token.to_owned(), record))
-            })
-            .collect()
+        Ok(records.into_iter().map(|(key, record)| (key.operation, key.client_token, record)).collect())
     }
 
     /// Every stored view row, as bytes: what a fold of the log must reproduce.

@@ -10,7 +10,7 @@ use ulid::Ulid;
 use crate::backend::{Backend, Changeset, Head, Reads, Tip, ViewChange};
 use crate::core::codec;
 use crate::core::event::{Envelope, Event};
-use crate::core::idempotency::{self, Response, TokenRecord};
+use crate::core::idempotency::{self, Response, TokenKey, TokenRecord};
 use crate::core::merkle::Frontier;
 use crate::core::{self, Limits};
 use crate::error::{Error, Failure, Result};
@@ -91,7 +91,7 @@ impl<'s> Batch<'s> {
     ) -> Result<Result<Response>> {
         let mut token = None;
         if let Some(t) = request.client_token.as_deref() {
-            let key = idempotency::token_key(request.command.operation(), t);
+            let key = TokenKey::new(request.command.operation(), t);
             let fingerprint = idempotency::fingerprint(&request.caller, &request.command);
             let stored = match self.token(&key) {
                 Ok(stored) => stored,
@@ -160,7 +160,7 @@ impl<'s> Batch<'s> {
         Ok(())
     }
 
-    pub(super) fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+    pub(super) fn token(&self, key: &TokenKey) -> Result<Option<TokenRecord>> {
         match self.changes.tokens.get(key) {
             Some(record) => Ok(record.clone()),
             None => self.reads.token(key),
@@ -168,7 +168,7 @@ impl<'s> Batch<'s> {
     }
 
     /// Stores a token record; its expiry is inside it.
-    pub(super) fn put_token(&mut self, key: Vec<u8>, record: TokenRecord) {
+    pub(super) fn put_token(&mut self, key: TokenKey, record: TokenRecord) {
         self.changes.tokens.insert(key, Some(record));
     }
 
@@ -177,10 +177,10 @@ impl<'s> Batch<'s> {
     /// sweep goes on (`None`: it reached the end).
     pub(super) fn purge_expired_tokens(
         &mut self,
-        from: Option<&[u8]>,
+        from: Option<&TokenKey>,
         now_ms: i64,
         limit: usize,
-    ) -> Result<(usize, Option<Vec<u8>>)> {
+    ) -> Result<(usize, Option<TokenKey>)> {
         let records = self.reads.tokens_after(from, limit)?;
         let next = (records.len() == limit).then(|| records.last().map(|(key, _)| key.clone())).flatten();
         let mut purged = 0;

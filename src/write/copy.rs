@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::backend::{Backend, Changeset, Head};
 use crate::core::event::Sealed;
-use crate::core::idempotency::TokenRecord;
+use crate::core::idempotency::{TokenKey, TokenRecord};
 use crate::core::merkle::Frontier;
 use crate::error::{Error, Result};
 use crate::write::batch::gathered;
@@ -49,7 +49,7 @@ pub fn append(
 }
 
 /// Stores `tokens` (by token key) on `backend` in one commit against `head`, durably.
-pub fn carry_tokens(backend: &dyn Backend, head: Head, tokens: Vec<(Vec<u8>, TokenRecord)>) -> Result<()> {
+pub fn carry_tokens(backend: &dyn Backend, head: Head, tokens: Vec<(TokenKey, TokenRecord)>) -> Result<()> {
     if tokens.is_empty() {
         return Ok(());
     }

@@ -5,7 +5,7 @@ use crate::audit::merkle::frontier;
 use crate::audit::rebuild::rebuild;
 use crate::backend::{moved, Backend, Head, Turn};
 use crate::core::domain::Caller;
-use crate::core::idempotency::Response;
+use crate::core::idempotency::{Response, TokenKey};
 use crate::core::merkle::Frontier;
 use crate::core::{Command, Limits};
 use crate::error::{Error, Failure, Result};
@@ -49,7 +49,7 @@ pub struct Writer {
     token_ttl_ms: i64,
     /// Where the sweep for expired token records goes on: the last key it examined, or the
     /// start.
-    sweep: Option<Vec<u8>>,
+    sweep: Option<TokenKey>,
 }
 
 impl Writer {
@@ -189,7 +189,7 @@ impl Writer {
                     return Ok((Committed { results, wrote }, (batch.head, batch.tree.clone()), sweep));
                 }
                 let examine = PURGE_PER_COMMIT.max(2 * batch.changes.tokens.len());
-                let (_, next) = batch.purge_expired_tokens(sweep.as_deref(), time_ms, examine)?;
+                let (_, next) = batch.purge_expired_tokens(sweep.as_ref(), time_ms, examine)?;
                 backend.commit(&batch.changes)?;
                 Ok((Committed { results, wrote }, (batch.head, batch.tree.clone()), next))
             })?;
@@ -226,7 +226,7 @@ impl Writer {
         let (mut from, mut total, mut conflicts) = (None, 0, 0);
         loop {
             let mut batch = Batch::new(backend, self.head, self.tree.clone(), self.keep_tree);
-            let (purged, next) = batch.purge_expired_tokens(from.as_deref(), now_ms, chunk)?;
+            let (purged, next) = batch.purge_expired_tokens(from.as_ref(), now_ms, chunk)?;
             if let Err(e) = backend.commit(&batch.changes) {
                 match e.failure() {
                     // Another writer appended: sweep this chunk again from the new head.

@@ -12,7 +12,6 @@ use crate::core::domain::{
     AccessKey, KxUser, PermissionGroup, PrincipalKey, TemporaryCredential, User, UserId,
 };
 use crate::core::event::Subject;
-use crate::core::idempotency;
 use crate::error::{Error, Result};
 use crate::views::store as rows;
 use crate::views::ViewTree;
@@ -181,7 +180,7 @@ pub struct Arguments<'c> {
     keys: Vec<Vec<u8>>,
     values: Vec<Option<Vec<u8>>>,
     records: Vec<Option<serde_json::Value>>,
-    token_keys: Vec<&'c [u8]>,
+    token_keys: Vec<Vec<u8>>,
     operations: Vec<&'c str>,
     client_tokens: Vec<String>,
     expiries: Vec<i64>,
@@ -230,10 +229,9 @@ impl<'c> Arguments<'c> {
             args.values.push(value);
         }
         for (key, record) in &changes.tokens {
-            let (operation, token) = idempotency::split_token_key(key).unwrap_or(("", ""));
-            args.token_keys.push(key);
-            args.operations.push(operation);
-            args.client_tokens.push(storable(token));
+            args.token_keys.push(key.to_bytes());
+            args.operations.push(&key.operation);
+            args.client_tokens.push(storable(&key.client_token));
             args.expiries.push(record.as_ref().map_or(0, |r| r.expires_ms));
             args.token_records.push(record.as_ref().map(codec::encode));
         }

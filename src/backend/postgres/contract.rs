@@ -11,11 +11,12 @@ use super::commit::{self, to_i64};
 use super::session::{Session, SqlError};
 use super::{schema, PgBackend};
 use crate::backend::{
-    moved, Backend, Changeset, Entries, Head, Prefetch, Reads, SharedWriters, Tip, Turn, Wake, Watch,
+    moved, stored_token_key, Backend, Changeset, Entries, Head, Prefetch, Reads, SharedWriters, Tip, Turn,
+    Wake, Watch,
 };
 use crate::core::codec;
 use crate::core::event::Subject;
-use crate::core::idempotency::TokenRecord;
+use crate::core::idempotency::{TokenKey, TokenRecord};
 use crate::core::merkle::{Frontier, Hash};
 use crate::error::{Error, Failure, Result};
 use crate::views::store::RowStore;
@@ -132,9 +133,10 @@ impl PgBackend {
     pub(super) fn tokens_after_on(
         &self,
         client: &mut Session,
-        after: Option<&[u8]>,
+        after: Option<&TokenKey>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+    ) -> Result<Vec<(TokenKey, TokenRecord)>> {
+        let after = after.map(TokenKey::to_bytes);
         let sql = format!(
             "SELECT key, record FROM {} WHERE ($1::bytea IS NULL OR key > $1) ORDER BY key LIMIT $2",
             self.t("tokens")
@@ -146,7 +148,7 @@ impl PgBackend {
         rows.into_iter()
             .map(|r| {
                 let (key, bytes): (Vec<u8>, Vec<u8>) = (r.get(0), r.get(1));
-                Ok((key.clone(), decode_token(&key, &bytes)?))
+                Ok((stored_token_key(&key)?, decode_token(&key, &bytes)?))
             })
             .collect()
     }
@@ -204,16 +206,17 @@ impl<K> Iterator for Pages<'_, K> {
 }
 
 impl Reads for PgBackend {
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+    fn token(&self, key: &TokenKey) -> Result<Option<TokenRecord>> {
+        let key = key.to_bytes();
         let sql = format!("SELECT record FROM {} WHERE key = $1", self.t("tokens"));
         let row = self
             .client()?
             .query_typed_opt(&sql, &[(&key, Type::BYTEA)])
             .map_err(|e| self.failed("reading tokens", e))?;
-        row.map(|r| decode_token(key, &r.get::<_, Vec<u8>>(0))).transpose()
+        row.map(|r| decode_token(&key, &r.get::<_, Vec<u8>>(0))).transpose()
     }
 
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+    fn tokens_after(&self, after: Option<&TokenKey>, limit: usize) -> Result<Vec<(TokenKey, TokenRecord)>> {
         self.tokens_after_on(&mut *self.client()?, after, limit)
     }
 

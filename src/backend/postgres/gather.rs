@@ -11,7 +11,7 @@ use tokio_postgres::types::Type;
 use super::contract::decode_token;
 use super::{schema, PgBackend};
 use crate::backend::{Prefetch, Reads};
-use crate::core::idempotency::TokenRecord;
+use crate::core::idempotency::{TokenKey, TokenRecord};
 use crate::error::Result;
 use crate::views::store::RowStore;
 use crate::views::ViewTree;
@@ -74,13 +74,14 @@ impl RowStore for Gathered<'_> {
 }
 
 impl Reads for Gathered<'_> {
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
+    fn token(&self, key: &TokenKey) -> Result<Option<TokenRecord>> {
         let direct = || Ok(self.backend.token(key)?.map(|r| crate::core::codec::encode(&r)));
-        self.read(TOKENS, key, direct)?.map(|bytes| decode_token(key, &bytes)).transpose()
+        let bytes = key.to_bytes();
+        self.read(TOKENS, &bytes, direct)?.map(|record| decode_token(&bytes, &record)).transpose()
     }
 
     /// On the writer's session: the sweep reads inside the batch, with no pool checkout.
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+    fn tokens_after(&self, after: Option<&TokenKey>, limit: usize) -> Result<Vec<(TokenKey, TokenRecord)>> {
         self.backend.on_session("reading tokens", |c| self.backend.tokens_after_on(c, after, limit))?
     }
 

@@ -8,23 +8,24 @@ use ::sled::Batch;
 use super::mark::{Mark, MarkFile};
 use super::reads::log_seq;
 use super::{layout, storage, SledBackend};
-use crate::backend::{moved, Backend, Changeset, Entries, Head, LocalDisk, Reads, Tip};
+use crate::backend::{moved, stored_token_key, Backend, Changeset, Entries, Head, LocalDisk, Reads, Tip};
 use crate::core::codec;
 use crate::core::event::Subject;
-use crate::core::idempotency::TokenRecord;
+use crate::core::idempotency::{TokenKey, TokenRecord};
 use crate::error::{Error, Failure, Result};
 use crate::views::{subject_prefix, ViewTree};
 
 impl Reads for SledBackend {
-    fn token(&self, key: &[u8]) -> Result<Option<TokenRecord>> {
-        self.get(&layout::token_key(key))?
-            .map(|v| codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(key)), &v))
+    fn token(&self, key: &TokenKey) -> Result<Option<TokenRecord>> {
+        let key = key.to_bytes();
+        self.get(&layout::token_key(&key))?
+            .map(|v| codec::decode(format_args!("tokens[{}]", String::from_utf8_lossy(&key)), &v))
             .transpose()
     }
 
-    fn tokens_after(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, TokenRecord)>> {
+    fn tokens_after(&self, after: Option<&TokenKey>, limit: usize) -> Result<Vec<(TokenKey, TokenRecord)>> {
         let lower = match after {
-            Some(after) => Bound::Excluded(layout::token_key(after)),
+            Some(after) => Bound::Excluded(layout::token_key(&after.to_bytes())),
             None => Bound::Included(layout::TOKENS_PREFIX.to_vec()),
         };
         let mut records = Vec::new();
@@ -35,7 +36,7 @@ impl Reads for SledBackend {
                 break;
             }
             let what = format_args!("tokens[{}]", String::from_utf8_lossy(key)).to_string();
-            records.push((key.to_vec(), codec::decode(what, &value)?));
+            records.push((stored_token_key(key)?, codec::decode(what, &value)?));
         }
         Ok(records)
     }
@@ -142,7 +143,7 @@ impl Backend for SledBackend {
             }
         }
         for (key, record) in &changes.tokens {
-            let key = layout::token_key(key);
+            let key = layout::token_key(&key.to_bytes());
             match record {
                 Some(record) => batch.insert(key, codec::encode(record)),
                 None => batch.remove(key),
