@@ -120,7 +120,6 @@ impl Writer {
         committed
     }
 
-    /// The conflict, if the log's head moved past this writer's (another writer committed).
     /// The tree's frontier at `size`, read from the backend (none kept in a benchmark's A/B).
     fn frontier(&self, backend: &dyn Backend, size: u64) -> Result<Frontier> {
         if self.keep_tree {
@@ -130,6 +129,7 @@ impl Writer {
         }
     }
 
+    /// The conflict, if the log's head moved past this writer's (another writer committed).
     fn check_unmoved(&self, backend: &dyn Backend) -> Result<()> {
         let head = backend.tip()?.head;
         if head == self.head {
