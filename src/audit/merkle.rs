@@ -4,15 +4,36 @@
 //! Invariant: the stored tree is the fold of the log like every view (verify compares it, rebuild
 //! remakes it); what is read here only reads it, except [`ensure`], which writes a missing tree.
 
-use crate::backend::{Backend, Reads};
+use crate::backend::{Backend, TreeTail, TAIL};
 use crate::core::codec;
-use crate::core::merkle::{peaks, Frontier, Hash, Node, Tree};
+use crate::core::merkle::{peaks, subtree_hash, Frontier, Hash, Node, Tree};
 use crate::error::{Error, Result};
 use crate::views::ViewTree;
 
-/// The hash of stored node `node`; a missing one is an error naming it.
-pub fn node(reads: &dyn Reads, node: Node) -> Result<Hash> {
-    reads.merkle_node(node)?.ok_or_else(|| missing(node))
+/// The hash of node `node` of a ledger that stores the nodes of level `floor` and up: read, or
+/// hashed again from the ≤ 2^floor entries below it; a missing one is an error naming it.
+pub fn node(backend: &dyn Backend, floor: u8, node: Node) -> Result<Hash> {
+    if node.level >= floor {
+        return backend.merkle_node(node)?.ok_or_else(|| missing(node));
+    }
+    let width = 1u64 << node.level;
+    let entries = entries(backend, node.index * width, width)?;
+    subtree_hash(entries.iter().map(Vec::as_slice)).ok_or_else(|| missing(node))
+}
+
+/// The `count` log entries after the first `after`, in order; fewer is an error naming the seq.
+fn entries(backend: &dyn Backend, after: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+    let mut read = Vec::with_capacity(count as usize);
+    for entry in backend.log(after + 1).take(count as usize) {
+        read.push(entry?.1);
+    }
+    if (read.len() as u64) < count {
+        let seq = after + read.len() as u64 + 1;
+        return Err(Error::corrupt(format_args!(
+            "the log lacks its entry at seq {seq}, which the Merkle tree covers"
+        )));
+    }
+    Ok(read)
 }
 
 fn missing(node: Node) -> Error {
@@ -24,27 +45,64 @@ fn missing(node: Node) -> Error {
     ))
 }
 
-/// The frontier of the tree of the first `size` entries, read from the stored nodes at once.
-pub fn frontier(reads: &dyn Reads, size: u64) -> Result<Frontier> {
-    let peaks = peaks(size);
-    let hashes = reads.merkle_nodes(&peaks)?;
+/// The frontier of the tree of the first `size` entries of a ledger that stores the nodes of
+/// level `floor` and up: the stored peaks read at once, and the ≤ 2^floor − 1 entries past them
+/// appended again.
+pub fn frontier(backend: &dyn Backend, size: u64, floor: u8) -> Result<Frontier> {
+    let base = size & !((1u64 << floor) - 1);
+    let peaks = peaks(base);
+    let hashes = backend.merkle_nodes(&peaks)?;
     let hashes =
         peaks.iter().zip(hashes).map(|(n, h)| h.ok_or_else(|| missing(*n))).collect::<Result<_>>()?;
-    Ok(Frontier::of_peaks(size, hashes))
+    let mut tree = Frontier::of_peaks(base, hashes, floor);
+    for entry in entries(backend, base, size - base)? {
+        tree.append(&entry);
+    }
+    Ok(tree)
 }
 
-/// Runs `read` on the stored tree.
-pub fn with_tree<T>(reads: &dyn Reads, read: impl FnOnce(&Tree<'_>) -> Result<T>) -> Result<T> {
-    let lookup = |n: Node| node(reads, n);
+/// The frontier at `size` of a ledger that stores the nodes of level `floor` and up, made of
+/// what a writer's turn read (`made`); `None` when that does not make it (a peak not stored, a
+/// tail that is not the entries it should be), and the writer reads the frontier itself.
+pub fn frontier_from(size: u64, floor: u8, made: &TreeTail) -> Option<Frontier> {
+    let base = size & !((1u64 << floor) - 1);
+    let stored =
+        |node: &Node| made.peaks.iter().find(|(level, _)| *level == node.level).map(|(_, hash)| *hash);
+    let hashes = peaks(base).iter().map(stored).collect::<Option<Vec<Hash>>>()?;
+    let after = (size % TAIL) as usize;
+    let from = after.checked_sub((size - base) as usize)?;
+    if made.tail.len() != after {
+        return None;
+    }
+    let mut tree = Frontier::of_peaks(base, hashes, floor);
+    for entry in made.tail.get(from..)? {
+        tree.append(entry);
+    }
+    Some(tree)
+}
+
+/// Runs `read` on the tree of a ledger that stores the nodes of level `floor` and up.
+pub fn with_tree<T>(
+    backend: &dyn Backend,
+    floor: u8,
+    read: impl FnOnce(&Tree<'_>) -> Result<T>,
+) -> Result<T> {
+    let lookup = |n: Node| node(backend, floor, n);
     read(&Tree::new(&lookup))
 }
 
-/// Makes sure the tree holds every entry of a log of `size` entries: a database written
-/// before the tree existed gets it built from its log (in one pass, in bounded memory); one
-/// that has it is left alone. Returns the frontier the writer continues from.
-pub fn ensure(backend: &dyn Backend, size: u64) -> Result<Frontier> {
-    if size > 0 && backend.merkle_node(Node { level: 0, index: size - 1 })?.is_none() {
-        let mut tree = Frontier::default();
+/// Makes sure the tree (its nodes of level `floor` and up) holds every entry of a log of
+/// `size` entries: a database written before the tree existed gets it built from its log (in
+/// one pass, in bounded memory); one that has it is left alone. Returns the frontier the writer
+/// continues from.
+pub fn ensure(backend: &dyn Backend, size: u64, floor: u8) -> Result<Frontier> {
+    let base = size & !((1u64 << floor) - 1);
+    let built = match peaks(base).last() {
+        Some(lowest) => backend.merkle_node(*lowest)?.is_some(),
+        None => true,
+    };
+    if !built {
+        let mut tree = Frontier::empty(floor);
         let mut pending = std::collections::VecDeque::new();
         let mut log = backend.log(1);
         let mut rows = std::iter::from_fn(|| loop {
@@ -63,5 +121,5 @@ pub fn ensure(backend: &dyn Backend, size: u64) -> Result<Frontier> {
         });
         backend.replace_view(ViewTree::Merkle, &mut rows)?;
     }
-    frontier(backend, size)
+    frontier(backend, size, floor)
 }

@@ -11,8 +11,14 @@ use crate::views::ViewTree;
 /// corrupt log is an error and changes nothing. Only rows that differ are written, so a
 /// rebuild of healthy views writes almost nothing. Meta marks the views as folded up to seq 0
 /// until the end, so a crash midway leaves them reported as lagging.
-pub fn rebuild(backend: &dyn Backend, fold_memory: usize, progress: &mut dyn FnMut(u64)) -> Result<Head> {
-    let mut folded = refold(backend.log(1), None, fold_memory, progress)?;
+/// The tree's rows are its nodes of level `floor` and up.
+pub fn rebuild(
+    backend: &dyn Backend,
+    fold_memory: usize,
+    floor: u8,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Head> {
+    let mut folded = refold(backend.log(1), None, fold_memory, floor, progress)?;
     let report = folded.report.clone();
     if let Some(problem) = report.problem {
         return Err(Error::corrupt(format_args!(

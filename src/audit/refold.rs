@@ -82,17 +82,19 @@ impl Refolded {
 /// Folds the log in `entries` within about `budget` bytes of memory, checking its chain and
 /// `digest` (if given) as [`audit::verify_entries`] does, with the same report. `progress`
 /// hears the seq the walk reached, then (starting again from 0) how many events were folded,
-/// every [`audit::PROGRESS_EVERY`] and at the end of each.
+/// every [`audit::PROGRESS_EVERY`] and at the end of each. The Merkle tree's rows are its
+/// nodes of level `floor` and up, as the ledger stores them.
 pub fn refold(
     entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     digest: Option<Digest>,
     budget: usize,
+    floor: u8,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Refolded> {
     let mut events = Sorter::new(budget / 2);
     let mut out = Outputs::new(budget / 2);
     // The Merkle tree folds in log order, from its frontier alone.
-    let mut tree = Frontier::default();
+    let mut tree = Frontier::empty(floor);
     let mut report = audit::walk(entries, Chain::default(), digest, progress, &mut |sealed, bytes| {
         let key = at_seq(fold_key(&sealed.envelope.event), sealed.envelope.seq);
         events.push(&key, bytes)?;
@@ -553,7 +555,7 @@ mod tests {
             let log = sealed_log(events);
             let (want, views) = audit::verify_entries(log.iter().cloned().map(Ok), None, &mut |_| {}).unwrap();
             for budget in [1, 700, DEFAULT_FOLD_MEMORY] {
-                let mut got = refold(log.iter().cloned().map(Ok), None, budget, &mut |_| {}).unwrap();
+                let mut got = refold(log.iter().cloned().map(Ok), None, budget, crate::core::merkle::FLOOR, &mut |_| {}).unwrap();
                 prop_assert_eq!(&got.report, &want, "budget {}", budget);
                 if want.problem.is_none() {
                     for view in ViewTree::ALL {

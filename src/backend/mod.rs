@@ -219,10 +219,23 @@ pub trait SharedWriters: Send + Sync {
 pub struct Turn {
     /// The log's head.
     pub head: Head,
-    /// The Merkle tree's frontier at the head, read in the same round trip; `None` when some of
-    /// its nodes were not there (the writer then reads them itself, and names what is missing).
-    pub tree: Option<crate::core::merkle::Frontier>,
+    /// What the Merkle tree's frontier at the head is made of, read in the same round trip.
+    pub tree: TreeTail,
 }
+
+/// What the Merkle tree's frontier at a size is made of: the peaks stored at that size, and the
+/// log entries after the last multiple of [`TAIL`] below it (those a ledger that stores only the
+/// higher levels hashes again). See `crate::audit::merkle::frontier_from`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeTail {
+    /// The stored peaks: (level, hash).
+    pub peaks: Vec<(u8, Hash)>,
+    /// The sealed entries after the last multiple of [`TAIL`] below the size, in order.
+    pub tail: Vec<Vec<u8>>,
+}
+
+/// The stride of [`TreeTail::tail`]: 2^[`crate::core::merkle::FLOOR`].
+pub const TAIL: u64 = 1 << crate::core::merkle::FLOOR;
 
 /// What a backend on a local disk of its own offers (sled).
 pub trait LocalDisk: Send + Sync {

@@ -2,11 +2,12 @@
 //! hashed over `0x00 ‖ entry`, a node over `0x01 ‖ left ‖ right`, the tree of the first n
 //! entries; inclusion and consistency proofs (§2.1.3, §2.1.4) and their verification.
 //!
-//! What is stored is every complete subtree: the node of `2^level` leaves starting at leaf
-//! `index · 2^level`, kept once the last of them is appended (two nodes per entry on average,
-//! at most ⌈log2 n⌉ + 1 for one). Any tree size's root and any proof are read from them, never
-//! by re-hashing the log. Invariant: pure; the nodes an append makes depend only on the entry and
-//! the frontier (the complete subtrees of the tree before it).
+//! What is stored is every complete subtree of level [`FLOOR`] and up: the node of `2^level`
+//! leaves starting at leaf `index · 2^level`, kept once the last of them is appended (1/8 of a
+//! node per entry on average; a ledger that kept its tree before the floor keeps every level, two
+//! per entry). Any tree size's root and any proof are read from them, with the ≤ 2^FLOOR − 1
+//! entries below a stored node hashed again. Invariant: pure; the nodes an append makes depend
+//! only on the entry and the frontier (the complete subtrees of the tree before it).
 
 use sha2::{Digest as _, Sha256};
 
@@ -76,22 +77,55 @@ pub fn peaks(size: u64) -> Vec<Node> {
     peaks
 }
 
+/// The lowest level of the nodes a new ledger stores: a node below it covers at most
+/// 2^FLOOR − 1 … 8 entries, hashed again from the log when a proof or a frontier needs it, so
+/// that an entry adds 1/8 of a tree row instead of two.
+pub const FLOOR: u8 = 4;
+
 /// The complete subtrees of the tree before an append, with their hashes: what the next append
-/// needs, and all it needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// needs, and all it needs; and the lowest level of the nodes the ledger stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frontier {
     size: u64,
     peaks: Vec<(Node, Hash)>,
+    floor: u8,
+}
+
+impl Default for Frontier {
+    /// The empty tree of a ledger that stores the nodes of level [`FLOOR`] and up.
+    fn default() -> Self {
+        Frontier::empty(FLOOR)
+    }
 }
 
 impl Frontier {
-    /// The frontier of a tree of `size` leaves whose [`peaks`] have `hashes`, in order.
-    pub fn of_peaks(size: u64, hashes: Vec<Hash>) -> Frontier {
-        Frontier { size, peaks: peaks(size).into_iter().zip(hashes).collect() }
+    /// The empty tree of a ledger that stores the nodes of level `floor` and up.
+    pub fn empty(floor: u8) -> Frontier {
+        Frontier { size: 0, peaks: vec![], floor }
     }
 
-    /// Appends `entry` as the next leaf; returns the nodes it completes, leaf first.
+    /// The frontier of a tree of `size` leaves whose [`peaks`] have `hashes`, in order, of a
+    /// ledger that stores the nodes of level `floor` and up.
+    pub fn of_peaks(size: u64, hashes: Vec<Hash>, floor: u8) -> Frontier {
+        Frontier { size, peaks: peaks(size).into_iter().zip(hashes).collect(), floor }
+    }
+
+    /// The lowest level of the nodes stored.
+    pub fn floor(&self) -> u8 {
+        self.floor
+    }
+
+    /// Appends `entry` as the next leaf; returns the nodes it completes that the ledger stores
+    /// (of level [`Frontier::floor`] and up), lowest first.
     pub fn append(&mut self, entry: &[u8]) -> Vec<(Node, Hash)> {
+        let floor = self.floor;
+        let mut made = self.append_all(entry);
+        made.retain(|(node, _)| node.level >= floor);
+        made
+    }
+
+    /// Appends `entry` as the next leaf; returns every node it completes, leaf first.
+    fn append_all(&mut self, entry: &[u8]) -> Vec<(Node, Hash)> {
         let leaf = (Node { level: 0, index: self.size }, leaf_hash(entry));
         let mut made = vec![leaf];
         self.peaks.push(leaf);
@@ -115,6 +149,19 @@ impl Frontier {
         let mut peaks = self.peaks.iter().rev();
         let Some((_, last)) = peaks.next() else { return Sha256::digest([]).into() };
         peaks.fold(*last, |right, (_, left)| node_hash(left, &right))
+    }
+}
+
+/// The hash of the complete subtree whose leaves are `entries` (a power of two of them); `None`
+/// for another count.
+pub fn subtree_hash<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Option<Hash> {
+    let mut tree = Frontier::empty(0);
+    for entry in entries {
+        tree.append_all(entry);
+    }
+    match tree.peaks.as_slice() {
+        [(_, hash)] => Some(*hash),
+        _ => None,
     }
 }
 
@@ -304,7 +351,7 @@ mod tests {
 
     /// A tree of `n` leaves `b"entry i"`, its stored nodes, and each size's root by appends.
     fn tree(n: u64) -> (BTreeMap<Node, Hash>, Vec<Hash>) {
-        let mut frontier = Frontier::default();
+        let mut frontier = Frontier::empty(0);
         let mut nodes = BTreeMap::new();
         let mut roots = vec![frontier.root()];
         for i in 0..n {
@@ -366,7 +413,7 @@ mod tests {
     #[test]
     fn node_keys_sort_in_append_order_and_read_back() {
         let (nodes, _) = tree(33);
-        let mut frontier = Frontier::default();
+        let mut frontier = Frontier::empty(0);
         let mut made = vec![];
         for i in 0..33 {
             made.extend(frontier.append(format!("entry {i}").as_bytes()).into_iter().map(|(n, _)| n));

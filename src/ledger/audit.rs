@@ -52,7 +52,13 @@ impl Ledger {
 
     fn verify_unguarded(&self, digest: Option<Digest>, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         self.still(|backend| {
-            let mut folded = refold(backend.log(1), digest, self.inner.config.fold_memory, progress)?;
+            let mut folded = refold(
+                backend.log(1),
+                digest,
+                self.inner.config.fold_memory,
+                super::settings::tree_floor(backend)?,
+                progress,
+            )?;
             let mut report = folded.report.clone();
             let head = backend.tip()?.head;
             self.check_end(&mut report, head);

@@ -10,7 +10,6 @@ use std::sync::{Arc, PoisonError};
 
 use super::settings::{self, CHECKPOINT_HANDOVERS, CHECKPOINT_KEY};
 use super::{guarded, Ledger};
-use crate::audit::merkle::with_tree;
 use crate::backend::Backend;
 use crate::core::checkpoint::{verifier_key, Checkpoint, NoteSigner};
 use crate::core::codec;
@@ -111,8 +110,6 @@ impl Ledger {
 
     /// The root of the tree of the first `size` entries.
     fn tree_root(&self, size: u64) -> Result<crate::core::merkle::Hash> {
-        let shared = &self.inner.shared;
-        shared.refuse_if_stale()?;
-        guarded(|| with_tree(shared.backend.as_ref(), |tree| tree.root(size)))
+        self.tree(|tree| tree.root(size))
     }
 }

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint_mark::{self, Mark};
 use super::settings::{self, CHECKPOINT_KEY, EPOCH};
 use super::{guarded, Ledger};
-use crate::audit::merkle::with_tree;
 use crate::core::checkpoint::{verifier_key, Checkpoint, NoteSigner};
 use crate::core::codec;
 use crate::core::domain::Caller;
@@ -107,7 +106,7 @@ impl Ledger {
             let why = if known.size > head {
                 format!("the database ends at seq {head}")
             } else {
-                let root = self.stored(|reads| with_tree(reads, |tree| tree.root(known.size)))?;
+                let root = self.tree(|tree| tree.root(known.size))?;
                 if root == known.root {
                     continue;
                 }

@@ -270,7 +270,8 @@ fn copy_log(
     progress: &mut dyn FnMut(CopyProgress),
 ) -> Result<(Head, u64)> {
     let mut chain = Chain::after(head);
-    let mut tree = guarded(|| merkle::ensure(dst, head.seq))?;
+    let floor = guarded(|| settings::tree_floor(dst))?;
+    let mut tree = guarded(|| merkle::ensure(dst, head.seq, floor))?;
     let mut copied = 0;
     while head.seq < until {
         let want = usize::try_from(until - head.seq).unwrap_or(usize::MAX).min(CHUNK_ENTRIES);
@@ -315,7 +316,7 @@ fn copy_log(
                 Err(moved) => {
                     check_prefix(source, dst, named, moved, until)?;
                     (head, chain, tree) =
-                        (moved, Chain::after(moved), guarded(|| merkle::frontier(dst, moved.seq))?);
+                        (moved, Chain::after(moved), guarded(|| merkle::frontier(dst, moved.seq, floor))?);
                     continue;
                 }
             }

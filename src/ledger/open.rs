@@ -89,9 +89,10 @@ impl Ledger {
         let dir = Directory::acquire(path, config.mode)?;
         let Opened { backend, .. } =
             SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
-        let report =
-            guard("while reading the log", || refold(backend.log(1), None, config.fold_memory, &mut |_| {}))?
-                .report;
+        let report = guard("while reading the log", || {
+            refold(backend.log(1), None, config.fold_memory, crate::core::merkle::FLOOR, &mut |_| {})
+        })?
+        .report;
         if let Some(problem) = report.problem {
             return Err(Error::corrupt(format_args!("cannot accept the log: it is corrupt at {problem}")));
         }
@@ -169,22 +170,26 @@ impl Ledger {
         // it; one marked so that lacks the tree's frontier was damaged: only audits work (verify
         // names what is missing) until rebuild-views. Views that cannot be trusted get the tree
         // with the rest from rebuild-views, which writes wait for.
+        let floor = guard("while reading the settings", || settings::tree_floor(backend.as_ref()))?;
         let (tree, stale) = match stale {
-            Some(why) => (Frontier::default(), Some(why)),
+            Some(why) => (Frontier::empty(floor), Some(why)),
             None => match guard("while reading the Merkle tree", || {
                 match (settings::keeps_tree(backend.as_ref())?, read_only) {
                     // Audits of a read-only ledger go on without it; verify names what it lacks.
                     (false, true) => return Ok(None),
                     (false, false) => {
-                        merkle::ensure(backend.as_ref(), tip.head.seq)?;
+                        let floor = settings::settle_tree_floor(backend.as_ref())?;
+                        merkle::ensure(backend.as_ref(), tip.head.seq, floor)?;
                         settings::mark_tree_kept(backend.as_ref())?;
                     }
                     (true, _) => {}
                 }
-                merkle::frontier(backend.as_ref(), tip.head.seq).map(Some)
+                merkle::frontier(backend.as_ref(), tip.head.seq, floor).map(Some)
             }) {
-                Ok(tree) => (tree.unwrap_or_default(), None),
-                Err(e) if e.failure() == Some(Failure::Corrupt) => (Frontier::default(), Some(e.to_string())),
+                Ok(tree) => (tree.unwrap_or_else(|| Frontier::empty(floor)), None),
+                Err(e) if e.failure() == Some(Failure::Corrupt) => {
+                    (Frontier::empty(floor), Some(e.to_string()))
+                }
                 Err(e) => return Err(e),
             },
         };

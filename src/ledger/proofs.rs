@@ -46,7 +46,7 @@ impl Ledger {
             }
         };
         self.refuse_to_contradict()?;
-        let root = self.stored(|reads| with_tree(reads, |tree| tree.root(size)))?;
+        let root = self.tree(|tree| tree.root(size))?;
         let signer = self.signer();
         // A host whose key another host rotated away signs nothing an auditor would follow.
         guarded(|| {
@@ -74,7 +74,7 @@ impl Ledger {
         }
         let entry = guarded(|| self.inner.shared.backend.log_entry(seq))?
             .ok_or_else(|| Error::corrupt(format_args!("the log lacks its entry at seq {seq}")))?;
-        let path = self.stored(|reads| with_tree(reads, |tree| tree.inclusion(seq - 1, size)))?;
+        let path = self.tree(|tree| tree.inclusion(seq - 1, size))?;
         Ok(InclusionProof { index: seq - 1, size, entry, path })
     }
 
@@ -82,7 +82,7 @@ impl Ledger {
     /// `first`.
     pub fn consistency_proof(&self, first: u64, second: Option<u64>) -> Result<ConsistencyProof> {
         let second = self.tree_size("secondSize", second)?;
-        let path = self.stored(|reads| with_tree(reads, |tree| tree.consistency(first, second)))?;
+        let path = self.tree(|tree| tree.consistency(first, second))?;
         Ok(ConsistencyProof { first, second, path })
     }
 
@@ -97,9 +97,13 @@ impl Ledger {
     }
 
     /// Reads the stored tree, once the views are trusted (it is one of them).
-    pub(super) fn stored<T>(&self, read: impl FnOnce(&dyn crate::backend::Reads) -> Result<T>) -> Result<T> {
+    pub(super) fn tree<T>(
+        &self,
+        read: impl FnOnce(&crate::core::merkle::Tree<'_>) -> Result<T>,
+    ) -> Result<T> {
         let shared = &self.inner.shared;
         shared.refuse_if_stale()?;
-        guarded(|| read(shared.backend.as_ref()))
+        let backend = shared.backend.as_ref();
+        guarded(|| with_tree(backend, super::settings::tree_floor(backend)?, read))
     }
 }

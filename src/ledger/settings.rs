@@ -220,6 +220,33 @@ pub fn environment_id(backend: &dyn Backend, shown: &Path, given: Option<&str>) 
     }
 }
 
+/// The meta name of the lowest level of the Merkle tree's nodes the ledger stores (one byte);
+/// absent from a ledger that kept its tree before there was a floor, which stores every level.
+const MERKLE_FLOOR: &str = "merkle_floor";
+
+/// The lowest level of the Merkle tree's nodes the ledger stores: its setting; 0 for a ledger
+/// that kept its tree before there was one; [`crate::core::merkle::FLOOR`] for one whose tree
+/// is still to be built.
+pub fn tree_floor(backend: &dyn Backend) -> Result<u8> {
+    match backend.meta(MERKLE_FLOOR)? {
+        Some(value) => match value.as_slice() {
+            [floor] if *floor < 64 => Ok(*floor),
+            _ => Err(Error::corrupt(format_args!("corrupt setting {MERKLE_FLOOR}: {value:?}"))),
+        },
+        None if keeps_tree(backend)? => Ok(0),
+        None => Ok(crate::core::merkle::FLOOR),
+    }
+}
+
+/// Settles the floor of a tree about to be built (see [`tree_floor`]): the one stored first.
+pub fn settle_tree_floor(backend: &dyn Backend) -> Result<u8> {
+    let floor = tree_floor(backend)?;
+    match backend.insert_meta(MERKLE_FLOOR, &[floor])?.as_slice() {
+        [floor] => Ok(*floor),
+        other => Err(Error::corrupt(format_args!("corrupt setting {MERKLE_FLOOR}: {other:?}"))),
+    }
+}
+
 /// Whether the ledger is marked as keeping its Merkle tree (see [`MERKLE_TREE`]).
 pub fn keeps_tree(backend: &dyn Backend) -> Result<bool> {
     Ok(backend.meta(MERKLE_TREE)?.is_some())

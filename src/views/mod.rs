@@ -52,7 +52,8 @@ pub enum ViewTree {
     PrincipalKeys = 9,
     /// accessKeyId → temporary credentials.
     TemporaryCredentials = 10,
-    /// (tree size at which it completes, level) → hash: every complete subtree of the RFC 9162
+    /// (tree size at which it completes, level) → hash: every complete subtree (of the ledger's
+    /// floor and up, see [`crate::core::merkle::FLOOR`]) of the RFC 9162
     /// Merkle tree over the log's entries (see [`crate::core::merkle`]).
     Merkle = 11,
 }

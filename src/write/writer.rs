@@ -1,7 +1,7 @@
 //! The single writer: the head of the log as committed, and committing a batch of requests (or a
 //! purge of expired token records) as one atomic changeset.
 
-use crate::audit::merkle::frontier;
+use crate::audit::merkle::{self, frontier};
 use crate::audit::rebuild::rebuild;
 use crate::backend::{moved, Backend, Head, Turn};
 use crate::core::domain::Caller;
@@ -93,7 +93,8 @@ impl Writer {
         let mut decide_and_commit = || {
             if let Some(Turn { head, tree }) = turn.clone().filter(|turn| turn.head != self.head) {
                 check_extends(backend, head, kept)?;
-                self.tree = match tree {
+                let floor = self.tree.floor();
+                self.tree = match merkle::frontier_from(head.seq, floor, &tree) {
                     Some(tree) if self.keep_tree => tree,
                     _ => self.frontier(backend, head.seq)?,
                 };
@@ -123,7 +124,7 @@ impl Writer {
     /// The tree's frontier at `size`, read from the backend (none kept in a benchmark's A/B).
     fn frontier(&self, backend: &dyn Backend, size: u64) -> Result<Frontier> {
         if self.keep_tree {
-            frontier(backend, size)
+            frontier(backend, size, self.tree.floor())
         } else {
             Ok(Frontier::default())
         }
@@ -207,7 +208,7 @@ impl Writer {
         fold_memory: usize,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Head> {
-        let head = rebuild(backend, fold_memory, progress)?;
+        let head = rebuild(backend, fold_memory, self.tree.floor(), progress)?;
         self.tree = self.frontier(backend, head.seq)?;
         self.head = head;
         Ok(head)

@@ -57,7 +57,9 @@ fn verify_raw(entries: &[(Vec<u8>, Vec<u8>)]) -> Option<Problem> {
     let report = audit::verify_entries(all(), None, &mut |_| {}).unwrap().0;
     for budget in [1, user_ledger::DEFAULT_FOLD_MEMORY] {
         assert_eq!(
-            refold::refold(all(), None, budget, &mut |_| {}).unwrap().report,
+            refold::refold(all(), None, budget, user_ledger::core::merkle::FLOOR, &mut |_| {})
+                .unwrap()
+                .report,
             report,
             "budget {budget}"
         );
@@ -354,10 +356,9 @@ fn a_digest_holds_while_the_log_grows_and_fails_once_history_is_rewritten() {
     drop(read_only);
     Ledger::accept_log(Config::new(dir.path().join("db")).clock(clock.clone())).unwrap();
     let t = TestLedger { ledger: open(&clock, &dir, OpenMode::Create).unwrap(), clock, dir };
-    // The Merkle tree was folded from the entries as they were: it no longer matches them.
-    let problem = verify(&t).unwrap();
-    assert_eq!(problem.seq, 10);
-    assert!(matches!(problem.fault, Fault::ViewsDiffer { tree: "merkle", .. }), "{problem}");
+    // The tree stores its nodes of level 4 and up, the first at 16 entries: none covers these
+    // 10, so nothing stored was folded from the entries as they were.
+    assert_eq!(verify(&t), None, "a consistent rewrite of a short log passes a plain verify");
     t.ledger.rebuild_views(&mut |_| {}).unwrap();
     assert_eq!(verify(&t), None, "a consistent rewrite, its views rebuilt, passes a plain verify");
     let problem = t.ledger.verify(Some(digest), &mut |_| {}).unwrap().problem;

@@ -272,7 +272,10 @@ fn the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_on
     backend: &dyn Backend,
 ) {
     use user_ledger::core::merkle::{leaf_hash, peaks, Node};
-    let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+    // A writer that stores every level (a ledger's floor is its own): the backend keeps each
+    // node it is given.
+    let all_levels = user_ledger::core::merkle::Frontier::empty(0);
+    let mut writer = Writer::new(Head::default(), all_levels, 60_000);
     create_users(backend, &mut writer, &["a@example.com", "b@example.com", "c@example.com"]);
     create_users(backend, &mut writer, &["d@example.com", "e@example.com"]);
     let entries: Vec<Vec<u8>> = backend.log(1).map(|e| e.unwrap().1).collect();

@@ -170,7 +170,8 @@ fn assert_views_equal_fold(t: &TestLedger) {
     let folded = MemViews::fold(&log).unwrap();
     assert_eq!(t.ledger.view_rows().unwrap(), folded.rows(), "views == fold(log), byte for byte");
     // The fold in bounded memory, spilling every record, yields the same rows.
-    let mut bounded = refold::refold(t.ledger.raw_log(), None, 1, &mut |_| {}).unwrap();
+    let mut bounded =
+        refold::refold(t.ledger.raw_log(), None, 1, user_ledger::core::merkle::FLOOR, &mut |_| {}).unwrap();
     assert_eq!(bounded.report.problem, None);
     for view in ViewTree::ALL {
         let rows: Vec<_> = bounded.rows_of(view).map(Result::unwrap).collect();

@@ -186,6 +186,47 @@ fn verify_proof_checks_files_offline_and_exits_3_when_a_proof_fails() {
     assert!(!nowhere.exists(), "verify-proof opened no database");
 }
 
+/// A ledger stores the tree's nodes of level 4 and up (one per 16 entries and its parents) and
+/// hashes the ≤ 15 entries below one again when a proof or a frontier needs them; a ledger that
+/// kept its tree before there was a floor (no `merkle_floor` setting) keeps every level.
+#[test]
+fn a_new_ledger_stores_levels_4_and_up_and_one_from_before_the_floor_keeps_every_level() {
+    let t = ledger_of(37);
+    let merkle =
+        |ledger: &Ledger| ledger.view_rows().unwrap().keys().filter(|(v, _)| *v == ViewTree::Merkle).count();
+    // 37 entries: two nodes of level 4 (16, 32) and one of level 5 (32).
+    assert_eq!(merkle(&t.ledger), 3);
+    let before = t.ledger.checkpoint(None).unwrap();
+    let path = t.dir.path().join("db");
+    drop(t.ledger);
+    {
+        let raw = common::raw::Raw::open(&path);
+        assert_eq!(raw.meta("merkle_floor"), Some(vec![4]));
+        raw.remove_meta("merkle_floor");
+        raw.flush();
+    }
+    // Read as a ledger of every level, its tree lacks the low ones: only audits work, verify
+    // names the tree, and rebuild-views makes every level.
+    let ledger = Ledger::open(Config::new(&path).clock(t.clock.clone())).unwrap();
+    let refused = ledger.create_user(&SYSTEM, &CreateUserRequest::new("late@example.com", "APP_USER"));
+    assert_eq!(refused.unwrap_err().failure(), Some(user_ledger::Failure::StaleViews));
+    ledger.rebuild_views(&mut |_| {}).unwrap();
+    assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+    // 37 leaves, 18 pairs, 9 of four, 4 of eight, 2 of sixteen, 1 of thirty-two.
+    assert_eq!(merkle(&ledger), 37 + 18 + 9 + 4 + 2 + 1);
+    assert_eq!(ledger.checkpoint(None).unwrap(), before, "the same tree, signed the same");
+    ledger.create_user(&SYSTEM, &CreateUserRequest::new("late@example.com", "APP_USER")).unwrap();
+    assert_eq!(merkle(&ledger), 38 + 19 + 9 + 4 + 2 + 1);
+    assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
+    // Proofs of the last entry and of the first, against the signed root.
+    let signed = checkpoint(&ledger, 38);
+    for (seq, hashes) in [(38, 3), (1, 6)] {
+        let proof = ledger.inclusion_proof(seq, Some(38)).unwrap();
+        assert_eq!(proof.path.len(), hashes);
+        assert!(proof.holds(&signed), "seq {seq}");
+    }
+}
+
 #[test]
 fn verify_finds_a_damaged_node_and_rebuild_remakes_the_tree() {
     let t = ledger_of(5);

@@ -38,12 +38,15 @@ fn the_format_1_fixture_migrates_without_losing_a_byte() {
     assert_eq!(after.keys().collect::<Vec<_>>(), ["ledger"], "format 1's trees are gone");
 
     // Laid out the old way again, the migrated database is the fixture, record for record, and
-    // the Merkle tree over its 5 entries that opening built (5 leaves, 2 pairs, 1 of 4), with
-    // the mark that says the ledger keeps it from now on.
+    // the Merkle tree over its 5 entries that opening built (no node: it stores levels 4 and up,
+    // the first at 16 entries), with the mark that says the ledger keeps it from now on and the
+    // floor it keeps it from.
     to_format_1(&path);
     let mut after = dump(&path);
-    assert_eq!(after.remove("merkle").map(|nodes| nodes.len()), Some(8));
+    assert_eq!(after.remove("merkle").map(|nodes| nodes.len()), None);
     let meta = after.get_mut("meta").unwrap();
+    let floor = meta.iter().position(|(key, _)| key.as_slice() == b"merkle_floor").expect("the tree's floor");
+    assert_eq!(meta.remove(floor).1, [4]);
     let mark = meta.iter().position(|(key, _)| key.as_slice() == b"merkle_tree").expect("the tree's mark");
     assert_eq!(meta.remove(mark).1, b"1");
     assert_eq!(after, before);

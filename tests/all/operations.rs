@@ -432,12 +432,12 @@ fn a_create_user_with_a_client_token_adds_seven_keys_to_format_2s_one_tree() {
     };
     ledger.create_user(&SYSTEM, &request).unwrap();
     drop(ledger);
-    // The log entry, the user, the email index, the history index and the token record, and the
-    // Merkle tree's leaf and (the second entry completing a pair) the node above it; the tip and
-    // the enabled-users counter are rewritten once per batch. Format 1 wrote a sixth key (the
-    // token's expiry index) and two more per batch (head and views seq apart), over eight trees,
-    // and had no tree.
-    assert_eq!(keys(&path) - before, 7);
+    // The log entry, the user, the email index, the history index and the token record; the tip
+    // and the enabled-users counter are rewritten once per batch. The Merkle tree stores its
+    // nodes of level 4 and up: one per 16 entries and its parents, 1/8 of a key an entry, none
+    // for the second. Format 1 wrote a sixth key (the token's expiry index) and two more per
+    // batch (head and views seq apart), over eight trees, and had no tree.
+    assert_eq!(keys(&path) - before, 5);
 }
 
 #[test]

@@ -422,7 +422,12 @@ fn what_a_dba_changes_behind_the_ledger_is_found_by_verify_and_never_rebuilt_sil
     let ledger = open(&location);
     let id =
         ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
-    ledger.create_user(&SYSTEM, &CreateUserRequest::new("b@example.com", "APP_USER")).unwrap();
+    // Sixteen entries in all: the Merkle tree's first stored node (level 4).
+    for n in 0..15 {
+        ledger
+            .create_user(&SYSTEM, &CreateUserRequest::new(format!("b{n}@example.com"), "APP_USER"))
+            .unwrap();
+    }
     drop(ledger);
     let mut dba = dba();
 
@@ -492,6 +497,12 @@ fn the_readmes_roles_and_grants_run_a_ledger_and_show_a_reader_nothing_secret() 
     let id =
         ledger.create_user(&SYSTEM, &CreateUserRequest::new("a@example.com", "APP_USER")).unwrap().user_id;
     ledger.reset_user_password(&SYSTEM, &id, Some("tok")).unwrap();
+    // Sixteen entries in all: the Merkle tree's first stored node (level 4).
+    for n in 0..14 {
+        ledger
+            .create_user(&SYSTEM, &CreateUserRequest::new(format!("u{n}@example.com"), "APP_USER"))
+            .unwrap();
+    }
     let mut as_owner = postgres::Client::connect(&as_role(&owner), postgres::NoTls).unwrap();
     as_owner.batch_execute(&ours(&blocks[1])).unwrap();
     let mut as_reader = postgres::Client::connect(&as_role(&reader), postgres::NoTls).unwrap();

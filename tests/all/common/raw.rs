@@ -74,6 +74,11 @@ impl Raw {
         self.tree.insert(layout::meta_key(name), value).unwrap();
     }
 
+    /// Removes a meta record.
+    pub fn remove_meta(&self, name: &str) {
+        self.tree.remove(layout::meta_key(name)).unwrap();
+    }
+
     /// A meta record, if there is one.
     pub fn meta(&self, name: &str) -> Option<Vec<u8>> {
         self.tree.get(layout::meta_key(name)).unwrap().map(|v| v.to_vec())
