@@ -4,7 +4,7 @@
 //! Invariant: the stored tree is the fold of the log like every view (verify compares it, rebuild
 //! remakes it); what is read here only reads it, except [`ensure`], which writes a missing tree.
 
-use crate::backend::{Backend, TreeTail, TAIL};
+use crate::backend::Backend;
 use crate::core::codec;
 use crate::core::merkle::{peaks, subtree_hash, Frontier, Hash, Node, Tree};
 use crate::error::{Error, Result};
@@ -59,26 +59,6 @@ pub fn frontier(backend: &dyn Backend, size: u64, floor: u8) -> Result<Frontier>
         tree.append(&entry);
     }
     Ok(tree)
-}
-
-/// The frontier at `size` of a ledger that stores the nodes of level `floor` and up, made of
-/// what a writer's turn read (`made`); `None` when that does not make it (a peak not stored, a
-/// tail that is not the entries it should be), and the writer reads the frontier itself.
-pub fn frontier_from(size: u64, floor: u8, made: &TreeTail) -> Option<Frontier> {
-    let base = size & !((1u64 << floor) - 1);
-    let stored =
-        |node: &Node| made.peaks.iter().find(|(level, _)| *level == node.level).map(|(_, hash)| *hash);
-    let hashes = peaks(base).iter().map(stored).collect::<Option<Vec<Hash>>>()?;
-    let after = (size % TAIL) as usize;
-    let from = after.checked_sub((size - base) as usize)?;
-    if made.tail.len() != after {
-        return None;
-    }
-    let mut tree = Frontier::of_peaks(base, hashes, floor);
-    for entry in made.tail.get(from..)? {
-        tree.append(entry);
-    }
-    Some(tree)
 }
 
 /// Runs `read` on the tree of a ledger that stores the nodes of level `floor` and up.

@@ -197,10 +197,9 @@ pub trait SharedWriters: Send + Sync {
     /// for a head another host moved meanwhile (the compare-and-set stays the guarantee; this
     /// only spares the work). Waits a bounded time, then answers [`crate::Failure::Timeout`]
     /// naming who held the turn. Answers the log's head as of the turn when it read it on the
-    /// way (the writer continues from there), with the Merkle tree's frontier at that head when
-    /// it read that too, else `None`. A commit made during the turn ends it on the backend's
-    /// side; [`SharedWriters::end_batch`] ends it otherwise.
-    fn begin_batch(&self) -> Result<Option<Turn>>;
+    /// way (the writer continues from there), else `None`. A commit made during the turn ends
+    /// it on the backend's side; [`SharedWriters::end_batch`] ends it otherwise.
+    fn begin_batch(&self) -> Result<Option<Head>>;
     /// Ends what [`SharedWriters::begin_batch`] began; called whatever the batch's outcome.
     fn end_batch(&self);
     /// How many sign-ins of `who` (an email key) failed after `since_ms`, as every host sees
@@ -213,29 +212,6 @@ pub trait SharedWriters: Send + Sync {
     /// must see them agree while other hosts write. Reads only; dropped when the audit ends.
     fn pinned(&self) -> Result<Box<dyn Backend + '_>>;
 }
-
-/// The log as a writer's turn found it ([`SharedWriters::begin_batch`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Turn {
-    /// The log's head.
-    pub head: Head,
-    /// What the Merkle tree's frontier at the head is made of, read in the same round trip.
-    pub tree: TreeTail,
-}
-
-/// What the Merkle tree's frontier at a size is made of: the peaks stored at that size, and the
-/// log entries after the last multiple of [`TAIL`] below it (those a ledger that stores only the
-/// higher levels hashes again). See `crate::audit::merkle::frontier_from`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TreeTail {
-    /// The stored peaks: (level, hash).
-    pub peaks: Vec<(u8, Hash)>,
-    /// The sealed entries after the last multiple of [`TAIL`] below the size, in order.
-    pub tail: Vec<Vec<u8>>,
-}
-
-/// The stride of [`TreeTail::tail`]: 2^[`crate::core::merkle::FLOOR`].
-pub const TAIL: u64 = 1 << crate::core::merkle::FLOOR;
 
 /// What a backend on a local disk of its own offers (sled).
 pub trait LocalDisk: Send + Sync {

@@ -304,7 +304,7 @@ fn copy_log(
                 None => Ok(None),
             };
             let appended = match turn {
-                Ok(Some(turn)) if turn.head != head => Err(turn.head),
+                Ok(Some(moved)) if moved != head => Err(moved),
                 Ok(_) => Ok(guarded(|| append(dst, head, &mut tree, &chunk))),
                 Err(e) => Ok(Err(e)),
             };

@@ -1,9 +1,9 @@
 //! The single writer: the head of the log as committed, and committing a batch of requests (or a
 //! purge of expired token records) as one atomic changeset.
 
-use crate::audit::merkle::{self, frontier};
+use crate::audit::merkle::frontier;
 use crate::audit::rebuild::rebuild;
-use crate::backend::{moved, Backend, Head, Turn};
+use crate::backend::{moved, Backend, Head};
 use crate::core::domain::Caller;
 use crate::core::idempotency::{Response, TokenKey};
 use crate::core::merkle::Frontier;
@@ -91,13 +91,9 @@ impl Writer {
             None => None,
         };
         let mut decide_and_commit = || {
-            if let Some(Turn { head, tree }) = turn.clone().filter(|turn| turn.head != self.head) {
+            if let Some(head) = turn.filter(|head| *head != self.head) {
                 check_extends(backend, head, kept)?;
-                let floor = self.tree.floor();
-                self.tree = match merkle::frontier_from(head.seq, floor, &tree) {
-                    Some(tree) if self.keep_tree => tree,
-                    _ => self.frontier(backend, head.seq)?,
-                };
+                self.tree = self.frontier(backend, head.seq)?;
                 self.head = head;
             }
             for _ in 0..MAX_CONFLICTS {

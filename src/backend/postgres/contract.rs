@@ -11,13 +11,12 @@ use super::commit::{self, to_i64};
 use super::session::{Session, SqlError};
 use super::{schema, PgBackend};
 use crate::backend::{
-    moved, stored_token_key, Backend, Changeset, Entries, Head, Prefetch, Reads, SharedWriters, Tip,
-    TreeTail, Turn, Wake, Watch, TAIL,
+    moved, stored_token_key, Backend, Changeset, Entries, Head, Prefetch, Reads, SharedWriters, Tip, Wake,
+    Watch,
 };
 use crate::core::codec;
 use crate::core::event::Subject;
 use crate::core::idempotency::{TokenKey, TokenRecord};
-use crate::core::merkle::Hash;
 use crate::error::{Error, Failure, Result};
 use crate::views::store::RowStore;
 use crate::views::{subject_prefix, ViewTree};
@@ -594,39 +593,22 @@ impl SharedWriters for PgBackend {
     /// only the ledger's own role can lock it, and a wait past [`super::LOCK_WAIT`] names the
     /// sessions holding it. A lost session loses the turn with it (the server frees the row).
     /// The head comes back with the turn.
-    fn begin_batch(&self) -> Result<Option<Turn>> {
+    fn begin_batch(&self) -> Result<Option<Head>> {
         // Writers of this process share the session: they take turns here first.
         self.turns.take()?;
-        // What the tree's frontier is made of comes with the head, in the same round trip: for
-        // each bit `k` set in the size, the complete subtree of level `k` that ends where the
-        // size's bits from `k` up end, if stored; and the entries after the last multiple of TAIL
-        // below the size. A statement of its own: the lock's statement saw the log as of before
-        // its wait (only the locked row is read again), the next one sees what committed since.
         let sql = format!(
-            "BEGIN; SELECT head_seq, encode(head_hash, 'base64'), head_time_ms FROM {tip} FOR UPDATE; \
-             SELECT t.head_seq, \
-             (SELECT string_agg(k.level || ':' || encode(m.value, 'base64'), ',') \
-                FROM generate_series(0, 62) AS k(level) \
-                JOIN {merkle} m ON m.key = int8send((t.head_seq >> k.level) << k.level) \
-                    || decode(lpad(to_hex(k.level), 2, '0'), 'hex') \
-               WHERE (t.head_seq >> k.level) & 1::bigint = 1), \
-             (SELECT string_agg(encode(l.sealed, 'hex'), ',' ORDER BY l.seq) \
-                FROM {log} l WHERE l.seq > (t.head_seq & ~{mask}::bigint)) \
-             FROM {tip} t",
-            tip = self.t("tip"),
-            log = self.t("log"),
-            mask = TAIL - 1,
-            merkle = self.t(schema::table(crate::views::ViewTree::Merkle)),
+            "BEGIN; SELECT head_seq, encode(head_hash, 'base64'), head_time_ms FROM {} FOR UPDATE",
+            self.t("tip")
         );
         let taken = self.on_session("waiting for a turn", |c| c.simple_query(&sql)).and_then(|taken| {
             self.in_turn.store(true, Ordering::SeqCst);
             let messages = taken.map_err(|e| self.failed("waiting for a turn", e))?;
-            let mut rows = messages.iter().filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-                _ => None,
-            });
-            let row = rows
-                .next()
+            let row = messages
+                .iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+                    _ => None,
+                })
                 .ok_or_else(|| Error::corrupt(format_args!("{}: the tip row is missing", self.t("tip"))))?;
             let field = |n: usize| row.get(n).unwrap_or_default();
             let bad = |what: &str| Error::corrupt(format_args!("{}: {what} does not read", self.t("tip")));
@@ -634,13 +616,7 @@ impl SharedWriters for PgBackend {
                 .map_err(|_| bad("head_hash"))?;
             let seq = field(0).parse::<i64>().map_err(|_| bad("head_seq"))?;
             let time = field(2).parse::<i64>().map_err(|_| bad("head_time_ms"))?;
-            let head = head_of(seq, hash, time)?;
-            // Of the same head (the row is locked), else nothing: the writer reads it then.
-            let tree = rows
-                .next()
-                .filter(|tree| tree.get(0) == Some(field(0)))
-                .map_or_else(TreeTail::default, |tree| tree_tail(tree.get(1), tree.get(2)));
-            Ok(Some(Turn { head, tree }))
+            Ok(Some(head_of(seq, hash, time)?))
         });
         if taken.is_err() {
             self.end_batch();
@@ -697,27 +673,4 @@ impl Watch for PgBackend {
     fn watch(&self, wake: Wake) -> Result<()> {
         super::listen::spawn(self.location.clone(), self.channel.clone(), self.closed.clone(), wake)
     }
-}
-
-/// What a turn read of the tree: peaks as `level:base64` and entries in hex (PostgreSQL's base64
-/// breaks lines), comma-separated;
-/// what does not read is left out (the writer then finds the frontier not made, and reads it).
-fn tree_tail(peaks: Option<&str>, tail: Option<&str>) -> TreeTail {
-    let b64 = |text: &str| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).ok();
-    let items = |list: Option<&str>| {
-        list.unwrap_or_default().split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect::<Vec<_>>()
-    };
-    let peaks = items(peaks)
-        .iter()
-        .filter_map(|item| {
-            let (level, hash) = item.split_once(':')?;
-            Some((level.parse().ok()?, Hash::try_from(b64(hash)?.as_slice()).ok()?))
-        })
-        .collect();
-    let hex = |text: &str| {
-        let byte = |i: usize| u8::from_str_radix(text.get(i..i + 2)?, 16).ok();
-        (0..text.len()).step_by(2).map(byte).collect::<Option<Vec<u8>>>()
-    };
-    let tail = items(tail).iter().filter_map(|entry| hex(entry)).collect();
-    TreeTail { peaks, tail }
 }
