@@ -25,7 +25,12 @@ pub fn node(backend: &dyn Backend, floor: u8, node: Node) -> Result<Hash> {
 fn entries(backend: &dyn Backend, after: u64, count: u64) -> Result<Vec<Vec<u8>>> {
     let mut read = Vec::with_capacity(count as usize);
     for entry in backend.log(after + 1).take(count as usize) {
-        read.push(entry?.1);
+        let (key, bytes) = entry?;
+        let seq = after + read.len() as u64 + 1;
+        if codec::seq_of(&key) != Some(seq) {
+            break;
+        }
+        read.push(bytes);
     }
     if (read.len() as u64) < count {
         let seq = after + read.len() as u64 + 1;

@@ -21,8 +21,14 @@ use crate::error::{Error, Failure, Result};
 use crate::views::store::RowStore;
 use crate::views::{subject_prefix, ViewTree};
 
-/// How many rows one read of the log or a view fetches: memory stays bounded whatever the size.
+/// How many rows one read of the log or a view fetches at most: memory stays bounded whatever
+/// the size.
 const PAGE_ROWS: usize = 1000;
+
+/// How many rows the first read of a cursor fetches; each next one four times more, up to
+/// [`PAGE_ROWS`]: a short read (the ≤ 15 entries a Merkle node or frontier hashes again) reads
+/// little, a long one soon reads full pages.
+const FIRST_PAGE_ROWS: usize = 16;
 
 impl PgBackend {
     /// Writes `rows` (`Some` value: upsert; `None`: delete) of `view` in `tx`: one statement each.
@@ -75,9 +81,14 @@ impl PgBackend {
         Ok(self.log_entry(*seq)?.as_deref() == Some(bytes.as_slice()))
     }
 
-    /// One page of `sql` (which takes the last key seen and a limit) as rows.
-    fn rows_of(&self, sql: &str, after: &(dyn ToSql + Sync)) -> Result<Vec<tokio_postgres::Row>> {
-        let limit = i64::try_from(PAGE_ROWS).unwrap_or(i64::MAX);
+    /// One page of `sql` (which takes the last key seen and a limit) of at most `rows` rows.
+    fn rows_of(
+        &self,
+        sql: &str,
+        after: &(dyn ToSql + Sync),
+        rows: usize,
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let limit = i64::try_from(rows).unwrap_or(i64::MAX);
         self.client()?.query(sql, &[after, &limit]).map_err(|e| self.failed("reading", e))
     }
 
@@ -93,9 +104,9 @@ impl PgBackend {
         let sql = format!(
             "SELECT key, value, record FROM {table} WHERE ($1::bytea IS NULL OR key > $1) ORDER BY key LIMIT $2"
         );
-        let page = move |after: &Option<Vec<u8>>| -> Result<Vec<Row>> {
-            let mut page = Vec::with_capacity(PAGE_ROWS);
-            for row in self.rows_of(&sql, after)? {
+        let page = move |after: &Option<Vec<u8>>, rows: usize| -> Result<Vec<Row>> {
+            let mut page = Vec::with_capacity(rows);
+            for row in self.rows_of(&sql, after, rows)? {
                 let (key, value): (Vec<u8>, Vec<u8>) = (row.get(0), row.get(1));
                 let stored: Option<serde_json::Value> = row.get(2);
                 // A value that does not decode is the audit's to report, as on every engine.
@@ -123,6 +134,7 @@ impl PgBackend {
             key_of: |key| Some(key.to_vec()),
             buffer: VecDeque::new(),
             done: false,
+            rows: FIRST_PAGE_ROWS,
         })
     }
 }
@@ -168,8 +180,8 @@ fn head_of(seq: i64, hash: Vec<u8>, time_ms: i64) -> Result<Head> {
 /// A (key, value) row as stored.
 type Row = (Vec<u8>, Vec<u8>);
 
-/// Reads the page after a key.
-type NextPage<'a, K> = Box<dyn FnMut(&K) -> Result<Vec<Row>> + 'a>;
+/// Reads the page of at most so many rows after a key.
+type NextPage<'a, K> = Box<dyn FnMut(&K, usize) -> Result<Vec<Row>> + 'a>;
 
 /// Rows read a page at a time by keyset: bounded memory, no transaction held between pages.
 struct Pages<'a, K> {
@@ -179,6 +191,8 @@ struct Pages<'a, K> {
     key_of: fn(&[u8]) -> K,
     buffer: VecDeque<(Vec<u8>, Vec<u8>)>,
     done: bool,
+    /// How many rows the next page asks for.
+    rows: usize,
 }
 
 impl<K> Iterator for Pages<'_, K> {
@@ -186,9 +200,11 @@ impl<K> Iterator for Pages<'_, K> {
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.buffer.is_empty() && !self.done {
-            match (self.next)(&self.after) {
+            let asked = self.rows;
+            self.rows = (asked * 4).min(PAGE_ROWS);
+            match (self.next)(&self.after, asked) {
                 Ok(rows) => {
-                    self.done = rows.len() < PAGE_ROWS;
+                    self.done = rows.len() < asked;
                     if let Some((key, _)) = rows.last() {
                         self.after = (self.key_of)(key);
                     }
@@ -436,9 +452,9 @@ impl Backend for PgBackend {
         let sql = format!(
             "SELECT int8send(seq), sealed, kind, subject FROM {table} WHERE seq > $1 ORDER BY seq LIMIT $2"
         );
-        let page = move |after: &i64| -> Result<Vec<Row>> {
-            let mut page = Vec::with_capacity(PAGE_ROWS);
-            for row in self.rows_of(&sql, after)? {
+        let page = move |after: &i64, rows: usize| -> Result<Vec<Row>> {
+            let mut page = Vec::with_capacity(rows);
+            for row in self.rows_of(&sql, after, rows)? {
                 let (key, sealed): (Vec<u8>, Vec<u8>) = (row.get(0), row.get(1));
                 let seq = codec::seq_of(&key).unwrap_or(0);
                 // An entry that does not unseal is the audit's to report, as on every engine.
@@ -462,6 +478,7 @@ impl Backend for PgBackend {
             key_of: |key| key.try_into().map_or(i64::MAX, i64::from_be_bytes),
             buffer: VecDeque::new(),
             done: false,
+            rows: FIRST_PAGE_ROWS,
         })
     }
 
