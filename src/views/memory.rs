@@ -2,14 +2,12 @@
 //! the canonical rows a store would hold, so it answers [`crate::core::State`] as every row
 //! store does and compares with one row for row.
 
-use std::ops::Bound;
-
 use crate::core::codec;
 use crate::core::event::Envelope;
 use crate::core::merkle::Frontier;
 use crate::core::{ViewChange, Views};
 use crate::error::Result;
-use crate::views::store::RowStore;
+use crate::views::store::{under, RowStore};
 use crate::views::{fold, rows, Row, Rows, ViewTree, DATA_KEYS};
 
 /// The views folded in memory: what the store's views must equal.
@@ -97,17 +95,8 @@ impl RowStore for MemViews {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let start = match after {
-            Some(after) => Bound::Excluded((view, after.to_vec())),
-            None => Bound::Included((view, prefix.to_vec())),
-        };
-        Ok(self
-            .rows
-            .range((start, Bound::Unbounded))
-            .take_while(|((v, key), _)| *v == view && key.starts_with(prefix))
-            .take(limit)
-            .map(|((_, key), value)| (key.clone(), value.clone()))
-            .collect())
+        let rows = under(&self.rows, view, prefix, after).take(limit);
+        Ok(rows.map(|(key, value)| (key.clone(), value.clone())).collect())
     }
 }
 

@@ -31,6 +31,24 @@ pub trait RowStore {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 }
 
+/// The rows of a map keyed by (view, key) that [`RowStore::rows_under`] names, in key order:
+/// those of `view` under `prefix`, after `after` (a full key) or from the first.
+pub fn under<'m, V>(
+    rows: &'m std::collections::BTreeMap<(ViewTree, Vec<u8>), V>,
+    view: ViewTree,
+    prefix: &'m [u8],
+    after: Option<&[u8]>,
+) -> impl Iterator<Item = (&'m Vec<u8>, &'m V)> + 'm {
+    use std::ops::Bound;
+    let start = match after {
+        Some(after) => Bound::Excluded((view, after.to_vec())),
+        None => Bound::Included((view, prefix.to_vec())),
+    };
+    rows.range((start, Bound::Unbounded))
+        .take_while(move |((v, key), _)| *v == view && key.starts_with(prefix))
+        .map(|((_, key), value)| (key, value))
+}
+
 /// Decodes a stored view row, naming the view and key if it does not decode.
 pub fn decode_row<T: serde::de::DeserializeOwned>(view: ViewTree, key: &[u8], value: &[u8]) -> Result<T> {
     let shown = String::from_utf8_lossy(key).replace('\0', "/");

@@ -3,11 +3,11 @@
 //! into them ([`Views`]).
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 use crate::backend::{RowStore, ViewChange};
 use crate::core::Views;
 use crate::error::Result;
+use crate::views::store::under;
 use crate::views::{rows, ViewTree};
 use crate::write::batch::Batch;
 
@@ -42,18 +42,10 @@ impl Overlay {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let start = match after {
-            Some(after) => Bound::Excluded((view, after.to_vec())),
-            None => Bound::Included((view, prefix.to_vec())),
-        };
-        let mine: Vec<_> = self
-            .rows
-            .range((start, Bound::Unbounded))
-            .take_while(|((v, key), _)| *v == view && key.starts_with(prefix))
-            .collect();
+        let mine: Vec<_> = under(&self.rows, view, prefix, after).collect();
         let fetched = below.rows_under(view, prefix, after, limit.saturating_add(mine.len()))?;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = fetched.into_iter().collect();
-        for ((_, key), value) in mine {
+        for (key, value) in mine {
             match value {
                 Some(value) => merged.insert(key.clone(), value.clone()),
                 None => merged.remove(key),
@@ -83,5 +75,50 @@ impl Views for Batch<'_> {
     fn change(&mut self, change: ViewChange) {
         self.overlay.set(&change);
         self.changes.views.push(change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::views::MemViews;
+    use proptest::prelude::*;
+
+    /// Rows of the memberships view as (key, present): keys share prefixes, so pages cut across
+    /// the batch's changes and the rows below.
+    fn key(n: u8) -> Vec<u8> {
+        vec![b'g', n % 3, n]
+    }
+
+    proptest! {
+        /// A page read through the overlay equals the page of the rows below with the batch's
+        /// changes applied, whatever the rows, the changes, the prefix, the start and the limit.
+        #[test]
+        fn a_page_through_the_overlay_is_the_page_of_the_changed_rows(
+            below in proptest::collection::btree_set(0u8..40, 0..30),
+            changes in proptest::collection::vec((0u8..40, any::<bool>()), 0..20),
+            prefix in proptest::option::of(0u8..3),
+            after in proptest::option::of(0u8..40),
+            limit in 0usize..12,
+        ) {
+            let view = ViewTree::Memberships;
+            let mut rows = MemViews::default();
+            rows.replace_view(view, below.iter().map(|n| (key(*n), vec![*n])));
+            let mut overlay = Overlay::default();
+            let mut applied = rows.clone();
+            for (n, put) in &changes {
+                let value = put.then(|| vec![n.wrapping_add(100)]);
+                overlay.rows.insert((view, key(*n)), value.clone());
+                let mut all: Vec<_> = applied.rows_of(view).collect();
+                all.retain(|(k, _)| *k != key(*n));
+                all.extend(value.map(|v| (key(*n), v)));
+                applied.replace_view(view, all);
+            }
+            let prefix = prefix.map_or(vec![b'g'], |p| vec![b'g', p]);
+            let after = after.map(key).filter(|k| k.starts_with(&prefix));
+            let got = overlay.rows_under(&rows, view, &prefix, after.as_deref(), limit).unwrap();
+            let want = applied.rows_under(view, &prefix, after.as_deref(), limit).unwrap();
+            prop_assert_eq!(got, want);
+        }
     }
 }
