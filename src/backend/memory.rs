@@ -10,7 +10,7 @@ use super::{moved, Backend, Changeset, Entries, Head, Reads, RowStore, Tip, Wake
 use crate::core::codec;
 use crate::core::idempotency::{TokenKey, TokenRecord};
 use crate::core::Views;
-use crate::error::Result;
+use crate::error::{Error, Failure, Result};
 use crate::views::{MemViews, ViewTree};
 
 /// A ledger's state in memory; lost when dropped. Several ledgers may share one (as hosts share
@@ -170,9 +170,24 @@ impl Backend for MemoryBackend {
         Some(self)
     }
 
-    fn sync(&self, _head: Head) -> Result<()> {
-        self.write().syncs += 1;
-        Ok(())
+    /// A shared backend's barrier: refuses a head this memory does not hold, as PostgreSQL's.
+    fn sync(&self, head: Head) -> Result<()> {
+        let mut memory = self.write();
+        memory.syncs += 1;
+        let holds = head.seq == 0
+            || memory.log.get(&head.seq).is_some_and(|bytes| {
+                codec::unseal(head.seq, bytes).is_ok_and(|entry| entry.hash == head.hash)
+            });
+        if holds {
+            return Ok(());
+        }
+        Err(Error::failed(
+            Failure::Io,
+            format_args!(
+                "syncing: the memory backend does not hold the entry at seq {} that was read",
+                head.seq
+            ),
+        ))
     }
 
     fn log(&self, from_seq: u64) -> Entries<'_> {

@@ -285,7 +285,10 @@ pub trait Backend: Reads + Send + Sync {
     /// least, also what other hosts committed and a commit whose answer was lost. Called after a
     /// commit under `Durability::Immediate`, before a shared backend's answer that wrote nothing
     /// (a retry's stored answer may be another host's doubtful commit), and by the flusher. A
-    /// backend whose commits are durable when they return does nothing for its own.
+    /// backend whose commits are durable when they return does nothing for its own. A backend
+    /// several hosts share refuses ([`crate::Failure::Io`]) a `head` it does not hold (another
+    /// entry at its seq, or none): it was read on another server, before a failover, and a
+    /// barrier here covers nothing of it.
     fn sync(&self, head: Head) -> Result<()>;
     /// The log from `from_seq` on, undecoded, ordered; a cursor, never the whole log in memory.
     fn log(&self, from_seq: u64) -> Entries<'_>;

@@ -213,7 +213,22 @@ impl Command {
             | Command::StartEpoch { .. } => Access::Keys,
             // Its own password any user may reset; another's only a SUPER_USER (check_escalation).
             Command::ResetUserPassword { .. } => Access::Read,
-            _ => Access::Manage,
+            Command::CreateUser { .. }
+            | Command::UpdateUser { .. }
+            | Command::EnableUser { .. }
+            | Command::DisableUser { .. }
+            | Command::CreateKxUser { .. }
+            | Command::UpdateKxUser { .. }
+            | Command::DeleteKxUser { .. }
+            | Command::CreateAccessKey { .. }
+            | Command::DeleteAccessKey { .. }
+            | Command::CreatePermissionGroup { .. }
+            | Command::UpdatePermissionGroup { .. }
+            | Command::DeletePermissionGroup { .. }
+            | Command::AssociateUserToPermissionGroup { .. }
+            | Command::DisassociateUserFromPermissionGroup { .. }
+            | Command::SignIn { .. }
+            | Command::CreatePrincipalKey { .. } => Access::Manage,
         }
     }
 }

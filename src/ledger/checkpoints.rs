@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint_mark::{self, Mark};
 use super::settings::{self, CHECKPOINT_KEY, EPOCH};
 use super::{guarded, Ledger};
+use crate::backend::Head;
 use crate::core::checkpoint::{verifier_key, Checkpoint, NoteSigner};
 use crate::core::codec;
 use crate::core::domain::Caller;
@@ -179,28 +180,33 @@ impl Ledger {
             .ok()
             .and_then(|r| r.try_into().ok())
             .ok_or_else(|| Error::corrupt(format_args!("corrupt checkpoints: the root of {size}")))?;
+        // A database that does not hold it is the contradiction check's to report.
+        let Some(at) = self.head_at(size)? else { return Ok(()) };
         // The record's own commit may have been one whose wait for the standby was cancelled:
         // taken in only once durable, or a failover that loses it would be refused for nothing.
-        self.inner.shared.make_durable()?;
-        self.keep_signed(size)?;
+        self.inner.shared.make_durable(at)?;
+        self.inner.shared.keep(at);
         checkpoint_mark::write(path, &Mark { origin: record.origin, size, root })
     }
 
-    /// From now on the writer refuses a log that no longer holds the checkpoint of `size` (its
-    /// entry there, whose hash chains every entry before it): a failover under a running host
-    /// that lost a signed tail is caught before anything is written over it.
-    fn keep_signed(&self, size: u64) -> Result<()> {
+    /// The head of the log at `size` (its entry there, whose hash chains every entry before it);
+    /// `None` if the log does not reach it.
+    pub(super) fn head_at(&self, size: u64) -> Result<Option<Head>> {
+        if size == 0 {
+            return Ok(Some(Head::default()));
+        }
         let backend = self.inner.shared.backend.as_ref();
-        let Some(bytes) = guarded(|| backend.log_entry(size))? else { return Ok(()) };
+        let Some(bytes) = guarded(|| backend.log_entry(size))? else { return Ok(None) };
         let entry = codec::unseal(size, &bytes)?;
-        let head = crate::backend::Head { seq: size, hash: entry.hash, time_ms: entry.envelope.time_ms };
-        self.inner.shared.keep(head);
-        Ok(())
+        Ok(Some(Head { seq: size, hash: entry.hash, time_ms: entry.envelope.time_ms }))
     }
 
-    /// Remembers a checkpoint just signed: recorded in the database if it is the largest yet, and
-    /// in the mark if it is larger than the mark's (or of a newer origin).
-    pub(super) fn remember(&self, checkpoint: &Checkpoint, note: &str) -> Result<()> {
+    /// Remembers a checkpoint just signed over the log ending at `at` (read before its root):
+    /// recorded in the database if it is the largest yet, and in the mark if it is larger than
+    /// the mark's (or of a newer origin). The database must still hold `at`, durably: from then
+    /// on the writer refuses a log that does not, so a failover under a running host that lost
+    /// a signed tail is caught before anything is written over it.
+    pub(super) fn remember(&self, checkpoint: &Checkpoint, note: &str, at: Head) -> Result<()> {
         let _one_at_a_time = self.inner.remembering.lock().unwrap_or_else(PoisonError::into_inner);
         let backend = self.inner.shared.backend.as_ref();
         let record = SignedCheckpoint {
@@ -213,14 +219,14 @@ impl Ledger {
         guarded(|| {
             let latest = backend.latest_checkpoint()?.map(|(size, _)| size);
             if latest.is_none_or(|latest| checkpoint.size > latest) {
-                // Its commit is a barrier: durable as configured, or an error.
-                backend.record_checkpoint(checkpoint.size, &codec::encode(&record))
-            } else {
-                // Recorded by another commit, whose wait for the standby may have been cancelled.
-                self.inner.shared.make_durable()
+                backend.record_checkpoint(checkpoint.size, &codec::encode(&record))?;
             }
+            // Also when another commit recorded it, whose wait for the standby may have been
+            // cancelled; and on the server the barrier reaches, which must hold `at` (the root
+            // was read on the one before a failover, perhaps).
+            self.inner.shared.make_durable(at)
         })?;
-        self.keep_signed(checkpoint.size)?;
+        self.inner.shared.keep(at);
         let Some(path) = &self.inner.config.checkpoint_mark else { return Ok(()) };
         let marked = checkpoint_mark::read(path)?;
         let grows = marked.is_none_or(|m| m.origin != checkpoint.origin || checkpoint.size > m.size);

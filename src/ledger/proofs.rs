@@ -4,7 +4,7 @@
 use super::{guarded, Ledger};
 use crate::audit::merkle::with_tree;
 use crate::core::checkpoint::{verifier_key, Checkpoint, ConsistencyProof, InclusionProof};
-use crate::error::{Bound, Error, Result, Rule};
+use crate::error::{Bound, Error, Failure, Result, Rule};
 
 /// The name of a ledger's checkpoints: `user-ledger/<account>/<environmentId>`, and after a
 /// new epoch `…/epoch-<n>`.
@@ -46,6 +46,14 @@ impl Ledger {
             }
         };
         self.refuse_to_contradict()?;
+        // Read before the root: the record's barrier then refuses a database that no longer
+        // holds it (a failover while signing), whose root may be another.
+        let at = self.head_at(size)?.ok_or_else(|| {
+            Error::failed(
+                Failure::Io,
+                format_args!("the log no longer reaches seq {size} (a failover while signing): retry"),
+            )
+        })?;
         let root = self.tree(|tree| tree.root(size))?;
         let signer = self.signer();
         // A host whose key another host rotated away signs nothing an auditor would follow.
@@ -61,7 +69,7 @@ impl Ledger {
         if let Some(cosigner) = &self.inner.config.cosigner {
             note = cosigner.cosign(self, &note, size)?;
         }
-        self.remember(&checkpoint, &note)?;
+        self.remember(&checkpoint, &note, at)?;
         Ok(note)
     }
 

@@ -31,7 +31,8 @@ pub use copy_source::RemoteSource;
 pub use observe::{record_batch, REQUEST_ID};
 pub use reply::{ApiError, ERROR_TYPE};
 pub use routes::{
-    parse_json, AdminOp, Operation, ReadOp, StreamOp, WriteOp, ADMIN, FINSPACE, FINSPACE_DATA, MAX_BODY,
+    parse_json, AdminOp, Operation, Permission, ReadOp, StreamOp, WriteOp, ADMIN, FINSPACE, FINSPACE_DATA,
+    MAX_BODY,
 };
 pub use serve::{serve, Listen, Tls, DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS};
 

@@ -179,14 +179,15 @@ impl WriteState {
         Ok(())
     }
 
-    /// Makes what any host committed up to now durable as configured before this host relies on
+    /// Makes what any host committed up to `at` durable as configured before this host relies on
     /// it (a checkpoint another commit recorded, whose wait for a standby may have been
-    /// cancelled): a barrier on a shared backend; nothing on a backend this process alone writes.
-    pub fn make_durable(&self) -> Result<()> {
+    /// cancelled): a barrier on a shared backend, which refuses a database that no longer holds
+    /// `at`; nothing on a backend this process alone writes.
+    pub fn make_durable(&self, at: Head) -> Result<()> {
         if self.backend.shared().is_none() {
             return Ok(());
         }
-        self.sync(self.head()?)
+        self.sync(at)
     }
 
     /// Raises the head the log must always hold to `head`: a checkpoint signed or taken in at its

@@ -92,8 +92,29 @@ per_backend!(
         replace_view_makes_the_view_hold_exactly_the_rows_given,
         the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_once
     ],
-    shared: [two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule],
+    shared: [
+        two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule,
+        a_barrier_covers_a_head_its_database_holds_and_refuses_one_read_elsewhere,
+    ],
 );
+
+/// Given a log of two entries, when a barrier is asked to cover its head, then another entry at
+/// that seq, then a seq past its end (heads read on another server, before a failover), then
+/// only the first is made durable and the others are refused, naming the seq.
+fn a_barrier_covers_a_head_its_database_holds_and_refuses_one_read_elsewhere(kind: Kind) {
+    let opened = kind.open();
+    let backend = opened.backend();
+    let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+    create_users(backend, &mut writer, &["a@example.com", "b@example.com"]);
+    let head = writer.head();
+    backend.sync(head).unwrap();
+    backend.sync(Head::default()).unwrap();
+    for elsewhere in [Head { hash: [7; 32], ..head }, Head { seq: 3, ..head }] {
+        let err = backend.sync(elsewhere).unwrap_err();
+        assert_eq!(err.failure(), Some(Failure::Io), "{kind:?}: {err}");
+        assert!(err.to_string().contains(&format!("entry at seq {}", elsewhere.seq)), "{kind:?}: {err}");
+    }
+}
 
 fn an_empty_backend_has_no_log_no_tip_and_no_settings(kind: Kind, backend: &dyn Backend) {
     assert_eq!(backend.last_seq().unwrap(), 0, "{kind:?}");

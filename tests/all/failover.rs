@@ -446,11 +446,15 @@ fn two_serve_hosts_with_writers_and_an_auditor_lose_nothing_acknowledged_through
     let kept = Mutex::new(Vec::new());
     let (stop, failed_over) = (AtomicBool::new(false), AtomicBool::new(false));
     let after_failover = Mutex::new(0);
+    // Every answer each email had, for the message of a loss.
+    let story = Mutex::new(std::collections::HashMap::<String, Vec<String>>::new());
+    let began = Instant::now();
     std::thread::scope(|s| {
         // A writer per host: each user once, retried with its clientToken until answered.
         for (n, host) in hosts.iter().enumerate() {
             let (acknowledged, stop, failed_over, after_failover) =
                 (&acknowledged, &stop, &failed_over, &after_failover);
+            let (story, began) = (&story, &began);
             s.spawn(move || {
                 let client = host.root();
                 for i in 0.. {
@@ -460,7 +464,17 @@ fn two_serve_hosts_with_writers_and_an_auditor_lose_nothing_acknowledged_through
                         if stop.load(Ordering::SeqCst) {
                             return;
                         }
-                        match client.send("POST", FINSPACE_DATA, "/user", body.as_bytes()) {
+                        let sent = client.send("POST", FINSPACE_DATA, "/user", body.as_bytes());
+                        let answer = match &sent {
+                            Ok(reply) => format!("{} {}", reply.status, String::from_utf8_lossy(&reply.body)),
+                            Err(e) => format!("no answer: {e}"),
+                        };
+                        story.lock().unwrap().entry(email.clone()).or_default().push(format!(
+                            "{:?} after the start{}: {answer}",
+                            began.elapsed(),
+                            if failed_over.load(Ordering::SeqCst) { ", after the failover" } else { "" }
+                        ));
+                        match sent {
                             Ok(reply) if reply.status == 200 => {
                                 let id = reply.json()["userId"].as_str().unwrap().to_owned();
                                 acknowledged.lock().unwrap().push((email.clone(), id));
@@ -500,6 +514,7 @@ fn two_serve_hosts_with_writers_and_an_auditor_lose_nothing_acknowledged_through
             std::thread::sleep(Duration::from_millis(1500));
             // Fault (C) under load: the standby away, every wait for it cancelled for a while...
             pair.standby().stop();
+            let cancelling_from = began.elapsed();
             let cancelling = Instant::now();
             let mut admin = pair.admin();
             let waiting =
@@ -511,8 +526,13 @@ fn two_serve_hosts_with_writers_and_an_auditor_lose_nothing_acknowledged_through
             }
             assert!(cancelled > 0, "no commit waited for the standby");
             // ...then the primary killed and the standby, which has none of it, promoted.
+            let failing_over = began.elapsed();
             pair.fail_over();
             failed_over.store(true, Ordering::SeqCst);
+            story.lock().unwrap().entry("the faults".into()).or_default().push(format!(
+                "the standby stopped at {cancelling_from:?}, the primary killed at {failing_over:?}, the standby promoted at {:?}",
+                began.elapsed()
+            ));
             let started = Instant::now();
             while *after_failover.lock().unwrap() < 10 {
                 assert!(
@@ -546,6 +566,19 @@ fn two_serve_hosts_with_writers_and_an_auditor_lose_nothing_acknowledged_through
     }
     for host in hosts {
         assert!(host.terminate().success());
+    }
+    let story = story.into_inner().unwrap();
+    for (email, id) in &acknowledged {
+        if auditor.get_user(&SYSTEM, id).is_err() {
+            let logged = auditor.history(user_ledger::Subject::User(id)).map(|events| events.len());
+            panic!(
+                "acknowledged {email} ({id}) was lost (events about it in the log: {logged:?}; the log ends at seq {}); \
+                 its answers: {:#?}; {:?}",
+                auditor.digest().unwrap().seq,
+                story.get(email),
+                story.get("the faults")
+            );
+        }
     }
     check(&auditor, &acknowledged, &kept);
 }

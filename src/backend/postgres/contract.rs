@@ -287,15 +287,14 @@ impl Backend for PgBackend {
         Ok(changed == 1)
     }
 
-    /// Its commit is a barrier, as `sync`'s: it covers every entry the checkpoint signs, all
-    /// committed before it.
+    /// Its commit waits as a barrier's does, so the record is durable as configured; the entries
+    /// it signs are made durable by the `sync` of its head that follows it.
     fn record_checkpoint(&self, size: u64, record: &[u8]) -> Result<()> {
         let doing = "recording a checkpoint";
         let sql = format!(
             "INSERT INTO {} (size, record) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING",
             self.t("checkpoints")
         );
-        let seq = size;
         let size = to_i64(size)?;
         let mut client = self.client()?;
         client.transaction(
@@ -315,7 +314,6 @@ impl Backend for PgBackend {
         if client.take_cancelled_wait() {
             return Err(cancelled_wait(doing));
         }
-        self.confirmed.fetch_max(seq, Ordering::SeqCst);
         Ok(())
     }
 
@@ -387,8 +385,7 @@ impl Backend for PgBackend {
             Ok((_, false)) => {
                 self.in_turn.store(false, Ordering::SeqCst);
                 if self.synchronous {
-                    let last = changes.log.last().map_or(changes.base.seq, |(seq, _)| *seq);
-                    self.confirmed.fetch_max(last, Ordering::SeqCst);
+                    *self.confirmed() = Some(changes.tip.map_or(changes.base, |tip| tip.head));
                 }
                 Ok(())
             }
@@ -414,21 +411,48 @@ impl Backend for PgBackend {
     /// before it. The barrier must write WAL of its own (a transactional logical message): one
     /// that only takes an xid writes its commit record without flushing it or waiting for a
     /// synchronous standby.
+    ///
+    /// The barrier reads `head`'s entry on the server it commits on and refuses unless it is
+    /// `head`'s: across a failover, `head` may have been read on the old primary (the answer of a
+    /// retry found there) while the barrier reaches the new one, where it would cover nothing.
     fn sync(&self, head: Head) -> Result<()> {
-        if self.synchronous && head.seq <= self.confirmed.load(Ordering::SeqCst) {
+        if self.synchronous && *self.confirmed() == Some(head) {
             return Ok(());
         }
-        let set = if self.synchronous { "" } else { "SET LOCAL synchronous_commit = on; " };
+        let doing = "syncing";
+        let sql = format!(
+            "SELECT pg_logical_emit_message(true, 'user-ledger', 'barrier'), (SELECT sealed FROM {} WHERE seq = $1)",
+            self.t("log")
+        );
+        let seq = to_i64(head.seq)?;
         let mut client = self.client()?;
-        client
-            .batch_execute(&format!(
-                "BEGIN; {set}SELECT pg_logical_emit_message(true, 'user-ledger', 'barrier'); COMMIT"
-            ))
-            .map_err(|e| self.failed("syncing", e))?;
+        let held: Option<Vec<u8>> = client.transaction(
+            |e| self.failed(doing, e),
+            |tx| {
+                if !self.synchronous {
+                    tx.batch_execute("SET LOCAL synchronous_commit = on")
+                        .map_err(|e| self.failed(doing, e))?;
+                }
+                let row = tx.query_one(&sql, &[&seq]).map_err(|e| self.failed(doing, e))?;
+                Ok(row.get(1))
+            },
+        )?;
         if client.take_cancelled_wait() {
-            return Err(cancelled_wait("syncing"));
+            return Err(cancelled_wait(doing));
         }
-        self.confirmed.fetch_max(head.seq, Ordering::SeqCst);
+        let holds = head.seq == 0
+            || held.is_some_and(|bytes| codec::unseal(head.seq, &bytes).is_ok_and(|e| e.hash == head.hash));
+        if !holds {
+            return Err(Error::failed(
+                Failure::Io,
+                format_args!(
+                    "{doing}: {} does not hold the entry at seq {} that this host read (a failover while it \
+                     answered): what was read is not acknowledged; retry (with the same clientToken)",
+                    self.location.shown, head.seq
+                ),
+            ));
+        }
+        *self.confirmed() = Some(head);
         Ok(())
     }
 

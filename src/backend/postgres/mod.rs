@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::OpenMode;
+use crate::backend::{Head, OpenMode};
 use crate::error::{Error, Failure, Result};
 use crate::views::store::RowStore;
 use crate::views::ViewTree;
@@ -60,9 +60,11 @@ pub struct PgBackend {
     closed: Arc<AtomicBool>,
     /// Whether commits are durable when they return (else `sync` makes them so).
     synchronous: bool,
-    /// The seq up to which the log is known durable as the server is configured (a commit of
-    /// this host that returned cleanly, or a barrier): `sync` needs no round trip up to it.
-    confirmed: std::sync::atomic::AtomicU64,
+    /// The head last known durable as the server is configured, on a server that holds it (a
+    /// commit of this host that returned cleanly, or a barrier): `sync` of exactly this head
+    /// needs no round trip. Only this head: one of a smaller seq may have been read on another
+    /// server (an old primary's session that outlived a failover) whose entry there differs.
+    confirmed: std::sync::Mutex<Option<Head>>,
     /// The writer's own session: it holds the writers' turn (the tip row, locked in its
     /// transaction) while a batch is decided, and makes the batch's reads and its commit (no pool
     /// checkout on the way).
@@ -186,7 +188,7 @@ impl PgBackend {
             channel,
             closed,
             synchronous,
-            confirmed: std::sync::atomic::AtomicU64::new(0),
+            confirmed: std::sync::Mutex::new(None),
             session: std::sync::Mutex::new(None),
             in_turn: AtomicBool::new(false),
             snapshot: None,
@@ -280,6 +282,11 @@ impl PgBackend {
     }
 
     /// `name` in this ledger's schema.
+    /// The head last known durable (see the field).
+    fn confirmed(&self) -> std::sync::MutexGuard<'_, Option<Head>> {
+        self.confirmed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn t(&self, name: &str) -> String {
         format!("{}.{name}", self.location.schema)
     }

@@ -77,7 +77,7 @@ impl PgBackend {
             // The copy's own: dropping it must not stop this backend's listener.
             closed: Arc::new(AtomicBool::new(false)),
             synchronous: self.synchronous,
-            confirmed: std::sync::atomic::AtomicU64::new(0),
+            confirmed: Mutex::new(None),
             session: Mutex::new(None),
             in_turn: AtomicBool::new(false),
             snapshot: Some(Arc::new(Snapshot { id, _holder: Mutex::new(holder) })),

@@ -38,7 +38,9 @@ use call::Call;
 use incoming::{hex, read_body, signed_payload_hash, Incoming, Query};
 pub use incoming::{parse_json, MAX_BODY};
 use log_stream::{stream_log, StreamSlot};
-pub use operation::{AdminOp, Operation, ReadOp, StreamOp, WriteOp, ADMIN, FINSPACE, FINSPACE_DATA};
+pub use operation::{
+    AdminOp, Operation, Permission, ReadOp, StreamOp, WriteOp, ADMIN, FINSPACE, FINSPACE_DATA,
+};
 
 /// What the access log and metrics learn of a request from its handler.
 #[derive(Debug, Clone)]
