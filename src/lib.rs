@@ -94,10 +94,10 @@ pub use credentials::pkcs11::{Pkcs11Uri, TokenRootKey, TokenSigner};
 pub use credentials::secret_file;
 pub use error::{Bound, Error, Expected, Failure, Origin, Result, Rule};
 pub use ledger::{
-    copy_ledger, Config, Copied, CopyOptions, CopyProgress, CopySource, Cosigner, Credential, KeyInfo, Keys,
-    Ledger, SignedCheckpoint, Stats, Temporary, DEFAULT_CACHE_CAPACITY, DEFAULT_DISK_RESERVE,
-    DEFAULT_FOLD_MEMORY, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_REBUILD_CHUNK, MAX_BATCH,
-    MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
+    copy_ledger, Check, Config, Copied, CopyOptions, CopyProgress, CopySource, Cosigner, Credential, KeyInfo,
+    Keys, Ledger, Readiness, SignedCheckpoint, Stats, Temporary, DEFAULT_CACHE_CAPACITY,
+    DEFAULT_DISK_RESERVE, DEFAULT_FOLD_MEMORY, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_REBUILD_CHUNK, MAX_BATCH, MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS, READY_DEADLINE,
 };
 pub use write::subscribe::Subscription;
 pub use write::{BatchReport, Durability};

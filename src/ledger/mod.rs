@@ -29,6 +29,7 @@ mod config;
 mod copy;
 mod data_keys;
 mod groups;
+mod health;
 #[cfg(feature = "whitebox")]
 mod inspect;
 mod keyring;
@@ -47,6 +48,7 @@ pub use config::{
     DEFAULT_REBUILD_CHUNK, MAX_BATCH, MAX_QUEUE_CAPACITY, MAX_TOKEN_TTL_MS,
 };
 pub use copy::{copy_ledger, Copied, CopyOptions, CopyProgress, CopySource};
+pub use health::{Check, Readiness, READY_DEADLINE};
 pub use keyring::{KeyInfo, Keys};
 pub use keys::{Credential, Temporary};
 
@@ -80,6 +82,8 @@ struct Inner {
     tightened: Vec<PathBuf>,
     /// Why the views were rebuilt at open (the write before it failed), if they were.
     repaired: std::sync::OnceLock<String>,
+    /// The readiness probe running, if one is.
+    probing: health::Probing,
     /// Dropped first: drains the queue and stops the writer.
     pipeline: Pipeline,
     /// Dropped after the writer: syncs one last time and stops.

@@ -228,6 +228,7 @@ impl Ledger {
                 lost,
                 tightened,
                 repaired: std::sync::OnceLock::new(),
+                probing: Default::default(),
                 pipeline,
                 _flusher: flusher,
             }),

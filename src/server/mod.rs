@@ -10,6 +10,7 @@ mod auth;
 pub mod client;
 mod connections;
 mod copy_source;
+mod health;
 mod observe;
 mod reply;
 mod routes;

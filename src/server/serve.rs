@@ -1,5 +1,5 @@
 //! Listening: plain HTTP on loopback, TLS (rustls) elsewhere, graceful shutdown, and the opt-in
-//! Prometheus endpoint.
+//! management listener (health, and Prometheus metrics).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,8 +43,11 @@ pub struct Listen {
     pub tls: Option<Tls>,
     /// Allows plain HTTP off loopback.
     pub insecure: bool,
-    /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
+    /// Where to serve Prometheus metrics (`/metrics`) beside the health routes, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Where to serve the health routes (`/livez`, `/readyz`, `/version`) without metrics, if
+    /// anywhere; not with `metrics`, which serves them too.
+    pub management: Option<SocketAddr>,
     /// The ledger whose state `/metrics` reports as gauges at each scrape.
     pub ledger: Option<crate::Ledger>,
     /// The most connections open at once; at the bound a new one closes the longest-idle one
@@ -68,6 +71,7 @@ impl Listen {
             tls: None,
             insecure: false,
             metrics: None,
+            management: None,
             ledger: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
@@ -100,17 +104,29 @@ pub async fn serve(
         shutdown.await;
         stopper.graceful_shutdown(Some(GRACE));
     });
-    if let Some(addr) = listen.metrics {
-        let metrics = metrics_router(listen.ledger.clone())?;
-        let listener = bind(addr)
-            .map_err(|e| Error::failed_by(Failure::Io, format!("cannot serve metrics on {addr}: {e}"), e))?;
+    let management =
+        match (listen.metrics, listen.management) {
+            (Some(_), Some(_)) => return Err(Error::failed(
+                Failure::Config,
+                "give --metrics-listen (health and metrics) or --management-listen (health alone), not both",
+            )),
+            (Some(addr), None) => Some((addr, Some(recorder()?))),
+            (None, Some(addr)) => Some((addr, None)),
+            (None, None) => None,
+        };
+    if let Some((addr, recorder)) = management {
+        let router = super::health::management_router(listen.ledger.clone(), recorder);
+        let failed = |e: std::io::Error| {
+            Error::failed_by(Failure::Io, format!("cannot serve the management routes on {addr}: {e}"), e)
+        };
+        let listener = bind(addr).map_err(failed)?;
         let mut server = axum_server::from_tcp(listener)
-            .map_err(|e| Error::failed_by(Failure::Io, format!("cannot serve metrics on {addr}: {e}"), e))?
+            .map_err(failed)?
             .acceptor(Bounded::new(MAX_METRICS_CONNECTIONS))
             .handle(handle.clone())
             .http1_only();
         configure(&mut server, listen.header_timeout);
-        tokio::spawn(server.serve(metrics.into_make_service()));
+        tokio::spawn(server.serve(router.into_make_service()));
     }
     let service = app.into_make_service();
     let io =
@@ -174,9 +190,9 @@ fn configure<A>(server: &mut axum_server::Server<SocketAddr, A>, header_timeout:
         .max_headers(128);
 }
 
-/// `/metrics` in Prometheus's text format, from the recorder this installs for the process;
-/// `ledger`'s state read at each scrape.
-fn metrics_router(ledger: Option<crate::Ledger>) -> Result<Router> {
+/// The Prometheus recorder this installs for the process (`/metrics` renders it), its upkeep
+/// running.
+fn recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     const SECONDS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
     const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
@@ -197,12 +213,5 @@ fn metrics_router(ledger: Option<crate::Ledger>) -> Result<Router> {
             upkeep.run_upkeep();
         }
     });
-    let scrape = move || {
-        if let Some(ledger) = &ledger {
-            let contradicted = ledger.contradicted().is_some();
-            metrics::gauge!("user_ledger_contradicted").set(if contradicted { 1.0 } else { 0.0 });
-        }
-        std::future::ready(recorder.render())
-    };
-    Ok(Router::new().route("/metrics", axum::routing::get(scrape)))
+    Ok(recorder)
 }

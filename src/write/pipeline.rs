@@ -83,6 +83,11 @@ impl Pipeline {
         }
     }
 
+    /// Whether it still takes requests (not closed).
+    pub fn is_open(&self) -> bool {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     /// How many requests wait in the queue (not yet taken into a batch).
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::SeqCst)

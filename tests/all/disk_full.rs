@@ -9,55 +9,13 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::disk::{available_bytes, Tmpfs};
 use common::host::{unsafe_kill, Process};
 use serde_json::json;
 use user_ledger::server::client::Client;
 use user_ledger::server::FINSPACE;
-
-/// A tmpfs of `mib` MiB mounted at a new temporary directory, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(mib: u64) -> Tmpfs {
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "this test mounts a tmpfs to fill it, which needs root: run the suite as root (CI does)"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("mount(8) from util-linux");
-        assert!(status.success(), "mount -t tmpfs failed");
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
-
-fn available_bytes(path: &Path) -> u64 {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: statvfs writes into the struct we pass; the path is a valid C string.
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut stat) }, 0);
-    stat.f_bavail * stat.f_frsize
-}
 
 /// The largest tags the model allows: 50 of 128 + 256 characters, so each event is ~20 KB.
 fn big_tags(n: usize) -> BTreeMap<String, String> {

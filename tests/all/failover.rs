@@ -413,6 +413,10 @@ fn an_old_primary_started_again_as_a_primary_after_the_promotion_is_refused_by_a
     let why = host.stats().unwrap().contradicted.unwrap();
     assert!(why.contains("signed checkpoint 5 of") && why.contains("the database ends at seq 3"), "{why}");
     assert_eq!(create(&host, "c@example.com").unwrap_err().failure(), Some(Failure::Contradicted));
+    // Readiness says so, naming the check: an orchestrator takes the host out of service.
+    let readiness = host.readiness(user_ledger::READY_DEADLINE);
+    let failing: Vec<_> = readiness.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    assert_eq!((readiness.ready, failing), (false, vec!["checkpoints"]), "{readiness:?}");
 }
 
 #[cfg(feature = "server")]

@@ -27,6 +27,7 @@ mod format1;
 mod golden;
 mod group_commit;
 mod groups;
+mod health;
 mod hostile;
 mod hsm;
 mod idempotency;

@@ -426,6 +426,15 @@ pub(crate) enum Command {
     /// Serve the FinSpace REST API (finspace-data and finspace user operations) over HTTP with
     /// SigV4, until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Ask a running host whether it is ready (its management listener's `/readyz`): exit 0 and
+    /// print its checks when it is, exit 1 when it is not or does not answer within 5 s. For
+    /// images without curl.
+    Healthcheck {
+        /// The URL to ask, e.g. http://127.0.0.1:7702/readyz (`/livez` asks only whether it
+        /// serves).
+        #[arg(long, env = "USER_LEDGER_HEALTHCHECK_URL")]
+        url: String,
+    },
     /// Copy a ledger into another database (a backup, a restore, a move between engines):
     /// only what DST lacks when DST holds a prefix of the source; then verify DST and print the
     /// digest both agree on.
@@ -469,9 +478,14 @@ pub(crate) struct ServeArgs {
     /// Serve plain HTTP beyond loopback.
     #[arg(long)]
     pub(crate) insecure: bool,
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long)]
+    /// Serve Prometheus metrics at http://ADDR/metrics, and the health routes (`/livez`,
+    /// `/readyz`, `/version`) beside them, unauthenticated.
+    #[arg(long, conflicts_with = "management_listen")]
     pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the health routes (`/livez`, `/readyz`, `/version`) at ADDR without metrics,
+    /// unauthenticated.
+    #[arg(long)]
+    pub(crate) management_listen: Option<std::net::SocketAddr>,
     /// The most writes that may wait to be committed; one more is answered 429 ThrottlingException.
     #[arg(long, default_value_t = user_ledger::DEFAULT_QUEUE_CAPACITY)]
     pub(crate) queue_capacity: usize,
@@ -587,6 +601,7 @@ impl Command {
             | CreateAccessKey { .. }
             | ListAccessKeys { .. }
             | DeleteAccessKey { .. }
+            | Healthcheck { .. }
             | Copy(_) => false,
         }
     }

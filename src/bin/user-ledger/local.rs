@@ -262,6 +262,7 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         // Handled above, before the ledger is opened.
         Command::AcceptLog
         | Command::Serve(_)
+        | Command::Healthcheck { .. }
         | Command::Copy(_)
         | Command::VerifyProof { .. }
         | Command::NewRootKey { .. } => Err(Error::internal("this command cannot run on an open ledger")),

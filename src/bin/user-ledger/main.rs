@@ -2,10 +2,11 @@
 //!
 //! One file per step, as ripgrep's `flags/` does it: `args` the flags, `open` the config they make
 //! and the opening, `local` the commands on an open ledger, `remote` the same against a running
-//! host, `serve` the host, `copy` a ledger into another database, `proof` checking proofs offline, `output` what is printed and the exit code. This file only dispatches.
+//! host, `serve` the host, `health` asking a host whether it is ready, `copy` a ledger into another database, `proof` checking proofs offline, `output` what is printed and the exit code. This file only dispatches.
 
 mod args;
 mod copy;
+mod health;
 mod local;
 mod open;
 mod output;
@@ -47,6 +48,9 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
             old_checkpoint: old_checkpoint.as_deref(),
         };
         return proof::verify(key, files);
+    }
+    if let Command::Healthcheck { url } = &cli.command {
+        return health::check(url);
     }
     if let Command::NewRootKey { out } = &cli.command {
         let key = user_ledger::RootKey::generate()?;

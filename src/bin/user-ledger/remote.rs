@@ -144,6 +144,7 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         | Command::NewRootKey { .. }
         | Command::AcceptLog
         | Command::Serve(_)
+        | Command::Healthcheck { .. }
         | Command::Copy(_) => {
             return Err(Error::validation(
                 "endpoint-url",

@@ -50,6 +50,7 @@ pub(crate) fn serve(
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| server::Tls { cert, key }),
         insecure: args.insecure,
         metrics: args.metrics_listen,
+        management: args.management_listen,
         ledger: Some(ledger.clone()),
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs_f64(args.header_timeout_secs),

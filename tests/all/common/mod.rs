@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backends;
+pub mod disk;
 #[cfg(feature = "server")]
 pub mod host;
 #[cfg(feature = "postgres")]
