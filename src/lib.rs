@@ -84,7 +84,7 @@ pub use api::request::{
 };
 pub use api::write_op::{Write, Written};
 pub use audit::{AsOf, Digest, Fault, Problem, Report, VerifyMode};
-pub use backend::place::Place;
+pub use backend::place::{redacted as redacted_location, Place};
 pub use backend::OpenMode;
 pub use core::checkpoint::NoteSigner;
 pub use credentials::checkpoint_key::SignerKey;

@@ -157,7 +157,11 @@ fn a_stopped_postgresql_and_stale_views_make_the_host_unready_until_they_are_bac
     let location = format!("{}?schema=health&connect_timeout=2", server.url);
     let (name, key) = test_root_key_env();
     let env = [(name, key.as_str())];
-    let (host_a, management) = host(Path::new(&location), false, &[], &env);
+    // The root credentials of a host on PostgreSQL: a file of this test's own.
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("root-credentials.json");
+    let credentials = ["--root-credentials-file", credentials.to_str().unwrap()];
+    let (host_a, management) = host(Path::new(&location), false, &credentials, &env);
     let client = host_a.root();
     for n in 0..16 {
         let body = json!({ "emailAddress": format!("u{n}@example.com"), "type": "APP_USER" }).to_string();
@@ -174,14 +178,14 @@ fn a_stopped_postgresql_and_stale_views_make_the_host_unready_until_they_are_bac
 
     let mut dba = postgres::Client::connect(&server.url, postgres::NoTls).unwrap();
     dba.batch_execute("DELETE FROM health.merkle").unwrap();
-    let (stale, management) = host(Path::new(&location), false, &[], &env);
+    let (stale, management) = host(Path::new(&location), false, &credentials, &env);
     let body = until_ready_is(&management, 503);
     assert_eq!(failing(&body), ["views"], "{body}");
     assert!(stale.terminate().success());
     let rebuilt =
         common::cli_with(Path::new(&location), &["rebuild-views"], &[(name, std::ffi::OsStr::new(&key))]);
     assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
-    let (fresh, management) = host(Path::new(&location), false, &[], &env);
+    let (fresh, management) = host(Path::new(&location), false, &credentials, &env);
     assert_eq!(failing(&until_ready_is(&management, 200)), Vec::<String>::new());
     assert!(fresh.terminate().success());
 }

@@ -12,6 +12,7 @@ mod bench_quick;
 mod checkpoint_rotation;
 mod cli;
 mod concurrency;
+mod configuration;
 mod conformance;
 mod copy;
 mod crash;

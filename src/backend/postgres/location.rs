@@ -2,6 +2,7 @@
 //! ours it does not (`schema`), split apart; and the location as messages show it, without the
 //! password.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -52,7 +53,8 @@ impl std::fmt::Debug for Location {
 
 impl Location {
     /// Parses `url` (`postgres://user[:password]@host[:port]/dbname[?option=value&…]`), taking out
-    /// `schema` and `sslrootcert` (a PEM file of the certificates to trust); `sslmode` is
+    /// `schema`, `sslrootcert` (a PEM file of the certificates to trust) and `password_file` (a
+    /// file, its owner's only, holding the password, so that it is on no command line); `sslmode` is
     /// `disable`, `prefer` (the default), `require`, or libpq's `verify-ca`/`verify-full`, all of
     /// which verify the server's certificate and name; every other option is rust-postgres's
     /// (`connect_timeout`, …).
@@ -60,11 +62,13 @@ impl Location {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut schema = DEFAULT_SCHEMA.to_owned();
         let mut root_cert = None;
+        let mut password_file = None;
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("schema", value)) => schema = value.to_owned(),
                 Some(("sslrootcert", value)) => root_cert = Some(value.to_owned()),
+                Some(("password_file", value)) => password_file = Some(value.to_owned()),
                 // rustls always verifies: libpq's verifying modes are rust-postgres's `require`.
                 Some(("sslmode", "verify-full" | "verify-ca")) => kept.push("sslmode=require"),
                 _ => kept.push(pair),
@@ -87,6 +91,18 @@ impl Location {
         let mut config = tokio_postgres::Config::from_str(&rebuilt).map_err(|e| {
             Error::failed_by(Failure::Config, format!("the postgres:// location does not parse: {e}"), e)
         })?;
+        if let Some(path) = password_file {
+            if config.get_password().is_some() {
+                return Err(Error::failed(
+                    Failure::Config,
+                    "the postgres:// location has a password and a password_file: give one of them",
+                ));
+            }
+            let text = crate::credentials::secret_file::read(Path::new(&path), "PostgreSQL password")?;
+            config.password(
+                text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t)),
+            );
+        }
         let deadline = deadlines(&mut config);
         let hosts: Vec<String> = config
             .get_hosts()

@@ -20,6 +20,10 @@ pub(crate) struct Cli {
         hide_env_values = true
     )]
     pub(crate) db: PathBuf,
+    /// A file holding the PostgreSQL password of `--db` (its owner's only), so that it is on no
+    /// command line: the location's `password_file` option. Not with a password in the URL.
+    #[arg(long, global = true, env = "USER_LEDGER_DB_PASSWORD_FILE")]
+    pub(crate) db_password_file: Option<PathBuf>,
     /// A file holding the root key (32 bytes in base64, its owner's only) that wraps the
     /// ledger's data keys; `USER_LEDGER_ROOT_KEY` may hold the key itself instead.
     #[arg(long, global = true, env = "USER_LEDGER_ROOT_KEY_FILE", conflicts_with = "root_key")]
@@ -93,6 +97,11 @@ pub(crate) struct Cli {
     /// PEM certificates to trust for an https --endpoint-url.
     #[arg(long, global = true)]
     pub(crate) ca_bundle: Option<PathBuf>,
+    /// A TOML file of settings: the global flags by their long names at the top, a command's
+    /// own in a table named for it (`[serve]`). A flag wins over its variable, the variable over
+    /// the file, the file over the default.
+    #[arg(long, global = true, env = "USER_LEDGER_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -426,6 +435,13 @@ pub(crate) enum Command {
     /// Serve the FinSpace REST API (finspace-data and finspace user operations) over HTTP with
     /// SigV4, until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Print the settings in force (global, and with --for a command's own) and where each came
+    /// from: a flag, a variable, the configuration file, or the default; secrets redacted.
+    Config {
+        /// Also the settings of this command (e.g. serve), as it would run now.
+        #[arg(long = "for")]
+        command: Option<String>,
+    },
     /// Ask a running host whether it is ready (its management listener's `/readyz`): exit 0 and
     /// print its checks when it is, exit 1 when it is not or does not answer within 5 s. For
     /// images without curl.
@@ -602,6 +618,7 @@ impl Command {
             | ListAccessKeys { .. }
             | DeleteAccessKey { .. }
             | Healthcheck { .. }
+            | Config { .. }
             | Copy(_) => false,
         }
     }

@@ -263,6 +263,7 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         Command::AcceptLog
         | Command::Serve(_)
         | Command::Healthcheck { .. }
+        | Command::Config { .. }
         | Command::Copy(_)
         | Command::VerifyProof { .. }
         | Command::NewRootKey { .. } => Err(Error::internal("this command cannot run on an open ledger")),

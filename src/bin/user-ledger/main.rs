@@ -13,10 +13,10 @@ mod output;
 mod proof;
 mod remote;
 mod serve;
+mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use user_ledger::{Error, Failure};
 
 use args::{Cli, Command};
@@ -24,15 +24,39 @@ use output::Output;
 
 fn main() -> ExitCode {
     open::give_large_allocations_back();
-    let cli = Cli::parse();
+    let (cli, sources) = match settings::parse() {
+        Ok(parsed) => parsed,
+        Err(e) => return output::finish(Err(e)),
+    };
     // A panic is reported below as an InternalServerException, once, in the CLI's error shape;
     // the default hook would first print it raw (and its exit code, 101, would say nothing).
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(|| run(cli)).unwrap_or_else(|payload| {
+    let outcome = std::panic::catch_unwind(|| match &cli.command {
+        Command::Config { command } => config(&cli, sources, command.as_deref()),
+        _ => run(cli),
+    })
+    .unwrap_or_else(|payload| {
         let message = user_ledger::panic_message(payload.as_ref());
         Err(Error::failed(Failure::Panicked, format_args!("the CLI panicked: {message}")))
     });
     output::finish(outcome)
+}
+
+/// `config`: the settings in force; with `for_command`, that command's too, as it would run now
+/// (the same command line with `config --for X` replaced by `X`).
+fn config(cli: &Cli, sources: settings::Sources, for_command: Option<&str>) -> user_ledger::Result<Output> {
+    let sources = match for_command {
+        None => sources,
+        Some(name) => {
+            let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            let at = argv.iter().position(|a| a == "config").unwrap_or(argv.len());
+            argv.truncate(at);
+            argv.extend(std::env::args_os().skip(at + 1).filter(|a| a != "--for" && a != name));
+            argv.push(name.into());
+            settings::parse_from(argv)?.1
+        }
+    };
+    Ok(Output::Json(settings::effective(cli.config.as_deref(), &sources)))
 }
 
 /// Runs the command: against a host with `--endpoint-url`, else on the database `--db` names.

@@ -5,7 +5,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 
 use user_ledger::server::witness::{Witness, Witnesses};
-use user_ledger::{Config, Error, Failure, Ledger, OpenMode, Place, RootKey, SignerKey};
+use user_ledger::{Config, Error, Failure, Ledger, OpenMode, Place, RootKey, Rule, SignerKey};
 
 use crate::args::Cli;
 use crate::output::Output;
@@ -115,7 +115,15 @@ fn beside(db: &Path, extension: &str) -> PathBuf {
 
 /// The config the global flags describe; a command that only reads opens an existing database.
 pub(crate) fn config(cli: &Cli) -> user_ledger::Result<Config> {
-    config_for(cli, &cli.db)
+    let Some(file) = &cli.db_password_file else { return config_for(cli, &cli.db) };
+    let Ok(Place::Postgres(url)) = Place::of(&cli.db) else {
+        return Err(Error::validation("db-password-file", Rule::OnlyWith("a postgres:// --db")));
+    };
+    let file = file.to_str().filter(|f| !f.contains(['&', '?', '#'])).ok_or_else(|| {
+        Error::validation("db-password-file", Rule::Malformed("a path without &, ? or #".into()))
+    })?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    config_for(cli, Path::new(&format!("{url}{sep}password_file={file}")))
 }
 
 /// [`config`] for the database at `db` (a copy's source or destination), whose root key, when

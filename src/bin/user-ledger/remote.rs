@@ -145,6 +145,7 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         | Command::AcceptLog
         | Command::Serve(_)
         | Command::Healthcheck { .. }
+        | Command::Config { .. }
         | Command::Copy(_) => {
             return Err(Error::validation(
                 "endpoint-url",
