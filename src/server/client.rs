@@ -21,6 +21,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(60);
 /// How long a whole reply of `call` may take, from the request to its last byte.
 const CALL_WAIT: Duration = Duration::from_secs(300);
 
+/// What the client says it is: this crate and its version, so a host's access log shows it.
+pub const USER_AGENT: &str = concat!("user-ledger/", env!("CARGO_PKG_VERSION"));
+
 /// A signing client for one host and one key pair.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -116,6 +119,7 @@ impl Client {
         }
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .user_agent(USER_AGENT)
             .tls_config(tls.build())
             .timeout_connect(Some(CONNECT_WAIT))
             .timeout_recv_response(Some(ANSWER_WAIT))

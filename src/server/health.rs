@@ -47,12 +47,13 @@ async fn readiness(ledger: Option<Ledger>) -> Readiness {
 }
 
 /// Sets `user_ledger_check{check}` to 1 or 0 for each check, `user_ledger_ready` for all of them,
-/// and `user_ledger_contradicted` as before there were checks.
+/// `user_ledger_contradicted` as before there were checks, and `user_ledger_build_info{version}`.
 fn record(readiness: &Readiness) {
     for check in &readiness.checks {
         metrics::gauge!("user_ledger_check", "check" => check.name).set(f64::from(u8::from(check.ok)));
     }
     metrics::gauge!("user_ledger_ready").set(f64::from(u8::from(readiness.ready)));
+    metrics::gauge!("user_ledger_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!("user_ledger_contradicted")
         .set(f64::from(u8::from(readiness.checks.iter().any(|c| c.name == "checkpoints" && !c.ok))));
 }

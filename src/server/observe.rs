@@ -55,6 +55,14 @@ pub async fn observe(State(host): State<Host>, request: Request, next: Next) -> 
     let started = Instant::now();
     let method = request.method().clone();
     let path: String = request.uri().path().chars().take(256).collect();
+    let agent: String = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .chars()
+        .take(256)
+        .collect();
     let mut response = match over_limits(&request) {
         Some(refused) => refused.into_response(),
         None => next.run(request).await,
@@ -77,6 +85,7 @@ pub async fn observe(State(host): State<Host>, request: Request, next: Next) -> 
         latency_us = latency.as_micros() as u64,
         method = %method,
         path = %path,
+        user_agent = %agent,
     );
     metrics::counter!("user_ledger_requests_total", "operation" => operation, "status" => status.to_string())
         .increment(1);

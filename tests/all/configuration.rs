@@ -233,3 +233,45 @@ fn the_readmes_configuration_file_is_one_the_cli_reads() {
     assert_eq!(setting(&serve, "disk-reserve-mib"), ("file".into(), json!("256")));
     assert_eq!(setting(&serve, "management-listen").0, "file");
 }
+
+/// Given the CLI's definition, when asked for bash completions and the manual page, then bash
+/// loads the script and completes the commands from it, and groff renders the page, which names
+/// every command; a shell it does not know is a usage error.
+#[test]
+fn completions_and_the_manual_page_come_from_the_cli_definition() {
+    let script = run(&["completions", "bash"], &[]);
+    assert!(script.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "user-ledger.bash", &String::from_utf8(script.stdout).unwrap());
+    // Completing `user-ledger he`: the commands that start so.
+    let completed = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {path}; COMP_WORDS=(user-ledger he); COMP_CWORD=1; COMP_LINE='user-ledger he'; \
+             _user__ledger user-ledger he user-ledger; echo \"${{COMPREPLY[@]}}\""
+        ))
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&completed.stdout);
+    assert!(words.split_whitespace().any(|w| w == "healthcheck"), "{words}");
+    assert!(words.split_whitespace().all(|w| w.starts_with("he")), "{words}");
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let out = run(&["completions", shell], &[]);
+        assert!(out.status.success() && out.stdout.len() > 1000, "{shell}");
+    }
+    assert_eq!(run(&["completions", "tcsh"], &[]).status.code(), Some(2));
+
+    let page = run(&["man"], &[]);
+    assert!(page.status.success());
+    let roff = String::from_utf8(page.stdout).unwrap();
+    assert!(roff.starts_with(".ie") && roff.contains(".TH user-ledger 1"), "{roff}");
+    let rendered = Command::new("groff")
+        .args(["-man", "-Tutf8"])
+        .stdin(std::fs::File::open(write(dir.path(), "user-ledger.1", &roff)).unwrap())
+        .output()
+        .expect("groff renders the manual page: apt-get install groff-base");
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    for command in ["create-user", "serve", "healthcheck", "config", "verify", "copy"] {
+        assert!(text.contains(command), "{command} missing from the page");
+    }
+}

@@ -109,6 +109,8 @@ fn a_full_disk_and_a_stopped_writer_make_the_host_unready_until_they_are_gone() 
     assert!(metrics.contains("user_ledger_check{check=\"disk\"} 0"), "{metrics}");
     assert!(metrics.contains("user_ledger_check{check=\"writer\"} 1"), "{metrics}");
     assert!(metrics.contains("user_ledger_ready 0"), "{metrics}");
+    let build = format!("user_ledger_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    assert!(metrics.contains(&build), "{metrics}");
     let unready = healthcheck(&format!("{management}/readyz"));
     assert_eq!(unready.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unready.stderr).contains("\"status\": 503"));
@@ -132,6 +134,9 @@ fn a_full_disk_and_a_stopped_writer_make_the_host_unready_until_they_are_gone() 
         n += 1;
         assert!(n < 100_000, "the full disk never failed a write");
     }
+    // The client (which `copy --from-endpoint` is too) names itself and its version.
+    let agent = format!("\"user_agent\":\"user-ledger/{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(stopping.log().contains(&agent), "{}", stopping.log());
     let body = until_ready_is(&management, 503);
     assert!(failing(&body).contains(&"writer".to_owned()), "{body}");
     assert!(detail(&body, "writer").contains("refuses writes after a failed commit or sync"), "{body}");

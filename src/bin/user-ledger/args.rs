@@ -435,6 +435,14 @@ pub(crate) enum Command {
     /// Serve the FinSpace REST API (finspace-data and finspace user operations) over HTTP with
     /// SigV4, until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish or powershell) on stdout,
+    /// e.g. `user-ledger completions bash > /etc/bash_completion.d/user-ledger`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, e.g. `user-ledger man | man -l -`.
+    Man,
     /// Print the settings in force (global, and with --for a command's own) and where each came
     /// from: a flag, a variable, the configuration file, or the default; secrets redacted.
     Config {
@@ -619,6 +627,8 @@ impl Command {
             | DeleteAccessKey { .. }
             | Healthcheck { .. }
             | Config { .. }
+            | Completions { .. }
+            | Man
             | Copy(_) => false,
         }
     }

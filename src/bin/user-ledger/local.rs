@@ -264,6 +264,8 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         | Command::Serve(_)
         | Command::Healthcheck { .. }
         | Command::Config { .. }
+        | Command::Completions { .. }
+        | Command::Man
         | Command::Copy(_)
         | Command::VerifyProof { .. }
         | Command::NewRootKey { .. } => Err(Error::internal("this command cannot run on an open ledger")),

@@ -33,6 +33,17 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(|| match &cli.command {
         Command::Config { command } => config(&cli, sources, command.as_deref()),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut settings::command(), "user-ledger", &mut std::io::stdout());
+            Ok(Output::Printed)
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(settings::command());
+            page.render(&mut std::io::stdout()).map_err(|e| {
+                Error::failed_by(Failure::Io, format!("cannot print the manual page: {e}"), e)
+            })?;
+            Ok(Output::Printed)
+        }
         _ => run(cli),
     })
     .unwrap_or_else(|payload| {

@@ -146,6 +146,8 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         | Command::Serve(_)
         | Command::Healthcheck { .. }
         | Command::Config { .. }
+        | Command::Completions { .. }
+        | Command::Man
         | Command::Copy(_) => {
             return Err(Error::validation(
                 "endpoint-url",
