@@ -17,6 +17,7 @@ mod conformance;
 mod copy;
 mod crash;
 mod credentials;
+mod deploy;
 mod disk_full;
 mod epochs;
 mod failover;
