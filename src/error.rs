@@ -90,6 +90,10 @@ pub enum Failure {
     StaleViews,
     /// The database (or a stored value) is in a format version this build does not read.
     FormatVersion,
+    /// Opening would change the database (lift its format, make a missing table, wrap a clear
+    /// secret) and the ledger was told not to ([`crate::Config::migrate`] off): the message names
+    /// the change. Nothing was written.
+    NeedsMigration,
     /// The disk's free space is below the ledger's reserve: nothing was written, and writes
     /// work again once there is space.
     DiskFull,
@@ -116,6 +120,18 @@ pub enum Failure {
     Other,
 }
 
+/// The error of an open told not to migrate ([`crate::Config::migrate`] off) that would `change`
+/// the database at `at`.
+pub fn needs_migration(at: impl fmt::Display, change: &str) -> Error {
+    Error::failed(
+        Failure::NeedsMigration,
+        format_args!(
+            "opening the database at {at} would {change}, and migrating was turned off (--no-migrate): \
+             run `user-ledger migrate` with this binary first (`migrate --check` says what it changes)"
+        ),
+    )
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -131,6 +147,7 @@ impl fmt::Display for Failure {
             Failure::Closed => "a closed ledger",
             Failure::StaleViews => "views that lag or lead the log",
             Failure::FormatVersion => "an unreadable format version",
+            Failure::NeedsMigration => "a database that needs migrating",
             Failure::DiskFull => "a full disk",
             Failure::Conflict => "a head moved by another writer",
             Failure::Diverged => "a destination that is not a prefix of the source",

@@ -44,6 +44,11 @@ pub struct Config {
     pub account: Option<String>,
     /// Whether to create a missing database, insist on an existing one, or open read-only.
     pub mode: OpenMode,
+    /// Whether opening may change the database to what this build writes (lift sled format 1,
+    /// make PostgreSQL tables this build adds, wrap a clear secret under the root key given);
+    /// off, such a database is refused with [`crate::Failure::NeedsMigration`] naming the change,
+    /// and nothing is written. Default on.
+    pub migrate: bool,
     /// Whether syncs record the acknowledgement mark. Only the benchmark turns this off, to
     /// measure what the mark costs; a ledger without it cannot detect lost acknowledged writes.
     #[doc(hidden)]
@@ -124,6 +129,7 @@ impl Config {
             environment_id: None,
             account: None,
             mode: OpenMode::Create,
+            migrate: true,
             record_mark: true,
             rebuild_chunk: DEFAULT_REBUILD_CHUNK,
             fold_memory: DEFAULT_FOLD_MEMORY,

@@ -135,7 +135,7 @@ impl Ledger {
                     Some(why) => Some(why),
                     None => settings::staleness(backend.as_ref(), &tip)?,
                 };
-                let secret = settings::data_keys(backend.as_ref(), root_key, now_ms)?;
+                let secret = settings::data_keys(backend.as_ref(), root_key, now_ms, config.migrate)?;
                 let identity =
                     settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
                 let environment_id =
@@ -175,6 +175,12 @@ impl Ledger {
             Some(why) => (Frontier::empty(floor), Some(why)),
             None => match guard("while reading the Merkle tree", || {
                 match (settings::keeps_tree(backend.as_ref())?, read_only) {
+                    (false, _) if !config.migrate && tip.head.seq > 0 => {
+                        return Err(crate::error::needs_migration(
+                            shown.display(),
+                            "build the Merkle tree over its log (a ledger made before the tree)",
+                        ))
+                    }
                     // Audits of a read-only ledger go on without it; verify names what it lacks.
                     (false, true) => return Ok(None),
                     (false, false) => {
@@ -282,7 +288,12 @@ impl Store {
             #[cfg(feature = "postgres")]
             Place::Postgres(location) => {
                 let synchronous = config.durability == Durability::Immediate;
-                let backend = crate::backend::postgres::PgBackend::open(&location, config.mode, synchronous)?;
+                let backend = crate::backend::postgres::PgBackend::open_migrating(
+                    &location,
+                    config.mode,
+                    synchronous,
+                    config.migrate,
+                )?;
                 // Messages name the server, never the password the location may hold.
                 let config = Config { path: PathBuf::from(&backend.location().shown), ..config };
                 return Ok(Store {
@@ -297,8 +308,13 @@ impl Store {
             Place::Postgres(_) => return Err(no_postgres()),
         };
         let dir = Directory::acquire(&dir, config.mode)?;
-        let Opened { backend, lost, tightened, failed_write } =
-            SledBackend::open(dir, config.cache_capacity, config.record_mark, config.rebuild_chunk)?;
+        let Opened { backend, lost, tightened, failed_write } = SledBackend::open_migrating(
+            dir,
+            config.cache_capacity,
+            config.record_mark,
+            config.rebuild_chunk,
+            config.migrate,
+        )?;
         backend.reserve(config.disk_reserve);
         let lost = match lost {
             Some((e, _)) if config.mode != OpenMode::ReadOnly => return Err(e),

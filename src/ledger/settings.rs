@@ -86,7 +86,9 @@ pub fn data_keys(
     backend: &dyn Backend,
     root: Option<&RootKey>,
     now_ms: i64,
+    migrate: bool,
 ) -> Result<(DataKeyBytes, Option<String>)> {
+    let refuse = |change: &str| Err(crate::error::needs_migration("this ledger", change));
     if let Some(ring) = keyring(backend)? {
         let root = root.ok_or_else(|| {
             Error::failed(
@@ -102,6 +104,9 @@ pub fn data_keys(
         // An older ledger wrapped by another opener: its clear copy goes now too (once the
         // database can be written).
         if backend.meta(PAGE_SECRET)?.is_some() {
+            if !migrate {
+                return refuse("remove the clear copy of a secret the keyring wraps already");
+            }
             match backend.remove_meta(PAGE_SECRET) {
                 Err(e) if e.failure() != Some(Failure::ReadOnly) => return Err(e),
                 _ => {}
@@ -149,6 +154,9 @@ pub fn data_keys(
         let secret = codec::decode("meta page_secret", &stored)?;
         return Ok((BTreeMap::from([(0, secret)]), Some(warning.to_owned())));
     };
+    if clear.is_some() && !migrate {
+        return refuse("wrap the ledger's clear secret under the root key given");
+    }
     let ring = Keyring::new(root, &secret, now_ms)?;
     // The first keyring stored is everyone's; then no clear copy is left.
     let stored = match backend.insert_meta(KEYRING, &codec::encode(&ring)) {

@@ -150,3 +150,48 @@ fn a_sigkill_at_random_moments_of_the_migration_leaves_the_old_or_the_new_databa
         assert_old_or_new(&path, &old, digest, USERS as u64);
     }
 }
+
+/// Given the format-1 fixture, when `migrate --check` and `serve --no-migrate` meet it, then
+/// the check says it would lift format 1 (exit 3) and the host refuses naming that, and neither
+/// writes a byte; `migrate` lifts it, after which the check finds nothing, until a root key is
+/// given, which the ledger's clear secret would be wrapped under: said, and refused, the same way.
+#[cfg(all(feature = "cli", feature = "server"))]
+#[test]
+fn migrate_check_says_what_opening_would_change_and_serve_no_migrate_refuses_it() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-db");
+    let (_dir, path) = copy_of(&fixture);
+    let before = dump(&path);
+    let check = common::cli(&path, &["migrate", "--check"]);
+    assert_eq!(check.status.code(), Some(3), "{}", String::from_utf8_lossy(&check.stderr));
+    let said: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let change = said["wouldChange"][0].as_str().unwrap();
+    assert!(change.contains("lift format 1 to format 2"), "{said}");
+    let refused = common::cli(&path, &["serve", "--no-migrate", "--listen", "127.0.0.1:0"]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{why}");
+    assert!(why.contains("lift format 1 to format 2") && why.contains("--no-migrate"), "{why}");
+    assert_eq!(dump(&path), before, "neither wrote a byte");
+
+    let migrated = common::cli(&path, &["migrate"]);
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let check = common::cli(&path, &["migrate", "--check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stderr));
+    let said: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(said["wouldChange"], serde_json::json!([]));
+
+    let key = path.with_extension("root-key");
+    assert!(common::cli(&path, &["new-root-key", "--out", key.to_str().unwrap()]).status.success());
+    let keyed = |args: &[&str]| {
+        let mut all = vec!["--root-key-file", key.to_str().unwrap()];
+        all.extend_from_slice(args);
+        common::cli(&path, &all)
+    };
+    let check = keyed(&["migrate", "--check"]);
+    assert_eq!(check.status.code(), Some(3));
+    let said: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert!(said["wouldChange"][0].as_str().unwrap().contains("wrap the ledger's clear secret"), "{said}");
+    let refused = keyed(&["serve", "--no-migrate", "--listen", "127.0.0.1:0"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("wrap the ledger's clear secret"));
+    assert!(keyed(&["migrate"]).status.success());
+    assert_eq!(keyed(&["migrate", "--check"]).status.code(), Some(0));
+}

@@ -482,3 +482,24 @@ fn connections_terminated_during_commits_lose_nothing_acknowledged_and_apply_not
     assert_eq!(events as usize, acknowledged.len(), "each acknowledged request once, no other event");
     assert_eq!(hosts[1].verify(None, &mut |_| {}).unwrap().problem, None);
 }
+
+/// Given a ledger whose schema lacks a table this build adds (one made before checkpoints were
+/// recorded), when a host told not to migrate opens it, then it is refused naming the table and
+/// nothing is made; a host that may migrate makes it.
+#[test]
+fn a_host_told_not_to_migrate_refuses_a_schema_this_build_would_add_to() {
+    let location = fresh_location();
+    drop(open(&location));
+    let schema = location.rsplit("schema=").next().unwrap().to_owned();
+    let mut dba = postgres::Client::connect(&common::postgres::server().url, postgres::NoTls).unwrap();
+    dba.batch_execute(&format!("DROP TABLE {schema}.checkpoints")).unwrap();
+    let mut config = pg(&location);
+    config.migrate = false;
+    let refused = Ledger::open(config).unwrap_err();
+    assert_eq!(refused.failure(), Some(Failure::NeedsMigration), "{refused}");
+    assert!(refused.to_string().contains("make the checkpoints table"), "{refused}");
+    let table = format!("SELECT to_regclass('{schema}.checkpoints') IS NOT NULL");
+    assert!(!dba.query_one(&table, &[]).unwrap().get::<_, bool>(0), "nothing made");
+    drop(open(&location));
+    assert!(dba.query_one(&table, &[]).unwrap().get::<_, bool>(0));
+}

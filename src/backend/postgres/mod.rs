@@ -163,6 +163,17 @@ impl PgBackend {
     /// made it durable. Otherwise (`Durability::Periodic`) this backend's sessions commit with
     /// `synchronous_commit = off`, and [`Backend::sync`] makes everything committed durable.
     pub fn open(location: &str, mode: OpenMode, synchronous: bool) -> Result<PgBackend> {
+        Self::open_migrating(location, mode, synchronous, true)
+    }
+
+    /// [`PgBackend::open`]; unless `migrate`, a ledger whose tables this build would add to is
+    /// refused ([`Failure::NeedsMigration`]) instead.
+    pub fn open_migrating(
+        location: &str,
+        mode: OpenMode,
+        synchronous: bool,
+        migrate: bool,
+    ) -> Result<PgBackend> {
         let mut location = Location::parse(location)?;
         if !synchronous {
             let options = location.config.get_options().unwrap_or_default().to_owned();
@@ -195,7 +206,7 @@ impl PgBackend {
             turns: Arc::default(),
         };
         backend.check_durability()?;
-        backend.make_schema(mode)?;
+        backend.make_schema(mode, migrate)?;
         Ok(backend)
     }
 
@@ -313,7 +324,7 @@ impl PgBackend {
         Ok(())
     }
 
-    fn make_schema(&self, mode: OpenMode) -> Result<()> {
+    fn make_schema(&self, mode: OpenMode, migrate: bool) -> Result<()> {
         let doing = "making the ledger's tables";
         let version_table = self.t("schema_version");
         let exists = |tx: &mut Session| -> Result<bool> {
@@ -373,6 +384,12 @@ impl PgBackend {
                     .query_one("SELECT to_regclass($1)::text", &[&checkpoints])
                     .map_err(|e| self.failed(doing, e))?
                     .get(0);
+                if has_checkpoints.is_none() && !migrate {
+                    return Err(crate::error::needs_migration(
+                        &self.location.shown,
+                        "make the checkpoints table",
+                    ));
+                }
                 if has_checkpoints.is_none() && mode != OpenMode::ReadOnly {
                     tx.batch_execute(&schema::checkpoints_table(&self.location.schema))
                         .map_err(|e| self.failed(doing, e))?;

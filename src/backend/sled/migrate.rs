@@ -27,14 +27,17 @@ const KEPT_META: [&str; 3] = ["page_secret", "identity", "environment_id"];
 const CHUNK: usize = 2_048;
 
 /// Brings the database to [`FORMAT_VERSION`]: stamps a new one, migrates format 1, finishes a
-/// migration cut short after its commit point, refuses any other format.
-pub fn to_current(backend: &SledBackend) -> Result<()> {
+/// migration cut short after its commit point, refuses any other format. Unless `migrate`, a
+/// database that needs either is refused, naming the change, and nothing is written.
+pub fn to_current(backend: &SledBackend, migrate: bool) -> Result<()> {
+    let refuse = |change: &str| Err(crate::error::needs_migration(backend.path.display(), change));
     let db = &backend.db;
     let names = db.tree_names();
     let has_format_1 = names.iter().any(|name| name.as_ref() == b"meta");
     // After the stamp, a crash while dropping may have left any of format 1's trees.
     let leftover = names.iter().any(|name| format_1_trees().any(|old| name.as_ref() == old.as_bytes()));
     match backend.tree.get(layout::meta_key(layout::FORMAT)).map_err(storage)?.as_deref() {
+        Some([FORMAT_VERSION]) if leftover && !migrate => refuse("finish dropping format 1's trees"),
         Some([FORMAT_VERSION]) if leftover => drop_format_1(backend),
         Some([FORMAT_VERSION]) => Ok(()),
         other => {
@@ -44,6 +47,9 @@ pub fn to_current(backend: &SledBackend) -> Result<()> {
                 None => None,
             };
             match (other, old_format.as_deref()) {
+                (None, Some([1])) if !migrate => {
+                    refuse("lift format 1 to format 2 (its records copied into one tree)")
+                }
                 (None, Some([1])) => from_format_1(backend),
                 (Some(found), _) | (None, Some(found)) => Err(unknown_format(backend, found)),
                 (None, None) if !backend.tree.is_empty() || has_records(db)? => Err(Error::corrupt(

@@ -120,6 +120,18 @@ impl SledBackend {
     /// Without `record_mark`, syncs leave the mark alone (only a benchmark asks for that).
     /// A rebuild writes `rebuild_chunk` view changes at a time.
     pub fn open(dir: Directory, cache_bytes: u64, record_mark: bool, rebuild_chunk: usize) -> Result<Opened> {
+        Self::open_migrating(dir, cache_bytes, record_mark, rebuild_chunk, true)
+    }
+
+    /// [`SledBackend::open`]; unless `migrate`, a database in an older format is refused
+    /// ([`Failure::NeedsMigration`]) instead of lifted.
+    pub fn open_migrating(
+        dir: Directory,
+        cache_bytes: u64,
+        record_mark: bool,
+        rebuild_chunk: usize,
+        migrate: bool,
+    ) -> Result<Opened> {
         let mark = MarkFile::open(&dir.path, &dir.shown)?;
         let db = sled_files::open(&dir.path, &dir.shown, cache_bytes, mark.is_some())?;
         // sled made its files (or a new snapshot) under the umask: what changes now is not news.
@@ -145,7 +157,7 @@ impl SledBackend {
                 failed: std::sync::atomic::AtomicBool::new(false),
                 reserve: std::sync::atomic::AtomicU64::new(0),
             };
-            migrate::to_current(&backend)?;
+            migrate::to_current(&backend, migrate)?;
             Ok(backend)
         })?;
         let failed_write = mark.as_ref().filter(|m| m.failed()).map(|m| {

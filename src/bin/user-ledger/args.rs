@@ -435,6 +435,14 @@ pub(crate) enum Command {
     /// Serve the FinSpace REST API (finspace-data and finspace user operations) over HTTP with
     /// SigV4, until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Bring the database to what this binary writes (lift an older format, make the tables it
+    /// adds, wrap a clear secret under the root key given); with --check, only say what that
+    /// would change, changing nothing: exit 0 when nothing, 3 when something.
+    Migrate {
+        /// Say what migrating would change, and change nothing.
+        #[arg(long)]
+        check: bool,
+    },
     /// Print a completion script for SHELL (bash, zsh, fish, elvish or powershell) on stdout,
     /// e.g. `user-ledger completions bash > /etc/bash_completion.d/user-ledger`.
     Completions {
@@ -493,6 +501,12 @@ pub(crate) struct ServeArgs {
     /// The address to listen on; beyond loopback, TLS is required unless --insecure.
     #[arg(long, default_value = server::DEFAULT_LISTEN)]
     pub(crate) listen: std::net::SocketAddr,
+    /// Refuse to open a database this binary would migrate (an older format, a table this build
+    /// adds, a clear secret to wrap), naming the change, instead of migrating it: for hosts that
+    /// must not change what older hosts of the same database still read. `user-ledger migrate`
+    /// migrates it.
+    #[arg(long)]
+    pub(crate) no_migrate: bool,
     /// TLS certificate chain (PEM).
     #[arg(long, requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -627,6 +641,7 @@ impl Command {
             | DeleteAccessKey { .. }
             | Healthcheck { .. }
             | Config { .. }
+            | Migrate { .. }
             | Completions { .. }
             | Man
             | Copy(_) => false,

@@ -264,6 +264,7 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         | Command::Serve(_)
         | Command::Healthcheck { .. }
         | Command::Config { .. }
+        | Command::Migrate { .. }
         | Command::Completions { .. }
         | Command::Man
         | Command::Copy(_)

@@ -100,6 +100,7 @@ fn run(cli: Cli) -> user_ledger::Result<Output> {
     let caller = args::caller(cli.caller);
     match cli.command {
         Command::AcceptLog => open::accept_log(config),
+        Command::Migrate { check } => open::migrate(config, check),
         Command::Serve(args) => serve::serve(config, args, credentials_file),
         command => local::run(&open::open_ledger(config)?, &caller, command),
     }

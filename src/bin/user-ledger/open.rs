@@ -204,6 +204,21 @@ pub(crate) fn open_ledger(config: Config) -> Result<Ledger, user_ledger::Error> 
     Ok(ledger)
 }
 
+/// `migrate`: opens the existing database as this binary would, migrating it; with `check`,
+/// read-only and refusing every migration, which says what opening would change.
+pub(crate) fn migrate(mut config: Config, check: bool) -> user_ledger::Result<Output> {
+    let shown = user_ledger::redacted_location(&config.path.to_string_lossy()).into_owned();
+    config.mode = if check { OpenMode::ReadOnly } else { OpenMode::Existing };
+    config.migrate = !check;
+    match Ledger::open(config).map_err(held_hint) {
+        Ok(_) => Ok(Output::Json(json!({ "database": shown, "wouldChange": [] }))),
+        Err(e) if check && e.failure() == Some(Failure::NeedsMigration) => {
+            Ok(Output::Failed(json!({ "database": shown, "wouldChange": [e.to_string()] })))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A database held by another process is most likely held by `serve`: say how to reach it.
 fn held_hint(error: Error) -> Error {
     match error {

@@ -146,6 +146,7 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         | Command::Serve(_)
         | Command::Healthcheck { .. }
         | Command::Config { .. }
+        | Command::Migrate { .. }
         | Command::Completions { .. }
         | Command::Man
         | Command::Copy(_) => {

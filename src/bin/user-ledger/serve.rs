@@ -19,6 +19,7 @@ pub(crate) fn serve(
     credentials_file: PathBuf,
 ) -> user_ledger::Result<Output> {
     config = config.queue_capacity(args.queue_capacity).max_batch(args.max_batch);
+    config.migrate = !args.no_migrate;
     if args.environment_id.is_some() {
         config.environment_id = args.environment_id.clone();
     }
