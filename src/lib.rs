@@ -7,12 +7,12 @@
 //! The public face is what this file re-exports: [`Ledger`] and its [`Config`], the requests and
 //! responses of the operations, the domain types, [`Error`] with its typed [`Failure`], the audit
 //! types, [`Subscription`], the JSON shapes in [`wire`], and (feature `server`) the HTTP host in
-//! [`server`]. Every other module is private; the layout is in README.md.
+//! [`server`]. Every other module is private; the layout is in docs/design.md.
 #![warn(missing_docs)]
 #![deny(unnameable_types)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
-// The internal modules, one folder a layer (README.md, "Layout"): private, or public but hidden
+// The internal modules, one folder a layer (docs/design.md, "Layout"): private, or public but hidden
 // under the `whitebox` feature, which only this crate's own tests, benches and fault harness turn
 // on. Each is declared twice, plainly, rather than through a macro, so that rustfmt (which does
 // not look inside macro calls) sees every file.
@@ -109,3 +109,24 @@ pub use backend::guard::panic_message;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The manual's examples (docs/), compiled and run as doc tests.
+#[cfg(doctest)]
+pub mod docs {
+    #[doc = include_str!("../docs/library.md")]
+    pub struct Library;
+    #[doc = include_str!("../docs/operations.md")]
+    pub struct Operations;
+    #[doc = include_str!("../docs/semantics.md")]
+    pub struct Semantics;
+    #[doc = include_str!("../docs/postgresql.md")]
+    pub struct Postgresql;
+    #[doc = include_str!("../docs/keys.md")]
+    pub struct Keys;
+    #[doc = include_str!("../docs/audit.md")]
+    pub struct Audit;
+    #[doc = include_str!("../docs/design.md")]
+    pub struct Design;
+    #[doc = include_str!("../docs/testing.md")]
+    pub struct Testing;
+}

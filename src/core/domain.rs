@@ -58,7 +58,7 @@ wire_enum!(
 wire_enum!(
     /// Whether a user is active.
     UserStatus {
-        /// Never observed here: creation is synchronous (README.md, "Where the API model is silent").
+        /// Never observed here: creation is synchronous (docs/semantics.md, "Where the API model is silent").
         Creating = "CREATING",
         /// The user can act.
         Enabled = "ENABLED",

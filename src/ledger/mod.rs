@@ -124,7 +124,7 @@ impl Ledger {
         self.inner.pipeline.submit_then(request, Box::new(reply))
     }
 
-    /// Checks that `caller` may make a request of kind `access` (the rules are in README.md):
+    /// Checks that `caller` may make a request of kind `access` (the rules are in docs/semantics.md):
     /// for hosts that serve the audit reads, which take no caller themselves.
     pub fn authorize(&self, caller: &Caller, access: Access) -> Result<()> {
         let shared = &self.inner.shared;

@@ -288,7 +288,7 @@ impl Store {
             #[cfg(feature = "postgres")]
             Place::Postgres(location) => {
                 let synchronous = config.durability == Durability::Immediate;
-                let backend = crate::backend::postgres::PgBackend::open_migrating(
+                let backend = crate::backend::postgres::PgBackend::open(
                     &location,
                     config.mode,
                     synchronous,

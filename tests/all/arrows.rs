@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, each folder of `src/` with its rank: a module may name only modules of a lower
 /// rank (and `error`, which every layer shares). `api` and `write` share a rank, so neither names
-/// the other. README.md's "Layout" draws the same picture.
+/// the other. docs/design.md's "Layout" draws the same picture.
 const LAYERS: &[(&str, u8)] = &[
     ("core", 0),
     ("credentials", 1),

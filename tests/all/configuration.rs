@@ -221,10 +221,10 @@ fn the_postgresql_password_comes_from_a_file_and_never_shows() {
     assert!(said.contains("readable by others") && !said.contains("right-pw-31337"), "{said}");
 }
 
-/// The README's example file holds only keys the CLI knows, each read from the file.
+/// The manual's example file holds only keys the CLI knows, each read from the file.
 #[test]
 fn the_readmes_configuration_file_is_one_the_cli_reads() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md")).unwrap();
     let example = readme.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "readme.toml", example);

@@ -97,7 +97,7 @@ fn an_older_ledgers_clear_secret_is_wrapped_at_open_and_everything_it_issued_kee
     assert_eq!(ledger.checkpoint_key(), checkpoints, "the same checkpoint key");
     drop(ledger);
     // The live database holds the keyring, and no clear copy (sled's older segments may still hold
-    // its bytes until they are reclaimed: README "Keys" says so).
+    // its bytes until they are reclaimed: docs/keys.md says so).
     let raw = common::raw::Raw::open(&path);
     assert!(raw.meta("keyring").is_some() && raw.meta("page_secret").is_none());
     drop(raw);

@@ -468,9 +468,9 @@ fn what_a_dba_changes_behind_the_ledger_is_found_by_verify_and_never_rebuilt_sil
     assert!(found.contains(&format!("{schema}.log row at seq 2")), "{found}");
 }
 
-/// The README's ```sql blocks under "Roles and grants", in order.
+/// The manual's ```sql blocks under "Roles and grants", in order.
 fn readme_grants() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/postgresql.md")).unwrap();
     let section =
         readme.split("**Roles and grants.**").nth(1).unwrap().split("**Deadlines.**").next().unwrap();
     section.split("```sql").skip(1).map(|block| block.split("```").next().unwrap().to_owned()).collect()

@@ -162,18 +162,9 @@ impl PgBackend {
     /// `synchronous` (the ledger's `Durability::Immediate`): a commit returns once PostgreSQL
     /// made it durable. Otherwise (`Durability::Periodic`) this backend's sessions commit with
     /// `synchronous_commit = off`, and [`Backend::sync`] makes everything committed durable.
-    pub fn open(location: &str, mode: OpenMode, synchronous: bool) -> Result<PgBackend> {
-        Self::open_migrating(location, mode, synchronous, true)
-    }
-
-    /// [`PgBackend::open`]; unless `migrate`, a ledger whose tables this build would add to is
-    /// refused ([`Failure::NeedsMigration`]) instead.
-    pub fn open_migrating(
-        location: &str,
-        mode: OpenMode,
-        synchronous: bool,
-        migrate: bool,
-    ) -> Result<PgBackend> {
+    /// Unless `migrate`, a ledger whose tables this build would add to is refused
+    /// ([`Failure::NeedsMigration`]) instead.
+    pub fn open(location: &str, mode: OpenMode, synchronous: bool, migrate: bool) -> Result<PgBackend> {
         let mut location = Location::parse(location)?;
         if !synchronous {
             let options = location.config.get_options().unwrap_or_default().to_owned();

@@ -48,7 +48,7 @@ impl Kind {
             Kind::Postgres => {
                 let location = super::postgres::fresh_location();
                 let backend =
-                    user_ledger::backend::postgres::PgBackend::open(&location, OpenMode::Create, true)
+                    user_ledger::backend::postgres::PgBackend::open(&location, OpenMode::Create, true, true)
                         .unwrap();
                 Fresh { backend: Arc::new(backend), _dir: None }
             }
