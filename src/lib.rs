@@ -89,6 +89,7 @@ pub use backend::OpenMode;
 pub use core::checkpoint::NoteSigner;
 pub use credentials::checkpoint_key::SignerKey;
 pub use credentials::keyring::RootKey;
+pub use credentials::password::Lockout;
 #[cfg(feature = "pkcs11")]
 pub use credentials::pkcs11::{Pkcs11Uri, TokenRootKey, TokenSigner};
 pub use credentials::secret_file;

@@ -119,6 +119,11 @@ pub enum Command {
         /// The user.
         user_id: UserId,
     },
+    /// Record that an operator cleared a user's failed sign-ins.
+    ClearSignInLockout {
+        /// The user.
+        user_id: UserId,
+    },
     /// Issue an access key standing for an IAM principal.
     CreatePrincipalKey {
         /// The new key's id.
@@ -192,6 +197,7 @@ impl Command {
             Command::DisassociateUserFromPermissionGroup { .. } => "DisassociateUserFromPermissionGroup",
             Command::ResetUserPassword { .. } => "ResetUserPassword",
             Command::SignIn { .. } => "SignIn",
+            Command::ClearSignInLockout { .. } => "ClearSignInLockout",
             Command::CreatePrincipalKey { .. } => "CreatePrincipalKey",
             Command::IssueCredentials { .. } => "GetProgrammaticAccessCredentials",
             Command::RotateDataKey { .. } => "RotateKeys",
@@ -210,7 +216,9 @@ impl Command {
             | Command::RetireDataKey { .. }
             | Command::ChangeRootKey { .. }
             | Command::RotateCheckpointKey { .. }
-            | Command::StartEpoch { .. } => Access::Keys,
+            | Command::StartEpoch { .. }
+            // Lifting a lockout is the operator's: the root only, like the keyring.
+            | Command::ClearSignInLockout { .. } => Access::Keys,
             // Its own password any user may reset; another's only a SUPER_USER (check_escalation).
             Command::ResetUserPassword { .. } => Access::Read,
             Command::CreateUser { .. }

@@ -29,6 +29,7 @@ pub fn decide(
             users::reset_password(state, user_id, password_hash)
         }
         Command::SignIn { user_id } => users::sign_in(state, user_id),
+        Command::ClearSignInLockout { user_id } => users::clear_sign_in_lockout(state, user_id),
         Command::CreateKxUser { environment_id, user_name, iam_role, tags } => {
             kx::create(state, limits, environment_id, user_name, iam_role, tags)
         }

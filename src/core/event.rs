@@ -203,6 +203,11 @@ pub enum Event {
         /// The origin from now on.
         origin: String,
     },
+    /// An operator cleared a user's failed sign-ins: the user may try again at once.
+    SignInLockoutCleared {
+        /// The user.
+        user_id: UserId,
+    },
 }
 
 /// What an event is about.
@@ -292,6 +297,7 @@ impl Event {
             | Event::AccessKeyDeleted { user_id, .. }
             | Event::PasswordReset { user_id, .. }
             | Event::SignedIn { user_id }
+            | Event::SignInLockoutCleared { user_id }
             | Event::CredentialsIssued { user_id, .. }
             | Event::CredentialsRevoked { user_id, .. } => Subject::User(user_id),
             Event::PrincipalKeyCreated { principal_arn, .. }
@@ -347,6 +353,7 @@ impl Event {
             Event::UserRemovedFromGroup { .. } => "UserRemovedFromGroup",
             Event::PasswordReset { .. } => "PasswordReset",
             Event::SignedIn { .. } => "SignedIn",
+            Event::SignInLockoutCleared { .. } => "SignInLockoutCleared",
             Event::PrincipalKeyCreated { .. } => "PrincipalKeyCreated",
             Event::PrincipalKeyDeleted { .. } => "PrincipalKeyDeleted",
             Event::CredentialsIssued { .. } => "CredentialsIssued",

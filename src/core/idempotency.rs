@@ -89,7 +89,8 @@ impl Response {
             | Command::UpdateUser { user_id, .. }
             | Command::EnableUser { user_id }
             | Command::DisableUser { user_id }
-            | Command::SignIn { user_id } => Response::UserId(user_id.clone()),
+            | Command::SignIn { user_id }
+            | Command::ClearSignInLockout { user_id } => Response::UserId(user_id.clone()),
             Command::CreateKxUser { environment_id, user_name, iam_role, .. }
             | Command::UpdateKxUser { environment_id, user_name, iam_role } => Response::KxUser {
                 environment_id: environment_id.clone(),
@@ -175,9 +176,10 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         Command::IssueCredentials { expires_ms, .. } => codec::encode(&(caller, operation, expires_ms)),
         // The hash is salted at random: not part of the request.
         Command::ResetUserPassword { user_id, .. } => codec::encode(&(caller, operation, user_id)),
-        Command::EnableUser { user_id } | Command::DisableUser { user_id } | Command::SignIn { user_id } => {
-            codec::encode(&(caller, operation, user_id))
-        }
+        Command::EnableUser { user_id }
+        | Command::DisableUser { user_id }
+        | Command::SignIn { user_id }
+        | Command::ClearSignInLockout { user_id } => codec::encode(&(caller, operation, user_id)),
         // Every kdb command holds only request members: all of it is the request.
         Command::CreateKxUser { environment_id, user_name, iam_role, tags } => {
             codec::encode(&(caller, operation, environment_id, user_name, iam_role, tags))

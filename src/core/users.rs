@@ -83,6 +83,12 @@ pub(super) fn sign_in(state: &(impl State + ?Sized), user_id: &UserId) -> Result
     }
 }
 
+/// An operator lifting a user's lockout: the user must exist.
+pub(super) fn clear_sign_in_lockout(state: &(impl State + ?Sized), user_id: &UserId) -> Result<Vec<Event>> {
+    existing(state, user_id)?;
+    Ok(vec![Event::SignInLockoutCleared { user_id: user_id.clone() }])
+}
+
 /// The one answer to a failed sign-in, whatever failed: it must not tell an attacker which.
 pub const SIGN_IN_FAILED: &str =
     "Sign-in failed: the email address and password do not match an ENABLED user";
@@ -179,6 +185,8 @@ pub(super) fn apply(views: &mut impl Views, user_id: &str, event: &Event, time_m
             user.last_login_time = Some(time_ms);
             user
         }
+        // Only history: the failures it cleared are counted outside the log.
+        (Some(user), Event::SignInLockoutCleared { .. }) => user,
         (Some(mut user), Event::Disabled { .. }) => {
             user.status = UserStatus::Disabled;
             user.last_disabled_time = Some(time_ms);

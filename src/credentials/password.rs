@@ -13,10 +13,29 @@ use crate::error::{Error, Failure, Result};
 const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+=?@";
 /// Length of temporary passwords (the model allows 8..20).
 pub const TEMPORARY_LENGTH: usize = 16;
-/// Failed sign-ins a user may have within [`FAILURE_WINDOW_MS`] before attempts are refused.
-pub const MAX_FAILURES: usize = 5;
+/// Failed sign-ins a user may have within [`FAILURE_WINDOW_MS`] before attempts are refused, by
+/// default ([`Lockout`]).
+pub const MAX_FAILURES: u32 = 5;
 /// The window failed sign-ins are counted in: 15 minutes.
 pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// The longest window a lockout may count failures over: what a shared backend keeps them for.
+pub const MAX_FAILURE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// When failed sign-ins lock a user out: `max_failures` within `window_ms` refuse further
+/// attempts, unchecked, until the oldest leaves the window (or an operator clears them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// Failures allowed within the window; the next attempt is refused.
+    pub max_failures: u32,
+    /// The window, in ms (at most [`MAX_FAILURE_WINDOW_MS`]).
+    pub window_ms: i64,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout { max_failures: MAX_FAILURES, window_ms: FAILURE_WINDOW_MS }
+    }
+}
 
 fn random(bytes: &mut [u8]) -> Result<()> {
     getrandom::fill(bytes).map_err(|e| Error::failed_by(Failure::Io, format!("no randomness: {e}"), e))
@@ -58,22 +77,22 @@ pub fn verify(password: &str, hash: &str) -> bool {
         .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
-/// Failed sign-ins per user, kept in memory: after [`MAX_FAILURES`] within the window, attempts
-/// are refused without checking the password until the oldest failure leaves the window.
+/// Failed sign-ins per user, kept in memory: after the lockout's failures within its window,
+/// attempts are refused without checking the password until the oldest failure leaves it.
 #[derive(Debug, Default)]
 pub struct SignInLimiter {
     failures: Mutex<HashMap<String, VecDeque<i64>>>,
 }
 
 impl SignInLimiter {
-    /// Whether `who` may try now.
-    pub fn allows(&self, who: &str, now_ms: i64) -> bool {
+    /// Whether `who` may try now under `lockout`.
+    pub fn allows(&self, who: &str, now_ms: i64, lockout: Lockout) -> bool {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let Some(times) = failures.get_mut(who) else { return true };
-        while times.front().is_some_and(|&t| t <= now_ms - FAILURE_WINDOW_MS) {
+        while times.front().is_some_and(|&t| t <= now_ms - lockout.window_ms) {
             times.pop_front();
         }
-        times.len() < MAX_FAILURES
+        times.len() < lockout.max_failures as usize
     }
 
     /// Records a failed attempt by `who`.
@@ -114,13 +133,16 @@ mod tests {
     fn the_limiter_refuses_after_five_failures_in_fifteen_minutes() {
         let limiter = SignInLimiter::default();
         for i in 0..MAX_FAILURES as i64 {
-            assert!(limiter.allows("u", i));
+            assert!(limiter.allows("u", i, Lockout::default()));
             limiter.failed("u", i);
         }
-        assert!(!limiter.allows("u", 10));
-        assert!(limiter.allows("other", 10));
-        assert!(limiter.allows("u", FAILURE_WINDOW_MS), "the first failure has left the window");
+        assert!(!limiter.allows("u", 10, Lockout::default()));
+        assert!(limiter.allows("other", 10, Lockout::default()));
+        assert!(
+            limiter.allows("u", FAILURE_WINDOW_MS, Lockout::default()),
+            "the first failure has left the window"
+        );
         limiter.succeeded("u");
-        assert!(limiter.allows("u", 11));
+        assert!(limiter.allows("u", 11, Lockout::default()));
     }
 }

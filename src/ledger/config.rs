@@ -44,6 +44,9 @@ pub struct Config {
     pub account: Option<String>,
     /// Whether to create a missing database, insist on an existing one, or open read-only.
     pub mode: OpenMode,
+    /// When failed sign-ins lock a user out ([`Ledger::sign_in`](crate::Ledger::sign_in)): 5
+    /// within 15 minutes by default; the window at most 24 hours.
+    pub sign_in_lockout: crate::Lockout,
     /// Whether opening may change the database to what this build writes (lift sled format 1,
     /// make PostgreSQL tables this build adds, wrap a clear secret under the root key given);
     /// off, such a database is refused with [`crate::Failure::NeedsMigration`] naming the change,
@@ -130,6 +133,7 @@ impl Config {
             account: None,
             mode: OpenMode::Create,
             migrate: true,
+            sign_in_lockout: Default::default(),
             record_mark: true,
             rebuild_chunk: DEFAULT_REBUILD_CHUNK,
             fold_memory: DEFAULT_FOLD_MEMORY,
@@ -255,6 +259,9 @@ impl Config {
         validate::in_range("tokenTtl", 1, MAX_TOKEN_TTL_MS, self.token_ttl_ms)?;
         validate::in_range("rebuildChunk", 1, MAX_QUEUE_CAPACITY, self.rebuild_chunk as i64)?;
         validate::in_range("foldMemory", 1, i64::MAX, i64::try_from(self.fold_memory).unwrap_or(i64::MAX))?;
+        validate::in_range("signInMaxFailures", 1, 1000, i64::from(self.sign_in_lockout.max_failures))?;
+        let longest = crate::credentials::password::MAX_FAILURE_WINDOW_MS;
+        validate::in_range("signInWindow", 1000, longest, self.sign_in_lockout.window_ms)?;
         Ok(())
     }
 

@@ -65,13 +65,17 @@ impl Ledger {
 
     /// Checks a sign-in for a host's login: the email's user must be ENABLED and the password its
     /// latest one. Success records a SignedIn event (lastLoginTime) and returns the user. Any
-    /// failure is the same AccessDeniedException; after 5 failures for an email within 15
-    /// minutes, attempts are refused without checking until the oldest leaves the window.
+    /// failure is the same AccessDeniedException; after `Config::sign_in_lockout`'s failures for
+    /// an email within its window (5 in 15 minutes by default), attempts are refused without
+    /// checking until the oldest leaves the window or an operator clears them. Each failure is a
+    /// security event (tracing target `user_ledger::security`) naming the user, if the email is
+    /// one's, and why: never the email or the password.
     pub fn sign_in(&self, email_address: &str, password: &str) -> Result<User> {
         let denied = || Error::AccessDenied { message: SIGN_IN_FAILED.into() };
         let key = email_key(email_address.trim());
         let now = self.inner.shared.now_ms();
         if !self.sign_in_allowed(&key, now)? {
+            security_event("sign_in_refused", None, "locked out: too many failed sign-ins within the window");
             return Err(denied());
         }
         let found = self.read(&Caller::System, |store| {
@@ -86,32 +90,55 @@ impl Ledger {
             }
             None => None,
         };
-        let user = match found {
-            Some((user, hash)) => password::verify(password, &hash).then_some(user),
+        let checked = match found {
+            Some((user, hash)) => {
+                let matches = password::verify(password, &hash);
+                Ok((user, matches))
+            }
             None => {
                 let decoy = DECOY_HASH.get_or_init(|| password::hash("decoy").unwrap_or_default());
                 password::verify(password, decoy);
-                None
+                Err(())
             }
         };
-        let Some(user) = user.filter(|u| u.status == UserStatus::Enabled) else {
+        let refused = match &checked {
+            Err(()) => Some((None, "no user has this email address")),
+            Ok((user, false)) => Some((Some(user.user_id.as_str()), "wrong password")),
+            Ok((user, true)) if user.status != UserStatus::Enabled => {
+                Some((Some(user.user_id.as_str()), "the user is disabled"))
+            }
+            Ok(_) => None,
+        };
+        if let Some((user_id, why)) = refused {
+            security_event("sign_in_failed", user_id, why);
             self.note_sign_in(&key, Some(now))?;
             return Err(denied());
-        };
+        }
+        let Ok((user, _)) = checked else { return Err(denied()) };
         self.note_sign_in(&key, None)?;
         self.command(&Caller::System, None, Command::SignIn { user_id: user.user_id.clone() })?;
         self.get_user(&Caller::System, &user.user_id)
     }
 
+    /// Lifts `user_id`'s sign-in lockout: its failed sign-ins are forgotten on every host, and a
+    /// SignInLockoutCleared event records who did it. The root only.
+    pub fn clear_sign_in_lockout(&self, caller: &Caller, user_id: &str) -> Result<()> {
+        self.command(caller, None, Command::ClearSignInLockout { user_id: user_id.to_owned() })?;
+        let user = self.get_user(&Caller::System, user_id)?;
+        self.note_sign_in(&email_key(user.email_address.trim()), None)?;
+        security_event("sign_in_lockout_cleared", Some(user_id), "an operator cleared the failed sign-ins");
+        Ok(())
+    }
+
     /// Whether `key` may try to sign in now: fewer failures than allowed within the window, as
     /// every host counts them on a shared backend, else as this process does.
     fn sign_in_allowed(&self, key: &str, now: i64) -> Result<bool> {
+        let lockout = self.inner.config.sign_in_lockout;
         Ok(match self.inner.shared.backend.shared() {
             Some(shared) => {
-                shared.sign_in_failures(key, now - password::FAILURE_WINDOW_MS)?
-                    < password::MAX_FAILURES as u64
+                shared.sign_in_failures(key, now - lockout.window_ms)? < u64::from(lockout.max_failures)
             }
-            None => self.inner.sign_ins.allows(key, now),
+            None => self.inner.sign_ins.allows(key, now, lockout),
         })
     }
 
@@ -126,4 +153,10 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+/// A security event for an operator's SIEM: what happened, to whom (a userId, never an email
+/// address or a password), and why.
+fn security_event(event: &'static str, user_id: Option<&str>, reason: &str) {
+    tracing::warn!(target: "user_ledger::security", event, user_id = user_id.unwrap_or("-"), reason);
 }

@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use ulid::Ulid;
 
+use crate::server::reply::Refusal;
 use crate::server::routes::Served;
 use crate::server::{ApiError, Host};
 use crate::write::BatchReport;
@@ -55,6 +56,10 @@ pub async fn observe(State(host): State<Host>, request: Request, next: Next) -> 
     let started = Instant::now();
     let method = request.method().clone();
     let path: String = request.uri().path().chars().take(256).collect();
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |info| info.0.to_string());
     let agent: String = request
         .headers()
         .get(axum::http::header::USER_AGENT)
@@ -76,17 +81,34 @@ pub async fn observe(State(host): State<Host>, request: Request, next: Next) -> 
         None => ("-", "-".to_owned()),
     };
     let status = response.status().as_u16();
-    tracing::info!(
-        target: "user_ledger::access",
-        request_id = %id,
-        operation,
-        caller = %caller,
-        status,
-        latency_us = latency.as_micros() as u64,
-        method = %method,
-        path = %path,
-        user_agent = %agent,
-    );
+    match response.extensions().get::<Refusal>() {
+        // Refused: a security event an operator ships to a SIEM, with who knocked and why.
+        Some(Refusal(reason)) => tracing::warn!(
+            target: "user_ledger::access",
+            request_id = %id,
+            operation,
+            caller = %caller,
+            status,
+            latency_us = latency.as_micros() as u64,
+            method = %method,
+            path = %path,
+            client = %client,
+            user_agent = %agent,
+            reason = %reason,
+        ),
+        None => tracing::info!(
+            target: "user_ledger::access",
+            request_id = %id,
+            operation,
+            caller = %caller,
+            status,
+            latency_us = latency.as_micros() as u64,
+            method = %method,
+            path = %path,
+            client = %client,
+            user_agent = %agent,
+        ),
+    }
     metrics::counter!("user_ledger_requests_total", "operation" => operation, "status" => status.to_string())
         .increment(1);
     metrics::histogram!("user_ledger_request_duration_seconds", "operation" => operation)

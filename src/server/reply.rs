@@ -88,9 +88,22 @@ impl IntoResponse for ApiError {
         if let Ok(name) = HeaderValue::from_str(&self.name) {
             response.headers_mut().insert(ERROR_TYPE, name);
         }
+        // A refused authentication or authorization is a security event: its reason goes to the
+        // access log (the messages name a key id or a rule, never a secret).
+        if matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            response.extensions_mut().insert(Refusal(format!(
+                "{}: {}",
+                self.name,
+                body.get("message").and_then(serde_json::Value::as_str).unwrap_or("")
+            )));
+        }
         response
     }
 }
+
+/// Why a request was refused authentication or authorization, for the access log.
+#[derive(Debug, Clone)]
+pub struct Refusal(pub String);
 
 /// 200 with `value` as the API's JSON (absent members left out).
 pub fn ok(value: &impl Serialize) -> Response {

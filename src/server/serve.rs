@@ -128,7 +128,8 @@ pub async fn serve(
         configure(&mut server, listen.header_timeout);
         tokio::spawn(server.serve(router.into_make_service()));
     }
-    let service = app.into_make_service();
+    // Each request learns its client's address, for the access log.
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let io =
         |e: std::io::Error| Error::failed_by(Failure::Io, format!("cannot serve on {}: {e}", listen.addr), e);
     let limit = Bounded::new(listen.max_connections);

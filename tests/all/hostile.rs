@@ -538,3 +538,57 @@ fn idle_and_half_sent_requests_on_the_metrics_port_are_bounded() {
     assert!(open_fds(pid) <= baseline + 2, "{} descriptors over {baseline}", open_fds(pid));
     drop(sockets);
 }
+
+/// Given a host, when a request is signed with a wrong secret and another with an unknown key,
+/// then each is refused and its access-log line is a warning with the client's address, its user
+/// agent and the reason, and holds no secret; an accepted request's line is information.
+#[test]
+fn each_refused_authentication_is_a_security_event_in_the_access_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Process::start(&dir.path().join("db"), &[]);
+    let root = host.root();
+    create_user(&root, "ana@example.com", "APP_USER");
+    let wrong = AccessKeyPair {
+        access_key_id: host.key.access_key_id.clone(),
+        secret_access_key: "wrong-secret-0123456789".into(),
+    };
+    let unknown = AccessKeyPair {
+        access_key_id: "ULAKUNKNOWN000000000".into(),
+        secret_access_key: "another-secret-9876".into(),
+    };
+    for key in [wrong, unknown] {
+        let client = Client::new(&host.url, key, "us-east-1", None).unwrap();
+        assert_eq!(client.send("GET", FINSPACE_DATA, "/user?maxResults=5", b"").unwrap().status, 403);
+    }
+    let started = Instant::now();
+    let lines = loop {
+        let log = host.log();
+        let refused: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["target"] == "user_ledger::access" && l["fields"]["status"] == 403)
+            .collect();
+        if refused.len() == 2 || started.elapsed() > Duration::from_secs(10) {
+            assert!(
+                !log.contains("wrong-secret") && !log.contains("another-secret"),
+                "a secret logged: {log}"
+            );
+            break refused;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        let fields = &line["fields"];
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert!(fields["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
+        assert!(fields["user_agent"].as_str().unwrap().starts_with("user-ledger/"), "{line}");
+        assert_eq!(fields["caller"], "-", "{line}");
+    }
+    let reasons: Vec<&str> = lines.iter().map(|l| l["fields"]["reason"].as_str().unwrap()).collect();
+    assert!(
+        reasons[0].starts_with("SignatureDoesNotMatch") || reasons[0].contains("signature"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("ULAKUNKNOWN000000000"), "{reasons:?}");
+}

@@ -134,3 +134,99 @@ fn reset_user_password_over_http() {
     let missing = root.send("POST", FINSPACE_DATA, "/user/01NOSUCH/password", b"").unwrap();
     assert_eq!(refusal(&missing).1, "ResourceNotFoundException");
 }
+
+/// Captures what the library logs (tracing) while `run` runs: the JSON lines.
+fn logged(run: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Given a lockout of 2 failures in a minute, when a user fails twice, then even the right
+/// password is refused; each failure is a security event naming the user and why, never the
+/// email or the password; an operator (the root alone) clears the lockout, which the user's
+/// history records, and the user signs in at once.
+#[test]
+fn the_lockout_is_configurable_logged_and_cleared_by_the_root_on_the_record() {
+    let t = TestLedger::with(|c| {
+        let mut c = c;
+        c.sign_in_lockout = user_ledger::Lockout { max_failures: 2, window_ms: 60_000 };
+        c
+    });
+    let ana = t.create("ana@example.com");
+    let password = t.ledger.reset_user_password(&SYSTEM, &ana, None).unwrap().temporary_password;
+    let events = logged(|| {
+        assert_eq!(t.ledger.sign_in("ana@example.com", "guess-1"), Err(denied()));
+        assert_eq!(t.ledger.sign_in("ana@example.com", "guess-2"), Err(denied()));
+        assert_eq!(t.ledger.sign_in("ana@example.com", &password), Err(denied()), "locked after two");
+        assert_eq!(t.ledger.sign_in("nobody@example.com", "guess-3"), Err(denied()));
+    });
+    let lines: Vec<serde_json::Value> = events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let seen: Vec<(String, String, String)> = lines
+        .iter()
+        .filter(|l| l["target"] == "user_ledger::security")
+        .map(|l| {
+            let f = &l["fields"];
+            (
+                f["event"].as_str().unwrap().into(),
+                f["user_id"].as_str().unwrap().into(),
+                f["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("sign_in_failed".into(), ana.clone(), "wrong password".into()),
+            ("sign_in_failed".into(), ana.clone(), "wrong password".into()),
+            (
+                "sign_in_refused".into(),
+                "-".into(),
+                "locked out: too many failed sign-ins within the window".into()
+            ),
+            ("sign_in_failed".into(), "-".into(), "no user has this email address".into()),
+        ]
+    );
+    for secret in ["ana@example.com", "nobody@example.com", "guess-1", password.as_str()] {
+        assert!(!events.contains(secret), "{secret} logged: {events}");
+    }
+    let before = t.events();
+    let refused = t.ledger.clear_sign_in_lockout(&Caller::User(ana.clone()), &ana).unwrap_err();
+    assert_eq!(refused.wire_name(), "AccessDeniedException", "{refused}");
+    t.ledger.clear_sign_in_lockout(&SYSTEM, &ana).unwrap();
+    assert_eq!(t.events(), before + 1);
+    let history = t.ledger.history(user_ledger::Subject::User(&ana)).unwrap();
+    assert_eq!(history.last().unwrap().envelope.event.kind(), "SignInLockoutCleared");
+    t.ledger.sign_in("ana@example.com", &password).unwrap();
+    let nobody = t.ledger.clear_sign_in_lockout(&SYSTEM, "U00000000000000000000000000").unwrap_err();
+    assert_eq!(nobody.wire_name(), "ResourceNotFoundException", "{nobody}");
+}
+
+/// A lockout outside its bounds is refused naming the setting.
+#[test]
+fn a_lockout_outside_its_bounds_is_refused_naming_it() {
+    for (lockout, named) in [
+        (user_ledger::Lockout { max_failures: 0, window_ms: 60_000 }, "signInMaxFailures"),
+        (user_ledger::Lockout { max_failures: 5, window_ms: 25 * 3_600_000 }, "signInWindow"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = user_ledger::Config::new(dir.path().join("db"));
+        config.sign_in_lockout = lockout;
+        let refused = user_ledger::Ledger::open(config).unwrap_err();
+        assert!(refused.to_string().contains(named), "{refused}");
+    }
+}

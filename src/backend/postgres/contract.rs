@@ -688,9 +688,9 @@ impl SharedWriters for PgBackend {
         let table = self.t("sign_in_failures");
         let mut client = self.client()?;
         let done = match failed_at_ms {
-            // Failures that left every window are dropped as new ones come.
+            // Failures that left the longest window a lockout may have are dropped as new ones come.
             Some(at_ms) => {
-                let window = at_ms - crate::credentials::password::FAILURE_WINDOW_MS;
+                let window = at_ms - crate::credentials::password::MAX_FAILURE_WINDOW_MS;
                 let stale = format!("DELETE FROM {table} WHERE email_key = $1 AND at_ms <= $2");
                 client.execute(&stale, &[&who, &window]).and_then(|_| {
                     client.execute(

@@ -85,6 +85,13 @@ pub(crate) struct Cli {
     /// LimitExceededException (default: no limit).
     #[arg(long, global = true, env = "USER_LEDGER_MAX_KX_USERS_PER_ENVIRONMENT")]
     pub(crate) max_kx_users_per_environment: Option<u64>,
+    /// Failed sign-ins within --sign-in-window-secs that lock a user out (default 5, at most
+    /// 1000); `clear-sign-in-lockout` lifts it.
+    #[arg(long, global = true)]
+    pub(crate) sign_in_max_failures: Option<u32>,
+    /// The window failed sign-ins are counted over, in seconds (default 900, at most a day).
+    #[arg(long, global = true)]
+    pub(crate) sign_in_window_secs: Option<u32>,
     /// Seconds a clientToken is remembered (default 600, as FinSpace; at most 366 days).
     #[arg(long, global = true, env = "USER_LEDGER_TOKEN_TTL_SECS")]
     pub(crate) token_ttl_secs: Option<i64>,
@@ -427,6 +434,12 @@ pub(crate) enum Command {
         #[arg(long)]
         user_id: Option<String>,
     },
+    /// Lift a user's sign-in lockout: forget its failed sign-ins (on every host), recorded in the
+    /// log as SignInLockoutCleared. The root only.
+    ClearSignInLockout {
+        #[arg(long)]
+        user_id: String,
+    },
     /// Delete an access key: requests signed with it are refused from now on.
     DeleteAccessKey {
         #[arg(long)]
@@ -639,6 +652,7 @@ impl Command {
             | CreateAccessKey { .. }
             | ListAccessKeys { .. }
             | DeleteAccessKey { .. }
+            | ClearSignInLockout { .. }
             | Healthcheck { .. }
             | Config { .. }
             | Migrate { .. }

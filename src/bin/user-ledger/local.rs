@@ -259,6 +259,10 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             ledger.delete_access_key(caller, &access_key_id)?;
             Ok(Output::Json(json!({})))
         }
+        Command::ClearSignInLockout { user_id } => {
+            ledger.clear_sign_in_lockout(caller, &user_id)?;
+            Ok(Output::Json(json!({})))
+        }
         // Handled above, before the ledger is opened.
         Command::AcceptLog
         | Command::Serve(_)

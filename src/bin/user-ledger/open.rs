@@ -154,6 +154,12 @@ pub(crate) fn config_for(cli: &Cli, db: &Path) -> user_ledger::Result<Config> {
     if let Some(mib) = cli.disk_reserve_mib {
         config.disk_reserve = mib.saturating_mul(1 << 20);
     }
+    if let Some(failures) = cli.sign_in_max_failures {
+        config.sign_in_lockout.max_failures = failures;
+    }
+    if let Some(secs) = cli.sign_in_window_secs {
+        config.sign_in_lockout.window_ms = i64::from(secs) * 1000;
+    }
     config.limits.max_enabled_users = cli.max_enabled_users;
     config.limits.max_kx_users_per_environment = cli.max_kx_users_per_environment;
     if let Some(secs) = cli.token_ttl_secs {

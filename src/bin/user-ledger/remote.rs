@@ -110,6 +110,9 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
             let body = json!({ "newRootKey": key.to_base64()? }).to_string();
             client.send("POST", ADMIN, path(AdminOp::Rekey), body.as_bytes())?
         }
+        Command::ClearSignInLockout { user_id } => {
+            client.send("DELETE", ADMIN, &labelled(AdminOp::ClearSignInLockout, user_id), b"")?
+        }
         Command::DeleteAccessKey { access_key_id } => {
             client.send("DELETE", ADMIN, &labelled(AdminOp::DeleteAccessKey, access_key_id), b"")?
         }

@@ -67,7 +67,8 @@ fn every_stored_enum_keeps_its_variants_in_their_stored_order() {
             "DataKeyRetired",
             "RootKeyChanged",
             "CheckpointKeyRotated",
-            "EpochStarted"
+            "EpochStarted",
+            "SignInLockoutCleared"
         ]
     );
     assert_eq!(variants::<Caller>(), &["System", "User", "Principal"]);

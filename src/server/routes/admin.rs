@@ -88,6 +88,10 @@ impl Call<'_> {
                 ledger.delete_access_key(caller, self.label("accessKeyId"))?;
                 ok(&json!({}))
             }
+            ClearSignInLockout => {
+                ledger.clear_sign_in_lockout(caller, self.label("userId"))?;
+                ok(&json!({}))
+            }
             Checkpoint => text(ledger.checkpoint(query.non_negative("treeSize")?)?),
             CheckpointKey => text(format!("{}\n", ledger.checkpoint_key())),
             Proof => match query.non_negative("seq")? {

@@ -186,6 +186,8 @@ catalogue!(
         CheckpointHandovers = ADMIN GET "/ledger/checkpoint-handovers" AUDIT,
         /// Rotate the checkpoint key.
         RotateCheckpointKey = ADMIN POST "/ledger/checkpoint-key/rotate" ROOT,
+        /// Forget a user's failed sign-ins (lift a lockout).
+        ClearSignInLockout = ADMIN DELETE "/ledger/users/{userId}/sign-in-failures" ROOT,
     }
 );
 
