@@ -27,7 +27,7 @@ pub const MAX_FAILURE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 pub struct Lockout {
     /// Failures allowed within the window; the next attempt is refused.
     pub max_failures: u32,
-    /// The window, in ms (at most [`MAX_FAILURE_WINDOW_MS`]).
+    /// The window, in ms (at most a day, `MAX_FAILURE_WINDOW_MS`).
     pub window_ms: i64,
 }
 

@@ -53,4 +53,5 @@ mod rust_sdk;
 mod serve;
 mod server;
 mod subscribe;
+mod upgrade;
 mod validation;

@@ -119,8 +119,13 @@ impl Process {
 
     /// [`Process::start_logging_to`] with the environment variables `env` set too.
     pub fn start_with(db: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
+        Self::start_binary(Path::new(env!("CARGO_BIN_EXE_user-ledger")), db, args, env, log)
+    }
+
+    /// [`Process::start_with`] of another build of `user-ledger` (an older release's, say).
+    pub fn start_binary(binary: &Path, db: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
         let listen = if args.contains(&"--listen") { vec![] } else { vec!["--listen", "127.0.0.1:0"] };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_user-ledger"))
+        let mut child = Command::new(binary)
             .envs(env.iter().copied())
             .args(["--db", db.to_str().unwrap(), "serve"])
             .args(listen)
