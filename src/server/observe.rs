@@ -81,33 +81,28 @@ pub async fn observe(State(host): State<Host>, request: Request, next: Next) -> 
         None => ("-", "-".to_owned()),
     };
     let status = response.status().as_u16();
+    // One line a request; a refused one is a warning with why: a security event an operator
+    // ships to a SIEM, with who knocked (the client, its user agent).
+    macro_rules! access_line {
+        ($level:ident $(, $extra:ident = $value:expr)?) => {
+            tracing::$level!(
+                target: "user_ledger::access",
+                request_id = %id,
+                operation,
+                caller = %caller,
+                status,
+                latency_us = latency.as_micros() as u64,
+                method = %method,
+                path = %path,
+                client = %client,
+                user_agent = %agent,
+                $($extra = %$value,)?
+            )
+        };
+    }
     match response.extensions().get::<Refusal>() {
-        // Refused: a security event an operator ships to a SIEM, with who knocked and why.
-        Some(Refusal(reason)) => tracing::warn!(
-            target: "user_ledger::access",
-            request_id = %id,
-            operation,
-            caller = %caller,
-            status,
-            latency_us = latency.as_micros() as u64,
-            method = %method,
-            path = %path,
-            client = %client,
-            user_agent = %agent,
-            reason = %reason,
-        ),
-        None => tracing::info!(
-            target: "user_ledger::access",
-            request_id = %id,
-            operation,
-            caller = %caller,
-            status,
-            latency_us = latency.as_micros() as u64,
-            method = %method,
-            path = %path,
-            client = %client,
-            user_agent = %agent,
-        ),
+        Some(Refusal(reason)) => access_line!(warn, reason = reason),
+        None => access_line!(info),
     }
     metrics::counter!("user_ledger_requests_total", "operation" => operation, "status" => status.to_string())
         .increment(1);

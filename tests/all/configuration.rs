@@ -154,15 +154,7 @@ fn config_prints_no_secret() {
 #[test]
 fn the_postgresql_password_comes_from_a_file_and_never_shows() {
     use std::os::unix::fs::PermissionsExt;
-    let own = crate::common::postgres::start_cluster_with(|data| {
-        let hba = "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
-        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
-        vec![]
-    });
-    let port = own.cluster.as_ref().unwrap().port;
-    let mut admin = postgres::Client::connect(&own.url, postgres::NoTls).unwrap();
-    admin.batch_execute("CREATE ROLE ledger LOGIN PASSWORD 'right-pw-31337'").unwrap();
-    admin.batch_execute("CREATE DATABASE users OWNER ledger").unwrap();
+    let (_own, port) = crate::common::postgres::start_password_cluster("right-pw-31337", "users");
     let dir = tempfile::tempdir().unwrap();
     let secret = |name: &str, text: &str| {
         let path = write(dir.path(), name, text);

@@ -181,15 +181,8 @@ fn an_unreachable_server_and_a_missing_ledger_are_clear_errors_without_the_passw
 #[test]
 fn a_wrong_password_and_a_read_only_server_are_clear_errors_that_write_nothing() {
     // A cluster of this test's own, which asks every role but the admin for a password.
-    let own = common::postgres::start_cluster_with(|data| {
-        let hba = "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
-        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
-        vec![]
-    });
-    let port = own.cluster.as_ref().unwrap().port;
+    let (own, port) = common::postgres::start_password_cluster("right-pw", "ro");
     let mut admin = postgres::Client::connect(&own.url, postgres::NoTls).unwrap();
-    admin.batch_execute("CREATE ROLE ledger LOGIN PASSWORD 'right-pw'").unwrap();
-    admin.batch_execute("CREATE DATABASE ro OWNER ledger").unwrap();
     let at = |password: &str, schema: &str| {
         format!("postgres://ledger:{password}@127.0.0.1:{port}/ro?schema={schema}&connect_timeout=5")
     };

@@ -336,3 +336,18 @@ pub fn test_root_key_env() -> (&'static str, String) {
 pub fn pg(location: impl AsRef<std::path::Path>) -> user_ledger::Config {
     user_ledger::Config::new(location).root_key(test_root_key())
 }
+
+/// A cluster of a test's own that asks every role but the admin for a password, with role
+/// `ledger` (password `password`) owning database `database`: the server and its port.
+pub fn start_password_cluster(password: &str, database: &str) -> (Server, u16) {
+    let own = start_cluster_with(|data| {
+        let hba = "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        vec![]
+    });
+    let port = own.cluster.as_ref().unwrap().port;
+    let mut admin = postgres::Client::connect(&own.url, postgres::NoTls).unwrap();
+    admin.batch_execute(&format!("CREATE ROLE ledger LOGIN PASSWORD '{password}'")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {database} OWNER ledger")).unwrap();
+    (own, port)
+}
