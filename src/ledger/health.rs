@@ -107,6 +107,14 @@ impl Ledger {
         let (sender, answer) = std::sync::mpsc::channel();
         let ledger = self.clone();
         let spawned = std::thread::Builder::new().name("readiness probe".into()).spawn(move || {
+            // Set free however the probe ends, a panic included, or no probe would run again.
+            struct Done(Arc<AtomicBool>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::SeqCst);
+                }
+            }
+            let done = Done(running);
             let tip = super::guarded(|| ledger.inner.shared.backend.tip());
             let backend = tip.map(|tip| format!("answered: the log ends at seq {}", tip.head.seq));
             let signer = ledger.signer();
@@ -119,7 +127,8 @@ impl Ledger {
                 })
             });
             let keys = keys.map(|()| "the checkpoint key signs".to_owned());
-            running.store(false, Ordering::SeqCst);
+            // Free before answering: a check asked right after this answer may start a probe.
+            drop(done);
             let _ = sender.send((backend.map_err(|e| e.to_string()), keys.map_err(|e| e.to_string())));
         });
         if let Err(e) = spawned {
