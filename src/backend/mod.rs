@@ -75,6 +75,18 @@ pub struct Head {
     pub time_ms: i64,
 }
 
+impl Head {
+    /// Whether `stored`, the log's entry at this head's seq, is this head's (an empty log's head
+    /// has no entry and is held by every log): what a barrier checks its server holds.
+    #[cfg(any(feature = "postgres", feature = "whitebox"))]
+    pub fn is_entry(&self, stored: Option<&[u8]>) -> bool {
+        self.seq == 0
+            || stored.is_some_and(|bytes| {
+                crate::core::codec::unseal(self.seq, bytes).is_ok_and(|entry| entry.hash == self.hash)
+            })
+    }
+}
+
 /// The head of the log and the seq the views are folded up to: equal, except while a rebuild
 /// runs (or after one was cut short).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

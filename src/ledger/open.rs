@@ -135,7 +135,7 @@ impl Ledger {
                     Some(why) => Some(why),
                     None => settings::staleness(backend.as_ref(), &tip)?,
                 };
-                let secret = settings::data_keys(backend.as_ref(), root_key, now_ms, config.migrate)?;
+                let secret = settings::data_keys(backend.as_ref(), root_key, now_ms, config.migrate, shown)?;
                 let identity =
                     settings::identity(backend.as_ref(), shown, region.as_deref(), account.as_deref())?;
                 let environment_id =

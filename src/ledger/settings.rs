@@ -87,8 +87,9 @@ pub fn data_keys(
     root: Option<&RootKey>,
     now_ms: i64,
     migrate: bool,
+    shown: &Path,
 ) -> Result<(DataKeyBytes, Option<String>)> {
-    let refuse = |change: &str| Err(crate::error::needs_migration("this ledger", change));
+    let refuse = |change: &str| Err(crate::error::needs_migration(shown.display(), change));
     if let Some(ring) = keyring(backend)? {
         let root = root.ok_or_else(|| {
             Error::failed(

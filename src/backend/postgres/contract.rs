@@ -440,9 +440,7 @@ impl Backend for PgBackend {
         if client.take_cancelled_wait() {
             return Err(cancelled_wait(doing));
         }
-        let holds = head.seq == 0
-            || held.is_some_and(|bytes| codec::unseal(head.seq, &bytes).is_ok_and(|e| e.hash == head.hash));
-        if !holds {
+        if !head.is_entry(held.as_deref()) {
             return Err(Error::failed(
                 Failure::Io,
                 format_args!(
