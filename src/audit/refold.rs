@@ -172,7 +172,8 @@ fn keep_first(first: &mut Option<Contradiction>, found: Contradiction) {
 struct Outputs {
     /// (view tag ‖ key) → value.
     rows: Sorter,
-    /// (sized email key ‖ seq) → (user id, email address, hash, time) of the Created event.
+    /// (sized email key ‖ seq) → (user id, stored address, hash, time, released): a Created
+    /// event claims the address, its user's erasure releases it.
     claims: Sorter,
     /// (sized user id ‖ seq) → the entry naming the user.
     needs: Sorter,
@@ -235,31 +236,43 @@ fn fold_subjects(events: Merge, out: &mut Outputs, progress: &mut dyn FnMut(u64)
     }
 }
 
-/// The first claim of an email is its index row; a later one contradicts it.
+/// The first claim of an email is its index row, until its owner's erasure releases it; a claim
+/// while it is held contradicts it.
 fn check_claims(claims: Merge, rows: &mut Sorter, first: &mut Option<Contradiction>) -> Result<()> {
-    let mut owner: Option<(Vec<u8>, UserId)> = None;
+    // The email whose claims are being read, and who holds it now: (user id, stored address).
+    let mut email: Option<Vec<u8>> = None;
+    let mut owner: Option<(UserId, String)> = None;
+    let index = |owner: Option<(UserId, String)>, rows: &mut Sorter| -> Result<()> {
+        let Some((user_id, address)) = owner else { return Ok(()) };
+        for ((view, key), value) in views::rows(&ViewChange::PutEmail(email_key(&address), user_id)) {
+            rows.push(&row_key(view, &key), &value.unwrap_or_default())?;
+        }
+        Ok(())
+    };
     for record in claims {
         let (key, value) = record?;
-        let (email, seq) = key.split_at(key.len().saturating_sub(8));
-        let (user_id, address, hash, time_ms): (UserId, String, [u8; 32], i64) =
+        let (claimed, seq) = key.split_at(key.len().saturating_sub(8));
+        let (user_id, address, hash, time_ms, released): (UserId, String, [u8; 32], i64, bool) =
             codec::decode("a claim", &value)?;
+        if email.as_deref() != Some(claimed) {
+            index(owner.take(), rows)?;
+            email = Some(claimed.to_vec());
+        }
         match &owner {
-            Some((held, owner)) if held == email => {
+            _ if released => {
+                if owner.as_ref().is_some_and(|(held_by, _)| *held_by == user_id) {
+                    owner = None;
+                }
+            }
+            Some((held_by, _)) => {
                 let seq = codec::seq_of(seq).unwrap_or(0);
-                let message = core::email_taken(&user_id, &address, owner).to_string();
+                let message = core::email_taken(&user_id, held_by).to_string();
                 keep_first(first, Contradiction { seq, message, hash, time_ms });
             }
-            _ => {
-                for ((view, key), value) in
-                    views::rows(&ViewChange::PutEmail(email_key(&address), user_id.clone()))
-                {
-                    rows.push(&row_key(view, &key), &value.unwrap_or_default())?;
-                }
-                owner = Some((email.to_vec(), user_id));
-            }
+            None => owner = Some((user_id, address)),
         }
     }
-    Ok(())
+    index(owner, rows)
 }
 
 /// A user named by another subject's event must have been created before it.
@@ -319,6 +332,11 @@ impl SubjectFold {
         }
         let Sealed { envelope, hash, .. } = codec::unseal(seq, bytes)?;
         self.named.borrow_mut().clear();
+        // What an erasure releases: the address of the user it erases.
+        let erased = match &envelope.event {
+            Event::PersonalDataErased { user_id } => self.views.user(user_id)?,
+            _ => None,
+        };
         if let Err(e) = views::fold(self, &envelope) {
             self.failed = true;
             let found = Contradiction { seq, message: e.to_string(), hash, time_ms: envelope.time_ms };
@@ -329,9 +347,15 @@ impl SubjectFold {
             out.needs.push(&at_seq(sized(&user), seq), bytes)?;
         }
         if let Event::Created { user_id, user } = &envelope.event {
+            // The count of ENABLED users has a row once any user was created, erased or not.
+            out.any_user = true;
             out.facts.push(&sized(user_id), &codec::seq_key(seq))?;
-            let claim = codec::encode(&(user_id, &user.email_address, hash, envelope.time_ms));
+            let claim = codec::encode(&(user_id, &user.email_address, hash, envelope.time_ms, false));
             out.claims.push(&at_seq(sized(&email_key(&user.email_address)), seq), &claim)?;
+        }
+        if let Some(user) = erased {
+            let release = codec::encode(&(&user.user_id, &user.email_address, hash, envelope.time_ms, true));
+            out.claims.push(&at_seq(sized(&email_key(&user.email_address)), seq), &release)?;
         }
         Ok(())
     }
@@ -352,7 +376,6 @@ impl SubjectFold {
         for ((view, key), value) in self.views.keyring_rows() {
             out.rows.push(&row_key(view, &key), &value)?;
         }
-        out.any_user |= !self.views.is_empty(ViewTree::Users);
         out.enabled += self.enabled as i64 - COUNTER_BASE as i64;
         for (env, count) in self.kx_counts {
             *out.kx_counts.entry(env).or_insert(0) += count as i64 - COUNTER_BASE as i64;
@@ -427,6 +450,14 @@ impl State for SubjectFold {
 
     fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>> {
         self.views.users_with_principal(principal_arn)
+    }
+
+    fn access_keys_of(&self, user: &str) -> Result<Vec<String>> {
+        self.views.access_keys_of(user)
+    }
+
+    fn credentials_of(&self, user: &str) -> Result<Vec<String>> {
+        self.views.credentials_of(user)
     }
 
     fn current_data_key(&self) -> Result<u32> {

@@ -36,6 +36,7 @@ struct Memory {
     tokens: BTreeMap<TokenKey, TokenRecord>,
     views: MemViews,
     checkpoints: BTreeMap<u64, Vec<u8>>,
+    person_keys: BTreeMap<String, Vec<u8>>,
     syncs: u64,
 }
 
@@ -120,6 +121,17 @@ impl Backend for MemoryBackend {
         Ok(self.read().checkpoints.iter().next_back().map(|(size, record)| (*size, record.clone())))
     }
 
+    fn person_key(&self, user_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.read().person_keys.get(user_id).cloned())
+    }
+
+    fn person_keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let memory = self.read();
+        let from = after.map_or(std::ops::Bound::Unbounded, |a| std::ops::Bound::Excluded(a.to_owned()));
+        let keys = memory.person_keys.range((from, std::ops::Bound::Unbounded));
+        Ok(keys.take(limit).map(|(id, key)| (id.clone(), key.clone())).collect())
+    }
+
     fn remove_meta(&self, name: &str) -> Result<()> {
         self.write().meta.remove(name);
         Ok(())
@@ -153,6 +165,12 @@ impl Backend for MemoryBackend {
             match record {
                 Some(record) => memory.tokens.insert(key.clone(), record.clone()),
                 None => memory.tokens.remove(key),
+            };
+        }
+        for (user_id, key) in &changes.person_keys {
+            match key {
+                Some(key) => memory.person_keys.insert(user_id.clone(), key.clone()),
+                None => memory.person_keys.remove(user_id),
             };
         }
         if let Some(tip) = changes.tip {

@@ -128,6 +128,9 @@ pub struct Changeset {
     pub views: Vec<ViewChange>,
     /// Token records to store (`Some`) or remove (`None`), by token key.
     pub tokens: std::collections::BTreeMap<TokenKey, Option<TokenRecord>>,
+    /// Person keys to store (wrapped) or destroy (`None`), by user id: outside the hash chain,
+    /// so that destroying one erases what it sealed and changes no byte the chain hashes.
+    pub person_keys: std::collections::BTreeMap<UserId, Option<Vec<u8>>>,
     /// The tip after this commit, when it moves (it moves with every appended entry).
     pub tip: Option<Tip>,
     /// The head of the log this changeset was decided against: the commit applies only while
@@ -138,7 +141,11 @@ pub struct Changeset {
 impl Changeset {
     /// True when committing would write nothing.
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty() && self.views.is_empty() && self.tokens.is_empty() && self.tip.is_none()
+        self.log.is_empty()
+            && self.views.is_empty()
+            && self.tokens.is_empty()
+            && self.person_keys.is_empty()
+            && self.tip.is_none()
     }
 }
 
@@ -285,6 +292,12 @@ pub trait Backend: Reads + Send + Sync {
     fn checkpoints_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
     /// The recorded checkpoint of the largest size, if any.
     fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>>;
+    /// The wrapped person key of `user_id`, as the last commit that stored it left it; `None`
+    /// once a commit destroyed it (or for a user made before personal data was sealed).
+    fn person_key(&self, user_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Stored person keys of users with ids after `after`, in id order, at most `limit`: what a
+    /// copy carries.
+    fn person_keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<(UserId, Vec<u8>)>>;
     /// The head of the log and the seq the views are folded up to, as last committed.
     fn tip(&self) -> Result<Tip>;
     /// Applies `changes` atomically, if the log's head is still `changes.base`: the log rows,

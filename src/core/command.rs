@@ -3,6 +3,7 @@
 
 use crate::core::authorize::Access;
 use crate::core::domain::{GroupChanges, NewGroup, NewUser, Tags, UserChanges, UserId};
+use crate::core::personal::PersonKeys;
 
 /// A validated request that may change state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,15 +12,19 @@ pub enum Command {
     CreateUser {
         /// The id the new user gets.
         user_id: UserId,
-        /// Its profile.
+        /// Its profile, in the clear: `decide` seals its personal fields.
         user: NewUser,
+        /// The keys that seal them (`None`: kept clear, as before personal data was sealed).
+        person: Option<PersonKeys>,
     },
     /// UpdateUser.
     UpdateUser {
         /// The user.
         user_id: UserId,
-        /// The fields to set.
+        /// The fields to set, in the clear: `decide` seals the personal ones.
         changes: UserChanges,
+        /// The user's person keys (`None` for a user created before personal data was sealed).
+        person: Option<PersonKeys>,
     },
     /// EnableUser.
     EnableUser {
@@ -119,6 +124,11 @@ pub enum Command {
         /// The user.
         user_id: UserId,
     },
+    /// Erase a user's personal data: its person key is destroyed in the same commit.
+    EraseUser {
+        /// The user.
+        user_id: UserId,
+    },
     /// Record that an operator cleared a user's failed sign-ins.
     ClearSignInLockout {
         /// The user.
@@ -198,6 +208,7 @@ impl Command {
             Command::ResetUserPassword { .. } => "ResetUserPassword",
             Command::SignIn { .. } => "SignIn",
             Command::ClearSignInLockout { .. } => "ClearSignInLockout",
+            Command::EraseUser { .. } => "EraseUser",
             Command::CreatePrincipalKey { .. } => "CreatePrincipalKey",
             Command::IssueCredentials { .. } => "GetProgrammaticAccessCredentials",
             Command::RotateDataKey { .. } => "RotateKeys",
@@ -218,7 +229,8 @@ impl Command {
             | Command::RotateCheckpointKey { .. }
             | Command::StartEpoch { .. }
             // Lifting a lockout is the operator's: the root only, like the keyring.
-            | Command::ClearSignInLockout { .. } => Access::Keys,
+            | Command::ClearSignInLockout { .. }
+            | Command::EraseUser { .. } => Access::Keys,
             // Its own password any user may reset; another's only a SUPER_USER (check_escalation).
             Command::ResetUserPassword { .. } => Access::Read,
             Command::CreateUser { .. }

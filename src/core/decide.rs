@@ -21,8 +21,13 @@ pub fn decide(
     authorize(state, caller, command.access())?;
     check_escalation(state, caller, command)?;
     match command {
-        Command::CreateUser { user_id, user } => users::create(state, limits, user_id, user),
-        Command::UpdateUser { user_id, changes } => users::update(state, user_id, changes),
+        Command::CreateUser { user_id, user, person } => {
+            users::create(state, limits, user_id, user, person.as_ref())
+        }
+        Command::UpdateUser { user_id, changes, person } => {
+            users::update(state, user_id, changes, person.as_ref())
+        }
+        Command::EraseUser { user_id } => users::erase(state, user_id),
         Command::EnableUser { user_id } => users::enable(state, limits, user_id),
         Command::DisableUser { user_id } => users::disable(state, user_id),
         Command::ResetUserPassword { user_id, password_hash, .. } => {

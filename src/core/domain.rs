@@ -197,9 +197,10 @@ pub struct User {
     pub last_login_time: Option<i64>,
 }
 
-/// The key of the email index: emails are unique case-insensitively.
+/// The key of the email index of a stored address: the keyed hash sealed in with personal text,
+/// or a clear address in lowercase (emails are unique case-insensitively).
 pub fn email_key(email: &str) -> String {
-    email.to_lowercase()
+    crate::core::personal::stored_email_key(email)
 }
 
 /// The tags of a kdb user: key → value, in key order.

@@ -208,6 +208,13 @@ pub enum Event {
         /// The user.
         user_id: UserId,
     },
+    /// A user's personal data was erased: its person key was destroyed in the commit that
+    /// appended this, so its sealed fields no longer open; the user is gone from the views.
+    /// The events before it in the same commit ended its memberships, keys and credentials.
+    PersonalDataErased {
+        /// The user.
+        user_id: UserId,
+    },
 }
 
 /// What an event is about.
@@ -298,6 +305,7 @@ impl Event {
             | Event::PasswordReset { user_id, .. }
             | Event::SignedIn { user_id }
             | Event::SignInLockoutCleared { user_id }
+            | Event::PersonalDataErased { user_id }
             | Event::CredentialsIssued { user_id, .. }
             | Event::CredentialsRevoked { user_id, .. } => Subject::User(user_id),
             Event::PrincipalKeyCreated { principal_arn, .. }
@@ -354,6 +362,7 @@ impl Event {
             Event::PasswordReset { .. } => "PasswordReset",
             Event::SignedIn { .. } => "SignedIn",
             Event::SignInLockoutCleared { .. } => "SignInLockoutCleared",
+            Event::PersonalDataErased { .. } => "PersonalDataErased",
             Event::PrincipalKeyCreated { .. } => "PrincipalKeyCreated",
             Event::PrincipalKeyDeleted { .. } => "PrincipalKeyDeleted",
             Event::CredentialsIssued { .. } => "CredentialsIssued",

@@ -90,7 +90,8 @@ impl Response {
             | Command::EnableUser { user_id }
             | Command::DisableUser { user_id }
             | Command::SignIn { user_id }
-            | Command::ClearSignInLockout { user_id } => Response::UserId(user_id.clone()),
+            | Command::ClearSignInLockout { user_id }
+            | Command::EraseUser { user_id } => Response::UserId(user_id.clone()),
             Command::CreateKxUser { environment_id, user_name, iam_role, .. }
             | Command::UpdateKxUser { environment_id, user_name, iam_role } => Response::KxUser {
                 environment_id: environment_id.clone(),
@@ -169,7 +170,7 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
     let operation = command.operation();
     let bytes = match command {
         Command::CreateUser { user, .. } => codec::encode(&(caller, operation, user)),
-        Command::UpdateUser { user_id, changes } => codec::encode(&(caller, operation, user_id, changes)),
+        Command::UpdateUser { user_id, changes, .. } => codec::encode(&(caller, operation, user_id, changes)),
         Command::CreatePrincipalKey { principal_arn, .. } => {
             codec::encode(&(caller, operation, principal_arn))
         }
@@ -179,7 +180,8 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         Command::EnableUser { user_id }
         | Command::DisableUser { user_id }
         | Command::SignIn { user_id }
-        | Command::ClearSignInLockout { user_id } => codec::encode(&(caller, operation, user_id)),
+        | Command::ClearSignInLockout { user_id }
+        | Command::EraseUser { user_id } => codec::encode(&(caller, operation, user_id)),
         // Every kdb command holds only request members: all of it is the request.
         Command::CreateKxUser { environment_id, user_name, iam_role, tags } => {
             codec::encode(&(caller, operation, environment_id, user_name, iam_role, tags))
@@ -301,7 +303,7 @@ mod tests {
             api_access: None,
             api_access_principal_arn: None,
         };
-        let create = |id: &str, user: NewUser| Command::CreateUser { user_id: id.into(), user };
+        let create = |id: &str, user: NewUser| Command::CreateUser { user_id: id.into(), user, person: None };
         let fp = fingerprint(&Caller::System, &create("id1", user.clone()));
         assert_eq!(fp, fingerprint(&Caller::System, &create("id2", user.clone())));
         assert_ne!(fp, fingerprint(&Caller::User("x".into()), &create("id1", user.clone())));

@@ -18,6 +18,7 @@ pub mod domain;
 pub mod event;
 pub mod idempotency;
 pub mod merkle;
+pub mod personal;
 pub mod seal;
 
 mod apply;

@@ -29,6 +29,8 @@ pub enum Purpose {
     DataKey,
     /// A shared ledger's root credentials, sealed under its data key.
     RootCredentials,
+    /// A person's key, wrapped under a data key (the subject is the user's id).
+    PersonKey,
 }
 
 impl Purpose {
@@ -38,6 +40,7 @@ impl Purpose {
             Purpose::TemporaryPassword => b"temporary password",
             Purpose::DataKey => b"data key",
             Purpose::RootCredentials => b"root credentials",
+            Purpose::PersonKey => b"person key",
         }
     }
 }

@@ -41,6 +41,10 @@ pub trait State {
     fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>>;
     /// The temporary credentials with this key id.
     fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>>;
+    /// The ids of `user`'s access keys, in id order.
+    fn access_keys_of(&self, user: &str) -> Result<Vec<String>>;
+    /// The key ids of the temporary credentials issued for `user`, in id order.
+    fn credentials_of(&self, user: &str) -> Result<Vec<String>>;
     /// The users whose apiAccessPrincipalArn is `principal_arn`, in id order.
     fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>>;
     /// The id of the data key new credentials and seals derive from (0 until a rotation).
@@ -62,6 +66,12 @@ pub trait Views: State {
 pub enum ViewChange {
     /// Store a user record.
     PutUser(User),
+    /// Remove a user record (its personal data was erased).
+    RemoveUser(UserId),
+    /// Remove an email key from the index.
+    RemoveEmail(String),
+    /// Remove a user's password hash.
+    RemovePassword(UserId),
     /// Point an email key at a user.
     PutEmail(String, UserId),
     /// Set the count of ENABLED users.

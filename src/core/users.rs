@@ -4,24 +4,31 @@
 use crate::core::apply::contradiction;
 use crate::core::domain::{email_key, NewUser, User, UserChanges, UserId, UserStatus};
 use crate::core::event::Event;
+use crate::core::personal::{self, Field, PersonKeys};
 use crate::core::{Limits, State, ViewChange, Views};
 use crate::error::{Error, Result};
 
 /// CreateUser: refused if the email (in any case) or the id is taken, or the quota is reached.
+/// With person keys the personal fields are sealed in the event (see [`personal`]); the address
+/// is checked against the keyed index and the clear one users made before sealing hold.
 pub(super) fn create(
     state: &(impl State + ?Sized),
     limits: &Limits,
     user_id: &UserId,
     user: &NewUser,
+    person: Option<&PersonKeys>,
 ) -> Result<Vec<Event>> {
-    if let Some(owner) = state.email_owner(&email_key(&user.email_address))? {
-        return Err(Error::Conflict {
-            message: format!(
-                "A user with email address {} already exists (userId {owner})",
-                user.email_address
-            ),
-            reason: Some("EMAIL_ALREADY_EXISTS".into()),
-        });
+    let indexed = person.map(|keys| personal::email_index(&keys.index, &user.email_address));
+    for key in indexed.into_iter().chain([email_key(&user.email_address)]) {
+        if let Some(owner) = state.email_owner(&key)? {
+            return Err(Error::Conflict {
+                message: format!(
+                    "A user with email address {} already exists (userId {owner})",
+                    user.email_address
+                ),
+                reason: Some("EMAIL_ALREADY_EXISTS".into()),
+            });
+        }
     }
     if state.user(user_id)?.is_some() {
         return Err(Error::Conflict {
@@ -30,18 +37,60 @@ pub(super) fn create(
         });
     }
     check_enabled_quota(state, limits)?;
-    Ok(vec![Event::Created { user_id: user_id.clone(), user: user.clone() }])
+    let user = match person {
+        Some(keys) => NewUser {
+            email_address: personal::seal(keys, user_id, Field::EmailAddress, &user.email_address),
+            first_name: personal::seal_opt(keys, user_id, Field::FirstName, user.first_name.as_deref()),
+            last_name: personal::seal_opt(keys, user_id, Field::LastName, user.last_name.as_deref()),
+            ..user.clone()
+        },
+        None => user.clone(),
+    };
+    Ok(vec![Event::Created { user_id: user_id.clone(), user }])
 }
 
-/// UpdateUser: an event of only the fields that change; none is a no-op.
+/// UpdateUser: an event of only the fields that change; none is a no-op. Names are sealed under
+/// the user's person key when it has one (sealing is a pure function, so an unchanged name
+/// seals to the text the user holds).
 pub(super) fn update(
     state: &(impl State + ?Sized),
     user_id: &UserId,
     changes: &UserChanges,
+    person: Option<&PersonKeys>,
 ) -> Result<Vec<Event>> {
     let current = existing(state, user_id)?;
-    let changes = changed_fields(&current, changes);
+    let sealed = match person {
+        Some(keys) => UserChanges {
+            first_name: personal::seal_opt(keys, user_id, Field::FirstName, changes.first_name.as_deref()),
+            last_name: personal::seal_opt(keys, user_id, Field::LastName, changes.last_name.as_deref()),
+            ..changes.clone()
+        },
+        None if personal::is_sealed(&current.email_address) => {
+            return Err(Error::corrupt(format_args!("the person key of user {user_id} is missing")))
+        }
+        None => changes.clone(),
+    };
+    let changes = changed_fields(&current, &sealed);
     Ok(if changes.is_empty() { vec![] } else { vec![Event::Updated { user_id: user_id.clone(), changes }] })
+}
+
+/// Erasure: the user's memberships, access keys and temporary credentials end (events of their
+/// own, folded as always), then the erasure itself; the caller destroys the person key in the
+/// same commit.
+pub(super) fn erase(state: &(impl State + ?Sized), user_id: &UserId) -> Result<Vec<Event>> {
+    existing(state, user_id)?;
+    let mut events = Vec::new();
+    for permission_group_id in state.groups_of(user_id)? {
+        events.push(Event::UserRemovedFromGroup { permission_group_id, user_id: user_id.clone() });
+    }
+    for access_key_id in state.access_keys_of(user_id)? {
+        events.push(Event::AccessKeyDeleted { access_key_id, user_id: user_id.clone() });
+    }
+    for access_key_id in state.credentials_of(user_id)? {
+        events.push(Event::CredentialsRevoked { access_key_id, user_id: user_id.clone() });
+    }
+    events.push(Event::PersonalDataErased { user_id: user_id.clone() });
+    Ok(events)
 }
 
 /// EnableUser: an event only when the status changes, within the quota.
@@ -125,10 +174,11 @@ fn changed_fields(current: &User, requested: &UserChanges) -> UserChanges {
     }
 }
 
-/// What `apply` reports for a user created with an email another user has.
-pub fn email_taken(user_id: &str, email_address: &str, owner: &str) -> Error {
+/// What `apply` reports for a user created with an email another user has (the address is
+/// not named: an error may be logged, and the address is personal data).
+pub fn email_taken(user_id: &str, owner: &str) -> Error {
     Error::corrupt(format_args!(
-        "corrupt log: Created event for user {user_id} with email {email_address}, which user {owner} has already"
+        "corrupt log: Created event for user {user_id} with an email address user {owner} has already"
     ))
 }
 
@@ -137,11 +187,17 @@ pub(super) fn apply(views: &mut impl Views, user_id: &str, event: &Event, time_m
     let before = views.user(user_id)?;
     let was_enabled = before.as_ref().is_some_and(|u| u.status == UserStatus::Enabled);
     let user = match (before, event) {
+        (Some(user), Event::PersonalDataErased { user_id }) => {
+            views.change(ViewChange::RemoveEmail(email_key(&user.email_address)));
+            views.change(ViewChange::RemovePassword(user_id.clone()));
+            views.change(ViewChange::RemoveUser(user_id.clone()));
+            return count_enabled(views, was_enabled, false);
+        }
         (None, Event::Created { user_id, user }) => {
             let key = email_key(&user.email_address);
             // The decider refuses a taken email; a log that holds one anyway is corrupt.
             if let Some(owner) = views.email_owner(&key)? {
-                return Err(email_taken(user_id, &user.email_address, &owner));
+                return Err(email_taken(user_id, &owner));
             }
             views.change(ViewChange::PutEmail(key, user_id.clone()));
             User {
@@ -198,6 +254,12 @@ pub(super) fn apply(views: &mut impl Views, user_id: &str, event: &Event, time_m
         }
     };
     let is_enabled = user.status == UserStatus::Enabled;
+    views.change(ViewChange::PutUser(user));
+    count_enabled(views, was_enabled, is_enabled)
+}
+
+/// Keeps the count of ENABLED users when a user's status moves.
+fn count_enabled(views: &mut impl Views, was_enabled: bool, is_enabled: bool) -> Result<()> {
     if was_enabled != is_enabled {
         let enabled = views.enabled_users()?;
         views.change(ViewChange::EnabledUsers(if is_enabled {
@@ -206,6 +268,5 @@ pub(super) fn apply(views: &mut impl Views, user_id: &str, event: &Event, time_m
             enabled.saturating_sub(1)
         }));
     }
-    views.change(ViewChange::PutUser(user));
     Ok(())
 }

@@ -139,7 +139,8 @@ impl Ledger {
         Ok(Digest { seq: head.seq, hash: head.hash })
     }
 
-    /// Every event about `subject`, in log order, through the history index.
+    /// Every event about `subject`, in log order, through the history index; personal fields as
+    /// stored (see [`Ledger::open_entry`]).
     pub fn history(&self, subject: Subject) -> Result<Vec<Sealed>> {
         self.inner.shared.refuse_if_stale()?;
         let backend = &self.inner.shared.backend;
@@ -149,7 +150,8 @@ impl Ledger {
     /// The user `user_id` as it was at `as_of`; `None` if it did not exist yet.
     pub fn user_as_of(&self, user_id: &str, as_of: AsOf) -> Result<Option<User>> {
         let views = self.subject_as_of(Subject::User(user_id), as_of)?;
-        views.user(user_id)
+        let backend = self.inner.shared.backend.as_ref();
+        guarded(|| views.user(user_id)?.map(|user| self.open_user(backend, user)).transpose())
     }
 
     /// The kdb user as it was at `as_of`; `None` if it did not exist then.
@@ -178,7 +180,8 @@ impl Ledger {
         })
     }
 
-    /// The log from `from_seq` on, decoded.
+    /// The log from `from_seq` on, decoded: personal fields as stored (sealed); see
+    /// [`Ledger::open_entry`] to show them.
     pub fn log(&self, from_seq: u64) -> impl Iterator<Item = Result<Sealed>> + '_ {
         let mut entries = self.inner.shared.backend.log(from_seq).map(|entry| codec::unseal_entry(entry?));
         let mut failed = false;

@@ -88,6 +88,12 @@ pub struct Config {
     #[cfg(feature = "whitebox")]
     #[doc(hidden)]
     pub keep_tree: bool,
+    /// Whether new users' personal data is sealed under person keys (default true). Off only
+    /// for a benchmark's A/B of what sealing costs: such a ledger writes personal data in the
+    /// clear, as before erasure existed, and cannot erase it.
+    #[cfg(feature = "whitebox")]
+    #[doc(hidden)]
+    pub seal_personal_data: bool,
 }
 
 /// The default [`Config::disk_reserve`]: 64 MiB, room for sled 0.34's 8 MiB I/O buffers and its
@@ -144,6 +150,8 @@ impl Config {
             cosigner: None,
             #[cfg(feature = "whitebox")]
             keep_tree: true,
+            #[cfg(feature = "whitebox")]
+            seal_personal_data: true,
         }
     }
 

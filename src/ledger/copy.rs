@@ -19,7 +19,7 @@ use crate::backend::{stored_token_key, Backend, Head};
 use crate::core::codec;
 use crate::core::idempotency::TokenRecord;
 use crate::error::{Error, Failure, Result};
-use crate::write::copy::{append, carry_tokens};
+use crate::write::copy::{append, carry_person_keys, carry_tokens};
 
 /// How many log entries one commit of a copy holds.
 const CHUNK_ENTRIES: usize = 4096;
@@ -44,6 +44,8 @@ pub trait CopySource {
     fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
     /// Up to `limit` token records with keys after `after`, ordered: (key, encoded record).
     fn tokens(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Up to `limit` wrapped person keys of users with ids after `after`, in id order.
+    fn person_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>>;
     /// Up to `limit` recorded checkpoints of sizes above `after`, ordered: (size, encoded record).
     fn checkpoints(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>>;
 }
@@ -147,6 +149,10 @@ impl CopySource for Ledger {
         guarded(|| self.inner.shared.backend.checkpoints_after(after, limit))
     }
 
+    fn person_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        guarded(|| self.inner.shared.backend.person_keys_after(after, limit))
+    }
+
     fn head(&self) -> Result<Digest> {
         let head = guarded(|| self.inner.shared.backend.tip())?.head;
         Ok(Digest { seq: head.seq, hash: head.hash })
@@ -228,6 +234,7 @@ pub fn copy_ledger(
 
     let (head, copied) = copy_log(source, dst, named, tip.head, until, options.before_ms, progress)?;
     let tokens = copy_tokens(source, dst, head, &store.config)?;
+    copy_person_keys(source, dst, head)?;
     copy_checkpoints(source, dst)?;
 
     let digest = Digest { seq: head.seq, hash: head.hash };
@@ -352,6 +359,24 @@ fn copy_tokens(source: &dyn CopySource, dst: &dyn Backend, head: Head, config: &
         }
         tokens += kept.len() as u64;
         guarded(|| carry_tokens(dst, head, kept))?;
+    }
+}
+
+/// Carries the person keys of the users the copy holds: an erased user's key is gone from the
+/// source, so no copy made after its erasure can open its fields.
+fn copy_person_keys(source: &dyn CopySource, dst: &dyn Backend, head: Head) -> Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = source.person_keys(after.as_deref(), CHUNK_TOKENS)?;
+        let Some((last, _)) = page.last() else { return Ok(()) };
+        after = Some(last.clone());
+        let mut kept = Vec::with_capacity(page.len());
+        for (user_id, key) in page {
+            if guarded(|| crate::core::State::user_exists(dst, &user_id))? {
+                kept.push((user_id, key));
+            }
+        }
+        guarded(|| carry_person_keys(dst, head, kept))?;
     }
 }
 

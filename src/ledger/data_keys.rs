@@ -72,6 +72,12 @@ impl DataKeys {
         })
     }
 
+    /// The newest data key held, without reading the keyring: what a caller on a thread that
+    /// must not wait for the database uses (it opens what it seals as well as the current one).
+    pub fn newest(&self) -> Option<Arc<Derived>> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).values().next_back().cloned()
+    }
+
     /// The root key that opens the keyring, if the ledger has one.
     pub fn root(&self) -> Option<RootKey> {
         self.root.read().unwrap_or_else(PoisonError::into_inner).clone()

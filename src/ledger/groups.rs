@@ -158,7 +158,7 @@ impl Ledger {
                         "corrupt memberships: group {id} has user {user_id}, who does not exist"
                     ))
                 })?;
-                users.push(UserByPermissionGroup::from(user));
+                users.push(UserByPermissionGroup::from(self.open_user(store, user)?));
             }
             Ok((users, more))
         })?;

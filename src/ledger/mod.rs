@@ -37,6 +37,7 @@ mod keys;
 mod kx;
 mod open;
 mod passwords;
+mod personal;
 mod proofs;
 mod settings;
 mod users;
@@ -117,7 +118,8 @@ impl Ledger {
     ) -> Result<()> {
         let (client_token, command) = write.command()?;
         self.inner.shared.refuse_writes()?;
-        let request = WriteRequest { caller: caller.clone(), client_token, command };
+        let (command, person_key) = self.personalize(command)?;
+        let request = WriteRequest { caller: caller.clone(), client_token, command, person_key };
         // Not the Ledger: a reply holding the last handle would close the writer from itself.
         let identity = self.inner.identity.clone();
         let reply = move |response: Result<Response>| done(response.and_then(|r| written(&identity, r)));
@@ -158,8 +160,13 @@ impl Ledger {
     /// Runs a command that is not one of the API's writes (access keys) and waits for it.
     fn command(&self, caller: &Caller, client_token: Option<&str>, command: Command) -> Result<Response> {
         self.inner.shared.refuse_writes()?;
-        let request =
-            WriteRequest { caller: caller.clone(), client_token: client_token.map(str::to_owned), command };
+        let (command, person_key) = self.personalize(command)?;
+        let request = WriteRequest {
+            caller: caller.clone(),
+            client_token: client_token.map(str::to_owned),
+            command,
+            person_key,
+        };
         self.inner.pipeline.submit(request)
     }
 }

@@ -72,14 +72,20 @@ impl Ledger {
     /// one's, and why: never the email or the password.
     pub fn sign_in(&self, email_address: &str, password: &str) -> Result<User> {
         let denied = || Error::AccessDenied { message: SIGN_IN_FAILED.into() };
-        let key = email_key(email_address.trim());
+        // Failures are counted under the keyed index, so no store holds the address tried.
+        let key = crate::core::personal::email_index(&self.email_index_key()?, email_address);
+        let legacy = email_key(email_address.trim());
         let now = self.inner.shared.now_ms();
         if !self.sign_in_allowed(&key, now)? {
             security_event("sign_in_refused", None, "locked out: too many failed sign-ins within the window");
             return Err(denied());
         }
         let found = self.read(&Caller::System, |store| {
-            let Some(id) = store.email_owner(&key)? else { return Ok(None) };
+            let owner = match store.email_owner(&key)? {
+                Some(id) => Some(id),
+                None => store.email_owner(&legacy)?,
+            };
+            let Some(id) = owner else { return Ok(None) };
             Ok(store.user(&id)?.zip(store.password_hash(&id)?))
         })?;
         let found = match found {
@@ -125,7 +131,8 @@ impl Ledger {
     pub fn clear_sign_in_lockout(&self, caller: &Caller, user_id: &str) -> Result<()> {
         self.command(caller, None, Command::ClearSignInLockout { user_id: user_id.to_owned() })?;
         let user = self.get_user(&Caller::System, user_id)?;
-        self.note_sign_in(&email_key(user.email_address.trim()), None)?;
+        let key = crate::core::personal::email_index(&self.email_index_key()?, &user.email_address);
+        self.note_sign_in(&key, None)?;
         security_event("sign_in_lockout_cleared", Some(user_id), "an operator cleared the failed sign-ins");
         Ok(())
     }

@@ -47,8 +47,10 @@ impl Ledger {
     /// GetUser.
     pub fn get_user(&self, caller: &Caller, user_id: &str) -> Result<User> {
         let user_id = validate_user_id(Some(user_id))?;
-        self.read(caller, |store| store.user(&user_id))?
-            .ok_or_else(|| Error::ResourceNotFound { message: format!("User {user_id} does not exist") })
+        let user = self.read(caller, |store| {
+            store.user(&user_id)?.map(|user| self.open_user(store, user)).transpose()
+        })?;
+        user.ok_or_else(|| Error::ResourceNotFound { message: format!("User {user_id} does not exist") })
     }
 
     /// ListUsers: up to `max_results` (required, 1..100) users in userId order, resuming after
@@ -61,7 +63,12 @@ impl Ledger {
     ) -> Result<ListUsersResponse> {
         let max = validate::in_range("maxResults", 1, 100, validate::present("maxResults", max_results)?)?;
         let after = next_token.map(|t| self.open_page(USERS_SCOPE, "nextToken", t)).transpose()?;
-        let (users, more) = self.read(caller, |store| store.users_after(after.as_deref(), max as usize))?;
+        let (users, more) = self.read(caller, |store| {
+            let (users, more) = store.users_after(after.as_deref(), max as usize)?;
+            let users =
+                users.into_iter().map(|user| self.open_user(store, user)).collect::<Result<Vec<_>>>()?;
+            Ok((users, more))
+        })?;
         let next_token = match users.last() {
             Some(last) if more => Some(self.issue_page(USERS_SCOPE, last.user_id.as_bytes())?),
             _ => None,

@@ -109,6 +109,22 @@ impl CopySource for RemoteSource {
             .collect()
     }
 
+    fn person_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut target = format!("/ledger/copy/person-keys?limit={limit}");
+        if let Some(after) = after {
+            target.push_str("&after=");
+            target.extend(form_urlencoded::byte_serialize(after.as_bytes()));
+        }
+        self.rows(&target, limit)?
+            .into_iter()
+            .map(|(id, key)| {
+                let id = String::from_utf8(id)
+                    .map_err(|_| Error::corrupt("a person key's user id that is not text"))?;
+                Ok((id, key))
+            })
+            .collect()
+    }
+
     fn tokens(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut target = format!("/ledger/copy/tokens?limit={limit}");
         if let Some(after) = after {

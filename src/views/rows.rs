@@ -21,7 +21,10 @@ pub fn rows(change: &ViewChange) -> Vec<RowChange> {
     let remove = |view: ViewTree, key: &[u8]| vec![((view, key.to_vec()), None)];
     match change {
         ViewChange::PutUser(user) => put(V::Users, user.user_id.as_bytes(), codec::encode(user)),
+        ViewChange::RemoveUser(id) => remove(V::Users, id.as_bytes()),
         ViewChange::PutEmail(key, id) => put(V::Emails, key.as_bytes(), codec::encode(id)),
+        ViewChange::RemoveEmail(key) => remove(V::Emails, key.as_bytes()),
+        ViewChange::RemovePassword(user) => remove(V::Passwords, user.as_bytes()),
         ViewChange::EnabledUsers(count) => put(V::Counters, ENABLED_USERS, codec::encode(count)),
         ViewChange::PutKxUser(user) => {
             put(V::KxUsers, &kx_key(&user.environment_id, &user.user_name), codec::encode(user))

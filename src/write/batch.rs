@@ -12,7 +12,7 @@ use crate::core::codec;
 use crate::core::event::{Envelope, Event};
 use crate::core::idempotency::{self, Response, TokenKey, TokenRecord};
 use crate::core::merkle::Frontier;
-use crate::core::{self, Limits};
+use crate::core::{self, Command, Limits};
 use crate::error::{Error, Failure, Result};
 use crate::views::{self};
 use crate::write::overlay::Overlay;
@@ -111,6 +111,16 @@ impl<'s> Batch<'s> {
         let appended = !events.is_empty();
         for event in events {
             self.append(request, event, time_ms)?;
+        }
+        match (&request.command, &request.person_key) {
+            (Command::CreateUser { user_id, .. }, Some(key)) if appended => {
+                self.changes.person_keys.insert(user_id.clone(), Some(key.clone()));
+            }
+            // Destroyed in the commit that records the erasure.
+            (Command::EraseUser { user_id }, _) if appended => {
+                self.changes.person_keys.insert(user_id.clone(), None);
+            }
+            _ => {}
         }
         let response = Response::of(&request.command);
         if let Some((key, fingerprint)) = token {

@@ -50,11 +50,22 @@ pub fn append(
 
 /// Stores `tokens` (by token key) on `backend` in one commit against `head`, durably.
 pub fn carry_tokens(backend: &dyn Backend, head: Head, tokens: Vec<(TokenKey, TokenRecord)>) -> Result<()> {
-    if tokens.is_empty() {
+    let tokens: BTreeMap<_, _> = tokens.into_iter().map(|(key, record)| (key, Some(record))).collect();
+    carry(backend, Changeset { tokens, base: head, ..Changeset::default() })
+}
+
+/// Stores wrapped person keys (by user id) on `backend` in one commit against `head`, durably.
+pub fn carry_person_keys(backend: &dyn Backend, head: Head, keys: Vec<(String, Vec<u8>)>) -> Result<()> {
+    let person_keys = keys.into_iter().map(|(user_id, key)| (user_id, Some(key))).collect();
+    carry(backend, Changeset { person_keys, base: head, ..Changeset::default() })
+}
+
+/// Commits what a copy carries beside the log (`changes` holds no entry), durably.
+fn carry(backend: &dyn Backend, changes: Changeset) -> Result<()> {
+    if changes.is_empty() {
         return Ok(());
     }
     backend.local_disk().map_or(Ok(()), |disk| disk.check_space())?;
-    let tokens: BTreeMap<_, _> = tokens.into_iter().map(|(key, record)| (key, Some(record))).collect();
-    backend.commit(&Changeset { tokens, base: head, ..Changeset::default() })?;
-    backend.sync(head)
+    backend.commit(&changes)?;
+    backend.sync(changes.base)
 }

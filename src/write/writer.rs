@@ -27,6 +27,8 @@ pub struct WriteRequest {
     pub client_token: Option<String>,
     /// What is asked.
     pub command: Command,
+    /// A new person's key, wrapped (CreateUser): stored by the commit that creates the user.
+    pub person_key: Option<Vec<u8>>,
 }
 
 /// The result of a committed batch.

@@ -37,7 +37,9 @@ fn create_users(backend: &dyn Backend, writer: &mut Writer, emails: &[&str]) {
                     api_access: None,
                     api_access_principal_arn: None,
                 },
+                person: None,
             },
+            person_key: None,
         })
         .collect();
     let kept = writer.head();

@@ -96,7 +96,7 @@ fn a_batch_commits_in_queue_order_with_one_sync_and_a_bad_request_fails_alone() 
     let order: Vec<String> = t
         .ledger
         .log(1)
-        .map(|s| match s.unwrap().envelope.event {
+        .map(|s| match t.ledger.open_entry(s.unwrap()).unwrap().envelope.event {
             user_ledger::Event::Created { user, .. } => user.email_address,
             other => panic!("{other:?}"),
         })

@@ -20,6 +20,7 @@ mod credentials;
 mod deploy;
 mod disk_full;
 mod epochs;
+mod erasure;
 mod failover;
 mod faults;
 #[cfg(feature = "cli")]

@@ -93,7 +93,8 @@ fn a_batch_the_engine_refuses_is_retried_without_the_request_that_caused_it() {
     let schema = schema_of(&location);
     dba()
         .batch_execute(&format!(
-            "ALTER TABLE {schema}.users ADD CONSTRAINT no_mallory CHECK (first_name IS DISTINCT FROM 'Mallory')"
+            "ALTER TABLE {schema}.users ADD CONSTRAINT no_mallory \
+             CHECK (api_access_principal_arn IS DISTINCT FROM 'arn:aws:iam::123456789012:role/Mallory')"
         ))
         .unwrap();
     let ids: Vec<String> = (0..40)
@@ -104,8 +105,12 @@ fn a_batch_the_engine_refuses_is_retried_without_the_request_that_caused_it() {
         .collect();
     let (answers, mallory) = std::sync::mpsc::channel();
     for (i, id) in ids.iter().enumerate() {
-        let name = if i == 17 { "Mallory" } else { "Alice" };
-        let update = UpdateUserRequest { first_name: Some(name.into()), ..UpdateUserRequest::new(id) };
+        // A column no personal data is sealed in, so the DBA's constraint can see it.
+        let role = if i == 17 { "Mallory" } else { "Alice" };
+        let update = UpdateUserRequest {
+            api_access_principal_arn: Some(format!("arn:aws:iam::123456789012:role/{role}")),
+            ..UpdateUserRequest::new(id)
+        };
         let answers = answers.clone();
         ledger
             .write_then(&SYSTEM, user_ledger::Write::UpdateUser(&update), move |r| {

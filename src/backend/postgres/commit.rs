@@ -120,6 +120,9 @@ fn typed_record(change: &ViewChange) -> Result<Option<serde_json::Value>> {
         ViewChange::PutPrincipalKey(key) => serde_json::to_value(key),
         ViewChange::PutTemporaryCredential(credential) => serde_json::to_value(credential),
         ViewChange::PutEmail(..)
+        | ViewChange::RemoveUser(_)
+        | ViewChange::RemoveEmail(_)
+        | ViewChange::RemovePassword(_)
         | ViewChange::EnabledUsers(_)
         | ViewChange::RemoveKxUser(..)
         | ViewChange::KxUsersIn(..)
@@ -227,6 +230,12 @@ impl<'c> Arguments<'c> {
             args.tables.push(super::schema::table(view));
             args.keys.push(key);
             args.values.push(value);
+        }
+        for (user_id, key) in &changes.person_keys {
+            args.tables.push(super::schema::PERSON_KEYS);
+            args.keys.push(user_id.as_bytes().to_vec());
+            args.values.push(key.clone());
+            args.records.push(None);
         }
         for (key, record) in &changes.tokens {
             args.token_keys.push(key.to_bytes());

@@ -337,6 +337,36 @@ impl Backend for PgBackend {
         rows.first().map(checkpoint_row).transpose()
     }
 
+    fn person_key(&self, user_id: &str) -> Result<Option<Vec<u8>>> {
+        let sql = format!("SELECT value FROM {} WHERE key = $1", self.t(super::schema::PERSON_KEYS));
+        let rows = self
+            .client()?
+            .query(&sql, &[&user_id.as_bytes()])
+            .map_err(|e| self.failed("reading a person key", e))?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    fn person_keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let sql = format!(
+            "SELECT key, value FROM {} WHERE key > $1 ORDER BY key LIMIT $2",
+            self.t(super::schema::PERSON_KEYS)
+        );
+        let after = after.unwrap_or_default().as_bytes();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()?
+            .query(&sql, &[&after, &limit])
+            .map_err(|e| self.failed("reading person keys", e))?;
+        rows.iter()
+            .map(|row| {
+                let key: Vec<u8> = row.get(0);
+                let id = String::from_utf8(key)
+                    .map_err(|_| Error::corrupt("corrupt person keys: a key is not a user id"))?;
+                Ok((id, row.get(1)))
+            })
+            .collect()
+    }
+
     fn remove_meta(&self, name: &str) -> Result<()> {
         let sql = format!("DELETE FROM {} WHERE name = $1", self.t("meta"));
         self.client()?.execute(&sql, &[&name]).map_err(|e| self.failed("removing meta", e)).map(drop)

@@ -370,20 +370,26 @@ impl PgBackend {
                         ),
                     ));
                 }
-                let checkpoints = format!("{}.checkpoints", self.location.schema);
-                let has_checkpoints: Option<String> = tx
-                    .query_one("SELECT to_regclass($1)::text", &[&checkpoints])
-                    .map_err(|e| self.failed(doing, e))?
-                    .get(0);
-                if has_checkpoints.is_none() && !migrate {
-                    return Err(crate::error::needs_migration(
-                        &self.location.shown,
-                        "make the checkpoints table",
-                    ));
-                }
-                if has_checkpoints.is_none() && mode != OpenMode::ReadOnly {
-                    tx.batch_execute(&schema::checkpoints_table(&self.location.schema))
-                        .map_err(|e| self.failed(doing, e))?;
+                let schema = &self.location.schema;
+                let added = [
+                    ("checkpoints", "make the checkpoints table", schema::checkpoints_table(schema)),
+                    (
+                        schema::PERSON_KEYS,
+                        "make the person keys table and the commit function that writes it",
+                        schema::person_keys_table(schema),
+                    ),
+                ];
+                for (table, what, sql) in added {
+                    let has: Option<String> = tx
+                        .query_one("SELECT to_regclass($1)::text", &[&format!("{schema}.{table}")])
+                        .map_err(|e| self.failed(doing, e))?
+                        .get(0);
+                    if has.is_none() && !migrate {
+                        return Err(crate::error::needs_migration(&self.location.shown, what));
+                    }
+                    if has.is_none() && mode != OpenMode::ReadOnly {
+                        tx.batch_execute(&sql).map_err(|e| self.failed(doing, e))?;
+                    }
                 }
                 Ok(())
             },

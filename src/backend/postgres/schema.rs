@@ -109,6 +109,19 @@ pub fn checkpoints_table(schema: &str) -> String {
     )
 }
 
+/// The table of person keys, outside the chain (see [`crate::backend::Changeset::person_keys`]).
+pub const PERSON_KEYS: &str = "person_keys";
+
+/// The SQL that makes the table of person keys and (re)makes the functions that write it, if
+/// missing (a ledger made before personal data was sealed gets them at its next migration).
+pub fn person_keys_table(schema: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.{PERSON_KEYS} (key bytea PRIMARY KEY, value bytea NOT NULL, record jsonb);
+         {}",
+        functions(schema)
+    )
+}
+
 /// The SQL that makes a new ledger's tables and functions in `schema`, which exists.
 pub fn create(schema: &str) -> String {
     let mut sql = format!(
@@ -129,7 +142,8 @@ pub fn create(schema: &str) -> String {
          CREATE INDEX ON {schema}.tokens (expires_ms);
          CREATE TABLE {schema}.sign_in_failures (email_key text NOT NULL, at_ms bigint NOT NULL);
          CREATE INDEX ON {schema}.sign_in_failures (email_key, at_ms);
-         {checkpoints}",
+         {checkpoints}
+         CREATE TABLE {schema}.{PERSON_KEYS} (key bytea PRIMARY KEY, value bytea NOT NULL, record jsonb);",
         zeros = "00".repeat(32),
         checkpoints = checkpoints_table(schema),
     );
@@ -150,7 +164,7 @@ pub fn create(schema: &str) -> String {
 ///
 /// - `fetch_rows(tables, keys)`: the values of (table, key) pairs, by their place in the arrays
 ///   (`tokens` names the token records).
-/// - `commit_batch(…)`: one batch's log rows, view rows (a NULL value deletes), token records
+/// - `commit_batch(…)`: one batch's log rows, view and person-key rows (a NULL value deletes), token records
 ///   (a NULL record deletes) and tip, if the head is still the base; else nothing, and the head
 ///   that moved. It runs as one statement, so as one transaction.
 fn functions(schema: &str) -> String {
@@ -167,8 +181,7 @@ fn functions(schema: &str) -> String {
              END IF;\n"
         ));
     }
-    for view in ViewTree::ALL {
-        let name = table(view);
+    for name in ViewTree::ALL.iter().map(|view| table(*view)).chain([PERSON_KEYS]) {
         write.push_str(&format!(
             "IF '{name}' = ANY(tables) THEN
                  DELETE FROM {schema}.{name} WHERE key IN
@@ -182,14 +195,14 @@ fn functions(schema: &str) -> String {
         ));
     }
     format!(
-        "CREATE FUNCTION {schema}.fetch_rows(tables text[], keys bytea[])
+        "CREATE OR REPLACE FUNCTION {schema}.fetch_rows(tables text[], keys bytea[])
          RETURNS TABLE (place integer, value bytea) LANGUAGE plpgsql AS $$
          #variable_conflict use_column
          BEGIN
              {fetch}
          END $$;
 
-         CREATE FUNCTION {schema}.commit_batch(
+         CREATE OR REPLACE FUNCTION {schema}.commit_batch(
              base_seq bigint, base_hash bytea,
              seqs bigint[], times bigint[], kinds text[], subjects text[], sealed bytea[],
              tables text[], keys bytea[], vals bytea[], records jsonb[],

@@ -96,6 +96,28 @@ impl Backend for SledBackend {
         }
     }
 
+    fn person_key(&self, user_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(&layout::person_key(user_id))?.map(|v| v.to_vec()))
+    }
+
+    fn person_keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = layout::PERSON_KEYS_PREFIX[0];
+        let from = after.map_or(std::ops::Bound::Included(vec![prefix]), |a| {
+            std::ops::Bound::Excluded(layout::person_key(a))
+        });
+        self.tree
+            .range::<Vec<u8>, _>((from, std::ops::Bound::Excluded(vec![prefix + 1])))
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(storage)?;
+                let id = key.get(1..).and_then(|id| std::str::from_utf8(id).ok()).ok_or_else(|| {
+                    Error::corrupt(format_args!("corrupt person keys: key {key:?} is not a user id"))
+                })?;
+                Ok((id.to_owned(), value.to_vec()))
+            })
+            .collect()
+    }
+
     fn remove_meta(&self, name: &str) -> Result<()> {
         self.tree.remove(layout::meta_key(name)).map_err(storage)?;
         self.flush()
@@ -147,6 +169,12 @@ impl Backend for SledBackend {
             match record {
                 Some(record) => batch.insert(key, codec::encode(record)),
                 None => batch.remove(key),
+            }
+        }
+        for (user_id, key) in &changes.person_keys {
+            match key {
+                Some(key) => batch.insert(layout::person_key(user_id), key.as_slice()),
+                None => batch.remove(layout::person_key(user_id)),
             }
         }
         if let Some(tip) = &changes.tip {

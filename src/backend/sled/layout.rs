@@ -8,6 +8,8 @@
 //! | log | `l` ‖ seq (8, BE) | sealed envelope |
 //! | tokens | `t` ‖ operation ‖ 0 ‖ token | token record (its expiry inside: no expiry index) |
 //! | views | `v` ‖ view tag ‖ canonical key | canonical value (see [`crate::views`]) |
+//! | checkpoints | `c` ‖ size (8, BE) | the signed checkpoint's record |
+//! | person keys | `k` ‖ user id | the person's key, wrapped under a data key (outside the chain) |
 //!
 //! Format 1 (before 2026-11-24) kept each space in a tree of its own, the head and the views
 //! seq under two meta keys, and an expiry index beside the tokens: see `migrate`.
@@ -23,6 +25,7 @@ const LOG: u8 = b'l';
 const TOKENS: u8 = b't';
 const VIEWS: u8 = b'v';
 const CHECKPOINTS: u8 = b'c';
+const PERSON_KEYS: u8 = b'k';
 
 /// The meta name of the format version.
 pub const FORMAT: &str = "format";
@@ -40,6 +43,14 @@ pub fn checkpoint_key(size: u64) -> [u8; 9] {
 
 /// The prefix of every signed checkpoint's key.
 pub const CHECKPOINTS_PREFIX: [u8; 1] = [CHECKPOINTS];
+
+/// The key of `user_id`'s wrapped person key.
+pub fn person_key(user_id: &str) -> Vec<u8> {
+    [&[PERSON_KEYS], user_id.as_bytes()].concat()
+}
+
+/// The prefix of every person key's key.
+pub const PERSON_KEYS_PREFIX: [u8; 1] = [PERSON_KEYS];
 
 /// The key of a meta setting.
 pub fn meta_key(name: &str) -> Vec<u8> {

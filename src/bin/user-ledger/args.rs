@@ -440,6 +440,22 @@ pub(crate) enum Command {
         #[arg(long)]
         user_id: String,
     },
+    /// Erase a user's personal data (GDPR art. 17): its person key is destroyed, its memberships,
+    /// access keys and temporary credentials end, and a PersonalDataErased event records it; its
+    /// events stay in the log (every proof holds) with their personal fields unreadable. The root only.
+    EraseUser {
+        #[arg(long)]
+        user_id: String,
+        /// Makes a retry of the same erasure append nothing more.
+        #[arg(long)]
+        client_token: Option<String>,
+    },
+    /// Erase every user DISABLED before a time (a retention period for leavers), one erasure each.
+    EraseUsers {
+        /// Epoch milliseconds, or RFC 3339 (`2026-01-01T12:00:00Z`).
+        #[arg(long)]
+        disabled_before: String,
+    },
     /// Delete an access key: requests signed with it are refused from now on.
     DeleteAccessKey {
         #[arg(long)]
@@ -653,6 +669,8 @@ impl Command {
             | ListAccessKeys { .. }
             | DeleteAccessKey { .. }
             | ClearSignInLockout { .. }
+            | EraseUser { .. }
+            | EraseUsers { .. }
             | Healthcheck { .. }
             | Config { .. }
             | Migrate { .. }

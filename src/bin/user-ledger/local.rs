@@ -170,7 +170,7 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
             // Streamed: constant memory whatever the log's size.
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for entry in ledger.log(from_seq).take(usize::try_from(limit).unwrap_or(usize::MAX)) {
-                writeln!(out, "{}", wire::envelope_json(&entry?))?;
+                writeln!(out, "{}", wire::envelope_json(&ledger.open_entry(entry?)?))?;
             }
             out.flush()?;
             Ok(Output::Printed)
@@ -182,8 +182,8 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
                 environment_id.as_deref(),
                 user_name.as_deref(),
             )?;
-            let history = ledger.history(subject)?;
-            Ok(Output::Lines(history.iter().map(wire::envelope_json).collect()))
+            let history = ledger.history(subject)?.into_iter().map(|e| ledger.open_entry(e));
+            Ok(Output::Lines(history.map(|e| e.map(|e| wire::envelope_json(&e))).collect::<Result<_, _>>()?))
         }
         Command::RebuildViews => {
             let total = ledger.digest()?.seq;
@@ -262,6 +262,14 @@ pub(crate) fn run(ledger: &Ledger, caller: &Caller, command: Command) -> user_le
         Command::ClearSignInLockout { user_id } => {
             ledger.clear_sign_in_lockout(caller, &user_id)?;
             Ok(Output::Json(json!({})))
+        }
+        Command::EraseUser { user_id, client_token } => {
+            ledger.erase_user(caller, &user_id, client_token.as_deref())?;
+            Ok(Output::Json(json!({ "userId": user_id })))
+        }
+        Command::EraseUsers { disabled_before } => {
+            let before = crate::args::time_ms("disabledBefore", &disabled_before)?;
+            Ok(Output::Json(json!({ "erased": ledger.erase_users(caller, before)? })))
         }
         // Handled above, before the ledger is opened.
         Command::AcceptLog

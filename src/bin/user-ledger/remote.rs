@@ -116,6 +116,15 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         Command::DeleteAccessKey { access_key_id } => {
             client.send("DELETE", ADMIN, &labelled(AdminOp::DeleteAccessKey, access_key_id), b"")?
         }
+        Command::EraseUser { user_id, client_token } => {
+            let target = labelled(AdminOp::ErasePersonalData, user_id);
+            client.send(
+                "DELETE",
+                ADMIN,
+                &with_query(&target, &[("clientToken", client_token.as_deref())]),
+                b"",
+            )?
+        }
         // Each command this process runs on the database itself; the API operations are the
         // AWS CLI's. Listed, not a wildcard: a new command must say where it runs.
         Command::CreateUser { .. }
@@ -142,6 +151,7 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
         | Command::ListPermissionGroupsByUser { .. }
         | Command::ListUsersByPermissionGroup { .. }
         | Command::RebuildViews
+        | Command::EraseUsers { .. }
         | Command::VerifyProof { .. }
         | Command::NewCheckpointKey { .. }
         | Command::NewRootKey { .. }
@@ -158,7 +168,7 @@ pub fn run(endpoint: &str, cli: &Cli) -> user_ledger::Result<Output> {
                 Rule::OnlyFor(
                     "verify, digest, stats, log, history, checkpoint, checkpoint-key, proof, \
                      the access-key commands, keys, rotate-keys, retire-key, rekey, rotate-checkpoint-key, \
-                     checkpoint-handovers, checkpoints and new-epoch; \
+                     checkpoint-handovers, checkpoints, new-epoch and erase-user; \
                      for the API operations use aws finspace-data / aws finspace with --endpoint-url",
                 ),
             ))

@@ -68,7 +68,8 @@ fn every_stored_enum_keeps_its_variants_in_their_stored_order() {
             "RootKeyChanged",
             "CheckpointKeyRotated",
             "EpochStarted",
-            "SignInLockoutCleared"
+            "SignInLockoutCleared",
+            "PersonalDataErased"
         ]
     );
     assert_eq!(variants::<Caller>(), &["System", "User", "Principal"]);

@@ -2,6 +2,7 @@
 //! issues a command, then these events or this error (cqrs-es's `TestFramework`, on [`Scenario`]).
 
 mod authorize;
+mod erasure;
 mod formats;
 mod groups;
 mod keys;
@@ -143,7 +144,7 @@ pub fn admin_created() -> Event {
 }
 
 pub fn create(id: &str, email: &str) -> Command {
-    Command::CreateUser { user_id: id.into(), user: new_user(email, UserType::AppUser, None) }
+    Command::CreateUser { user_id: id.into(), user: new_user(email, UserType::AppUser, None), person: None }
 }
 
 pub fn group_created(permissions: &[ApplicationPermission]) -> Event {

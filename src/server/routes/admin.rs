@@ -66,9 +66,9 @@ impl Call<'_> {
                 )?;
                 let lines: String = ledger
                     .history(subject)?
-                    .iter()
-                    .map(|e| format!("{}\n", wire::envelope_json(e)))
-                    .collect();
+                    .into_iter()
+                    .map(|e| Ok(format!("{}\n", wire::envelope_json(&ledger.open_entry(e)?))))
+                    .collect::<crate::error::Result<_>>()?;
                 json_lines(Body::from(lines))
             }
             CreateAccessKey => match self.json::<KeyBody>()? {
@@ -91,6 +91,11 @@ impl Call<'_> {
             ClearSignInLockout => {
                 ledger.clear_sign_in_lockout(caller, self.label("userId"))?;
                 ok(&json!({}))
+            }
+            ErasePersonalData => {
+                let user_id = self.label("userId");
+                ledger.erase_user(caller, user_id, query.get("clientToken"))?;
+                ok(&json!({ "userId": user_id }))
             }
             Checkpoint => text(ledger.checkpoint(query.non_negative("treeSize")?)?),
             CheckpointKey => text(format!("{}\n", ledger.checkpoint_key())),
@@ -120,6 +125,15 @@ impl Call<'_> {
                 let after = query.get("after").map(|a| wire::bytes_of("after", a)).transpose()?;
                 let limit = page_limit(query.non_negative("limit")?);
                 ok(&wire::rows_json(&CopySource::tokens(ledger, after.as_deref(), limit)?))
+            }
+            CopyPersonKeys => {
+                let after = query.get("after");
+                let limit = page_limit(query.non_negative("limit")?);
+                let rows: Vec<_> = CopySource::person_keys(ledger, after, limit)?
+                    .into_iter()
+                    .map(|(id, key)| (id.into_bytes(), key))
+                    .collect();
+                ok(&wire::rows_json(&rows))
             }
             ListKeys => ok(&ledger.keys()?),
             RotateKeys => ok(&json!({ "keyId": ledger.rotate_keys(caller)? })),

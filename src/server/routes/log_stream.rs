@@ -81,7 +81,8 @@ pub(super) fn stream_log(ledger: Ledger, query: &Query, slot: StreamSlot) -> Res
     let reader = move || {
         let _slot = slot;
         let send = |entry: crate::error::Result<crate::core::event::Sealed>| {
-            let line = entry.map(|e| format!("{}\n", wire::envelope_json(&e))).map_err(std::io::Error::other);
+            let shown = entry.and_then(|e| ledger.open_entry(e));
+            let line = shown.map(|e| format!("{}\n", wire::envelope_json(&e))).map_err(std::io::Error::other);
             let failed = line.is_err();
             sender.blocking_send(line).is_ok() && !failed
         };

@@ -163,7 +163,16 @@ async fn answer(
     call.admit(operation)?;
     match operation {
         Operation::Write(write) => {
-            let answer = call.start_write(write)?;
+            // An UpdateUser reads its user's person key before it is queued: off the async threads.
+            let answer = if write == WriteOp::UpdateUser {
+                let (host, incoming, caller) = (host.clone(), incoming.clone(), caller.clone());
+                blocking(move || {
+                    Call { ledger: &host.ledger, caller: &caller, incoming: &incoming }.start_write(write)
+                })
+                .await?
+            } else {
+                call.start_write(write)?
+            };
             let written = answer
                 .await
                 .map_err(|_| ApiError::internal("the ledger's writer stopped before answering"))?;

@@ -168,6 +168,8 @@ catalogue!(
         CopyLog = ADMIN GET "/ledger/copy/log" ROOT,
         /// A copy's token records.
         CopyTokens = ADMIN GET "/ledger/copy/tokens" ROOT,
+        /// A copy's person keys (wrapped).
+        CopyPersonKeys = ADMIN GET "/ledger/copy/person-keys" ROOT,
         /// A copy's recorded checkpoints.
         CopyCheckpoints = ADMIN GET "/ledger/copy/checkpoints" ROOT,
         /// The recorded checkpoints.
@@ -188,6 +190,8 @@ catalogue!(
         RotateCheckpointKey = ADMIN POST "/ledger/checkpoint-key/rotate" ROOT,
         /// Forget a user's failed sign-ins (lift a lockout).
         ClearSignInLockout = ADMIN DELETE "/ledger/users/{userId}/sign-in-failures" ROOT,
+        /// Erase a user's personal data.
+        ErasePersonalData = ADMIN DELETE "/ledger/users/{userId}/personal-data" ROOT,
     }
 );
 

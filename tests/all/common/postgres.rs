@@ -160,7 +160,7 @@ fn missing(what: &str) -> ! {
     )
 }
 
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
         let path = Path::new(dir).join(name);
         if path.is_file() {

@@ -1,0 +1,187 @@
+//! A person's data sealed under a key of its own, so that destroying the key erases it while the
+//! log, the chain and the Merkle tree keep every byte they hash.
+//!
+//! Personal fields (a user's emailAddress, firstName, lastName) travel in events and views as
+//! *personal text*: [`PREFIX`], the email index key (emails only), a colon, and base64 of
+//! XChaCha20-Poly1305 under the person's key. The nonce is derived from the key, the user, the
+//! field and the value (a synthetic nonce), so sealing is a pure function: the same value sealed
+//! for the same person is the same text, which keeps UpdateUser's "only what changed" and a
+//! rebuild of the views byte-identical. What that reveals is only whether two of one person's
+//! values are equal.
+//!
+//! The email index keys on a keyed hash of the normalized address (blake3 keyed by the ledger's
+//! index key, itself derived from data key 0): uniqueness holds across hosts without the address
+//! being stored anywhere. Text without the prefix (written before personal data was sealed) is
+//! clear and read as it is.
+
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+
+use crate::error::{Error, Result};
+
+/// The prefix of personal text.
+pub const PREFIX: &str = "personal1:";
+/// What a personal field reads as once its person's key is destroyed.
+pub const ERASED: &str = "(erased)";
+/// The prefix of an email index key made by [`email_index`]: clear addresses (index keys
+/// written before) always hold an `@`, which this never does.
+const INDEX_PREFIX: &str = "idx1:";
+
+/// A personal field, bound into its seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// emailAddress.
+    EmailAddress,
+    /// firstName.
+    FirstName,
+    /// lastName.
+    LastName,
+}
+
+impl Field {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Field::EmailAddress => b"emailAddress",
+            Field::FirstName => b"firstName",
+            Field::LastName => b"lastName",
+        }
+    }
+}
+
+/// The keys sealing a person's fields needs: the person's own and the ledger's email index key.
+/// Debug shows neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PersonKeys {
+    /// The person's key: destroyed on erasure.
+    pub person: [u8; 32],
+    /// The ledger's email index key (see [`email_index`]).
+    pub index: [u8; 32],
+}
+
+impl std::fmt::Debug for PersonKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersonKeys(..)")
+    }
+}
+
+/// The ledger's email index key, from data key 0 (which every ledger keeps for as long as it lives).
+pub fn index_key(data_key_0: &[u8; 32]) -> [u8; 32] {
+    blake3::derive_key("user-ledger 2026-12 email index", data_key_0)
+}
+
+/// The email index key of `address`: a keyed hash of it normalized (trimmed, lowercase).
+pub fn email_index(index_key: &[u8; 32], address: &str) -> String {
+    let hash = blake3::keyed_hash(index_key, address.trim().to_lowercase().as_bytes());
+    format!("{INDEX_PREFIX}{}", hash.to_hex())
+}
+
+/// Whether `text` is personal text (else clear, written before personal data was sealed).
+pub fn is_sealed(text: &str) -> bool {
+    text.starts_with(PREFIX)
+}
+
+/// The email index key a stored address has: the one sealed in with it, or for a clear address
+/// its lowercase form (as clear ledgers keyed it).
+pub fn stored_email_key(address: &str) -> String {
+    match address.strip_prefix(PREFIX).and_then(|rest| rest.split_once(':')) {
+        Some((index, _)) => format!("{INDEX_PREFIX}{index}"),
+        None => address.to_lowercase(),
+    }
+}
+
+fn aad(field: Field, user_id: &str) -> Vec<u8> {
+    [b"user-ledger personal\0", field.label(), b"\0", user_id.as_bytes()].concat()
+}
+
+/// Seals `value`, `user_id`'s `field`, under the person's key. An email address carries its index
+/// key (in the clear: a keyed hash) so that the fold can index it without any key.
+pub fn seal(keys: &PersonKeys, user_id: &str, field: Field, value: &str) -> String {
+    let aad = aad(field, user_id);
+    let synthetic = blake3::keyed_hash(&keys.person, &[&aad[..], b"\0", value.as_bytes()].concat());
+    let nonce = XNonce::from_slice(&synthetic.as_bytes()[..24]);
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(&keys.person));
+    // Encryption with a valid key and nonce only fails for inputs of 256 GiB.
+    let sealed = cipher.encrypt(nonce, Payload { msg: value.as_bytes(), aad: &aad }).unwrap_or_default();
+    let index = match field {
+        Field::EmailAddress => email_index(&keys.index, value).split_off(INDEX_PREFIX.len()),
+        Field::FirstName | Field::LastName => String::new(),
+    };
+    let body = base64::engine::general_purpose::STANDARD.encode([nonce.as_slice(), &sealed].concat());
+    format!("{PREFIX}{index}:{body}")
+}
+
+/// Seals an optional field: `None` stays `None`.
+pub fn seal_opt(keys: &PersonKeys, user_id: &str, field: Field, value: Option<&str>) -> Option<String> {
+    value.map(|v| seal(keys, user_id, field, v))
+}
+
+/// Opens personal text with the person's key (`None`: the key is destroyed, and the field reads
+/// [`ERASED`]); clear text is returned as it is. Text that does not open is Corrupt, named.
+pub fn open(person: Option<&[u8; 32]>, user_id: &str, field: Field, text: &str) -> Result<String> {
+    let Some(rest) = text.strip_prefix(PREFIX) else { return Ok(text.to_owned()) };
+    let Some(person) = person else { return Ok(ERASED.to_owned()) };
+    let broken = || {
+        Error::corrupt(format_args!(
+            "the sealed {} of user {user_id} does not open under its person key",
+            String::from_utf8_lossy(field.label())
+        ))
+    };
+    let (_, body) = rest.split_once(':').ok_or_else(broken)?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| broken())?;
+    if bytes.len() < 24 {
+        return Err(broken());
+    }
+    let (nonce, sealed) = bytes.split_at(24);
+    let cipher = XChaCha20Poly1305::new(Key::from_slice(person));
+    let aad = aad(field, user_id);
+    let opened = cipher
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+        .map_err(|_| broken())?;
+    String::from_utf8(opened).map_err(|_| broken())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(person: u8) -> PersonKeys {
+        PersonKeys { person: [person; 32], index: [9; 32] }
+    }
+
+    #[test]
+    fn a_sealed_field_opens_only_with_its_person_key_user_and_field() {
+        let sealed = seal(&keys(1), "u1", Field::FirstName, "Ada");
+        assert!(is_sealed(&sealed) && !sealed.contains("Ada"), "{sealed}");
+        assert_eq!(open(Some(&[1; 32]), "u1", Field::FirstName, &sealed).unwrap(), "Ada");
+        assert_eq!(sealed, seal(&keys(1), "u1", Field::FirstName, "Ada"), "sealing is a pure function");
+        assert_ne!(sealed, seal(&keys(2), "u1", Field::FirstName, "Ada"));
+        for (key, user, field) in [
+            ([2; 32], "u1", Field::FirstName),
+            ([1; 32], "u2", Field::FirstName),
+            ([1; 32], "u1", Field::LastName),
+        ] {
+            assert!(open(Some(&key), user, field, &sealed)
+                .unwrap_err()
+                .to_string()
+                .contains("does not open"));
+        }
+        assert_eq!(open(None, "u1", Field::FirstName, &sealed).unwrap(), ERASED);
+        assert_eq!(
+            open(None, "u1", Field::FirstName, "Clear").unwrap(),
+            "Clear",
+            "clear text is read as it is"
+        );
+    }
+
+    #[test]
+    fn an_email_carries_a_keyed_index_of_its_normalized_address_and_nothing_else_in_clear() {
+        let a = seal(&keys(1), "u1", Field::EmailAddress, "Ada@Example.com");
+        let b = seal(&keys(2), "u2", Field::EmailAddress, " ada@example.COM");
+        assert_eq!(stored_email_key(&a), stored_email_key(&b));
+        assert_eq!(stored_email_key(&a), email_index(&[9; 32], "ada@example.com"));
+        assert_ne!(email_index(&[8; 32], "ada@example.com"), email_index(&[9; 32], "ada@example.com"));
+        assert!(!a.to_lowercase().contains("ada") && !stored_email_key(&a).contains('@'));
+        assert_eq!(stored_email_key("Ada@Example.com"), "ada@example.com", "a clear address keys as before");
+    }
+}

@@ -1,0 +1,147 @@
+//! Personal data on the handle's side: the person key drawn with each new user and wrapped under
+//! the current data key, the keys a command seals with, users opened for answers, and erasure.
+//!
+//! Invariant: a person's key leaves the process only wrapped, is stored only outside the chain
+//! (with the commit that creates the user) and is destroyed in the commit that records its
+//! erasure; every user an answer shows has been opened here.
+
+use crate::backend::{Backend, Listings};
+use crate::core::domain::{Caller, User, UserStatus};
+use crate::core::event::{Event, Sealed};
+use crate::core::personal::{self, Field, PersonKeys};
+use crate::core::seal::{self, Purpose};
+use crate::core::Command;
+use crate::error::{Error, Failure, Result};
+
+impl super::Ledger {
+    /// Attaches what sealing needs to `command`: a new person's keys (and its key wrapped, for
+    /// the commit to store) or an existing person's.
+    ///
+    /// A CreateUser is personalized without reading the database (a host queues it from its
+    /// async threads): its key is wrapped under the newest data key this process holds, which
+    /// opens it as well as the current one would. An UpdateUser reads the user's key, so a host
+    /// queues it from a thread that may wait.
+    pub(super) fn personalize(&self, mut command: Command) -> Result<(Command, Option<Vec<u8>>)> {
+        #[cfg(feature = "whitebox")]
+        if !self.inner.config.seal_personal_data {
+            return Ok((command, None));
+        }
+        let wrapped = match &mut command {
+            Command::CreateUser { user_id, person, .. } => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key)
+                    .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness: {e}"), e))?;
+                let data = match self.inner.keys.newest() {
+                    Some(data) => data,
+                    None => self.current_data_key()?,
+                };
+                let wrapped = seal::seal_under(data.id, &data.seal, Purpose::PersonKey, user_id, &key)?;
+                *person = Some(PersonKeys { person: key, index: self.email_index_key()? });
+                Some(wrapped)
+            }
+            Command::UpdateUser { user_id, person, .. } => {
+                let key = self.person_key(self.inner.shared.backend.as_ref(), user_id)?;
+                *person = match key {
+                    Some(person) => Some(PersonKeys { person, index: self.email_index_key()? }),
+                    None => None,
+                };
+                None
+            }
+            _ => None,
+        };
+        Ok((command, wrapped))
+    }
+
+    /// The ledger's email index key (see [`personal::email_index`]).
+    pub(super) fn email_index_key(&self) -> Result<[u8; 32]> {
+        Ok(personal::index_key(&self.data_key(0)?.raw))
+    }
+
+    /// `user_id`'s person key, unwrapped; `None` if it has none (erased, or made before
+    /// personal data was sealed).
+    pub(super) fn person_key(&self, store: &dyn Backend, user_id: &str) -> Result<Option<[u8; 32]>> {
+        let Some(wrapped) = store.person_key(user_id)? else { return Ok(None) };
+        let data = self.data_key(seal::sealed_by(&wrapped))?;
+        let key = seal::open(&data.seal, Purpose::PersonKey, user_id, &wrapped)?;
+        let key = <[u8; 32]>::try_from(key.as_slice())
+            .map_err(|_| Error::corrupt(format_args!("the person key of user {user_id} is not 32 bytes")))?;
+        Ok(Some(key))
+    }
+
+    /// `user` with its personal fields opened (read as erased where its key is gone).
+    pub(super) fn open_user(&self, store: &dyn Backend, mut user: User) -> Result<User> {
+        if !personal::is_sealed(&user.email_address) {
+            return Ok(user);
+        }
+        let key = self.person_key(store, &user.user_id)?;
+        let open = |field, text: &str| personal::open(key.as_ref(), &user.user_id, field, text);
+        let email_address = open(Field::EmailAddress, &user.email_address)?;
+        let first_name = user.first_name.as_deref().map(|n| open(Field::FirstName, n)).transpose()?;
+        let last_name = user.last_name.as_deref().map(|n| open(Field::LastName, n)).transpose()?;
+        (user.email_address, user.first_name, user.last_name) = (email_address, first_name, last_name);
+        Ok(user)
+    }
+
+    /// `entry` with its personal fields opened for showing (read as erased where the key is
+    /// gone); its hash stays the stored bytes', which hold them sealed.
+    pub fn open_entry(&self, mut entry: Sealed) -> Result<Sealed> {
+        let store = self.inner.shared.backend.as_ref();
+        let key = |user_id: &str| self.person_key(store, user_id);
+        match &mut entry.envelope.event {
+            Event::Created { user_id, user } if personal::is_sealed(&user.email_address) => {
+                let key = key(user_id)?;
+                let open = |field, text: &str| personal::open(key.as_ref(), user_id, field, text);
+                user.email_address = open(Field::EmailAddress, &user.email_address)?;
+                user.first_name =
+                    user.first_name.as_deref().map(|n| open(Field::FirstName, n)).transpose()?;
+                user.last_name = user.last_name.as_deref().map(|n| open(Field::LastName, n)).transpose()?;
+            }
+            Event::Updated { user_id, changes } => {
+                let names = [changes.first_name.as_deref(), changes.last_name.as_deref()];
+                if names.into_iter().flatten().any(personal::is_sealed) {
+                    let key = key(user_id)?;
+                    let open = |field, text: &str| personal::open(key.as_ref(), user_id, field, text);
+                    changes.first_name =
+                        changes.first_name.as_deref().map(|n| open(Field::FirstName, n)).transpose()?;
+                    changes.last_name =
+                        changes.last_name.as_deref().map(|n| open(Field::LastName, n)).transpose()?;
+                }
+            }
+            _ => {}
+        }
+        Ok(entry)
+    }
+
+    /// Erases `user_id`'s personal data (root only): in one commit its memberships, access keys
+    /// and temporary credentials end, a `PersonalDataErased` event is appended and its person key
+    /// is destroyed. Afterwards the user is unknown to the API, its address may be registered
+    /// again, and its events read as erased. Idempotent with a clientToken.
+    pub fn erase_user(&self, caller: &Caller, user_id: &str, client_token: Option<&str>) -> Result<()> {
+        crate::api::request::validate_user_id(Some(user_id))?;
+        crate::api::request::validate_client_token(client_token)?;
+        self.command(caller, client_token, Command::EraseUser { user_id: user_id.to_owned() }).map(drop)
+    }
+
+    /// Erases every user DISABLED before `disabled_before_ms` (a retention period for leavers),
+    /// one erasure each; returns their ids, in id order.
+    pub fn erase_users(&self, caller: &Caller, disabled_before_ms: i64) -> Result<Vec<String>> {
+        const PAGE: usize = 1000;
+        let (mut leavers, mut after): (Vec<String>, Option<String>) = (Vec::new(), None);
+        loop {
+            let (users, more) = self.read(caller, |store| store.users_after(after.as_deref(), PAGE))?;
+            after = users.last().map(|u| u.user_id.clone());
+            leavers.extend(users.into_iter().filter_map(|u| {
+                let left = u.status == UserStatus::Disabled
+                    && u.last_disabled_time.is_some_and(|at| at < disabled_before_ms);
+                left.then_some(u.user_id)
+            }));
+            if !more {
+                break;
+            }
+        }
+        for user_id in &leavers {
+            self.erase_user(caller, user_id, None)?;
+        }
+        Ok(leavers)
+    }
+}
