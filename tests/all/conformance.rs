@@ -14,12 +14,19 @@ use common::{SYSTEM, T0};
 use user_ledger::backend::{Backend, Changeset, Head, Tip};
 use user_ledger::core::codec::unseal_entry;
 use user_ledger::core::domain::{NewUser, UserType};
+use user_ledger::core::personal::PersonKeys;
 use user_ledger::core::Command;
 use user_ledger::views::{MemViews, ViewTree};
 use user_ledger::write::writer::{WriteRequest, Writer};
 use user_ledger::{Config, CreateUserRequest, Failure, Ledger, Limits};
 
-/// Creates `emails` as users through the real write path, in one batch.
+/// The wrapped person key the `i`th user of [`create_users`] is stored with (opaque to a backend).
+fn wrapped(i: usize) -> Vec<u8> {
+    vec![i as u8; 40]
+}
+
+/// Creates `emails` as users through the real write path, in one batch, each sealed under a
+/// person key of its own (stored wrapped with the commit).
 fn create_users(backend: &dyn Backend, writer: &mut Writer, emails: &[&str]) {
     let requests: Vec<WriteRequest> = emails
         .iter()
@@ -37,9 +44,9 @@ fn create_users(backend: &dyn Backend, writer: &mut Writer, emails: &[&str]) {
                     api_access: None,
                     api_access_principal_arn: None,
                 },
-                person: None,
+                person: Some(PersonKeys { person: [i as u8; 32], index: [7; 32] }),
             },
-            person_key: None,
+            person_key: Some(wrapped(i)),
         })
         .collect();
     let kept = writer.head();
@@ -92,7 +99,8 @@ per_backend!(
         signed_checkpoints_are_recorded_once_per_size_and_read_in_size_order,
         token_records_come_in_key_order_a_page_at_a_time,
         replace_view_makes_the_view_hold_exactly_the_rows_given,
-        the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_once
+        the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_once,
+        person_keys_are_stored_and_destroyed_by_the_commits_that_create_and_erase_their_users
     ],
     shared: [
         two_ledgers_on_one_backend_write_one_chain_and_agree_on_every_rule,
@@ -318,4 +326,38 @@ fn the_merkle_tree_is_committed_with_its_entries_and_read_one_node_or_many_at_on
         2,
         "{kind:?}: the peaks of 5, not the node of 8"
     );
+}
+
+/// Given three users created with person keys, when one is erased (and the erasure retried),
+/// then its key is gone and only its, the others read back as stored, in id order, a page at a
+/// time; a refused erasure destroys nothing.
+fn person_keys_are_stored_and_destroyed_by_the_commits_that_create_and_erase_their_users(
+    kind: Kind,
+    backend: &dyn Backend,
+) {
+    let mut writer = Writer::new(Head::default(), Default::default(), 60_000);
+    create_users(backend, &mut writer, &["a@example.com", "b@example.com", "c@example.com"]);
+    let ids = |after: Option<&str>, limit| -> Vec<String> {
+        backend.person_keys_after(after, limit).unwrap().into_iter().map(|(id, _)| id).collect()
+    };
+    assert_eq!(ids(None, 10), ["U0A", "U1B", "U2C"], "{kind:?}");
+    assert_eq!(ids(Some("U0A"), 1), ["U1B"], "{kind:?}");
+    assert_eq!(backend.person_key("U1B").unwrap(), Some(wrapped(1)), "{kind:?}");
+    assert_eq!(backend.person_key("U9Z").unwrap(), None, "{kind:?}");
+    let erase = |user_id: &str| WriteRequest {
+        caller: SYSTEM,
+        client_token: None,
+        command: Command::EraseUser { user_id: user_id.into() },
+        person_key: None,
+    };
+    let kept = writer.head();
+    let committed =
+        writer.write(backend, &Limits::default(), T0, &[erase("U1B"), erase("U1B")], kept).unwrap();
+    assert!(committed.wrote);
+    assert_eq!(backend.person_key("U1B").unwrap(), None, "{kind:?}");
+    assert_eq!(
+        backend.person_keys_after(None, 10).unwrap(),
+        [("U0A".into(), wrapped(0)), ("U2C".into(), wrapped(2))]
+    );
+    assert_eq!(backend.last_seq().unwrap(), 4, "{kind:?}: one erasure, the retry refused");
 }
