@@ -195,3 +195,51 @@ def test_aws_cli_create_user_and_get_user(host):
     missing = aws(host, "finspace-data", "get-user", "--user-id", "01NOSUCHUSER00000000000000")
     assert missing.returncode == 255
     assert "ResourceNotFoundException" in missing.stderr
+
+
+def signed(host, method, path):
+    """A request to one of the host's /ledger routes, signed by botocore as the root."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=host.url + path, data=b"")
+    SigV4Auth(Credentials(host.key_id, host.secret), "user-ledger", "us-east-1").add_auth(request)
+    prepared = urllib.request.Request(host.url + path, method=method, headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(prepared) as reply:
+            return reply.status, json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def test_an_erased_user_is_unknown_to_boto3_its_key_refused_its_address_free(host):
+    fd = host.client("finspace-data")
+    email = new_email()
+    user = fd.create_user(emailAddress=email, type="APP_USER", firstName="Erin", lastName="Erasable", apiAccess="ENABLED")["userId"]
+    key = json.loads(host.cli("create-access-key", "--user-id", user).stdout)
+    as_user = host.client("finspace-data", key_id=key["accessKeyId"], secret=key["secretAccessKey"])
+    assert as_user.get_user(userId=user)["emailAddress"] == email
+
+    path = f"/ledger/users/{user}/personal-data?clientToken=erase-{user}"
+    assert signed(host, "DELETE", path) == (200, {"userId": user})
+    history = [json.loads(line) for line in host.cli("history", "--user-id", user).stdout.splitlines()]
+    assert signed(host, "DELETE", path) == (200, {"userId": user}), "a retry with the same token"
+    again = [json.loads(line) for line in host.cli("history", "--user-id", user).stdout.splitlines()]
+    assert again == history, "the retry appended nothing"
+    assert [list(e["event"])[0] for e in history][-2:] == ["AccessKeyDeleted", "PersonalDataErased"]
+    created = history[0]["event"]["Created"]["user"]
+    assert (created["emailAddress"], created["firstName"], created["lastName"]) == ("(erased)",) * 3
+
+    with pytest.raises(fd.exceptions.ResourceNotFoundException):
+        fd.get_user(userId=user)
+    assert user not in [u["userId"] for u in fd.list_users(maxResults=100)["users"]]
+    with pytest.raises(botocore.exceptions.ClientError) as unknown:
+        as_user.list_users(maxResults=1)
+    assert unknown.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    assert signed(host, "DELETE", f"/ledger/users/{user}/personal-data")[0] == 404, "erased already: unknown"
+    reused = fd.create_user(emailAddress=email.upper(), type="APP_USER")["userId"]
+    assert fd.get_user(userId=reused)["emailAddress"] == email.upper()
