@@ -112,15 +112,10 @@ impl<'s> Batch<'s> {
         for event in events {
             self.append(request, event, time_ms)?;
         }
-        match (&request.command, &request.person_key) {
-            (Command::CreateUser { user_id, .. }, Some(key)) if appended => {
-                self.changes.person_keys.insert(user_id.clone(), Some(key.clone()));
-            }
-            // Destroyed in the commit that records the erasure.
-            (Command::EraseUser { user_id }, _) if appended => {
-                self.changes.person_keys.insert(user_id.clone(), None);
-            }
-            _ => {}
+        if let (Command::CreateUser { user_id, .. }, Some(key), true) =
+            (&request.command, &request.person_key, appended)
+        {
+            self.changes.person_keys.insert(user_id.clone(), Some(key.clone()));
         }
         let response = Response::of(&request.command);
         if let Some((key, fingerprint)) = token {
@@ -160,6 +155,11 @@ impl<'s> Batch<'s> {
         hash: [u8; 32],
     ) -> Result<()> {
         views::fold(self, envelope)?;
+        // A person's key is destroyed by the commit that records its erasure, wherever that is
+        // folded: the writer's batch, or a copy's.
+        if let Event::PersonalDataErased { user_id } = &envelope.event {
+            self.changes.person_keys.insert(user_id.clone(), None);
+        }
         let nodes = if self.keep_tree { self.tree.append(&bytes) } else { Vec::new() };
         for (node, node_hash) in nodes {
             self.changes.views.push(ViewChange::MerkleNode(node, node_hash));

@@ -125,6 +125,12 @@ fn an_erased_person_is_unreadable_everywhere_its_address_free_and_every_proof_si
     // Before: the files hold the person's data only sealed.
     assert_holds_no_personal_data(&every_byte(t.dir.path()), "the sled files before erasure");
     let before = checkpoint(&t.ledger, None);
+    // A backup taken before, brought up to date after: the erasure reaches it.
+    let backup = tempfile::tempdir().unwrap();
+    let copy_into = |dir: &std::path::Path| {
+        t.ledger.copy_to(Config::new(dir.join("db")), CopyOptions::new(), &mut |_| {}).unwrap();
+    };
+    copy_into(backup.path());
 
     let events = t.events();
     t.ledger.erase_user(&SYSTEM, &alice, Some("erase-alice")).unwrap();
@@ -159,16 +165,21 @@ fn an_erased_person_is_unreadable_everywhere_its_address_free_and_every_proof_si
     assert_proofs_hold(&t.ledger, 1, &before, &after);
     assert_proofs_hold(&t.ledger, 2, &before, &before);
 
-    // A copy made afterwards: no byte of the person, no key for it; the others' data opens.
-    let copy_dir = tempfile::tempdir().unwrap();
-    t.ledger.copy_to(Config::new(copy_dir.path().join("db")), CopyOptions::new(), &mut |_| {}).unwrap();
+    // A copy made afterwards, and the backup brought up to date: no byte of the person, no key
+    // that opens its fields; the others' data opens.
+    let fresh = tempfile::tempdir().unwrap();
+    copy_into(fresh.path());
+    copy_into(backup.path());
     assert_holds_no_personal_data(&every_byte(t.dir.path()), "the sled files after erasure");
-    assert_holds_no_personal_data(&every_byte(copy_dir.path()), "a copy made after erasure");
-    let copy = Ledger::open(Config::new(copy_dir.path().join("db"))).unwrap();
-    let shown = copy.open_entry(copy.log(1).next().unwrap().unwrap()).unwrap();
-    let Event::Created { user, .. } = &shown.envelope.event else { panic!() };
-    assert_eq!(user.email_address, ERASED, "the copy holds no key that opens it");
-    assert_eq!(copy.get_user(&SYSTEM, &bob).unwrap().email_address, "bob.keeps.his.data@example.org");
+    for dir in [fresh.path(), backup.path()] {
+        assert_holds_no_personal_data(&every_byte(dir), "a copy after erasure");
+        let copy = Ledger::open(Config::new(dir.join("db"))).unwrap();
+        let shown = copy.open_entry(copy.log(1).next().unwrap().unwrap()).unwrap();
+        let Event::Created { user, .. } = &shown.envelope.event else { panic!() };
+        assert_eq!(user.email_address, ERASED, "{}: no key opens it", dir.display());
+        not_found(copy.get_user(&SYSTEM, &alice));
+        assert_eq!(copy.get_user(&SYSTEM, &bob).unwrap().email_address, "bob.keeps.his.data@example.org");
+    }
 }
 
 #[test]
