@@ -102,11 +102,11 @@ impl Write<'_> {
             Write::CreateUser(request) => {
                 let user = request.validate()?;
                 let user_id = ulid::Ulid::generate().to_string();
-                (request.client_token.clone(), Command::CreateUser { user_id, user, person: None })
+                (request.client_token.clone(), Command::CreateUser { user_id, user, sealed: None })
             }
             Write::UpdateUser(request) => {
                 let (user_id, changes) = request.validate()?;
-                (request.client_token.clone(), Command::UpdateUser { user_id, changes, person: None })
+                (request.client_token.clone(), Command::UpdateUser { user_id, changes, sealed: None })
             }
             Write::EnableUser { user_id, client_token } => {
                 let user_id = validate_user_id(Some(user_id))?;

@@ -3,7 +3,7 @@
 
 use crate::core::authorize::Access;
 use crate::core::domain::{GroupChanges, NewGroup, NewUser, Tags, UserChanges, UserId};
-use crate::core::personal::PersonKeys;
+use crate::core::personal::SealedUser;
 
 /// A validated request that may change state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,19 +12,21 @@ pub enum Command {
     CreateUser {
         /// The id the new user gets.
         user_id: UserId,
-        /// Its profile, in the clear: `decide` seals its personal fields.
+        /// Its profile, in the clear (what the request asked; its fingerprint).
         user: NewUser,
-        /// The keys that seal them (`None`: kept clear, as before personal data was sealed).
-        person: Option<PersonKeys>,
+        /// The same, its personal fields sealed: what the event records (`None`: the clear
+        /// profile is recorded, as before personal data was sealed).
+        sealed: Option<SealedUser>,
     },
     /// UpdateUser.
     UpdateUser {
         /// The user.
         user_id: UserId,
-        /// The fields to set, in the clear: `decide` seals the personal ones.
+        /// The fields to set, in the clear (what the request asked; its fingerprint).
         changes: UserChanges,
-        /// The user's person keys (`None` for a user created before personal data was sealed).
-        person: Option<PersonKeys>,
+        /// The same, the names sealed under the user's person key (`None` for a user created
+        /// before personal data was sealed).
+        sealed: Option<UserChanges>,
     },
     /// EnableUser.
     EnableUser {

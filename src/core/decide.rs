@@ -21,11 +21,11 @@ pub fn decide(
     authorize(state, caller, command.access())?;
     check_escalation(state, caller, command)?;
     match command {
-        Command::CreateUser { user_id, user, person } => {
-            users::create(state, limits, user_id, user, person.as_ref())
+        Command::CreateUser { user_id, user, sealed } => {
+            users::create(state, limits, user_id, user, sealed.as_ref())
         }
-        Command::UpdateUser { user_id, changes, person } => {
-            users::update(state, user_id, changes, person.as_ref())
+        Command::UpdateUser { user_id, changes, sealed } => {
+            users::update(state, user_id, changes, sealed.as_ref())
         }
         Command::EraseUser { user_id } => users::erase(state, user_id),
         Command::EnableUser { user_id } => users::enable(state, limits, user_id),

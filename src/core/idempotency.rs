@@ -303,7 +303,7 @@ mod tests {
             api_access: None,
             api_access_principal_arn: None,
         };
-        let create = |id: &str, user: NewUser| Command::CreateUser { user_id: id.into(), user, person: None };
+        let create = |id: &str, user: NewUser| Command::CreateUser { user_id: id.into(), user, sealed: None };
         let fp = fingerprint(&Caller::System, &create("id1", user.clone()));
         assert_eq!(fp, fingerprint(&Caller::System, &create("id2", user.clone())));
         assert_ne!(fp, fingerprint(&Caller::User("x".into()), &create("id1", user.clone())));

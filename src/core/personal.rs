@@ -18,6 +18,7 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
+use crate::core::domain::{NewUser, UserChanges};
 use crate::error::{Error, Result};
 
 /// The prefix of personal text.
@@ -62,6 +63,38 @@ pub struct PersonKeys {
 impl std::fmt::Debug for PersonKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PersonKeys(..)")
+    }
+}
+
+/// A new user's profile with its personal fields sealed, and its address's index key: what a
+/// CreateUser records. Made by the caller of `decide` (on the caller's thread, not the writer's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedUser {
+    /// The profile, its personal fields sealed.
+    pub user: NewUser,
+    /// The email index key of its address (see [`email_index`]).
+    pub email_index: String,
+}
+
+/// `user`, `user_id`'s profile, with its personal fields sealed under `keys`.
+pub fn seal_user(keys: &PersonKeys, user_id: &str, user: &NewUser) -> SealedUser {
+    SealedUser {
+        user: NewUser {
+            email_address: seal(keys, user_id, Field::EmailAddress, &user.email_address),
+            first_name: seal_opt(keys, user_id, Field::FirstName, user.first_name.as_deref()),
+            last_name: seal_opt(keys, user_id, Field::LastName, user.last_name.as_deref()),
+            ..user.clone()
+        },
+        email_index: email_index(&keys.index, &user.email_address),
+    }
+}
+
+/// `changes` to `user_id` with the names sealed under `keys`.
+pub fn seal_changes(keys: &PersonKeys, user_id: &str, changes: &UserChanges) -> UserChanges {
+    UserChanges {
+        first_name: seal_opt(keys, user_id, Field::FirstName, changes.first_name.as_deref()),
+        last_name: seal_opt(keys, user_id, Field::LastName, changes.last_name.as_deref()),
+        ..changes.clone()
     }
 }
 

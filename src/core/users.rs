@@ -4,21 +4,21 @@
 use crate::core::apply::contradiction;
 use crate::core::domain::{email_key, NewUser, User, UserChanges, UserId, UserStatus};
 use crate::core::event::Event;
-use crate::core::personal::{self, Field, PersonKeys};
+use crate::core::personal::{self, SealedUser};
 use crate::core::{Limits, State, ViewChange, Views};
 use crate::error::{Error, Result};
 
 /// CreateUser: refused if the email (in any case) or the id is taken, or the quota is reached.
-/// With person keys the personal fields are sealed in the event (see [`personal`]); the address
-/// is checked against the keyed index and the clear one users made before sealing hold.
+/// With a sealed profile (see [`personal`]) the event records it, and the address is checked
+/// against the keyed index and the clear one users made before sealing hold.
 pub(super) fn create(
     state: &(impl State + ?Sized),
     limits: &Limits,
     user_id: &UserId,
     user: &NewUser,
-    person: Option<&PersonKeys>,
+    sealed: Option<&SealedUser>,
 ) -> Result<Vec<Event>> {
-    let indexed = person.map(|keys| personal::email_index(&keys.index, &user.email_address));
+    let indexed = sealed.map(|s| s.email_index.clone());
     for key in indexed.into_iter().chain([email_key(&user.email_address)]) {
         if let Some(owner) = state.email_owner(&key)? {
             return Err(Error::Conflict {
@@ -37,40 +37,28 @@ pub(super) fn create(
         });
     }
     check_enabled_quota(state, limits)?;
-    let user = match person {
-        Some(keys) => NewUser {
-            email_address: personal::seal(keys, user_id, Field::EmailAddress, &user.email_address),
-            first_name: personal::seal_opt(keys, user_id, Field::FirstName, user.first_name.as_deref()),
-            last_name: personal::seal_opt(keys, user_id, Field::LastName, user.last_name.as_deref()),
-            ..user.clone()
-        },
-        None => user.clone(),
-    };
+    let user = sealed.map_or_else(|| user.clone(), |s| s.user.clone());
     Ok(vec![Event::Created { user_id: user_id.clone(), user }])
 }
 
-/// UpdateUser: an event of only the fields that change; none is a no-op. Names are sealed under
-/// the user's person key when it has one (sealing is a pure function, so an unchanged name
-/// seals to the text the user holds).
+/// UpdateUser: an event of only the fields that change; none is a no-op. A user made with a
+/// person key takes its names sealed (sealing is a pure function, so an unchanged name seals to
+/// the text the user holds).
 pub(super) fn update(
     state: &(impl State + ?Sized),
     user_id: &UserId,
     changes: &UserChanges,
-    person: Option<&PersonKeys>,
+    sealed: Option<&UserChanges>,
 ) -> Result<Vec<Event>> {
     let current = existing(state, user_id)?;
-    let sealed = match person {
-        Some(keys) => UserChanges {
-            first_name: personal::seal_opt(keys, user_id, Field::FirstName, changes.first_name.as_deref()),
-            last_name: personal::seal_opt(keys, user_id, Field::LastName, changes.last_name.as_deref()),
-            ..changes.clone()
-        },
+    let changes = match sealed {
+        Some(sealed) => sealed,
         None if personal::is_sealed(&current.email_address) => {
             return Err(Error::corrupt(format_args!("the person key of user {user_id} is missing")))
         }
-        None => changes.clone(),
+        None => changes,
     };
-    let changes = changed_fields(&current, &sealed);
+    let changes = changed_fields(&current, changes);
     Ok(if changes.is_empty() { vec![] } else { vec![Event::Updated { user_id: user_id.clone(), changes }] })
 }
 

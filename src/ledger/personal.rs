@@ -27,7 +27,7 @@ impl super::Ledger {
             return Ok((command, None));
         }
         let wrapped = match &mut command {
-            Command::CreateUser { user_id, person, .. } => {
+            Command::CreateUser { user_id, user, sealed } => {
                 let mut key = [0u8; 32];
                 getrandom::fill(&mut key)
                     .map_err(|e| Error::failed_by(Failure::Io, format!("no randomness: {e}"), e))?;
@@ -36,15 +36,15 @@ impl super::Ledger {
                     None => self.current_data_key()?,
                 };
                 let wrapped = seal::seal_under(data.id, &data.seal, Purpose::PersonKey, user_id, &key)?;
-                *person = Some(PersonKeys { person: key, index: self.email_index_key()? });
+                let keys = PersonKeys { person: key, index: self.email_index_key()? };
+                *sealed = Some(personal::seal_user(&keys, user_id, user));
                 Some(wrapped)
             }
-            Command::UpdateUser { user_id, person, .. } => {
-                let key = self.person_key(self.inner.shared.backend.as_ref(), user_id)?;
-                *person = match key {
-                    Some(person) => Some(PersonKeys { person, index: self.email_index_key()? }),
-                    None => None,
-                };
+            Command::UpdateUser { user_id, changes, sealed } => {
+                if let Some(person) = self.person_key(self.inner.shared.backend.as_ref(), user_id)? {
+                    let keys = PersonKeys { person, index: self.email_index_key()? };
+                    *sealed = Some(personal::seal_changes(&keys, user_id, changes));
+                }
                 None
             }
             _ => None,

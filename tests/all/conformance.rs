@@ -14,7 +14,7 @@ use common::{SYSTEM, T0};
 use user_ledger::backend::{Backend, Changeset, Head, Tip};
 use user_ledger::core::codec::unseal_entry;
 use user_ledger::core::domain::{NewUser, UserType};
-use user_ledger::core::personal::PersonKeys;
+use user_ledger::core::personal::{seal_user, PersonKeys};
 use user_ledger::core::Command;
 use user_ledger::views::{MemViews, ViewTree};
 use user_ledger::write::writer::{WriteRequest, Writer};
@@ -31,22 +31,24 @@ fn create_users(backend: &dyn Backend, writer: &mut Writer, emails: &[&str]) {
     let requests: Vec<WriteRequest> = emails
         .iter()
         .enumerate()
-        .map(|(i, email)| WriteRequest {
-            caller: SYSTEM,
-            client_token: Some(format!("token-{email}")),
-            command: Command::CreateUser {
-                user_id: format!("U{i}{}", email.split('@').next().unwrap().to_uppercase()),
-                user: NewUser {
-                    email_address: (*email).to_owned(),
-                    user_type: UserType::AppUser,
-                    first_name: None,
-                    last_name: None,
-                    api_access: None,
-                    api_access_principal_arn: None,
-                },
-                person: Some(PersonKeys { person: [i as u8; 32], index: [7; 32] }),
-            },
-            person_key: Some(wrapped(i)),
+        .map(|(i, email)| {
+            let user_id = format!("U{i}{}", email.split('@').next().unwrap().to_uppercase());
+            let user = NewUser {
+                email_address: (*email).to_owned(),
+                user_type: UserType::AppUser,
+                first_name: None,
+                last_name: None,
+                api_access: None,
+                api_access_principal_arn: None,
+            };
+            let sealed =
+                Some(seal_user(&PersonKeys { person: [i as u8; 32], index: [7; 32] }, &user_id, &user));
+            WriteRequest {
+                caller: SYSTEM,
+                client_token: Some(format!("token-{email}")),
+                command: Command::CreateUser { user_id, user, sealed },
+                person_key: Some(wrapped(i)),
+            }
         })
         .collect();
     let kept = writer.head();

@@ -265,10 +265,56 @@ fn a_newer_schema_version_is_refused_by_name() {
     drop(open(&location));
     let schema = location.rsplit("schema=").next().unwrap().to_owned();
     let mut client = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
-    client.execute(&format!("UPDATE {schema}.schema_version SET version = 2"), &[]).unwrap();
+    client.execute(&format!("UPDATE {schema}.schema_version SET version = 3"), &[]).unwrap();
     let err = Ledger::open(pg(&location)).unwrap_err();
     assert_eq!(err.failure(), Some(Failure::FormatVersion), "{err}");
-    assert!(err.to_string().contains("schema version 2; this build reads version 1"), "{err}");
+    assert!(err.to_string().contains("schema version 3; this build reads versions 1 to 2"), "{err}");
+}
+
+/// Given a ledger in schema version 1 (before person keys), when it is opened without
+/// migrating, then it is refused naming the change; migrated, it is version 2 with the table,
+/// and the users written before read as they were while new ones are sealed.
+#[test]
+fn a_schema_1_ledger_is_migrated_on_purpose_to_hold_person_keys() {
+    let location = fresh_location();
+    // Users written the way a release before person keys wrote them: in the clear.
+    let mut unsealed = pg(&location);
+    unsealed.seal_personal_data = false;
+    let ledger = Ledger::open(unsealed).unwrap();
+    let before = ledger
+        .create_user(&SYSTEM, &CreateUserRequest::new("before@example.com", "APP_USER"))
+        .unwrap()
+        .user_id;
+    drop(ledger);
+    let schema = location.rsplit("schema=").next().unwrap().to_owned();
+    let mut client = postgres::Client::connect(&server().url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!(
+            "DROP TABLE {schema}.person_keys; UPDATE {schema}.schema_version SET version = 1"
+        ))
+        .unwrap();
+    let mut on_purpose = pg(&location);
+    on_purpose.migrate = false;
+    let refused = Ledger::open(on_purpose).unwrap_err();
+    assert_eq!(refused.failure(), Some(Failure::NeedsMigration), "{refused}");
+    assert!(refused.to_string().contains("raise the schema to version 2"), "{refused}");
+    let ledger = Ledger::open(pg(&location)).unwrap();
+    let version: i32 =
+        client.query_one(&format!("SELECT version FROM {schema}.schema_version"), &[]).unwrap().get(0);
+    assert_eq!(version, 2);
+    let after = ledger
+        .create_user(&SYSTEM, &CreateUserRequest::new("after@example.com", "APP_USER"))
+        .unwrap()
+        .user_id;
+    assert_eq!(ledger.get_user(&SYSTEM, &before).unwrap().email_address, "before@example.com");
+    assert_eq!(ledger.get_user(&SYSTEM, &after).unwrap().email_address, "after@example.com");
+    let taken = ledger.create_user(&SYSTEM, &CreateUserRequest::new("BEFORE@example.com", "APP_USER"));
+    assert_eq!(taken.unwrap_err().wire_name(), "ConflictException", "a clear address stays taken");
+    let stored: String = client
+        .query_one(&format!("SELECT email_address FROM {schema}.users WHERE user_id = $1"), &[&after])
+        .unwrap()
+        .get(0);
+    assert!(stored.starts_with("personal1:"), "{stored}");
 }
 
 #[test]

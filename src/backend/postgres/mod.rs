@@ -360,34 +360,44 @@ impl PgBackend {
                     .query_one(&format!("SELECT version FROM {version_table}"), &[])
                     .map_err(|e| self.failed(doing, e))?
                     .get(0);
-                if version != schema::SCHEMA_VERSION {
+                if !(1..=schema::SCHEMA_VERSION).contains(&version) {
                     return Err(Error::failed(
                         Failure::FormatVersion,
                         format_args!(
-                            "the ledger at {} is in schema version {version}; this build reads version {}",
+                            "the ledger at {} is in schema version {version}; this build reads versions 1 to {}",
                             self.location.shown,
                             schema::SCHEMA_VERSION
                         ),
                     ));
                 }
                 let schema = &self.location.schema;
-                let added = [
-                    ("checkpoints", "make the checkpoints table", schema::checkpoints_table(schema)),
-                    (
-                        schema::PERSON_KEYS,
-                        "make the person keys table and the commit function that writes it",
+                let has_checkpoints: Option<String> = tx
+                    .query_one("SELECT to_regclass($1)::text", &[&format!("{schema}.checkpoints")])
+                    .map_err(|e| self.failed(doing, e))?
+                    .get(0);
+                let mut steps = Vec::new();
+                if has_checkpoints.is_none() {
+                    steps.push(("make the checkpoints table", schema::checkpoints_table(schema)));
+                }
+                if version < schema::SCHEMA_VERSION {
+                    // Older releases read version 1 only: once raised, they refuse the ledger
+                    // by name before they write (they would write personal data in the clear).
+                    let raise = format!(
+                        "{} UPDATE {version_table} SET version = {};",
                         schema::person_keys_table(schema),
-                    ),
-                ];
-                for (table, what, sql) in added {
-                    let has: Option<String> = tx
-                        .query_one("SELECT to_regclass($1)::text", &[&format!("{schema}.{table}")])
-                        .map_err(|e| self.failed(doing, e))?
-                        .get(0);
-                    if has.is_none() && !migrate {
+                        schema::SCHEMA_VERSION
+                    );
+                    steps.push((
+                        "raise the schema to version 2 (the person keys table and the commit function \
+                         that writes it), which older releases refuse: stop their hosts first",
+                        raise,
+                    ));
+                }
+                for (what, sql) in steps {
+                    if !migrate {
                         return Err(crate::error::needs_migration(&self.location.shown, what));
                     }
-                    if has.is_none() && mode != OpenMode::ReadOnly {
+                    if mode != OpenMode::ReadOnly {
                         tx.batch_execute(&sql).map_err(|e| self.failed(doing, e))?;
                     }
                 }

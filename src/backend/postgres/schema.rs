@@ -8,8 +8,9 @@
 
 use crate::views::ViewTree;
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+/// The schema version this build writes (it reads and migrates version 1: see `make_schema`).
+/// Version 2 added the person keys table and the `commit_batch` that writes it.
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// How a typed column is generated from a view row's `record` (JSON named as in the API).
 #[derive(Clone, Copy)]

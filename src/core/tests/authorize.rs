@@ -111,12 +111,12 @@ fn a_manager_app_user_cannot_escalate_past_what_it_holds() {
     let super_user = |id: &str| Command::CreateUser {
         user_id: id.into(),
         user: new_user("s@example.com", UserType::SuperUser, None),
-        person: None,
+        sealed: None,
     };
     let change = |user_id: &str, user_type| Command::UpdateUser {
         user_id: user_id.into(),
         changes: UserChanges { user_type, first_name: Some("X".into()), ..UserChanges::default() },
-        person: None,
+        sealed: None,
     };
     let group = |permissions: &[ApplicationPermission]| Command::CreatePermissionGroup {
         permission_group_id: "01NEW00000000000000000000".into(),
@@ -219,7 +219,7 @@ fn every_command_needs_the_access_its_operation_belongs_to() {
     let id = || "x".to_string();
     let manage = [
         create(ALICE, "a@example.com"),
-        Command::UpdateUser { user_id: id(), changes: UserChanges::default(), person: None },
+        Command::UpdateUser { user_id: id(), changes: UserChanges::default(), sealed: None },
         Command::EnableUser { user_id: id() },
         Command::DisableUser { user_id: id() },
         Command::CreateKxUser { environment_id: id(), user_name: id(), iam_role: id(), tags: Tags::new() },
@@ -253,6 +253,6 @@ fn every_command_needs_the_access_its_operation_belongs_to() {
         .collect();
     Scenario::given(&[app_user_created(ALICE, "a@example.com"), group_created(&others), joined(ALICE)])
         .caller(ALICE)
-        .when(Command::UpdateUser { user_id: ALICE.into(), changes: UserChanges::default(), person: None })
+        .when(Command::UpdateUser { user_id: ALICE.into(), changes: UserChanges::default(), sealed: None })
         .then_error_kind("AccessDeniedException");
 }

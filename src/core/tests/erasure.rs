@@ -8,11 +8,9 @@ use crate::core::State;
 const KEYS: PersonKeys = PersonKeys { person: [1; 32], index: [2; 32] };
 
 fn sealed_create(id: &str, email: &str) -> Command {
-    Command::CreateUser {
-        user_id: id.into(),
-        user: new_user(email, UserType::AppUser, None),
-        person: Some(KEYS),
-    }
+    let user = new_user(email, UserType::AppUser, None);
+    let sealed = Some(personal::seal_user(&KEYS, id, &user));
+    Command::CreateUser { user_id: id.into(), user, sealed }
 }
 
 /// The event a sealed CreateUser of `id` appends.
@@ -60,10 +58,10 @@ fn a_sealed_address_is_unique_in_any_case_and_against_clear_addresses_made_befor
 #[test]
 fn update_seals_names_and_an_unchanged_name_is_still_a_noop() {
     let given = Scenario::given(&[sealed_created(ALICE, "alice@example.com")]);
-    let update = |first: &str| Command::UpdateUser {
-        user_id: ALICE.into(),
-        changes: UserChanges { first_name: Some(first.into()), ..UserChanges::default() },
-        person: Some(KEYS),
+    let update = |first: &str| {
+        let changes = UserChanges { first_name: Some(first.into()), ..UserChanges::default() };
+        let sealed = Some(personal::seal_changes(&KEYS, ALICE, &changes));
+        Command::UpdateUser { user_id: ALICE.into(), changes, sealed }
     };
     given.when(update("First")).then_nothing();
     let sealed = personal::seal(&KEYS, ALICE, Field::FirstName, "Ada");
@@ -74,7 +72,7 @@ fn update_seals_names_and_an_unchanged_name_is_still_a_noop() {
     let without_key = Command::UpdateUser {
         user_id: ALICE.into(),
         changes: UserChanges { first_name: Some("Ada".into()), ..UserChanges::default() },
-        person: None,
+        sealed: None,
     };
     let refused = given.when(without_key).decided.unwrap_err();
     assert!(refused.to_string().contains("the person key of user"), "{refused}");

@@ -144,7 +144,7 @@ pub fn admin_created() -> Event {
 }
 
 pub fn create(id: &str, email: &str) -> Command {
-    Command::CreateUser { user_id: id.into(), user: new_user(email, UserType::AppUser, None), person: None }
+    Command::CreateUser { user_id: id.into(), user: new_user(email, UserType::AppUser, None), sealed: None }
 }
 
 pub fn group_created(permissions: &[ApplicationPermission]) -> Event {

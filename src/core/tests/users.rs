@@ -64,7 +64,7 @@ fn enabled_users_quota_limits_create_and_enable_but_not_noops() {
 #[test]
 fn commands_on_a_missing_user_are_not_found() {
     for command in [
-        Command::UpdateUser { user_id: ALICE.into(), changes: UserChanges::default(), person: None },
+        Command::UpdateUser { user_id: ALICE.into(), changes: UserChanges::default(), sealed: None },
         Command::EnableUser { user_id: ALICE.into() },
         Command::DisableUser { user_id: ALICE.into() },
     ] {
@@ -89,7 +89,7 @@ fn update_emits_only_the_fields_that_change() {
         ..UserChanges::default()
     };
     Scenario::given(&[created(ALICE, "alice@example.com")])
-        .when(Command::UpdateUser { user_id: ALICE.into(), changes, person: None })
+        .when(Command::UpdateUser { user_id: ALICE.into(), changes, sealed: None })
         .then_events(&[Event::Updated { user_id: ALICE.into(), changes: expected }]);
 }
 
@@ -101,9 +101,9 @@ fn update_to_identical_values_or_to_nothing_is_a_noop() {
         first_name: Some("First".into()),
         ..UserChanges::default()
     };
-    given.when(Command::UpdateUser { user_id: ALICE.into(), changes: same, person: None }).then_nothing();
+    given.when(Command::UpdateUser { user_id: ALICE.into(), changes: same, sealed: None }).then_nothing();
     given
-        .when(Command::UpdateUser { user_id: ALICE.into(), changes: UserChanges::default(), person: None })
+        .when(Command::UpdateUser { user_id: ALICE.into(), changes: UserChanges::default(), sealed: None })
         .then_nothing();
 }
 
