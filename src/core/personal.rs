@@ -2,32 +2,40 @@
 //! log, the chain and the Merkle tree keep every byte they hash.
 //!
 //! Personal fields (a user's emailAddress, firstName, lastName) travel in events and views as
-//! *personal text*: [`PREFIX`], the email index key (emails only), a colon, and base64 of
-//! XChaCha20-Poly1305 under the person's key. The nonce is derived from the key, the user, the
-//! field and the value (a synthetic nonce), so sealing is a pure function: the same value sealed
-//! for the same person is the same text, which keeps UpdateUser's "only what changed" and a
-//! rebuild of the views byte-identical. What that reveals is only whether two of one person's
-//! values are equal.
+//! *personal text*: [`PREFIX`], the email index key (emails only), a colon, and unpadded
+//! base64url of AES-256-GCM-SIV (RFC 8452, a deterministic AEAD) under the person's key, bound to
+//! the user and the field. Sealing is a pure function: the same value sealed for the same person
+//! is the same text, which keeps UpdateUser's "only what changed" and a rebuild of the views
+//! byte-identical. What that reveals is only whether two of one person's values are equal. Kept
+//! short (no nonce is stored): these bytes are written to the log and the views with every user.
 //!
 //! The email index keys on a keyed hash of the normalized address (blake3 keyed by the ledger's
 //! index key, itself derived from data key 0): uniqueness holds across hosts without the address
 //! being stored anywhere. Text without the prefix (written before personal data was sealed) is
 //! clear and read as it is.
 
+use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use aes_gcm_siv::{Aes256GcmSiv, Key, Nonce};
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 use crate::core::domain::{NewUser, UserChanges};
 use crate::error::{Error, Result};
 
 /// The prefix of personal text.
-pub const PREFIX: &str = "personal1:";
+pub const PREFIX: &str = "pd1:";
 /// What a personal field reads as once its person's key is destroyed.
 pub const ERASED: &str = "(erased)";
 /// The prefix of an email index key made by [`email_index`]: clear addresses (index keys
 /// written before) always hold an `@`, which this never does.
-const INDEX_PREFIX: &str = "idx1:";
+const INDEX_PREFIX: &str = "ix1:";
+/// The bytes of the keyed hash an index key keeps: 128 bits, no collision among any number of
+/// addresses a ledger will hold.
+const INDEX_BYTES: usize = 16;
+/// The one nonce: AES-GCM-SIV is deterministic under a repeated nonce by design (RFC 8452: it
+/// then reveals only that the same value, for the same user and field, was sealed twice), and a
+/// person key seals a handful of values in its life, far below the bound on messages a key.
+const NONCE: [u8; 12] = [0; 12];
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// A personal field, bound into its seal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +114,7 @@ pub fn index_key(data_key_0: &[u8; 32]) -> [u8; 32] {
 /// The email index key of `address`: a keyed hash of it normalized (trimmed, lowercase).
 pub fn email_index(index_key: &[u8; 32], address: &str) -> String {
     let hash = blake3::keyed_hash(index_key, address.trim().to_lowercase().as_bytes());
-    format!("{INDEX_PREFIX}{}", hash.to_hex())
+    format!("{INDEX_PREFIX}{}", BASE64.encode(&hash.as_bytes()[..INDEX_BYTES]))
 }
 
 /// Whether `text` is personal text (else clear, written before personal data was sealed).
@@ -130,17 +138,16 @@ fn aad(field: Field, user_id: &str) -> Vec<u8> {
 /// Seals `value`, `user_id`'s `field`, under the person's key. An email address carries its index
 /// key (in the clear: a keyed hash) so that the fold can index it without any key.
 pub fn seal(keys: &PersonKeys, user_id: &str, field: Field, value: &str) -> String {
-    let aad = aad(field, user_id);
-    let synthetic = blake3::keyed_hash(&keys.person, &[&aad[..], b"\0", value.as_bytes()].concat());
-    let nonce = XNonce::from_slice(&synthetic.as_bytes()[..24]);
-    let cipher = XChaCha20Poly1305::new(Key::from_slice(&keys.person));
-    // Encryption with a valid key and nonce only fails for inputs of 256 GiB.
-    let sealed = cipher.encrypt(nonce, Payload { msg: value.as_bytes(), aad: &aad }).unwrap_or_default();
+    let cipher = Aes256GcmSiv::new(Key::<Aes256GcmSiv>::from_slice(&keys.person));
+    // Encryption with a valid key only fails for inputs of 64 GiB.
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&NONCE), Payload { msg: value.as_bytes(), aad: &aad(field, user_id) })
+        .unwrap_or_default();
     let index = match field {
         Field::EmailAddress => email_index(&keys.index, value).split_off(INDEX_PREFIX.len()),
         Field::FirstName | Field::LastName => String::new(),
     };
-    let body = base64::engine::general_purpose::STANDARD.encode([nonce.as_slice(), &sealed].concat());
+    let body = BASE64.encode(sealed);
     format!("{PREFIX}{index}:{body}")
 }
 
@@ -161,15 +168,10 @@ pub fn open(person: Option<&[u8; 32]>, user_id: &str, field: Field, text: &str) 
         ))
     };
     let (_, body) = rest.split_once(':').ok_or_else(broken)?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| broken())?;
-    if bytes.len() < 24 {
-        return Err(broken());
-    }
-    let (nonce, sealed) = bytes.split_at(24);
-    let cipher = XChaCha20Poly1305::new(Key::from_slice(person));
-    let aad = aad(field, user_id);
+    let sealed = BASE64.decode(body).map_err(|_| broken())?;
+    let cipher = Aes256GcmSiv::new(Key::<Aes256GcmSiv>::from_slice(person));
     let opened = cipher
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+        .decrypt(Nonce::from_slice(&NONCE), Payload { msg: &sealed, aad: &aad(field, user_id) })
         .map_err(|_| broken())?;
     String::from_utf8(opened).map_err(|_| broken())
 }

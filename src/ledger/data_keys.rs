@@ -28,6 +28,9 @@ pub(super) struct Derived {
     pub pages: PageTokens,
     /// The key itself, from which data key 0 derives the checkpoint key of each epoch.
     pub raw: [u8; 32],
+    /// The email index key it derives (data key 0's is the ledger's: see
+    /// [`crate::core::personal::index_key`]).
+    pub index: [u8; 32],
 }
 
 impl std::fmt::Debug for Derived {
@@ -44,6 +47,7 @@ impl Derived {
             seal: seal::seal_key(key),
             pages: PageTokens::new(id, *key),
             raw: *key,
+            index: crate::core::personal::index_key(key),
         }
     }
 }

@@ -54,7 +54,7 @@ impl super::Ledger {
 
     /// The ledger's email index key (see [`personal::email_index`]).
     pub(super) fn email_index_key(&self) -> Result<[u8; 32]> {
-        Ok(personal::index_key(&self.data_key(0)?.raw))
+        Ok(self.data_key(0)?.index)
     }
 
     /// `user_id`'s person key, unwrapped; `None` if it has none (erased, or made before

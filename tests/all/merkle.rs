@@ -169,7 +169,7 @@ fn verify_proof_checks_files_offline_and_exits_3_when_a_proof_fails() {
     let entry = &body["proof"]["entry"];
     let address = entry["event"]["Created"]["user"]["emailAddress"].as_str().unwrap();
     assert_eq!(entry["seq"], json!(3));
-    assert!(address.starts_with("personal1:") && !address.contains("m2"), "{address}");
+    assert!(address.starts_with("pd1:") && !address.contains("m2"), "{address}");
     let (code, body) = run(&["--checkpoint", &new, "--proof", &consistency, "--old-checkpoint", &old]);
     assert_eq!((code, &body["verified"]), (Some(0), &Value::Bool(true)), "{body}");
     // The inclusion proof is of the tree of 6, not of 2.

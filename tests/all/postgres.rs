@@ -66,7 +66,7 @@ fn a_ledger_on_postgres_keeps_every_guarantee_it_has_on_sled() {
         .unwrap();
     let shown: (String, String, String, i64) = (user.get(0), user.get(1), user.get(2), user.get(3));
     assert_eq!((&shown.1[..], &shown.2[..], shown.3), ("DISABLED", "APP_USER", T0));
-    assert!(shown.0.starts_with("personal1:") && !shown.0.contains("alice"), "{}", shown.0);
+    assert!(shown.0.starts_with("pd1:") && !shown.0.contains("alice"), "{}", shown.0);
     let member = dba
         .query_one(
             &format!(
@@ -314,7 +314,7 @@ fn a_schema_1_ledger_is_migrated_on_purpose_to_hold_person_keys() {
         .query_one(&format!("SELECT email_address FROM {schema}.users WHERE user_id = $1"), &[&after])
         .unwrap()
         .get(0);
-    assert!(stored.starts_with("personal1:"), "{stored}");
+    assert!(stored.starts_with("pd1:"), "{stored}");
 }
 
 #[test]
