@@ -12,7 +12,9 @@ fn main() -> user_ledger::Result<()> {
         ledger.create_user(&Caller::System, &CreateUserRequest::new(email, "APP_USER"))?;
     }
     while let Some(entry) = following.next_timeout(Duration::from_millis(500))? {
-        println!("seq {}: {}", entry.envelope.seq, entry.envelope.event.kind());
+        // As stored: personal fields sealed; opened here, as a projection that needs them would.
+        let entry = ledger.open_entry(entry)?;
+        println!("seq {}: {} {:?}", entry.envelope.seq, entry.envelope.event.kind(), entry.envelope.event);
     }
     Ok(())
 }
