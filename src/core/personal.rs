@@ -86,22 +86,26 @@ pub struct SealedUser {
 
 /// `user`, `user_id`'s profile, with its personal fields sealed under `keys`.
 pub fn seal_user(keys: &PersonKeys, user_id: &str, user: &NewUser) -> SealedUser {
+    let person = Person::new(&keys.person, user_id);
+    let email_index = email_index(&keys.index, &user.email_address);
+    let indexed = email_index.strip_prefix(INDEX_PREFIX).unwrap_or_default();
     SealedUser {
         user: NewUser {
-            email_address: seal(keys, user_id, Field::EmailAddress, &user.email_address),
-            first_name: seal_opt(keys, user_id, Field::FirstName, user.first_name.as_deref()),
-            last_name: seal_opt(keys, user_id, Field::LastName, user.last_name.as_deref()),
+            email_address: person.seal(Field::EmailAddress, &user.email_address, indexed),
+            first_name: person.seal_opt(Field::FirstName, user.first_name.as_deref()),
+            last_name: person.seal_opt(Field::LastName, user.last_name.as_deref()),
             ..user.clone()
         },
-        email_index: email_index(&keys.index, &user.email_address),
+        email_index,
     }
 }
 
 /// `changes` to `user_id` with the names sealed under `keys`.
 pub fn seal_changes(keys: &PersonKeys, user_id: &str, changes: &UserChanges) -> UserChanges {
+    let person = Person::new(&keys.person, user_id);
     UserChanges {
-        first_name: seal_opt(keys, user_id, Field::FirstName, changes.first_name.as_deref()),
-        last_name: seal_opt(keys, user_id, Field::LastName, changes.last_name.as_deref()),
+        first_name: person.seal_opt(Field::FirstName, changes.first_name.as_deref()),
+        last_name: person.seal_opt(Field::LastName, changes.last_name.as_deref()),
         ..changes.clone()
     }
 }
@@ -138,42 +142,79 @@ fn aad(field: Field, user_id: &str) -> Vec<u8> {
 /// Seals `value`, `user_id`'s `field`, under the person's key. An email address carries its index
 /// key (in the clear: a keyed hash) so that the fold can index it without any key.
 pub fn seal(keys: &PersonKeys, user_id: &str, field: Field, value: &str) -> String {
-    let cipher = Aes256GcmSiv::new(Key::<Aes256GcmSiv>::from_slice(&keys.person));
-    // Encryption with a valid key only fails for inputs of 64 GiB.
-    let sealed = cipher
-        .encrypt(Nonce::from_slice(&NONCE), Payload { msg: value.as_bytes(), aad: &aad(field, user_id) })
-        .unwrap_or_default();
     let index = match field {
         Field::EmailAddress => email_index(&keys.index, value).split_off(INDEX_PREFIX.len()),
         Field::FirstName | Field::LastName => String::new(),
     };
-    let body = BASE64.encode(sealed);
-    format!("{PREFIX}{index}:{body}")
-}
-
-/// Seals an optional field: `None` stays `None`.
-pub fn seal_opt(keys: &PersonKeys, user_id: &str, field: Field, value: Option<&str>) -> Option<String> {
-    value.map(|v| seal(keys, user_id, field, v))
+    Person::new(&keys.person, user_id).seal(field, value, &index)
 }
 
 /// Opens personal text with the person's key (`None`: the key is destroyed, and the field reads
 /// [`ERASED`]); clear text is returned as it is. Text that does not open is Corrupt, named.
 pub fn open(person: Option<&[u8; 32]>, user_id: &str, field: Field, text: &str) -> Result<String> {
-    let Some(rest) = text.strip_prefix(PREFIX) else { return Ok(text.to_owned()) };
-    let Some(person) = person else { return Ok(ERASED.to_owned()) };
-    let broken = || {
-        Error::corrupt(format_args!(
-            "the sealed {} of user {user_id} does not open under its person key",
-            String::from_utf8_lossy(field.label())
-        ))
-    };
-    let (_, body) = rest.split_once(':').ok_or_else(broken)?;
-    let sealed = BASE64.decode(body).map_err(|_| broken())?;
-    let cipher = Aes256GcmSiv::new(Key::<Aes256GcmSiv>::from_slice(person));
-    let opened = cipher
-        .decrypt(Nonce::from_slice(&NONCE), Payload { msg: &sealed, aad: &aad(field, user_id) })
-        .map_err(|_| broken())?;
-    String::from_utf8(opened).map_err(|_| broken())
+    Opener::new(person, user_id).open(field, text)
+}
+
+/// One person's cipher, keyed once for the fields it seals.
+struct Person<'a> {
+    cipher: Aes256GcmSiv,
+    user_id: &'a str,
+}
+
+impl<'a> Person<'a> {
+    fn new(key: &[u8; 32], user_id: &'a str) -> Self {
+        Person { cipher: Aes256GcmSiv::new(Key::<Aes256GcmSiv>::from_slice(key)), user_id }
+    }
+
+    /// `value` sealed as `field`, carrying `index` (an address's index key, else empty).
+    fn seal(&self, field: Field, value: &str, index: &str) -> String {
+        let payload = Payload { msg: value.as_bytes(), aad: &aad(field, self.user_id) };
+        // Encryption with a valid key only fails for inputs of 64 GiB.
+        let sealed = self.cipher.encrypt(Nonce::from_slice(&NONCE), payload).unwrap_or_default();
+        format!("{PREFIX}{index}:{}", BASE64.encode(sealed))
+    }
+
+    fn seal_opt(&self, field: Field, value: Option<&str>) -> Option<String> {
+        value.map(|v| self.seal(field, v, ""))
+    }
+}
+
+/// One person's fields opened with its key, keyed once; without a key they read [`ERASED`].
+pub struct Opener<'a> {
+    cipher: Option<Aes256GcmSiv>,
+    user_id: &'a str,
+}
+
+impl<'a> Opener<'a> {
+    /// What opens `user_id`'s fields: its person key, or `None` once destroyed.
+    pub fn new(person: Option<&[u8; 32]>, user_id: &'a str) -> Self {
+        let cipher = person.map(|key| Aes256GcmSiv::new(Key::<Aes256GcmSiv>::from_slice(key)));
+        Opener { cipher, user_id }
+    }
+
+    /// `text`, the user's `field`, opened; clear text as it is. Text that does not open is
+    /// Corrupt, named.
+    pub fn open(&self, field: Field, text: &str) -> Result<String> {
+        let Some(rest) = text.strip_prefix(PREFIX) else { return Ok(text.to_owned()) };
+        let Some(cipher) = &self.cipher else { return Ok(ERASED.to_owned()) };
+        let user_id = self.user_id;
+        let broken = || {
+            Error::corrupt(format_args!(
+                "the sealed {} of user {user_id} does not open under its person key",
+                String::from_utf8_lossy(field.label())
+            ))
+        };
+        let (_, body) = rest.split_once(':').ok_or_else(broken)?;
+        let sealed = BASE64.decode(body).map_err(|_| broken())?;
+        let payload = Payload { msg: &sealed, aad: &aad(field, user_id) };
+        let opened = cipher.decrypt(Nonce::from_slice(&NONCE), payload).map_err(|_| broken())?;
+        String::from_utf8(opened).map_err(|_| broken())
+    }
+
+    /// An optional field opened: `None` stays `None`.
+    pub fn open_opt(&self, field: Field, text: Option<&str>) -> Result<Option<String>> {
+        text.map(|t| self.open(field, t)).transpose()
+    }
 }
 
 #[cfg(test)]

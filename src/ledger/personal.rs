@@ -8,7 +8,7 @@
 use crate::backend::{Backend, Listings};
 use crate::core::domain::{Caller, User, UserStatus};
 use crate::core::event::{Event, Sealed};
-use crate::core::personal::{self, Field, PersonKeys};
+use crate::core::personal::{self, Field, Opener, PersonKeys};
 use crate::core::seal::{self, Purpose};
 use crate::core::Command;
 use crate::error::{Error, Failure, Result};
@@ -74,11 +74,9 @@ impl super::Ledger {
             return Ok(user);
         }
         let key = self.person_key(store, &user.user_id)?;
-        let open = |field, text: &str| personal::open(key.as_ref(), &user.user_id, field, text);
-        let email_address = open(Field::EmailAddress, &user.email_address)?;
-        let first_name = user.first_name.as_deref().map(|n| open(Field::FirstName, n)).transpose()?;
-        let last_name = user.last_name.as_deref().map(|n| open(Field::LastName, n)).transpose()?;
-        (user.email_address, user.first_name, user.last_name) = (email_address, first_name, last_name);
+        let opener = Opener::new(key.as_ref(), &user.user_id);
+        user.email_address = opener.open(Field::EmailAddress, &user.email_address)?;
+        open_names(&opener, &mut user.first_name, &mut user.last_name)?;
         Ok(user)
     }
 
@@ -90,21 +88,19 @@ impl super::Ledger {
         match &mut entry.envelope.event {
             Event::Created { user_id, user } if personal::is_sealed(&user.email_address) => {
                 let key = key(user_id)?;
-                let open = |field, text: &str| personal::open(key.as_ref(), user_id, field, text);
-                user.email_address = open(Field::EmailAddress, &user.email_address)?;
-                user.first_name =
-                    user.first_name.as_deref().map(|n| open(Field::FirstName, n)).transpose()?;
-                user.last_name = user.last_name.as_deref().map(|n| open(Field::LastName, n)).transpose()?;
+                let opener = Opener::new(key.as_ref(), user_id);
+                user.email_address = opener.open(Field::EmailAddress, &user.email_address)?;
+                open_names(&opener, &mut user.first_name, &mut user.last_name)?;
             }
             Event::Updated { user_id, changes } => {
                 let names = [changes.first_name.as_deref(), changes.last_name.as_deref()];
                 if names.into_iter().flatten().any(personal::is_sealed) {
                     let key = key(user_id)?;
-                    let open = |field, text: &str| personal::open(key.as_ref(), user_id, field, text);
-                    changes.first_name =
-                        changes.first_name.as_deref().map(|n| open(Field::FirstName, n)).transpose()?;
-                    changes.last_name =
-                        changes.last_name.as_deref().map(|n| open(Field::LastName, n)).transpose()?;
+                    open_names(
+                        &Opener::new(key.as_ref(), user_id),
+                        &mut changes.first_name,
+                        &mut changes.last_name,
+                    )?;
                 }
             }
             _ => {}
@@ -144,4 +140,11 @@ impl super::Ledger {
         }
         Ok(leavers)
     }
+}
+
+/// Opens a first and a last name in place.
+fn open_names(opener: &Opener, first: &mut Option<String>, last: &mut Option<String>) -> Result<()> {
+    *first = opener.open_opt(Field::FirstName, first.as_deref())?;
+    *last = opener.open_opt(Field::LastName, last.as_deref())?;
+    Ok(())
 }
