@@ -140,7 +140,9 @@ fn aad(field: Field, user_id: &str) -> Vec<u8> {
 }
 
 /// Seals `value`, `user_id`'s `field`, under the person's key. An email address carries its index
-/// key (in the clear: a keyed hash) so that the fold can index it without any key.
+/// key (in the clear: a keyed hash) so that the fold can index it without any key. (The shell
+/// seals whole profiles with [`seal_user`] and [`seal_changes`]; this is the tests' one field.)
+#[cfg(test)]
 pub fn seal(keys: &PersonKeys, user_id: &str, field: Field, value: &str) -> String {
     let index = match field {
         Field::EmailAddress => email_index(&keys.index, value).split_off(INDEX_PREFIX.len()),
@@ -151,6 +153,8 @@ pub fn seal(keys: &PersonKeys, user_id: &str, field: Field, value: &str) -> Stri
 
 /// Opens personal text with the person's key (`None`: the key is destroyed, and the field reads
 /// [`ERASED`]); clear text is returned as it is. Text that does not open is Corrupt, named.
+/// (The shell opens a person's fields with one [`Opener`]; this is the tests' one field.)
+#[cfg(test)]
 pub fn open(person: Option<&[u8; 32]>, user_id: &str, field: Field, text: &str) -> Result<String> {
     Opener::new(person, user_id).open(field, text)
 }
