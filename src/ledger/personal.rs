@@ -122,6 +122,8 @@ impl super::Ledger {
     /// one erasure each; returns their ids, in id order.
     pub fn erase_users(&self, caller: &Caller, disabled_before_ms: i64) -> Result<Vec<String>> {
         const PAGE: usize = 1000;
+        // Refused before anything is read, whether or not anyone is to be erased.
+        self.authorize(caller, crate::core::Access::Keys)?;
         let (mut leavers, mut after): (Vec<String>, Option<String>) = (Vec::new(), None);
         loop {
             let (users, more) = self.read(caller, |store| store.users_after(after.as_deref(), PAGE))?;

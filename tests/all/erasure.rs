@@ -197,8 +197,11 @@ fn erase_users_erases_those_disabled_before_a_time_and_no_one_else() {
         t.ledger.get_user(&SYSTEM, id).unwrap();
     }
     assert_eq!(t.ledger.erase_users(&SYSTEM, cut).unwrap(), Vec::<String>::new(), "nothing left to erase");
-    // Only the root erases.
-    let denied = t.ledger.erase_user(&user_ledger::Caller::User(stays.clone()), &left_late, None);
+    // Only the root erases, even when there is no one to erase.
+    let someone = user_ledger::Caller::User(stays.clone());
+    let denied = t.ledger.erase_user(&someone, &left_late, None);
+    assert_eq!(denied.unwrap_err().wire_name(), "AccessDeniedException");
+    let denied = t.ledger.erase_users(&someone, common::T0 - 1);
     assert_eq!(denied.unwrap_err().wire_name(), "AccessDeniedException");
 }
 
