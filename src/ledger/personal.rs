@@ -1,5 +1,6 @@
 //! Personal data on the handle's side: the person key drawn with each new user and wrapped under
-//! the current data key, the keys a command seals with, users opened for answers, and erasure.
+//! a data key, the values a command carries sealed, users and entries opened for showing, and
+//! erasure.
 //!
 //! Invariant: a person's key leaves the process only wrapped, is stored only outside the chain
 //! (with the commit that creates the user) and is destroyed in the commit that records its
@@ -119,7 +120,8 @@ impl super::Ledger {
     }
 
     /// Erases every user DISABLED before `disabled_before_ms` (a retention period for leavers),
-    /// one erasure each; returns their ids, in id order.
+    /// one erasure each; returns the ids it erased, in id order (one erased meanwhile by someone
+    /// else is left out). The root only.
     pub fn erase_users(&self, caller: &Caller, disabled_before_ms: i64) -> Result<Vec<String>> {
         const PAGE: usize = 1000;
         // Refused before anything is read, whether or not anyone is to be erased.
@@ -137,10 +139,16 @@ impl super::Ledger {
                 break;
             }
         }
-        for user_id in &leavers {
-            self.erase_user(caller, user_id, None)?;
+        let mut erased = Vec::with_capacity(leavers.len());
+        for user_id in leavers {
+            match self.erase_user(caller, &user_id, None) {
+                Ok(()) => erased.push(user_id),
+                // Erased meanwhile (another operator, another host): nothing left to do.
+                Err(Error::ResourceNotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
-        Ok(leavers)
+        Ok(erased)
     }
 }
 
