@@ -452,14 +452,6 @@ impl State for SubjectFold {
         self.views.users_with_principal(principal_arn)
     }
 
-    fn access_keys_of(&self, user: &str) -> Result<Vec<String>> {
-        self.views.access_keys_of(user)
-    }
-
-    fn credentials_of(&self, user: &str) -> Result<Vec<String>> {
-        self.views.credentials_of(user)
-    }
-
     fn current_data_key(&self) -> Result<u32> {
         self.views.current_data_key()
     }

@@ -130,6 +130,10 @@ pub enum Command {
     EraseUser {
         /// The user.
         user_id: UserId,
+        /// The access keys and temporary credentials the user was issued, as its history names
+        /// them (read by the caller of `decide`, so that no decision scans every key): those
+        /// still held end with the erasure.
+        issued: Vec<String>,
     },
     /// Record that an operator cleared a user's failed sign-ins.
     ClearSignInLockout {

@@ -27,7 +27,7 @@ pub fn decide(
         Command::UpdateUser { user_id, changes, sealed } => {
             users::update(state, user_id, changes, sealed.as_ref())
         }
-        Command::EraseUser { user_id } => users::erase(state, user_id),
+        Command::EraseUser { user_id, issued } => users::erase(state, user_id, issued),
         Command::EnableUser { user_id } => users::enable(state, limits, user_id),
         Command::DisableUser { user_id } => users::disable(state, user_id),
         Command::ResetUserPassword { user_id, password_hash, .. } => {

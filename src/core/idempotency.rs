@@ -91,7 +91,7 @@ impl Response {
             | Command::DisableUser { user_id }
             | Command::SignIn { user_id }
             | Command::ClearSignInLockout { user_id }
-            | Command::EraseUser { user_id } => Response::UserId(user_id.clone()),
+            | Command::EraseUser { user_id, .. } => Response::UserId(user_id.clone()),
             Command::CreateKxUser { environment_id, user_name, iam_role, .. }
             | Command::UpdateKxUser { environment_id, user_name, iam_role } => Response::KxUser {
                 environment_id: environment_id.clone(),
@@ -181,7 +181,8 @@ pub fn fingerprint(caller: &Caller, command: &Command) -> [u8; 32] {
         | Command::DisableUser { user_id }
         | Command::SignIn { user_id }
         | Command::ClearSignInLockout { user_id }
-        | Command::EraseUser { user_id } => codec::encode(&(caller, operation, user_id)),
+        // What was issued is read from the log, not asked.
+        | Command::EraseUser { user_id, .. } => codec::encode(&(caller, operation, user_id)),
         // Every kdb command holds only request members: all of it is the request.
         Command::CreateKxUser { environment_id, user_name, iam_role, tags } => {
             codec::encode(&(caller, operation, environment_id, user_name, iam_role, tags))

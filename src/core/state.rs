@@ -41,10 +41,6 @@ pub trait State {
     fn principal_key(&self, access_key_id: &str) -> Result<Option<PrincipalKey>>;
     /// The temporary credentials with this key id.
     fn temporary_credential(&self, access_key_id: &str) -> Result<Option<TemporaryCredential>>;
-    /// The ids of `user`'s access keys, in id order.
-    fn access_keys_of(&self, user: &str) -> Result<Vec<String>>;
-    /// The key ids of the temporary credentials issued for `user`, in id order.
-    fn credentials_of(&self, user: &str) -> Result<Vec<String>>;
     /// The users whose apiAccessPrincipalArn is `principal_arn`, in id order.
     fn users_with_principal(&self, principal_arn: &str) -> Result<Vec<User>>;
     /// The id of the data key new credentials and seals derive from (0 until a rotation).

@@ -62,22 +62,28 @@ pub(super) fn update(
     Ok(if changes.is_empty() { vec![] } else { vec![Event::Updated { user_id: user_id.clone(), changes }] })
 }
 
-/// Erasure: the user's memberships, access keys and temporary credentials end (events of their
-/// own, folded as always), then the erasure itself; the caller destroys the person key in the
-/// same commit.
-pub(super) fn erase(state: &(impl State + ?Sized), user_id: &UserId) -> Result<Vec<Event>> {
+/// Erasure: the user's memberships, and those of the access keys and temporary credentials it
+/// was `issued` that it still holds, end (events of their own, folded as always), then the
+/// erasure itself; the commit destroys the person key.
+pub(super) fn erase(
+    state: &(impl State + ?Sized),
+    user_id: &UserId,
+    issued: &[String],
+) -> Result<Vec<Event>> {
     existing(state, user_id)?;
+    let user = || user_id.clone();
     let mut events = Vec::new();
     for permission_group_id in state.groups_of(user_id)? {
-        events.push(Event::UserRemovedFromGroup { permission_group_id, user_id: user_id.clone() });
+        events.push(Event::UserRemovedFromGroup { permission_group_id, user_id: user() });
     }
-    for access_key_id in state.access_keys_of(user_id)? {
-        events.push(Event::AccessKeyDeleted { access_key_id, user_id: user_id.clone() });
+    for id in issued {
+        if state.access_key(id)?.is_some_and(|key| key.user_id == *user_id) {
+            events.push(Event::AccessKeyDeleted { access_key_id: id.clone(), user_id: user() });
+        } else if state.temporary_credential(id)?.is_some_and(|c| c.user_id == *user_id) {
+            events.push(Event::CredentialsRevoked { access_key_id: id.clone(), user_id: user() });
+        }
     }
-    for access_key_id in state.credentials_of(user_id)? {
-        events.push(Event::CredentialsRevoked { access_key_id, user_id: user_id.clone() });
-    }
-    events.push(Event::PersonalDataErased { user_id: user_id.clone() });
+    events.push(Event::PersonalDataErased { user_id: user() });
     Ok(events)
 }
 

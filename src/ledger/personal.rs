@@ -116,7 +116,26 @@ impl super::Ledger {
     pub fn erase_user(&self, caller: &Caller, user_id: &str, client_token: Option<&str>) -> Result<()> {
         crate::api::request::validate_user_id(Some(user_id))?;
         crate::api::request::validate_client_token(client_token)?;
-        self.command(caller, client_token, Command::EraseUser { user_id: user_id.to_owned() }).map(drop)
+        let issued = self.issued_to(user_id)?;
+        self.command(caller, client_token, Command::EraseUser { user_id: user_id.to_owned(), issued })
+            .map(drop)
+    }
+
+    /// The access keys and temporary credentials `user_id`'s history says it was issued (a read
+    /// of its own events, where a decision would scan every key). One issued after this read is
+    /// left behind by the erasure, and refused all the same: its user no longer exists.
+    fn issued_to(&self, user_id: &str) -> Result<Vec<String>> {
+        let mut issued = std::collections::BTreeSet::new();
+        for entry in self.history(crate::core::event::Subject::User(user_id))? {
+            match entry.envelope.event {
+                Event::AccessKeyCreated { access_key_id, .. }
+                | Event::CredentialsIssued { access_key_id, .. } => {
+                    issued.insert(access_key_id);
+                }
+                _ => {}
+            }
+        }
+        Ok(issued.into_iter().collect())
     }
 
     /// Erases every user DISABLED before `disabled_before_ms` (a retention period for leavers),

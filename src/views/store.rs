@@ -189,18 +189,6 @@ impl<S: RowStore + ?Sized> State for S {
             .collect())
     }
 
-    /// A scan of every access key: only an erasure asks, and it is rare.
-    fn access_keys_of(&self, user: &str) -> Result<Vec<String>> {
-        let keys: Vec<AccessKey> = all(self, ViewTree::AccessKeys)?;
-        Ok(keys.into_iter().filter(|k| k.user_id == user).map(|k| k.access_key_id).collect())
-    }
-
-    /// A scan of every temporary credential, as [`State::access_keys_of`].
-    fn credentials_of(&self, user: &str) -> Result<Vec<String>> {
-        let credentials: Vec<TemporaryCredential> = all(self, ViewTree::TemporaryCredentials)?;
-        Ok(credentials.into_iter().filter(|c| c.user_id == user).map(|c| c.access_key_id).collect())
-    }
-
     fn current_data_key(&self) -> Result<u32> {
         let id = counter(self, crate::views::CURRENT_DATA_KEY)?;
         u32::try_from(id).map_err(|_| Error::corrupt(format_args!("corrupt views: current data key {id}")))

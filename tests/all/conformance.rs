@@ -349,7 +349,7 @@ fn person_keys_are_stored_and_destroyed_by_the_commits_that_create_and_erase_the
     let erase = |user_id: &str| WriteRequest {
         caller: SYSTEM,
         client_token: None,
-        command: Command::EraseUser { user_id: user_id.into() },
+        command: Command::EraseUser { user_id: user_id.into(), issued: vec![] },
         person_key: None,
     };
     let kept = writer.head();

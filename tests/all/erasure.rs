@@ -68,23 +68,36 @@ fn assert_holds_no_personal_data(storage: &[u8], where_: &str) {
     }
 }
 
-/// Makes the person: created with names, renamed, in a group, with an access key.
-fn person(ledger: &Ledger) -> (String, String) {
+/// The IAM role the person's programmatic access is for.
+const ROLE: &str = "arn:aws:iam::123456789012:role/AdaDesk";
+
+/// Makes the person: created with names, renamed, in a group, with an access key and temporary
+/// credentials (their key ids).
+fn person(ledger: &Ledger) -> (String, String, String) {
     let request = CreateUserRequest {
         first_name: Some(FIRST.into()),
         last_name: Some(LAST.into()),
+        api_access: Some("ENABLED".into()),
+        api_access_principal_arn: Some(ROLE.into()),
         ..CreateUserRequest::new(EMAIL, "APP_USER")
     };
     let id = ledger.create_user(&SYSTEM, &request).unwrap().user_id;
     let rename = UpdateUserRequest { first_name: Some(RENAMED.into()), ..UpdateUserRequest::new(&id) };
     ledger.update_user(&SYSTEM, &rename).unwrap();
     let group = ledger
-        .create_permission_group(&SYSTEM, &CreatePermissionGroupRequest::new("analysts", &["ViewAuditData"]))
+        .create_permission_group(
+            &SYSTEM,
+            &CreatePermissionGroupRequest::new("analysts", &["ViewAuditData", "GetTemporaryCredentials"]),
+        )
         .unwrap()
         .permission_group_id;
     ledger.associate_user_to_permission_group(&SYSTEM, &group, &id, None).unwrap();
     let key = ledger.create_access_key(&SYSTEM, &id).unwrap().access_key_id;
-    (id, key)
+    let environment = ledger.environment_id().to_owned();
+    let principal = user_ledger::Caller::Principal(ROLE.into());
+    let issued =
+        ledger.get_programmatic_access_credentials(&principal, Some(&environment), Some(30)).unwrap();
+    (id, key, issued.credentials.access_key_id)
 }
 
 fn checkpoint(ledger: &Ledger, size: Option<u64>) -> Checkpoint {
@@ -119,7 +132,7 @@ fn not_found<T: std::fmt::Debug>(result: user_ledger::Result<T>) {
 #[test]
 fn an_erased_person_is_unreadable_everywhere_its_address_free_and_every_proof_signed_before_holds() {
     let t = TestLedger::new();
-    let (alice, key) = person(&t.ledger);
+    let (alice, key, temporary) = person(&t.ledger);
     let bob = t.create("bob.keeps.his.data@example.org");
     assert_eq!(t.ledger.get_user(&SYSTEM, &alice).unwrap().first_name.as_deref(), Some(RENAMED));
     // Before: the files hold the person's data only sealed.
@@ -136,13 +149,18 @@ fn an_erased_person_is_unreadable_everywhere_its_address_free_and_every_proof_si
     t.ledger.erase_user(&SYSTEM, &alice, Some("erase-alice")).unwrap();
     t.ledger.erase_user(&SYSTEM, &alice, Some("erase-alice")).unwrap();
     let kinds: Vec<_> = t.ledger.log(events + 1).map(|e| e.unwrap().envelope.event.kind()).collect();
-    assert_eq!(kinds, ["UserRemovedFromGroup", "AccessKeyDeleted", "PersonalDataErased"], "once");
+    assert_eq!(
+        kinds,
+        ["UserRemovedFromGroup", "AccessKeyDeleted", "CredentialsRevoked", "PersonalDataErased"],
+        "once"
+    );
 
     // The API forgets the person; its key is unknown; its address can be registered again.
     not_found(t.ledger.get_user(&SYSTEM, &alice));
     not_found(t.ledger.erase_user(&SYSTEM, &alice, None));
     not_found(t.ledger.list_permission_groups_by_user(&SYSTEM, &alice, Some(10), None));
     assert!(t.ledger.credential(&key).unwrap().is_none());
+    assert!(t.ledger.credential(&temporary).unwrap().is_none());
     let listed = t.ledger.list_users(&SYSTEM, Some(100), None).unwrap().users;
     assert_eq!(listed.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), [bob.as_str()]);
     let again = t.create(&EMAIL.to_uppercase());
@@ -152,7 +170,7 @@ fn an_erased_person_is_unreadable_everywhere_its_address_free_and_every_proof_si
     let created = t.ledger.open_entry(t.ledger.log(1).next().unwrap().unwrap()).unwrap();
     let Event::Created { user, .. } = &created.envelope.event else { panic!("{created:?}") };
     assert_eq!((user.email_address.as_str(), user.first_name.as_deref()), (ERASED, Some(ERASED)));
-    assert_eq!(t.ledger.history(user_ledger::core::event::Subject::User(&alice)).unwrap().len(), 7);
+    assert_eq!(t.ledger.history(user_ledger::core::event::Subject::User(&alice)).unwrap().len(), 9);
     let then = t.ledger.user_as_of(&alice, AsOf::Seq(2)).unwrap().unwrap();
     assert_eq!((then.email_address.as_str(), then.first_name.as_deref()), (ERASED, Some(ERASED)));
 
@@ -209,7 +227,7 @@ fn erase_users_erases_those_disabled_before_a_time_and_no_one_else() {
 fn on_postgresql_a_dump_holds_the_person_only_sealed_and_after_erasure_not_its_key() {
     let location = postgres::fresh_location();
     let ledger = Ledger::open(postgres::pg(&location)).unwrap();
-    let (alice, _) = person(&ledger);
+    let (alice, _, _) = person(&ledger);
     let schema = location.rsplit("schema=").next().unwrap().to_owned();
     let dump = || {
         let out = std::process::Command::new(postgres::binary("pg_dump"))

@@ -20,7 +20,7 @@ fn sealed_created(id: &str, email: &str) -> Event {
 }
 
 fn erase(id: &str) -> Command {
-    Command::EraseUser { user_id: id.into() }
+    Command::EraseUser { user_id: id.into(), issued: vec!["KEY1".into(), "KEY2".into(), "NOT-HERS".into()] }
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn update_seals_names_and_an_unchanged_name_is_still_a_noop() {
 }
 
 #[test]
-fn erasure_ends_memberships_keys_and_credentials_then_records_itself() {
+fn erasure_ends_memberships_and_the_keys_still_held_of_those_issued_then_records_itself() {
     Scenario::given(&[
         sealed_created(ALICE, "alice@example.com"),
         group_created(&[]),
@@ -87,6 +87,8 @@ fn erasure_ends_memberships_keys_and_credentials_then_records_itself() {
         Event::AccessKeyCreated { access_key_id: "KEY1".into(), user_id: ALICE.into() },
         Event::AccessKeyCreated { access_key_id: "KEY2".into(), user_id: ALICE.into() },
         Event::AccessKeyDeleted { access_key_id: "KEY2".into(), user_id: ALICE.into() },
+        sealed_created(BOB, "bob@example.com"),
+        Event::AccessKeyCreated { access_key_id: "NOT-HERS".into(), user_id: BOB.into() },
     ])
     .when(erase(ALICE))
     .then_events(&[
