@@ -189,9 +189,12 @@ proptest! {
 
     /// The layers above the storage seam do not know sled: the same requests on the sled backend
     /// and on the in-memory test backend get the same answers (ids aside, which are random) and
-    /// append the same events, and on both the views equal the fold of the log.
+    /// append the same events, and on both the views equal the fold of the log. Without
+    /// erasures: which of two users sharing a principal gets its credentials follows their
+    /// random ids, so erasing one of them revokes credentials on one backend and not the other
+    /// (erasures are held to the laws on each backend by the tests below).
     #[test]
-    fn the_sled_and_the_in_memory_backend_agree(ops in proptest::collection::vec(op(), 1..60)) {
+    fn the_sled_and_the_in_memory_backend_agree(ops in proptest::collection::vec(op().prop_filter("not an erasure", |op| !matches!(op, Op::Erase { .. })), 1..60)) {
         let periodic = |c: user_ledger::Config| c.durability(Durability::Periodic(Duration::from_secs(60)));
         let on_sled = TestLedger::with(periodic);
         let in_memory = TestLedger::in_memory(periodic);
