@@ -61,24 +61,52 @@ impl super::Ledger {
     /// `user_id`'s person key, unwrapped; `None` if it has none (erased, or made before
     /// personal data was sealed).
     pub(super) fn person_key(&self, store: &dyn Backend, user_id: &str) -> Result<Option<[u8; 32]>> {
-        let Some(wrapped) = store.person_key(user_id)? else { return Ok(None) };
-        let data = self.data_key(seal::sealed_by(&wrapped))?;
-        let key = seal::open(&data.seal, Purpose::PersonKey, user_id, &wrapped)?;
-        let key = <[u8; 32]>::try_from(key.as_slice())
-            .map_err(|_| Error::corrupt(format_args!("the person key of user {user_id} is not 32 bytes")))?;
-        Ok(Some(key))
+        store.person_key(user_id)?.map(|wrapped| self.unwrap_person_key(user_id, &wrapped)).transpose()
+    }
+
+    /// `user_id`'s person key from its stored, wrapped form.
+    fn unwrap_person_key(&self, user_id: &str, wrapped: &[u8]) -> Result<[u8; 32]> {
+        let data = self.data_key(seal::sealed_by(wrapped))?;
+        let key = seal::open(&data.seal, Purpose::PersonKey, user_id, wrapped)?;
+        <[u8; 32]>::try_from(key.as_slice())
+            .map_err(|_| Error::corrupt(format_args!("the person key of user {user_id} is not 32 bytes")))
     }
 
     /// `user` with its personal fields opened (read as erased where its key is gone).
-    pub(super) fn open_user(&self, store: &dyn Backend, mut user: User) -> Result<User> {
+    pub(super) fn open_user(&self, store: &dyn Backend, user: User) -> Result<User> {
         if !personal::is_sealed(&user.email_address) {
             return Ok(user);
         }
         let key = self.person_key(store, &user.user_id)?;
-        let opener = Opener::new(key.as_ref(), &user.user_id);
-        user.email_address = opener.open(Field::EmailAddress, &user.email_address)?;
-        open_names(&opener, &mut user.first_name, &mut user.last_name)?;
-        Ok(user)
+        open_with(key, user)
+    }
+
+    /// A page of users, in id order after `after`, opened with one read of the person keys of
+    /// the ids it spans (one round trip on PostgreSQL, not one a user). Only a user's own key
+    /// lies in that span; a user whose key the read missed (made or erased meanwhile) is looked
+    /// up alone.
+    pub(super) fn open_users(
+        &self,
+        store: &dyn Backend,
+        after: Option<&str>,
+        users: Vec<User>,
+    ) -> Result<Vec<User>> {
+        let Some(last) = users.last().map(|u| u.user_id.clone()) else { return Ok(users) };
+        let mut wrapped: std::collections::BTreeMap<String, Vec<u8>> = store
+            .person_keys_after(after, users.len())?
+            .into_iter()
+            .take_while(|(id, _)| *id <= last)
+            .collect();
+        users
+            .into_iter()
+            .map(|user| match wrapped.remove(&user.user_id) {
+                Some(key) if personal::is_sealed(&user.email_address) => {
+                    let key = self.unwrap_person_key(&user.user_id, &key)?;
+                    open_with(Some(key), user)
+                }
+                _ => self.open_user(store, user),
+            })
+            .collect()
     }
 
     /// `entry` with its personal fields opened for showing (read as erased where the key is
@@ -176,4 +204,12 @@ fn open_names(opener: &Opener, first: &mut Option<String>, last: &mut Option<Str
     *first = opener.open_opt(Field::FirstName, first.as_deref())?;
     *last = opener.open_opt(Field::LastName, last.as_deref())?;
     Ok(())
+}
+
+/// `user` with its personal fields opened under `key` (read as erased without one).
+fn open_with(key: Option<[u8; 32]>, mut user: User) -> Result<User> {
+    let opener = Opener::new(key.as_ref(), &user.user_id);
+    user.email_address = opener.open(Field::EmailAddress, &user.email_address)?;
+    open_names(&opener, &mut user.first_name, &mut user.last_name)?;
+    Ok(user)
 }

@@ -65,9 +65,7 @@ impl Ledger {
         let after = next_token.map(|t| self.open_page(USERS_SCOPE, "nextToken", t)).transpose()?;
         let (users, more) = self.read(caller, |store| {
             let (users, more) = store.users_after(after.as_deref(), max as usize)?;
-            let users =
-                users.into_iter().map(|user| self.open_user(store, user)).collect::<Result<Vec<_>>>()?;
-            Ok((users, more))
+            Ok((self.open_users(store, after.as_deref(), users)?, more))
         })?;
         let next_token = match users.last() {
             Some(last) if more => Some(self.issue_page(USERS_SCOPE, last.user_id.as_bytes())?),

@@ -253,3 +253,35 @@ fn on_postgresql_a_dump_holds_the_person_only_sealed_and_after_erasure_not_its_k
     not_found(ledger.get_user(&SYSTEM, &alice));
     assert_eq!(ledger.verify(None, &mut |_| {}).unwrap().problem, None);
 }
+
+#[test]
+fn list_users_pages_open_each_user_with_its_own_key_among_clear_and_erased_ones() {
+    // Users written in the clear (as before personal data was sealed), then sealed ones.
+    let t = TestLedger::with(|mut c| {
+        c.seal_personal_data = false;
+        c
+    });
+    let mut emails: Vec<String> = (0..4).map(|i| format!("clear{i}@example.org")).collect();
+    for email in &emails {
+        t.create(email);
+    }
+    let t = t.reopen();
+    let sealed: Vec<String> = (0..8).map(|i| format!("sealed{i}@example.org")).collect();
+    let ids: Vec<String> = sealed.iter().map(|email| t.create(email)).collect();
+    for gone in [&ids[1], &ids[4], &ids[5]] {
+        t.ledger.erase_user(&SYSTEM, gone, None).unwrap();
+    }
+    emails.extend(sealed.iter().enumerate().filter(|(i, _)| ![1, 4, 5].contains(i)).map(|(_, e)| e.clone()));
+    let (mut listed, mut token) = (Vec::new(), None);
+    loop {
+        let page = t.ledger.list_users(&SYSTEM, Some(3), token.as_deref()).unwrap();
+        listed.extend(page.users.into_iter().map(|u| u.email_address));
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    listed.sort_unstable();
+    emails.sort_unstable();
+    assert_eq!(listed, emails);
+}
