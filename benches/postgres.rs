@@ -12,7 +12,11 @@
 //!   (`Config::keep_tree`, whitebox), on sled and on 1, 2 and 4 hosts, the two runs of each
 //!   interleaved three times so that the disk's drift falls on both.
 //!
-//! `USER_LEDGER_BENCH_SECS` (default 3) is how long each figure runs.
+//! - sealing personal data (issue 34): durable CreateUser at 64 callers on one host, sealed and
+//!   in the clear (`Config::seal_personal_data`, whitebox), A B B A A B B A.
+//!
+//! `USER_LEDGER_BENCH_SECS` (default 3) is how long each figure runs; `USER_LEDGER_BENCH_ONLY=tree`
+//! or `=sealing` runs that A/B alone.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 #[path = "common/rate.rs"]
@@ -98,11 +102,42 @@ fn main() {
         println!("{what:<48} {ours:>10.0}/s  {ratio}");
     };
 
-    // USER_LEDGER_BENCH_ONLY=tree runs the tree's A/B alone.
-    if std::env::var("USER_LEDGER_BENCH_ONLY").as_deref() != Ok("tree") {
+    // USER_LEDGER_BENCH_ONLY=tree or =sealing runs that A/B alone.
+    let only = std::env::var("USER_LEDGER_BENCH_ONLY").ok();
+    if only.is_none() {
         baselines(&server.url, &location, &row);
     }
-    tree_cost(&location, &row);
+    if only.as_deref() != Some("sealing") {
+        tree_cost(&location, &row);
+    }
+    if only.as_deref() != Some("tree") {
+        sealing_cost(&location, &row);
+    }
+}
+
+/// Durable CreateUser (an address and two names, a clientToken) at 64 callers on one host,
+/// personal data sealed (B) and in the clear (A), in the order A B B A A B B A.
+fn sealing_cost(location: &dyn Fn(&str) -> String, row: &Row) {
+    println!("\nsealing personal data: CreateUser+token with names, 1 host, 64 callers, A B B A A B B A");
+    let (mut clear, mut sealed) = (0.0, 0.0);
+    for run in 0..8 {
+        let mut config = pg::pg(location(&format!("sealing{run}")));
+        let is_clear = matches!(run % 4, 0 | 3);
+        config.seal_personal_data = !is_clear;
+        let ledger = Ledger::open(config).unwrap();
+        let rate = rate(64, |caller, i| {
+            let request = CreateUserRequest {
+                client_token: Some(format!("s{run}-{caller}-{i}")),
+                first_name: Some(format!("First{caller}")),
+                last_name: Some(format!("Last{i}")),
+                ..CreateUserRequest::new(format!("s{run}-{caller}-{i}@example.com"), "APP_USER")
+            };
+            ledger.create_user(&Caller::System, &request).unwrap();
+        });
+        *(if is_clear { &mut clear } else { &mut sealed }) += rate / 4.0;
+    }
+    row("PostgreSQL: sealed".into(), sealed, Some(("clear", clear)));
+    row("PostgreSQL: clear".into(), clear, None);
 }
 
 /// The ledger against the per-command transaction and a plain select, on PostgreSQL and sled.
